@@ -1,0 +1,48 @@
+"""The ``procure`` command: thin argument parsing over the library.
+
+Each subcommand lives in ``procure_trl/commands/<name>.py`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+subcommand runs, so ``procure perturb`` never pays for importing torch or transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
+SUBCOMMANDS = {
+    "perturb": "generate and validate counterfactual programs (rule-based or LLM-guided)",
+    "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
+    "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"procure_trl.commands.{name}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="procure",
+        description="ProCURE: concept-aware fine-tuning of code LLMs with counterfactual programs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Only the chosen subcommand's module is imported; the others get a stub parser for --help.
+    chosen = next((a for a in (argv or []) if a in SUBCOMMANDS), None)
+    for name, help_text in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            _command_module(name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    return int(_command_module(args.command).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Shared fixtures. Everything runs offline: tiny models and tokenizers are built locally."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any Hugging Face import: tests never reach the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """Byte-level BPE fast tokenizer, trained in memory."""
+    from procure_trl.testing_utils import build_tiny_tokenizer
+
+    return build_tiny_tokenizer("bpe")
+
+
+@pytest.fixture(scope="session")
+def tiny_wordpiece_tokenizer():
+    """WordPiece fast tokenizer (drops whitespace: offsets have gaps)."""
+    from procure_trl.testing_utils import build_tiny_tokenizer
+
+    return build_tiny_tokenizer("wordpiece")
+
+
+@pytest.fixture
+def tiny_llama(tiny_tokenizer):
+    """A fresh 2-layer Llama with random weights, sized to the tiny tokenizer."""
+    from procure_trl.testing_utils import build_tiny_llama
+
+    return build_tiny_llama(tiny_tokenizer)
