@@ -1,0 +1,1 @@
+"""Metric estimators (pure Python). The `evaluate` modules under evaluation/metrics/ are thin wrappers over these."""
