@@ -1,0 +1,259 @@
+"""Character spans -> per-token perturbation masks, aligned with what the trainer tokenizes.
+
+A counterfactual program records *which characters* a perturbation changed, as ``[start, end)``
+offsets into its code. Training needs the same information per *token*: a 0/1 list aligned with
+``input_ids``. The bridge is the offset mapping of a fast tokenizer: token ``i`` covers the
+characters ``[a, b)`` of the text, and it is perturbed when that range overlaps a changed span.
+
+* :func:`spans_to_token_mask` is the pure core (no tokenizer involved), easy to test exhaustively.
+* :func:`perturbation_mask` tokenizes one text and returns ``(input_ids, mask)``.
+* :func:`prompt_completion_mask` tokenizes a prompt/completion row exactly the way TRL 1.16's
+  ``SFTTrainer`` does (with or without a chat template) so that the mask lines up with the
+  ``input_ids`` the trainer will train on.
+* :func:`check_mask_alignment` is the guard used wherever a mask meets a token sequence.
+
+This module imports neither ``transformers`` nor ``trl``: tokenizers are used through duck typing.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import Any, Sequence
+
+__all__ = [
+    "spans_to_token_mask",
+    "perturbation_mask",
+    "prompt_completion_mask",
+    "check_mask_alignment",
+    "validate_spans",
+]
+
+_FAST_TOKENIZER_HINT = (
+    "needs a fast tokenizer (one backed by the `tokenizers` library) because per-token masks come from "
+    "its offset mapping; load it with AutoTokenizer.from_pretrained(..., use_fast=True)"
+)
+
+
+def _where(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def validate_spans(spans: Sequence[Sequence[int]], text_length: int | None = None, where: str = "") -> list[tuple[int, int]]:
+    """Check that every span is a pair of integers ``0 <= start < end <= text_length``.
+
+    Returns the spans as a list of tuples. ``text_length=None`` skips the upper bound. The error names
+    the offending span and its index, so a bad row in a dataset can be found.
+    """
+    checked: list[tuple[int, int]] = []
+    for i, span in enumerate(spans):
+        if isinstance(span, (str, bytes)) or not hasattr(span, "__len__") or len(span) != 2:
+            raise ValueError(f"{_where(where)}span #{i} {span!r} is not a [start, end) pair of integers")
+        start, end = span
+        if isinstance(start, bool) or isinstance(end, bool) or not (_is_int(start) and _is_int(end)):
+            raise ValueError(f"{_where(where)}span #{i} {list(span)!r} must hold integers, got {type(start).__name__}/{type(end).__name__}")
+        start, end = int(start), int(end)
+        if not 0 <= start < end:
+            raise ValueError(
+                f"{_where(where)}span #{i} [{start}, {end}) is empty or negative; spans are [start, end) "
+                "character offsets with 0 <= start < end"
+            )
+        if text_length is not None and end > text_length:
+            raise ValueError(
+                f"{_where(where)}span #{i} [{start}, {end}) lies outside the text of length {text_length}; "
+                "spans must be character offsets into the text they were computed on"
+            )
+        checked.append((start, end))
+    return checked
+
+
+def _is_int(value: Any) -> bool:
+    # numpy / torch integer scalars define __index__ too; floats do not
+    return hasattr(value, "__index__")
+
+
+def spans_to_token_mask(
+    offsets: Sequence[tuple[int, int]],
+    spans: Sequence[Sequence[int]],
+    text_length: int | None = None,
+) -> list[int]:
+    """Mark the tokens whose characters overlap a changed span.
+
+    Args:
+        offsets: one ``(a, b)`` character range per token, as returned by a fast tokenizer with
+            ``return_offsets_mapping=True``.
+        spans: changed character ranges ``[s, e)`` in the same text, in any order, may overlap.
+        text_length: length of the text; when given, spans reaching past it raise ``ValueError``.
+
+    Returns:
+        ``mask`` with ``mask[i] == 1`` iff ``a_i < e and s < b_i`` for some span. A token without
+        characters (``a == b``, e.g. a BOS/EOS added by the post-processor with offset ``(0, 0)``)
+        covers nothing and is always 0.
+    """
+    checked = validate_spans(spans, text_length)
+    if not checked:
+        return [0] * len(offsets)
+    limit = max(text_length or 0, max(e for _, e in checked), max((b for _, b in offsets), default=0))
+    # changed[c] = 1 when character c is inside some span; a prefix sum answers "any changed
+    # character in [a, b)?" in O(1) per token, whatever the number and order of spans.
+    changed = [0] * (limit + 1)
+    for s, e in checked:
+        changed[s] += 1
+        changed[e] -= 1
+    inside = [1 if depth > 0 else 0 for depth in accumulate(changed)]
+    prefix = [0, *accumulate(inside)]
+    mask = []
+    for a, b in offsets:
+        mask.append(1 if b > a and prefix[b] - prefix[a] > 0 else 0)
+    return mask
+
+
+def _require_fast(tokenizer: Any, caller: str) -> None:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{caller} {_FAST_TOKENIZER_HINT}; got {type(tokenizer).__name__}, which has no offset mapping")
+
+
+def _encode_with_offsets(tokenizer: Any, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    encoding = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
+
+
+def perturbation_mask(
+    text: str,
+    spans: Sequence[Sequence[int]],
+    tokenizer: Any,
+    *,
+    add_special_tokens: bool = True,
+) -> tuple[list[int], list[int]]:
+    """Tokenize ``text`` and return ``(input_ids, mask)`` where ``mask`` marks tokens overlapping ``spans``.
+
+    ``spans`` are ``[start, end)`` character offsets into ``text``. Requires a fast tokenizer.
+    """
+    _require_fast(tokenizer, "perturbation_mask")
+    validate_spans(spans, len(text))
+    input_ids, offsets = _encode_with_offsets(tokenizer, text, add_special_tokens)
+    return input_ids, spans_to_token_mask(offsets, spans, len(text))
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prompt_completion_mask(
+    prompt: str,
+    completion: str,
+    completion_spans: Sequence[Sequence[int]],
+    tokenizer: Any,
+    *,
+    chat_template: bool = False,
+    add_eos: bool = True,
+) -> dict[str, list[int]]:
+    """Tokenize a prompt/completion row as TRL 1.16's ``SFTTrainer`` does, with a perturbation mask.
+
+    Without a chat template (``chat_template=False``) the trainer appends the EOS token to the
+    completion (unless it already ends with it), tokenizes ``prompt + completion`` with the
+    tokenizer's special tokens, tokenizes the prompt alone, and starts the completion where the two
+    token sequences diverge. With ``chat_template=True`` the row is the conversation
+    ``[{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]`` rendered
+    by ``tokenizer.apply_chat_template`` (no EOS appended: the template decides how a turn ends).
+
+    Args:
+        prompt: the instruction / problem statement.
+        completion: the program; ``completion_spans`` are ``[start, end)`` offsets into it.
+        completion_spans: changed character spans of ``completion`` (empty for an original).
+        tokenizer: a fast tokenizer (and with ``chat_template=True``, one with a chat template).
+        chat_template: render the row as a conversation, as TRL does for conversational datasets.
+        add_eos: append EOS to a non-conversational completion, as TRL does; set ``False`` only to
+            mirror a pipeline that does not.
+
+    Returns:
+        ``{"input_ids", "completion_mask", "perturbation_mask"}``, three lists of equal length;
+        ``completion_mask`` is TRL's (1 from the first completion token on).
+    """
+    _require_fast(tokenizer, "prompt_completion_mask")
+    validate_spans(completion_spans, len(completion), where="completion_spans")
+    if chat_template:
+        return _chat_prompt_completion_mask(prompt, completion, completion_spans, tokenizer)
+
+    eos = getattr(tokenizer, "eos_token", None)
+    if add_eos and eos and not completion.endswith(eos):
+        completion = completion + eos  # spans into the completion stay valid: EOS goes after them
+    text = prompt + completion
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    input_ids, offsets = _encode_with_offsets(tokenizer, text, add_special_tokens=True)
+    shift = len(prompt)
+    spans = [(s + shift, e + shift) for s, e in completion_spans]
+    pert = spans_to_token_mask(offsets, spans, len(text))
+    prompt_len = _common_prefix_length(prompt_ids, input_ids)
+    result = {
+        "input_ids": input_ids,
+        "completion_mask": [0] * prompt_len + [1] * (len(input_ids) - prompt_len),
+        "perturbation_mask": pert,
+    }
+    check_mask_alignment(input_ids, pert, where="prompt_completion_mask")
+    return result
+
+
+def _chat_prompt_completion_mask(
+    prompt: str, completion: str, completion_spans: Sequence[Sequence[int]], tokenizer: Any
+) -> dict[str, list[int]]:
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "prompt_completion_mask(chat_template=True) needs a tokenizer with a chat template; set "
+            "tokenizer.chat_template (a Jinja string) or pass chat_template=False for plain prompt+completion rows"
+        )
+    user = [{"role": "user", "content": prompt}]
+    conversation = user + [{"role": "assistant", "content": completion}]
+    # The same two calls TRL makes; the rendered string is then tokenized once more with offsets.
+    # apply_chat_template(tokenize=True) encodes the rendered text with add_special_tokens=False.
+    prompt_ids = list(tokenizer.apply_chat_template(user, tokenize=True, return_dict=True, add_generation_prompt=True)["input_ids"])
+    rendered_prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
+    input_ids, offsets = _encode_with_offsets(tokenizer, rendered, add_special_tokens=False)
+    expected_ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
+    if input_ids != expected_ids:
+        raise RuntimeError(
+            "prompt_completion_mask: re-tokenizing the rendered chat did not reproduce apply_chat_template's "
+            "input_ids; the tokenizer's chat path differs from its plain call, so no mask can be aligned"
+        )
+    # The completion sits after the rendered prompt (searching from there avoids matching a copy
+    # of the code that the prompt may quote).
+    start_from = _common_prefix_length(rendered_prompt, rendered)  # type: ignore[arg-type]
+    where = rendered.find(completion, start_from)
+    if where < 0:
+        where = rendered.find(completion)
+    if where < 0:
+        raise ValueError(
+            "prompt_completion_mask: the chat template changed the completion text (e.g. stripped or escaped it), "
+            "so the changed spans cannot be located in the rendered conversation; use a template that inserts "
+            "message content verbatim, or chat_template=False"
+        )
+    spans = [(s + where, e + where) for s, e in completion_spans]
+    pert = spans_to_token_mask(offsets, spans, len(rendered))
+    prompt_len = _common_prefix_length(prompt_ids, input_ids)
+    check_mask_alignment(input_ids, pert, where="prompt_completion_mask")
+    return {
+        "input_ids": input_ids,
+        "completion_mask": [0] * prompt_len + [1] * (len(input_ids) - prompt_len),
+        "perturbation_mask": pert,
+    }
+
+
+def check_mask_alignment(input_ids: Sequence[int], mask: Sequence[int], where: str = "") -> None:
+    """Raise ``ValueError`` unless ``mask`` has one 0/1 entry per token of ``input_ids``.
+
+    Use it where a stored mask meets a token sequence (after truncation, padding or loading a
+    pre-tokenized dataset): a misaligned mask otherwise weights the wrong tokens without any error.
+    """
+    if len(mask) != len(input_ids):
+        raise ValueError(
+            f"{_where(where)}perturbation mask has {len(mask)} entries but there are {len(input_ids)} tokens; "
+            "the mask must be built from the same tokenization (and truncated/padded together with input_ids)"
+        )
+    for i, value in enumerate(mask):
+        if value not in (0, 1):
+            raise ValueError(f"{_where(where)}perturbation mask entry {i} is {value!r}; masks hold only 0 and 1")
