@@ -30,11 +30,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["concept_consistency_score", "bootstrap_ccs_interval", "row_pair_counts"]
+__all__ = ["concept_consistency_score", "bootstrap_ccs_interval", "row_pair_counts", "check_rows"]
 
 
-def _validate_rows(name: str, rows: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Check that ``rows`` is a list of non-empty lists of 0/1 values; return it as plain ints."""
+def check_rows(name: str, rows: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Check that ``rows`` is a list of non-empty lists of 0/1 values; return it as plain ints.
+
+    ``name`` ("predictions" or "references") names the argument in the error message.
+    """
     checked: list[list[int]] = []
     for i, row in enumerate(rows):
         try:
@@ -182,8 +185,8 @@ def concept_consistency_score(
         raise ValueError(f"confidence={confidence!r} must lie strictly between 0 and 1 (e.g. 0.95)")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap={n_bootstrap!r} must be >= 0 (0 skips the interval)")
-    preds = _validate_rows("predictions", predictions)
-    refs = _validate_rows("references", references)
+    preds = check_rows("predictions", predictions)
+    refs = check_rows("references", references)
 
     result = _summary(preds, refs, confidence, n_bootstrap, seed)
     if result["ccs"] is None:

@@ -1,0 +1,89 @@
+"""Concept Consistency Score (CCS): an `evaluate` metric over pass/fail results of paired completions.
+
+A thin wrapper: the estimator and all argument checks live in ``procure_trl.metrics.ccs``.
+Load it offline with ``evaluate.load("evaluation/metrics/ccs")`` (a path to this folder).
+"""
+
+import datasets
+import evaluate
+
+from procure_trl.metrics.ccs import check_rows
+from procure_trl.metrics.ccs import concept_consistency_score
+
+_CITATION = """\
+@article{procure2025,
+  title={ProCURE: Concept-aware fine-tuning of code LLMs with counterfactual programs},
+  journal={arXiv preprint arXiv:2508.12620},
+  year={2025}
+}
+"""
+
+_DESCRIPTION = """\
+The Concept Consistency Score measures whether a code model that solves a problem still solves it after a
+semantics-preserving rewrite aimed at one programming concept (if/else flip, independent statement swap,
+def-use break, variable renaming). Row i is one (problem, concept) pair: `references[i]` holds pass (1) /
+fail (0) of the completions sampled for the original program, `predictions[i]` the same for the
+counterfactual. Over all pairs of one original and one counterfactual completion, a pair is valid if at
+least one side passes and consistent if both pass; CCS = consistent / valid, pooled over rows.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list[list[int]]`): per row, 0/1 results of the counterfactual's completions.
+    references (`list[list[int]]`): per row, 0/1 results of the original's completions.
+    concepts (`list[str]`, optional): the concept of each row; adds per-concept scores.
+    confidence (`float`, default 0.95): coverage of the bootstrap interval.
+    n_bootstrap (`int`, default 1000): bootstrap resamples of rows (0: no interval).
+    seed (`int`, default 0): seed of the bootstrap.
+Returns:
+    ccs (`float` or `None`): pooled consistent / valid pairs; `None` (with a warning) when no pair is valid.
+    ccs_ci (`tuple[float, float]` or `None`): percentile bootstrap interval over rows.
+    ccs_per_concept, ccs_ci_per_concept, ame_per_concept, pairs_per_concept (`dict`): per concept.
+    consistent_pairs, valid_pairs (`int`): the pooled pair counts.
+    ame (`float` or `None`): mean |pass rate(counterfactual) - pass rate(original)| over rows not
+        all-fail on both sides.
+    rows (`int`): number of rows.
+Examples:
+    >>> ccs = evaluate.load("evaluation/metrics/ccs")
+    >>> out = ccs.compute(predictions=[[1, 0]], references=[[1, 1, 0]], concepts=["if_else_flip"])
+    >>> round(out["ccs"], 2)
+    0.4
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class CCS(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            # Rows hold variable numbers of completions: a sequence of int64 per row.
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("int64")),
+                    "references": datasets.Sequence(datasets.Value("int64")),
+                }
+            ),
+            reference_urls=["https://arxiv.org/abs/2508.12620"],
+        )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add rows of 0/1 results; each value is checked before it is stored."""
+        # Check before Arrow casts the rows to int64: the cast would silently turn 1.5 into 1.
+        if predictions is not None:
+            check_rows("predictions", predictions)
+        if references is not None:
+            check_rows("references", references)
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(self, predictions, references, concepts=None, confidence=0.95, n_bootstrap=1000, seed=0):
+        # `concepts` and the bootstrap settings are not features: evaluate passes them through as kwargs.
+        return concept_consistency_score(
+            predictions=predictions,
+            references=references,
+            concepts=concepts,
+            confidence=confidence,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
