@@ -1,0 +1,416 @@
+"""LLM-guided counterfactual generation: prompt, validate, repair, write.
+
+For each (problem, concept) pair the :class:`LLMGenerator`
+
+1. renders the concept-guided one-shot chain-of-thought prompt with the program's static-analysis facts
+   (:mod:`procure_trl.llm.prompts`);
+2. asks the endpoint (:class:`~procure_trl.llm.client.ChatClient`: bounded concurrency, retries, cache);
+3. parses the answer's fenced code block and sends the candidate through the SAME validation pipeline as
+   the rule-based engine (:mod:`procure_trl.validation`);
+4. on rejection, sends the validator's reason back, up to ``repair_rounds`` times;
+5. writes one row per pair, append-only, so a killed run resumes where it stopped.
+
+Rows have the rule engine's schema plus ``attempts`` (model answers used) and ``usage`` (tokens over all
+attempts, whether fetched or served from the cache, so a rerun writes identical rows). ``changed_spans``
+come from a diff against the original (:func:`procure_trl.llm.spans.changed_spans`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from procure_trl.concepts import Concept
+from procure_trl.llm.cache import ResponseCache
+from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
+from procure_trl.llm.output import ResumableJsonlWriter, pair_key
+from procure_trl.llm.prompts import FactsFn, build_messages, build_repair_message, default_facts, extract_code
+from procure_trl.llm.spans import changed_spans
+from procure_trl.problems import Problem
+
+VALID, NOT_APPLICABLE, REJECTED = "valid", "not_applicable", "rejected"
+
+#: USD per one million (prompt, completion) tokens: public list prices of a few hosted models, mid 2025.
+#: Extend or override with ``LLMGeneratorConfig.prices`` / ``--price MODEL=IN,OUT``; a model missing here
+#: gets a usage report without a cost.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+
+
+class LLMConfigError(ValueError):
+    """The configuration cannot work (missing API key, bad value): the message says what to change."""
+
+
+@dataclass
+class LLMGeneratorConfig:
+    """Settings of the LLM generator. Defaults suit a hosted endpoint; tests shrink the timeouts."""
+
+    model: str
+    """Model name the endpoint serves (e.g. ``gpt-4o-mini``, or the name vLLM/Ollama serve)."""
+    base_url: str | None = None
+    """Endpoint root such as ``http://localhost:8000/v1``; ``None``: the openai default / ``$OPENAI_BASE_URL``."""
+    api_key: str | None = None
+    """The key itself; ``None`` reads it from the environment variable ``api_key_env``."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the key. Local servers accept any value, e.g. ``EMPTY``."""
+    temperature: float = 1.0
+    """Sampling temperature (1.0, as in the paper: repairs need a different answer, not the same one)."""
+    max_tokens: int | None = 2048
+    """Completion token limit per request; ``None`` sends none (some reasoning models reject ``max_tokens``)."""
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    """More request parameters (``top_p``, ``seed``, ``max_completion_tokens``...); part of the cache key."""
+    repair_rounds: int = 3
+    """How many times a rejected candidate is sent back with the validator's reason."""
+    max_concurrency: int = 8
+    """(problem, concept) pairs, hence requests, in flight at once."""
+    request_timeout: float = 120.0
+    """Seconds for one HTTP request before it counts as a timeout (and is retried)."""
+    max_retries: int = 5
+    """Retries of one request on 429 / 408 / 409 / 5xx / timeouts / dropped connections / malformed bodies."""
+    initial_backoff: float = 1.0
+    """First retry delay in seconds; it doubles per retry (with jitter), capped by ``max_backoff``."""
+    max_backoff: float = 60.0
+    """Longest wait before a retry, also the cap on a server's ``Retry-After``."""
+    use_cache: bool = True
+    """Read and write the persistent response cache."""
+    cache_dir: str | None = None
+    """Cache directory; ``None``: ``$PROCURE_LLM_CACHE`` or ``~/.cache/procure_trl/llm``."""
+    prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """USD per 1M (prompt, completion) tokens by model name, for the cost estimate."""
+    seed: int | None = 0
+    """Seeds the retry jitter (the sampling itself is the endpoint's; the cache makes reruns identical)."""
+    show_progress: bool = True
+    """Show a tqdm progress bar over the pairs."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (bool(self.model and self.model.strip()), "model must be a non-empty model name"),
+            (self.repair_rounds >= 0, f"repair_rounds must be >= 0, got {self.repair_rounds}"),
+            (self.max_concurrency >= 1, f"max_concurrency must be >= 1, got {self.max_concurrency}"),
+            (self.request_timeout > 0, f"request_timeout must be > 0 seconds, got {self.request_timeout}"),
+            (self.max_retries >= 0, f"max_retries must be >= 0, got {self.max_retries}"),
+            (self.initial_backoff >= 0, f"initial_backoff must be >= 0, got {self.initial_backoff}"),
+            (self.max_backoff >= self.initial_backoff, "max_backoff must be >= initial_backoff"),
+            (0 <= self.temperature <= 2, f"temperature must be in [0, 2], got {self.temperature}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LLMConfigError(message)
+
+    def resolve_api_key(self) -> str:
+        """The API key, or :class:`LLMConfigError` naming the environment variable to set."""
+        if self.api_key:
+            return self.api_key
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise LLMConfigError(
+                f"no API key: the environment variable {self.api_key_env} is not set. Export it "
+                f"(export {self.api_key_env}=...), or name another variable with --api-key-env; "
+                "local servers (vLLM, Ollama) accept any value, e.g. EMPTY"
+            )
+        return key
+
+    def request_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"temperature": self.temperature}
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        params.update(self.extra_params)
+        return params
+
+
+def parse_price(text: str) -> tuple[str, tuple[float, float]]:
+    """``"MODEL=IN,OUT"`` (USD per 1M prompt, completion tokens) -> ``(MODEL, (IN, OUT))``."""
+    model, sep, rest = text.partition("=")
+    parts = rest.split(",")
+    try:
+        if not sep or not model.strip() or len(parts) != 2:
+            raise ValueError
+        return model.strip(), (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise ValueError(
+            f"bad --price {text!r}: expected MODEL=IN,OUT in USD per 1M prompt and completion tokens, "
+            "e.g. gpt-4o-mini=0.15,0.60"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A validation outcome: ``ok`` and, when not, the reason sent back to the model."""
+
+    ok: bool
+    reason: str = ""
+
+
+#: ``validate(problem, concept, original, candidate) -> Verdict``.
+ValidateFn = Callable[[Problem, Concept, str, str], Verdict]
+
+
+def default_validator() -> ValidateFn:
+    """The rule-based engine's validation pipeline (dedup, parse, concept check, test execution)."""
+    from procure_trl.llm.validation_adapter import make_validator
+
+    return make_validator()
+
+
+@dataclass
+class GenerationReport:
+    """What a run produced: every row of the output (resumed ones included) and what it cost."""
+
+    rows: list[dict]
+    new_rows: int
+    resumed_rows: int
+    stats: ClientStats
+    model: str
+    repair_rounds: int
+    price: tuple[float, float] | None
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.price is None:
+            return None
+        return (self.stats.billed.prompt_tokens * self.price[0]
+                + self.stats.billed.completion_tokens * self.price[1]) / 1e6
+
+
+class LLMGenerator:
+    """Generate counterfactual programs with a chat model; see the module docstring.
+
+    Args:
+        config: the settings.
+        validate_fn: overrides the validation pipeline (default: the rule engine's, shared by both engines).
+        facts_fn: static-analysis facts per (program, concept) (default: the rule engine's analysis).
+    """
+
+    def __init__(
+        self,
+        config: LLMGeneratorConfig,
+        *,
+        validate_fn: ValidateFn | None = None,
+        facts_fn: FactsFn | None = default_facts,
+    ) -> None:
+        self.config = config
+        self._api_key = config.resolve_api_key()  # fail before any work, naming the variable
+        self.validate_fn = validate_fn
+        self.facts_fn = facts_fn
+
+    # -- public API ------------------------------------------------------------------------------------
+    def generate(self, problems: Sequence[Problem], concepts: Sequence[Concept | str] | None = None) -> list[dict]:
+        """Rows for every (problem, concept) pair, in memory (see :meth:`generate_to_jsonl` for files)."""
+        rows: list[dict] = []
+        asyncio.run(self._run(problems, concepts, rows.append, done=set()))
+        order = {pair: i for i, pair in enumerate(self._pairs(problems, concepts))}
+        return sorted(rows, key=lambda r: order[pair_key(r)])
+
+    def generate_to_jsonl(
+        self,
+        problems: Sequence[Problem],
+        concepts: Sequence[Concept | str] | None,
+        path: str | os.PathLike[str],
+        resume: bool = False,
+    ) -> GenerationReport:
+        """Append one row per missing pair to ``path`` (JSONL) as each finishes; see :mod:`.output`."""
+        return asyncio.run(self.agenerate_to_jsonl(problems, concepts, path, resume=resume))
+
+    async def agenerate_to_jsonl(
+        self,
+        problems: Sequence[Problem],
+        concepts: Sequence[Concept | str] | None,
+        path: str | os.PathLike[str],
+        resume: bool = False,
+    ) -> GenerationReport:
+        """Async :meth:`generate_to_jsonl`, for callers that already run an event loop."""
+        self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
+        with ResumableJsonlWriter(path, resume=resume) as writer:
+            new: list[dict] = []
+
+            def sink(row: dict) -> None:
+                writer.write(row)
+                new.append(row)
+
+            stats = await self._run(problems, concepts, sink, done=writer.done)
+            existing = writer.existing
+        return GenerationReport(
+            rows=existing + new,
+            new_rows=len(new),
+            resumed_rows=len(existing),
+            stats=stats,
+            model=self.config.model,
+            repair_rounds=self.config.repair_rounds,
+            price=self.config.prices.get(self.config.model),
+        )
+
+    # -- orchestration ---------------------------------------------------------------------------------
+    @staticmethod
+    def _pairs(problems: Sequence[Problem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
+        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        ids = [p.task_id for p in problems]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise ValueError(f"duplicate task_id(s) {dup}: each problem needs a unique task_id")
+        return [(p.task_id, c.value) for p in problems for c in parsed]
+
+    async def _run(
+        self,
+        problems: Sequence[Problem],
+        concepts: Sequence[Concept | str] | None,
+        sink: Callable[[dict], None],
+        done: set[tuple[str, str]],
+    ) -> ClientStats:
+        from tqdm.auto import tqdm
+
+        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        todo = [(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done]
+        cfg = self.config
+        validate = self.validate_fn or default_validator()
+        cache = ResponseCache(cfg.cache_dir) if cfg.use_cache else None
+        client = ChatClient(
+            model=cfg.model,
+            api_key=self._api_key,
+            base_url=cfg.base_url,
+            params=cfg.request_params(),
+            request_timeout=cfg.request_timeout,
+            max_retries=cfg.max_retries,
+            initial_backoff=cfg.initial_backoff,
+            max_backoff=cfg.max_backoff,
+            max_concurrency=cfg.max_concurrency,
+            cache=cache,
+            seed=cfg.seed,
+        )
+        queue: asyncio.Queue = asyncio.Queue()
+        for item in todo:
+            queue.put_nowait(item)
+        bar = tqdm(total=len(todo), desc=f"llm {cfg.model}", unit="pair", disable=not cfg.show_progress,
+                   file=sys.stderr)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    problem, concept = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                row = await self._pair(client, validate, problem, concept)
+                sink(row)  # written before the next pair starts: a kill loses only pairs in flight
+                bar.update(1)
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(cfg.max_concurrency, max(len(todo), 1)))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        finally:
+            bar.close()
+            await client.aclose()
+        return client.stats
+
+    async def _pair(self, client: ChatClient, validate: ValidateFn, problem: Problem, concept: Concept) -> dict:
+        """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
+        original = problem.program
+        facts = self.facts_fn(original, concept) if self.facts_fn is not None else None
+        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn)
+        usage = Usage()
+        attempts = 0
+        reason = ""
+        last_code: str | None = None
+
+        def row(status: str, why: str, code: str | None) -> dict:
+            return {
+                "task_id": problem.task_id,
+                "concept": concept.value,
+                "status": status,
+                "reason": why,
+                "original": original,
+                "code": code,
+                "changed_spans": changed_spans(original, code) if code is not None else [],
+                "attempts": attempts,
+                "usage": usage.to_dict(),
+            }
+
+        for _round in range(self.config.repair_rounds + 1):
+            try:
+                response = await client.complete(messages)
+            except LLMFatalError:
+                raise
+            except LLMRequestError as err:
+                return row(REJECTED, f"endpoint error: {err}", last_code)
+            attempts += 1
+            usage += response.usage
+            parsed = extract_code(response.text)
+            if parsed.not_applicable is not None:
+                return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None)
+            if parsed.code is None:
+                reason = parsed.error or "no code"
+            else:
+                last_code = _match_trailing_whitespace(parsed.code, original)
+                # Validation executes the tests: run it off the event loop so requests keep flowing.
+                verdict = await asyncio.to_thread(validate, problem, concept, original, last_code)
+                if verdict.ok:
+                    return row(VALID, "", last_code)
+                reason = verdict.reason
+            messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]
+        return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code)
+
+
+def _match_trailing_whitespace(code: str, original: str) -> str:
+    """Give ``code`` the original's trailing whitespace: models normalise file ends, which changes nothing."""
+    return code.rstrip() + original[len(original.rstrip()):]
+
+
+def format_llm_summary(report: GenerationReport) -> str:
+    """A table with the valid rate per concept and (cumulatively) per repair round, then usage and cost."""
+    rounds = report.repair_rounds
+    by_concept: dict[str, list[dict]] = {}
+    for r in report.rows:
+        by_concept.setdefault(r["concept"], []).append(r)
+    order = [c.value for c in Concept if c.value in by_concept] + sorted(
+        c for c in by_concept if c not in {x.value for x in Concept}
+    )
+    head = ["concept", "pairs", "valid", "n/a", "rejected", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
+    lines = []
+
+    def line(name: str, rows: list[dict]) -> list[str]:
+        n = len(rows)
+        valid = [r for r in rows if r["status"] == VALID]
+        cells = [name, str(n), str(len(valid)), str(sum(r["status"] == NOT_APPLICABLE for r in rows)),
+                 str(sum(r["status"] == REJECTED for r in rows)), _pct(len(valid), n)]
+        # "<=rk": share of pairs valid after at most k repair rounds (attempts <= k + 1).
+        cells += [_pct(sum(r.get("attempts", 1) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
+        return cells
+
+    table = [head] + [line(c, by_concept[c]) for c in order] + [line("total", report.rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for i, cells in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
+        if i == 0 or i == len(table) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    s = report.stats
+    lines.append("")
+    lines.append(
+        f"rows: {report.new_rows} new, {report.resumed_rows} resumed; requests sent: {s.requests} "
+        f"({s.retries} retries, {s.failures} failed), cache hits: {s.cache_hits}"
+    )
+    lines.append(
+        f"tokens billed: {s.billed.prompt_tokens} prompt + {s.billed.completion_tokens} completion; "
+        f"from cache: {s.cached.prompt_tokens} + {s.cached.completion_tokens}"
+    )
+    cost = report.cost_usd
+    if cost is None:
+        lines.append(f"estimated cost: unknown (no price for model {report.model!r}; pass --price MODEL=IN,OUT)")
+    else:
+        lines.append(f"estimated cost: ${cost:.4f} (at ${report.price[0]}/{report.price[1]} per 1M tokens)")
+    return "\n".join(lines)
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100.0 * k / n:.1f}" if n else "-"
