@@ -1,0 +1,158 @@
+"""Where programs are cut for concept-consistency prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from procure_trl.concepts import Concept
+from procure_trl.harness.prompts import (
+    TruncationError,
+    counterfactual_prompt_pair,
+    cut_at_then_branch,
+    cut_solution_lines,
+    find_flipped_conditional,
+)
+
+PROMPT = 'def f(x):\n    """Sign of x."""\n'
+
+
+def spans_between(original: str, code: str) -> list[list[int]]:
+    """Changed spans of ``code`` (character offsets), via difflib: what `procure perturb` records."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(a=original, b=code, autojunk=False)
+    return [[j1, j2] for tag, _, _, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+
+
+# ---------------------------------------------------------------------------------------------- line cut
+
+
+def test_line_cut_keeps_75_percent_of_solution_lines():
+    program = PROMPT + "    a = 1\n    b = 2\n    c = 3\n    return a + b + c\n\n\n"
+    cut = cut_solution_lines(program, prompt_line_count=2)
+    assert cut == PROMPT + "    a = 1\n    b = 2\n    c = 3\n"  # 3 of 4 (trailing blank lines not counted)
+
+
+@pytest.mark.parametrize(
+    "n_lines, fraction, kept",
+    [(1, 0.75, 0), (2, 0.75, 1), (3, 0.75, 2), (5, 0.75, 3), (8, 0.75, 6), (4, 1.0, 3), (4, 0.0, 0), (4, 0.5, 2)],
+)
+def test_line_cut_rounds_down_and_leaves_a_line(n_lines, fraction, kept):
+    body = "".join(f"    v{i} = {i}\n" for i in range(n_lines))
+    cut = cut_solution_lines(PROMPT + body, 2, fraction)
+    assert cut == PROMPT + "".join(f"    v{i} = {i}\n" for i in range(kept))
+
+
+def test_line_cut_prompt_without_final_newline():
+    program = "def f(x): return x"  # one line, prompt is all of it -> nothing to complete
+    with pytest.raises(TruncationError, match="no solution lines"):
+        cut_solution_lines(program, 1)
+    assert cut_solution_lines("# task\ndef f(x):\n    return x", 1) == "# task\ndef f(x):\n"
+
+
+def test_line_cut_bad_fraction():
+    with pytest.raises(ValueError, match="line_fraction"):
+        cut_solution_lines(PROMPT + "    pass\n", 2, 1.5)
+
+
+# ---------------------------------------------------------------------------------------------- if/else
+
+
+ORIGINAL_IF = PROMPT + (
+    "    if x == 0:\n"
+    "        return 0\n"
+    "    if x > 0:\n"
+    "        y = 1\n"
+    "    else:\n"
+    "        y = -1\n"
+    "    return y\n"
+)
+FLIPPED_IF = PROMPT + (
+    "    if x == 0:\n"
+    "        return 0\n"
+    "    if not x > 0:\n"
+    "        y = -1\n"
+    "    else:\n"
+    "        y = 1\n"
+    "    return y\n"
+)
+
+
+def test_finds_second_if_and_cuts_both_programs_at_its_then_branch():
+    spans = spans_between(ORIGINAL_IF, FLIPPED_IF)
+    assert find_flipped_conditional(FLIPPED_IF, spans) == 1
+    pair = counterfactual_prompt_pair(ORIGINAL_IF, FLIPPED_IF, Concept.IF_ELSE_FLIP, spans, prompt_line_count=2)
+    assert pair.counterfactual == PROMPT + "    if x == 0:\n        return 0\n    if not x > 0:\n"
+    assert pair.reference == PROMPT + "    if x == 0:\n        return 0\n    if x > 0:\n"
+
+
+def test_elif_is_found():
+    original = PROMPT + (
+        "    if x > 10:\n        return 2\n    elif x > 0:\n        return 1\n    else:\n        return 0\n"
+    )
+    code = PROMPT + (
+        "    if x > 10:\n        return 2\n    elif not x > 0:\n        return 0\n    else:\n        return 1\n"
+    )
+    pair = counterfactual_prompt_pair(original, code, "if_else_flip", spans_between(original, code), 2)
+    assert pair.counterfactual.endswith("    elif not x > 0:\n")
+    assert pair.reference.endswith("    elif x > 0:\n")
+    assert pair.reference.count("\n") == pair.counterfactual.count("\n")
+
+
+def test_one_line_if_is_cut_before_its_statement():
+    original = PROMPT + "    if x > 0: return 1\n    else: return -1\n"
+    code = PROMPT + "    if not x > 0: return -1\n    else: return 1\n"
+    rank = find_flipped_conditional(code, spans_between(original, code))
+    assert cut_at_then_branch(code, rank) == PROMPT + "    if not x > 0: "
+
+
+def test_conditional_expression_is_cut_at_its_else_branch():
+    original = PROMPT + "    label = 'é'\n    return 1 if x > 0 else -1\n"  # non-ASCII: AST columns are bytes
+    code = PROMPT + "    label = 'é'\n    return -1 if not x > 0 else 1\n"
+    spans = spans_between(original, code)
+    pair = counterfactual_prompt_pair(original, code, Concept.IF_ELSE_FLIP, spans, 2)
+    assert pair.counterfactual == PROMPT + "    label = 'é'\n    return -1 if not x > 0 else "
+    assert pair.reference == PROMPT + "    label = 'é'\n    return 1 if x > 0 else "
+
+
+def test_innermost_condition_wins():
+    code = PROMPT + "    return (1 if not x > 0 else 2) if x else 3\n"
+    start = code.index("not ")
+    rank = find_flipped_conditional(code, [[start, start + 4]])
+    assert cut_at_then_branch(code, rank) == PROMPT + "    return (1 if not x > 0 else "
+
+
+def test_line_cut_can_be_used_for_if_else_flip_too():
+    spans = spans_between(ORIGINAL_IF, FLIPPED_IF)
+    pair = counterfactual_prompt_pair(
+        ORIGINAL_IF, FLIPPED_IF, Concept.IF_ELSE_FLIP, spans, 2, line_fraction=0.5, if_else_at_branch=False
+    )
+    assert pair.counterfactual == PROMPT + "    if x == 0:\n        return 0\n    if not x > 0:\n"
+
+
+def test_other_concepts_use_the_line_cut():
+    original = PROMPT + "    a = x\n    b = a * 2\n    c = b + 1\n    return c\n"
+    code = PROMPT + "    q = x\n    b = q * 2\n    c = b + 1\n    return c\n"
+    pair = counterfactual_prompt_pair(original, code, "name_random", spans_between(original, code), 2)
+    assert pair.reference == PROMPT + "    a = x\n    b = a * 2\n    c = b + 1\n"
+    assert pair.counterfactual == PROMPT + "    q = x\n    b = q * 2\n    c = b + 1\n"
+
+
+@pytest.mark.parametrize(
+    "original, code, spans, match",
+    [
+        (ORIGINAL_IF, FLIPPED_IF, [[0, 3]], "no changed span lies in the condition"),
+        (PROMPT + "    return x\n", PROMPT + "    return -x\n", [[20, 21]], "no if statement"),
+        (ORIGINAL_IF, FLIPPED_IF + "    if x:\n        pass\n", None, "original has 2 conditional"),
+        (ORIGINAL_IF, FLIPPED_IF.replace("else:", "else"), [[0, 1]], "does not parse"),
+    ],
+)
+def test_if_else_flip_skip_reasons(original, code, spans, match):
+    spans = spans if spans is not None else spans_between(ORIGINAL_IF, FLIPPED_IF)
+    with pytest.raises(TruncationError, match=match):
+        counterfactual_prompt_pair(original, code, Concept.IF_ELSE_FLIP, spans, 2)
+
+
+def test_unknown_concept_is_an_error():
+    with pytest.raises(ValueError, match="unknown concept"):
+        counterfactual_prompt_pair("x = 1\n", "x = 1\n", "flip", [], 0)
