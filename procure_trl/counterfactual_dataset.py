@@ -1,0 +1,318 @@
+"""The counterfactual dataset: schema, rows from the engine's JSONL, a task-level split, Hub layout.
+
+The engine (``procure perturb``) writes one JSON line per (problem, concept). This module turns those
+lines into training rows, one per program, in the schema documented on the dataset card:
+
+==================  ======================================  ============================================
+column              type                                    meaning
+==================  ======================================  ============================================
+``task_id``         string                                  benchmark task, e.g. ``HumanEval/0``
+``pair_id``         string                                  shared by an original and its counterfactuals
+``concept``         string                                  ``original`` or one of the five concepts
+``prompt``          string                                  the problem statement (natural language)
+``completion``      string                                  the full program
+``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
+``input_ids``       list of int32 (optional)                tokens of prompt + completion (one tokenizer)
+``completion_mask`` list of int8 (optional)                 1 on completion tokens, as TRL computes it
+``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
+==================  ======================================  ============================================
+
+Configs (subsets): ``all`` holds every row; each concept's config holds that concept's
+counterfactuals *and the originals they pair with*, so every config trains on complete pairs.
+Splits are drawn per task (seeded), so no task is in both ``train`` and ``test`` of any config.
+
+Only ``datasets`` is imported (lazily, by the functions that build ``Dataset`` objects); the row
+logic is pure Python and testable on its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.masks import prompt_completion_mask, validate_spans
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict, Features
+
+__all__ = [
+    "ENGINE_FIELDS",
+    "CONFIG_NAMES",
+    "EngineRecord",
+    "read_engine_jsonl",
+    "parse_engine_record",
+    "pair_id_for",
+    "problem_statement",
+    "build_rows",
+    "split_by_task",
+    "config_rows",
+    "add_token_columns",
+    "dataset_features",
+    "build_dataset_dict",
+    "concept_counts",
+]
+
+#: Fields every engine JSONL line must have, whatever its status.
+ENGINE_FIELDS = ("task_id", "concept", "status", "original")
+#: Statuses the engine writes; only ``valid`` lines become counterfactual rows.
+ENGINE_STATUSES = ("valid", "not_applicable", "rejected")
+#: Config (subset) names, in card order: ``all`` then one per concept.
+CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
+#: Text columns every row has; tokenized columns come after them when a tokenizer is given.
+TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
+TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask")
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """One validated line of the engine's JSONL output."""
+
+    task_id: str
+    concept: Concept
+    status: str
+    original: str
+    code: str | None = None
+    changed_spans: tuple[tuple[int, int], ...] = ()
+    reason: str = ""
+
+
+def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRecord:
+    """Validate one engine JSON object; errors name ``where`` (``file:line``), the field and the fix."""
+    if not isinstance(row, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [name for name in ENGINE_FIELDS if name not in row]
+    if missing:
+        raise ValueError(
+            f"{where}: missing field(s) {', '.join(missing)}; engine lines need {', '.join(ENGINE_FIELDS)} "
+            "(and code + changed_spans when status is 'valid') -- was the file written by `procure perturb`?"
+        )
+    try:
+        concept = Concept.parse(row["concept"])
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    status = row["status"]
+    if status not in ENGINE_STATUSES:
+        raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(ENGINE_STATUSES)}")
+    for name in ("task_id", "original"):
+        if not isinstance(row[name], str) or not row[name]:
+            raise ValueError(f"{where}: field {name!r} must be a non-empty string")
+    if status != "valid":
+        return EngineRecord(row["task_id"], concept, status, row["original"], reason=str(row.get("reason") or ""))
+    missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
+    if missing:
+        raise ValueError(f"{where}: a 'valid' line needs field(s) {', '.join(missing)} (the perturbed program and its spans)")
+    code = row["code"]
+    if not isinstance(code, str):
+        raise ValueError(f"{where}: field 'code' must be a string")
+    spans = validate_spans(row["changed_spans"], len(code), where=f"{where}: changed_spans")
+    if not spans:
+        raise ValueError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code")
+    return EngineRecord(row["task_id"], concept, status, row["original"], code, tuple(spans), str(row.get("reason") or ""))
+
+
+def read_engine_jsonl(path: str | os.PathLike) -> list[EngineRecord]:
+    """Read and validate the engine's JSONL; the first bad line raises with its line number."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+            records.append(parse_engine_record(row, where))
+    if not records:
+        raise ValueError(f"{path}: no engine lines; run `procure perturb` first")
+    return records
+
+
+def pair_id_for(task_id: str, original: str) -> str:
+    """Stable id shared by an original program and its counterfactuals: the task plus a content hash.
+
+    Hashing the program (not numbering rows) keeps ids stable across rebuilds and distinct when a task
+    has more than one original solution.
+    """
+    digest = hashlib.sha1(original.encode("utf-8")).hexdigest()[:10]
+    return f"{task_id}#{digest}"
+
+
+def problem_statement(prompt: str, entry_point: str | None = None) -> str:
+    """The natural-language statement of a benchmark prompt.
+
+    HumanEval-style prompts (signature + docstring): the docstring of ``entry_point`` (or of the last
+    function that has one). Comment-style prompts (MBPP, CodeContests in this project): the leading
+    ``#`` comment block, uncommented. Otherwise the prompt itself, stripped.
+    """
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        tree = None
+    if tree is not None:
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        preferred = [f for f in functions if f.name == entry_point] + functions[::-1]
+        for function in preferred:
+            doc = ast.get_docstring(function)
+            if doc:
+                return inspect.cleandoc(doc)
+    lines = prompt.lstrip("\n").splitlines()
+    comment = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        comment.append(line[2:] if line.startswith("# ") else line[1:])
+    if comment:
+        return "\n".join(comment).strip()
+    return prompt.strip()
+
+
+def build_rows(records: Iterable[EngineRecord], statements: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
+
+    ``statements`` maps task ids to their problem statement (the ``prompt`` column); a task without a
+    statement raises, naming the task and how to provide one.
+    """
+    rows: list[dict[str, Any]] = []
+    seen_originals: set[str] = set()
+    seen_counterfactuals: set[tuple[str, str]] = set()
+    for record in records:
+        if record.task_id not in statements:
+            raise ValueError(
+                f"no problem statement for task {record.task_id!r}; pass the benchmark it comes from "
+                "(--benchmarks humaneval,mbpp) or a problems JSONL (--problems PATH) that contains it"
+            )
+        prompt = statements[record.task_id]
+        pair_id = pair_id_for(record.task_id, record.original)
+        if pair_id not in seen_originals:
+            seen_originals.add(pair_id)
+            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, []))
+        if record.status != "valid":
+            continue
+        key = (pair_id, record.code or "")
+        if key in seen_counterfactuals:  # the same program twice (e.g. two concepts agreeing): keep the first
+            continue
+        seen_counterfactuals.add(key)
+        rows.append(
+            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "", [list(s) for s in record.changed_spans])
+        )
+    return rows
+
+
+def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list) -> dict[str, Any]:
+    return {"task_id": task_id, "pair_id": pair_id, "concept": concept, "prompt": prompt,
+            "completion": completion, "changed_spans": spans}
+
+
+def split_by_task(
+    rows: Sequence[Mapping[str, Any]], test_size: float = 0.2, seed: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """Split rows into ``train``/``test`` by task: every row of a task lands in the same split.
+
+    The tasks are shuffled with ``random.Random(seed)`` and ``round(test_size * n_tasks)`` go to test
+    (at least one when ``test_size > 0`` and there are two tasks or more). ``test_size=0`` gives only
+    ``train``.
+    """
+    if not 0 <= test_size < 1:
+        raise ValueError(f"test_size must be in [0, 1), got {test_size}")
+    tasks = sorted({row["task_id"] for row in rows})
+    random.Random(seed).shuffle(tasks)
+    n_test = round(test_size * len(tasks))
+    if test_size > 0 and n_test == 0 and len(tasks) > 1:
+        n_test = 1
+    test_tasks = set(tasks[:n_test])
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    for row in rows:
+        splits["test" if row["task_id"] in test_tasks else "train"].append(dict(row))
+    return {name: part for name, part in splits.items() if part or name == "train"}
+
+
+def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str, Any]]:
+    """The rows of one config: ``all``, or a concept's counterfactuals plus the originals they pair with."""
+    if config == "all":
+        return [dict(r) for r in rows]
+    concept = Concept.parse(config).value
+    pairs = {r["pair_id"] for r in rows if r["concept"] == concept}
+    return [dict(r) for r in rows if r["concept"] == concept or (r["concept"] == ORIGINAL and r["pair_id"] in pairs)]
+
+
+def add_token_columns(
+    rows: Sequence[Mapping[str, Any]], tokenizer: Any, *, chat_template: bool = False, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as TRL's SFTTrainer would tokenize.
+
+    Uses :func:`procure_trl.masks.prompt_completion_mask` (EOS appended without a chat template, as TRL
+    does), so the stored tokens are exactly the trainer's.
+    """
+    from tqdm.auto import tqdm
+
+    out = []
+    for row in tqdm(rows, desc="tokenizing", disable=not progress):
+        tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
+                                        chat_template=chat_template)
+        out.append({**row, **tokens})
+    return out
+
+
+def dataset_features(tokenized: bool = False) -> "Features":
+    """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``)."""
+    from datasets import Features, List, Value
+
+    columns: dict[str, Any] = {
+        "task_id": Value("string"),
+        "pair_id": Value("string"),
+        "concept": Value("string"),
+        "prompt": Value("string"),
+        "completion": Value("string"),
+        "changed_spans": List(List(Value("int32"), length=2)),
+    }
+    if tokenized:
+        columns["input_ids"] = List(Value("int32"))
+        columns["completion_mask"] = List(Value("int8"))
+        columns["perturbation_mask"] = List(Value("int8"))
+    return Features(columns)
+
+
+@dataclass
+class BuiltDataset:
+    """The DatasetDict of every non-empty config, and the per-config, per-split row counts."""
+
+    configs: dict[str, "DatasetDict"]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def build_dataset_dict(
+    splits: Mapping[str, Sequence[Mapping[str, Any]]], *, tokenized: bool = False
+) -> BuiltDataset:
+    """One ``DatasetDict`` per config from task-level splits; configs without rows are left out."""
+    from datasets import Dataset, DatasetDict
+
+    features = dataset_features(tokenized)
+    columns = list(features)
+    configs: dict[str, DatasetDict] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for config in CONFIG_NAMES:
+        parts = {}
+        for split, rows in splits.items():
+            selected = config_rows(rows, config)
+            if selected:
+                parts[split] = Dataset.from_list([{c: r[c] for c in columns} for r in selected], features=features)
+        if parts:
+            configs[config] = DatasetDict(parts)
+            counts[config] = {split: len(ds) for split, ds in parts.items()}
+    return BuiltDataset(configs, counts)
+
+
+def concept_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Number of rows per ``concept`` value, ``original`` first then the concepts in registry order."""
+    counter = Counter(r["concept"] for r in rows)
+    order = [ORIGINAL, *(c.value for c in Concept)]
+    return {name: counter.get(name, 0) for name in order}
