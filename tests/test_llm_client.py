@@ -1,0 +1,181 @@
+"""ChatClient against the loopback server: every fault of the issue, retries, Retry-After, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_server import ChatServer, Fault  # noqa: E402
+
+from procure_trl.llm.cache import ResponseCache
+from procure_trl.llm.client import (
+    ChatClient,
+    LLMFatalError,
+    LLMRequestError,
+    backoff_delay,
+    parse_retry_after,
+)
+
+MESSAGES = [{"role": "user", "content": "say hello"}]
+
+
+def make_client(server: ChatServer, **overrides) -> ChatClient:
+    kwargs = dict(
+        model="test-model",
+        api_key="sk-test",
+        base_url=server.url,
+        request_timeout=0.5,
+        max_retries=3,
+        initial_backoff=0.01,
+        max_backoff=1.0,
+        params={"temperature": 1.0},
+    )
+    kwargs.update(overrides)
+    return ChatClient(**kwargs)
+
+
+def complete(client: ChatClient, messages=MESSAGES):
+    async def go():
+        try:
+            return await client.complete(messages)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def server():
+    with ChatServer(lambda body: "hello there") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.error(500), Fault.error(503), Fault.error(429), Fault.malformed(), Fault.drop(), Fault.hang(5.0)],
+    ids=["500", "503", "429", "malformed-json", "dropped-connection", "hang-past-timeout"],
+)
+def test_transient_fault_is_retried_and_answer_returned(server, fault):
+    server.inject(fault)
+    client = make_client(server)
+    response = complete(client)
+    assert response.text == "hello there"
+    assert response.retries == 1
+    assert server.request_count == 2
+    assert [r.answer for r in server.log] == [fault.kind, "text"]
+    assert client.stats.requests == 2 and client.stats.retries == 1
+
+
+def test_retry_after_header_is_honoured(server):
+    server.inject(Fault.error(429, retry_after=0.4))
+    complete(make_client(server, initial_backoff=0.001))
+    first, second = server.log
+    # The client's own backoff would be ~1 ms; the gap proves the server's 0.4 s was waited for.
+    assert second.at - first.at >= 0.38
+
+
+def test_gives_up_after_max_retries_with_last_error(server):
+    server.inject(*[Fault.error(500)] * 10)
+    client = make_client(server, max_retries=2)
+    with pytest.raises(LLMRequestError, match=r"failed after 3 attempt\(s\); last error: HTTP 500"):
+        complete(client)
+    assert server.request_count == 3
+    assert client.stats.failures == 1
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_unfixable_status_is_fatal_without_retry(server, status):
+    server.inject(Fault.error(status))
+    with pytest.raises(LLMFatalError, match=str(status)):
+        complete(make_client(server))
+    assert server.request_count == 1
+
+
+def test_bad_request_fails_this_request_without_retry(server):
+    server.inject(Fault.error(400))
+    with pytest.raises(LLMRequestError, match="400"):
+        complete(make_client(server))
+    assert server.request_count == 1
+
+
+def test_unreachable_endpoint_raises_after_retries():
+    with ChatServer() as srv:
+        url = srv.url
+    # The server is closed: connections are refused.
+    client = ChatClient(model="m", api_key="k", base_url=url, max_retries=2, initial_backoff=0.001,
+                        max_backoff=0.01, request_timeout=1.0)
+    with pytest.raises(LLMRequestError, match="connection error"):
+        complete(client)
+    assert client.stats.requests == 3
+
+
+def test_cache_serves_a_repeat_without_a_request(server, tmp_path):
+    cache = ResponseCache(tmp_path)
+    first = complete(make_client(server, cache=cache))
+    second = complete(make_client(server, cache=cache))
+    assert server.request_count == 1
+    assert not first.cached and second.cached
+    assert second.text == first.text and second.usage == first.usage
+    # Another parameter is another key: it must reach the server.
+    complete(make_client(server, cache=cache, params={"temperature": 0.0}))
+    assert server.request_count == 2
+
+
+def test_concurrency_is_bounded():
+    import threading
+    import time
+
+    lock = threading.Lock()
+    live = {"now": 0, "max": 0}
+
+    def slow(body):
+        with lock:
+            live["now"] += 1
+            live["max"] = max(live["max"], live["now"])
+        time.sleep(0.05)
+        with lock:
+            live["now"] -= 1
+        return "ok"
+
+    with ChatServer(slow) as srv:
+        client = make_client(srv, max_concurrency=2, request_timeout=5.0)
+
+        async def go():
+            try:
+                await asyncio.gather(*[client.complete([{"role": "user", "content": str(i)}]) for i in range(8)])
+            finally:
+                await client.aclose()
+
+        asyncio.run(go())
+        assert srv.request_count == 8
+    assert live["max"] == 2
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter():
+    rng = random.Random(0)
+    delays = [backoff_delay(k, 0.5, 8.0, rng) for k in range(6)]
+    for k, d in enumerate(delays):
+        base = min(0.5 * 2**k, 8.0)
+        assert base * 0.5 <= d < base
+    assert backoff_delay(3, 0.5, 8.0, rng, retry_after=2.5) == 2.5
+    assert backoff_delay(3, 0.5, 8.0, rng, retry_after=999) == 8.0  # capped
+
+
+def test_parse_retry_after_forms():
+    assert parse_retry_after({"retry-after": "3"}) == 3.0
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"retry-after": "soon"}) is None
+
+
+def test_invalid_settings_name_the_setting():
+    with pytest.raises(ValueError, match="max_concurrency"):
+        ChatClient(model="m", api_key="k", max_concurrency=0)
+    with pytest.raises(ValueError, match="request_timeout"):
+        ChatClient(model="m", api_key="k", request_timeout=0)

@@ -1,0 +1,93 @@
+"""Prompt construction and answer parsing (pure functions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from procure_trl.concepts import Concept
+from procure_trl.llm.prompts import (
+    NOT_APPLICABLE_MARKER,
+    _EXAMPLES,
+    build_messages,
+    build_repair_message,
+    extract_code,
+    system_prompt,
+)
+
+PROGRAM = "def f(a):\n    if a:\n        return 1\n    else:\n        return 2\n"
+FACTS = {"ifs": [{"line": 2, "condition": "a", "has_else": True}]}
+
+
+def fake_facts(program, concept):
+    return {"concept": concept.value, "chars": len(program)}
+
+
+@pytest.mark.parametrize("concept", list(Concept))
+def test_one_shot_structure_with_rules_example_and_facts(concept):
+    messages = build_messages(PROGRAM, concept, FACTS, entry_point="f", facts_fn=fake_facts)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert f"Concept: {concept.value}" in messages[0]["content"]
+    example = _EXAMPLES[concept]
+    assert example.program.rstrip() in messages[1]["content"]
+    # The example's facts come from the same facts function, so they look like the real ones.
+    assert json.dumps(fake_facts(example.program, concept), indent=2, sort_keys=True) in messages[1]["content"]
+    assert example.answer.rstrip() in messages[2]["content"]
+    task = messages[3]["content"]
+    assert PROGRAM.rstrip() in task and "`f`" in task
+    assert json.dumps(FACTS, indent=2, sort_keys=True) in task
+
+
+def test_messages_are_deterministic_and_concept_specific():
+    a = build_messages(PROGRAM, "if_else_flip", FACTS, facts_fn=None)
+    assert a == build_messages(PROGRAM, Concept.IF_ELSE_FLIP, dict(reversed(list(FACTS.items()))), facts_fn=None)
+    assert a != build_messages(PROGRAM, Concept.NAME_RANDOM, FACTS, facts_fn=None)
+
+
+def test_missing_facts_are_stated_not_invented():
+    task = build_messages(PROGRAM, Concept.NAME_RANDOM, None, facts_fn=None)[3]["content"]
+    assert "could not be analysed" in task
+
+
+def test_unknown_concept_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid concepts are: if_else_flip"):
+        system_prompt("loop_unroll")
+
+
+def test_worked_examples_are_real_programs_that_behave_the_same():
+    # The one-shot answers must themselves be correct counterfactuals: same results on a few inputs.
+    inputs = {
+        Concept.IF_ELSE_FLIP: [(-1,), (0,), (3,)],
+        Concept.INDEPENDENT_SWAP: [(2, 3), (0, 5)],
+        Concept.DEF_USE_BREAK: [([1, 2, 3], 2), ([], 4)],
+        Concept.NAME_RANDOM: [("banana",), ("xyz",)],
+        Concept.NAME_SHUFFLE: [([3, 1, 2],), ([5],)],
+    }
+    for concept, example in _EXAMPLES.items():
+        before, after = {}, {}
+        exec(example.program, before)
+        exec(example.answer, after)
+        name = example.program.split("def ", 1)[1].split("(", 1)[0]
+        assert example.program != example.answer
+        for args in inputs[concept]:
+            assert before[name](*args) == after[name](*args), (concept, args)
+
+
+def test_extract_takes_last_python_block_and_normalises_newline():
+    reply = "Look at `x`:\n```python\nx = 1\n```\nSo the answer:\n```python\ndef g():\n    return 2\n```\n"
+    assert extract_code(reply).code == "def g():\n    return 2\n"
+    assert extract_code("```\nprint(1)\n```").code == "print(1)\n"
+    assert extract_code("```json\n{}\n```").code is None  # a facts echo is not a program
+
+
+def test_extract_not_applicable_and_missing_block():
+    parsed = extract_code(f"I checked.\n{NOT_APPLICABLE_MARKER} there is no else branch")
+    assert parsed.not_applicable == "there is no else branch" and parsed.code is None
+    missing = extract_code("def g(): return 2")
+    assert missing.code is None and missing.not_applicable is None and "no ```python" in missing.error
+
+
+def test_repair_message_carries_the_reason():
+    message = build_repair_message("SyntaxError: invalid syntax (line 3)")
+    assert message["role"] == "user" and "SyntaxError: invalid syntax (line 3)" in message["content"]
