@@ -1,0 +1,80 @@
+"""Counterfactual programs for evaluation: ``procure perturb`` output, checked against the benchmark.
+
+The file is the perturbation engine's JSONL (one line per (problem, concept): ``task_id``, ``concept``,
+``status``, ``reason``, ``original``, ``code``, ``changed_spans``); it is parsed by the same reader the dataset
+builder uses (:func:`procure_trl.counterfactual_dataset.read_engine_jsonl`), so both agree on what a valid
+line is. Only ``valid`` lines are evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from procure_trl.concepts import Concept
+from procure_trl.counterfactual_dataset import EngineRecord, read_engine_jsonl
+from procure_trl.problems import Problem
+
+__all__ = ["CounterfactualVariant", "load_counterfactual_variants"]
+
+
+@dataclass(frozen=True)
+class CounterfactualVariant:
+    """A valid counterfactual of one benchmark problem.
+
+    Attributes:
+        task_id: the benchmark problem it rewrites.
+        concept: the perturbation concept.
+        original: the original full program the perturbation started from.
+        code: the counterfactual full program.
+        changed_spans: ``[start, end)`` character spans of ``code`` that differ from ``original``.
+    """
+
+    task_id: str
+    concept: Concept
+    original: str
+    code: str
+    changed_spans: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def from_record(cls, record: EngineRecord) -> "CounterfactualVariant":
+        return cls(record.task_id, record.concept, record.original, record.code or "", record.changed_spans)
+
+
+def load_counterfactual_variants(
+    path: str | os.PathLike,
+    problems: Mapping[str, Problem],
+    benchmark: str = "the benchmark",
+    concepts: Sequence[Concept] | None = None,
+) -> list[CounterfactualVariant]:
+    """The valid counterfactuals of ``path`` whose concept is in ``concepts`` (default: all).
+
+    Args:
+        path: a ``procure perturb`` JSONL file.
+        problems: every problem of the benchmark, by ``task_id`` (before any ``--limit``).
+        benchmark: the benchmark's name, for error messages.
+        concepts: keep only these concepts.
+
+    Raises:
+        ValueError: a malformed line (with its line number), a file without valid lines, or task ids that
+            are not in ``problems`` (the file was made for another benchmark).
+    """
+    records = read_engine_jsonl(path)
+    variants = [CounterfactualVariant.from_record(r) for r in records if r.status == "valid"]
+    if not variants:
+        raise ValueError(
+            f"{path}: no 'valid' counterfactual among its {len(records)} line(s); nothing to evaluate "
+            "(check the perturbation run's rejection reasons)"
+        )
+    unknown = sorted({v.task_id for v in variants if v.task_id not in problems})
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(
+            f"{path}: {len(unknown)} task id(s) are not in {benchmark} ({shown}); the file was made for another "
+            "benchmark: pass the --benchmark it was generated from, or regenerate it with `procure perturb`"
+        )
+    if concepts is not None:
+        wanted = set(concepts)
+        variants = [v for v in variants if v.concept in wanted]
+    return variants

@@ -1,0 +1,313 @@
+"""Sampling completions: backends (transformers, vLLM, scripted) and a resumable completion cache.
+
+A backend turns a batch of :class:`GenerationRequest` (a prompt and the index of the sample) into one
+completion each. :func:`generate_completions` asks the backend only for what the :class:`CompletionCache`
+does not hold yet and appends every batch to the cache as soon as it is done, so an interrupted run resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from procure_trl.harness.config import EvaluationConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GenerationRequest",
+    "GenerationBackend",
+    "TransformersBackend",
+    "VLLMBackend",
+    "ScriptedBackend",
+    "CompletionCache",
+    "generate_completions",
+    "truncate_at_stop",
+    "build_backend",
+]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Sample number ``sample_index`` of the completion of ``prompt``."""
+
+    prompt: str
+    sample_index: int
+
+
+class GenerationBackend(Protocol):
+    """Anything that completes prompts: one completion (text after the prompt) per request, in order."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]: ...
+
+
+def truncate_at_stop(text: str, stop_sequences: Sequence[str]) -> str:
+    """``text`` up to (not including) the earliest occurrence of any stop sequence."""
+    cut = len(text)
+    for stop in stop_sequences:
+        if stop:
+            at = text.find(stop)
+            if at != -1:
+                cut = min(cut, at)
+    return text[:cut]
+
+
+# ------------------------------------------------------------------------------------------------- cache
+
+
+class CompletionCache:
+    """Completions on disk, keyed by (sampling fingerprint, prompt, sample index); one JSON object a line.
+
+    The fingerprint (model, adapter, sampling settings: :meth:`EvaluationConfig.sampling_fingerprint`) is
+    part of the key, so changing the model or the temperature never reuses stale completions. Lines are
+    appended and flushed batch by batch; a last line cut short by an interruption is ignored on reload.
+    """
+
+    def __init__(self, path: str | os.PathLike, fingerprint: Mapping[str, Any]):
+        self.path = os.fspath(path)
+        self._model_key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode("utf-8")).hexdigest()
+        self._entries: dict[tuple[str, int], str] = {}
+        if os.path.exists(self.path):
+            self._load()
+
+    def _prompt_key(self, prompt: str) -> str:
+        return hashlib.sha256(f"{self._model_key}\0{prompt}".encode("utf-8")).hexdigest()
+
+    def _load(self) -> None:
+        with open(self.path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                try:
+                    row = json.loads(line)
+                    self._entries[(row["key"], int(row["sample_index"]))] = row["completion"]
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    # An interrupted write leaves a partial last line: that sample is simply generated again.
+                    logger.warning("%s:%d: unreadable cache line skipped", self.path, lineno)
+
+    def get(self, request: GenerationRequest) -> str | None:
+        return self._entries.get((self._prompt_key(request.prompt), request.sample_index))
+
+    def __contains__(self, request: GenerationRequest) -> bool:
+        return self.get(request) is not None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put_many(self, requests: Sequence[GenerationRequest], completions: Sequence[str]) -> None:
+        """Store completions and append them to the file (flushed, so they survive an interruption)."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for request, completion in zip(requests, completions):
+                key = self._prompt_key(request.prompt)
+                self._entries[(key, request.sample_index)] = completion
+                row = {"key": key, "sample_index": request.sample_index, "completion": completion}
+                handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def generate_completions(
+    requests: Sequence[GenerationRequest],
+    backend: GenerationBackend,
+    cache: CompletionCache | None = None,
+    batch_size: int = 8,
+    stop_sequences: Sequence[str] = (),
+    desc: str = "generating",
+) -> list[str]:
+    """One completion per request, in order: cached ones are reused, the rest generated batch by batch.
+
+    Every completion is cut at ``stop_sequences`` (backends may stop early, but not all can stop exactly).
+    """
+    missing = [r for r in dict.fromkeys(requests) if cache is None or r not in cache]
+    fresh: dict[GenerationRequest, str] = {}
+    # Similar prompt lengths in one batch waste less padding; the cache makes the order irrelevant.
+    missing.sort(key=lambda r: (len(r.prompt), r.prompt, r.sample_index))
+    with tqdm(total=len(missing), desc=desc, unit="completion", disable=not missing) as bar:
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start : start + batch_size]
+            outputs = backend.generate(batch)
+            if len(outputs) != len(batch):
+                raise RuntimeError(
+                    f"{type(backend).__name__}.generate returned {len(outputs)} completions for {len(batch)} requests"
+                )
+            outputs = [truncate_at_stop(text, stop_sequences) for text in outputs]
+            if cache is not None:
+                cache.put_many(batch, outputs)
+            fresh.update(zip(batch, outputs))
+            bar.update(len(batch))
+    return [fresh[r] if r in fresh else cache.get(r) for r in requests]  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------------------------- backends
+
+
+class ScriptedBackend:
+    """Returns given completions: for tests, and to score completions produced elsewhere.
+
+    Args:
+        completions: ``{prompt: [completion of sample 0, sample 1, ...]}`` (indices beyond the list reuse its
+            last entry), or a function ``(prompt, sample_index) -> completion``.
+        default: the completion for prompts not in the mapping; ``None`` makes them an error.
+    """
+
+    def __init__(
+        self,
+        completions: Mapping[str, Sequence[str]] | Callable[[str, int], str],
+        default: str | None = None,
+    ):
+        self.completions = completions
+        self.default = default
+        self.calls: list[list[GenerationRequest]] = []  # what was asked, batch by batch
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        self.calls.append(list(requests))
+        out = []
+        for request in requests:
+            if callable(self.completions):
+                out.append(self.completions(request.prompt, request.sample_index))
+                continue
+            options = self.completions.get(request.prompt)
+            if options:
+                out.append(options[min(request.sample_index, len(options) - 1)])
+            elif self.default is not None:
+                out.append(self.default)
+            else:
+                raise KeyError(f"ScriptedBackend has no completion for the prompt {request.prompt[-80:]!r}")
+        return out
+
+
+class TransformersBackend:
+    """Batched sampling with ``model.generate``: left padding, stop strings, optional PEFT adapter.
+
+    Args:
+        model: a causal LM (already on its device).
+        tokenizer: its tokenizer; padding is switched to the left (generation continues from the right end)
+            and a missing pad token falls back to EOS.
+        config: sampling settings (``temperature``, ``top_p``, ``max_new_tokens``, ``stop_sequences``).
+    """
+
+    def __init__(self, model, tokenizer, config: EvaluationConfig):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        import torch
+
+        torch.manual_seed(config.seed)  # sampling is reproducible for the same pending requests
+
+    @classmethod
+    def from_pretrained(cls, config: EvaluationConfig) -> "TransformersBackend":
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            config.model, dtype=config.dtype, trust_remote_code=config.trust_remote_code
+        )
+        if config.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, config.adapter)
+        return cls(model.to(device), tokenizer, config)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        import torch
+
+        prompts = [r.prompt for r in requests]
+        # Prompts are program text: no BOS/EOS wrapping beyond what the tokenizer always adds.
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.model.device)
+        sampling = self.config.temperature > 0
+        kwargs: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": self.config.max_new_tokens}
+        if sampling:
+            kwargs.update(temperature=self.config.temperature, top_p=self.config.top_p)
+        if self.config.stop_sequences:
+            kwargs.update(stop_strings=list(self.config.stop_sequences), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            output = self.model.generate(**batch, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        width = batch["input_ids"].shape[1]
+        completions = []
+        for row, prompt_ids, mask in zip(output, batch["input_ids"], batch["attention_mask"]):
+            # Left padding: the mask, not the pad id (which may equal EOS), tells the prompt's real tokens.
+            real_prompt = prompt_ids[mask.bool()].tolist()
+            completions.append(self._decode_completion(real_prompt, row[width:].tolist()))
+        return completions
+
+    def _decode_completion(self, prompt_ids: list[int], new_ids: list[int]) -> str:
+        """The text the new tokens add to the prompt.
+
+        Decoding the new tokens alone can drop a leading space (SentencePiece) or split a multi-byte
+        character, so the prompt is decoded with and without them and the difference is taken.
+        """
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        kept = []
+        for token in new_ids:
+            if token == eos or token == pad:
+                break
+            kept.append(token)
+        prefix = self.tokenizer.decode(prompt_ids, skip_special_tokens=True)
+        full = self.tokenizer.decode(prompt_ids + kept, skip_special_tokens=True)
+        if full.startswith(prefix):
+            return full[len(prefix) :]
+        return self.tokenizer.decode(kept, skip_special_tokens=True)
+
+
+class VLLMBackend:
+    """Sampling with vLLM (``pip install vllm``; needs a GPU). A PEFT adapter is served as a LoRA request."""
+
+    def __init__(self, config: EvaluationConfig):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("the vLLM backend needs `pip install vllm` (or use --backend transformers)") from exc
+        self.config = config
+        self._sampling_params = SamplingParams
+        self.llm = LLM(
+            model=config.model,
+            dtype=config.dtype,
+            seed=config.seed,
+            enable_lora=config.adapter is not None,
+            trust_remote_code=config.trust_remote_code,
+        )
+        self.lora = None
+        if config.adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("adapter", 1, config.adapter)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:  # pragma: no cover - needs a GPU
+        params = self._sampling_params(
+            n=1,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p if self.config.temperature > 0 else 1.0,
+            max_tokens=self.config.max_new_tokens,
+            stop=list(self.config.stop_sequences),
+        )
+        outputs = self.llm.generate([r.prompt for r in requests], params, lora_request=self.lora, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_backend(config: EvaluationConfig) -> GenerationBackend:
+    """The backend ``config.backend`` names (``auto``: vLLM when installed with a GPU, else transformers)."""
+    if config.backend == "vllm" or (config.backend == "auto" and _vllm_usable()):
+        return VLLMBackend(config)
+    return TransformersBackend.from_pretrained(config)
