@@ -1,0 +1,549 @@
+"""Concept checks: did the candidate make the intended change, and only it?
+
+Each check compares the ASTs of the original and the candidate program; none of them reads what a
+generator says it did. A check returns ``None`` when the candidate is a proper instance of the
+concept, else a one-line reason (``str``) saying what is wrong.
+
+* renames (``name_random``, ``name_shuffle``): the two trees are equal up to a consistent, one-to-one
+  renaming of bindings that keeps every name resolving to the same scope; builtins, attributes and the
+  protected names (the entry point) keep their names. ``name_random`` needs fresh names (absent from the
+  original), ``name_shuffle`` names taken from the original's own variables.
+* ``independent_swap``: the trees are equal except for one block whose statements are the same, in
+  another order, and every pair of statements whose order changed is independent (no name one writes
+  is read or written by the other; no I/O in both; no ``return``/``raise``/``break``/``continue``/``yield``).
+* ``if_else_flip``: the trees are equal except for one ``if``/``else`` (or conditional expression)
+  whose branches are swapped and whose condition is negated (``not c``, removing a ``not``, an
+  inverted comparison, or De Morgan).
+* ``def_use_break``: the trees are equal except that some occurrences of one variable ``x`` now read
+  ``y``, a fresh name: exactly one definition of ``x`` and precisely the uses it reaches (and that no
+  other definition reaches), while another definition of ``x`` keeps its name.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from procure_trl.concepts import Concept
+from procure_trl.validation.bindings import BUILTIN_SCOPE, Binding, ScopeInfo, identifiers
+from procure_trl.validation.reaching import ReachingDefinitions
+
+
+class Mismatch(Exception):
+    """The candidate differs from the original in a way the check does not allow."""
+
+
+def _where(node: ast.AST) -> str:
+    line = getattr(node, "lineno", None)
+    return f"line {line}" if line is not None else "somewhere"
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _dump(node) -> str:
+    if isinstance(node, list):
+        return "[" + ", ".join(_dump(n) for n in node) + "]"
+    return ast.dump(node) if isinstance(node, ast.AST) else repr(node)
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                out.add(id(first.value))
+    return out
+
+
+# ==================================================================================================
+# Renames: equal up to a consistent renaming
+# ==================================================================================================
+
+
+@dataclass
+class RenameDiff:
+    """How two same-shaped programs differ in their identifiers."""
+
+    mapping: dict[Binding, Binding] = field(default_factory=dict)  # original binding -> candidate binding
+    changed_sites: list[tuple[ast.AST, ast.AST, str]] = field(default_factory=list)  # (orig node, cand node, field)
+    keyword_pairs: list[tuple[str, str, ast.AST]] = field(default_factory=list)
+    docstring_pairs: list[tuple[str, str, ast.AST]] = field(default_factory=list)
+
+    @property
+    def renamed(self) -> dict[Binding, Binding]:
+        return {old: new for old, new in self.mapping.items() if old[1] != new[1]}
+
+
+_IDENTIFIER_FIELDS = {
+    ast.Name: ("id",),
+    ast.arg: ("arg",),
+    ast.FunctionDef: ("name",),
+    ast.AsyncFunctionDef: ("name",),
+    ast.ClassDef: ("name",),
+    ast.ExceptHandler: ("name",),
+    ast.MatchAs: ("name",),
+    ast.MatchStar: ("name",),
+    ast.MatchMapping: ("rest",),
+}
+
+
+def rename_diff(original: ast.AST, candidate: ast.AST, *, consistent: bool = True) -> RenameDiff:
+    """Compare two trees that may differ only in identifiers; raise :class:`Mismatch` otherwise.
+
+    With ``consistent=True`` every binding must be renamed the same way everywhere, one-to-one, and
+    keep resolving to the same scope; with ``False`` the changed occurrences are only collected (the
+    def-use check renames part of one variable's occurrences on purpose).
+    """
+    orig_info, cand_info = ScopeInfo(original), ScopeInfo(candidate)
+    diff = RenameDiff()
+    reverse: dict[Binding, Binding] = {}
+    orig_docs, cand_docs = _docstring_nodes(original), _docstring_nodes(candidate)
+
+    def bind(a_node: ast.AST, b_node: ast.AST, fld: str, a_name: str, b_name: str) -> None:
+        a_site, b_site = orig_info.site(a_node, fld), cand_info.site(b_node, fld)
+        if not consistent:
+            if a_site is None and a_name != b_name:
+                raise Mismatch(f"{_where(a_node)}: {a_name!r} became {b_name!r} where no variable is named")
+            if a_name != b_name:
+                diff.changed_sites.append((a_node, b_node, fld))
+            return
+        if a_site is None or b_site is None:  # not a binding occurrence we track: must not change
+            if a_name != b_name:
+                raise Mismatch(f"{_where(a_node)}: {a_name!r} became {b_name!r} where no variable is named")
+            return
+        a_bind, b_bind = a_site.binding, b_site.binding
+        if a_bind[0] != b_bind[0]:
+            raise Mismatch(f"{_where(a_node)}: {a_name!r} -> {b_name!r} now refers to a variable of another scope")
+        if diff.mapping.setdefault(a_bind, b_bind) != b_bind:
+            raise Mismatch(f"{_where(a_node)}: {a_name!r} is renamed inconsistently "
+                           f"({diff.mapping[a_bind][1]!r} elsewhere, {b_name!r} here)")
+        if reverse.setdefault(b_bind, a_bind) != a_bind:
+            raise Mismatch(f"{_where(a_node)}: two different variables ({reverse[b_bind][1]!r} and {a_name!r}) "
+                           f"are both renamed to {b_name!r}")
+        if a_name != b_name:
+            diff.changed_sites.append((a_node, b_node, fld))
+
+    def walk(a, b, parent: ast.AST = original) -> None:
+        if isinstance(a, list) or isinstance(b, list):
+            if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+                raise Mismatch(f"{_where(parent)}: the program's structure changed "
+                               "(a block or argument list has another length)")
+            for x, y in zip(a, b):
+                walk(x, y, parent)
+            return
+        if not isinstance(a, ast.AST) or not isinstance(b, ast.AST):
+            if type(a) is not type(b) or a != b:
+                raise Mismatch(f"{_where(parent)}: a value changed: {_short(a)} -> {_short(b)}")
+            return
+        if type(a) is not type(b):
+            raise Mismatch(f"{_where(a if hasattr(a, 'lineno') else parent)}: "
+                           f"a {type(a).__name__} became a {type(b).__name__}")
+        if hasattr(a, "lineno"):
+            parent = a
+        special = _IDENTIFIER_FIELDS.get(type(a), ())
+        for name in a._fields:
+            va, vb = getattr(a, name), getattr(b, name)
+            if name in special:
+                if va is None or vb is None:
+                    if va != vb:
+                        raise Mismatch(f"{_where(a)}: a name was added or removed")
+                    continue
+                bind(a, b, name, va, vb)
+            elif isinstance(a, ast.alias) and name == "asname":
+                continue  # handled with the bound name below
+            elif isinstance(a, ast.keyword) and name == "arg":
+                if va != vb:
+                    if va is None or vb is None:
+                        raise Mismatch(f"{_where(b)}: a keyword argument changed")
+                    diff.keyword_pairs.append((va, vb, a))
+            elif isinstance(a, ast.Constant) and name == "value" and id(a) in orig_docs and id(b) in cand_docs:
+                if va != vb:
+                    diff.docstring_pairs.append((va, vb, a))
+            elif isinstance(a, (ast.Global, ast.Nonlocal)) and name == "names":
+                if len(va) != len(vb):
+                    raise Mismatch(f"{_where(a)}: a global/nonlocal declaration changed")
+                for index, (x, y) in enumerate(zip(va, vb)):
+                    bind(a, b, f"names[{index}]", x, y)
+            elif name in ("kind", "type_comment"):
+                continue  # formatting details (u-prefix, type comments)
+            else:
+                walk(va, vb, parent)
+        if isinstance(a, ast.alias) and a.name != "*":
+            if a.name != b.name:
+                raise Mismatch(f"{_where(a)}: the imported module/name {a.name!r} became {b.name!r}")
+            a_bound = a.asname or a.name.split(".")[0]
+            b_bound = b.asname or b.name.split(".")[0]
+            bind(a, b, "bound", a_bound, b_bound)
+
+    walk(original, candidate)
+    return diff
+
+
+_WORD = re.compile(r"(\W+)")
+
+
+def _docstring_follows(old: str, new: str, pairs: set[tuple[str, str]]) -> bool:
+    """True when ``new`` is ``old`` with some whole words replaced along the renaming."""
+    a, b = _WORD.split(old), _WORD.split(new)
+    return len(a) == len(b) and all(x == y or (x, y) in pairs for x, y in zip(a, b))
+
+
+def check_rename(original: ast.AST, candidate: ast.AST, concept: Concept,
+                 protected_names: Iterable[str] = ()) -> str | None:
+    """``name_random`` / ``name_shuffle``: a consistent renaming of user-defined variables, and nothing else."""
+    try:
+        diff = rename_diff(original, candidate)
+    except Mismatch as err:
+        return f"not a pure renaming: {err}"
+    renamed = diff.renamed
+    if not renamed:
+        return "no variable was renamed"
+    protected = set(protected_names)
+    for (scope, old), (_, new) in sorted(renamed.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if scope == BUILTIN_SCOPE:
+            return f"renames {old!r}, which no scope of the program defines (a builtin or undefined name)"
+        if scope == 0 and old in protected:
+            return f"renames {old!r}, which the tests call (protected)"
+    pairs = {(old[1], new[1]) for old, new in renamed.items()}
+    for old_kw, new_kw, node in diff.keyword_pairs:
+        if (old_kw, new_kw) not in pairs:
+            return f"{_where(node)}: keyword argument {old_kw!r} became {new_kw!r}, which no renamed parameter explains"
+    for old_doc, new_doc, node in diff.docstring_pairs:
+        if not _docstring_follows(old_doc, new_doc, pairs):
+            return f"{_where(node)}: the docstring changed beyond the renamed words"
+    original_names = identifiers(original)
+    new_names = sorted({new[1] for new in renamed.values()})
+    if concept == Concept.NAME_RANDOM:
+        reused = [n for n in new_names if n in original_names]
+        if reused:
+            return f"name_random must use fresh names, but {', '.join(map(repr, reused))} already occur in the original"
+    elif concept == Concept.NAME_SHUFFLE:
+        variables = {binding[1] for binding in diff.mapping if binding[0] != BUILTIN_SCOPE}
+        foreign = [n for n in new_names if n not in variables]
+        if foreign:
+            return (f"name_shuffle must reuse the original's own variable names, but "
+                    f"{', '.join(map(repr, foreign))} are new")
+    return None
+
+
+# ==================================================================================================
+# Structural changes: one block reordered, or one if/else flipped
+# ==================================================================================================
+
+_BLOCK_FIELDS = ("body", "orelse", "finalbody")
+
+
+@dataclass
+class _Change:
+    kind: str  # "reorder" | "flip" | "other"
+    original: object
+    candidate: object
+    detail: str = ""
+
+
+def _structural_changes(a, b, allow) -> list[_Change]:
+    """Minimal differing places between two trees; ``allow(kind)`` says which change kinds to look for."""
+    changes: list[_Change] = []
+
+    def walk(x, y, field_name: str = "", parent: ast.AST | None = None) -> None:
+        if _dump(x) == _dump(y):
+            return
+        if isinstance(x, ast.AST) and hasattr(x, "lineno"):
+            parent = x
+        if isinstance(x, list) and isinstance(y, list):
+            if allow("reorder") and field_name in _BLOCK_FIELDS and len(x) == len(y) \
+                    and sorted(map(_dump, x)) == sorted(map(_dump, y)):
+                changes.append(_Change("reorder", x, y))
+                return
+            if len(x) != len(y):
+                where = _where(x[0] if x else parent)  # type: ignore[arg-type]
+                changes.append(_Change("other", x, y, f"{where}: a block or list has {len(y)} items instead of {len(x)}"))
+                return
+            for p, q in zip(x, y):
+                walk(p, q, field_name, parent)
+            return
+        if not (isinstance(x, ast.AST) and isinstance(y, ast.AST)) or type(x) is not type(y):
+            what = type(x).__name__ if isinstance(x, ast.AST) else _short(x)
+            into = type(y).__name__ if isinstance(y, ast.AST) else _short(y)
+            changes.append(_Change("other", x, y, f"{_where(parent) if parent else 'the module'}: {what} became {into}"))
+            return
+        if allow("flip") and isinstance(x, (ast.If, ast.IfExp)) and _is_flip(x, y):
+            changes.append(_Change("flip", x, y))
+            return
+        for name in x._fields:
+            if name in ("ctx", "kind", "type_comment"):
+                continue
+            walk(getattr(x, name), getattr(y, name), name, parent)
+
+    walk(a, b)
+    return changes
+
+
+# -- if/else flip ----------------------------------------------------------------------------------
+
+_INVERSE_OPS = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt,
+    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+}
+
+
+def is_negation(cond: ast.expr, negated: ast.expr) -> bool:
+    """True when ``negated`` is a recognised negation of ``cond`` (``not``, inverted comparison, De Morgan)."""
+    if isinstance(negated, ast.UnaryOp) and isinstance(negated.op, ast.Not) and _dump(negated.operand) == _dump(cond):
+        return True
+    if isinstance(cond, ast.UnaryOp) and isinstance(cond.op, ast.Not) and _dump(cond.operand) == _dump(negated):
+        return True
+    if isinstance(cond, ast.Compare) and isinstance(negated, ast.Compare) and len(cond.ops) == len(negated.ops) == 1:
+        inverse = _INVERSE_OPS.get(type(cond.ops[0]))
+        return (inverse is not None and isinstance(negated.ops[0], inverse)
+                and _dump(cond.left) == _dump(negated.left) and _dump(cond.comparators) == _dump(negated.comparators))
+    if isinstance(cond, ast.BoolOp) and isinstance(negated, ast.BoolOp) and type(cond.op) is not type(negated.op) \
+            and len(cond.values) == len(negated.values):
+        return all(is_negation(p, q) for p, q in zip(cond.values, negated.values))
+    if isinstance(cond, ast.Constant) and isinstance(negated, ast.Constant) and isinstance(cond.value, bool):
+        return negated.value is (not cond.value)
+    return False
+
+
+def _is_flip(x: ast.If | ast.IfExp, y: ast.If | ast.IfExp) -> bool:
+    if not is_negation(x.test, y.test):
+        return False
+    if isinstance(x, ast.IfExp):
+        return _dump(x.body) == _dump(y.orelse) and _dump(x.orelse) == _dump(y.body)
+    if not x.orelse:  # `if c: A` -> `if not c: pass else: A`
+        return (len(y.body) == 1 and isinstance(y.body[0], ast.Pass)) and _dump(y.orelse) == _dump(x.body)
+    return _dump(x.body) == _dump(y.orelse) and _dump(x.orelse) == _dump(y.body)
+
+
+def check_flip(original: ast.AST, candidate: ast.AST) -> str | None:
+    """``if_else_flip``: exactly one if/else has its branches swapped and its condition negated."""
+    changes = _structural_changes(original, candidate, lambda kind: kind == "flip")
+    other = [c for c in changes if c.kind != "flip"]
+    flips = [c for c in changes if c.kind == "flip"]
+    if other:
+        return f"changes besides an if/else flip: {other[0].detail}"
+    if not flips:
+        return "no if/else was flipped"
+    if len(flips) > 1:
+        return f"{len(flips)} if/else statements were flipped; expected exactly one"
+    return None
+
+
+# -- independent swap ----------------------------------------------------------------------------------
+
+_IO_NAMES = {"print", "input", "open", "exit", "quit"}
+_IO_ATTRS = {"write", "writelines", "read", "readline", "readlines", "flush", "seek"}
+# methods that do not modify their receiver: calling them reads it only
+_PURE_METHODS = {
+    "split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "lower", "upper", "title", "capitalize",
+    "casefold", "swapcase", "join", "replace", "find", "rfind", "index", "rindex", "count", "startswith",
+    "endswith", "format", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "isnumeric",
+    "isdecimal", "zfill", "center", "ljust", "rjust", "encode", "decode", "partition", "rpartition",
+    "get", "keys", "values", "items", "copy", "most_common", "bit_length", "conjugate", "issubset",
+    "issuperset", "isdisjoint", "union", "intersection", "difference", "symmetric_difference",
+    "translate", "maketrans", "expandtabs", "hex", "is_integer", "as_integer_ratio",
+}
+_CONTROL = (ast.Return, ast.Raise, ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await,
+            ast.Global, ast.Nonlocal)
+
+
+@dataclass
+class _Effects:
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    io: bool = False
+    control: bool = False
+
+
+def _base_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _effects(stmt: ast.stmt) -> _Effects:
+    eff = _Effects()
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and node is not stmt:
+            # a nested definition binds its name; its body runs later, reading whatever it names
+            if not isinstance(node, ast.Lambda):
+                eff.writes.add(node.name)
+            for child in ast.walk(node):
+                if isinstance(child, ast.Name):
+                    eff.reads.add(child.id)
+            return
+        if isinstance(node, _CONTROL) and not nested:
+            eff.control = True
+        if isinstance(node, ast.Name):
+            (eff.reads if isinstance(node.ctx, ast.Load) else eff.writes).add(node.id)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
+            base = _base_name(node)
+            if base:
+                eff.writes.add(base)  # x[i] = v, x.a = v, del x[i] mutate x
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            eff.reads.add(node.target.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            eff.writes.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            eff.writes.add(node.name)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in _IO_NAMES:
+                eff.io = True
+            if isinstance(func, ast.Attribute):
+                if func.attr in _IO_ATTRS:
+                    eff.io = True
+                if func.attr not in _PURE_METHODS:
+                    base = _base_name(func.value)
+                    if base:
+                        eff.writes.add(base)  # x.append(v), x.sort(), ...: may mutate x
+        for child in ast.iter_child_nodes(node):
+            visit(child, nested)
+
+    visit(stmt, False)
+    return eff
+
+
+def _swap_conflict(first: ast.stmt, second: ast.stmt) -> str | None:
+    a, b = _effects(first), _effects(second)
+    if a.control or b.control:
+        return "moves a return/raise/break/continue/yield"
+    if a.io and b.io:
+        return "reorders two statements that both do I/O"
+    clash = (a.writes & (b.reads | b.writes)) | (b.writes & a.reads)
+    if clash:
+        return f"reorders dependent statements (both touch {', '.join(sorted(clash))})"
+    return None
+
+
+def check_swap(original: ast.AST, candidate: ast.AST) -> str | None:
+    """``independent_swap``: one block holds the same statements in another order, each moved pair independent."""
+    changes = _structural_changes(original, candidate, lambda kind: kind == "reorder")
+    other = [c for c in changes if c.kind != "reorder"]
+    if other:
+        return f"changes besides reordering statements: {other[0].detail}"
+    if not changes:
+        return "no statements were reordered"
+    if len(changes) > 1:
+        return f"statements were reordered in {len(changes)} blocks; expected one"
+    before, after = changes[0].original, changes[0].candidate
+    dumps = [_dump(s) for s in before]
+    # position of each original statement in the candidate (equal statements keep their relative order)
+    used: set[int] = set()
+    position = []
+    for d in dumps:
+        j = next(k for k, s in enumerate(after) if k not in used and _dump(s) == d)
+        used.add(j)
+        position.append(j)
+    for i in range(len(before)):
+        for j in range(i + 1, len(before)):
+            if position[i] > position[j]:
+                reason = _swap_conflict(before[i], before[j])
+                if reason:
+                    return f"{_where(before[i])} and {_where(before[j])}: {reason}"
+    return None
+
+
+# ==================================================================================================
+# def-use break
+# ==================================================================================================
+
+
+def check_def_use(original: ast.AST, candidate: ast.AST) -> str | None:
+    """``def_use_break``: one definition of ``x`` and exactly the uses it reaches now use a fresh name."""
+    try:
+        diff = rename_diff(original, candidate, consistent=False)
+    except Mismatch as err:
+        return f"changes besides renaming one definition and its uses: {err}"
+    sites = diff.changed_sites
+    if not sites:
+        return "no definition was renamed"
+    if diff.keyword_pairs or diff.docstring_pairs:
+        return "changes keyword arguments or docstrings; def_use_break renames one variable's definition and uses only"
+    if any(not isinstance(a, ast.Name) for a, _, _ in sites):
+        node = next(a for a, _, _ in sites if not isinstance(a, ast.Name))
+        return f"{_where(node)}: renames a {type(node).__name__} (parameter, function, import...), not a variable"
+    old_names = {a.id for a, _, _ in sites}
+    new_names = {b.id for _, b, _ in sites}
+    if len(old_names) != 1 or len(new_names) != 1:
+        return (f"renames several variables ({', '.join(sorted(old_names))} -> {', '.join(sorted(new_names))}); "
+                "expected one definition of one variable")
+    (old,), (new,) = old_names, new_names
+    if new in identifiers(original):
+        return f"the new name {new!r} already occurs in the original; it must be fresh"
+    info = ScopeInfo(original)
+    bindings = {info.site(a, "id").binding for a, _, _ in sites}  # type: ignore[union-attr]
+    if len(bindings) != 1:
+        return f"renames occurrences of {old!r} that belong to different scopes"
+    (binding,) = bindings
+    if binding[0] == BUILTIN_SCOPE:
+        return f"renames {old!r}, which no scope of the program defines"
+    scope = info.scopes[binding[0]]
+    if scope.kind not in ("module", "function"):
+        return f"{old!r} lives in a {scope.kind} scope, where the def-use check does not apply"
+    # a variable read by a nested function is read when that function runs: def-use order is unknowable
+    for site in info.sites.values():
+        if site.binding == binding and site.scope != scope.index and info.scopes[site.scope].kind != "comprehension":
+            return f"{old!r} is used inside a nested function or class ({_where(site.node)}), so its uses cannot be ordered"
+
+    def is_var(node: ast.AST) -> bool:
+        for fld in ("id", "name", "bound", "rest"):
+            site = info.site(node, fld)
+            if site is not None:
+                return site.binding == binding
+        return False
+
+    reach = ReachingDefinitions(is_var).run(scope.node)
+    changed = {id(a) for a, _, _ in sites}
+    changed_defs = [d for d in reach.definitions if id(d) in changed]
+    aug_targets = {id(n.target) for n in ast.walk(scope.node) if isinstance(n, ast.AugAssign)}
+    roots = [d for d in changed_defs if id(d) not in aug_targets]
+    if len(roots) != 1:
+        return (f"renames {len(roots)} definitions of {old!r} that start a value; "
+                "expected exactly one (plus the augmented assignments that continue it)")
+    if len(changed_defs) == len(reach.definitions):
+        return f"renames every definition of {old!r}: that is a rename, not a broken def-use chain"
+    changed_def_ids = {id(d) for d in changed_defs}
+    reached_uses = 0
+    for use, reaching in reach.uses.items():
+        reaching_ids = {id(d) for d in reaching}
+        if id(use) in changed:
+            if not reaching_ids:
+                return f"{_where(use)}: a renamed use of {old!r} is reached by no definition"
+            if not reaching_ids <= changed_def_ids:
+                return f"{_where(use)}: a renamed use of {old!r} is also reached by a definition that kept the old name"
+            if id(use) not in aug_targets:
+                reached_uses += 1
+        elif reaching_ids & changed_def_ids:
+            return f"{_where(use)}: a use of {old!r} reached by the renamed definition kept the old name"
+    unknown = changed - {id(u) for u in reach.uses} - changed_def_ids
+    if unknown:
+        return f"renames occurrences of {old!r} the def-use analysis does not see"
+    if reached_uses == 0:
+        return f"the renamed definition of {old!r} reaches no use"
+    return None
+
+
+# ==================================================================================================
+# Dispatch
+# ==================================================================================================
+
+
+def check_concept(original: ast.AST, candidate: ast.AST, concept: Concept | str,
+                  protected_names: Iterable[str] = ()) -> str | None:
+    """Run the check of ``concept``; ``None`` when the candidate is a proper instance, else the reason."""
+    concept = Concept.parse(concept)
+    if concept in (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE):
+        return check_rename(original, candidate, concept, protected_names)
+    if concept == Concept.IF_ELSE_FLIP:
+        return check_flip(original, candidate)
+    if concept == Concept.INDEPENDENT_SWAP:
+        return check_swap(original, candidate)
+    return check_def_use(original, candidate)

@@ -1,0 +1,243 @@
+"""The validation pipeline: every candidate counterfactual goes through the same checks, in order.
+
+1. **duplicate**: the candidate's text equals the original or an earlier candidate of the same problem;
+2. **parse**: it is valid Python;
+3. **no-op**: its AST equals the original's (only formatting or comments changed);
+4. **concept**: the intended change, and only it, happened (:mod:`procure_trl.validation.concept_checks`,
+   which compares ASTs and never trusts what the generator reports);
+5. **spans**: the changed spans, when given, are in bounds, sorted, disjoint, and every character
+   outside them is the original's (the training mask depends on them);
+6. **execution**: the problem's tests pass on the candidate, in a sandboxed subprocess with a timeout.
+   The original program runs too, once per problem, so that a broken problem is reported as such and
+   not blamed on its perturbations.
+
+Executions are collected over the whole batch and sent to the executor in one call, so its worker
+pool runs them in parallel.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from procure_trl.concepts import Concept
+from procure_trl.problems import Problem
+from procure_trl.validation.concept_checks import check_concept
+
+VALID = "valid"
+REJECTED = "rejected"
+
+
+@dataclass
+class ValidationConfig:
+    """How candidates are validated."""
+
+    timeout: float = 10.0
+    """Wall-clock seconds for one program's tests (MBPP/HumanEval references need well under 1 s; the
+    margin keeps verdicts stable on a loaded machine)."""
+    execute: bool = True
+    """Run the problem's tests on each candidate that passes the static checks."""
+    check_original: bool = True
+    """Also run the original program's tests (once per problem) to tell broken problems apart."""
+    check_spans: bool = True
+    """Check ``changed_spans`` when a candidate carries them."""
+    num_workers: int = 2
+    """Executor worker processes (used when the validator creates its own executor)."""
+    progress: bool = False
+    """Show a progress bar while the tests run."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A perturbed program to validate."""
+
+    problem: Problem
+    concept: Concept
+    code: str
+    """The perturbed full program (the counterpart of ``problem.program``)."""
+    changed_spans: tuple[tuple[int, int], ...] | None = None
+    """``[start, end)`` offsets into ``code`` of the changed text, or ``None`` when unknown."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of validating one candidate."""
+
+    status: str
+    """``"valid"`` or ``"rejected"``."""
+    reason: str
+    """Why it was rejected (``""`` when valid)."""
+    stage: str
+    """The check that decided: ``duplicate``, ``parse``, ``no-op``, ``concept``, ``spans``, ``original``,
+    ``execution``, or ``passed``."""
+
+    @property
+    def valid(self) -> bool:
+        return self.status == VALID
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_spans(original: str, code: str, spans: Sequence[Sequence[int]]) -> str | None:
+    """``None`` when ``spans`` are well-formed offsets into ``code`` outside which ``code`` is ``original``.
+
+    Outside the spans the candidate must be the original text, in order: the first unchanged segment is
+    a prefix of the original, the last a suffix, and the ones between appear in between, in order.
+    """
+    previous_end = 0
+    for index, span in enumerate(spans):
+        if len(span) != 2 or not all(isinstance(v, int) for v in span):
+            return f"changed span #{index} {span!r} is not a [start, end) pair of ints"
+        start, end = span
+        if not 0 <= start <= end <= len(code):
+            return f"changed span #{index} [{start}, {end}) is outside the program (length {len(code)})"
+        if start < previous_end:
+            return f"changed span #{index} [{start}, {end}) overlaps or precedes the span before it"
+        previous_end = end
+    if not spans:
+        return "the candidate carries no changed span"
+    bounds = [0] + [v for span in spans for v in span] + [len(code)]
+    segments = [code[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2)]
+    if not original.startswith(segments[0]) or not original.endswith(segments[-1]):
+        return "text before the first or after the last changed span differs from the original"
+    position = len(segments[0])
+    limit = len(original) - len(segments[-1])
+    for segment in segments[1:-1]:
+        found = original.find(segment, position, limit)
+        if found < 0:
+            return "text between changed spans differs from the original (a change lies outside the spans)"
+        position = found + len(segment)
+    return None
+
+
+def _execution_reason(result) -> str:
+    message = (result.message or "").strip().splitlines()
+    first = message[0][:300] if message else ""
+    if str(result.status) == "timed_out":
+        return f"tests timed out: {first or 'time limit reached'}"
+    return f"tests failed: {result.error_type or 'Error'}" + (f": {first}" if first else "")
+
+
+class Validator:
+    """Validates candidates; remembers every candidate it saw (per problem) for de-duplication.
+
+    Use as a context manager when it creates its own executor, so the worker processes are closed::
+
+        with Validator(ValidationConfig(num_workers=4)) as validator:
+            verdicts = validator.validate(candidates)
+
+    Args:
+        config: the checks to run and the execution settings.
+        executor: an existing :class:`procure_trl.execution.Executor` to share; ``None`` creates one
+            on first use (and closes it on exit).
+    """
+
+    def __init__(self, config: ValidationConfig | None = None, executor=None) -> None:
+        self.config = config or ValidationConfig()
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._seen: dict[str, dict[str, str]] = {}  # task_id -> text digest -> description of who had it
+        self._original_verdicts: dict[str, str | None] = {}  # task_id -> None (passes) or reason
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def __enter__(self) -> "Validator":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_executor and self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def _get_executor(self):
+        if self._executor is None:
+            from procure_trl.execution import Executor, ExecutionLimits
+
+            self._executor = Executor(num_workers=self.config.num_workers,
+                                      limits=ExecutionLimits(timeout=self.config.timeout))
+        return self._executor
+
+    # -- the checks ------------------------------------------------------------------------------------
+    def static_check(self, candidate: Candidate) -> Verdict | None:
+        """Checks 1-5 (no execution); ``None`` when the candidate passes them all. Records it for de-duplication."""
+        problem = candidate.problem
+        original = problem.program
+        seen = self._seen.setdefault(problem.task_id, {_digest(original): "the original program"})
+        digest = _digest(candidate.code)
+        if digest in seen:
+            return Verdict(REJECTED, f"duplicate of {seen[digest]}", "duplicate")
+        seen[digest] = f"an earlier {candidate.concept} candidate"
+        try:
+            cand_tree = ast.parse(candidate.code)
+        except SyntaxError as err:
+            return Verdict(REJECTED, f"does not parse: {err.msg} (line {err.lineno})", "parse")
+        except ValueError as err:
+            return Verdict(REJECTED, f"does not parse: {err}", "parse")
+        try:
+            orig_tree = ast.parse(original)
+        except (SyntaxError, ValueError) as err:
+            return Verdict(REJECTED, f"the original program of {problem.task_id} does not parse ({err}); "
+                                     "fix its prompt/solution", "parse")
+        if ast.dump(cand_tree) == ast.dump(orig_tree):
+            return Verdict(REJECTED, "same program as the original (only formatting or comments differ)", "no-op")
+        reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,))
+        if reason is not None:
+            return Verdict(REJECTED, f"{candidate.concept} check: {reason}", "concept")
+        if self.config.check_spans and candidate.changed_spans is not None:
+            reason = check_spans(original, candidate.code, candidate.changed_spans)
+            if reason is not None:
+                return Verdict(REJECTED, f"changed spans: {reason}", "spans")
+        return None
+
+    def validate(self, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Validate a batch; the verdicts come back in the candidates' order."""
+        from procure_trl.execution import ExecutionJob
+
+        verdicts: list[Verdict | None] = [self.static_check(c) for c in candidates]
+        if not self.config.execute:
+            return [v or Verdict(VALID, "", "passed") for v in verdicts]
+        jobs: list = []
+        owners: list[tuple[str, int | str]] = []  # ("candidate", index) or ("original", task_id)
+        if self.config.check_original:
+            for candidate in candidates:
+                task_id = candidate.problem.task_id
+                if task_id not in self._original_verdicts and not any(o == ("original", task_id) for o in owners):
+                    jobs.append(ExecutionJob(candidate.problem.program, candidate.problem.tests,
+                                             timeout=self.config.timeout))
+                    owners.append(("original", task_id))
+        for index, (candidate, verdict) in enumerate(zip(candidates, verdicts)):
+            if verdict is None:
+                jobs.append(ExecutionJob(candidate.code, candidate.problem.tests, timeout=self.config.timeout))
+                owners.append(("candidate", index))
+        results = self._get_executor().run(jobs, progress=self.config.progress) if jobs else []
+        by_candidate: dict[int, object] = {}
+        for (kind, key), result in zip(owners, results):
+            if kind == "original":
+                self._original_verdicts[key] = None if result.passed else _execution_reason(result)  # type: ignore[index]
+            else:
+                by_candidate[key] = result  # type: ignore[index]
+        out: list[Verdict] = []
+        for index, (candidate, verdict) in enumerate(zip(candidates, verdicts)):
+            if verdict is not None:
+                out.append(verdict)
+                continue
+            broken = self._original_verdicts.get(candidate.problem.task_id)
+            if broken:
+                out.append(Verdict(REJECTED, f"the original program fails its own tests ({broken}); "
+                                             "the problem is broken, not the perturbation", "original"))
+                continue
+            result = by_candidate[index]
+            if result.passed:  # type: ignore[attr-defined]
+                out.append(Verdict(VALID, "", "passed"))
+            else:
+                out.append(Verdict(REJECTED, _execution_reason(result), "execution"))
+        return out
+
+    def validate_one(self, candidate: Candidate) -> Verdict:
+        return self.validate([candidate])[0]
