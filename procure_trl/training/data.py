@@ -1,0 +1,93 @@
+"""Dataset preparation for the concept-aware trainer: tokenize rows with their perturbation masks.
+
+Two row schemas are accepted (see ``docs/datasets.md`` for how ``build_counterfactuals.py`` makes them):
+
+* prompt/completion rows with ``changed_spans`` (``[start, end)`` character offsets into the
+  completion, empty for originals): tokenized here exactly as TRL's ``SFTTrainer`` tokenizes
+  prompt/completion rows (EOS appended, completion mask from the prompt's tokens), with the mask
+  from :func:`procure_trl.masks.prompt_completion_mask`;
+* pre-tokenized rows with ``input_ids`` and ``perturbation_mask`` (and ``labels``, or
+  ``completion_mask`` used when ``completion_only_loss=True``, as in TRL).
+
+Functions here work row by row and are used through ``Dataset.map``; they raise ``ValueError``
+naming the row when something does not line up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from procure_trl.masks import check_mask_alignment, prompt_completion_mask
+
+BUILD_HINT = (
+    "Build a counterfactual dataset with `python datasets_scripts/build_counterfactuals.py` (rows with prompt, "
+    "completion and changed_spans, or add --tokenizer for input_ids and perturbation_mask), or tokenize rows "
+    "yourself with procure_trl.masks.prompt_completion_mask"
+)
+
+
+def concept_dataset_kind(column_names: Sequence[str], mask_column: str, spans_column: str, dataset_name: str = "train") -> str:
+    """Return ``"tokenized"`` or ``"spans"`` for a dataset's columns, or raise naming what is missing."""
+    columns = set(column_names)
+    if "input_ids" in columns:
+        if mask_column not in columns:
+            raise ValueError(
+                f"the {dataset_name} dataset is pre-tokenized (has 'input_ids') but has no {mask_column!r} column; "
+                f"columns: {sorted(columns)}. {BUILD_HINT}. If the mask lives under another name, set "
+                "perturbation_mask_column in ConceptAwareSFTConfig."
+            )
+        return "tokenized"
+    missing = [c for c in ("prompt", "completion", spans_column) if c not in columns]
+    if missing:
+        raise ValueError(
+            f"the {dataset_name} dataset lacks the column(s) {missing} (columns: {sorted(columns)}). "
+            f"ConceptAwareSFTTrainer needs either prompt/completion rows with {spans_column!r} or pre-tokenized rows "
+            f"with 'input_ids' and {mask_column!r}. {BUILD_HINT}."
+        )
+    return "spans"
+
+
+def tokenize_concept_row(
+    example: dict[str, Any], idx: int | None, *, tokenizer: Any, spans_column: str, mask_column: str
+) -> dict[str, list[int]]:
+    """Tokenize one prompt/completion row like ``SFTTrainer`` and add its perturbation mask."""
+    prompt, completion = example["prompt"], example["completion"]
+    if not isinstance(prompt, str) or not isinstance(completion, str):
+        raise ValueError(
+            f"row {idx}: 'prompt' and 'completion' must be strings for rows with {spans_column!r} (got "
+            f"{type(prompt).__name__}/{type(completion).__name__}). For conversational data, tokenize with "
+            "procure_trl.masks.prompt_completion_mask(..., chat_template=True) and pass input_ids, completion_mask "
+            "and perturbation_mask columns."
+        )
+    spans = example[spans_column] or []
+    try:
+        tokenized = prompt_completion_mask(prompt, completion, spans, tokenizer)
+    except ValueError as err:
+        raise ValueError(f"row {idx} ({spans_column}={spans!r}): {err}") from err
+    return {
+        "input_ids": tokenized["input_ids"],
+        "completion_mask": tokenized["completion_mask"],
+        mask_column: tokenized["perturbation_mask"],
+    }
+
+
+def check_concept_row(example: dict[str, Any], idx: int | None, *, mask_column: str) -> dict:
+    """Raise ``ValueError`` unless the row's mask is a 0/1 list as long as its ``input_ids``; returns ``{}`` (for ``map``)."""
+    check_mask_alignment(example["input_ids"], example[mask_column], where=f"row {idx}")
+    if "labels" in example and len(example["labels"]) != len(example["input_ids"]):
+        raise ValueError(f"row {idx}: 'labels' has {len(example['labels'])} entries but 'input_ids' has {len(example['input_ids'])}")
+    return {}
+
+
+def truncate_mask(
+    example: dict[str, Any], idx: int | None, *, mask_column: str, max_length: int, keep_end: bool
+) -> dict[str, list[int]]:
+    """Cut the mask as TRL cut ``input_ids`` and ``labels`` (``keep_start``/``keep_end``), then check alignment.
+
+    TRL's truncation touches ``input_ids`` and ``labels`` only: without this the mask keeps its full
+    length and silently shifts against the labels.
+    """
+    mask = example[mask_column]
+    mask = mask[-max_length:] if keep_end else mask[:max_length]
+    check_mask_alignment(example["input_ids"], mask, where=f"row {idx} after truncation to max_length={max_length}")
+    return {mask_column: mask}

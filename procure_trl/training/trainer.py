@@ -1,0 +1,253 @@
+"""``ConceptAwareSFTTrainer``: TRL's ``SFTTrainer`` with the ProCURE concept-sensitive loss.
+
+It extends ``SFTTrainer`` through its hooks and leaves the rest of TRL untouched:
+
+* ``_prepare_dataset``: tokenizes prompt/completion rows with ``changed_spans`` into ``input_ids`` +
+  ``perturbation_mask`` (exactly as TRL tokenizes them), lets TRL build labels and truncate, then
+  truncates the mask the same way and checks it still lines up;
+* ``_set_signature_columns_if_needed``: keeps the mask column through the Trainer's column removal;
+* the data collator: TRL's collator plus padding of the mask (:class:`DataCollatorForConceptLM`);
+* ``_get_num_items_in_batch``: the window totals of the loss (sum of token weights, number of
+  counterfactuals), summed over the accumulation window and over processes;
+* ``compute_loss``: runs ``SFTTrainer.compute_loss`` (so TRL's forward with the fused LM head and its
+  metrics stay as they are) with a forward that also carries a :class:`ConceptAttentionProbe`, then
+  replaces its loss with :func:`concept_sensitive_loss` and logs ``loss_token``, ``loss_att`` and
+  ``perturbed_token_fraction`` through the same ``_metrics`` mechanism TRL uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from datasets import Dataset
+from transformers import TrainingArguments
+from trl import SFTConfig, SFTTrainer
+from trl.data_utils import get_dataset_column_names
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
+from procure_trl.training.collator import DataCollatorForConceptLM
+from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
+from procure_trl.training.data import check_concept_row, concept_dataset_kind, tokenize_concept_row, truncate_mask
+from procure_trl.training.loss import LossNormalizer, concept_sensitive_loss, is_counterfactual, window_normalizer
+
+#: Key of the padded mask in a collated batch.
+BATCH_MASK_KEY = "perturbation_mask"
+
+
+class _ProbedForward:
+    """Callable standing in for the model inside ``SFTTrainer.compute_loss``.
+
+    It adds the probe to the fused-LM-head forward and keeps that forward's outputs, so TRL computes
+    its metrics from the very forward whose log-probabilities and attention mass make our loss. Calls
+    without the fused head (logits for ``compute_metrics``) go to the model unchanged.
+    """
+
+    def __init__(self, model: torch.nn.Module, probe: ConceptAttentionProbe | None):
+        self.model = model
+        self.probe = probe
+        self.fused_outputs = None
+
+    def __call__(self, **kwargs):
+        if kwargs.get("fused_lm_head") and self.fused_outputs is None:
+            if self.probe is not None:
+                kwargs["concept_probe"] = self.probe
+            self.fused_outputs = self.model(**kwargs)
+            return self.fused_outputs
+        return self.model(**kwargs)
+
+
+class ConceptAwareSFTTrainer(SFTTrainer):
+    """Supervised fine-tuning on original + counterfactual programs with the ProCURE loss.
+
+    Same arguments as ``trl.SFTTrainer``; ``args`` should be a :class:`ConceptAwareSFTConfig` (an
+    ``SFTConfig`` or ``TrainingArguments`` is converted with the default ProCURE settings). The
+    datasets hold prompt/completion rows with ``changed_spans`` or pre-tokenized rows with
+    ``input_ids`` + ``perturbation_mask`` (column names configurable). The model must use
+    ``attn_implementation="sdpa"`` when ``concept_loss_weight > 0``; the trainer switches it to the
+    registered concept-aware SDPA function (same kernels, same outputs).
+
+    The loss and its reduction over batches, accumulation windows and processes are defined in
+    :mod:`procure_trl.training.loss`.
+    """
+
+    _tag_names = ["trl", "sft", "procure"]
+    _name = "ConceptAwareSFT"
+    # compute_loss divides by totals of the whole accumulation window (see _get_num_items_in_batch)
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, model, args: ConceptAwareSFTConfig | SFTConfig | TrainingArguments | None = None, data_collator=None, **kwargs):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path or "model"
+            args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
+        elif not isinstance(args, ConceptAwareSFTConfig):
+            dict_args = args.to_dict()
+            dict_args["hub_token"] = args.hub_token  # to_dict hides it
+            args = ConceptAwareSFTConfig(**dict_args)
+        if kwargs.get("compute_loss_func") is not None:
+            raise ValueError("ConceptAwareSFTTrainer computes its own loss; do not pass compute_loss_func")
+        if args.label_smoothing_factor > 0 or args.loss_type != "nll":
+            raise ValueError(
+                "ConceptAwareSFTTrainer supports loss_type='nll' without label smoothing (got "
+                f"loss_type={args.loss_type!r}, label_smoothing_factor={args.label_smoothing_factor})"
+            )
+        if args.gradient_checkpointing and (args.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+            raise ValueError(
+                "reentrant gradient checkpointing runs the forward without autograd, so the attention term would get "
+                "no gradient; set gradient_checkpointing_kwargs={'use_reentrant': False} (the default)"
+            )
+        self._custom_collator = data_collator is not None
+        super().__init__(model, args=args, data_collator=data_collator, **kwargs)
+
+        if not self._custom_collator and isinstance(self.data_collator, DataCollatorForLanguageModeling):
+            # SFTTrainer built its collator (pad token settled); ours adds the mask and pads it the same way
+            self.data_collator = DataCollatorForConceptLM(
+                pad_token_id=self.data_collator.pad_token_id,
+                padding_free=self.data_collator.padding_free,
+                return_position_ids=self.data_collator.return_position_ids,
+                pad_to_multiple_of=self.data_collator.pad_to_multiple_of,
+                perturbation_mask_key=args.perturbation_mask_column,
+            )
+
+        base_model = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        num_layers = base_model.config.get_text_config().num_hidden_layers
+        self.attention_layers = resolve_attention_layers(args.attention_layers, num_layers)
+        if args.concept_loss_weight > 0:
+            enable_concept_attention(base_model)
+
+    # ----------------------------------------------------------------------------------------- data
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        mask_column, spans_column = args.perturbation_mask_column, args.changed_spans_column
+        kind = concept_dataset_kind(get_dataset_column_names(dataset), mask_column, spans_column, dataset_name)
+        map_kwargs: dict[str, Any] = {"with_indices": True}
+        if isinstance(dataset, Dataset):  # IterableDataset.map takes neither num_proc nor desc
+            map_kwargs["num_proc"] = args.dataset_num_proc
+        if kind == "spans":
+            if formatting_func is not None:
+                raise ValueError(
+                    "a formatting_func would rewrite the text and invalidate changed_spans; format prompt/completion "
+                    "before building the counterfactual dataset"
+                )
+            if isinstance(dataset, Dataset):
+                map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset with perturbation masks"
+            dataset = dataset.map(
+                tokenize_concept_row,
+                fn_kwargs={"tokenizer": self._tokenizer, "spans_column": spans_column, "mask_column": mask_column},
+                **map_kwargs,
+            )
+        else:
+            if isinstance(dataset, Dataset):
+                map_kwargs["desc"] = f"Checking {dataset_name} perturbation masks"
+            # map (not a loop) so that IterableDatasets are checked lazily, row by row
+            dataset = dataset.map(check_concept_row, fn_kwargs={"mask_column": mask_column}, **map_kwargs)
+
+        dataset = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+
+        if args.max_length is not None:
+            if isinstance(dataset, Dataset):
+                map_kwargs["desc"] = f"Truncating {dataset_name} perturbation masks"
+            dataset = dataset.map(
+                truncate_mask,
+                fn_kwargs={
+                    "mask_column": mask_column,
+                    "max_length": args.max_length,
+                    "keep_end": args.truncation_mode == "keep_end",
+                },
+                **map_kwargs,
+            )
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.args.perturbation_mask_column not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, self.args.perturbation_mask_column]
+
+    # ----------------------------------------------------------------------------------------- loss
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> LossNormalizer | None:
+        """Window totals of the loss: ``sum w_t`` and the number of counterfactuals, over all micro-batches
+        of the accumulation window and (with ``average_tokens_across_devices``) over all processes."""
+        if not batch_samples or "labels" not in batch_samples[0] or BATCH_MASK_KEY not in batch_samples[0]:
+            return None
+        alpha = self.args.perturbed_token_weight
+        totals = torch.zeros(2, dtype=torch.float64)
+        for batch in batch_samples:
+            part = window_normalizer(batch["labels"].cpu(), batch[BATCH_MASK_KEY].cpu(), alpha)
+            totals += torch.stack([part.token_weight.double(), part.counterfactuals.double()])
+        totals = totals.to(device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            totals = self.accelerator.gather(totals[None]).sum(dim=0)
+        return LossNormalizer(token_weight=totals[0].float(), counterfactuals=totals[1].float())
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        if BATCH_MASK_KEY not in inputs:
+            raise KeyError(
+                f"the batch has no {BATCH_MASK_KEY!r} (keys: {sorted(inputs)}); a custom data_collator must pad the "
+                "perturbation mask like procure_trl.training.DataCollatorForConceptLM does"
+            )
+        delta = inputs.pop(BATCH_MASK_KEY)
+        labels = inputs["labels"]
+        if delta.shape != labels.shape:
+            raise ValueError(
+                f"perturbation_mask {tuple(delta.shape)} and labels {tuple(labels.shape)} differ in shape; the mask must "
+                "be padded together with input_ids"
+            )
+        lam = self.args.concept_loss_weight
+        probe = None
+        if lam > 0 and bool(is_counterfactual(labels, delta).any()):
+            probe = ConceptAttentionProbe(delta, self.attention_layers)
+
+        forward = _ProbedForward(model, probe)
+        result = super().compute_loss(forward, inputs, return_outputs=return_outputs, num_items_in_batch=None)
+        outputs = forward.fused_outputs
+        mass = probe.attention_mass() if probe is not None else None
+        if mass is not None and torch.is_grad_enabled() and self.model.training and not mass.requires_grad:
+            raise RuntimeError(
+                "the attention mass has no gradient (reentrant gradient checkpointing or a frozen model?); use "
+                "gradient_checkpointing_kwargs={'use_reentrant': False}"
+            )
+
+        normalizer = num_items_in_batch if isinstance(num_items_in_batch, LossNormalizer) else None
+        parts = concept_sensitive_loss(
+            -outputs.log_probs,
+            labels,
+            delta,
+            mass,
+            alpha=self.args.perturbed_token_weight,
+            lam=lam,
+            eps=self.args.attention_loss_eps,
+            normalizer=normalizer,
+        )
+        loss = parts.loss
+        if normalizer is not None:
+            # DDP averages gradients over processes while the totals already span all of them
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                loss = loss * self.accelerator.num_processes
+        elif self.model.training:
+            # no window totals: a per-micro-batch mean, averaged over the accumulation steps
+            loss = loss / self.current_gradient_accumulation_steps
+        self._log_concept_metrics(parts, mode)
+        return (loss, result[1]) if return_outputs else loss
+
+    def _log_concept_metrics(self, parts, mode: str) -> None:
+        stats = torch.stack(
+            [
+                parts.token_sum.detach().float(),
+                parts.token_weight.float(),
+                parts.attention_sum.detach().float(),
+                parts.counterfactuals.float(),
+                parts.perturbed_tokens.float(),
+                parts.label_tokens.float(),
+            ]
+        )
+        if self.accelerator.num_processes > 1:
+            stats = self.accelerator.gather(stats[None]).sum(dim=0)
+        token_sum, token_weight, att_sum, cfs, perturbed, label_tokens = stats.tolist()
+        metrics = self._metrics[mode]
+        metrics["loss_token"].append(token_sum / max(token_weight, 1.0))
+        if cfs > 0:
+            metrics["loss_att"].append(att_sum / cfs)
+        metrics["perturbed_token_fraction"].append(perturbed / max(label_tokens, 1.0))
+
