@@ -75,6 +75,8 @@ class InvalidProblem:
     """The row's ``task_id`` when it has a usable one, else ``None``."""
     reason: str
     """What is wrong and how to fix it."""
+    program: str = ""
+    """The row's ``prompt + solution`` when both are strings, else the raw line (for reports)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,22 +100,27 @@ def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
+            raw = line.rstrip("\n")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 out.append(InvalidProblem(where, None, f"{where}: not valid JSON ({err.msg} at column {err.colno}); "
-                                                        "write one JSON object per line"))
+                                                        "write one JSON object per line", raw))
                 continue
             task_id = row.get("task_id") if isinstance(row, dict) else None
             task_id = task_id if isinstance(task_id, str) and task_id else None
+            program = raw
+            if isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("solution"), str):
+                program = row["prompt"] + row["solution"] or raw
             try:
                 problem = Problem.from_dict(row, where=where)
             except ValueError as err:
-                out.append(InvalidProblem(where, task_id, str(err)))
+                out.append(InvalidProblem(where, task_id, str(err), program))
                 continue
             if problem.task_id in seen:
                 out.append(InvalidProblem(where, None, f"{where}: duplicate task_id {problem.task_id!r} "
-                                                       f"(first seen at {seen[problem.task_id]}); give every row its own task_id"))
+                                                       f"(first seen at {seen[problem.task_id]}); "
+                                                       "give every row its own task_id", program))
                 continue
             seen[problem.task_id] = where
             out.append(problem)

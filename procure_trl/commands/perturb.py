@@ -1,0 +1,150 @@
+"""``procure perturb``: generate counterfactual programs for a benchmark or a JSONL file, and validate them.
+
+Thin: parses arguments, loads problems, calls :func:`procure_trl.generation.generate_counterfactuals`
+(or the LLM generator), writes JSONL and prints the per-concept table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from procure_trl.concepts import Concept
+
+_EPILOG = """\
+output (one JSON object a line, per (problem, concept), in input order then concept order):
+  task_id        the problem
+  concept        one of: {concepts}
+  status         valid | not_applicable | rejected
+  reason         why not valid (empty when valid)
+  original       the full original program (prompt + solution)
+  code           the perturbed full program, when one was produced (null otherwise)
+  changed_spans  [[start, end), ...] character offsets into code of the changed text
+  stage          the step that decided (input, perturbation, duplicate, parse, no-op, concept, spans,
+                 original, execution, passed, unvalidated)
+  generator      rule | llm
+
+validation (skipped with --no-validate): de-duplication against the original and earlier candidates,
+parsing, an AST check that the concept's change and only it happened, the changed spans, and the
+problem's tests in a sandboxed subprocess with a timeout. The same --seed gives byte-identical output.
+Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines naming the row
+and the fix; the rest of the batch goes on.
+
+environment: PROCURE_MBPP_DIR (MBPP files), PROCURE_CODECONTESTS_FILE (CodeContests rows in the Hub
+schema, for offline use).
+
+examples:
+  procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0
+  procure perturb problems.jsonl --output out.jsonl --concepts name_random,if_else_flip --workers 4
+"""
+
+
+def _concept_list(text: str) -> list[Concept]:
+    try:
+        concepts = Concept.parse_list(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not concepts:
+        raise argparse.ArgumentTypeError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
+    return concepts
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from procure_trl.problems import BENCHMARKS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG.format(concepts=", ".join(c.value for c in Concept))
+    parser.add_argument("input", nargs="?", metavar="INPUT.jsonl",
+                        help="problems in the project's JSONL format (task_id, prompt, solution, tests, entry_point)")
+    parser.add_argument("--benchmark", choices=BENCHMARKS, help="a built-in benchmark instead of INPUT.jsonl")
+    parser.add_argument("--split", default=None,
+                        help="benchmark split: MBPP train/test/validation/prompt (default: all problems), "
+                             "CodeContests train/valid/test (default: test)")
+    parser.add_argument("--limit", type=_positive_int, default=None, help="only the first N problems")
+    parser.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="where to write the JSONL output")
+    parser.add_argument("--concepts", type=_concept_list, default=list(Concept), metavar="a,b,...",
+                        help="comma-separated concepts to apply (default: all five: "
+                             + ", ".join(c.value for c in Concept) + ")")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="base seed; each (task, concept) derives its own from it (default: 0)")
+    parser.add_argument("--no-validate", dest="validate", action="store_false",
+                        help="skip validation: every produced program is written as 'valid' (unchecked)")
+    parser.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
+                        help="processes that run the tests (default: min(4, CPU count))")
+    parser.add_argument("--timeout", type=_positive_float, default=10.0,
+                        help="seconds allowed for one program's tests (default: 10)")
+    parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
+                        help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
+                             "endpoint (options below)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+    try:
+        from procure_trl.llm import cli as llm_cli
+    except ImportError:  # the LLM side is optional: the rule-based path works without it
+        return
+    llm_cli.add_arguments(parser)
+
+
+def _load(args) -> list:
+    from procure_trl.problems import load_problems, read_jsonl
+
+    if bool(args.input) == bool(args.benchmark):
+        raise ValueError("give exactly one of INPUT.jsonl or --benchmark NAME")
+    if args.input:
+        if args.split:
+            raise ValueError("--split applies to --benchmark only")
+        problems = read_jsonl(args.input)
+    else:
+        problems = load_problems(args.benchmark, split=args.split)
+    return problems[: args.limit] if args.limit else problems
+
+
+def run(args: argparse.Namespace) -> int:
+    from procure_trl.problems import InvalidProblem
+
+    try:
+        problems = _load(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"procure perturb: error: {err}", file=sys.stderr)
+        return 2
+    if args.generator == "llm":
+        try:
+            from procure_trl.llm import cli as llm_cli
+        except ImportError as err:
+            print(f"procure perturb: error: the LLM generator is not available ({err})", file=sys.stderr)
+            return 2
+        for row in problems:
+            if isinstance(row, InvalidProblem):
+                print(f"procure perturb: skipping {row.reason}", file=sys.stderr)
+        valid = [p for p in problems if not isinstance(p, InvalidProblem)]
+        return int(llm_cli.run(args, valid, args.concepts) or 0)
+
+    from procure_trl.generation import GenerationConfig, format_summary_table, generate_counterfactuals, write_records
+
+    config = GenerationConfig(concepts=args.concepts, seed=args.seed, validate=args.validate,
+                              num_workers=args.workers, timeout=args.timeout, progress=args.progress)
+    records = generate_counterfactuals(problems, config)
+    write_records(records, args.output)
+    print(format_summary_table(records))
+    print(f"wrote {len(records)} lines to {args.output}")
+    return 0

@@ -1,0 +1,248 @@
+"""The rule-based counterfactual pipeline: problems -> perturbations -> validation -> pair records.
+
+One :class:`PairRecord` per (problem, concept), in input order then concept order, so the same inputs
+and seed give byte-identical output. :func:`format_summary_table` prints the per-concept counts; the
+LLM generator (``procure_trl.llm``) writes the same records and reuses the table and the validator.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from procure_trl.concepts import Concept
+from procure_trl.problems import InvalidProblem, Problem
+
+#: The statuses of a record.
+VALID, NOT_APPLICABLE, REJECTED = "valid", "not_applicable", "rejected"
+STATUSES = (VALID, NOT_APPLICABLE, REJECTED)
+
+
+@dataclass
+class GenerationConfig:
+    """Settings of :func:`generate_counterfactuals`."""
+
+    concepts: Sequence[Concept] = tuple(Concept)
+    """Concepts to apply to every problem, in output order."""
+    seed: int = 0
+    """Base seed; each (task, concept) gets its own seed derived from it (:func:`derive_seed`)."""
+    validate: bool = True
+    """Run the validation pipeline; ``False`` keeps every produced program as ``valid`` (unchecked)."""
+    num_workers: int = 2
+    """Processes that run the tests."""
+    timeout: float = 10.0
+    """Seconds allowed for one program's tests."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One output line: a (problem, concept) pair and what became of it."""
+
+    task_id: str
+    concept: str
+    status: str
+    """``valid``, ``not_applicable`` or ``rejected``."""
+    reason: str
+    """Why it is not valid (``""`` when valid and validated)."""
+    original: str
+    """The full original program (prompt + solution)."""
+    code: str | None = None
+    """The perturbed full program, when one was produced (also for rejected candidates, to inspect)."""
+    changed_spans: tuple[tuple[int, int], ...] = ()
+    """``[start, end)`` character offsets into ``code`` of the changed text."""
+    stage: str = ""
+    """The step that decided: ``input``, ``perturbation``, or a validation stage (``duplicate``, ``parse``,
+    ``no-op``, ``concept``, ``spans``, ``original``, ``execution``, ``passed``), or ``unvalidated``."""
+    generator: str = "rule"
+    """Who produced ``code``: ``rule`` or ``llm``."""
+
+    def to_dict(self) -> dict:
+        return {
+            "task_id": self.task_id,
+            "concept": self.concept,
+            "status": self.status,
+            "reason": self.reason,
+            "original": self.original,
+            "code": self.code,
+            "changed_spans": [list(span) for span in self.changed_spans],
+            "stage": self.stage,
+            "generator": self.generator,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def derive_seed(seed: int, task_id: str, concept: Concept | str) -> int:
+    """A stable 63-bit seed for one (task, concept): the same everywhere, unlike Python's salted ``hash``."""
+    digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{Concept.parse(concept).value}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def protected_names(problem: Problem) -> tuple[str, ...]:
+    """Names a perturbation must keep: the entry point and every top-level name of the program the tests use."""
+    names = {problem.entry_point}
+    try:
+        program, tests = ast.parse(problem.program), ast.parse(problem.tests)
+    except (SyntaxError, ValueError):
+        return tuple(sorted(names))
+    top_level: set[str] = set()
+    for node in program.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            top_level.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            top_level.update(a.asname or a.name.split(".")[0] for a in node.names)
+        else:
+            top_level.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    used = {n.id for n in ast.walk(tests) if isinstance(n, ast.Name)}
+    return tuple(sorted(names | (top_level & used)))
+
+
+def _invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[PairRecord]:
+    task_id = row.task_id or row.where
+    reason = f"invalid input row: {row.reason}"
+    return [PairRecord(task_id, c.value, REJECTED, reason, row.program or row.where, stage="input") for c in concepts]
+
+
+def generate_counterfactuals(
+    problems: Sequence[Problem | InvalidProblem],
+    config: GenerationConfig | None = None,
+    validator=None,
+) -> list[PairRecord]:
+    """Apply every concept of ``config`` to every problem with the rule-based perturbations; validate.
+
+    Invalid input rows and programs that do not parse become ``rejected`` records naming the row and the
+    fix; one bad row never stops the batch. ``validator`` (a :class:`procure_trl.validation.Validator`)
+    may be shared; by default one is created with ``config``'s workers and timeout.
+    """
+    from tqdm.auto import tqdm
+
+    from procure_trl.perturbations import InvalidProgramError, perturb
+    from procure_trl.validation import Candidate, ValidationConfig, Validator
+
+    config = config or GenerationConfig()
+    concepts = [Concept.parse(c) for c in config.concepts]
+    slots: list[PairRecord | None] = []
+    candidates: list[Candidate] = []
+    candidate_slots: list[int] = []
+    for problem in tqdm(problems, desc="perturbing", unit="problem", disable=not config.progress):
+        if isinstance(problem, InvalidProblem):
+            slots.extend(_invalid_records(problem, concepts))
+            continue
+        keep = protected_names(problem)
+        for concept in concepts:
+            original = problem.program
+            try:
+                result = perturb(original, concept, seed=derive_seed(config.seed, problem.task_id, concept),
+                                 protected_names=keep)
+            except InvalidProgramError as err:
+                slots.append(PairRecord(problem.task_id, concept.value, REJECTED,
+                                        f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
+                                        original, stage="input"))
+                continue
+            except Exception as err:  # a bug in one perturbation must not cost the rest of the batch
+                slots.append(PairRecord(problem.task_id, concept.value, REJECTED,
+                                        f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
+                                        original, stage="perturbation"))
+                continue
+            if not result.applied:
+                slots.append(PairRecord(problem.task_id, concept.value, NOT_APPLICABLE, result.reason, original,
+                                        stage="perturbation"))
+                continue
+            spans = tuple((int(s), int(e)) for s, e in result.changed_spans)
+            slots.append(PairRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
+                                    stage="unvalidated"))
+            candidates.append(Candidate(problem, concept, result.code, spans))
+            candidate_slots.append(len(slots) - 1)
+    if config.validate and candidates:
+        own = validator is None
+        validator = validator or Validator(ValidationConfig(timeout=config.timeout, num_workers=config.num_workers,
+                                                            progress=config.progress))
+        try:
+            verdicts = validator.validate(candidates)
+        finally:
+            if own:
+                validator.close()
+        for slot, verdict in zip(candidate_slots, verdicts):
+            record = slots[slot]
+            slots[slot] = PairRecord(record.task_id, record.concept, verdict.status, verdict.reason, record.original,
+                                     record.code, record.changed_spans, verdict.stage)
+    elif not config.validate:
+        for slot in candidate_slots:
+            record = slots[slot]
+            slots[slot] = PairRecord(record.task_id, record.concept, VALID, "not validated (--no-validate)",
+                                     record.original, record.code, record.changed_spans, "unvalidated")
+    return [r for r in slots if r is not None]
+
+
+def write_records(records: Iterable[PairRecord | Mapping], path: str | os.PathLike) -> None:
+    """Write records as JSONL (UTF-8, ``\\n`` line ends), replacing the file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            line = record.to_json() if isinstance(record, PairRecord) else json.dumps(dict(record), ensure_ascii=False)
+            handle.write(line + "\n")
+    os.replace(tmp, path)
+
+
+def summarize(records: Iterable[PairRecord | Mapping]) -> dict[str, dict[str, int]]:
+    """Per concept: ``problems``, ``applicable`` (a program was produced or the row was bad), ``valid``,
+    ``rejected``, ``not_applicable``; concepts in registry order, then unknown ones."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        row = record.to_dict() if isinstance(record, PairRecord) else record
+        entry = counts.setdefault(str(row["concept"]), dict(problems=0, applicable=0, valid=0, rejected=0,
+                                                           not_applicable=0))
+        entry["problems"] += 1
+        status = row["status"]
+        if status in entry:
+            entry[status] += 1
+        if status != NOT_APPLICABLE:
+            entry["applicable"] += 1
+    order = [c.value for c in Concept if c.value in counts] + sorted(set(counts) - {c.value for c in Concept})
+    return {name: counts[name] for name in order}
+
+
+def format_summary_table(rows: Iterable[PairRecord | Mapping]) -> str:
+    """A plain-text table of per-concept counts (applicable / valid / rejected / not applicable) and totals."""
+    summary = summarize(rows)
+    header = ("concept", "problems", "applicable", "valid", "rejected", "not applicable", "valid/applicable")
+    lines = []
+    totals = dict(problems=0, applicable=0, valid=0, rejected=0, not_applicable=0)
+    for concept, c in summary.items():
+        for key in totals:
+            totals[key] += c[key]
+        lines.append((concept, c["problems"], c["applicable"], c["valid"], c["rejected"], c["not_applicable"],
+                      f"{100.0 * c['valid'] / c['applicable']:.1f}%" if c["applicable"] else "-"))
+    lines.append(("total", totals["problems"], totals["applicable"], totals["valid"], totals["rejected"],
+                  totals["not_applicable"],
+                  f"{100.0 * totals['valid'] / totals['applicable']:.1f}%" if totals["applicable"] else "-"))
+    table = [header] + [tuple(str(v) for v in line) for line in lines]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+
+    def fmt(row) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(table[0]), rule] + [fmt(r) for r in table[1:-1]] + [rule, fmt(table[-1])])
+
+
+def rejection_reasons(records: Iterable[PairRecord | Mapping], top: int = 5) -> dict[str, list[tuple[str, int]]]:
+    """The most common rejection stages per concept (for a quick look at why candidates fail)."""
+    out: dict[str, dict[str, int]] = {}
+    for record in records:
+        row = record.to_dict() if isinstance(record, PairRecord) else record
+        if row["status"] == REJECTED:
+            stage = row.get("stage") or "unknown"
+            out.setdefault(row["concept"], {}).setdefault(stage, 0)
+            out[row["concept"]][stage] += 1
+    return {c: sorted(s.items(), key=lambda kv: (-kv[1], kv[0]))[:top] for c, s in out.items()}
