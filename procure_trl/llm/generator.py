@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from procure_trl.llm.output import ResumableJsonlWriter, pair_key
 from procure_trl.llm.prompts import FactsFn, build_messages, build_repair_message, default_facts, extract_code
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import Problem
+from procure_trl.validation import Candidate, ValidationConfig, Validator
 
 VALID, NOT_APPLICABLE, REJECTED = "valid", "not_applicable", "rejected"
 
@@ -90,6 +92,8 @@ class LLMGeneratorConfig:
     """Seeds the retry jitter (the sampling itself is the endpoint's; the cache makes reruns identical)."""
     show_progress: bool = True
     """Show a tqdm progress bar over the pairs."""
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    """Settings of the validation pipeline shared with the rule engine (test timeout, workers...)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -142,25 +146,6 @@ def parse_price(text: str) -> tuple[str, tuple[float, float]]:
         ) from None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A validation outcome: ``ok`` and, when not, the reason sent back to the model."""
-
-    ok: bool
-    reason: str = ""
-
-
-#: ``validate(problem, concept, original, candidate) -> Verdict``.
-ValidateFn = Callable[[Problem, Concept, str, str], Verdict]
-
-
-def default_validator() -> ValidateFn:
-    """The rule-based engine's validation pipeline (dedup, parse, concept check, test execution)."""
-    from procure_trl.llm.validation_adapter import make_validator
-
-    return make_validator()
-
-
 @dataclass
 class GenerationReport:
     """What a run produced: every row of the output (resumed ones included) and what it cost."""
@@ -186,7 +171,8 @@ class LLMGenerator:
 
     Args:
         config: the settings.
-        validate_fn: overrides the validation pipeline (default: the rule engine's, shared by both engines).
+        validator: the rule engine's :class:`~procure_trl.validation.Validator` to share (and its
+            de-duplication memory); ``None`` creates one from ``config.validation`` per run.
         facts_fn: static-analysis facts per (program, concept) (default: the rule engine's analysis).
     """
 
@@ -194,12 +180,12 @@ class LLMGenerator:
         self,
         config: LLMGeneratorConfig,
         *,
-        validate_fn: ValidateFn | None = None,
+        validator: Validator | None = None,
         facts_fn: FactsFn | None = default_facts,
     ) -> None:
         self.config = config
         self._api_key = config.resolve_api_key()  # fail before any work, naming the variable
-        self.validate_fn = validate_fn
+        self.validator = validator
         self.facts_fn = facts_fn
 
     # -- public API ------------------------------------------------------------------------------------
@@ -270,7 +256,13 @@ class LLMGenerator:
         parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
         todo = [(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done]
         cfg = self.config
-        validate = self.validate_fn or default_validator()
+        validator = self.validator if self.validator is not None else Validator(cfg.validation)
+        # The validator keeps state (de-duplication, its executor): one thread runs it, in order, while
+        # the event loop keeps the requests of the other pairs flowing.
+        validation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-validate")
+
+        def validate(candidate: Candidate):
+            return asyncio.get_running_loop().run_in_executor(validation_thread, validator.validate_one, candidate)
         cache = ResponseCache(cfg.cache_dir) if cfg.use_cache else None
         client = ChatClient(
             model=cfg.model,
@@ -312,9 +304,12 @@ class LLMGenerator:
         finally:
             bar.close()
             await client.aclose()
+            validation_thread.shutdown(wait=True)
+            if self.validator is None:
+                validator.close()
         return client.stats
 
-    async def _pair(self, client: ChatClient, validate: ValidateFn, problem: Problem, concept: Concept) -> dict:
+    async def _pair(self, client: ChatClient, validate: Callable, problem: Problem, concept: Concept) -> dict:
         """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
         original = problem.program
         facts = self.facts_fn(original, concept) if self.facts_fn is not None else None
@@ -353,9 +348,9 @@ class LLMGenerator:
                 reason = parsed.error or "no code"
             else:
                 last_code = _match_trailing_whitespace(parsed.code, original)
-                # Validation executes the tests: run it off the event loop so requests keep flowing.
-                verdict = await asyncio.to_thread(validate, problem, concept, original, last_code)
-                if verdict.ok:
+                spans = tuple((s, e) for s, e in changed_spans(original, last_code))
+                verdict = await validate(Candidate(problem, concept, last_code, spans))
+                if verdict.valid:
                     return row(VALID, "", last_code)
                 reason = verdict.reason
             messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]

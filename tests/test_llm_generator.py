@@ -1,0 +1,229 @@
+"""LLMGenerator end to end against the loopback server, through the real validation pipeline.
+
+Each scripted conversation answers per (program, concept, repair round), so concurrent pairs get their
+own answers whatever order the requests arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_server import ChatServer, Fault, fenced, repair_round, requested_concept, task_program  # noqa: E402
+
+from procure_trl.concepts import Concept
+from procure_trl.llm.client import LLMFatalError
+from procure_trl.llm.generator import LLMConfigError, LLMGenerator, LLMGeneratorConfig, format_llm_summary
+from procure_trl.llm.prompts import NOT_APPLICABLE_MARKER
+from procure_trl.problems import Problem
+
+CLAMP_PROMPT = 'import math\n\n\ndef clamp(x, lo, hi):\n    """Clamp x into [lo, hi]; NaN stays NaN."""\n'
+CLAMP_SOLUTION = "    if x < lo:\n        result = lo\n    else:\n        result = min(x, hi)\n    return result\n"
+CLAMP_TESTS = (
+    "assert clamp(5, 0, 3) == 3\nassert clamp(-1, 0, 3) == 0\nassert clamp(2, 0, 3) == 2\n"
+    "assert math.isnan(clamp(float('nan'), 0, 3))\n"
+)
+CLAMP = Problem("Test/clamp", CLAMP_PROMPT, CLAMP_SOLUTION, CLAMP_TESTS, "clamp")
+
+FLIP_OK = CLAMP.program.replace(
+    "    if x < lo:\n        result = lo\n    else:\n        result = min(x, hi)\n",
+    "    if not (x < lo):\n        result = min(x, hi)\n    else:\n        result = lo\n",
+)
+# Accepted as a negation by a concept check, but wrong for NaN: only the tests can catch it.
+FLIP_NAN_BUG = FLIP_OK.replace("if not (x < lo):", "if x >= lo:")
+FLIP_SYNTAX_ERROR = FLIP_OK.replace("if not (x < lo):", "if not (x < lo)")
+RENAME_OK = CLAMP.program.replace("result", "v_q7")
+
+
+def _scale_problem(i: int) -> Problem:
+    prompt = f'def scale{i}(values, k):\n    """Multiply each value by k."""\n'
+    solution = "    out = []\n    for v in values:\n        out.append(v * k)\n    return out\n"
+    tests = f"assert scale{i}([1, 2], 3) == [3, 6]\nassert scale{i}([], 2) == []\n"
+    return Problem(f"Test/scale{i}", prompt, solution, tests, f"scale{i}")
+
+
+def renamed(program: str) -> str:
+    return program.replace("out", "r_x1")
+
+
+def script_from(replies: dict):
+    """replies[(program, concept)] = [answer of round 0, answer of round 1, ...]."""
+
+    def script(body):
+        answers = replies[(task_program(body), requested_concept(body))]
+        return answers[min(repair_round(body), len(answers) - 1)]
+
+    return script
+
+
+@pytest.fixture
+def config_factory(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+    def make(server_url: str, **overrides) -> LLMGeneratorConfig:
+        kwargs = dict(
+            model="test-model",
+            base_url=server_url,
+            request_timeout=1.0,
+            max_retries=4,
+            initial_backoff=0.01,
+            max_backoff=0.5,
+            max_concurrency=3,
+            repair_rounds=2,
+            cache_dir=str(tmp_path / "cache"),
+            show_progress=False,
+        )
+        kwargs.update(overrides)
+        return LLMGeneratorConfig(**kwargs)
+
+    return make
+
+
+def one_row(rows, concept):
+    matching = [r for r in rows if r["concept"] == concept.value]
+    assert len(matching) == 1
+    return matching[0]
+
+
+def test_valid_first_answer(config_factory):
+    replies = {(CLAMP.program, "if_else_flip"): [fenced(FLIP_OK)]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "valid", row["reason"]
+    assert row["code"] == FLIP_OK and row["original"] == CLAMP.program and row["attempts"] == 1
+    assert row["usage"]["prompt_tokens"] > 0 and row["usage"]["completion_tokens"] > 0
+    texts = "".join(FLIP_OK[s:e] for s, e in row["changed_spans"])
+    assert "not" in texts and "lo" in texts
+
+
+@pytest.mark.parametrize(
+    "first_answer, reason_sent_back",
+    [
+        (fenced(FLIP_SYNTAX_ERROR), "parse"),  # a syntax error fixed on repair
+        (fenced(RENAME_OK), "if_else_flip"),  # the wrong concept
+        (fenced(FLIP_NAN_BUG), "tests failed"),  # a semantic change the tests catch
+        ("Here is the program: def clamp(x, lo, hi): ...", "no ```python"),  # no code block
+    ],
+    ids=["syntax-error", "wrong-concept", "semantic-change", "no-code-block"],
+)
+def test_rejection_is_repaired_with_the_reason_sent_back(config_factory, first_answer, reason_sent_back):
+    replies = {(CLAMP.program, "if_else_flip"): [first_answer, fenced(FLIP_OK)]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
+        repair_request = srv.log[1].body
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "valid", row["reason"]
+    assert row["attempts"] == 2
+    repair_text = repair_request["messages"][-1]["content"]
+    assert reason_sent_back.lower() in repair_text.lower(), repair_text
+    assert repair_request["messages"][-2] == {"role": "assistant", "content": first_answer}
+
+
+def test_rejected_after_all_repair_rounds(config_factory):
+    replies = {(CLAMP.program, "if_else_flip"): [fenced(FLIP_NAN_BUG)]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url, repair_rounds=2)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
+        assert srv.request_count == 3
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "rejected" and row["attempts"] == 3
+    assert row["reason"].startswith("rejected after 3 attempt(s)")
+    assert row["code"] == FLIP_NAN_BUG  # the last candidate is kept for inspection
+
+
+def test_model_not_applicable_claim(config_factory):
+    replies = {(CLAMP.program, "independent_swap"): [f"No two statements qualify.\n{NOT_APPLICABLE_MARKER} none"]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], ["independent_swap"])
+    row = one_row(rows, Concept.INDEPENDENT_SWAP)
+    assert row["status"] == "not_applicable" and row["code"] is None and "none" in row["reason"]
+
+
+def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
+    problems = [_scale_problem(i) for i in range(4)]
+    replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
+    with ChatServer(script_from(replies)) as srv:
+        srv.inject(Fault.error(429, retry_after=0.05), Fault.error(500), Fault.hang(3.0), Fault.malformed(),
+                   Fault.drop())
+        config = config_factory(srv.url)
+        out = tmp_path / "out.jsonl"
+        report = LLMGenerator(config).generate_to_jsonl(problems, ["name_random"], out)
+        first_count = srv.request_count
+        assert first_count == 4 + 5  # one answer per pair, one retry per fault
+        assert report.stats.retries == 5 and report.stats.requests == first_count
+
+        again = tmp_path / "again.jsonl"
+        report2 = LLMGenerator(config).generate_to_jsonl(problems, ["name_random"], again)
+        assert srv.request_count == first_count  # the cache answered everything
+        assert report2.stats.requests == 0 and report2.stats.cache_hits == 4
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows2 = [json.loads(line) for line in again.read_text().splitlines()]
+    assert sorted(r["task_id"] for r in rows) == sorted(p.task_id for p in problems)
+    assert all(r["status"] == "valid" for r in rows), [r["reason"] for r in rows]
+    key = lambda r: r["task_id"]  # noqa: E731
+    assert sorted(rows, key=key) == sorted(rows2, key=key)  # identical rows, usage included
+
+
+def test_unreachable_endpoint_marks_rows_rejected_and_finishes(config_factory):
+    with ChatServer() as srv:
+        url = srv.url  # closed on exit: connections are refused
+    rows = LLMGenerator(config_factory(url, max_retries=1, use_cache=False)).generate(
+        [CLAMP, _scale_problem(0)], ["name_random"]
+    )
+    assert len(rows) == 2
+    assert all(r["status"] == "rejected" and r["reason"].startswith("endpoint error:") for r in rows)
+    assert all("connection error" in r["reason"] and r["attempts"] == 0 for r in rows)
+
+
+def test_bad_key_stops_the_run(config_factory, tmp_path):
+    with ChatServer() as srv:
+        srv.inject(*[Fault.error(401)] * 5)
+        with pytest.raises(LLMFatalError, match="401"):
+            LLMGenerator(config_factory(srv.url)).generate_to_jsonl([CLAMP], ["name_random"], tmp_path / "o.jsonl")
+
+
+def test_missing_api_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(LLMConfigError, match="MY_KEY"):
+        LLMGenerator(LLMGeneratorConfig(model="m", api_key_env="MY_KEY"))
+
+
+def test_unknown_concept_is_refused_before_any_work(config_factory, tmp_path):
+    with ChatServer() as srv:
+        gen = LLMGenerator(config_factory(srv.url))
+        with pytest.raises(ValueError, match="unknown concept 'loop_unroll'"):
+            gen.generate_to_jsonl([CLAMP], ["loop_unroll"], tmp_path / "o.jsonl")
+        assert srv.request_count == 0
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("field, value", [("repair_rounds", -1), ("max_concurrency", 0), ("temperature", 3.0)])
+def test_bad_config_values_name_the_field(field, value):
+    with pytest.raises(LLMConfigError, match=field):
+        LLMGeneratorConfig(model="m", **{field: value})
+
+
+def test_summary_reports_rounds_usage_and_cost(config_factory, tmp_path):
+    problems = [CLAMP]
+    replies = {
+        (CLAMP.program, "if_else_flip"): [fenced(FLIP_SYNTAX_ERROR), fenced(FLIP_OK)],
+        (CLAMP.program, "name_random"): [fenced(RENAME_OK)],
+    }
+    with ChatServer(script_from(replies)) as srv:
+        cfg = config_factory(srv.url, prices={"test-model": (1.0, 2.0)})
+        report = LLMGenerator(cfg).generate_to_jsonl(problems, ["if_else_flip", "name_random"], tmp_path / "o.jsonl")
+    text = format_llm_summary(report)
+    lines = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    # columns: concept pairs valid n/a rejected valid% <=r0 <=r1 <=r2
+    assert lines["if_else_flip"][1:] == ["1", "1", "0", "0", "100.0", "0.0", "100.0", "100.0"]
+    assert lines["name_random"][1:] == ["1", "1", "0", "0", "100.0", "100.0", "100.0", "100.0"]
+    assert lines["total"][1:7] == ["2", "2", "0", "0", "100.0", "50.0"]
+    billed = report.stats.billed
+    expected = (billed.prompt_tokens * 1.0 + billed.completion_tokens * 2.0) / 1e6
+    assert f"${expected:.4f}" in text
+    report.price = None
+    assert "no price for model 'test-model'" in format_llm_summary(report)
