@@ -1,0 +1,82 @@
+"""Writing an :class:`~procure_trl.harness.run.EvaluationReport`: ``report.json``, ``summary.md`` and plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from procure_trl.harness.plots import plot_ccs_per_concept, plot_pass_at_k
+
+if TYPE_CHECKING:
+    from procure_trl.harness.run import EvaluationReport
+
+__all__ = ["write_report", "markdown_summary"]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown_summary(report: "EvaluationReport") -> str:
+    """A short Markdown page: pass@k on the originals, then one line per concept."""
+    config = report.config
+    ks = [f"pass@{k}" for k in config.k]
+    lines = [
+        f"# Evaluation of `{config.model}`" + (f" + adapter `{config.adapter}`" if config.adapter else ""),
+        "",
+        f"Benchmark `{config.benchmark}`, {len(report.tasks)} problems, n={config.n} samples per prompt, "
+        f"temperature {config.temperature}, top_p {config.top_p}.",
+        "",
+        "| prompts | " + " | ".join(ks) + " |",
+        "|---|" + "---|" * len(ks),
+        "| original (benchmark prompt) | " + " | ".join(_fmt(report.pass_at_k["original"].get(k)) for k in ks) + " |",
+    ]
+    if report.per_concept:
+        ccs = report.ccs or {}
+        lines += [
+            "",
+            f"**CCS {_fmt(ccs.get('ccs'))}** (interval {_fmt(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
+            f"AME {_fmt(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs over {ccs.get('rows', 0)} rows.",
+            "",
+            "| concept | rows | skipped | CCS | interval | AME | "
+            + " | ".join(f"{k} original (cut) | {k} counterfactual" for k in ks)
+            + " |",
+            "|---|---|---|---|---|---|" + "---|---|" * len(ks),
+        ]
+        for row in report.per_concept:
+            cells = [row["concept"], row["rows"], row["skipped"], _fmt(row["ccs"]), _fmt(row["ccs_ci"]), _fmt(row["ame"])]
+            for k in ks:
+                cells += [_fmt(row["pass_at_k_reference"].get(k)), _fmt(row["pass_at_k_counterfactual"].get(k))]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines += [
+            "",
+            "Original (cut): the original program cut like its counterfactual; CCS pairs its completions with the "
+            "counterfactual's. See report.json `definitions`.",
+        ]
+    if report.skipped:
+        lines += ["", f"{len(report.skipped)} counterfactual(s) skipped (could not be cut); reasons in report.json."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
+    """Write ``report.json``, ``summary.md`` and the PNG plots into ``output_dir``; return their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    files = report.files
+    if report.per_concept:
+        files["ccs_plot"] = plot_ccs_per_concept(report.per_concept, os.path.join(output_dir, "ccs_per_concept.png"))
+        files["pass_at_k_plot"] = plot_pass_at_k(report.pass_at_k, report.config.k, os.path.join(output_dir, "pass_at_k.png"))
+    files["summary"] = os.path.join(output_dir, "summary.md")
+    files["report"] = os.path.join(output_dir, "report.json")
+    with open(files["summary"], "w", encoding="utf-8") as handle:
+        handle.write(markdown_summary(report))
+    # Written last and atomically: a report.json on disk always belongs to a finished run.
+    tmp = files["report"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(report.to_dict(), handle, indent=2)
+    os.replace(tmp, files["report"])
+    return files

@@ -1,0 +1,312 @@
+"""``evaluate_model``: prompts -> completions -> execution -> pass@k and CCS -> report.
+
+What is measured (also written into every report under ``"definitions"``):
+
+* **original**: the benchmark prompt of each problem, completed ``n`` times; pass@k as usual.
+* For each valid counterfactual (one (problem, concept) *row*), two prompts are cut the same way
+  (:mod:`procure_trl.harness.prompts`): the **reference** prompt from the original program and the
+  **counterfactual** prompt from the perturbed program. Each is completed ``n`` times, and the program
+  ``prompt + completion`` is run against the problem's tests.
+* CCS ``references[i]`` = pass/fail of row i's *reference* completions (the original program cut like its
+  counterfactual, not the benchmark prompt), ``predictions[i]`` = pass/fail of its *counterfactual*
+  completions. Pairing the counterfactual with an equally cut original compares like with like: both prompts
+  hold the same amount of the solution and differ only by the perturbation.
+
+Both metrics are the repository's ``evaluate`` modules (``evaluation/metrics/pass_at_k`` and
+``evaluation/metrics/ccs``), which execute the programs in the sandboxed executor and compute the scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procure_trl.concepts import Concept
+from procure_trl.harness.config import EvaluationConfig
+from procure_trl.harness.counterfactuals import CounterfactualVariant, load_counterfactual_variants
+from procure_trl.harness.generation import (
+    CompletionCache,
+    GenerationBackend,
+    GenerationRequest,
+    build_backend,
+    generate_completions,
+)
+from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
+from procure_trl.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvaluationReport", "evaluate_model", "resolve_metrics_dir", "DEFINITIONS"]
+
+#: Environment variable naming the folder that holds the ``pass_at_k`` and ``ccs`` metric modules.
+METRICS_DIR_ENV = "PROCURE_METRICS_DIR"
+
+DEFINITIONS = {
+    "original": "benchmark prompt completed n times; program = prompt + completion, run with the problem's tests",
+    "reference": "the counterfactual row's original program, cut like its counterfactual, completed n times",
+    "counterfactual": "the perturbed program, cut (if_else_flip: at the flipped then-branch; otherwise after "
+    "line_fraction of the solution lines), completed n times",
+    "ccs.references": "per row: pass/fail of the reference completions",
+    "ccs.predictions": "per row: pass/fail of the counterfactual completions",
+}
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One (problem, concept) pair that could be cut."""
+
+    task_id: str
+    concept: Concept
+    reference_prompt: str
+    counterfactual_prompt: str
+
+
+@dataclass
+class EvaluationReport:
+    """Everything one run measured; :meth:`to_dict` is ``report.json``.
+
+    Attributes:
+        config: the run's settings.
+        pass_at_k: ``{"original": {"pass@1": ...}, "reference": {concept: {...}}, "counterfactual": {concept: {...}}}``.
+        ccs: the CCS metric's output over all rows (``None`` without counterfactual rows).
+        per_concept: one summary dict per concept (rows, skipped, CCS with interval, AME, pass@k of both sides).
+        tasks: per problem: the original's pass/fail list and, per evaluated concept, both sides' lists.
+        skipped: ``{"task_id", "concept", "reason"}`` for each counterfactual that could not be cut.
+        files: paths of what was written (report, summary, plots, completion cache).
+    """
+
+    config: EvaluationConfig
+    pass_at_k: dict[str, Any]
+    ccs: dict[str, Any] | None
+    per_concept: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "definitions": DEFINITIONS,
+            "pass_at_k": self.pass_at_k,
+            "ccs": self.ccs,
+            "per_concept": self.per_concept,
+            "skipped": self.skipped,
+            "tasks": self.tasks,
+            "files": self.files,
+        }
+
+
+def resolve_metrics_dir(metrics_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding the metric modules: the argument, else ``$PROCURE_METRICS_DIR``, else the
+    repository's ``evaluation/metrics`` (next to the ``procure_trl`` package)."""
+    chosen = metrics_dir or os.environ.get(METRICS_DIR_ENV)
+    path = Path(chosen) if chosen else Path(__file__).resolve().parents[2] / "evaluation" / "metrics"
+    missing = [name for name in ("pass_at_k", "ccs") if not (path / name / f"{name}.py").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"metric module(s) {', '.join(missing)} not found under {path}; pass --metrics-dir (or set "
+            f"{METRICS_DIR_ENV}) to the repository's evaluation/metrics folder"
+        )
+    return path
+
+
+def _load_metric(metrics_dir: Path, name: str):
+    import evaluate
+
+    return evaluate.load(str(metrics_dir / name))
+
+
+def _require_code_execution_opt_in() -> None:
+    # Checked before any model is loaded: failing after an hour of generation would waste the run.
+    if os.environ.get("HF_ALLOW_CODE_EVAL") != "1":
+        raise PermissionError(
+            "evaluation executes model-written code; read docs/execution.md, then set HF_ALLOW_CODE_EVAL=1 "
+            "to allow it (the pass_at_k metric refuses to run otherwise)"
+        )
+
+
+def _prompt_line_count(problem: Problem) -> int:
+    return len(problem.prompt.splitlines())
+
+
+def _build_rows(
+    variants: Sequence[CounterfactualVariant], problems: dict[str, Problem], config: EvaluationConfig
+) -> tuple[list[_Row], list[dict[str, str]]]:
+    rows, skipped = [], []
+    for variant in variants:
+        try:
+            pair = counterfactual_prompt_pair(
+                original=variant.original,
+                code=variant.code,
+                concept=variant.concept,
+                changed_spans=variant.changed_spans,
+                prompt_line_count=_prompt_line_count(problems[variant.task_id]),
+                line_fraction=config.line_fraction,
+                if_else_at_branch=config.if_else_at_branch,
+            )
+        except TruncationError as exc:
+            skipped.append({"task_id": variant.task_id, "concept": variant.concept.value, "reason": str(exc)})
+            continue
+        rows.append(_Row(variant.task_id, variant.concept, pair.reference, pair.counterfactual))
+    return rows, skipped
+
+
+def _passed_lists(results: Any, n_tasks: int) -> list[list[dict[str, Any]]]:
+    """Per task, the per-completion result dicts of the pass_at_k metric, in completion order."""
+    out = []
+    for task in range(n_tasks):
+        entries = results[task] if isinstance(results, Sequence) else results.get(task, [])
+        out.append([entry for _, entry in sorted(entries, key=lambda item: item[0])])
+    return out
+
+
+def _status(entry: dict[str, Any]) -> str:
+    """``passed``, ``timed_out`` or ``failed`` from a pass_at_k result entry (timeouts are kept apart)."""
+    if entry["passed"]:
+        return "passed"
+    return "timed_out" if str(entry.get("result", "")).startswith("timed out") else "failed"
+
+
+class _Scorer:
+    """Runs groups of (prompt, tests) tasks through the pass_at_k metric, which executes them."""
+
+    def __init__(self, metric, completions: dict[str, list[str]], config: EvaluationConfig):
+        self.metric = metric
+        self.completions = completions
+        self.config = config
+
+    def __call__(self, prompts: Sequence[str], tests: Sequence[str]) -> tuple[dict[str, float], list[list[int]], list[list[str]]]:
+        """pass@k of the group, and per task the 0/1 result and the status of each completion."""
+        if not prompts:
+            return {}, [], []
+        predictions = [[prompt + c for c in self.completions[prompt]] for prompt in prompts]
+        scores, results = self.metric.compute(
+            predictions=predictions,
+            references=list(tests),
+            k=list(self.config.k),
+            num_workers=self.config.num_workers,
+            timeout=self.config.timeout,
+        )
+        entries = _passed_lists(results, len(prompts))
+        passed = [[int(bool(e["passed"])) for e in task] for task in entries]
+        statuses = [[_status(e) for e in task] for task in entries]
+        return {key: float(value) for key, value in scores.items()}, passed, statuses
+
+
+def evaluate_model(
+    config: EvaluationConfig,
+    *,
+    problems: Sequence[Problem] | None = None,
+    backend: GenerationBackend | None = None,
+) -> EvaluationReport:
+    """Run the whole evaluation of ``config`` and write its report, summary and plots to ``config.output_dir``.
+
+    Args:
+        config: what to evaluate and how.
+        problems: the benchmark's problems (default: ``load_problems(config.benchmark, split=config.split)``).
+        backend: the completion backend (default: :func:`~procure_trl.harness.generation.build_backend`);
+            pass a :class:`~procure_trl.harness.generation.ScriptedBackend` to score given completions.
+    """
+    from procure_trl.harness.report import write_report
+
+    _require_code_execution_opt_in()
+    metrics_dir = resolve_metrics_dir(config.metrics_dir)
+    if problems is None:
+        from procure_trl.problems import load_problems
+
+        problems = load_problems(config.benchmark, split=config.split)
+    problems = list(problems)
+    by_id = {p.task_id: p for p in problems}
+    variants: list[CounterfactualVariant] = []
+    if config.counterfactuals:
+        concepts = Concept.parse_list(config.concepts) if config.concepts else None
+        variants = load_counterfactual_variants(config.counterfactuals, by_id, config.benchmark, concepts)
+    selected = problems[: config.limit] if config.limit else problems
+    selected_ids = {p.task_id for p in selected}
+    rows, skipped = _build_rows([v for v in variants if v.task_id in selected_ids], by_id, config)
+    for item in skipped:
+        logger.info("skipped %s / %s: %s", item["task_id"], item["concept"], item["reason"])
+
+    # ------------------------------------------------------------------ generation (cached, resumable)
+    prompts = list(dict.fromkeys([p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]))
+    requests = [GenerationRequest(prompt, i) for prompt in prompts for i in range(config.n)]
+    cache = CompletionCache(config.completion_cache_path, config.sampling_fingerprint())
+    pending = sum(r not in cache for r in requests)
+    if backend is None:
+        backend = build_backend(config) if pending else None  # a finished run needs no model at all
+    texts = generate_completions(
+        requests, backend, cache, config.batch_size, config.stop_sequences, desc="sampling completions"
+    ) if pending else [cache.get(r) for r in requests]
+    completions: dict[str, list[str]] = {prompt: [] for prompt in prompts}
+    for request, text in zip(requests, texts):
+        completions[request.prompt].append(text)
+
+    # ------------------------------------------------------------------ execution + metrics
+    score = _Scorer(_load_metric(metrics_dir, "pass_at_k"), completions, config)
+    original_scores, original_passed, original_status = score([p.prompt for p in selected], [p.tests for p in selected])
+    pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
+    row_results: dict[int, tuple[list[int], list[int]]] = {}
+    concepts_present = [c for c in Concept if any(r.concept is c for r in rows)]
+    for concept in concepts_present:
+        index = [i for i, r in enumerate(rows) if r.concept is concept]
+        tests = [by_id[rows[i].task_id].tests for i in index]
+        ref_scores, ref_passed, _ = score([rows[i].reference_prompt for i in index], tests)
+        cf_scores, cf_passed, _ = score([rows[i].counterfactual_prompt for i in index], tests)
+        pass_at_k["reference"][concept.value] = ref_scores
+        pass_at_k["counterfactual"][concept.value] = cf_scores
+        for i, ref, cf in zip(index, ref_passed, cf_passed):
+            row_results[i] = (ref, cf)
+
+    ccs = None
+    if rows:
+        ccs = _load_metric(metrics_dir, "ccs").compute(
+            predictions=[row_results[i][1] for i in range(len(rows))],
+            references=[row_results[i][0] for i in range(len(rows))],
+            concepts=[r.concept.value for r in rows],
+            confidence=config.confidence,
+            n_bootstrap=config.n_bootstrap,
+            seed=config.seed,
+        )
+
+    # ------------------------------------------------------------------ report
+    tasks = []
+    for problem, passed, status in zip(selected, original_passed, original_status):
+        tasks.append({"task_id": problem.task_id, "original": {"passed": passed, "status": status}, "variants": []})
+    task_index = {t["task_id"]: t for t in tasks}
+    for i, row in enumerate(rows):
+        ref, cf = row_results[i]
+        task_index[row.task_id]["variants"].append(
+            {
+                "concept": row.concept.value,
+                "reference_prompt": row.reference_prompt,
+                "counterfactual_prompt": row.counterfactual_prompt,
+                "reference_passed": ref,
+                "counterfactual_passed": cf,
+            }
+        )
+    per_concept = []
+    for concept in concepts_present:
+        name = concept.value
+        pairs = ccs["pairs_per_concept"][name] if ccs else {}
+        per_concept.append(
+            {
+                "concept": name,
+                "rows": pairs.get("rows", 0),
+                "skipped": sum(s["concept"] == name for s in skipped),
+                "ccs": ccs["ccs_per_concept"].get(name) if ccs else None,
+                "ccs_ci": ccs["ccs_ci_per_concept"].get(name) if ccs else None,
+                "ame": ccs["ame_per_concept"].get(name) if ccs else None,
+                "consistent_pairs": pairs.get("consistent", 0),
+                "valid_pairs": pairs.get("valid", 0),
+                "pass_at_k_reference": pass_at_k["reference"].get(name, {}),
+                "pass_at_k_counterfactual": pass_at_k["counterfactual"].get(name, {}),
+            }
+        )
+    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped)
+    report.files["completions"] = config.completion_cache_path
+    write_report(report, config.output_dir)
+    return report

@@ -1,0 +1,210 @@
+"""The evaluation harness end to end: scripted completions for the scores, a tiny model for the plumbing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from procure_trl.harness.config import EvaluationConfig
+from procure_trl.harness.generation import GenerationRequest, ScriptedBackend
+from procure_trl.harness.run import evaluate_model
+from procure_trl.problems import Problem
+
+SIGN_PROMPT = 'def sign(x):\n    """Sign of x."""\n'
+SIGN = Problem(
+    task_id="toy/sign",
+    prompt=SIGN_PROMPT,
+    solution="    if x > 0:\n        y = 1\n    else:\n        y = -1\n    return y\n",
+    tests="assert sign(3) == 1\nassert sign(-2) == -1\n",
+    entry_point="sign",
+)
+DOUBLE = Problem(
+    task_id="toy/double",
+    prompt="def double(x):\n",
+    solution="    return 2 * x\n",
+    tests="assert double(2) == 4\n",
+    entry_point="double",
+)
+PROBLEMS = [SIGN, DOUBLE]
+
+FLIPPED = SIGN_PROMPT + "    if not x > 0:\n        y = -1\n    else:\n        y = 1\n    return y\n"
+RENAMED = SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n        v = -1\n    return v\n"
+
+# What the scripted "model" writes after each prompt (sample 0, sample 1).
+KEEP_BRANCHES = "        y = 1\n    else:\n        y = -1\n    return y\n"
+SWAP_BRANCHES = "        y = -1\n    else:\n        y = 1\n    return y\n"
+COMPLETIONS = {
+    SIGN_PROMPT: ["    return 1 if x > 0 else -1\n", "    return 1\n"],  # pass, fail
+    SIGN_PROMPT + "    if x > 0:\n": [KEEP_BRANCHES, KEEP_BRANCHES],  # reference of the flip: pass, pass
+    SIGN_PROMPT + "    if not x > 0:\n": [KEEP_BRANCHES, SWAP_BRANCHES],  # ignores the `not`: fail, pass
+    SIGN_PROMPT + "    if x > 0:\n        y = 1\n    else:\n": ["        y = -1\n    return y\n"] * 2,  # pass, pass
+    SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n": [
+        "        v = -1\n    return v\n",  # pass
+        "        y = -1\n    return y\n",  # NameError on sign(3): fail
+    ],
+    "def double(x):\n": ["    while True:\n        pass\n", "    return x + x\n"],  # timed out, pass
+}
+
+
+def _spans(original: str, code: str) -> list[list[int]]:
+    import difflib
+
+    ops = difflib.SequenceMatcher(a=original, b=code, autojunk=False).get_opcodes()
+    return [[j1, j2] for tag, _, _, j1, j2 in ops if tag != "equal" and j2 > j1]  # deletions leave no span
+
+
+def _line(problem, concept, code, status="valid"):
+    original = problem.prompt + problem.solution
+    return {
+        "task_id": problem.task_id,
+        "concept": concept,
+        "status": status,
+        "reason": "",
+        "original": original,
+        "code": code,
+        "changed_spans": _spans(original, code),
+    }
+
+
+@pytest.fixture
+def counterfactual_file(tmp_path):
+    path = tmp_path / "counterfactuals.jsonl"
+    lines = [
+        _line(SIGN, "if_else_flip", FLIPPED),
+        _line(SIGN, "name_random", RENAMED),
+        _line(DOUBLE, "if_else_flip", "def double(x):\n    return x * 2\n"),  # no if: skipped with a reason
+        {**_line(DOUBLE, "name_shuffle", "def double(x):\n    return 2 * x\n"), "status": "not_applicable",
+         "code": None, "changed_spans": None},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def allow_exec(monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+
+
+def _config(tmp_path, counterfactual_file, **kwargs):
+    base = dict(
+        model="scripted", benchmark="toy", output_dir=str(tmp_path / "out"), counterfactuals=str(counterfactual_file),
+        n=2, k=(1, 2), timeout=1.0, num_workers=2, n_bootstrap=200,
+    )
+    base.update(kwargs)
+    return EvaluationConfig(**base)
+
+
+def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_exec):
+    report = evaluate_model(_config(tmp_path, counterfactual_file), problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
+    # originals: sign 1/2 passes, double 1/2 (one timeout) -> pass@1 = 0.5, pass@2 = 1
+    assert report.pass_at_k["original"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(1.0)}
+    double = next(t for t in report.tasks if t["task_id"] == "toy/double")
+    assert double["original"] == {"passed": [0, 1], "status": ["timed_out", "passed"]}
+    # if_else_flip row: refs [1,1], preds [0,1] -> 2 consistent / 4 valid; name_random: refs [1,1], preds [1,0] -> 2/4
+    assert report.ccs["ccs"] == pytest.approx(0.5)
+    assert report.ccs["ccs_per_concept"] == {"if_else_flip": pytest.approx(0.5), "name_random": pytest.approx(0.5)}
+    assert report.ccs["ame"] == pytest.approx(0.5)
+    assert report.pass_at_k["reference"]["if_else_flip"]["pass@1"] == pytest.approx(1.0)
+    assert report.pass_at_k["counterfactual"]["if_else_flip"]["pass@1"] == pytest.approx(0.5)
+    assert [s["task_id"] for s in report.skipped] == ["toy/double"]
+    assert "no if statement" in report.skipped[0]["reason"]
+    by_concept = {row["concept"]: row for row in report.per_concept}
+    assert by_concept["if_else_flip"]["skipped"] == 1 and by_concept["if_else_flip"]["rows"] == 1
+
+    out = tmp_path / "out"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["ccs"]["ccs"] == pytest.approx(0.5)
+    assert saved["definitions"]["ccs.references"].startswith("per row: pass/fail of the reference")
+    for name in ("ccs_per_concept.png", "pass_at_k.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = (out / "summary.md").read_text()
+    assert "| if_else_flip | 1 | 1 | 0.500 |" in summary
+
+
+def test_rerun_uses_the_cache_and_an_interrupted_run_resumes(tmp_path, counterfactual_file, allow_exec):
+    config = _config(tmp_path, counterfactual_file, batch_size=3, n_bootstrap=0)
+
+    class Crashing(ScriptedBackend):
+        def generate(self, requests):
+            if self.calls:
+                raise KeyboardInterrupt  # the user stops the run after the first batch
+            return super().generate(requests)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(config, problems=PROBLEMS, backend=Crashing(COMPLETIONS))
+    resumed = ScriptedBackend(COMPLETIONS)
+    first = evaluate_model(config, problems=PROBLEMS, backend=resumed)
+    asked = [r for call in resumed.calls for r in call]
+    assert len(asked) == 6 * 2 - 3  # 6 prompts x 2 samples, 3 already cached by the interrupted run
+    again = ScriptedBackend(COMPLETIONS)
+    second = evaluate_model(config, problems=PROBLEMS, backend=again)
+    assert again.calls == []
+    assert second.ccs == first.ccs and second.tasks == first.tasks
+
+
+def test_counterfactuals_of_another_benchmark_are_refused(tmp_path, allow_exec):
+    path = tmp_path / "mbpp.jsonl"
+    line = _line(SIGN, "name_random", RENAMED)
+    line["task_id"] = "Mbpp/2"
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(ValueError, match=r"1 task id\(s\) are not in toy \(Mbpp/2\).*--benchmark"):
+        evaluate_model(_config(tmp_path, path), problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
+
+
+def test_code_execution_needs_opt_in(tmp_path, counterfactual_file, monkeypatch):
+    monkeypatch.delenv("HF_ALLOW_CODE_EVAL", raising=False)
+    backend = ScriptedBackend(COMPLETIONS)
+    with pytest.raises(PermissionError, match="HF_ALLOW_CODE_EVAL=1"):
+        evaluate_model(_config(tmp_path, counterfactual_file), problems=PROBLEMS, backend=backend)
+    assert backend.calls == []  # refused before any generation
+
+
+def test_limit_and_concepts_filter(tmp_path, counterfactual_file, allow_exec):
+    config = _config(tmp_path, counterfactual_file, limit=1, concepts=["name_random"], n_bootstrap=0)
+    report = evaluate_model(config, problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
+    assert [t["task_id"] for t in report.tasks] == ["toy/sign"]
+    assert list(report.ccs["ccs_per_concept"]) == ["name_random"] and report.skipped == []
+
+
+def test_without_counterfactuals_only_pass_at_k(tmp_path, allow_exec):
+    config = EvaluationConfig(model="scripted", output_dir=str(tmp_path / "o"), n=2, k=(1,), timeout=1.0)
+    backend = ScriptedBackend(COMPLETIONS)
+    report = evaluate_model(config, problems=[SIGN], backend=backend)
+    assert report.ccs is None and report.pass_at_k["original"] == {"pass@1": pytest.approx(0.5)}
+    assert {r.prompt for call in backend.calls for r in call} == {SIGN_PROMPT}
+
+
+def test_cli_end_to_end_with_a_tiny_model(tmp_path, tiny_tokenizer, tiny_llama, counterfactual_file, allow_exec, capsys):
+    from procure_trl.cli import main
+
+    model_dir = tmp_path / "tiny-model"
+    tiny_llama.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    problems = tmp_path / "toy.jsonl"
+    problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))
+    out = tmp_path / "cli-out"
+    rc = main([
+        "evaluate", "--model", str(model_dir), "--benchmark", str(problems), "--counterfactuals",
+        str(counterfactual_file), "--n", "2", "--k", "1,2", "--max-new-tokens", "8", "--batch-size", "4",
+        "--backend", "transformers", "--timeout", "2", "--num-workers", "2", "--n-bootstrap", "50",
+        "--output", str(out),
+    ])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["model"] == str(model_dir)
+    assert len(report["tasks"]) == 2 and set(report["pass_at_k"]["counterfactual"]) == {"if_else_flip", "name_random"}
+    # A random model does not solve anything: CCS is undefined, and says so instead of being NaN.
+    assert report["ccs"]["ccs"] is None
+    assert (out / "ccs_per_concept.png").exists() and (out / "pass_at_k.png").exists()
+    lines = (out / "completions.jsonl").read_text().splitlines()
+    assert len(lines) == 6 * 2  # every (prompt, sample) generated once
+    assert "CCS n/a" in capsys.readouterr().out
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
+    from procure_trl.cli import main
+
+    rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
+    assert rc == 2
+    assert "k=[5] exceeds n=1" in capsys.readouterr().err
