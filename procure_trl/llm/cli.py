@@ -76,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """Build the generator configuration from parsed arguments; raises ``ValueError`` on bad values."""
     from procure_trl.llm.generator import LLMGeneratorConfig, parse_price
+    from procure_trl.validation import ValidationConfig
 
     if not getattr(args, "model", None):
         raise ValueError("--generator llm needs --model NAME (the model name the endpoint serves)")
@@ -92,7 +93,13 @@ def config_from_args(args: argparse.Namespace):
         max_tokens=args.max_tokens,
         cache_dir=None if args.no_cache else args.cache_dir,
         use_cache=not args.no_cache,
-        seed=getattr(args, "seed", None),
+        seed=getattr(args, "seed", 0),
+        # perturb's shared options: validation settings and progress bars mean the same for both engines
+        validate=getattr(args, "validate", True),
+        show_progress=getattr(args, "progress", True),
+        validation=ValidationConfig(
+            timeout=getattr(args, "timeout", 10.0), num_workers=getattr(args, "workers", 2)
+        ),
     )
     if prices:
         kwargs["prices"] = prices

@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from procure_trl.concepts import Concept
+from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
-from procure_trl.llm.output import ResumableJsonlWriter, pair_key
+from procure_trl.llm.output import ResumableJsonlWriter, pair_key, sort_jsonl
 from procure_trl.llm.prompts import FactsFn, build_messages, build_repair_message, default_facts, extract_code
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import Problem
 from procure_trl.validation import Candidate, ValidationConfig, Validator
 
-VALID, NOT_APPLICABLE, REJECTED = "valid", "not_applicable", "rejected"
 
 #: USD per one million (prompt, completion) tokens: public list prices of a few hosted models, mid 2025.
 #: Extend or override with ``LLMGeneratorConfig.prices`` / ``--price MODEL=IN,OUT``; a model missing here
@@ -92,6 +92,8 @@ class LLMGeneratorConfig:
     """Seeds the retry jitter (the sampling itself is the endpoint's; the cache makes reruns identical)."""
     show_progress: bool = True
     """Show a tqdm progress bar over the pairs."""
+    validate: bool = True
+    """Run the validation pipeline; ``False`` keeps every answer with code as ``valid`` (unchecked, no repair)."""
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     """Settings of the validation pipeline shared with the rule engine (test timeout, workers...)."""
 
@@ -213,8 +215,13 @@ class LLMGenerator:
         path: str | os.PathLike[str],
         resume: bool = False,
     ) -> GenerationReport:
-        """Async :meth:`generate_to_jsonl`, for callers that already run an event loop."""
-        self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
+        """Async :meth:`generate_to_jsonl`, for callers that already run an event loop.
+
+        Rows are appended as pairs finish (completion order); once every pair is done the file is
+        rewritten atomically in input order, then concept order, like the rule engine's output, so a
+        rerun served from the cache gives a byte-identical file.
+        """
+        order = self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
         with ResumableJsonlWriter(path, resume=resume) as writer:
             new: list[dict] = []
 
@@ -224,8 +231,9 @@ class LLMGenerator:
 
             stats = await self._run(problems, concepts, sink, done=writer.done)
             existing = writer.existing
+        rows = sort_jsonl(Path(path), order)
         return GenerationReport(
-            rows=existing + new,
+            rows=rows,
             new_rows=len(new),
             resumed_rows=len(existing),
             stats=stats,
@@ -313,13 +321,14 @@ class LLMGenerator:
         """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
         original = problem.program
         facts = self.facts_fn(original, concept) if self.facts_fn is not None else None
-        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn)
+        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn,
+                                  protected_names=protected_names(problem))
         usage = Usage()
         attempts = 0
-        reason = ""
+        reason, stage = "", ""
         last_code: str | None = None
 
-        def row(status: str, why: str, code: str | None) -> dict:
+        def row(status: str, why: str, code: str | None, decided_by: str) -> dict:
             return {
                 "task_id": problem.task_id,
                 "concept": concept.value,
@@ -328,6 +337,8 @@ class LLMGenerator:
                 "original": original,
                 "code": code,
                 "changed_spans": changed_spans(original, code) if code is not None else [],
+                "stage": decided_by,
+                "generator": "llm",
                 "attempts": attempts,
                 "usage": usage.to_dict(),
             }
@@ -338,23 +349,25 @@ class LLMGenerator:
             except LLMFatalError:
                 raise
             except LLMRequestError as err:
-                return row(REJECTED, f"endpoint error: {err}", last_code)
+                return row(REJECTED, f"endpoint error: {err}", last_code, "endpoint")
             attempts += 1
             usage += response.usage
             parsed = extract_code(response.text)
             if parsed.not_applicable is not None:
-                return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None)
+                return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None, "perturbation")
             if parsed.code is None:
-                reason = parsed.error or "no code"
+                reason, stage = parsed.error or "no code", "answer"
             else:
                 last_code = _match_trailing_whitespace(parsed.code, original)
+                if not self.config.validate:
+                    return row(VALID, "not validated (--no-validate)", last_code, "unvalidated")
                 spans = tuple((s, e) for s, e in changed_spans(original, last_code))
                 verdict = await validate(Candidate(problem, concept, last_code, spans))
                 if verdict.valid:
-                    return row(VALID, "", last_code)
-                reason = verdict.reason
+                    return row(VALID, "", last_code, verdict.stage)
+                reason, stage = verdict.reason, verdict.stage
             messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]
-        return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code)
+        return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code, stage)
 
 
 def _match_trailing_whitespace(code: str, original: str) -> str:

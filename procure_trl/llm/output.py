@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 
 def pair_key(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -91,3 +91,23 @@ class ResumableJsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sort_jsonl(path: Path, order: Sequence[tuple[str, str]]) -> list[dict]:
+    """Rewrite ``path`` with its rows in ``order`` of (task_id, concept) pairs; returns the rows.
+
+    Rows whose pair is not in ``order`` (left by an earlier run over other problems) follow, in their
+    file order. The new file is written next to the old one and moved over it with :func:`os.replace`:
+    a kill during the rewrite leaves the old, complete file.
+    """
+    rows, _ = read_rows(path)
+    rank = {pair: i for i, pair in enumerate(order)}
+    rows.sort(key=lambda r: rank.get(pair_key(r), len(rank)))  # stable: unknown pairs keep their order
+    tmp = path.with_name(path.name + ".sorting")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return rows

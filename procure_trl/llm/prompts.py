@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from procure_trl.concepts import Concept
 
@@ -199,8 +199,16 @@ def render_facts(facts: Mapping[str, Any] | None) -> str:
     return json.dumps(facts, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _task_message(program: str, facts: Mapping[str, Any] | None, entry_point: str | None) -> str:
-    entry = f"The function under test is `{entry_point}`.\n\n" if entry_point else ""
+def _task_message(
+    program: str, facts: Mapping[str, Any] | None, entry_point: str | None, protected: Sequence[str] = ()
+) -> str:
+    entry = f"The function under test is `{entry_point}`." if entry_point else ""
+    others = [n for n in protected if n != entry_point]
+    if others:
+        entry += " These names are used by the tests and must keep their names: " + ", ".join(
+            f"`{n}`" for n in others
+        ) + "."
+    entry = entry.strip() + "\n\n" if entry else ""
     return (
         f"{entry}Program:\n```python\n{program.rstrip()}\n```\n\n"
         f"Static-analysis facts for this concept:\n```json\n{render_facts(facts)}\n```"
@@ -223,6 +231,7 @@ def build_messages(
     facts: Mapping[str, Any] | None,
     entry_point: str | None = None,
     facts_fn: FactsFn | None = default_facts,
+    protected_names: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     """The one-shot chain-of-thought conversation asking for ``concept`` applied to ``program``.
 
@@ -231,6 +240,7 @@ def build_messages(
         concept: which transformation to ask for.
         facts: the static-analysis facts of ``program`` for ``concept`` (``None``: not available).
         entry_point: the function under test, which must keep its name.
+        protected_names: other names the tests use (top-level functions, globals), which must keep theirs.
         facts_fn: computes the worked example's facts so they have the same shape as ``facts``;
             ``None`` leaves the example without facts.
     """
@@ -242,7 +252,7 @@ def build_messages(
         {"role": "system", "content": system_prompt(concept)},
         {"role": "user", "content": _task_message(example.program, example_facts, example_entry)},
         {"role": "assistant", "content": f"{example.reasoning}\n\n```python\n{example.answer.rstrip()}\n```"},
-        {"role": "user", "content": _task_message(program, facts, entry_point)},
+        {"role": "user", "content": _task_message(program, facts, entry_point, sorted(protected_names))},
     ]
 
 
