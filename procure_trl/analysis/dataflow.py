@@ -1,0 +1,215 @@
+"""Reaching definitions and def-use chains of function-local variables, on :mod:`procure_trl.analysis.cfg`.
+
+For every local variable of a function we compute which definitions (assignments, loop targets, ``with``
+targets, parameters -- plus a pseudo-definition "unbound" at entry) reach each use. From that:
+
+* :func:`def_use_chains`: for each definition, the uses it reaches;
+* :func:`redefinitions`: variables defined more than once, with every definition and its uses, and which
+  definitions are *separable* -- every use they reach is reached by no other definition -- so that the
+  definition and its uses can take a fresh name without changing behaviour (the ``def_use_break`` rule).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from procure_trl.analysis.cfg import CFG, build_cfg, node_parts
+from procure_trl.analysis.scopes import Binding, Occurrence, OccurrenceKind, Scope, ScopeAnalysis, ScopeKind
+
+#: the id of the pseudo-definition "the variable is unbound here" (and of parameters' definitions)
+UNBOUND = -1
+PARAMETER = -2
+
+
+@dataclass
+class Definition:
+    """One definition site of a variable: a CFG node and the identifier occurrences it stores."""
+
+    variable: str
+    cfg_node: int  # UNBOUND / PARAMETER for the pseudo-definitions at entry
+    line: int
+    stores: list[Occurrence] = field(default_factory=list)
+    uses: list[Occurrence] = field(default_factory=list)  # the uses this definition reaches
+    separable: bool = False  # every use it reaches is reached by it alone (and it can be renamed)
+    why_not: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "line": self.line,
+            "uses": sorted({u.line for u in self.uses}),
+            "separable": self.separable,
+        }
+
+
+@dataclass
+class VariableFlow:
+    """Def-use facts of one variable of one function."""
+
+    binding: Binding
+    definitions: list[Definition]  # real definitions in source order (parameters first)
+    reaching: dict[int, set[int]]  # id(use occurrence) -> ids of the definitions (cfg nodes) reaching it
+    eligible: bool  # False when the variable's flow cannot be tracked (closures, try, del, walrus...)
+    why_not: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.binding.name
+
+    @property
+    def is_redefined(self) -> bool:
+        return len(self.definitions) >= 2
+
+    def to_dict(self) -> dict:
+        return {
+            "variable": self.name,
+            "function": self.binding.scope.name,
+            "definitions": [d.to_dict() for d in self.definitions],
+        }
+
+
+def _occurrence_nodes(cfg: CFG) -> dict[int, int]:
+    """id(ast node) -> cfg node id, for every ast node a CFG node evaluates."""
+    where: dict[int, int] = {}
+    for cfg_node in cfg.nodes:
+        if cfg_node.kind == "handler":
+            where[id(cfg_node.node)] = cfg_node.id  # the ``as name`` binding
+        for part in node_parts(cfg_node):
+            for sub in ast.walk(part):
+                where.setdefault(id(sub), cfg_node.id)
+    return where
+
+
+def _enclosing_lazy(occ: Occurrence, function: Scope) -> bool:
+    """True when the occurrence runs later than its statement: inside a nested function, lambda or
+    generator expression (list/set/dict comprehensions run on the spot)."""
+    scope = occ.scope
+    while scope is not function and scope is not None:
+        if scope.kind is not ScopeKind.COMPREHENSION or isinstance(scope.node, ast.GeneratorExp):
+            return True
+        scope = scope.parent
+    return scope is None
+
+
+def _inside(node_ids: set[int], occ: Occurrence) -> bool:
+    return id(occ.node) in node_ids
+
+
+def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Binding]) -> list[VariableFlow]:
+    """Reaching definitions for the given bindings of ``function`` (a FUNCTION scope)."""
+    func_node = function.node
+    assert isinstance(func_node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    cfg = build_cfg(func_node)
+    where = _occurrence_nodes(cfg)
+    hard: set[int] = set()  # nodes inside try/match statements: exception/pattern flow is not tracked
+    assigns_target_loads: set[int] = set()
+    for node in ast.walk(func_node):
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try), ast.Match)):
+            hard.update(id(n) for n in ast.walk(node))
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if not isinstance(target, ast.Name):
+                    # loads inside targets (x[i] = ...) run after earlier targets were bound
+                    assigns_target_loads.update(id(n) for n in ast.walk(target))
+    aug_targets = {id(n.target) for n in ast.walk(func_node) if isinstance(n, ast.AugAssign)}
+    flows: list[VariableFlow] = []
+    for binding in candidates:
+        flows.append(_variable_flow(binding, function, cfg, where, hard, assigns_target_loads, aug_targets))
+    return flows
+
+
+def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets) -> VariableFlow:
+    uses: list[Occurrence] = []
+    stores: dict[int, list[Occurrence]] = {}
+    has_param = False
+    why = ""
+    for occ in binding.occurrences:
+        if occ.kind is OccurrenceKind.PARAMETER:
+            has_param = True
+            continue
+        if _enclosing_lazy(occ, function):
+            why = "read or written by a nested function, lambda or generator"
+            break
+        if id(occ.node) in hard:
+            why = "used inside try/match"
+            break
+        if occ.kind in (OccurrenceKind.DELETE, OccurrenceKind.DECLARATION, OccurrenceKind.OTHER):
+            why = f"has a {occ.kind.value} occurrence"
+            break
+        if occ.span is None or id(occ.node) not in where:
+            why = "occurrence not located"
+            break
+        if occ.kind is OccurrenceKind.LOAD:
+            if id(occ.node) in target_loads:
+                why = "read inside an assignment target"
+                break
+            uses.append(occ)
+        else:  # STORE
+            stores.setdefault(where[id(occ.node)], []).append(occ)
+    if why:
+        return VariableFlow(binding, [], {}, False, why)
+    # reaching definitions for one variable: IN/OUT are sets of defining cfg node ids
+    entry_def = PARAMETER if has_param else UNBOUND
+    gen = set(stores)
+    out: dict[int, frozenset[int]] = {n.id: frozenset() for n in cfg.nodes}
+    out[cfg.entry] = frozenset({entry_def})
+    in_: dict[int, frozenset[int]] = {}
+    worklist = [n.id for n in cfg.nodes]
+    while worklist:
+        nid = worklist.pop()
+        node = cfg.nodes[nid]
+        if nid == cfg.entry:
+            continue
+        incoming = frozenset().union(*(out[p] for p in node.pred)) if node.pred else frozenset()
+        in_[nid] = incoming
+        new_out = frozenset({nid}) if nid in gen else incoming
+        if new_out != out[nid]:
+            out[nid] = new_out
+            worklist.extend(node.succ)
+    reaching = {id(u): set(in_.get(where[id(u.node)], frozenset())) for u in uses}
+    definitions: list[Definition] = []
+    if has_param:
+        definitions.append(Definition(binding.name, PARAMETER, function.node.lineno))
+    for nid in sorted(stores, key=lambda n: stores[n][0].span):
+        definitions.append(Definition(binding.name, nid, stores[nid][0].line, stores=stores[nid]))
+    by_id = {d.cfg_node: d for d in definitions}
+    for u in uses:
+        for d in reaching[id(u)]:
+            if d in by_id:
+                by_id[d].uses.append(u)
+    for d in definitions:
+        if d.cfg_node == PARAMETER:
+            d.why_not = "a parameter keeps its name"
+        elif any(id(s.node) in aug_targets for s in d.stores):
+            d.why_not = "augmented assignment (reads and redefines at once)"
+        elif any(id(u.node) in aug_targets for u in d.uses):
+            d.why_not = "reaches an augmented assignment"
+        elif any(reaching[id(u)] != {d.cfg_node} for u in d.uses):
+            d.why_not = "a use it reaches is also reached by another definition"
+        else:
+            d.separable = True
+    return VariableFlow(binding, definitions, reaching, True)
+
+
+def redefinitions(analysis: ScopeAnalysis, bindings: list[Binding]) -> list[VariableFlow]:
+    """Def-use facts of every variable among ``bindings`` that is defined at least twice in its
+    function (a parameter counts as a definition)."""
+    by_function: dict[int, list[Binding]] = {}
+    for b in bindings:
+        if b.scope.kind is ScopeKind.FUNCTION:
+            by_function.setdefault(b.scope.id, []).append(b)
+    flows: list[VariableFlow] = []
+    scopes = {s.id: s for s in analysis.module.walk()}
+    for scope_id, group in by_function.items():
+        defined_twice = [b for b in group if _definition_count(b) >= 2]
+        if defined_twice:
+            flows.extend(f for f in function_flows(analysis, scopes[scope_id], defined_twice) if f.eligible and f.is_redefined)
+    return flows
+
+
+def _definition_count(binding: Binding) -> int:
+    count = 0
+    for occ in binding.occurrences:
+        if occ.kind in (OccurrenceKind.STORE, OccurrenceKind.PARAMETER):
+            count += 1
+    return count

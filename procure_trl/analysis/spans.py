@@ -1,0 +1,123 @@
+"""Source offsets and span edits.
+
+The stdlib ``ast`` reports positions as (1-based line, UTF-8 *byte* column). Everything the rest of
+the project sees is a *character* offset into the Python string, so that ``code[start:end]`` is the
+text in question. :class:`SourceMap` converts between the two, and :func:`apply_edits` performs a set
+of replacements while reporting where each replacement text ended up in the new string -- the
+``changed_spans`` of a perturbation.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+from dataclasses import dataclass
+
+Span = tuple[int, int]
+
+
+class SourceMap:
+    """Converts ``ast`` (line, byte column) positions of one source string into character offsets."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        # keepends=True and "\n" only: ast counts lines on \n, \r\n and \r alike, and so does splitlines
+        # (except exotic separators like \x0c, \x1c, \u2028 that ast does NOT treat as line ends).
+        self._line_starts = [0]
+        for i, ch in enumerate(source):
+            if ch == "\n" or (ch == "\r" and source[i + 1 : i + 2] != "\n"):
+                self._line_starts.append(i + 1)
+        self._ascii = source.isascii()
+
+    def line_start(self, lineno: int) -> int:
+        """Character offset of the first character of 1-based line ``lineno``."""
+        return self._line_starts[lineno - 1]
+
+    def offset(self, lineno: int, byte_col: int) -> int:
+        """Character offset of the position ``(lineno, byte_col)`` as reported by ``ast``."""
+        start = self._line_starts[lineno - 1]
+        if self._ascii:
+            return start + byte_col
+        end = self._line_starts[lineno] if lineno < len(self._line_starts) else len(self.source)
+        line = self.source[start:end]
+        if line.isascii():
+            return start + byte_col
+        return start + len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
+
+    def line_of(self, offset: int) -> int:
+        """1-based line number that contains character ``offset``."""
+        return bisect.bisect_right(self._line_starts, offset)
+
+    def node_span(self, node: ast.AST) -> Span:
+        """Character span ``[start, end)`` of an ``ast`` node that carries positions."""
+        start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        end = self.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+        return start, end
+
+    def text(self, node: ast.AST) -> str:
+        start, end = self.node_span(node)
+        return self.source[start:end]
+
+    def line_end(self, offset: int) -> int:
+        """Offset of the end of the line containing ``offset`` (before its newline)."""
+        n = self.source.find("\n", offset)
+        return len(self.source) if n < 0 else n
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``source[start:end]`` with ``text``."""
+
+    start: int
+    end: int
+    text: str
+
+
+class OverlappingEditsError(ValueError):
+    """Two edits touch the same characters; the perturbation would be ambiguous."""
+
+
+def apply_edits(source: str, edits: list[Edit]) -> tuple[str, tuple[Span, ...]]:
+    """Apply non-overlapping ``edits`` to ``source``.
+
+    Returns the new string and, for each edit with non-empty text, the span its text occupies in the
+    new string -- sorted; spans of edits that touch are merged so the result is non-overlapping.
+    Every character outside those spans is the original character, shifted by earlier edits.
+    """
+    ordered = sorted(edits, key=lambda e: (e.start, e.end))
+    parts: list[str] = []
+    spans: list[list[int]] = []
+    cursor = 0
+    shift = 0
+    for edit in ordered:
+        if edit.start < cursor or edit.end < edit.start or edit.end > len(source):
+            raise OverlappingEditsError(
+                f"edit [{edit.start}, {edit.end}) overlaps a previous edit or lies outside the source "
+                f"(length {len(source)}); make the edits disjoint"
+            )
+        parts.append(source[cursor : edit.start])
+        parts.append(edit.text)
+        new_start = edit.start + shift
+        new_end = new_start + len(edit.text)
+        if edit.text:
+            if spans and spans[-1][1] == new_start:
+                spans[-1][1] = new_end
+            else:
+                spans.append([new_start, new_end])
+        shift += len(edit.text) - (edit.end - edit.start)
+        cursor = edit.end
+    parts.append(source[cursor:])
+    return "".join(parts), tuple((s, e) for s, e in spans)
+
+
+def strip_common(old: str, new: str, start: int) -> Edit:
+    """An edit turning ``old`` (found at ``start``) into ``new`` that leaves out their common prefix and
+    suffix, so that changed spans cover only characters that really change."""
+    p = 0
+    limit = min(len(old), len(new))
+    while p < limit and old[p] == new[p]:
+        p += 1
+    s = 0
+    while s < limit - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
+        s += 1
+    return Edit(start + p, start + len(old) - s, new[p : len(new) - s])

@@ -1,0 +1,59 @@
+"""The five rule-based perturbations, one module per concept, and a registry.
+
+Each perturbation is a pure function ``(source, seed=0, *, protected_names=()) -> PerturbationResult``:
+the same inputs always give the same result, the source is the full program (prompt + solution), and a
+result either holds the perturbed program with the exact character spans that changed, or the reason the
+perturbation does not apply. Unparsable code raises :class:`InvalidProgramError`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from procure_trl.concepts import Concept
+from procure_trl.perturbations.base import InvalidProgramError, PerturbationResult
+from procure_trl.perturbations.def_use_break import def_use_break
+from procure_trl.perturbations.if_else_flip import if_else_flip
+from procure_trl.perturbations.independent_swap import independent_swap
+from procure_trl.perturbations.name_random import name_random
+from procure_trl.perturbations.name_shuffle import name_shuffle
+
+#: concept -> perturbation function
+PERTURBATIONS: dict[Concept, Callable[..., PerturbationResult]] = {
+    Concept.IF_ELSE_FLIP: if_else_flip,
+    Concept.INDEPENDENT_SWAP: independent_swap,
+    Concept.DEF_USE_BREAK: def_use_break,
+    Concept.NAME_RANDOM: name_random,
+    Concept.NAME_SHUFFLE: name_shuffle,
+}
+
+
+def perturb(
+    source: str, concept: Concept | str, seed: int = 0, *, protected_names: Iterable[str] = ()
+) -> PerturbationResult:
+    """Apply the perturbation for ``concept`` to the full program ``source``.
+
+    Args:
+        source: the full program (prompt + solution).
+        concept: a :class:`Concept` or its string value (``"if_else_flip"``...).
+        seed: chooses among the possible perturbations; same inputs, same result.
+        protected_names: names that must keep their name (e.g. names the tests read).
+
+    Raises:
+        InvalidProgramError: ``source`` does not parse (the message names line and column).
+        ValueError: unknown concept.
+    """
+    return PERTURBATIONS[Concept.parse(concept)](source, seed, protected_names=tuple(protected_names))
+
+
+__all__ = [
+    "PERTURBATIONS",
+    "InvalidProgramError",
+    "PerturbationResult",
+    "def_use_break",
+    "if_else_flip",
+    "independent_swap",
+    "name_random",
+    "name_shuffle",
+    "perturb",
+]

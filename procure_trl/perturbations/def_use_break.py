@@ -1,0 +1,73 @@
+"""``def_use_break``: give a redefinition of a variable, and every use it reaches, a fresh name.
+
+``x = f(a); x = g(x); return x`` becomes ``x = f(a); x2 = g(x); return x2``. Only *separable*
+definitions are chosen (:func:`procure_trl.analysis.dataflow.redefinitions`): every use the definition
+reaches is reached by no other definition, so after the split each use still reads the same value. The
+variable must be renameable (local, no closures, no ``global``/``nonlocal``, no ``eval``/``locals()``...);
+its parameter, if it is one, keeps its name.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable
+
+from procure_trl.analysis.dataflow import redefinitions
+from procure_trl.analysis.scopes import analyze_scopes, is_valid_fresh_name, renameable_bindings
+from procure_trl.concepts import Concept
+from procure_trl.perturbations._renaming import apply_renames, check_renames
+from procure_trl.perturbations.base import PerturbationResult, parse_program
+
+CONCEPT = Concept.DEF_USE_BREAK
+
+
+def fresh_variant(name: str, taken: set[str] | frozenset[str]) -> str:
+    """``name`` with the smallest numeric suffix (2, 3, ...) that collides with nothing in ``taken``."""
+    base = name.rstrip("0123456789") or name
+    k = 2
+    while not is_valid_fresh_name(f"{base}{k}", taken):
+        k += 1
+    return f"{base}{k}"
+
+
+def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
+    """Split one redefinition (chosen with ``seed``) of a variable of ``source`` into a fresh variable.
+
+    Args:
+        source: the full program (prompt + solution).
+        seed: chooses among the separable redefinitions.
+        protected_names: names never to touch.
+    """
+    tree = parse_program(source)
+    analysis = analyze_scopes(source, tree)
+    bindings = renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True)
+    flows = redefinitions(analysis, bindings)
+    options = [(flow, d) for flow in flows for d in flow.definitions if d.separable and d.uses]
+    if not options:
+        if not flows:
+            reason = "no renameable variable is defined twice"
+        else:
+            reason = "no redefinition is separable: " + "; ".join(
+                f"{f.name} line {d.line}: {d.why_not or 'reaches no use'}" for f in flows for d in f.definitions
+            )[:300]
+        return PerturbationResult.not_applicable(CONCEPT, reason)
+    flow, definition = options[random.Random(seed).randrange(len(options))]
+    new_name = fresh_variant(flow.name, analysis.identifiers)
+    renames = {occ: new_name for occ in (*definition.stores, *definition.uses)}
+    code, spans = apply_renames(source, renames)
+    problem = check_renames(analysis, renames, code)
+    if problem:
+        return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
+    return PerturbationResult(
+        CONCEPT,
+        code,
+        spans,
+        details={
+            "variable": flow.name,
+            "new_name": new_name,
+            "function": flow.binding.scope.name,
+            "definition_line": definition.line,
+            "use_lines": sorted({u.line for u in definition.uses}),
+            "candidates": len(options),
+        },
+    )

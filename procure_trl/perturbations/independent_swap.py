@@ -1,0 +1,125 @@
+"""``independent_swap``: swap two adjacent statements of one block that do not depend on each other.
+
+Independence (data, control and effects) is decided by :func:`procure_trl.analysis.effects.independent`;
+the swap exchanges the two statements' texts in place (comments and blank lines between them stay where
+they are) and is checked against the same swap done on the ``ast``.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from dataclasses import dataclass
+from typing import Iterable
+
+from procure_trl.analysis.blocks import Block, is_class_body, iter_blocks
+from procure_trl.analysis.effects import EffectAnalyzer, independent
+from procure_trl.analysis.scopes import ScopeAnalysis, analyze_scopes
+from procure_trl.analysis.spans import Edit, apply_edits
+from procure_trl.concepts import Concept
+from procure_trl.perturbations.base import PerturbationResult, parse_program
+from procure_trl.perturbations.if_else_flip import shadowed_builtins
+
+CONCEPT = Concept.INDEPENDENT_SWAP
+
+
+@dataclass(frozen=True)
+class SwapCandidate:
+    """Two adjacent statements of one block that may be swapped."""
+
+    block: Block
+    index: int  # the statements are block.statements[index] and [index + 1]
+
+    @property
+    def first(self) -> ast.stmt:
+        return self.block.statements[self.index]
+
+    @property
+    def second(self) -> ast.stmt:
+        return self.block.statements[self.index + 1]
+
+
+def _swappable_shape(stmt: ast.stmt) -> bool:
+    if getattr(stmt, "decorator_list", None):
+        return False  # decorators sit above the ``def`` line, outside the node's span
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+        return False  # a docstring (or a bare constant) stays where it is
+    return True
+
+
+def independent_pairs(analysis: ScopeAnalysis) -> list[SwapCandidate]:
+    """Every pair of adjacent statements, in any block, that can be swapped."""
+    analyzer = EffectAnalyzer(analysis, shadowed_builtins(analysis.tree))
+    out: list[SwapCandidate] = []
+    for block in iter_blocks(analysis):
+        if is_class_body(block) or len(block.statements) < 2:
+            continue  # class attribute order is observable (vars(C), dataclass fields)
+        effects = [analyzer.effects(s, block.scope) for s in block.statements]
+        for i in range(len(block.statements) - 1):
+            a, b = block.statements[i], block.statements[i + 1]
+            if not (_swappable_shape(a) and _swappable_shape(b)):
+                continue
+            if ast.dump(a) == ast.dump(b):
+                continue  # swapping identical statements changes nothing
+            ok, _ = independent(effects[i], effects[i + 1], inside_try=block.inside_try)
+            if ok:
+                out.append(SwapCandidate(block, i))
+    return out
+
+
+def _swap_edits(candidate: SwapCandidate, analysis: ScopeAnalysis) -> list[Edit]:
+    smap = analysis.source_map
+    s1 = smap.node_span(candidate.first)
+    s2 = smap.node_span(candidate.second)
+    text1 = analysis.source[s1[0] : s1[1]]
+    text2 = analysis.source[s2[0] : s2[1]]
+    return [Edit(s1[0], s1[1], text2), Edit(s2[0], s2[1], text1)]
+
+
+def _expected_dump(source: str, candidate: SwapCandidate) -> str:
+    tree = ast.parse(source)
+    first = candidate.first
+    for node in ast.walk(tree):
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list) and len(value) > candidate.index + 1:
+                stmt = value[candidate.index]
+                if isinstance(stmt, ast.stmt) and (stmt.lineno, stmt.col_offset, type(stmt)) == (
+                    first.lineno, first.col_offset, type(first)
+                ) and name == candidate.block.field:
+                    value[candidate.index], value[candidate.index + 1] = value[candidate.index + 1], value[candidate.index]
+                    return ast.dump(tree)
+    raise AssertionError("swapped statements not found again")  # unreachable: same source
+
+
+def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
+    """Swap one pair of adjacent independent statements of ``source`` (chosen with ``seed``).
+
+    ``protected_names`` is accepted for a uniform signature; swapping renames nothing.
+    """
+    tree = parse_program(source)
+    analysis = analyze_scopes(source, tree)
+    candidates = independent_pairs(analysis)
+    if not candidates:
+        return PerturbationResult.not_applicable(CONCEPT, "no two adjacent statements are independent")
+    order = list(range(len(candidates)))
+    random.Random(seed).shuffle(order)
+    for index in order:
+        candidate = candidates[index]
+        code, spans = apply_edits(source, _swap_edits(candidate, analysis))
+        try:
+            new_dump = ast.dump(ast.parse(code))
+        except SyntaxError:
+            continue
+        if new_dump != _expected_dump(source, candidate):
+            continue
+        return PerturbationResult(
+            CONCEPT,
+            code,
+            spans,
+            details={
+                "lines": [candidate.first.lineno, candidate.second.lineno],
+                "statements": [ast.get_source_segment(source, candidate.first), ast.get_source_segment(source, candidate.second)],
+                "candidates": len(candidates),
+            },
+        )
+    return PerturbationResult.not_applicable(CONCEPT, "no swap of independent statements could be verified")
