@@ -63,7 +63,7 @@ Script = Callable[[dict], ScriptResult]
 class LoggedRequest:
     at: float
     body: dict
-    answer: str  # "text", or the fault's kind
+    answer: str  # "text", the fault's kind, or "pending" while the script is still deciding
 
 
 def user_messages(body: dict) -> list[str]:
@@ -123,15 +123,19 @@ class ChatServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 body = json.loads(raw)
+                entry = LoggedRequest(time.monotonic(), body, "pending")  # counted on arrival
+                with server._lock:
+                    server.log.append(entry)
                 fault = server._next_fault()
                 result: ScriptResult = fault if fault is not None else server.script(body)
-                kind = result.kind if isinstance(result, Fault) else "text"
-                with server._lock:
-                    server.log.append(LoggedRequest(time.monotonic(), body, kind))
+                entry.answer = result.kind if isinstance(result, Fault) else "text"
                 if isinstance(result, Fault):
                     self._fault(result, body)
                 else:
-                    self._send(200, server._completion(body, result))
+                    try:
+                        self._send(200, server._completion(body, result))
+                    except OSError:
+                        pass  # the client went away while the script was thinking (a killed run)
 
             def _fault(self, fault: Fault, body: dict) -> None:
                 if fault.kind == "status":

@@ -1,0 +1,172 @@
+"""``procure perturb --generator llm``: a run killed with SIGKILL and resumed, and the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_server import ChatServer, fenced, task_program  # noqa: E402
+
+from procure_trl.cli import main
+from procure_trl.problems import Problem
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scale_problem(i: int) -> Problem:
+    prompt = f'def scale{i}(values, k):\n    """Multiply each value by k."""\n'
+    solution = "    out = []\n    for v in values:\n        out.append(v * k)\n    return out\n"
+    tests = f"assert scale{i}([1, 2], 3) == [3, 6]\nassert scale{i}([], 2) == []\n"
+    return Problem(f"Test/scale{i}", prompt, solution, tests, f"scale{i}")
+
+
+def rename_reply(body: dict) -> str:
+    return fenced(task_program(body).replace("out", "r_x1"))
+
+
+def write_problems(path: Path, n: int) -> list[Problem]:
+    problems = [scale_problem(i) for i in range(n)]
+    path.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in problems))
+    return problems
+
+
+def cli_args(problems_path, out, url, cache, *extra) -> list[str]:
+    return [
+        "perturb", str(problems_path), "--output", str(out), "--concepts", "name_random",
+        "--generator", "llm", "--model", "test-model", "--base-url", url, "--cache-dir", str(cache),
+        "--max-concurrency", "2", "--request-timeout", "30", "--workers", "1", "--no-progress", *extra,
+    ]
+
+
+def complete_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    data = path.read_text()
+    return [json.loads(line) for line in data[: data.rfind("\n") + 1].splitlines()]
+
+
+def run_cli_subprocess(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "procure_trl.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
+    n_pairs, answered_before_kill = 6, 3
+    problems = write_problems(tmp_path / "problems.jsonl", n_pairs)
+    out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+    gate = threading.Event()
+    answered = {"n": 0}
+    lock = threading.Lock()
+
+    def script(body):
+        with lock:
+            answered["n"] += 1
+            mine = answered["n"]
+        if mine > answered_before_kill:
+            gate.wait(60)  # requests past the first few hang until the run is killed
+        return rename_reply(body)
+
+    with ChatServer(script) as srv:
+        args = cli_args(tmp_path / "problems.jsonl", out, srv.url, cache)
+        proc = subprocess.Popen([sys.executable, "-m", "procure_trl.cli", *args], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 90
+            while len(complete_rows(out)) < answered_before_kill:
+                assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+                assert time.monotonic() < deadline, "the run wrote no rows in time"
+                time.sleep(0.05)
+            time.sleep(0.2)  # the remaining workers are now waiting on hung requests
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        killed_rows = complete_rows(out)
+        assert proc.returncode == -signal.SIGKILL
+        assert len(killed_rows) == answered_before_kill
+        # no corrupt cache entry after the kill: every entry parses
+        for entry in cache.rglob("*.json"):
+            json.loads(entry.read_text())
+
+        gate.set()
+        srv.script = rename_reply
+        before = srv.request_count
+        resumed = run_cli_subprocess(args + ["--resume"], env)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        # only the pairs that were not done are asked again; the answered ones were never lost
+        assert srv.request_count - before == n_pairs - answered_before_kill
+
+        before = srv.request_count
+        fresh_out = tmp_path / "again.jsonl"
+        rerun = run_cli_subprocess(cli_args(tmp_path / "problems.jsonl", fresh_out, srv.url, cache), env)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert srv.request_count == before  # the cache answered every request
+        assert "requests sent: 0" in rerun.stdout
+
+    rows = complete_rows(out)
+    assert [r["task_id"] for r in rows] == [p.task_id for p in problems]  # each pair exactly once
+    assert all(r["status"] == "valid" for r in rows), [r["reason"] for r in rows]
+    assert out.read_bytes() == fresh_out.read_bytes()
+    assert "valid%" in resumed.stdout and "<=r3" in resumed.stdout
+
+
+@pytest.fixture
+def problems_file(tmp_path):
+    write_problems(tmp_path / "problems.jsonl", 1)
+    return tmp_path / "problems.jsonl"
+
+
+def test_missing_api_key_names_the_variable(problems_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("PROCURE_TEST_KEY", raising=False)
+    args = cli_args(problems_file, tmp_path / "o.jsonl", "http://127.0.0.1:9/v1", tmp_path / "c",
+                    "--api-key-env", "PROCURE_TEST_KEY")
+    assert main(args) == 2
+    assert "PROCURE_TEST_KEY is not set" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_missing_model_and_existing_output(problems_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    args = cli_args(problems_file, tmp_path / "o.jsonl", "http://127.0.0.1:9/v1", tmp_path / "c")
+    no_model = [a for a in args if a not in ("--model", "test-model")]
+    assert main(no_model) == 2
+    assert "--model" in capsys.readouterr().err
+    (tmp_path / "o.jsonl").write_text('{"task_id": "x", "concept": "name_random"}\n')
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_unknown_concept_is_a_usage_error(problems_file, tmp_path, capsys):
+    args = cli_args(problems_file, tmp_path / "o.jsonl", "http://127.0.0.1:9/v1", tmp_path / "c")
+    args[args.index("name_random")] = "loop_unroll"
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert "unknown concept 'loop_unroll'" in capsys.readouterr().err
+
+
+def test_unreachable_endpoint_finishes_with_rejected_rows(problems_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ChatServer() as srv:
+        url = srv.url  # closed on exit: nothing listens there any more
+    args = cli_args(problems_file, tmp_path / "o.jsonl", url, tmp_path / "c", "--max-retries", "1",
+                    "--request-timeout", "2")
+    assert main(args) == 0
+    rows = complete_rows(tmp_path / "o.jsonl")
+    assert len(rows) == 1 and rows[0]["status"] == "rejected" and rows[0]["stage"] == "endpoint"
+    assert "connection error" in rows[0]["reason"]
+    assert "1 failed" in capsys.readouterr().out
