@@ -227,7 +227,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 loss = loss * self.accelerator.num_processes
         elif self.model.training:
             # no window totals: a per-micro-batch mean, averaged over the accumulation steps
-            loss = loss / self.current_gradient_accumulation_steps
+            loss = loss / getattr(self, "current_gradient_accumulation_steps", 1)
         self._log_concept_metrics(parts, mode)
         return (loss, result[1]) if return_outputs else loss
 
