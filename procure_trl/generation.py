@@ -35,8 +35,8 @@ class GenerationConfig:
     """Run the validation pipeline; ``False`` keeps every produced program as ``valid`` (unchecked)."""
     num_workers: int = 2
     """Processes that run the tests."""
-    timeout: float = 10.0
-    """Seconds allowed for one program's tests."""
+    timeout: float = 30.0
+    """Seconds allowed for one program's tests (see :class:`procure_trl.validation.ValidationConfig`)."""
     progress: bool = True
     """Show progress bars."""
 

@@ -92,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip validation: every produced program is written as 'valid' (unchecked)")
     parser.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
                         help="processes that run the tests (default: min(4, CPU count))")
-    parser.add_argument("--timeout", type=_positive_float, default=10.0,
-                        help="seconds allowed for one program's tests (default: 10)")
+    parser.add_argument("--timeout", type=_positive_float, default=30.0,
+                        help="seconds allowed for one program's tests (default: 30; generous so that slow "
+                             "reference solutions give the same verdict on a loaded machine)")
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")

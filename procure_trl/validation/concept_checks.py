@@ -368,18 +368,25 @@ def _base_name(node: ast.AST) -> str | None:
 
 
 def _effects(stmt: ast.stmt) -> _Effects:
+    """What executing ``stmt`` now reads and writes. Function bodies run later, when called, so only
+    what a ``def``/``lambda`` evaluates at definition time counts (decorators, defaults, annotations);
+    a call of a user function is opaque here: the tests catch what it does."""
     eff = _Effects()
 
-    def visit(node: ast.AST, nested: bool) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)) and node is not stmt:
-            # a nested definition binds its name; its body runs later, reading whatever it names
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             if not isinstance(node, ast.Lambda):
                 eff.writes.add(node.name)
-            for child in ast.walk(node):
-                if isinstance(child, ast.Name):
-                    eff.reads.add(child.id)
+                for expr in node.decorator_list + ([node.returns] if node.returns else []):
+                    visit(expr)
+            args = node.args
+            for expr in args.defaults + [d for d in args.kw_defaults if d is not None]:
+                visit(expr)
+            for arg in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+                if arg is not None and arg.annotation is not None:
+                    visit(arg.annotation)
             return
-        if isinstance(node, _CONTROL) and not nested:
+        if isinstance(node, _CONTROL):
             eff.control = True
         if isinstance(node, ast.Name):
             (eff.reads if isinstance(node.ctx, ast.Load) else eff.writes).add(node.id)
@@ -391,8 +398,8 @@ def _effects(stmt: ast.stmt) -> _Effects:
             eff.reads.add(node.target.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             eff.writes.update(a.asname or a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            eff.writes.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            eff.writes.add(node.name)  # the class body itself runs now: visited below
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id in _IO_NAMES:
@@ -405,9 +412,9 @@ def _effects(stmt: ast.stmt) -> _Effects:
                     if base:
                         eff.writes.add(base)  # x.append(v), x.sort(), ...: may mutate x
         for child in ast.iter_child_nodes(node):
-            visit(child, nested)
+            visit(child)
 
-    visit(stmt, False)
+    visit(stmt)
     return eff
 
 

@@ -34,9 +34,9 @@ REJECTED = "rejected"
 class ValidationConfig:
     """How candidates are validated."""
 
-    timeout: float = 10.0
-    """Wall-clock seconds for one program's tests (MBPP/HumanEval references need well under 1 s; the
-    margin keeps verdicts stable on a loaded machine)."""
+    timeout: float = 30.0
+    """Wall-clock seconds for one program's tests. The slowest MBPP reference (MBPP/123) needs about 8 s
+    on a loaded 2-core machine; a wide margin keeps verdicts, and so the output, the same from run to run."""
     execute: bool = True
     """Run the problem's tests on each candidate that passes the static checks."""
     check_original: bool = True
