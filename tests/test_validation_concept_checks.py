@@ -220,3 +220,12 @@ def test_span_check():
     assert "overlaps" in check_spans(original, code, [(11, 13), (0, 2)])
     assert "differs from the original" in check_spans(original, code, [(0, 2)])
     assert "no changed span" in check_spans(original, code, [])
+
+
+def test_def_use_counts_parameters_as_the_first_definition():
+    original = "def f(xs):\n    xs = sorted(xs)\n    return xs[0]\n"
+    broken = "def f(xs):\n    ys_q = sorted(xs)\n    return ys_q[0]\n"
+    assert check(original, broken, Concept.DEF_USE_BREAK) is None
+    # renaming the parameter's own use too would read an undefined name
+    wrong = "def f(xs):\n    ys_q = sorted(ys_q)\n    return ys_q[0]\n"
+    assert check(original, wrong, Concept.DEF_USE_BREAK) is not None

@@ -501,7 +501,7 @@ def check_def_use(original: ast.AST, candidate: ast.AST) -> str | None:
             return f"{old!r} is used inside a nested function or class ({_where(site.node)}), so its uses cannot be ordered"
 
     def is_var(node: ast.AST) -> bool:
-        for fld in ("id", "name", "bound", "rest"):
+        for fld in ("id", "arg", "name", "bound", "rest"):
             site = info.site(node, fld)
             if site is not None:
                 return site.binding == binding

@@ -50,7 +50,13 @@ class ReachingDefinitions:
     # -- entry ---------------------------------------------------------------------------------
     def run(self, scope_node: ast.AST) -> "ReachingDefinitions":
         body = scope_node.body if isinstance(scope_node.body, list) else [ast.Return(scope_node.body)]  # lambda
-        self._block(body, _EMPTY)
+        state: State = _EMPTY
+        args = getattr(scope_node, "args", None)
+        if isinstance(args, ast.arguments):  # parameters are the first definitions of a function's variables
+            for arg in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+                if arg is not None and self.is_var(arg):
+                    state = self._define(arg, state)
+        self._block(body, state)
         return self
 
     # -- helpers --------------------------------------------------------------------------------
