@@ -20,8 +20,8 @@ PROGRAM = "def f(a):\n    if a:\n        return 1\n    else:\n        return 2\n
 FACTS = {"ifs": [{"line": 2, "condition": "a", "has_else": True}]}
 
 
-def fake_facts(program, concept):
-    return {"concept": concept.value, "chars": len(program)}
+def fake_facts(program, concept, protected=()):
+    return {"concept": concept.value, "chars": len(program), "protected": list(protected)}
 
 
 @pytest.mark.parametrize("concept", list(Concept))
@@ -32,7 +32,9 @@ def test_one_shot_structure_with_rules_example_and_facts(concept):
     example = _EXAMPLES[concept]
     assert example.program.rstrip() in messages[1]["content"]
     # The example's facts come from the same facts function, so they look like the real ones.
-    assert json.dumps(fake_facts(example.program, concept), indent=2, sort_keys=True) in messages[1]["content"]
+    example_entry = example.program.split("def ", 1)[1].split("(", 1)[0]
+    example_facts = fake_facts(example.program, concept, (example_entry,))
+    assert json.dumps(example_facts, indent=2, sort_keys=True) in messages[1]["content"]
     assert example.answer.rstrip() in messages[2]["content"]
     task = messages[3]["content"]
     assert PROGRAM.rstrip() in task and "`f`" in task
@@ -59,7 +61,7 @@ def test_worked_examples_are_real_programs_that_behave_the_same():
     # The one-shot answers must themselves be correct counterfactuals: same results on a few inputs.
     inputs = {
         Concept.IF_ELSE_FLIP: [(-1,), (0,), (3,)],
-        Concept.INDEPENDENT_SWAP: [(2, 3), (0, 5)],
+        Concept.INDEPENDENT_SWAP: [("Ada",), ("x" * 50,)],
         Concept.DEF_USE_BREAK: [([1, 2, 3], 2), ([], 4)],
         Concept.NAME_RANDOM: [("banana",), ("xyz",)],
         Concept.NAME_SHUFFLE: [([3, 1, 2],), ([5],)],
@@ -91,3 +93,41 @@ def test_extract_not_applicable_and_missing_block():
 def test_repair_message_carries_the_reason():
     message = build_repair_message("SyntaxError: invalid syntax (line 3)")
     assert message["role"] == "user" and "SyntaxError: invalid syntax (line 3)" in message["content"]
+
+
+@pytest.mark.parametrize("concept", list(Concept))
+def test_worked_examples_have_real_facts_for_their_concept(concept):
+    # With the real analysis, each example shows the model a non-empty site list for its concept.
+    from procure_trl.llm.prompts import default_facts
+
+    example = _EXAMPLES[concept]
+    entry = example.program.split("def ", 1)[1].split("(", 1)[0]
+    facts = default_facts(example.program, concept, (entry,))
+    assert facts is not None and facts["concept"] == concept.value
+    sites = [v for k, v in facts.items() if k not in ("concept", "protected_names")]
+    assert any(sites), facts
+
+
+def test_protected_names_are_listed_and_unparsable_program_has_no_facts():
+    from procure_trl.llm.prompts import default_facts
+
+    task = build_messages(PROGRAM, Concept.NAME_RANDOM, None, entry_point="f", facts_fn=None,
+                          protected_names=["f", "HELPER"])[3]["content"]
+    assert "`HELPER`" in task
+    assert default_facts("def f(:\n", Concept.NAME_RANDOM) is None
+
+
+@pytest.mark.parametrize("concept", list(Concept))
+def test_worked_examples_pass_the_shared_concept_checks(concept):
+    # The shot teaches what the validator accepts: each example answer is valid for its concept.
+    from procure_trl.llm.spans import changed_spans
+    from procure_trl.problems import Problem
+    from procure_trl.validation import Candidate, ValidationConfig, Validator
+
+    example = _EXAMPLES[concept]
+    entry = example.program.split("def ", 1)[1].split("(", 1)[0]
+    problem = Problem(f"example/{concept.value}", example.program, "", "", entry)
+    spans = tuple(tuple(s) for s in changed_spans(example.program, example.answer))
+    with Validator(ValidationConfig(execute=False)) as validator:
+        verdict = validator.validate_one(Candidate(problem, concept, example.answer, spans))
+    assert verdict.valid, verdict.reason

@@ -320,9 +320,9 @@ class LLMGenerator:
     async def _pair(self, client: ChatClient, validate: Callable, problem: Problem, concept: Concept) -> dict:
         """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
         original = problem.program
-        facts = self.facts_fn(original, concept) if self.facts_fn is not None else None
-        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn,
-                                  protected_names=protected_names(problem))
+        keep = protected_names(problem)  # the entry point and the top-level names the tests use
+        facts = self.facts_fn(original, concept, keep) if self.facts_fn is not None else None
+        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn, protected_names=keep)
         usage = Usage()
         attempts = 0
         reason, stage = "", ""

@@ -46,10 +46,11 @@ Pick one `if` statement that has a plain `else` branch (not an `elif` chain). Re
 negation literally as `not (C)`: rewriting `a < b` as `a >= b` is wrong for NaN and for types with custom
 comparisons. Keep the bodies' own lines unchanged.""",
     Concept.INDEPENDENT_SWAP: """Concept: independent_swap (statement order).
-Pick two statements of the same block that are independent: neither writes a variable (or mutates an
-object) that the other reads or writes, neither performs I/O or another visible side effect, neither can
-raise where the other could not, and no statement between them depends on their order. Swap the two
-statements (whole statements, with their own indentation); change nothing else.""",
+Pick two adjacent statements of the same block that are independent (the facts list such pairs): neither
+writes a variable (or mutates an object) that the other reads or writes, neither performs I/O or another
+visible side effect, at most one of them can raise an exception, and neither returns, breaks, continues,
+raises or yields. Swap the two statements (whole statements, each keeping the block's indentation);
+change nothing else.""",
     Concept.DEF_USE_BREAK: """Concept: def_use_break (data flow).
 Pick a variable that is assigned more than once. Give ONE redefinition of it (an assignment after the
 first definition) a fresh name that appears nowhere in the program, and rename every use that this
@@ -100,21 +101,23 @@ the if-body and the old if-body `label = "non-negative"` becomes the else-body. 
 ''',
     ),
     Concept.INDEPENDENT_SWAP: WorkedExample(
-        program='''def box_stats(width, height):
-    """Area and perimeter of a box."""
-    area = width * height
-    perimeter = 2 * (width + height)
-    return area, perimeter
+        program='''def greeting(name):
+    """A greeting for name, at most 40 characters long."""
+    prefix = "Hello, "
+    limit = 40
+    text = prefix + name
+    return text[:limit]
 ''',
-        reasoning="""`area = width * height` writes `area` and reads `width`, `height`.
-`perimeter = 2 * (width + height)` writes `perimeter` and reads `width`, `height`. Neither reads what the
-other writes, both are pure arithmetic on the parameters, and they are adjacent in the same block. The
-`return` reads both, so it must stay after them. Swapping the two assignments preserves behaviour.""",
-        answer='''def box_stats(width, height):
-    """Area and perimeter of a box."""
-    perimeter = 2 * (width + height)
-    area = width * height
-    return area, perimeter
+        reasoning="""The facts list two independent pairs: lines 3-4 and lines 4-5. Take lines 3 and 4:
+`prefix = "Hello, "` writes `prefix`, `limit = 40` writes `limit`; both bind a literal, so neither reads
+anything, neither can raise, and neither has a side effect. They are adjacent in the same block, and
+`text = prefix + name` still comes after `prefix`. Swap exactly these two lines.""",
+        answer='''def greeting(name):
+    """A greeting for name, at most 40 characters long."""
+    limit = 40
+    prefix = "Hello, "
+    text = prefix + name
+    return text[:limit]
 ''',
     ),
     Concept.DEF_USE_BREAK: WorkedExample(
@@ -174,20 +177,22 @@ use in the return statement; the returned tuple keeps its order of values.""",
     ),
 }
 
-#: ``facts_fn(program, concept) -> dict | None``: the static-analysis facts of a program for a concept.
-FactsFn = Callable[[str, Concept], "Mapping[str, Any] | None"]
+#: ``facts_fn(program, concept, protected_names) -> dict | None``: static-analysis facts for one concept.
+FactsFn = Callable[[str, Concept, Sequence[str]], "Mapping[str, Any] | None"]
 
 
-def default_facts(program: str, concept: Concept) -> Mapping[str, Any] | None:
-    """Facts from the rule-based engine's static analysis (``procure_trl.analysis.analyze``).
+def default_facts(program: str, concept: Concept, protected_names: Sequence[str] = ()) -> Mapping[str, Any] | None:
+    """Facts from the rule-based engine's static analysis (:func:`procure_trl.analysis.analyze`).
 
-    Returns ``None`` when the program does not parse: the prompt then says so instead of inventing facts.
+    ``protected_names`` (names the tests use) are excluded from the renameable names, as in the rule
+    engine. Returns ``None`` when the program does not parse: the prompt then says so instead of
+    inventing facts (and the validator will reject the problem with its own reason).
     """
     from procure_trl.analysis import analyze  # imported lazily: the analysis package is large
 
     try:
-        facts = analyze(program)
-    except SyntaxError:
+        facts = analyze(program, protected_names=frozenset(protected_names))
+    except (SyntaxError, ValueError):  # InvalidProgramError is a ValueError
         return None
     return facts.for_concept(concept)
 
@@ -246,8 +251,8 @@ def build_messages(
     """
     concept = Concept.parse(concept)
     example = _EXAMPLES[concept]
-    example_facts = facts_fn(example.program, concept) if facts_fn is not None else None
     example_entry = example.program.split("def ", 1)[1].split("(", 1)[0]
+    example_facts = facts_fn(example.program, concept, (example_entry,)) if facts_fn is not None else None
     return [
         {"role": "system", "content": system_prompt(concept)},
         {"role": "user", "content": _task_message(example.program, example_facts, example_entry)},
