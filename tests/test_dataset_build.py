@@ -1,0 +1,223 @@
+"""Engine JSONL -> schema rows -> task-level splits -> per-concept configs -> Parquet + card."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.counterfactual_dataset import (
+    CONFIG_NAMES,
+    add_token_columns,
+    build_dataset_dict,
+    build_rows,
+    config_rows,
+    pair_id_for,
+    parse_engine_record,
+    problem_statement,
+    read_engine_jsonl,
+    split_by_task,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
+
+ORIGINAL_CODE = "def f(x):\n    y = x + 1\n    return y\n"
+RENAMED = "def f(x):\n    q = x + 1\n    return q\n"
+assert RENAMED[14] == RENAMED[35] == "q" and len(RENAMED) == 37
+
+
+def _line(**over):
+    row = {"task_id": "T/1", "concept": "name_random", "status": "valid", "reason": "", "original": ORIGINAL_CODE,
+           "code": RENAMED, "changed_spans": [[14, 15], [35, 36]]}
+    row.update(over)
+    return row
+
+
+def _script():
+    """The build script as a module (it lives outside the package, like TRL's dataset scripts)."""
+    name = "build_counterfactuals"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "datasets_scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# ---- bad input gets a clear error ------------------------------------------------------------
+
+
+def test_fixture_spans_point_at_changed_code():
+    for record in read_engine_jsonl(FIXTURE):
+        for s, e in record.changed_spans:
+            assert record.code[s:e] != "" and record.code is not None
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({k: v for k, v in _line().items() if k != "original"}, r"row 3: missing field\(s\) original"),
+        (_line(concept="loop_unroll"), r"row 3: unknown concept 'loop_unroll'; valid concepts are: if_else_flip"),
+        (_line(status="maybe"), "unknown status 'maybe'"),
+        (_line(code=None), r"a 'valid' line needs field\(s\) code"),
+        (_line(changed_spans=[[14, 15], [30, 99]]), r"changed_spans: span #1 \[30, 99\) lies outside the text of length 37"),
+        (_line(changed_spans=[]), "has no changed_spans"),
+        (_line(task_id=""), "'task_id' must be a non-empty string"),
+    ],
+)
+def test_bad_engine_lines_are_named(row, message):
+    with pytest.raises(ValueError, match=message):
+        parse_engine_record(row, where="row 3")
+
+
+def test_non_valid_lines_need_no_code():
+    record = parse_engine_record(_line(status="not_applicable", code=None, changed_spans=None, reason="no if"))
+    assert record.code is None and record.reason == "no if" and record.concept is Concept.NAME_RANDOM
+
+
+def test_jsonl_errors_carry_the_line_number(tmp_path):
+    path = tmp_path / "engine.jsonl"
+    path.write_text(json.dumps(_line()) + "\n" + "{not json\n")
+    with pytest.raises(ValueError, match=r"engine.jsonl:2: not valid JSON"):
+        read_engine_jsonl(path)
+    path.write_text(json.dumps(_line()) + "\n\n" + json.dumps({"task_id": "T/2"}) + "\n")
+    with pytest.raises(ValueError, match=r"engine.jsonl:3: missing field\(s\) concept, status, original"):
+        read_engine_jsonl(path)
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="no engine lines"):
+        read_engine_jsonl(path)
+
+
+def test_missing_statement_names_the_task():
+    records = [parse_engine_record(_line())]
+    with pytest.raises(ValueError, match=r"no problem statement for task 'T/1'.*--benchmarks"):
+        build_rows(records, {})
+
+
+def test_tokenizer_without_offsets_is_refused():
+    from transformers import ByT5Tokenizer
+
+    rows = build_rows([parse_engine_record(_line())], {"T/1": "Add one."})
+    with pytest.raises(ValueError, match="needs a fast tokenizer"):
+        add_token_columns(rows, ByT5Tokenizer(), progress=False)
+
+
+# ---- rows, pairs, configs ---------------------------------------------------------------------
+
+
+def test_rows_pair_counterfactuals_with_their_original():
+    records = read_engine_jsonl(FIXTURE)
+    statements = {r.task_id: f"statement of {r.task_id}" for r in records}
+    rows = build_rows(records, statements)
+    originals = [r for r in rows if r["concept"] == ORIGINAL]
+    counterfactuals = [r for r in rows if r["concept"] != ORIGINAL]
+    assert len(originals) == len({r.task_id for r in records})  # one original per task, even with 3 lines
+    assert len(counterfactuals) == sum(r.status == "valid" for r in records)
+    by_pair = {r["pair_id"]: r for r in originals}
+    for row in counterfactuals:
+        original = by_pair[row["pair_id"]]
+        assert original["task_id"] == row["task_id"] and original["completion"] != row["completion"]
+        assert row["pair_id"] == pair_id_for(row["task_id"], original["completion"])
+        assert row["changed_spans"] and all(0 <= s < e <= len(row["completion"]) for s, e in row["changed_spans"])
+        assert row["prompt"] == f"statement of {row['task_id']}"
+    assert all(r["changed_spans"] == [] for r in originals)
+
+
+def test_concept_configs_hold_their_counterfactuals_and_those_originals_only():
+    rows = build_rows(read_engine_jsonl(FIXTURE), {t: "s" for t in ("HumanEval/0", "HumanEval/3", "HumanEval/4",
+                                                                      "HumanEval/7", "MBPP/2", "MBPP/3")})
+    shuffle = config_rows(rows, "name_shuffle")
+    assert {r["concept"] for r in shuffle} == {ORIGINAL, "name_shuffle"}
+    pairs = {r["pair_id"] for r in shuffle if r["concept"] == "name_shuffle"}
+    assert {r["pair_id"] for r in shuffle if r["concept"] == ORIGINAL} == pairs
+    assert config_rows(rows, "if_else_flip") == []  # no valid if_else_flip line in the fixture
+    assert len(config_rows(rows, "all")) == len(rows)
+    with pytest.raises(ValueError, match="unknown concept"):
+        config_rows(rows, "bogus")
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_tasks=st.integers(1, 30), test_size=st.floats(0, 0.9), seed=st.integers(0, 10**6))
+def test_split_keeps_each_task_on_one_side(n_tasks, test_size, seed):
+    rows = [{"task_id": f"T/{t}", "i": i} for t in range(n_tasks) for i in range(3)]
+    splits = split_by_task(rows, test_size=test_size, seed=seed)
+    train = {r["task_id"] for r in splits["train"]}
+    test = {r["task_id"] for r in splits.get("test", [])}
+    assert not train & test
+    assert sum(len(v) for v in splits.values()) == len(rows)
+    assert splits == split_by_task(rows, test_size=test_size, seed=seed)  # seeded
+    if test_size > 0 and n_tasks > 1:
+        assert test and train
+
+
+def test_split_rejects_bad_size():
+    with pytest.raises(ValueError, match=r"test_size must be in \[0, 1\)"):
+        split_by_task([], test_size=1.0)
+
+
+def test_problem_statement_from_benchmark_prompts():
+    from procure_trl.problems import load_problems
+
+    humaneval = {p.task_id: p for p in load_problems("humaneval")}
+    statement = problem_statement(humaneval["HumanEval/0"].prompt, "has_close_elements")
+    assert statement.startswith("Check if in given list of numbers") and '"""' not in statement
+    mbpp = problem_statement("# Write a function to add.\n# Your code should pass these tests:\n# assert add(1, 2) == 3\n")
+    assert mbpp == "Write a function to add.\nYour code should pass these tests:\nassert add(1, 2) == 3"
+    assert problem_statement("Sort the list.") == "Sort the list."
+
+
+def test_token_columns_match_the_trainer_tokenization(tiny_tokenizer):
+    from procure_trl.masks import prompt_completion_mask
+
+    rows = build_rows([parse_engine_record(_line())], {"T/1": "Add one to x."})
+    tokenized = add_token_columns(rows, tiny_tokenizer, progress=False)
+    for row in tokenized:
+        expected = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tiny_tokenizer)
+        assert {k: row[k] for k in expected} == expected
+    built = build_dataset_dict({"train": tokenized}, tokenized=True)
+    ds = built.configs["all"]["train"]
+    assert ds.features["perturbation_mask"].feature.dtype == "int8"
+    assert ds[1]["perturbation_mask"] == tokenized[1]["perturbation_mask"] and sum(ds[1]["perturbation_mask"]) >= 2
+
+
+# ---- the build script, locally -------------------------------------------------------------------
+
+
+def test_build_script_writes_parquet_and_a_card_that_loads(tmp_path):
+    from datasets import load_dataset
+
+    script = _script()
+    args = script.ScriptArguments(input_jsonl=str(FIXTURE), benchmarks="humaneval,mbpp", output_dir=str(tmp_path),
+                                  test_size=0.34, seed=1)
+    built = script.main(args)
+    card = (tmp_path / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert [c["config_name"] for c in meta["configs"]] == list(built.configs) == ["all", "name_random", "name_shuffle"]
+    assert set(meta["license"]) == {"mit", "cc-by-4.0"} and "MBPP (Austin et al., 2021" in card
+    for config, counts in built.counts.items():
+        loaded = load_dataset(str(tmp_path), config)
+        assert {s: len(d) for s, d in loaded.items()} == counts
+        assert loaded["train"].to_list() == built.configs[config]["train"].to_list()
+        assert f"| `{config}` | {counts['train']} | {counts.get('test', 0)} |" in card  # the card's table is computed
+    train_tasks = set(built.configs["all"]["train"]["task_id"])
+    assert train_tasks.isdisjoint(built.configs["all"]["test"]["task_id"])
+    assert set(CONFIG_NAMES) >= set(built.configs)
+
+
+def test_script_arguments_parse_like_trl_scripts():
+    from transformers import HfArgumentParser
+
+    script = _script()
+    (args,) = HfArgumentParser(script.ScriptArguments).parse_args_into_dataclasses(
+        ["--input_jsonl", "x.jsonl", "--push_to_hub", "--repo_id", "me/cf", "--private", "--test_size", "0.1"])
+    assert args.push_to_hub and args.private and args.repo_id == "me/cf" and args.test_size == 0.1
+    with pytest.raises(ValueError, match="--push_to_hub needs --repo_id"):
+        script.ScriptArguments(push_to_hub=True)
