@@ -136,11 +136,24 @@ def test_rejected_after_all_repair_rounds(config_factory):
 
 
 def test_model_not_applicable_claim(config_factory):
-    replies = {(CLAMP.program, "independent_swap"): [f"No two statements qualify.\n{NOT_APPLICABLE_MARKER} none"]}
+    replies = {(CLAMP.program, "if_else_flip"): [f"I would rather not.\n{NOT_APPLICABLE_MARKER} none"]}
     with ChatServer(script_from(replies)) as srv:
-        rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], ["independent_swap"])
-    row = one_row(rows, Concept.INDEPENDENT_SWAP)
-    assert row["status"] == "not_applicable" and row["code"] is None and "none" in row["reason"]
+        rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], ["if_else_flip"])
+        assert srv.request_count == 1
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "not_applicable" and row["code"] is None and row["reason"] == "model: none"
+
+
+def test_no_site_in_the_facts_costs_no_request(config_factory):
+    problem = _scale_problem(0)  # a loop, no if/else: the analysis finds no site to flip
+    with ChatServer() as srv:
+        rows = LLMGenerator(config_factory(srv.url)).generate([problem], ["if_else_flip"])
+        assert srv.request_count == 0
+        asked = LLMGenerator(config_factory(srv.url, skip_without_site=False)).generate([problem], ["if_else_flip"])
+        assert srv.request_count == 3  # the echo script repeats the original: rejected, then 2 repairs
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "not_applicable" and row["attempts"] == 0 and "no if_else_flip site" in row["reason"]
+    assert one_row(asked, Concept.IF_ELSE_FLIP)["status"] == "rejected"
 
 
 def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):

@@ -131,3 +131,24 @@ def test_worked_examples_pass_the_shared_concept_checks(concept):
     with Validator(ValidationConfig(execute=False)) as validator:
         verdict = validator.validate_one(Candidate(problem, concept, example.answer, spans))
     assert verdict.valid, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "concept, facts, expected",
+    [
+        (Concept.IF_ELSE_FLIP, {"if_else": []}, False),
+        (Concept.IF_ELSE_FLIP, {"if_else": [{"line": 2}]}, True),
+        (Concept.INDEPENDENT_SWAP, {"independent_pairs": []}, False),
+        (Concept.DEF_USE_BREAK, {"redefinitions": [{"definitions": [{"separable": False}]}]}, False),
+        (Concept.DEF_USE_BREAK, {"redefinitions": [{"definitions": [{"separable": True}]}]}, True),
+        (Concept.NAME_RANDOM, {"renameable_names": {"f": ["a"]}}, True),
+        (Concept.NAME_SHUFFLE, {"renameable_names": {"f": ["a"], "g": ["b"]}}, False),  # not in one scope
+        (Concept.NAME_SHUFFLE, {"renameable_names": {"f": ["a", "b"]}}, True),
+        (Concept.NAME_RANDOM, {"something_else": 1}, None),  # unknown shape: ask rather than skip
+        (Concept.NAME_RANDOM, None, None),
+    ],
+)
+def test_has_candidate_site(concept, facts, expected):
+    from procure_trl.llm.prompts import has_candidate_site
+
+    assert has_candidate_site(facts, concept) is expected

@@ -30,7 +30,14 @@ from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, protected_na
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
 from procure_trl.llm.output import ResumableJsonlWriter, pair_key, sort_jsonl
-from procure_trl.llm.prompts import FactsFn, build_messages, build_repair_message, default_facts, extract_code
+from procure_trl.llm.prompts import (
+    FactsFn,
+    build_messages,
+    build_repair_message,
+    default_facts,
+    extract_code,
+    has_candidate_site,
+)
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import Problem
 from procure_trl.validation import Candidate, ValidationConfig, Validator
@@ -92,6 +99,10 @@ class LLMGeneratorConfig:
     """Seeds the retry jitter (the sampling itself is the endpoint's; the cache makes reruns identical)."""
     show_progress: bool = True
     """Show a tqdm progress bar over the pairs."""
+    skip_without_site: bool = True
+    """Mark a pair ``not_applicable`` without a request when the static analysis finds no site for its
+    concept (no if/else, no independent pair, no separable redefinition, no renameable name): the
+    validator would reject any candidate for it, so asking would only cost tokens."""
     validate: bool = True
     """Run the validation pipeline; ``False`` keeps every answer with code as ``valid`` (unchecked, no repair)."""
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -343,6 +354,9 @@ class LLMGenerator:
                 "usage": usage.to_dict(),
             }
 
+        if self.config.skip_without_site and has_candidate_site(facts, concept) is False:
+            return row(NOT_APPLICABLE, f"static analysis found no {concept} site; no request sent", None,
+                       "perturbation")
         for _round in range(self.config.repair_rounds + 1):
             try:
                 response = await client.complete(messages)

@@ -41,10 +41,11 @@ _COMMON_RULES = """General rules:
 
 _RULES: dict[Concept, str] = {
     Concept.IF_ELSE_FLIP: """Concept: if_else_flip (control flow).
-Pick one `if` statement that has a plain `else` branch (not an `elif` chain). Replace its condition C by
-`not (C)` and swap the two branch bodies: the old else-body becomes the if-body and vice versa. Write the
-negation literally as `not (C)`: rewriting `a < b` as `a >= b` is wrong for NaN and for types with custom
-comparisons. Keep the bodies' own lines unchanged.""",
+Pick one site from the facts: an `if` (or `elif`) statement that has an `else` branch, or a conditional
+expression `A if C else B`. Replace its condition C by `not (C)` and swap the two branches: the old
+else-body becomes the if-body and vice versa (`B if not (C) else A` for an expression). Write the negation
+literally as `not (C)`: rewriting `a < b` as `a >= b` is wrong for NaN and for types with custom
+comparisons. Keep the branches' own lines unchanged.""",
     Concept.INDEPENDENT_SWAP: """Concept: independent_swap (statement order).
 Pick two adjacent statements of the same block that are independent (the facts list such pairs): neither
 writes a variable (or mutates an object) that the other reads or writes, neither performs I/O or another
@@ -195,6 +196,31 @@ def default_facts(program: str, concept: Concept, protected_names: Sequence[str]
     except (SyntaxError, ValueError):  # InvalidProgramError is a ValueError
         return None
     return facts.for_concept(concept)
+
+
+def has_candidate_site(facts: Mapping[str, Any] | None, concept: Concept | str) -> bool | None:
+    """Whether the facts list a site where ``concept`` applies; ``None`` when they cannot tell.
+
+    ``False`` lets the generator mark the pair ``not_applicable`` without paying for a request: the
+    validator's concept check accepts no candidate the analysis finds no site for. Facts of an unknown
+    shape give ``None`` (ask the model) rather than a silent skip.
+    """
+    if facts is None:
+        return None
+    concept = Concept.parse(concept)
+    try:
+        if concept is Concept.IF_ELSE_FLIP:
+            return bool(facts["if_else"])
+        if concept is Concept.INDEPENDENT_SWAP:
+            return bool(facts["independent_pairs"])
+        if concept is Concept.DEF_USE_BREAK:
+            return any(d["separable"] for flow in facts["redefinitions"] for d in flow["definitions"])
+        names = facts["renameable_names"]
+        if concept is Concept.NAME_SHUFFLE:  # a permutation needs two names of one scope
+            return any(len(v) >= 2 for v in names.values())
+        return any(names.values())
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def render_facts(facts: Mapping[str, Any] | None) -> str:
