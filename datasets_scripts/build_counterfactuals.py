@@ -36,6 +36,7 @@ from procure_trl.counterfactual_dataset import (
     build_dataset_dict,
     build_rows,
     concept_counts,
+    excluded_tasks,
     problem_statement,
     read_engine_jsonl,
     split_by_task,
@@ -84,6 +85,10 @@ class ScriptArguments:
             Create the repository private (ignored when it exists).
         pretty_name (`str`, *optional*, defaults to `"ProCURE counterfactual code pairs"`):
             Title of the dataset card.
+        allow_unvalidated (`bool`, *optional*, defaults to `False`):
+            Accept `valid` lines the engine did not validate (`procure perturb --no-validate`); the card says so.
+        limit (`int`, *optional*):
+            When the script runs the engine: only the first N problems of each benchmark (quick trials).
     """
 
     benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input_jsonl, programs)."})
@@ -98,6 +103,8 @@ class ScriptArguments:
     repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repository id (with --push_to_hub)."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repository private."})
     pretty_name: str = field(default="ProCURE counterfactual code pairs", metadata={"help": "Card title."})
+    allow_unvalidated: bool = field(default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."})
+    limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
 
     def __post_init__(self):
         if self.push_to_hub and not self.repo_id:
@@ -127,13 +134,14 @@ def load_statements(benchmarks: Sequence[str], problems_path: str | None = None)
     return statements
 
 
-def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int) -> list[Path]:
-    """Run ``procure perturb`` on every benchmark; returns the JSONL paths it wrote."""
+def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None) -> list[Path]:
+    """Run ``procure perturb`` (its CLI is the contract) on every benchmark; returns the JSONL paths it wrote."""
     paths = []
+    work_dir.mkdir(parents=True, exist_ok=True)
     for benchmark in benchmarks:
         path = work_dir / f"{benchmark}_counterfactuals.jsonl"
         command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark,
-                   "--output", str(path), "--seed", str(seed)]
+                   "--output", str(path), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
         print(f"running: {' '.join(command)}", flush=True)
         subprocess.run(command, check=True)
         paths.append(path)
@@ -179,6 +187,17 @@ def card_variables(args: ScriptArguments, built: BuiltDataset, rows: Sequence[Ma
     for record in records:
         status[record.status] = status.get(record.status, 0) + 1
     engine_summary = ", ".join(f"{n} {s}" for s, n in sorted(status.items())) + " engine lines"
+    excluded = excluded_tasks(records)
+    if excluded:
+        reasons: dict[str, list[str]] = {}
+        for task, why in excluded.items():
+            reasons.setdefault(why, []).append(task)
+        engine_summary += "; tasks left out: " + "; ".join(
+            f"{len(tasks)} with {why} ({', '.join(sorted(tasks)[:5])}{', ...' if len(tasks) > 5 else ''})"
+            for why, tasks in reasons.items())
+    unvalidated = sum(r.status == "valid" and r.stage == "unvalidated" for r in records)
+    if unvalidated:
+        engine_summary += f"; **{unvalidated} counterfactuals were not validated** (`--no-validate`)"
     counts = concept_counts(rows)
     return {
         "pretty_name": args.pretty_name,
@@ -320,10 +339,10 @@ def main(args: ScriptArguments) -> BuiltDataset:
     if args.input_jsonl:
         paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
-        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed)
+        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit)
     records = read_records(paths)
     statements = load_statements(args.benchmark_list, args.problems)
-    rows = build_rows(records, statements)
+    rows = build_rows(records, statements, allow_unvalidated=args.allow_unvalidated)
     if args.tokenizer:
         from transformers import AutoTokenizer
 

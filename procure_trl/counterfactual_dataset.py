@@ -52,6 +52,7 @@ __all__ = [
     "pair_id_for",
     "problem_statement",
     "build_rows",
+    "excluded_tasks",
     "split_by_task",
     "config_rows",
     "add_token_columns",
@@ -82,6 +83,8 @@ class EngineRecord:
     code: str | None = None
     changed_spans: tuple[tuple[int, int], ...] = ()
     reason: str = ""
+    stage: str = ""
+    """The engine step that decided (``input``, ``perturbation``, ``original``, ``unvalidated``, ...)."""
 
 
 def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRecord:
@@ -104,8 +107,9 @@ def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRec
     for name in ("task_id", "original"):
         if not isinstance(row[name], str) or not row[name]:
             raise ValueError(f"{where}: field {name!r} must be a non-empty string")
+    reason, stage = str(row.get("reason") or ""), str(row.get("stage") or "")
     if status != "valid":
-        return EngineRecord(row["task_id"], concept, status, row["original"], reason=str(row.get("reason") or ""))
+        return EngineRecord(row["task_id"], concept, status, row["original"], reason=reason, stage=stage)
     missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
     if missing:
         raise ValueError(f"{where}: a 'valid' line needs field(s) {', '.join(missing)} (the perturbed program and its spans)")
@@ -115,7 +119,7 @@ def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRec
     spans = validate_spans(row["changed_spans"], len(code), where=f"{where}: changed_spans")
     if not spans:
         raise ValueError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code")
-    return EngineRecord(row["task_id"], concept, status, row["original"], code, tuple(spans), str(row.get("reason") or ""))
+    return EngineRecord(row["task_id"], concept, status, row["original"], code, tuple(spans), reason, stage)
 
 
 def read_engine_jsonl(path: str | os.PathLike) -> list[EngineRecord]:
@@ -175,16 +179,44 @@ def problem_statement(prompt: str, entry_point: str | None = None) -> str:
     return prompt.strip()
 
 
-def build_rows(records: Iterable[EngineRecord], statements: Mapping[str, str]) -> list[dict[str, Any]]:
+#: Engine stages whose lines never become rows: a bad input row (its ``original`` is the raw line, not a
+#: program) and a reference solution that fails its own tests (the whole task is left out).
+SKIPPED_STAGES = {"input": "invalid input row", "original": "reference solution fails its own tests"}
+
+
+def excluded_tasks(records: Iterable[EngineRecord]) -> dict[str, str]:
+    """Tasks left out of the dataset, with the reason: bad input rows and broken reference solutions."""
+    out: dict[str, str] = {}
+    for record in records:
+        if record.status == "rejected" and record.stage in SKIPPED_STAGES:
+            out.setdefault(record.task_id, SKIPPED_STAGES[record.stage])
+    return out
+
+
+def build_rows(
+    records: Iterable[EngineRecord], statements: Mapping[str, str], *, allow_unvalidated: bool = False
+) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
 
     ``statements`` maps task ids to their problem statement (the ``prompt`` column); a task without a
-    statement raises, naming the task and how to provide one.
+    statement raises, naming the task and how to provide one. Tasks in :func:`excluded_tasks` give no
+    rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
+    ``allow_unvalidated``: the card promises executed, checked counterfactuals.
     """
+    records = list(records)
+    excluded = excluded_tasks(records)
     rows: list[dict[str, Any]] = []
     seen_originals: set[str] = set()
     seen_counterfactuals: set[tuple[str, str]] = set()
     for record in records:
+        if record.task_id in excluded:
+            continue
+        if record.status == "valid" and record.stage == "unvalidated" and not allow_unvalidated:
+            raise ValueError(
+                f"task {record.task_id!r}, concept {record.concept}: the counterfactual was not validated "
+                "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "
+                "--allow_unvalidated to build from unchecked programs"
+            )
         if record.task_id not in statements:
             raise ValueError(
                 f"no problem statement for task {record.task_id!r}; pass the benchmark it comes from "

@@ -221,3 +221,37 @@ def test_script_arguments_parse_like_trl_scripts():
     assert args.push_to_hub and args.private and args.repo_id == "me/cf" and args.test_size == 0.1
     with pytest.raises(ValueError, match="--push_to_hub needs --repo_id"):
         script.ScriptArguments(push_to_hub=True)
+
+
+def test_bad_input_rows_and_broken_originals_give_no_rows():
+    good = parse_engine_record(_line())
+    bad_input = parse_engine_record(_line(task_id="in.jsonl:3", status="rejected", code=None, changed_spans=[],
+                                          original="not json", stage="input"))
+    broken = [parse_engine_record(_line(task_id="T/2", status="rejected", stage="original", code=None, changed_spans=[])),
+              parse_engine_record(_line(task_id="T/2", concept="if_else_flip", status="not_applicable", code=None,
+                                        changed_spans=[], stage="perturbation"))]
+    rows = build_rows([good, bad_input, *broken], {"T/1": "Add one.", "T/2": "Broken."})
+    assert {r["task_id"] for r in rows} == {"T/1"}  # T/2's original fails its tests: no row at all
+    assert "not json" not in {r["completion"] for r in rows}
+
+
+def test_unvalidated_counterfactuals_are_refused_unless_allowed():
+    record = parse_engine_record(_line(stage="unvalidated"))
+    with pytest.raises(ValueError, match=r"not validated .*--no-validate.*--allow_unvalidated"):
+        build_rows([record], {"T/1": "Add one."})
+    assert len(build_rows([record], {"T/1": "Add one."}, allow_unvalidated=True)) == 2
+
+
+def test_one_command_runs_the_engine_and_builds(tmp_path):
+    """No --input_jsonl: the script runs `procure perturb` itself (on the first problems only, for speed)."""
+    script = _script()
+    args = script.ScriptArguments(benchmarks="humaneval", limit=3, output_dir=str(tmp_path), test_size=0.34)
+    built = script.main(args)
+    engine_lines = (tmp_path / "engine" / "humaneval_counterfactuals.jsonl").read_text().splitlines()
+    assert len(engine_lines) == 3 * len(Concept)
+    valid = [json.loads(l) for l in engine_lines if json.loads(l)["status"] == "valid"]
+    rows = [r for split in built.configs["all"].values() for r in split]
+    assert sum(r["concept"] != ORIGINAL for r in rows) == len(valid) > 0
+    assert {r["task_id"] for r in rows} == {"HumanEval/0", "HumanEval/1", "HumanEval/2"}
+    for row in rows:  # real engine spans index the completion
+        assert all(0 <= s < e <= len(row["completion"]) for s, e in row["changed_spans"])
