@@ -27,7 +27,7 @@ def plot_ccs_per_concept(per_concept: Sequence[Mapping[str, Any]], path: str, ti
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1.5), 3.6))
     bars = ax.bar(names, values, yerr=[low, high], capsize=4, color="#4C72B0")
     for bar, row in zip(bars, per_concept):
-        label = "n/a" if row["ccs"] is None else f"{row['ccs']:.2f}\n({row.get('valid_pairs', 0)} pairs)"
+        label = "n/a" if row["ccs"] is None else f"{row['ccs']:.2f}\n{row.get('valid_pairs', 0)} pairs\n{row.get('rows', 0)} rows"
         ax.annotate(label, (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", va="bottom", fontsize=7,
                     color="white" if row["ccs"] and row["ccs"] > 0.15 else "black")
     ax.set_ylim(0, 1.05)
@@ -45,8 +45,8 @@ def plot_pass_at_k(pass_at_k: Mapping[str, Any], ks: Sequence[int], path: str, t
     the dashed line is pass@k on the benchmark's own prompts."""
     plt = _pyplot()
     concepts = list(pass_at_k.get("counterfactual", {}))
-    fig, axes = plt.subplots(1, len(ks), figsize=(max(4.5, 1.4 * max(len(concepts), 1) + 2) * len(ks), 3.6),
-                             squeeze=False)
+    panel_width = 0.9 * max(len(concepts), 1) + 1.5
+    fig, axes = plt.subplots(1, len(ks), figsize=(panel_width * len(ks), 3.8), squeeze=False, sharey=True)
     width = 0.38
     for ax, k in zip(axes[0], ks):
         key = f"pass@{k}"
@@ -58,13 +58,15 @@ def plot_pass_at_k(pass_at_k: Mapping[str, Any], ks: Sequence[int], path: str, t
         if key in pass_at_k.get("original", {}):
             ax.axhline(pass_at_k["original"][key], color="black", linestyle="--", linewidth=1,
                        label="original (benchmark prompt)")
-        ax.set_xticks(list(xs), concepts, rotation=20)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel(key)
+        ax.set_xticks(list(xs), concepts, rotation=25, ha="right")
+        ax.set_ylim(0, 1.0)
         ax.set_title(key)
-        ax.legend(fontsize=7, loc="upper right")
+    axes[0][0].set_ylabel("pass@k")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # One legend for all panels, outside the axes: it never hides a bar.
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title or "pass@k: originals vs counterfactuals")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -68,8 +68,18 @@ def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
     os.makedirs(output_dir, exist_ok=True)
     files = report.files
     if report.per_concept:
-        files["ccs_plot"] = plot_ccs_per_concept(report.per_concept, os.path.join(output_dir, "ccs_per_concept.png"))
-        files["pass_at_k_plot"] = plot_pass_at_k(report.pass_at_k, report.config.k, os.path.join(output_dir, "pass_at_k.png"))
+        name = os.path.basename(report.config.model.rstrip("/")) or report.config.model
+        files["ccs_plot"] = plot_ccs_per_concept(
+            report.per_concept,
+            os.path.join(output_dir, "ccs_per_concept.png"),
+            title=f"{name} on {report.config.benchmark}: CCS per concept ({report.config.confidence:.0%} interval)",
+        )
+        files["pass_at_k_plot"] = plot_pass_at_k(
+            report.pass_at_k,
+            report.config.k,
+            os.path.join(output_dir, "pass_at_k.png"),
+            title=f"{name} on {report.config.benchmark}: pass@k, originals vs counterfactuals",
+        )
     files["summary"] = os.path.join(output_dir, "summary.md")
     files["report"] = os.path.join(output_dir, "report.json")
     with open(files["summary"], "w", encoding="utf-8") as handle:
