@@ -70,9 +70,9 @@ class _Worker:
             self.buffer += chunk
         return _worker_module.decode_frames(self.buffer)
 
-    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> None:
+    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits, workdir: str | None) -> None:
         timeout = limits.timeout if job.timeout is None else job.timeout
-        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout)}
+        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout), "workdir": workdir}
         self.job_index = index
         self.deadline = time.monotonic() + timeout + HOST_GRACE
         self.process.stdin.write(_worker_module.encode_frame(frame))
@@ -106,6 +106,9 @@ class Executor:
     Args:
         num_workers: Jobs run at once.
         limits: Resource limits applied to every job (a job's own ``timeout`` overrides ``limits.timeout``).
+        workdir: Directory in which each job gets its private working directory (removed afterwards).
+            ``None``: ``/dev/shm`` when usable (a RAM file system: creating and removing a directory costs
+            ~0.1 ms there against ~5 ms on a journaling disk), else ``$TMPDIR`` or ``/tmp``.
 
     Example::
 
@@ -116,7 +119,7 @@ class Executor:
         True
     """
 
-    def __init__(self, num_workers: int = 2, limits: ExecutionLimits | None = None) -> None:
+    def __init__(self, num_workers: int = 2, limits: ExecutionLimits | None = None, workdir: str | None = None) -> None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
         if limits is None:
@@ -126,7 +129,10 @@ class Executor:
         if not sys.platform.startswith("linux"):
             # Fail loudly: without fork, pidfd and rlimits the promises below would silently not hold.
             raise NotImplementedError(f"the executor needs Linux (fork, pidfd, rlimits); this is {sys.platform}")
+        if workdir is not None and not os.path.isdir(workdir):
+            raise ValueError(f"workdir {workdir!r} is not a directory; create it or pass None for the default")
         self.num_workers = num_workers
+        self.workdir = None if workdir is None else os.path.abspath(workdir)
         self.limits = limits
         self._workers: list[_Worker] = []
         self._closed = False
@@ -242,7 +248,7 @@ class Executor:
                 while pending:
                     index = pending.popleft()
                     try:
-                        w.send(index, jobs[index], self.limits)
+                        w.send(index, jobs[index], self.limits, self.workdir)
                         return
                     except BrokenPipeError:  # died while idle: retry this job on a fresh worker
                         pending.appendleft(index)
