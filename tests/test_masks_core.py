@@ -118,3 +118,24 @@ def test_property_mask_marks_exactly_overlapping_tokens(fixture, request):
 @settings(max_examples=300, deadline=None)
 def test_property_pure_function_matches_oracle(offsets, spans):
     assert spans_to_token_mask(offsets, spans) == _oracle(offsets, spans)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_tokenizer", "tiny_wordpiece_tokenizer"])
+def test_property_prompt_completion_mask_shifts_spans_into_the_full_row(fixture, request):
+    from procure_trl.masks import prompt_completion_mask
+
+    tokenizer = request.getfixturevalue(fixture)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(prompt=texts, case=text_and_spans())
+    def check(prompt, case):
+        completion, spans = case
+        out = prompt_completion_mask(prompt, completion, spans, tokenizer)
+        full = prompt + completion + tokenizer.eos_token
+        encoding = tokenizer(full, return_offsets_mapping=True)
+        assert out["input_ids"] == encoding["input_ids"]
+        shifted = [(s + len(prompt), e + len(prompt)) for s, e in spans]
+        assert out["perturbation_mask"] == _oracle(encoding["offset_mapping"], shifted)
+        assert len(out["completion_mask"]) == len(out["input_ids"])
+
+    check()
