@@ -157,6 +157,19 @@ def test_swap_of_mutation_io_and_return_is_rejected():
     assert "return" in check(original, ret, Concept.INDEPENDENT_SWAP)
 
 
+def test_swap_of_an_inert_assignment_across_an_early_return():
+    original = "def f(a):\n    if not a:\n        return 0\n    acc = []\n    for v in a:\n        acc.append(v)\n    return len(acc)\n"
+    moved = original.replace("    if not a:\n        return 0\n    acc = []\n", "    acc = []\n    if not a:\n        return 0\n")
+    assert check(original, moved, Concept.INDEPENDENT_SWAP) is None
+    calls = original.replace("acc = []", "acc = list()")
+    moved_call = calls.replace("    if not a:\n        return 0\n    acc = list()\n",
+                               "    acc = list()\n    if not a:\n        return 0\n")
+    assert "control dependence" in check(calls, moved_call, Concept.INDEPENDENT_SWAP)
+    loop = "def f(a):\n    for v in a:\n        if v:\n            break\n        y = 1\n    return 0\n"
+    moved_loop = loop.replace("        if v:\n            break\n        y = 1\n", "        y = 1\n        if v:\n            break\n")
+    assert "break" in check(loop, moved_loop, Concept.INDEPENDENT_SWAP)
+
+
 def test_swap_with_pure_methods_and_in_two_blocks():
     original = "def f(s, t):\n    a = s.split()\n    b = s.strip()\n    c = t.lower()\n    d = t.upper()\n    return a, b, c, d\n"
     one = original.replace("    a = s.split()\n    b = s.strip()\n", "    b = s.strip()\n    a = s.split()\n")
@@ -229,3 +242,9 @@ def test_def_use_counts_parameters_as_the_first_definition():
     # renaming the parameter's own use too would read an undefined name
     wrong = "def f(xs):\n    ys_q = sorted(ys_q)\n    return ys_q[0]\n"
     assert check(original, wrong, Concept.DEF_USE_BREAK) is not None
+
+
+def test_def_use_in_unreachable_code_is_named():
+    original = "def f(t):\n    t = t + 1\n    return t\n    t = t * 2\n    return t\n"
+    renamed = "def f(t):\n    t = t + 1\n    return t\n    t_q = t * 2\n    return t_q\n"
+    assert "unreachable" in check(original, renamed, Concept.DEF_USE_BREAK)

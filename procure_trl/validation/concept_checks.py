@@ -349,8 +349,8 @@ _PURE_METHODS = {
     "issuperset", "isdisjoint", "union", "intersection", "difference", "symmetric_difference",
     "translate", "maketrans", "expandtabs", "hex", "is_integer", "as_integer_ratio",
 }
-_CONTROL = (ast.Return, ast.Raise, ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await,
-            ast.Global, ast.Nonlocal)
+_EXITS = (ast.Return, ast.Raise)  # leave the function: the locals assigned before are dead on that path
+_CONTROL = (ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal)
 
 
 @dataclass
@@ -358,7 +358,8 @@ class _Effects:
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     io: bool = False
-    control: bool = False
+    control: bool = False  # break/continue/yield/await/global/nonlocal
+    exits: bool = False  # return/raise somewhere inside
 
 
 def _base_name(node: ast.AST) -> str | None:
@@ -388,6 +389,8 @@ def _effects(stmt: ast.stmt) -> _Effects:
             return
         if isinstance(node, _CONTROL):
             eff.control = True
+        elif isinstance(node, _EXITS):
+            eff.exits = True
         if isinstance(node, ast.Name):
             (eff.reads if isinstance(node.ctx, ast.Load) else eff.writes).add(node.id)
         elif isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
@@ -418,10 +421,29 @@ def _effects(stmt: ast.stmt) -> _Effects:
     return eff
 
 
+def _is_inert_assignment(stmt: ast.stmt) -> bool:
+    """``x = <literal or name>``: cannot raise (bar an unbound name) or act on anything but ``x``."""
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+        value = stmt.value
+    elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        value = stmt.value
+    else:
+        return False
+    return all(isinstance(n, (ast.Constant, ast.Name, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Load,
+                              ast.UnaryOp, ast.USub, ast.UAdd)) for n in ast.walk(value))
+
+
 def _swap_conflict(first: ast.stmt, second: ast.stmt) -> str | None:
     a, b = _effects(first), _effects(second)
     if a.control or b.control:
-        return "moves a return/raise/break/continue/yield"
+        return "moves a break/continue/yield/await or a global/nonlocal declaration"
+    if a.exits or b.exits:
+        # A guard such as `if c: return x` may trade places with an inert local assignment `y = []`:
+        # on the path that leaves the function `y` is dead, on the other it is assigned as before.
+        # Moving a bare return/raise, or anything that can act, changes what runs.
+        exiting, other = (first, second) if a.exits else (second, first)
+        if b.exits and a.exits or isinstance(exiting, _EXITS) or not _is_inert_assignment(other):
+            return "moves a statement across a return/raise (control dependence)"
     if a.io and b.io:
         return "reorders two statements that both do I/O"
     clash = (a.writes & (b.reads | b.writes)) | (b.writes & a.reads)
@@ -511,6 +533,9 @@ def check_def_use(original: ast.AST, candidate: ast.AST) -> str | None:
     changed = {id(a) for a, _, _ in sites}
     changed_defs = [d for d in reach.definitions if id(d) in changed]
     aug_targets = {id(n.target) for n in ast.walk(scope.node) if isinstance(n, ast.AugAssign)}
+    unreachable = [a for a, _, _ in sites if isinstance(a.ctx, ast.Store) and a not in reach.definitions]
+    if unreachable:
+        return f"{_where(unreachable[0])}: the renamed definition of {old!r} is unreachable (after a return/raise)"
     roots = [d for d in changed_defs if id(d) not in aug_targets]
     if len(roots) != 1:
         return (f"renames {len(roots)} definitions of {old!r} that start a value; "
