@@ -79,8 +79,11 @@ class _Builder:
     def _node(self, kind: str, node: ast.AST, preds: list[int]) -> int:
         n = self._add(kind, node)
         self._link(preds, n)
-        if self.raise_targets:  # inside a try body: this step may raise into a handler
+        if self.raise_targets:
+            # inside a try body this step may raise into a handler -- before it has done anything (the
+            # state of its predecessors) or after (its own state): link both
             for target in self.raise_targets[-1]:
+                self._link(preds, target)
                 self._link([n], target)
         return n
 

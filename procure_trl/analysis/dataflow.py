@@ -80,19 +80,43 @@ def _occurrence_nodes(cfg: CFG) -> dict[int, int]:
     return where
 
 
-def _enclosing_lazy(occ: Occurrence, function: Scope) -> bool:
-    """True when the occurrence runs later than its statement: inside a nested function, lambda or
-    generator expression (list/set/dict comprehensions run on the spot)."""
+#: Builtins (and methods) that call a lambda / consume a generator expression passed to them right away.
+EAGER_CALLEES = frozenset({"sorted", "min", "max", "sum", "any", "all", "list", "tuple", "set", "dict", "frozenset"})
+EAGER_METHODS = frozenset({"join", "sort"})
+
+
+def eager_arguments(function_node: ast.AST, analysis: ScopeAnalysis) -> set[int]:
+    """ids of lambdas and generator expressions passed directly to a call that runs them at once
+    (``sorted(xs, key=lambda x: ...)``, ``sum(x for x in xs)``, ``"".join(...)``)."""
+    eager: set[int] = set()
+    for node in ast.walk(function_node):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id not in EAGER_CALLEES or analysis.binding_at(func) is not None:
+                continue
+        elif not (isinstance(func, ast.Attribute) and func.attr in EAGER_METHODS):
+            continue
+        for arg in (*node.args, *[k.value for k in node.keywords]):
+            if isinstance(arg, (ast.Lambda, ast.GeneratorExp)):
+                eager.add(id(arg))
+    return eager
+
+
+def _enclosing_lazy(occ: Occurrence, function: Scope, eager: set[int] = frozenset()) -> bool:
+    """True when the occurrence may run later than its statement: inside a nested function, or a lambda
+    or generator expression that is not run on the spot (list/set/dict comprehensions always are)."""
     scope = occ.scope
     while scope is not function and scope is not None:
-        if scope.kind is not ScopeKind.COMPREHENSION or isinstance(scope.node, ast.GeneratorExp):
+        if scope.kind is ScopeKind.COMPREHENSION and not isinstance(scope.node, ast.GeneratorExp):
+            pass
+        elif scope.kind in (ScopeKind.COMPREHENSION, ScopeKind.LAMBDA) and id(scope.node) in eager:
+            pass
+        else:
             return True
         scope = scope.parent
     return scope is None
-
-
-def _inside(node_ids: set[int], occ: Occurrence) -> bool:
-    return id(occ.node) in node_ids
 
 
 def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Binding]) -> list[VariableFlow]:
@@ -101,24 +125,26 @@ def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Bi
     assert isinstance(func_node, (ast.FunctionDef, ast.AsyncFunctionDef))
     cfg = build_cfg(func_node)
     where = _occurrence_nodes(cfg)
-    hard: set[int] = set()  # nodes inside try/match statements: exception/pattern flow is not tracked
-    assigns_target_loads: set[int] = set()
+    hard: set[int] = set()  # finally blocks: the CFG does not model "finally, then resume the jump"
+    target_loads: dict[int, ast.Assign] = {}  # loads inside assignment targets -> their statement
     for node in ast.walk(func_node):
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try), ast.Match)):
-            hard.update(id(n) for n in ast.walk(node))
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            for stmt in node.finalbody:
+                hard.update(id(n) for n in ast.walk(stmt))
         elif isinstance(node, ast.Assign):
             for target in node.targets:
                 if not isinstance(target, ast.Name):
-                    # loads inside targets (x[i] = ...) run after earlier targets were bound
-                    assigns_target_loads.update(id(n) for n in ast.walk(target))
+                    for sub in ast.walk(target):
+                        target_loads[id(sub)] = node
     aug_targets = {id(n.target) for n in ast.walk(func_node) if isinstance(n, ast.AugAssign)}
+    eager = eager_arguments(func_node, analysis)
     flows: list[VariableFlow] = []
     for binding in candidates:
-        flows.append(_variable_flow(binding, function, cfg, where, hard, assigns_target_loads, aug_targets))
+        flows.append(_variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets, eager))
     return flows
 
 
-def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets) -> VariableFlow:
+def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets, eager) -> VariableFlow:
     uses: list[Occurrence] = []
     stores: dict[int, list[Occurrence]] = {}
     has_param = False
@@ -127,11 +153,11 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
         if occ.kind is OccurrenceKind.PARAMETER:
             has_param = True
             continue
-        if _enclosing_lazy(occ, function):
-            why = "read or written by a nested function, lambda or generator"
+        if _enclosing_lazy(occ, function, eager):
+            why = "read or written by a nested function, lambda or generator that may run later"
             break
         if id(occ.node) in hard:
-            why = "used inside try/match"
+            why = "used inside a finally block"
             break
         if occ.kind in (OccurrenceKind.DELETE, OccurrenceKind.DECLARATION, OccurrenceKind.OTHER):
             why = f"has a {occ.kind.value} occurrence"
@@ -140,8 +166,11 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
             why = "occurrence not located"
             break
         if occ.kind is OccurrenceKind.LOAD:
-            if id(occ.node) in target_loads:
-                why = "read inside an assignment target"
+            statement = target_loads.get(id(occ.node))
+            if statement is not None and any(
+                o.kind is OccurrenceKind.STORE and any(o.node is n for n in ast.walk(statement)) for o in binding.occurrences
+            ):
+                why = "read inside the target of an assignment that also binds it"
                 break
             uses.append(occ)
         else:  # STORE
@@ -213,3 +242,42 @@ def _definition_count(binding: Binding) -> int:
         if occ.kind in (OccurrenceKind.STORE, OccurrenceKind.PARAMETER):
             count += 1
     return count
+
+
+def definitely_bound(analysis: ScopeAnalysis, function: Scope) -> dict[int, frozenset[str]]:
+    """For each simple statement of ``function`` (keyed by ``id(stmt)``), the local names that are bound
+    on *every* path reaching it (a must-analysis: reading them there cannot raise ``NameError``)."""
+    func_node = function.node
+    assert isinstance(func_node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    cfg = build_cfg(func_node)
+    where = _occurrence_nodes(cfg)
+    eager = eager_arguments(func_node, analysis)
+    gen: dict[int, set[str]] = {}
+    kill: dict[int, set[str]] = {}
+    universe: set[str] = set(function.bindings)
+    for binding in function.bindings.values():
+        for occ in binding.occurrences:
+            if occ.kind is OccurrenceKind.PARAMETER or occ.scope is not function and _enclosing_lazy(occ, function, eager):
+                continue
+            nid = where.get(id(occ.node))
+            if nid is None:
+                continue
+            if occ.kind is OccurrenceKind.DELETE:
+                kill.setdefault(nid, set()).add(binding.name)
+            elif occ.kind in (OccurrenceKind.STORE, OccurrenceKind.OTHER):
+                gen.setdefault(nid, set()).add(binding.name)
+    top = frozenset(universe)
+    out: dict[int, frozenset[str]] = {n.id: top for n in cfg.nodes}
+    out[cfg.entry] = frozenset(n for n in function.parameters if n in universe)
+    in_: dict[int, frozenset[str]] = {}
+    worklist = [n.id for n in cfg.nodes if n.id != cfg.entry]
+    while worklist:
+        nid = worklist.pop()
+        node = cfg.nodes[nid]
+        incoming = frozenset.intersection(*(out[p] for p in node.pred)) if node.pred else top
+        in_[nid] = incoming
+        new_out = (incoming | gen.get(nid, set())) - kill.get(nid, set())
+        if new_out != out[nid]:
+            out[nid] = new_out
+            worklist.extend(s for s in node.succ if s != cfg.entry)
+    return {id(n.node): in_.get(n.id, top) for n in cfg.nodes if n.kind == "stmt"}

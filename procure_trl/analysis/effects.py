@@ -1,25 +1,27 @@
-"""Read/write/effect sets of statements, and when two statements of a block are independent.
+"""Read/write/effect sets of statements, and when two adjacent statements are independent.
 
-For each statement we compute, at the time the statement *executes* (bodies of nested functions and
-lambdas run later and are not counted; comprehensions run at once and are):
+For each statement we compute what happens when it *executes* (bodies of nested functions and lambdas
+run later and are not counted; comprehensions run at once and are):
 
 * ``reads`` / ``writes``: the variables (resolved bindings, or free names) it reads and binds;
 * ``heap_write``: it may change an object other code can see -- attribute/subscript assignment, a
-  mutating method call (``append``, ``pop``...), a call to unknown code (user functions, unknown methods),
-  iterating something that might be an iterator, ``+=`` on a possibly-mutable value, a write to a
-  variable captured by a closure;
+  mutating method call (``append``, ``pop``...), a call to unknown code (user functions, unknown methods,
+  decorators), iterating something that might be an iterator, ``+=`` on a possibly-mutable value, a
+  write to a variable that a closure or another function can see;
 * ``io``: it may talk to the outside world (``print``, ``input``, ``open``, unknown code);
-* ``control``: it may transfer control (``return``, ``break``, ``continue``, ``raise``, ``yield``,
-  ``await``, ``assert``, ``global``/``nonlocal``, class bodies and ``del``);
-* ``may_raise``: it may raise -- everything except binding literals, parameters, known-int arithmetic
-  and stdlib imports;
+* ``exits``: it may leave the function (``return``, ``raise``, ``assert``);
+* ``control``: any other transfer of control or scope trickery (``break``, ``continue``, ``yield``,
+  ``await``, ``global``/``nonlocal``, ``del``, class bodies);
+* ``may_raise``: it may raise. Only these cannot: ``pass``, stdlib imports, plain ``def``, and bindings
+  of expressions built from literals, definitely-bound locals, and int/str arithmetic that cannot fail;
 * ``reads_mutable``: it reads a variable that might alias a mutable object.
 
-Two statements are independent (:func:`independent`) when swapping them cannot change any observable
-behaviour: no variable one writes is read or written by the other, at most one touches the heap or the
-outside world and then the other reads only immutable values, neither transfers control, and at most one
-can raise (then the other has no effect but binding locals, and the block is not inside a ``try`` where
-the handler could see those locals).
+:func:`independent` decides whether two adjacent statements may be swapped without any observable
+change: no variable one writes is read or written by the other; at most one has side effects, and then
+the other reads only immutable values and cannot raise; at most one may raise (and then the other is
+quiet -- it only binds locals -- and the block is not inside a ``try`` whose handler could see them);
+and a statement that may leave the function only swaps with a quiet one that cannot raise (whether it
+ran is then unobservable). Nothing else: ``break``/``continue``/``yield`` never swap.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ import sys
 from dataclasses import dataclass, field
 
 from procure_trl.analysis.scopes import BindingKind, Scope, ScopeAnalysis, ScopeKind
-from procure_trl.analysis.values import INT, STR, expression_kind
+from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds
 
 #: Builtins that neither mutate their arguments nor call back into user code (beyond dunder methods of
-#: the arguments, which we assume to be side-effect free) and do not consume iterators.
+#: the arguments, assumed free of side effects) and do not consume iterators.
 PURE_BUILTINS = frozenset({
     "len", "abs", "range", "str", "int", "float", "bool", "ord", "chr", "isinstance", "issubclass", "round",
     "divmod", "repr", "hex", "bin", "oct", "type", "pow", "hash", "id", "callable", "complex", "slice",
@@ -53,9 +55,12 @@ PURE_METHODS = frozenset({
     "is_integer", "conjugate", "union", "intersection", "difference", "symmetric_difference", "issubset",
     "issuperset", "isdisjoint", "fromkeys",
 })
-_CONTROL = (ast.Return, ast.Break, ast.Continue, ast.Raise, ast.Yield, ast.YieldFrom, ast.Await, ast.Assert,
-            ast.Global, ast.Nonlocal, ast.Delete, ast.ClassDef)
-_LITERAL_CONTAINERS = (ast.List, ast.Tuple, ast.Set)
+_CONTROL = (ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Delete,
+            ast.ClassDef, ast.AsyncFor, ast.AsyncWith)
+_EXITS = (ast.Return, ast.Raise, ast.Assert)
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPOUND = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match, ast.AsyncFor, ast.AsyncWith)
+_SAFE_INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.BitAnd, ast.BitOr, ast.BitXor)
 
 
 @dataclass
@@ -66,11 +71,20 @@ class StatementEffects:
     writes: set[tuple] = field(default_factory=set)
     heap_write: bool = False
     io: bool = False
+    exits: bool = False
     control: bool = False
     may_raise: bool = False
     reads_mutable: bool = False
+    writes_visible: bool = False  # binds a name other code sees at once (closure cell, class attribute)
+    writes_module: bool = False  # binds a module-level name (from module level)
     read_names: set[str] = field(default_factory=set)
     write_names: set[str] = field(default_factory=set)
+
+    @property
+    def silent(self) -> bool:
+        """Only binds locals nobody else sees (or module names while the module runs): whether it ran is
+        unobservable once an exception leaves the function (or the module)."""
+        return not (self.heap_write or self.io or self.exits or self.control or self.writes_visible)
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +92,7 @@ class StatementEffects:
             "writes": sorted(self.write_names),
             "heap_write": self.heap_write,
             "io": self.io,
+            "exits": self.exits,
             "control": self.control,
             "may_raise": self.may_raise,
         }
@@ -94,217 +109,279 @@ class EffectAnalyzer:
         self.analysis = analysis
         self.shadowed = shadowed
         self.user_functions = {s.name for s in analysis.module.walk() if s.kind is ScopeKind.FUNCTION}
-        self._kinds: dict[int, dict[str, str]] = {}
-        # variables some nested scope reads or writes (closure cells): writing one is a heap write
+        # variables some nested function/lambda/generator reads or writes: writing one is visible
         self.captured: set[tuple] = set()
         for binding in analysis.bindings():
-            if any(o.scope is not binding.scope and o.scope.kind is not ScopeKind.COMPREHENSION for o in binding.occurrences):
-                self.captured.add(_key(binding, binding.name))
+            for occ in binding.occurrences:
+                scope = occ.scope
+                while scope is not binding.scope and scope is not None:
+                    if scope.kind is not ScopeKind.COMPREHENSION or isinstance(scope.node, ast.GeneratorExp):
+                        self.captured.add(_key(binding, binding.name))
+                        break
+                    scope = scope.parent
 
+    # -- per-function facts (cached) -------------------------------------------------------------------
     def value_kinds(self, scope: Scope) -> dict[str, str]:
         """int/str kinds of the locals of ``scope`` (empty outside functions)."""
-        if scope.id not in self._kinds:
-            from procure_trl.analysis.values import local_value_kinds
+        if isinstance(scope.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return function_value_kinds(self.analysis, scope.node)
+        return {}
 
-            node = scope.node
-            self._kinds[scope.id] = (
-                local_value_kinds(node, self.shadowed) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else {}
-            )
-        return self._kinds[scope.id]
+    def bound_before(self, stmt: ast.stmt, scope: Scope) -> frozenset[str]:
+        """Local names bound on every path to ``stmt`` (empty outside functions)."""
+        if scope.kind is not ScopeKind.FUNCTION:
+            return frozenset()
+        key = ("definitely_bound", scope.id)
+        if key not in self.analysis.memo:
+            from procure_trl.analysis.dataflow import definitely_bound
 
-    def _is_builtin(self, func: ast.AST, names: frozenset[str]) -> str | None:
+            self.analysis.memo[key] = definitely_bound(self.analysis, scope)
+        return self.analysis.memo[key].get(id(stmt), frozenset())
+
+    def _builtin(self, func: ast.AST, names: frozenset[str]) -> str | None:
         if isinstance(func, ast.Name) and func.id in names and func.id not in self.shadowed:
             if self.analysis.binding_at(func) is None:
                 return func.id
         return None
 
+    # -- effects ----------------------------------------------------------------------------------------
     def effects(self, stmt: ast.stmt, scope: Scope) -> StatementEffects:
         eff = StatementEffects()
         kinds = self.value_kinds(scope)
-        immutable_kinds = (INT, STR)
-        analysis = self.analysis
-
-        def read_expr_mutable(expr: ast.AST) -> bool:
-            return expression_kind(expr, kinds, self.shadowed) not in immutable_kinds
-
-        def visit(node: ast.AST) -> None:
-            if isinstance(node, _CONTROL):
-                eff.control = True
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for d in (*node.decorator_list, *node.args.defaults, *[d for d in node.args.kw_defaults if d]):
-                    visit(d)
-                if node.decorator_list:
-                    eff.heap_write = eff.io = eff.may_raise = True  # a decorator is arbitrary code
-                if not analysis.future_annotations:
-                    for a in (*node.args.posonlyargs, *node.args.args, node.args.vararg, *node.args.kwonlyargs, node.args.kwarg):
-                        if a is not None and a.annotation is not None:
-                            visit(a.annotation)
-                    if node.returns is not None:
-                        visit(node.returns)
-                binding = scope.bindings.get(node.name) if node.name not in scope.declared_global else None
-                eff.writes.add(_key(binding, node.name))
-                eff.write_names.add(node.name)
-                return
-            if isinstance(node, ast.Lambda):
-                for d in (*node.args.defaults, *[d for d in node.args.kw_defaults if d]):
-                    visit(d)
-                return
-            if isinstance(node, ast.GeneratorExp):
-                # lazy: what it reads is read whenever it is consumed; treat as unknown unless consumed
-                # right here by a call (marked by the caller)
-                if id(node) not in consumed:
-                    eff.heap_write = eff.io = True
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                module = node.module if isinstance(node, ast.ImportFrom) else None
-                names = [module] if module else [a.name for a in node.names]
-                if not all(n and n.split(".")[0] in sys.stdlib_module_names for n in names) or any(
-                    a.name == "*" for a in node.names
-                ):
-                    eff.heap_write = eff.io = eff.may_raise = True
-                for alias in node.names:
-                    name = (alias.asname or alias.name).split(".")[0]
-                    binding = scope.bindings.get(name)
-                    eff.writes.add(_key(binding, name))
-                    eff.write_names.add(name)
-                return
-            if isinstance(node, ast.Name):
-                binding = analysis.binding_at(node)
-                key = _key(binding, node.id)
-                if isinstance(node.ctx, ast.Load):
-                    eff.reads.add(key)
-                    eff.read_names.add(node.id)
-                    if kinds.get(node.id) not in immutable_kinds or (binding is not None and binding.scope is not scope):
-                        eff.reads_mutable = True
-                else:
-                    eff.writes.add(key)
-                    eff.write_names.add(node.id)
-                    if key in self.captured or binding is None or binding.scope.kind in (ScopeKind.MODULE, ScopeKind.CLASS):
-                        # a closure, or another function through the module, can see it
-                        if binding is None or binding.scope is not scope or key in self.captured:
-                            eff.heap_write = True
-                return
-            if isinstance(node, ast.NamedExpr):
-                visit(node.value)
-                visit(node.target)
-                return
-            if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
-                eff.heap_write = True
-            if isinstance(node, ast.AugAssign):
-                target = node.target
-                if isinstance(target, ast.Name):
-                    eff.reads.add(_key(analysis.binding_at(target), target.id))
-                    eff.read_names.add(target.id)
-                    if kinds.get(target.id) not in immutable_kinds:
-                        eff.heap_write = True  # += may mutate a list (or call __iadd__) in place
-                else:
-                    eff.heap_write = True
-            if isinstance(node, ast.Call):
-                self._call_effects(node, eff, consumed, read_expr_mutable)
-            for child in ast.iter_child_nodes(node):
-                visit(child)
-
-        consumed: set[int] = set()
-        visit(stmt)
-        eff.may_raise = eff.may_raise or self._may_raise(stmt, scope, kinds)
-        if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match, ast.AsyncFor, ast.AsyncWith)):
+        consumed: set[int] = set()  # generator expressions consumed by the call they are passed to
+        self._visit(stmt, scope, kinds, eff, consumed)
+        if isinstance(stmt, _COMPOUND):
             eff.may_raise = True
-        if getattr(sys, "version_info", (3, 11)) >= (3, 11) and isinstance(stmt, getattr(ast, "TryStar", ())):
-            eff.control = True
+        elif not eff.may_raise:
+            eff.may_raise = self._may_raise(stmt, scope, kinds)
         return eff
 
-    def _call_effects(self, call: ast.Call, eff: StatementEffects, consumed: set[int], read_expr_mutable) -> None:
+    def _visit(self, node: ast.AST, scope: Scope, kinds: dict[str, str], eff: StatementEffects, consumed: set[int]) -> None:
+        analysis = self.analysis
+        if isinstance(node, _CONTROL):
+            eff.control = True
+        if isinstance(node, _EXITS):
+            eff.exits = True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            parts = [*node.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d is not None]]
+            if not analysis.future_annotations:
+                parts += [a.annotation for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg) if a is not None and a.annotation is not None]
+                parts += [node.returns] if node.returns is not None else []
+            for part in parts:
+                self._visit(part, scope, kinds, eff, consumed)
+            if node.decorator_list:
+                eff.heap_write = eff.io = eff.may_raise = True  # a decorator is arbitrary code
+            self._write(node.name, scope.bindings.get(node.name), scope, eff)
+            return
+        if isinstance(node, ast.Lambda):
+            for d in (*node.args.defaults, *[d for d in node.args.kw_defaults if d is not None]):
+                self._visit(d, scope, kinds, eff, consumed)
+            self._lambda_body(node, eff)
+            return
+        if isinstance(node, ast.GeneratorExp) and id(node) not in consumed:
+            eff.heap_write = eff.io = True  # lazy: it runs whenever someone consumes it
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            stdlib = all(m.split(".")[0] in sys.stdlib_module_names for m in modules)
+            if not stdlib or any(a.name == "*" for a in node.names) or isinstance(node, ast.ImportFrom) and node.level:
+                eff.heap_write = eff.io = eff.may_raise = True
+            for alias in node.names:
+                name = (alias.asname or alias.name).split(".")[0]
+                self._write(name, scope.bindings.get(name), scope, eff)
+            return
+        if isinstance(node, ast.Name):
+            binding = analysis.binding_at(node)
+            if isinstance(node.ctx, ast.Load):
+                eff.reads.add(_key(binding, node.id))
+                eff.read_names.add(node.id)
+                local = binding is not None and binding.scope is scope
+                if not local or kinds.get(node.id) not in (INT, STR):
+                    eff.reads_mutable = True
+            else:
+                self._write(node.id, binding, scope, eff)
+            return
+        if isinstance(node, ast.NamedExpr):
+            self._visit(node.value, scope, kinds, eff, consumed)
+            self._visit(node.target, scope, kinds, eff, consumed)
+            return
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
+            eff.heap_write = True
+        if isinstance(node, ast.AugAssign):
+            target = node.target
+            if isinstance(target, ast.Name):
+                eff.reads.add(_key(analysis.binding_at(target), target.id))
+                eff.read_names.add(target.id)
+                if kinds.get(target.id) not in (INT, STR):
+                    eff.heap_write = True  # += may mutate a list (or call __iadd__) in place
+            else:
+                eff.heap_write = True
+        if isinstance(node, ast.Call):
+            self._call(node, eff, consumed)
+        for child in ast.iter_child_nodes(node):
+            self._visit(child, scope, kinds, eff, consumed)
+
+    def _write(self, name: str, binding, scope: Scope, eff: StatementEffects) -> None:
+        key = _key(binding, name)
+        eff.writes.add(key)
+        eff.write_names.add(name)
+        if scope.kind is ScopeKind.MODULE and (binding is None or binding.scope is scope):
+            eff.writes_module = True
+        elif binding is None or binding.scope is not scope or not scope.is_function_like or key in self.captured:
+            eff.writes_visible = True  # class attribute, global, or closure cell
+
+    def _call(self, call: ast.Call, eff: StatementEffects, consumed: set[int]) -> None:
         func = call.func
-        for arg in (*call.args, *[k.value for k in call.keywords]):
+        arguments = [*call.args, *[k.value for k in call.keywords]]
+        for arg in arguments:
             if isinstance(arg, ast.GeneratorExp):
                 consumed.add(id(arg))
-        if self._is_builtin(func, PURE_BUILTINS | LAZY_BUILTINS):
+        if self._builtin(func, PURE_BUILTINS | LAZY_BUILTINS):
             return  # the arguments themselves are visited by the caller
-        name = self._is_builtin(func, ITERATING_BUILTINS)
+        name = self._builtin(func, ITERATING_BUILTINS)
         if name:
-            # consuming an iterator changes it: only pure when every argument is surely not an iterator
-            for arg in (*call.args, *[k.value for k in call.keywords]):
-                if isinstance(arg, ast.Lambda):
-                    continue  # key=lambda ...: its body is checked below as an expression
-                if not _surely_not_iterator(arg, self, call):
+            comparing = name in ("min", "max") and len(call.args) >= 2  # min(a, b) compares, iterates nothing
+            for arg in call.args:
+                if not comparing and not _surely_not_iterator(arg, self):
                     eff.heap_write = True
             for kw in call.keywords:
-                if isinstance(kw.value, ast.Name):
-                    eff.heap_write = eff.io = True  # key=some_function: unknown code
-                elif isinstance(kw.value, ast.Lambda):
-                    _lambda_body_effects(kw.value, eff, self)
+                if isinstance(kw.value, ast.Lambda):
+                    continue  # its body is checked by _lambda_body
+                if kw.arg in ("key", "default", "start", "reverse") and isinstance(kw.value, ast.Constant):
+                    continue
+                eff.heap_write = eff.io = True  # key=some_function: unknown code
             return
-        if self._is_builtin(func, IO_BUILTINS):
+        if self._builtin(func, IO_BUILTINS):
             eff.io = True
             return
         if isinstance(func, ast.Attribute) and func.attr in PURE_METHODS and func.attr not in self.user_functions:
             if func.attr == "join":
                 for arg in call.args:
-                    if not _surely_not_iterator(arg, self, call):
+                    if not _surely_not_iterator(arg, self):
                         eff.heap_write = True
             return
-        # unknown code: a user function, a mutating method, an imported function...
-        eff.heap_write = True
-        eff.io = True
+        eff.heap_write = eff.io = True  # unknown code: a user function, a mutating method, an import...
 
+    def _lambda_body(self, lam: ast.Lambda, eff: StatementEffects) -> None:
+        """A lambda may be called during the statement: anything but pure calls in it is unknown code."""
+        for node in ast.walk(lam.body):
+            if isinstance(node, ast.Call):
+                pure = self._builtin(node.func, PURE_BUILTINS) or (
+                    isinstance(node.func, ast.Attribute)
+                    and node.func.attr in PURE_METHODS
+                    and node.func.attr not in self.user_functions
+                )
+                if not pure:
+                    eff.heap_write = eff.io = True
+            elif isinstance(node, (ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await)):
+                eff.heap_write = eff.io = True
+
+    # -- exceptions -------------------------------------------------------------------------------------
     def _may_raise(self, stmt: ast.stmt, scope: Scope, kinds: dict[str, str]) -> bool:
         if isinstance(stmt, ast.Pass):
             return False
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            return False  # stdlib imports (others were marked above)
+            return False  # stdlib imports (others were marked when visited)
+        bound = _LazyNames(lambda: self.bound_before(stmt, scope))
+        safe = lambda e: _safe_expression(e, scope, kinds, bound)  # noqa: E731
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = stmt.args
-            values = [*stmt.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d]]
+            values = [*stmt.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d is not None]]
             if not self.analysis.future_annotations:
                 values += [a.annotation for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.annotation]
                 values += [stmt.returns] if stmt.returns else []
-            return not all(_safe_value(v, scope, kinds) for v in values)
+            return not all(isinstance(v, ast.Constant) or safe(v) for v in values)
         if isinstance(stmt, ast.Assign):
-            return not (all(isinstance(t, ast.Name) for t in stmt.targets) and _safe_value(stmt.value, scope, kinds))
+            return not (all(isinstance(t, ast.Name) for t in stmt.targets) and safe(stmt.value))
         if isinstance(stmt, ast.AnnAssign):
-            return not (isinstance(stmt.target, ast.Name) and stmt.value is not None and _safe_value(stmt.value, scope, kinds))
+            return not (isinstance(stmt.target, ast.Name) and stmt.value is not None and safe(stmt.value))
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            as_binop = ast.BinOp(left=ast.Name(stmt.target.id, ast.Load()), op=stmt.op, right=stmt.value)
+            return not (stmt.target.id in bound and _safe_local(stmt.target.id, scope) and safe(as_binop))
         return True
 
 
-def _lambda_body_effects(lam: ast.Lambda, eff: StatementEffects, analyzer: EffectAnalyzer) -> None:
-    for node in ast.walk(lam.body):
-        if isinstance(node, ast.Call):
-            func = node.func
-            pure = analyzer._is_builtin(func, PURE_BUILTINS) or (
-                isinstance(func, ast.Attribute) and func.attr in PURE_METHODS and func.attr not in analyzer.user_functions
-            )
-            if not pure:
-                eff.heap_write = eff.io = True
+class _LazyNames:
+    """A set of names computed on first membership test (the must-analysis is only run when needed)."""
+
+    def __init__(self, compute) -> None:
+        self._compute = compute
+        self._names: frozenset[str] | None = None
+
+    def __contains__(self, name: str) -> bool:
+        if self._names is None:
+            self._names = self._compute()
+        return name in self._names
 
 
-def _surely_not_iterator(arg: ast.AST, analyzer: EffectAnalyzer, call: ast.Call) -> bool:
+def _surely_not_iterator(arg: ast.AST, analyzer: EffectAnalyzer) -> bool:
     """True when ``arg`` cannot be an iterator (iterating it changes nothing)."""
     if isinstance(arg, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.Constant, ast.JoinedStr)):
         return True
     if isinstance(arg, ast.GeneratorExp):
         return True  # created and consumed right here
-    if isinstance(arg, ast.Call) and analyzer._is_builtin(arg.func, frozenset({"range", "list", "sorted", "set", "tuple", "str", "dict"})):
+    if isinstance(arg, ast.Call) and analyzer._builtin(arg.func, frozenset({"range", "list", "sorted", "set", "tuple", "str", "dict"})):
         return True
     if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in {"split", "keys", "values", "items"}:
-        return True  # dict views and lists are re-iterable
+        return True  # lists and dict views are re-iterable
     return False
 
 
-def _safe_value(node: ast.AST, scope: Scope, kinds: dict[str, str]) -> bool:
-    """Evaluating ``node`` cannot raise: literals, literal containers of those, and parameters of the
-    scope that the function never deletes."""
+def _safe_local(name: str, scope: Scope) -> bool:
+    binding = scope.bindings.get(name)
+    return binding is not None and BindingKind.DELETE not in binding.kinds
+
+
+def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound) -> bool:
+    """Evaluating ``node`` cannot raise: literals, locals bound on every path (never deleted), and
+    int/str operations that cannot fail on such values."""
+
+    def safe(n: ast.AST) -> bool:
+        return _safe_expression(n, scope, kinds, bound)
+
+    def kind(n: ast.AST) -> str | None:
+        return expression_kind(n, kinds)
+
     if isinstance(node, ast.Constant):
         return True
-    if isinstance(node, _LITERAL_CONTAINERS):
-        return all(_safe_value(e, scope, kinds) for e in node.elts)
+    if isinstance(node, ast.Name):
+        if not (node.id in bound or node.id in scope.parameters):
+            return False
+        return _safe_local(node.id, scope)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return all(not isinstance(e, ast.Starred) and safe(e) for e in node.elts)
+    if isinstance(node, ast.Set):
+        return all(safe(e) and (isinstance(e, ast.Constant) or kind(e) in (INT, STR)) for e in node.elts)
     if isinstance(node, ast.Dict):
-        return all(k is not None and isinstance(k, ast.Constant) for k in node.keys) and all(
-            _safe_value(v, scope, kinds) for v in node.values
-        )
-    if isinstance(node, ast.Name) and node.id in scope.parameters:
-        binding = scope.bindings.get(node.id)
-        return binding is not None and binding.kinds == {BindingKind.PARAMETER}
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return True
+        return all(
+            k is not None and safe(k) and (isinstance(k, ast.Constant) or kind(k) in (INT, STR)) for k in node.keys
+        ) and all(safe(v) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        if not (safe(node.left) and safe(node.right)):
+            return False
+        left, right = kind(node.left), kind(node.right)
+        if left == INT and right == INT:
+            if isinstance(node.op, _SAFE_INT_OPS):
+                return True
+            if isinstance(node.op, (ast.FloorDiv, ast.Mod)):
+                return isinstance(node.right, ast.Constant) and node.right.value not in (0, False)
+            return False
+        return left == STR and right == STR and isinstance(node.op, ast.Add)
+    if isinstance(node, ast.UnaryOp):
+        if isinstance(node.op, ast.Not):
+            return safe(node.operand) and kind(node.operand) in (INT, STR)
+        return safe(node.operand) and kind(node.operand) == INT
+    if isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        if not all(safe(o) for o in operands):
+            return False
+        if all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
+            return True
+        operand_kinds = {kind(o) for o in operands}
+        equality = all(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops)
+        return operand_kinds in ({INT}, {STR}) or (equality and operand_kinds <= {INT, STR})
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and len(node.args) == 1:
+        return scope.bindings.get("len") is None and safe(node.args[0]) and kind(node.args[0]) == STR
     return False
 
 
@@ -314,15 +391,22 @@ def independent(a: StatementEffects, b: StatementEffects, *, inside_try: bool) -
         return False, "control transfer"
     if a.writes & (b.reads | b.writes) or b.writes & a.reads:
         return False, "data dependency"
+    pairs = ((a, b), (b, a))
+    for x, y in pairs:
+        if x.exits and not (y.silent and not y.may_raise and not inside_try):
+            return False, "may leave the function while the other is observable"
     if (a.heap_write or a.io) and (b.heap_write or b.io):
         return False, "both have side effects"
-    for x, y in ((a, b), (b, a)):
+    for x, y in pairs:
+        if (x.writes_visible or x.writes_module) and y.io:
+            return False, "binds a name that the other's unknown code may read"
         if x.heap_write and (y.reads_mutable or y.may_raise):
             return False, "side effect on a value the other may read"
     if a.may_raise and b.may_raise:
         return False, "both may raise"
     if (a.may_raise or b.may_raise) and inside_try:
         return False, "may raise inside a try block"
-    if a.may_raise and (b.heap_write or b.io) or b.may_raise and (a.heap_write or a.io):
-        return False, "one may raise, the other has side effects"
+    for x, y in pairs:
+        if x.may_raise and not y.silent:
+            return False, "one may raise, the other has side effects"
     return True, ""

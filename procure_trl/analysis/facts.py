@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from procure_trl.analysis.branches import if_else_sites
 from procure_trl.analysis.dataflow import redefinitions
-from procure_trl.analysis.scopes import ScopeAnalysis, analyze_scopes, renameable_bindings
+from procure_trl.analysis.program import load_program
+from procure_trl.analysis.scopes import ScopeAnalysis, renameable_bindings
 from procure_trl.concepts import Concept
 
 
@@ -67,11 +68,10 @@ class ProgramFacts:
 
 def analyze(source: str, protected_names: frozenset[str] | set[str] = frozenset()) -> ProgramFacts:
     """Analyse the full program ``source`` (raises ``InvalidProgramError`` when it does not parse)."""
-    from procure_trl.perturbations.base import parse_program
     from procure_trl.perturbations.independent_swap import independent_pairs
 
-    tree = parse_program(source)
-    analysis = analyze_scopes(source, tree)
+    analysis = load_program(source)
+    tree = analysis.tree
     renameable = renameable_bindings(analysis, frozenset(protected_names))
     names: dict[str, list[str]] = {}
     for binding in renameable:

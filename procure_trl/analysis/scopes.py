@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
@@ -157,6 +158,9 @@ class ScopeAnalysis:
     scope_of_node: dict[int, Scope]  # id(def/lambda/class/comprehension node) -> its scope
     identifiers: frozenset[str]  # every identifier-like token in the source (for fresh names)
     future_annotations: bool = False
+    has_star_import: bool = False
+    #: derived facts computed on demand by other analyses (value kinds, bound names...), keyed by them
+    memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def scopes(self) -> list[Scope]:
@@ -171,6 +175,26 @@ class ScopeAnalysis:
         for occ in self._by_node().get(id(node), ()):
             return occ.binding
         return None
+
+    @property
+    def parents(self) -> dict[int, ast.AST]:
+        """id(node) -> its parent node (computed once)."""
+        cache = getattr(self, "_parents", None)
+        if cache is None:
+            cache = {}
+            for node in ast.walk(self.tree):
+                for child in ast.iter_child_nodes(node):
+                    cache[id(child)] = node
+            self._parents = cache
+        return cache
+
+    @property
+    def shadowed_builtins(self) -> frozenset[str]:
+        """Builtin names the program binds somewhere (a star-import may bind any of them)."""
+        names = {b.name for b in self.bindings()} | {o.name for o in self.occurrences if o.kind is OccurrenceKind.DECLARATION}
+        if self.has_star_import:
+            return BUILTIN_NAMES
+        return frozenset(names & BUILTIN_NAMES)
 
     def _by_node(self) -> dict[int, list[Occurrence]]:
         cache = getattr(self, "_node_index", None)
@@ -198,6 +222,7 @@ class _ScopeBuilder(ast.NodeVisitor):
         self.scope = self.module
         self._in_annotation = 0
         self._in_fstring = 0
+        self.star_import = False
 
     # -- helpers ---------------------------------------------------------------------------------
     def _new_scope(self, kind: ScopeKind, name: str, node: ast.AST, parent: Scope | None) -> Scope:
@@ -279,6 +304,7 @@ class _ScopeBuilder(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
             if alias.name == "*":
+                self.star_import = True
                 continue  # binds unknown module-level names; module names are never renamed anyway
             name = alias.asname or alias.name
             self.scope._bind(name, BindingKind.IMPORT)
@@ -490,23 +516,17 @@ def analyze_scopes(source: str, tree: ast.Module | None = None) -> ScopeAnalysis
         scope_of_node=builder.scope_of_node,
         identifiers=frozenset(_identifier_tokens(source)),
         future_annotations=future,
+        has_star_import=builder.star_import,
     )
+
+
+_IDENTIFIER_LIKE = re.compile(r"\w+")
 
 
 def _identifier_tokens(source: str) -> set[str]:
     """Every maximal identifier-like run of characters in the source (strings and comments included):
     a fresh name must collide with none of them, so that nothing -- not even text -- can be confused."""
-    out: set[str] = set()
-    current: list[str] = []
-    for ch in source:
-        if ch.isalnum() or ch == "_":
-            current.append(ch)
-        elif current:
-            out.add("".join(current))
-            current = []
-    if current:
-        out.add("".join(current))
-    return out
+    return set(_IDENTIFIER_LIKE.findall(source))
 
 
 # -- what may be renamed ---------------------------------------------------------------------------
@@ -539,10 +559,7 @@ def private_parameter_scopes(analysis: ScopeAnalysis) -> set[int]:
       (``g(a, b)``, never ``g(x=1)``, never returned or passed around).
     Module-level functions and methods are public: tests may call them with keywords.
     """
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(analysis.tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    parents = analysis.parents
     user_functions = _user_function_names(analysis)
     private: set[int] = set()
     for scope in analysis.module.walk():

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from dataclasses import dataclass
 
 Span = tuple[int, int]
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 class SourceMap:
@@ -21,12 +23,8 @@ class SourceMap:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        # keepends=True and "\n" only: ast counts lines on \n, \r\n and \r alike, and so does splitlines
-        # (except exotic separators like \x0c, \x1c, \u2028 that ast does NOT treat as line ends).
-        self._line_starts = [0]
-        for i, ch in enumerate(source):
-            if ch == "\n" or (ch == "\r" and source[i + 1 : i + 2] != "\n"):
-                self._line_starts.append(i + 1)
+        # ast counts lines on \n, \r\n and a lone \r alike (not on \x0c, \x1c, \u2028...)
+        self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
         self._ascii = source.isascii()
 
     def line_start(self, lineno: int) -> int:
@@ -121,3 +119,19 @@ def strip_common(old: str, new: str, start: int) -> Edit:
     while s < limit - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
         s += 1
     return Edit(start + p, start + len(old) - s, new[p : len(new) - s])
+
+
+def top_level_index(tree: ast.Module, line: int) -> int:
+    """Index of the top-level statement of ``tree`` that spans 1-based ``line``."""
+    for i, stmt in enumerate(tree.body):
+        first = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
+        if first <= line <= stmt.end_lineno:  # type: ignore[operator]
+            return i
+    raise ValueError(f"no top-level statement spans line {line}")
+
+
+def same_structure(expected: ast.Module, actual: ast.Module, index: int) -> bool:
+    """True when ``actual`` has as many top-level statements as ``expected`` and its statement ``index``
+    has the same ``ast.dump``. Used after a span edit confined to that statement: the text of the other
+    statements is unchanged, so comparing the edited one proves the edit did what its ``ast`` twin does."""
+    return len(expected.body) == len(actual.body) and ast.dump(expected.body[index]) == ast.dump(actual.body[index])

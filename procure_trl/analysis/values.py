@@ -166,3 +166,25 @@ def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
                 del kinds[name]
                 changed = True
     return kinds
+
+
+def function_value_kinds(analysis, function: ast.AST) -> dict[str, str]:
+    """:func:`local_value_kinds` of ``function`` (a def node of ``analysis``), computed once per program."""
+    key = ("value_kinds", id(function))
+    if key not in analysis.memo:
+        analysis.memo[key] = local_value_kinds(function, analysis.shadowed_builtins)
+    return analysis.memo[key]
+
+
+def kinds_at(analysis, node: ast.AST) -> dict[str, str]:
+    """Value kinds valid where ``node`` is evaluated: those of the enclosing function when ``node`` is
+    directly in its body, nothing inside lambdas, classes or comprehensions (their names may differ)."""
+    parents = analysis.parents
+    current = parents.get(id(node))
+    while current is not None:
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return function_value_kinds(analysis, current)
+        if isinstance(current, (ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return {}
+        current = parents.get(id(current))
+    return {}

@@ -1,38 +1,12 @@
-"""What every perturbation returns, and the error for programs that cannot be analysed."""
+"""What every perturbation returns (and, re-exported, the error for programs that cannot be parsed)."""
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 
+from procure_trl.analysis.program import InvalidProgramError, parse_program
 from procure_trl.analysis.spans import Span
 from procure_trl.concepts import Concept
-
-
-class InvalidProgramError(ValueError):
-    """The source is not a Python program this version of Python can parse."""
-
-    @classmethod
-    def from_syntax_error(cls, error: SyntaxError) -> "InvalidProgramError":
-        line = (error.text or "").rstrip("\n")
-        where = f"line {error.lineno}, column {error.offset}"
-        shown = f": {line.strip()!r}" if line.strip() else ""
-        return cls(
-            f"cannot parse the program ({where}): {error.msg}{shown}. "
-            "Pass the full program (prompt + solution) as valid Python source."
-        )
-
-
-def parse_program(source: str) -> ast.Module:
-    """``ast.parse`` that turns a syntax error into :class:`InvalidProgramError` naming line and column."""
-    if not isinstance(source, str):
-        raise TypeError(f"source must be a str holding a Python program, got {type(source).__name__}")
-    try:
-        return ast.parse(source)
-    except SyntaxError as error:
-        raise InvalidProgramError.from_syntax_error(error) from None
-    except ValueError as error:  # e.g. "source code string cannot contain null bytes"
-        raise InvalidProgramError(f"cannot parse the program: {error}. Remove the offending characters.") from None
 
 
 @dataclass(frozen=True)
@@ -71,3 +45,6 @@ class PerturbationResult:
             "reason": self.reason,
             "details": self.details,
         }
+
+
+__all__ = ["InvalidProgramError", "PerturbationResult", "parse_program"]

@@ -13,10 +13,11 @@ import random
 from typing import Iterable
 
 from procure_trl.analysis.dataflow import redefinitions
-from procure_trl.analysis.scopes import analyze_scopes, is_valid_fresh_name, renameable_bindings
+from procure_trl.analysis.scopes import is_valid_fresh_name, renameable_bindings
+from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
 from procure_trl.perturbations._renaming import apply_renames, check_renames
-from procure_trl.perturbations.base import PerturbationResult, parse_program
+from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.DEF_USE_BREAK
 
@@ -38,8 +39,7 @@ def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] 
         seed: chooses among the separable redefinitions.
         protected_names: names never to touch.
     """
-    tree = parse_program(source)
-    analysis = analyze_scopes(source, tree)
+    analysis = load_program(source)
     bindings = renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True)
     flows = redefinitions(analysis, bindings)
     options = [(flow, d) for flow in flows for d in flow.definitions if d.separable and d.uses]

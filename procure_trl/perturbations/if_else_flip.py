@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from procure_trl.analysis.branches import IfElseSite, if_else_sites, skip_trivia
-from procure_trl.analysis.scopes import BUILTIN_NAMES
-from procure_trl.analysis.spans import Edit, SourceMap, apply_edits
-from procure_trl.analysis.values import INT, STR, expression_kind, local_value_kinds
+from procure_trl.analysis.spans import Edit, SourceMap, apply_edits, same_structure, top_level_index
+from procure_trl.analysis.scopes import ScopeAnalysis
+from procure_trl.analysis.values import INT, STR, expression_kind, kinds_at
+from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations.base import PerturbationResult, parse_program
+from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.IF_ELSE_FLIP
 
@@ -55,8 +56,17 @@ _LOW_PRECEDENCE = (ast.IfExp, ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFro
 class _Context:
     source: str
     smap: SourceMap
-    kinds: dict[str, str]  # names known to hold int/str in the enclosing function
-    shadowed: frozenset[str]
+    analysis: ScopeAnalysis
+    site: ast.AST
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Names known to hold int/str where the condition is evaluated (computed only when needed)."""
+        return kinds_at(self.analysis, self.site)
+
+    @property
+    def shadowed(self) -> frozenset[str]:
+        return self.analysis.shadowed_builtins
 
 
 def _complement(compare: ast.Compare, ctx: _Context) -> type | None:
@@ -192,66 +202,30 @@ def _expected_tree(source: str, site: IfElseSite, ctx: _Context) -> ast.Module:
     raise AssertionError("flipped node not found again")  # unreachable: same source
 
 
-def _function_kinds(tree: ast.Module, shadowed: frozenset[str]) -> dict[int, dict[str, str]]:
-    """For every node inside a function, the int/str kinds of that function's locals (keyed by id)."""
-    kinds_of: dict[int, dict[str, str]] = {}
-
-    def visit(node: ast.AST, kinds: dict[str, str]) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                visit(child, local_value_kinds(child, shadowed))
-            elif isinstance(child, (ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-                visit(child, {})  # other scopes: names there may differ; claim nothing
-            else:
-                kinds_of[id(child)] = kinds
-                visit(child, kinds)
-
-    visit(tree, {})
-    return kinds_of
-
-
-def shadowed_builtins(tree: ast.AST) -> frozenset[str]:
-    """Builtin names the program binds somewhere (then ``len(...)`` etc. prove nothing)."""
-    bound: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-            return frozenset(BUILTIN_NAMES)  # a star-import may shadow any builtin
-    return frozenset(bound & BUILTIN_NAMES)
-
-
 def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
     """Flip one if/else (chosen with ``seed`` among all flippable ones) of ``source``.
 
     ``protected_names`` is accepted for a uniform signature; flipping renames nothing.
     """
-    tree = parse_program(source)
-    smap = SourceMap(source)
+    analysis = load_program(source)
+    tree, smap = analysis.tree, analysis.source_map
     sites = if_else_sites(tree, smap)
     if not sites:
         return PerturbationResult.not_applicable(CONCEPT, "no if statement with an else block and no conditional expression")
-    shadowed = shadowed_builtins(tree)
-    kinds_of = _function_kinds(tree, shadowed)
     order = list(range(len(sites)))
     random.Random(seed).shuffle(order)
     reasons = []
     for index in order:
         site = sites[index]
-        ctx = _Context(source, smap, kinds_of.get(id(site.node), {}), shadowed)
+        ctx = _Context(source, smap, analysis, site.node)
         try:
             code, spans = apply_edits(source, _flip_edits(site, ctx))
             new_tree = ast.parse(code)
         except (ValueError, SyntaxError) as error:
             reasons.append(f"line {site.line}: {error}")
             continue
-        if ast.dump(new_tree) != ast.dump(_expected_tree(source, site, ctx)):
+        index = top_level_index(tree, site.line)
+        if not same_structure(_expected_tree(source, site, ctx), new_tree, index):
             reasons.append(f"line {site.line}: text rewrite does not match the ast rewrite")
             continue
         new_condition = ast.get_source_segment(code, new_tree_node(new_tree, site)) or ""

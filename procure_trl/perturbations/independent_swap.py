@@ -14,11 +14,11 @@ from typing import Iterable
 
 from procure_trl.analysis.blocks import Block, is_class_body, iter_blocks
 from procure_trl.analysis.effects import EffectAnalyzer, independent
-from procure_trl.analysis.scopes import ScopeAnalysis, analyze_scopes
-from procure_trl.analysis.spans import Edit, apply_edits
+from procure_trl.analysis.scopes import ScopeAnalysis
+from procure_trl.analysis.spans import Edit, apply_edits, same_structure, top_level_index
+from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations.base import PerturbationResult, parse_program
-from procure_trl.perturbations.if_else_flip import shadowed_builtins
+from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.INDEPENDENT_SWAP
 
@@ -49,7 +49,7 @@ def _swappable_shape(stmt: ast.stmt) -> bool:
 
 def independent_pairs(analysis: ScopeAnalysis) -> list[SwapCandidate]:
     """Every pair of adjacent statements, in any block, that can be swapped."""
-    analyzer = EffectAnalyzer(analysis, shadowed_builtins(analysis.tree))
+    analyzer = EffectAnalyzer(analysis, analysis.shadowed_builtins)
     out: list[SwapCandidate] = []
     for block in iter_blocks(analysis):
         if is_class_body(block) or len(block.statements) < 2:
@@ -76,18 +76,19 @@ def _swap_edits(candidate: SwapCandidate, analysis: ScopeAnalysis) -> list[Edit]
     return [Edit(s1[0], s1[1], text2), Edit(s2[0], s2[1], text1)]
 
 
-def _expected_dump(source: str, candidate: SwapCandidate) -> str:
+def _expected_tree(source: str, candidate: SwapCandidate) -> ast.Module:
+    """The original tree with the two statements swapped on the ``ast`` -- the specification."""
     tree = ast.parse(source)
     first = candidate.first
     for node in ast.walk(tree):
-        for name, value in ast.iter_fields(node):
-            if isinstance(value, list) and len(value) > candidate.index + 1:
-                stmt = value[candidate.index]
-                if isinstance(stmt, ast.stmt) and (stmt.lineno, stmt.col_offset, type(stmt)) == (
-                    first.lineno, first.col_offset, type(first)
-                ) and name == candidate.block.field:
-                    value[candidate.index], value[candidate.index + 1] = value[candidate.index + 1], value[candidate.index]
-                    return ast.dump(tree)
+        value = getattr(node, candidate.block.field, None)
+        if isinstance(value, list) and len(value) > candidate.index + 1:
+            stmt = value[candidate.index]
+            if isinstance(stmt, ast.stmt) and (stmt.lineno, stmt.col_offset, type(stmt)) == (
+                first.lineno, first.col_offset, type(first)
+            ):
+                value[candidate.index], value[candidate.index + 1] = value[candidate.index + 1], value[candidate.index]
+                return tree
     raise AssertionError("swapped statements not found again")  # unreachable: same source
 
 
@@ -96,8 +97,7 @@ def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[st
 
     ``protected_names`` is accepted for a uniform signature; swapping renames nothing.
     """
-    tree = parse_program(source)
-    analysis = analyze_scopes(source, tree)
+    analysis = load_program(source)
     candidates = independent_pairs(analysis)
     if not candidates:
         return PerturbationResult.not_applicable(CONCEPT, "no two adjacent statements are independent")
@@ -107,10 +107,11 @@ def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[st
         candidate = candidates[index]
         code, spans = apply_edits(source, _swap_edits(candidate, analysis))
         try:
-            new_dump = ast.dump(ast.parse(code))
+            new_tree = ast.parse(code)
         except SyntaxError:
             continue
-        if new_dump != _expected_dump(source, candidate):
+        index = top_level_index(analysis.tree, candidate.first.lineno)
+        if not same_structure(_expected_tree(source, candidate), new_tree, index):
             continue
         return PerturbationResult(
             CONCEPT,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 from typing import Iterable
 
-from procure_trl.analysis.scopes import analyze_scopes, renameable_bindings
+from procure_trl.analysis.scopes import renameable_bindings
+from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
 from procure_trl.perturbations._renaming import apply_renames, check_renames, random_identifier
-from procure_trl.perturbations.base import PerturbationResult, parse_program
+from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.NAME_RANDOM
 
@@ -27,8 +28,7 @@ def name_random(source: str, seed: int = 0, *, protected_names: Iterable[str] = 
         seed: drives the random names; the same (source, seed) gives the same result.
         protected_names: extra names never to rename (e.g. names the tests read).
     """
-    tree = parse_program(source)
-    analysis = analyze_scopes(source, tree)
+    analysis = load_program(source)
     bindings = renameable_bindings(analysis, frozenset(protected_names))
     if not bindings:
         return PerturbationResult.not_applicable(CONCEPT, "no user-defined variable can be renamed unobservably")

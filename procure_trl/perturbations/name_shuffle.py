@@ -12,10 +12,11 @@ from __future__ import annotations
 import random
 from typing import Iterable
 
-from procure_trl.analysis.scopes import Binding, analyze_scopes, renameable_bindings
+from procure_trl.analysis.scopes import Binding, renameable_bindings
+from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
 from procure_trl.perturbations._renaming import apply_renames, check_renames
-from procure_trl.perturbations.base import PerturbationResult, parse_program
+from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.NAME_SHUFFLE
 #: Derangements tried before giving up on a program.
@@ -39,8 +40,7 @@ def name_shuffle(source: str, seed: int = 0, *, protected_names: Iterable[str] =
         seed: drives the permutation; the same (source, seed) gives the same result.
         protected_names: extra names never to rename.
     """
-    tree = parse_program(source)
-    analysis = analyze_scopes(source, tree)
+    analysis = load_program(source)
     bindings = renameable_bindings(analysis, frozenset(protected_names))
     by_name: dict[str, list[Binding]] = {}
     for binding in bindings:
