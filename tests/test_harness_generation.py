@@ -94,3 +94,24 @@ def test_config_rejects_bad_settings():
         EvaluationConfig(model="m", concepts=["flip"])
     with pytest.raises(ValueError, match="backend"):
         EvaluationConfig(model="m", backend="tgi")
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (checks batched generation on the device)"
+)
+def test_transformers_backend_on_cuda_matches_unbatched(tiny_tokenizer, tiny_llama, tmp_path):
+    import torch
+
+    model_dir = tmp_path / "tiny"
+    tiny_llama.save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    config = EvaluationConfig(model=str(model_dir), n=1, k=(1,), temperature=0.0, max_new_tokens=8, dtype="float32")
+    backend = TransformersBackend.from_pretrained(config)
+    assert backend.model.device.type == "cuda"
+    prompts = ["def add(a, b):\n", "for i in range(10):\n    total = total + i\n", "class Stack:\n"]
+    together = backend.generate([GenerationRequest(p, 0) for p in prompts])
+    alone = [backend.generate([GenerationRequest(p, 0)])[0] for p in prompts]
+    assert together == alone
+    sampled = TransformersBackend(backend.model, backend.tokenizer, EvaluationConfig(model="m", n=2, k=(1,)))
+    torch.manual_seed(0)
+    assert len(sampled.generate([GenerationRequest(prompts[0], i) for i in range(2)])) == 2
