@@ -58,6 +58,7 @@ __all__ = [
     "add_token_columns",
     "dataset_features",
     "build_dataset_dict",
+    "BuiltDataset",
     "concept_counts",
 ]
 
