@@ -58,6 +58,10 @@ class Problem:
         bad = [n for n in names if not isinstance(row[n], str)]
         if bad:
             raise ValueError(f"{where}: field(s) {', '.join(bad)} must be strings")
+        empty = [n for n in ("task_id", "entry_point") if not row[n].strip()]
+        if empty:
+            raise ValueError(f"{where}: field(s) {', '.join(empty)} must not be empty "
+                             "(task_id keys the outputs; entry_point names the function the tests call)")
         return cls(**{n: row[n] for n in names})
 
 

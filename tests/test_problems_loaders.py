@@ -158,11 +158,13 @@ def test_read_jsonl_keeps_bad_rows_with_where_and_fix(tmp_path):
         json.dumps(dict(good, tests=3)),
         "",
         json.dumps(good),
+        json.dumps(dict(good, task_id="t/3", entry_point=" ")),
     ]) + "\n")
     rows = read_jsonl(path)
     assert isinstance(rows[0], Problem)
     bad = rows[1:]
-    assert all(isinstance(r, InvalidProblem) for r in bad) and len(bad) == 4
+    assert all(isinstance(r, InvalidProblem) for r in bad) and len(bad) == 5
+    assert bad[4].task_id == "t/3" and "must not be empty" in bad[4].reason
     assert bad[0].where.endswith("mixed.jsonl:2") and "not valid JSON" in bad[0].reason
     assert bad[1].task_id == "t/2" and "missing field(s) solution, tests, entry_point" in bad[1].reason
     assert "must be strings" in bad[2].reason
