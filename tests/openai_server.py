@@ -127,7 +127,12 @@ class ChatServer:
                 with server._lock:
                     server.log.append(entry)
                 fault = server._next_fault()
-                result: ScriptResult = fault if fault is not None else server.script(body)
+                try:
+                    result: ScriptResult = fault if fault is not None else server.script(body)
+                except Exception as err:  # a broken script answers 500, like a crashing model server
+                    entry.answer = "script error"
+                    self._send(500, {"error": {"message": f"script raised {type(err).__name__}: {err}"}})
+                    return
                 entry.answer = result.kind if isinstance(result, Fault) else "text"
                 if isinstance(result, Fault):
                     self._fault(result, body)
