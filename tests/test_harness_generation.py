@@ -115,3 +115,14 @@ def test_transformers_backend_on_cuda_matches_unbatched(tiny_tokenizer, tiny_lla
     sampled = TransformersBackend(backend.model, backend.tokenizer, EvaluationConfig(model="m", n=2, k=(1,)))
     torch.manual_seed(0)
     assert len(sampled.generate([GenerationRequest(prompts[0], i) for i in range(2)])) == 2
+
+
+def test_vllm_backend_without_vllm_says_how_to_install():
+    import importlib.util
+
+    from procure_trl.harness.generation import build_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; this checks the message shown when it is not")
+    with pytest.raises(ImportError, match="pip install vllm"):
+        build_backend(EvaluationConfig(model="m", backend="vllm"))

@@ -179,7 +179,9 @@ class _Scorer:
         self.completions = completions
         self.config = config
 
-    def __call__(self, prompts: Sequence[str], tests: Sequence[str]) -> tuple[dict[str, float], list[list[int]], list[list[str]]]:
+    def __call__(
+        self, prompts: Sequence[str], tests: Sequence[str]
+    ) -> tuple[dict[str, float], list[list[int]], list[list[str]]]:
         """pass@k of the group, and per task the 0/1 result and the status of each completion."""
         if not prompts:
             return {}, [], []
@@ -197,6 +199,49 @@ class _Scorer:
         return {key: float(value) for key, value in scores.items()}, passed, statuses
 
 
+def _sample(
+    prompts: Sequence[str], config: EvaluationConfig, backend: GenerationBackend | None
+) -> dict[str, list[str]]:
+    """``config.n`` completions of every prompt, from the cache where possible (the run resumes)."""
+    requests = [GenerationRequest(prompt, i) for prompt in prompts for i in range(config.n)]
+    cache = CompletionCache(config.completion_cache_path, config.sampling_fingerprint())
+    if any(r not in cache for r in requests):
+        backend = backend or build_backend(config)  # a finished run reloads no model at all
+        texts = generate_completions(
+            requests, backend, cache, config.batch_size, config.stop_sequences, desc="sampling completions"
+        )
+    else:
+        texts = [cache.get(r) or "" for r in requests]
+    completions: dict[str, list[str]] = {prompt: [] for prompt in prompts}
+    for request, text in zip(requests, texts):
+        completions[request.prompt].append(text)
+    return completions
+
+
+def _per_concept_rows(
+    concepts: Sequence[Concept], ccs: dict[str, Any] | None, pass_at_k: dict[str, Any], skipped: list[dict]
+) -> list[dict[str, Any]]:
+    table = []
+    for concept in concepts:
+        name = concept.value
+        pairs = ccs["pairs_per_concept"][name] if ccs else {}
+        table.append(
+            {
+                "concept": name,
+                "rows": pairs.get("rows", 0),
+                "skipped": sum(s["concept"] == name for s in skipped),
+                "ccs": ccs["ccs_per_concept"].get(name) if ccs else None,
+                "ccs_ci": ccs["ccs_ci_per_concept"].get(name) if ccs else None,
+                "ame": ccs["ame_per_concept"].get(name) if ccs else None,
+                "consistent_pairs": pairs.get("consistent", 0),
+                "valid_pairs": pairs.get("valid", 0),
+                "pass_at_k_reference": pass_at_k["reference"].get(name, {}),
+                "pass_at_k_counterfactual": pass_at_k["counterfactual"].get(name, {}),
+            }
+        )
+    return table
+
+
 def evaluate_model(
     config: EvaluationConfig,
     *,
@@ -208,8 +253,13 @@ def evaluate_model(
     Args:
         config: what to evaluate and how.
         problems: the benchmark's problems (default: ``load_problems(config.benchmark, split=config.split)``).
-        backend: the completion backend (default: :func:`~procure_trl.harness.generation.build_backend`);
-            pass a :class:`~procure_trl.harness.generation.ScriptedBackend` to score given completions.
+        backend: the completion backend (default: :func:`~procure_trl.harness.generation.build_backend`,
+            built only when some completion is not cached yet); pass a
+            :class:`~procure_trl.harness.generation.ScriptedBackend` to score given completions.
+
+    Raises:
+        PermissionError: ``HF_ALLOW_CODE_EVAL`` is not ``1`` (checked before anything is generated).
+        ValueError: a bad counterfactual file, e.g. one made for another benchmark.
     """
     from procure_trl.harness.report import write_report
 
@@ -224,6 +274,7 @@ def evaluate_model(
     variants: list[CounterfactualVariant] = []
     if config.counterfactuals:
         concepts = Concept.parse_list(config.concepts) if config.concepts else None
+        # Checked against the whole benchmark, so that --limit never hides a file made for another one.
         variants = load_counterfactual_variants(config.counterfactuals, by_id, config.benchmark, concepts)
     selected = problems[: config.limit] if config.limit else problems
     selected_ids = {p.task_id for p in selected}
@@ -231,81 +282,56 @@ def evaluate_model(
     for item in skipped:
         logger.info("skipped %s / %s: %s", item["task_id"], item["concept"], item["reason"])
 
-    # ------------------------------------------------------------------ generation (cached, resumable)
-    prompts = list(dict.fromkeys([p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]))
-    requests = [GenerationRequest(prompt, i) for prompt in prompts for i in range(config.n)]
-    cache = CompletionCache(config.completion_cache_path, config.sampling_fingerprint())
-    pending = sum(r not in cache for r in requests)
-    if backend is None:
-        backend = build_backend(config) if pending else None  # a finished run needs no model at all
-    texts = generate_completions(
-        requests, backend, cache, config.batch_size, config.stop_sequences, desc="sampling completions"
-    ) if pending else [cache.get(r) for r in requests]
-    completions: dict[str, list[str]] = {prompt: [] for prompt in prompts}
-    for request, text in zip(requests, texts):
-        completions[request.prompt].append(text)
+    prompts = [p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]
+    completions = _sample(list(dict.fromkeys(prompts)), config, backend)
 
-    # ------------------------------------------------------------------ execution + metrics
+    # Execution happens inside the pass_at_k metric, one call per group of prompts.
     score = _Scorer(_load_metric(metrics_dir, "pass_at_k"), completions, config)
     original_scores, original_passed, original_status = score([p.prompt for p in selected], [p.tests for p in selected])
     pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
-    row_results: dict[int, tuple[list[int], list[int]]] = {}
+    row_results: dict[int, dict[str, list]] = {}
     concepts_present = [c for c in Concept if any(r.concept is c for r in rows)]
     for concept in concepts_present:
         index = [i for i, r in enumerate(rows) if r.concept is concept]
         tests = [by_id[rows[i].task_id].tests for i in index]
-        ref_scores, ref_passed, _ = score([rows[i].reference_prompt for i in index], tests)
-        cf_scores, cf_passed, _ = score([rows[i].counterfactual_prompt for i in index], tests)
+        ref_scores, ref_passed, ref_status = score([rows[i].reference_prompt for i in index], tests)
+        cf_scores, cf_passed, cf_status = score([rows[i].counterfactual_prompt for i in index], tests)
         pass_at_k["reference"][concept.value] = ref_scores
         pass_at_k["counterfactual"][concept.value] = cf_scores
-        for i, ref, cf in zip(index, ref_passed, cf_passed):
-            row_results[i] = (ref, cf)
+        for j, i in enumerate(index):
+            row_results[i] = {
+                "reference_passed": ref_passed[j],
+                "counterfactual_passed": cf_passed[j],
+                "reference_status": ref_status[j],
+                "counterfactual_status": cf_status[j],
+            }
 
     ccs = None
     if rows:
         ccs = _load_metric(metrics_dir, "ccs").compute(
-            predictions=[row_results[i][1] for i in range(len(rows))],
-            references=[row_results[i][0] for i in range(len(rows))],
+            predictions=[row_results[i]["counterfactual_passed"] for i in range(len(rows))],
+            references=[row_results[i]["reference_passed"] for i in range(len(rows))],
             concepts=[r.concept.value for r in rows],
             confidence=config.confidence,
             n_bootstrap=config.n_bootstrap,
             seed=config.seed,
         )
 
-    # ------------------------------------------------------------------ report
-    tasks = []
-    for problem, passed, status in zip(selected, original_passed, original_status):
-        tasks.append({"task_id": problem.task_id, "original": {"passed": passed, "status": status}, "variants": []})
+    tasks = [
+        {"task_id": p.task_id, "original": {"passed": passed, "status": status}, "variants": []}
+        for p, passed, status in zip(selected, original_passed, original_status)
+    ]
     task_index = {t["task_id"]: t for t in tasks}
     for i, row in enumerate(rows):
-        ref, cf = row_results[i]
         task_index[row.task_id]["variants"].append(
             {
                 "concept": row.concept.value,
                 "reference_prompt": row.reference_prompt,
                 "counterfactual_prompt": row.counterfactual_prompt,
-                "reference_passed": ref,
-                "counterfactual_passed": cf,
+                **row_results[i],
             }
         )
-    per_concept = []
-    for concept in concepts_present:
-        name = concept.value
-        pairs = ccs["pairs_per_concept"][name] if ccs else {}
-        per_concept.append(
-            {
-                "concept": name,
-                "rows": pairs.get("rows", 0),
-                "skipped": sum(s["concept"] == name for s in skipped),
-                "ccs": ccs["ccs_per_concept"].get(name) if ccs else None,
-                "ccs_ci": ccs["ccs_ci_per_concept"].get(name) if ccs else None,
-                "ame": ccs["ame_per_concept"].get(name) if ccs else None,
-                "consistent_pairs": pairs.get("consistent", 0),
-                "valid_pairs": pairs.get("valid", 0),
-                "pass_at_k_reference": pass_at_k["reference"].get(name, {}),
-                "pass_at_k_counterfactual": pass_at_k["counterfactual"].get(name, {}),
-            }
-        )
+    per_concept = _per_concept_rows(concepts_present, ccs, pass_at_k, skipped)
     report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped)
     report.files["completions"] = config.completion_cache_path
     write_report(report, config.output_dir)
