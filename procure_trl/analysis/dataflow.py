@@ -137,11 +137,19 @@ def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Bi
                     for sub in ast.walk(target):
                         target_loads[id(sub)] = node
     aug_targets = {id(n.target) for n in ast.walk(func_node) if isinstance(n, ast.AugAssign)}
+    # an assignment expression may run zero or several times within its statement (comprehensions,
+    # short-circuits): a variable it binds has no statement-level definition point
+    hard.update(walrus_targets(func_node))
     eager = eager_arguments(func_node, analysis)
     flows: list[VariableFlow] = []
     for binding in candidates:
         flows.append(_variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets, eager))
     return flows
+
+
+def walrus_targets(node: ast.AST) -> set[int]:
+    """ids of the targets of the assignment expressions (``:=``) inside ``node``."""
+    return {id(n.target) for n in ast.walk(node) if isinstance(n, ast.NamedExpr)}
 
 
 def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_targets, eager) -> VariableFlow:
@@ -157,7 +165,7 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
             why = "read or written by a nested function, lambda or generator that may run later"
             break
         if id(occ.node) in hard:
-            why = "used inside a finally block"
+            why = "bound by an assignment expression (:=) or used inside a finally block"
             break
         if occ.kind in (OccurrenceKind.DELETE, OccurrenceKind.DECLARATION, OccurrenceKind.OTHER):
             why = f"has a {occ.kind.value} occurrence"
@@ -252,6 +260,7 @@ def definitely_bound(analysis: ScopeAnalysis, function: Scope) -> dict[int, froz
     cfg = build_cfg(func_node)
     where = _occurrence_nodes(cfg)
     eager = eager_arguments(func_node, analysis)
+    conditional = walrus_targets(func_node)  # may not run at all within their statement
     gen: dict[int, set[str]] = {}
     kill: dict[int, set[str]] = {}
     universe: set[str] = set(function.bindings)
@@ -260,7 +269,7 @@ def definitely_bound(analysis: ScopeAnalysis, function: Scope) -> dict[int, froz
             if occ.kind is OccurrenceKind.PARAMETER or occ.scope is not function and _enclosing_lazy(occ, function, eager):
                 continue
             nid = where.get(id(occ.node))
-            if nid is None:
+            if nid is None or id(occ.node) in conditional:
                 continue
             if occ.kind is OccurrenceKind.DELETE:
                 kill.setdefault(nid, set()).add(binding.name)
