@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from openai_server import ChatServer, fenced, task_program  # noqa: E402
+from openai_server import ChatServer, Fault, fenced, task_program  # noqa: E402
 
 from procure_trl.cli import main
 from procure_trl.problems import Problem
@@ -170,3 +170,14 @@ def test_unreachable_endpoint_finishes_with_rejected_rows(problems_file, tmp_pat
     assert len(rows) == 1 and rows[0]["status"] == "rejected" and rows[0]["stage"] == "endpoint"
     assert "connection error" in rows[0]["reason"]
     assert "1 failed" in capsys.readouterr().out
+
+
+def test_rejected_key_stops_with_a_clear_error_and_keeps_rows(problems_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    with ChatServer() as srv:
+        srv.inject(*[Fault.error(401)] * 4)
+        args = cli_args(problems_file, tmp_path / "o.jsonl", srv.url, tmp_path / "c")
+        assert main(args) == 1
+        assert srv.request_count == 1  # not retried: every request would fail the same way
+    err = capsys.readouterr().err
+    assert "401" in err and "API key was rejected" in err and "--resume" in err

@@ -239,3 +239,19 @@ def test_summary_reports_rounds_usage_and_cost(config_factory, tmp_path):
     assert f"${expected:.4f}" in text
     report.price = None
     assert "no price for model 'test-model'" in format_llm_summary(report)
+
+
+def test_sync_api_inside_a_running_loop_points_to_the_async_one(config_factory):
+    import asyncio
+
+    async def inside():
+        with ChatServer() as srv:
+            gen = LLMGenerator(config_factory(srv.url))
+            with pytest.raises(RuntimeError, match="agenerate"):
+                gen.generate([CLAMP], ["name_random"])
+            replies = {(CLAMP.program, "name_random"): [fenced(RENAME_OK)]}
+            srv.script = script_from(replies)
+            return await gen.agenerate([CLAMP], ["name_random"])
+
+    rows = asyncio.run(inside())
+    assert rows[0]["status"] == "valid", rows[0]["reason"]

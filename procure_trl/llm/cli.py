@@ -108,18 +108,28 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, problems: Sequence[Problem], concepts: Sequence[Concept]) -> int:
     """Generate counterfactuals with the LLM, append them to ``args.output``, print the summary; exit status."""
+    from procure_trl.llm.client import LLMFatalError
     from procure_trl.llm.generator import LLMConfigError, LLMGenerator, format_llm_summary
 
     output = getattr(args, "output", None)
     if not output:
-        print("error: --generator llm needs --output PATH (JSONL, appended to; see --resume)", file=sys.stderr)
+        print("procure perturb: error: --generator llm needs --output PATH (JSONL; see --resume)", file=sys.stderr)
         return 2
     try:
         config = config_from_args(args)
         generator = LLMGenerator(config)
         report = generator.generate_to_jsonl(problems, concepts, Path(output), resume=args.resume)
     except (LLMConfigError, ValueError, FileExistsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"procure perturb: error: {err}", file=sys.stderr)
         return 2
+    except LLMFatalError as err:
+        print(f"procure perturb: error: {err}\nThe rows written so far are kept in {output}; fix the setting "
+              "and rerun with --resume.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nprocure perturb: interrupted; the finished rows are in {output}: rerun with --resume to "
+              "complete it (answers received so far come from the cache).", file=sys.stderr)
+        return 130
     print(format_llm_summary(report))
+    print(f"wrote {len(report.rows)} lines to {output}")
     return 0

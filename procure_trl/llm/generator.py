@@ -204,9 +204,15 @@ class LLMGenerator:
     # -- public API ------------------------------------------------------------------------------------
     def generate(self, problems: Sequence[Problem], concepts: Sequence[Concept | str] | None = None) -> list[dict]:
         """Rows for every (problem, concept) pair, in memory (see :meth:`generate_to_jsonl` for files)."""
-        rows: list[dict] = []
-        asyncio.run(self._run(problems, concepts, rows.append, done=set()))
+        return _run_sync(self.agenerate(problems, concepts))
+
+    async def agenerate(
+        self, problems: Sequence[Problem], concepts: Sequence[Concept | str] | None = None
+    ) -> list[dict]:
+        """Async :meth:`generate`, for callers that already run an event loop (e.g. Jupyter)."""
         order = {pair: i for i, pair in enumerate(self._pairs(problems, concepts))}
+        rows: list[dict] = []
+        await self._run(problems, concepts, rows.append, done=set())
         return sorted(rows, key=lambda r: order[pair_key(r)])
 
     def generate_to_jsonl(
@@ -217,7 +223,7 @@ class LLMGenerator:
         resume: bool = False,
     ) -> GenerationReport:
         """Append one row per missing pair to ``path`` (JSONL) as each finishes; see :mod:`.output`."""
-        return asyncio.run(self.agenerate_to_jsonl(problems, concepts, path, resume=resume))
+        return _run_sync(self.agenerate_to_jsonl(problems, concepts, path, resume=resume))
 
     async def agenerate_to_jsonl(
         self,
@@ -382,6 +388,19 @@ class LLMGenerator:
                 reason, stage = verdict.reason, verdict.stage
             messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]
         return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code, stage)
+
+
+def _run_sync(coroutine):
+    """``asyncio.run`` with a useful message when called from a running loop (Jupyter, async apps)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    coroutine.close()
+    raise RuntimeError(
+        "LLMGenerator.generate/generate_to_jsonl cannot run inside a running event loop; "
+        "use `await generator.agenerate(...)` or `await generator.agenerate_to_jsonl(...)` instead"
+    )
 
 
 def _match_trailing_whitespace(code: str, original: str) -> str:
