@@ -58,7 +58,10 @@ def test_cache_is_keyed_by_model_and_sampling(tmp_path):
 def test_stop_sequences_applied_before_caching(tmp_path):
     cache = CompletionCache(tmp_path / "c.jsonl", {})
     out = generate_completions(
-        [GenerationRequest("p", 0)], ScriptedBackend({"p": ["  return 1\ndef other():"]}), cache, stop_sequences=("\ndef ",)
+        [GenerationRequest("p", 0)],
+        ScriptedBackend({"p": ["  return 1\ndef other():"]}),
+        cache,
+        stop_sequences=("\ndef ",),
     )
     assert out == ["  return 1"] and cache.get(GenerationRequest("p", 0)) == "  return 1"
 

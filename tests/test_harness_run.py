@@ -7,7 +7,7 @@ import json
 import pytest
 
 from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.generation import GenerationRequest, ScriptedBackend
+from procure_trl.harness.generation import ScriptedBackend
 from procure_trl.harness.run import evaluate_model
 from procure_trl.problems import Problem
 
@@ -96,7 +96,8 @@ def _config(tmp_path, counterfactual_file, **kwargs):
 
 
 def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_exec):
-    report = evaluate_model(_config(tmp_path, counterfactual_file), problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
+    config = _config(tmp_path, counterfactual_file)
+    report = evaluate_model(config, problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
     # originals: sign 1/2 passes, double 1/2 (one timeout) -> pass@1 = 0.5, pass@2 = 1
     assert report.pass_at_k["original"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(1.0)}
     double = next(t for t in report.tasks if t["task_id"] == "toy/double")
@@ -175,7 +176,9 @@ def test_without_counterfactuals_only_pass_at_k(tmp_path, allow_exec):
     assert {r.prompt for call in backend.calls for r in call} == {SIGN_PROMPT}
 
 
-def test_cli_end_to_end_with_a_tiny_model(tmp_path, tiny_tokenizer, tiny_llama, counterfactual_file, allow_exec, capsys):
+def test_cli_end_to_end_with_a_tiny_model(
+    tmp_path, tiny_tokenizer, tiny_llama, counterfactual_file, allow_exec, capsys
+):
     from procure_trl.cli import main
 
     model_dir = tmp_path / "tiny-model"
@@ -208,3 +211,16 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
     rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
     assert rc == 2
     assert "k=[5] exceeds n=1" in capsys.readouterr().err
+
+
+def test_metrics_dir_resolution(tmp_path, monkeypatch):
+    from procure_trl.harness.run import METRICS_DIR_ENV, resolve_metrics_dir
+
+    monkeypatch.delenv(METRICS_DIR_ENV, raising=False)
+    default = resolve_metrics_dir()
+    assert (default / "ccs" / "ccs.py").is_file() and (default / "pass_at_k" / "pass_at_k.py").is_file()
+    with pytest.raises(FileNotFoundError, match="pass_at_k, ccs not found.*--metrics-dir"):
+        resolve_metrics_dir(tmp_path)
+    monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        resolve_metrics_dir()

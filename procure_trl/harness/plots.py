@@ -27,7 +27,9 @@ def plot_ccs_per_concept(per_concept: Sequence[Mapping[str, Any]], path: str, ti
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1.5), 3.6))
     bars = ax.bar(names, values, yerr=[low, high], capsize=4, color="#4C72B0")
     for bar, row in zip(bars, per_concept):
-        label = "n/a" if row["ccs"] is None else f"{row['ccs']:.2f}\n{row.get('valid_pairs', 0)} pairs\n{row.get('rows', 0)} rows"
+        label = "n/a"
+        if row["ccs"] is not None:
+            label = f"{row['ccs']:.2f}\n{row.get('valid_pairs', 0)} pairs\n{row.get('rows', 0)} rows"
         ax.annotate(label, (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", va="bottom", fontsize=7,
                     color="white" if row["ccs"] and row["ccs"] > 0.15 else "black")
     ax.set_ylim(0, 1.05)

@@ -49,7 +49,8 @@ def markdown_summary(report: "EvaluationReport") -> str:
             "|---|---|---|---|---|---|" + "---|---|" * len(ks),
         ]
         for row in report.per_concept:
-            cells = [row["concept"], row["rows"], row["skipped"], _fmt(row["ccs"]), _fmt(row["ccs_ci"]), _fmt(row["ame"])]
+            cells = [row["concept"], row["rows"], row["skipped"]]
+            cells += [_fmt(row["ccs"]), _fmt(row["ccs_ci"]), _fmt(row["ame"])]
             for k in ks:
                 cells += [_fmt(row["pass_at_k_reference"].get(k)), _fmt(row["pass_at_k_counterfactual"].get(k))]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
