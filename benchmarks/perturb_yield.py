@@ -39,7 +39,8 @@ def main() -> int:
     for benchmark in ("humaneval", "mbpp"):
         start = time.perf_counter()
         problems = load_problems(benchmark)
-        batch = generate_counterfactuals(problems, GenerationConfig(seed=args.seed, num_workers=args.workers))
+        config = GenerationConfig(seed=args.seed, num_workers=args.workers, progress=sys.stderr.isatty())
+        batch = generate_counterfactuals(problems, config)
         print(f"{benchmark}: {len(problems)} problems, {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.output_dir:
             write_records(batch, Path(args.output_dir) / f"{benchmark}_counterfactuals.jsonl")
