@@ -13,6 +13,7 @@ from procure_trl.llm.prompts import (
     build_messages,
     build_repair_message,
     extract_code,
+    render_facts,
     system_prompt,
 )
 
@@ -34,11 +35,13 @@ def test_one_shot_structure_with_rules_example_and_facts(concept):
     # The example's facts come from the same facts function, so they look like the real ones.
     example_entry = example.program.split("def ", 1)[1].split("(", 1)[0]
     example_facts = fake_facts(example.program, concept, (example_entry,))
-    assert json.dumps(example_facts, indent=2, sort_keys=True) in messages[1]["content"]
+    assert render_facts(example_facts) in messages[1]["content"]
     assert example.answer.rstrip() in messages[2]["content"]
     task = messages[3]["content"]
     assert PROGRAM.rstrip() in task and "`f`" in task
-    assert json.dumps(FACTS, indent=2, sort_keys=True) in task
+    assert render_facts(FACTS) in task
+    rendered = task.split("```json\n", 1)[1].split("\n```", 1)[0]
+    assert json.loads(rendered) == FACTS  # the rendering is JSON
 
 
 def test_messages_are_deterministic_and_concept_specific():

@@ -224,10 +224,19 @@ def has_candidate_site(facts: Mapping[str, Any] | None, concept: Concept | str) 
 
 
 def render_facts(facts: Mapping[str, Any] | None) -> str:
-    """The facts as stable, indented JSON (sorted keys: the same facts always give the same prompt)."""
+    """The facts as stable JSON: one top-level key a line, each value compact (sorted keys throughout).
+
+    Fully indented JSON would spend a line per list item and several tokens per brace; one compact
+    line per key keeps the prompt short and still readable. The same facts always give the same text.
+    """
     if facts is None:
         return "(no static-analysis facts: the program could not be analysed)"
-    return json.dumps(facts, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+    def compact(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
+
+    items = [f"  {compact(str(k))}: {compact(facts[k])}" for k in sorted(facts)]
+    return "{\n" + ",\n".join(items) + "\n}" if items else "{}"
 
 
 def _task_message(
