@@ -1,0 +1,120 @@
+"""Run a training recipe: the library side of ``procure train --config recipe.yaml``.
+
+A recipe is a YAML file read by TRL's ``TrlParser`` into three dataclasses: TRL's ``ScriptArguments``
+(the dataset), :class:`~procure_trl.training.ConceptAwareSFTConfig` (training and the ProCURE loss)
+and TRL's ``ModelConfig`` (model, 4-bit loading, LoRA). Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def recipe_parser():
+    """The ``TrlParser`` over ``(ScriptArguments, ConceptAwareSFTConfig, ModelConfig)``."""
+    from trl import ModelConfig, ScriptArguments, TrlParser
+
+    from procure_trl.training.config import ConceptAwareSFTConfig
+
+    return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
+
+
+def load_training_datasets(script_args) -> tuple[Any, Any]:
+    """``(train, eval)`` from ``dataset_name``: a Hub id, a folder written by ``build_counterfactuals.py``
+    (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    name = script_args.dataset_name
+    if not name:
+        raise ValueError(
+            "the recipe sets no dataset_name; point it at a counterfactual dataset (a Hub id or the output folder "
+            "of datasets_scripts/build_counterfactuals.py)"
+        )
+    if os.path.isfile(name):
+        ext = name.rsplit(".", 1)[-1].lower()
+        builder = {"jsonl": "json", "json": "json", "parquet": "parquet"}.get(ext)
+        if builder is None:
+            raise ValueError(f"dataset file {name!r}: expected .jsonl, .json or .parquet")
+        dataset = load_dataset(builder, data_files=name)
+    elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
+        dataset = load_from_disk(name)
+    else:
+        dataset = load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming)
+    if not isinstance(dataset, (dict, DatasetDict)) and not hasattr(dataset, "keys"):
+        return dataset, None
+    if script_args.dataset_train_split not in dataset:
+        raise ValueError(
+            f"dataset {name!r} has no split {script_args.dataset_train_split!r} (splits: {list(dataset.keys())}); "
+            "set dataset_train_split"
+        )
+    eval_split = dataset.get(script_args.dataset_test_split) if script_args.dataset_test_split else None
+    return dataset[script_args.dataset_train_split], eval_split
+
+
+def load_model_for_recipe(model_args, training_args):
+    """``(model, peft_config)``: a 4-bit model prepared for k-bit training when ``load_in_4bit``,
+    otherwise the model id (the trainer loads it with ``model_init_kwargs``)."""
+    from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
+
+    if not model_args.model_name_or_path:
+        raise ValueError("the recipe sets no model_name_or_path")
+    if model_args.load_in_8bit:
+        raise ValueError("load_in_8bit is not supported by procure train; use load_in_4bit (QLoRA)")
+    attn = model_args.attn_implementation or "sdpa"
+    peft_config = None
+    if model_args.use_peft or model_args.load_in_4bit:
+        if model_args.load_in_4bit and not model_args.use_peft:
+            raise ValueError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
+        peft_config = default_lora_config(
+            r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha,
+            lora_dropout=model_args.lora_dropout,
+            target_modules=model_args.lora_target_modules or "all-linear",
+            modules_to_save=model_args.lora_modules_to_save,
+            use_rslora=model_args.use_rslora,
+            use_dora=model_args.use_dora,
+        )
+    if model_args.load_in_4bit:
+        compute_dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "bfloat16"
+        model = load_model_4bit(
+            model_args.model_name_or_path,
+            compute_dtype=compute_dtype,
+            attn_implementation=attn,
+            gradient_checkpointing=bool(training_args.gradient_checkpointing),
+            quantization_config=get_quantization_config(
+                compute_dtype, model_args.bnb_4bit_quant_type, model_args.use_bnb_nested_quant
+            ),
+            revision=model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
+        return model, peft_config
+    init_kwargs = {"revision": model_args.model_revision, "attn_implementation": attn, "dtype": model_args.dtype}
+    training_args.model_init_kwargs = {**init_kwargs, **(training_args.model_init_kwargs or {})}
+    return model_args.model_name_or_path, peft_config
+
+
+def run_recipe(script_args, training_args, model_args):
+    """Build the trainer from parsed recipe arguments, train, save; returns the trainer."""
+    from transformers import AutoTokenizer
+
+    from procure_trl.training.trainer import ConceptAwareSFTTrainer
+
+    train_dataset, eval_dataset = load_training_datasets(script_args)
+    model, peft_config = load_model_for_recipe(model_args, training_args)
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+    )
+    trainer = ConceptAwareSFTTrainer(
+        model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if training_args.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    return trainer
