@@ -54,8 +54,16 @@ class Fault:
         return cls("drop")
 
 
-#: What a script returns: the assistant's text, or a fault to answer this request with.
-ScriptResult = Union[str, Fault]
+@dataclass(frozen=True)
+class Reply:
+    """An answer with a chosen ``finish_reason`` (``"length"``: cut at the token limit)."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+#: What a script returns: the assistant's text, a :class:`Reply`, or a fault to answer this request with.
+ScriptResult = Union[str, Reply, Fault]
 Script = Callable[[dict], ScriptResult]
 
 
@@ -202,7 +210,9 @@ class ChatServer:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
-    def _completion(self, body: dict, text: str) -> dict:
+    def _completion(self, body: dict, answer: "str | Reply") -> dict:
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        text = reply.text
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         completion_words = len(text.split())
         return {
@@ -211,7 +221,7 @@ class ChatServer:
             "created": int(time.time()),
             "model": body.get("model", self.model),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reply.finish_reason}
             ],
             "usage": {
                 "prompt_tokens": prompt_words,

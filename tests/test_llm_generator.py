@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from openai_server import ChatServer, Fault, fenced, repair_round, requested_concept, task_program  # noqa: E402
+from openai_server import (  # noqa: E402
+    ChatServer,
+    Fault,
+    Reply,
+    fenced,
+    repair_round,
+    requested_concept,
+    task_program,
+)
 
 from procure_trl.concepts import Concept
 from procure_trl.llm.client import LLMFatalError
@@ -255,3 +263,22 @@ def test_sync_api_inside_a_running_loop_points_to_the_async_one(config_factory):
 
     rows = asyncio.run(inside())
     assert rows[0]["status"] == "valid", rows[0]["reason"]
+
+
+def test_answer_cut_at_the_token_limit_is_repaired_with_that_reason(config_factory):
+    cut = Reply("Step 1: ...\n```python\nimport math\n\n\ndef clamp(x, lo", finish_reason="length")
+    replies = {(CLAMP.program, "if_else_flip"): [cut, fenced(FLIP_OK)]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url, max_tokens=64)).generate([CLAMP], ["if_else_flip"])
+        repair_text = srv.log[1].body["messages"][-1]["content"]
+    assert "cut off at the token limit (max_tokens=64)" in repair_text
+    assert one_row(rows, Concept.IF_ELSE_FLIP)["status"] == "valid"
+
+
+def test_resume_refuses_a_rule_engine_file(config_factory, tmp_path):
+    out = tmp_path / "rule.jsonl"
+    out.write_text(json.dumps({"task_id": CLAMP.task_id, "concept": "name_random", "status": "valid",
+                               "original": CLAMP.program, "generator": "rule"}) + "\n")
+    with ChatServer() as srv:
+        with pytest.raises(ValueError, match="--generator rule"):
+            LLMGenerator(config_factory(srv.url)).generate_to_jsonl([CLAMP], ["if_else_flip"], out, resume=True)

@@ -67,6 +67,8 @@ class ChatResponse:
     usage: Usage
     cached: bool = False
     retries: int = 0
+    finish_reason: str | None = None
+    """``"stop"``, or ``"length"`` when the answer hit the token limit (its code block may be cut)."""
 
 
 @dataclass
@@ -193,14 +195,16 @@ class ChatClient:
                 usage = Usage(**entry.get("usage", {}))
                 self.stats.cache_hits += 1
                 self.stats.cached += usage
-                return ChatResponse(text=entry["text"], usage=usage, cached=True)
+                return ChatResponse(text=entry["text"], usage=usage, cached=True,
+                                    finish_reason=entry.get("finish_reason"))
 
         async with self._semaphore:
             response = await self._complete_with_retries(messages)
         self.stats.billed += response.usage
         if self.cache is not None:
             # Write from a thread: fsync must not stall the event loop (and the other requests in flight).
-            entry = {"text": response.text, "usage": response.usage.to_dict(), "model": self.model}
+            entry = {"text": response.text, "usage": response.usage.to_dict(), "model": self.model,
+                     "finish_reason": response.finish_reason}
             await asyncio.to_thread(self.cache.put, key, entry)
         return response
 
@@ -213,8 +217,8 @@ class ChatClient:
                 completion = await self._client.chat.completions.create(
                     model=self.model, messages=list(messages), **self.params
                 )
-                text, usage = _read_completion(completion)
-                return ChatResponse(text=text, usage=usage, retries=attempt)
+                text, usage, finish = _read_completion(completion)
+                return ChatResponse(text=text, usage=usage, retries=attempt, finish_reason=finish)
             except openai.APIStatusError as err:
                 status = err.status_code
                 if status in _FATAL_STATUS:
@@ -248,8 +252,8 @@ class ChatClient:
         return f"endpoint {self.base_url or 'default OpenAI'} (model {self.model!r})"
 
 
-def _read_completion(completion: Any) -> tuple[str, Usage]:
-    """Text and usage of a chat completion; :class:`MalformedResponseError` if it has no message."""
+def _read_completion(completion: Any) -> tuple[str, Usage, str | None]:
+    """Text, usage and finish reason of a chat completion; :class:`MalformedResponseError` if it has no text."""
     choices = getattr(completion, "choices", None)
     if not choices:
         raise MalformedResponseError("the response has no choices")
@@ -262,7 +266,8 @@ def _read_completion(completion: Any) -> tuple[str, Usage]:
         prompt_tokens=int(getattr(raw, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
     )
-    return text, usage
+    finish = getattr(choices[0], "finish_reason", None)
+    return text, usage, finish if isinstance(finish, str) else None
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -246,6 +246,12 @@ class LLMGenerator:
                 writer.write(row)
                 new.append(row)
 
+            foreign = [r for r in writer.existing if r.get("generator", "llm") != "llm"]
+            if foreign:
+                raise ValueError(
+                    f"{path} holds rows of --generator {foreign[0]['generator']} (e.g. {foreign[0]['task_id']}); "
+                    "--resume continues an LLM run only: choose another --output"
+                )
             stats = await self._run(problems, concepts, sink, done=writer.done)
             existing = writer.existing
         rows = sort_jsonl(Path(path), order)
@@ -377,6 +383,9 @@ class LLMGenerator:
                 return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None, "perturbation")
             if parsed.code is None:
                 reason, stage = parsed.error or "no code", "answer"
+                if response.finish_reason == "length":
+                    reason = (f"the answer was cut off at the token limit (max_tokens={self.config.max_tokens}) "
+                              "before the code block ended; keep the reasoning short")
             else:
                 last_code = _match_trailing_whitespace(parsed.code, original)
                 if not self.config.validate:
