@@ -102,6 +102,8 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     assert report.pass_at_k["original"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(1.0)}
     double = next(t for t in report.tasks if t["task_id"] == "toy/double")
     assert double["original"] == {"passed": [0, 1], "status": ["timed_out", "passed"]}
+    assert report.timeouts == {"original": 1, "reference": {"if_else_flip": 0, "name_random": 0},
+                               "counterfactual": {"if_else_flip": 0, "name_random": 0}}
     # if_else_flip row: refs [1,1], preds [0,1] -> 2 consistent / 4 valid; name_random: refs [1,1], preds [1,0] -> 2/4
     assert report.ccs["ccs"] == pytest.approx(0.5)
     assert report.ccs["ccs_per_concept"] == {"if_else_flip": pytest.approx(0.5), "name_random": pytest.approx(0.5)}
@@ -121,6 +123,7 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "summary.md").read_text()
     assert "| if_else_flip | 1 | 1 | 0.500 |" in summary
+    assert "1 completion(s) timed out" in summary
 
 
 def test_rerun_uses_the_cache_and_an_interrupted_run_resumes(tmp_path, counterfactual_file, allow_exec):
@@ -150,6 +153,15 @@ def test_counterfactuals_of_another_benchmark_are_refused(tmp_path, allow_exec):
     line["task_id"] = "Mbpp/2"
     path.write_text(json.dumps(line) + "\n")
     with pytest.raises(ValueError, match=r"1 task id\(s\) are not in toy \(Mbpp/2\).*--benchmark"):
+        evaluate_model(_config(tmp_path, path), problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
+
+
+def test_counterfactuals_of_another_benchmark_version_are_refused(tmp_path, allow_exec):
+    path = tmp_path / "other_version.jsonl"
+    line = _line(SIGN, "name_random", RENAMED)
+    line["original"] = line["original"].replace("Sign of x.", "Return the sign of x.")
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(ValueError, match=r"toy/sign.*does not start with that problem's prompt"):
         evaluate_model(_config(tmp_path, path), problems=PROBLEMS, backend=ScriptedBackend(COMPLETIONS))
 
 

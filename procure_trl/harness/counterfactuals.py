@@ -57,8 +57,9 @@ def load_counterfactual_variants(
         concepts: keep only these concepts.
 
     Raises:
-        ValueError: a malformed line (with its line number), a file without valid lines, or task ids that
-            are not in ``problems`` (the file was made for another benchmark).
+        ValueError: a malformed line (with its line number), a file without valid lines, task ids that are
+            not in ``problems``, or originals that do not start with their problem's prompt (the file was made
+            for another benchmark, or another version of it).
     """
     records = read_engine_jsonl(path)
     variants = [CounterfactualVariant.from_record(r) for r in records if r.status == "valid"]
@@ -73,6 +74,15 @@ def load_counterfactual_variants(
         raise ValueError(
             f"{path}: {len(unknown)} task id(s) are not in {benchmark} ({shown}); the file was made for another "
             "benchmark: pass the --benchmark it was generated from, or regenerate it with `procure perturb`"
+        )
+    # Same task ids, different text (e.g. mbpp vs mbpp-sanitized): the prompt cut would land in the wrong place.
+    mismatched = sorted({v.task_id for v in variants if not v.original.startswith(problems[v.task_id].prompt)})
+    if mismatched:
+        shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
+        raise ValueError(
+            f"{path}: the original program of {len(mismatched)} task(s) ({shown}) does not start with that "
+            f"problem's prompt in {benchmark}; the file was made from another version of the benchmark "
+            "(e.g. mbpp vs mbpp-sanitized): pass the --benchmark it was generated from"
         )
     if concepts is not None:
         wanted = set(concepts)

@@ -59,6 +59,13 @@ def markdown_summary(report: "EvaluationReport") -> str:
             "Original (cut): the original program cut like its counterfactual; CCS pairs its completions with the "
             "counterfactual's. See report.json `definitions`.",
         ]
+    timeouts = report.timeouts or {}
+    n_timeouts = timeouts.get("original", 0) + sum(timeouts.get("reference", {}).values()) + sum(
+        timeouts.get("counterfactual", {}).values()
+    )
+    if n_timeouts:
+        lines += ["", f"{n_timeouts} completion(s) timed out after {config.timeout} s (counted as failures); "
+                  "per group in report.json `timeouts`."]
     if report.skipped:
         lines += ["", f"{len(report.skipped)} counterfactual(s) skipped (could not be cut); reasons in report.json."]
     return "\n".join(lines) + "\n"

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from procure_trl.concepts import Concept
 from procure_trl.harness.config import EvaluationConfig
@@ -76,6 +79,8 @@ class EvaluationReport:
         per_concept: one summary dict per concept (rows, skipped, CCS with interval, AME, pass@k of both sides).
         tasks: per problem: the original's pass/fail list and, per evaluated concept, both sides' lists.
         skipped: ``{"task_id", "concept", "reason"}`` for each counterfactual that could not be cut.
+        timeouts: completions that ran out of time (counted as fails in the scores), ``{"original": int,
+            "reference": {concept: int}, "counterfactual": {concept: int}}``.
         files: paths of what was written (report, summary, plots, completion cache).
     """
 
@@ -85,6 +90,7 @@ class EvaluationReport:
     per_concept: list[dict[str, Any]]
     tasks: list[dict[str, Any]]
     skipped: list[dict[str, str]]
+    timeouts: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +101,7 @@ class EvaluationReport:
             "ccs": self.ccs,
             "per_concept": self.per_concept,
             "skipped": self.skipped,
+            "timeouts": self.timeouts,
             "tasks": self.tasks,
             "files": self.files,
         }
@@ -174,10 +181,12 @@ def _status(entry: dict[str, Any]) -> str:
 class _Scorer:
     """Runs groups of (prompt, tests) tasks through the pass_at_k metric, which executes them."""
 
-    def __init__(self, metric, completions: dict[str, list[str]], config: EvaluationConfig):
+    def __init__(self, metric, completions: dict[str, list[str]], config: EvaluationConfig, total_programs: int):
         self.metric = metric
         self.completions = completions
         self.config = config
+        # The metric executes a whole group per call: the bar advances group by group.
+        self.bar = tqdm(total=total_programs, desc="executing", unit="program")
 
     def __call__(
         self, prompts: Sequence[str], tests: Sequence[str]
@@ -193,6 +202,7 @@ class _Scorer:
             num_workers=self.config.num_workers,
             timeout=self.config.timeout,
         )
+        self.bar.update(sum(len(p) for p in predictions))
         entries = _passed_lists(results, len(prompts))
         passed = [[int(bool(e["passed"])) for e in task] for task in entries]
         statuses = [[_status(e) for e in task] for task in entries]
@@ -286,7 +296,8 @@ def evaluate_model(
     completions = _sample(list(dict.fromkeys(prompts)), config, backend)
 
     # Execution happens inside the pass_at_k metric, one call per group of prompts.
-    score = _Scorer(_load_metric(metrics_dir, "pass_at_k"), completions, config)
+    total_programs = config.n * (len(selected) + 2 * len(rows))
+    score = _Scorer(_load_metric(metrics_dir, "pass_at_k"), completions, config, total_programs)
     original_scores, original_passed, original_status = score([p.prompt for p in selected], [p.tests for p in selected])
     pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
     row_results: dict[int, dict[str, list]] = {}
@@ -305,6 +316,8 @@ def evaluate_model(
                 "reference_status": ref_status[j],
                 "counterfactual_status": cf_status[j],
             }
+
+    score.bar.close()
 
     ccs = None
     if rows:
@@ -332,7 +345,16 @@ def evaluate_model(
             }
         )
     per_concept = _per_concept_rows(concepts_present, ccs, pass_at_k, skipped)
-    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped)
+    timeouts: dict[str, Any] = {
+        "original": sum(status.count("timed_out") for status in original_status),
+        "reference": Counter(),
+        "counterfactual": Counter(),
+    }
+    for i, row in enumerate(rows):
+        for side in ("reference", "counterfactual"):
+            timeouts[side][row.concept.value] += row_results[i][f"{side}_status"].count("timed_out")
+    timeouts["reference"], timeouts["counterfactual"] = dict(timeouts["reference"]), dict(timeouts["counterfactual"])
+    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts)
     report.files["completions"] = config.completion_cache_path
     write_report(report, config.output_dir)
     return report
