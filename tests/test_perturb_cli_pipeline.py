@@ -192,3 +192,22 @@ def test_summary_table_counts():
     assert total[:6] == ["total", "4", "3", "2", "1", "1"]
     assert lines.index(next(line for line in lines if line.startswith("if_else_flip"))) < lines.index(
         next(line for line in lines if line.startswith("name_random")))  # registry order
+
+
+def test_generator_llm_delegates_to_the_llm_cli(monkeypatch, tmp_path):
+    from procure_trl.llm import cli as llm_cli
+
+    seen = {}
+
+    def fake_run(args, problems, concepts):
+        seen.update(args=args, problems=problems, concepts=concepts)
+        return 0
+
+    monkeypatch.setattr(llm_cli, "run", fake_run)
+    source = _write(tmp_path, [TOY.to_dict(), "{bad json"])
+    out = tmp_path / "o.jsonl"
+    assert main(["perturb", str(source), "-o", str(out), "--generator", "llm", "--model", "m",
+                 "--concepts", "name_random,if_else_flip", "--seed", "5"]) == 0
+    assert [p.task_id for p in seen["problems"]] == ["toy/sum"]  # the bad row is reported, not passed on
+    assert seen["concepts"] == [Concept.NAME_RANDOM, Concept.IF_ELSE_FLIP]
+    assert seen["args"].model == "m" and seen["args"].seed == 5 and seen["args"].output == str(out)
