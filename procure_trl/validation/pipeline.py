@@ -205,12 +205,14 @@ class Validator:
         jobs: list = []
         owners: list[tuple[str, int | str]] = []  # ("candidate", index) or ("original", task_id)
         if self.config.check_original:
-            for candidate in candidates:
+            queued: set[str] = set()
+            for candidate, verdict in zip(candidates, verdicts):
                 task_id = candidate.problem.task_id
-                if task_id not in self._original_verdicts and not any(o == ("original", task_id) for o in owners):
+                if verdict is None and task_id not in self._original_verdicts and task_id not in queued:
                     jobs.append(ExecutionJob(candidate.problem.program, candidate.problem.tests,
                                              timeout=self.config.timeout))
                     owners.append(("original", task_id))
+                    queued.add(task_id)
         for index, (candidate, verdict) in enumerate(zip(candidates, verdicts)):
             if verdict is None:
                 jobs.append(ExecutionJob(candidate.code, candidate.problem.tests, timeout=self.config.timeout))
