@@ -282,19 +282,13 @@ class LLMGenerator:
         sink: Callable[[dict], None],
         done: set[tuple[str, str]],
     ) -> ClientStats:
+        """Run every pair not in ``done`` with ``max_concurrency`` workers; ``sink`` gets each finished row."""
         from tqdm.auto import tqdm
 
-        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
-        todo = [(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done]
         cfg = self.config
-        validator = self.validator if self.validator is not None else Validator(cfg.validation)
-        # The validator keeps state (de-duplication, its executor): one thread runs it, in order, while
-        # the event loop keeps the requests of the other pairs flowing.
-        validation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-validate")
-
-        def validate(candidate: Candidate):
-            return asyncio.get_running_loop().run_in_executor(validation_thread, validator.validate_one, candidate)
-        cache = ResponseCache(cfg.cache_dir) if cfg.use_cache else None
+        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        todo = iter([(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done])
+        pending = sum(1 for p in problems for c in parsed if (p.task_id, c.value) not in done)
         client = ChatClient(
             model=cfg.model,
             api_key=self._api_key,
@@ -305,29 +299,33 @@ class LLMGenerator:
             initial_backoff=cfg.initial_backoff,
             max_backoff=cfg.max_backoff,
             max_concurrency=cfg.max_concurrency,
-            cache=cache,
+            cache=ResponseCache(cfg.cache_dir) if cfg.use_cache else None,
             seed=cfg.seed,
         )
-        queue: asyncio.Queue = asyncio.Queue()
-        for item in todo:
-            queue.put_nowait(item)
-        bar = tqdm(total=len(todo), desc=f"llm {cfg.model}", unit="pair", disable=not cfg.show_progress,
+        validator = self.validator if self.validator is not None else Validator(cfg.validation)
+        # The validator keeps state (de-duplication, its executor): one thread runs it, in order, while
+        # the event loop keeps the other pairs' requests flowing.
+        validation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-validate")
+        loop = asyncio.get_running_loop()
+
+        def validate(candidate: Candidate) -> "asyncio.Future":
+            return loop.run_in_executor(validation_thread, validator.validate_one, candidate)
+
+        bar = tqdm(total=pending, desc=f"llm {cfg.model}", unit="pair", disable=not cfg.show_progress,
                    file=sys.stderr)
 
         async def worker() -> None:
-            while True:
-                try:
-                    problem, concept = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            # Workers share one iterator; the event loop runs one coroutine at a time, so no lock.
+            for problem, concept in todo:
                 row = await self._pair(client, validate, problem, concept)
-                sink(row)  # written before the next pair starts: a kill loses only pairs in flight
+                sink(row)  # written before the next pair starts: a kill loses only the pairs in flight
                 bar.update(1)
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(cfg.max_concurrency, max(len(todo), 1)))]
+        workers = [asyncio.create_task(worker()) for _ in range(min(cfg.max_concurrency, max(pending, 1)))]
         try:
             await asyncio.gather(*workers)
         except BaseException:
+            # A fatal endpoint error (or a cancel): stop the other workers; their pairs stay undone.
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
