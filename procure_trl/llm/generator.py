@@ -23,7 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, protected_names
