@@ -283,7 +283,7 @@ class EffectAnalyzer:
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             return False  # stdlib imports (others were marked when visited)
         bound = _LazyNames(lambda: self.bound_before(stmt, scope))
-        safe = lambda e: _safe_expression(e, scope, kinds, bound)  # noqa: E731
+        safe = lambda e: _safe_expression(e, scope, kinds, bound, self.shadowed)  # noqa: E731
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = stmt.args
             values = [*stmt.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d is not None]]
@@ -332,12 +332,15 @@ def _safe_local(name: str, scope: Scope) -> bool:
     return binding is not None and BindingKind.DELETE not in binding.kinds
 
 
-def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound) -> bool:
-    """Evaluating ``node`` cannot raise: literals, locals bound on every path (never deleted), and
-    int/str operations that cannot fail on such values."""
+_EMPTY_CONSTRUCTORS = frozenset({"set", "list", "dict", "tuple", "str", "int", "float", "bool", "frozenset"})
+
+
+def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, shadowed: frozenset[str] = frozenset()) -> bool:
+    """Evaluating ``node`` cannot raise: literals, empty builtin containers (``set()``), locals bound on
+    every path (never deleted), and int/str operations that cannot fail on such values."""
 
     def safe(n: ast.AST) -> bool:
-        return _safe_expression(n, scope, kinds, bound)
+        return _safe_expression(n, scope, kinds, bound, shadowed)
 
     def kind(n: ast.AST) -> str | None:
         return expression_kind(n, kinds)
@@ -380,8 +383,11 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound) 
         operand_kinds = {kind(o) for o in operands}
         equality = all(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops)
         return operand_kinds in ({INT}, {STR}) or (equality and operand_kinds <= {INT, STR})
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and len(node.args) == 1:
-        return scope.bindings.get("len") is None and safe(node.args[0]) and kind(node.args[0]) == STR
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in shadowed:
+        if node.func.id in _EMPTY_CONSTRUCTORS and not node.args and not node.keywords:
+            return True
+        if node.func.id == "len" and len(node.args) == 1 and not node.keywords:
+            return safe(node.args[0]) and kind(node.args[0]) == STR
     return False
 
 

@@ -132,17 +132,22 @@ def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
         if star is not None:
             params.add(star.arg)
     candidates = {n for n in values if n not in unknown and n not in params}
-    # optimistic start: every candidate has the kind of its first "base" assignment; then refine
+    # optimistic start: a candidate takes the kind of an assignment computable from what is claimed so
+    # far (repeated, so "t = s + 'x'" learns from "s = ''"); the refinement below then removes every
+    # claim some assignment breaks, which leaves an inductive invariant -- sound whatever the guesses
     kinds: dict[str, str] = {}
-    for name in candidates:
-        for v in values[name]:
-            if isinstance(v, ast.AST):
-                k = expression_kind(v, {}, shadowed)
-                if k:
-                    kinds[name] = k
-                    break
-            elif v == ("range",):
-                kinds[name] = INT
+    grew = True
+    while grew:
+        grew = False
+        for name in sorted(candidates - kinds.keys()):
+            for v in values[name]:
+                if v == ("range",):
+                    kinds[name] = INT
+                elif isinstance(v, ast.AST) and expression_kind(v, kinds, shadowed):
+                    kinds[name] = expression_kind(v, kinds, shadowed)  # type: ignore[assignment]
+                else:
+                    continue
+                grew = True
                 break
     changed = True
     while changed:
