@@ -145,6 +145,9 @@ def test_rerun_uses_the_cache_and_an_interrupted_run_resumes(tmp_path, counterfa
     second = evaluate_model(config, problems=PROBLEMS, backend=again)
     assert again.calls == []
     assert second.ccs == first.ccs and second.tasks == first.tasks
+    # Everything cached: re-scoring builds no backend, so the model (here a name that loads nothing) is never loaded.
+    third = evaluate_model(config, problems=PROBLEMS, backend=None)
+    assert third.tasks == first.tasks
 
 
 def test_counterfactuals_of_another_benchmark_are_refused(tmp_path, allow_exec):
