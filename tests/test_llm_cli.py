@@ -77,6 +77,8 @@ def test_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
         return rename_reply(body)
 
     with ChatServer(script) as srv:
+        # faults first, then the kill: still exactly one row per pair at the end
+        srv.inject(Fault.error(429, retry_after=0.1), Fault.drop(), Fault.malformed())
         args = cli_args(tmp_path / "problems.jsonl", out, srv.url, cache)
         proc = subprocess.Popen([sys.executable, "-m", "procure_trl.cli", *args], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
