@@ -1,0 +1,248 @@
+"""Each perturbation on small programs: exact outputs, spans, details, reasons, API contract."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from procure_trl.concepts import Concept
+from procure_trl.perturbations import (
+    PERTURBATIONS,
+    InvalidProgramError,
+    PerturbationResult,
+    def_use_break,
+    if_else_flip,
+    independent_swap,
+    name_random,
+    name_shuffle,
+    perturb,
+)
+
+
+def _src(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def _changed(result: PerturbationResult) -> list[str]:
+    return [result.code[s:e] for s, e in result.changed_spans]
+
+
+def test_registry_and_dispatch():
+    assert set(PERTURBATIONS) == set(Concept)
+    assert PERTURBATIONS[Concept.IF_ELSE_FLIP] is if_else_flip
+    source = "def f(x):\n    y = x\n    return y\n"
+    assert perturb(source, "name_random", 5) == name_random(source, 5)
+    with pytest.raises(ValueError, match="valid concepts are"):
+        perturb(source, "no_such_concept")
+
+
+@pytest.mark.parametrize("concept", list(Concept), ids=str)
+def test_unparsable_code_raises_invalid_program_error(concept):
+    with pytest.raises(InvalidProgramError, match=r"line 2, column \d+"):
+        perturb("def f(x):\n    return x +\n", concept)
+
+
+def test_not_applicable_results_say_why():
+    result = perturb("x = 1\n", Concept.IF_ELSE_FLIP)
+    assert not result.applied and result.code is None and result.changed_spans == ()
+    assert "no if statement" in result.reason
+    assert result.to_dict()["code"] is None
+
+
+# -- if_else_flip ----------------------------------------------------------------------------------------
+def test_flip_statement_with_de_morgan_and_complements():
+    source = _src("""
+        def f(x, items):
+            if x in items and not x is None:
+                return 1
+            else:
+                return 2
+        """)
+    result = if_else_flip(source)
+    assert result.code == _src("""
+        def f(x, items):
+            if x not in items or x is None:
+                return 2
+            else:
+                return 1
+        """)
+    assert result.details["kind"] == "if" and result.details["line"] == 2
+    assert _changed(result) == ["not in", "or", "x is None", "\n        return 2", "\n        return 1"]
+
+
+def test_flip_keeps_comments_and_line_breaks_inside_the_condition():
+    source = _src("""
+        def f(a, b):
+            if (a and  # first
+                    b):
+                r = 1
+            else:
+                r = 0
+            return r
+        """)
+    result = if_else_flip(source)
+    assert "if (not a or  # first\n            not b):" in result.code
+
+
+def test_flip_elif_chain_flips_the_link_with_an_else():
+    source = _src("""
+        def sign(n):
+            if n > 0:
+                s = 1
+            elif n == 0:
+                s = 0
+            else:
+                s = -1
+            return s
+        """)
+    result = if_else_flip(source)
+    assert result.details["kind"] == "elif" and result.details["in_elif_chain"]
+    assert "elif n != 0:\n        s = -1\n    else:\n        s = 0\n" in result.code
+    assert "if n > 0:\n        s = 1\n" in result.code
+
+
+def test_flip_conditional_expression_with_parentheses_where_needed():
+    source = "def f(x):\n    return x if x else lambda: 0\n"
+    result = if_else_flip(source)
+    assert result.code == "def f(x):\n    return (lambda: 0) if not x else x\n"
+
+
+def test_flip_ordering_only_for_known_ints():
+    source = _src("""
+        def f(xs, y):
+            n = len(xs)
+            a = 'big' if n > 3 else 'small'
+            b = 'big' if y > 3 else 'small'
+            return a, b
+        """)
+    negated = {if_else_flip(source, s).details["negated_condition"] for s in range(6)}
+    assert negated == {"n <= 3", "not (y > 3)"}
+
+
+# -- independent_swap ------------------------------------------------------------------------------------
+def test_swap_exchanges_statement_texts_in_place():
+    source = _src("""
+        def f(xs):
+            out = []   # results
+            seen = set()
+            for x in xs:
+                if x not in seen:
+                    seen.add(x)
+                    out.append(x)
+            return out
+        """)
+    result = independent_swap(source)
+    assert result.code == _src("""
+        def f(xs):
+            seen = set()   # results
+            out = []
+            for x in xs:
+                if x not in seen:
+                    seen.add(x)
+                    out.append(x)
+            return out
+        """)
+    assert _changed(result) == ["seen = set()", "out = []"]
+    assert result.details["lines"] == [2, 3]
+
+
+def test_swap_not_applicable_for_dependent_statements():
+    source = "def f(x):\n    y = x + 1\n    z = y * 2\n    return z\n"
+    result = independent_swap(source)
+    assert not result.applied and "independent" in result.reason
+
+
+# -- def_use_break ---------------------------------------------------------------------------------------
+def test_def_use_break_renames_the_redefinition_and_its_uses():
+    source = _src("""
+        def f(s):
+            s = s.strip()
+            words = s.split()
+            return words
+        """)
+    result = def_use_break(source)
+    assert result.code == _src("""
+        def f(s):
+            s2 = s.strip()
+            words = s2.split()
+            return words
+        """)
+    assert result.details["variable"] == "s" and result.details["new_name"] == "s2"
+    assert _changed(result) == ["s2", "s2"]
+
+
+def test_def_use_break_fresh_name_avoids_every_identifier():
+    source = "def f(x):\n    x2 = 1  # x3 mentioned\n    x = x + x2\n    return x\n"
+    result = def_use_break(source)
+    assert result.details["new_name"] == "x4"
+
+
+def test_def_use_break_needs_a_redefinition():
+    result = def_use_break("def f(a):\n    b = a\n    return b\n")
+    assert not result.applied and "defined twice" in result.reason
+
+
+# -- naming ----------------------------------------------------------------------------------------------
+def test_name_random_renames_every_local_consistently():
+    source = _src("""
+        def total(values):
+            acc = 0
+            for v in values:
+                acc += v
+            return acc
+        """)
+    result = name_random(source, 3)
+    renames = {r["old"]: r["new"] for r in result.details["renames"]}
+    assert set(renames) == {"acc", "v"}
+    expected = source.replace("acc", renames["acc"]).replace(" v ", f" {renames['v']} ").replace("+= v", f"+= {renames['v']}")
+    assert result.code == expected
+    assert "def total(values):" in result.code  # a public parameter keeps its name
+    assert all(text in renames.values() for text in _changed(result))
+
+
+def test_name_random_respects_protected_names():
+    source = "def f(a):\n    b = a\n    c = b\n    return c\n"
+    result = name_random(source, 0, protected_names=["b"])
+    assert {r["old"] for r in result.details["renames"]} == {"c"}
+
+
+def test_name_shuffle_is_a_derangement_of_local_names():
+    source = _src("""
+        def f(xs):
+            first = xs[0]
+            last = xs[-1]
+            middle = xs[1:-1]
+            return first, middle, last
+        """)
+    for seed in range(5):
+        result = name_shuffle(source, seed)
+        permutation = result.details["permutation"]
+        assert sorted(permutation) == sorted(permutation.values()) == ["first", "last", "middle"]
+        assert all(old != new for old, new in permutation.items())
+        namespace: dict = {}
+        exec(result.code, namespace)
+        assert namespace["f"]([1, 2, 3, 4]) == (1, [2, 3], 4)
+
+
+def test_name_shuffle_needs_two_names():
+    result = name_shuffle("def f(a):\n    b = a\n    return b\n")
+    assert not result.applied and "at least two" in result.reason
+
+
+def test_name_shuffle_never_captures_a_free_name():
+    # swapping "a" and "b" in g would make h's free "b" refer to g's variable
+    source = _src("""
+        def g(n):
+            a = n
+            b = 2
+            def h(a):
+                return a + b
+            return h(a)
+        """)
+    for seed in range(5):
+        result = name_shuffle(source, seed)
+        if result.applied:
+            namespace: dict = {}
+            exec(result.code, namespace)
+            assert namespace["g"](5) == 7, result.code
