@@ -10,7 +10,6 @@ of replacements while reporting where each replacement text ended up in the new 
 from __future__ import annotations
 
 import ast
-import bisect
 import re
 from dataclasses import dataclass
 
@@ -42,24 +41,11 @@ class SourceMap:
             return start + byte_col
         return start + len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
 
-    def line_of(self, offset: int) -> int:
-        """1-based line number that contains character ``offset``."""
-        return bisect.bisect_right(self._line_starts, offset)
-
     def node_span(self, node: ast.AST) -> Span:
         """Character span ``[start, end)`` of an ``ast`` node that carries positions."""
         start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
         end = self.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
         return start, end
-
-    def text(self, node: ast.AST) -> str:
-        start, end = self.node_span(node)
-        return self.source[start:end]
-
-    def line_end(self, offset: int) -> int:
-        """Offset of the end of the line containing ``offset`` (before its newline)."""
-        n = self.source.find("\n", offset)
-        return len(self.source) if n < 0 else n
 
 
 @dataclass(frozen=True)
@@ -106,19 +92,6 @@ def apply_edits(source: str, edits: list[Edit]) -> tuple[str, tuple[Span, ...]]:
         cursor = edit.end
     parts.append(source[cursor:])
     return "".join(parts), tuple((s, e) for s, e in spans)
-
-
-def strip_common(old: str, new: str, start: int) -> Edit:
-    """An edit turning ``old`` (found at ``start``) into ``new`` that leaves out their common prefix and
-    suffix, so that changed spans cover only characters that really change."""
-    p = 0
-    limit = min(len(old), len(new))
-    while p < limit and old[p] == new[p]:
-        p += 1
-    s = 0
-    while s < limit - p and old[len(old) - 1 - s] == new[len(new) - 1 - s]:
-        s += 1
-    return Edit(start + p, start + len(old) - s, new[p : len(new) - s])
 
 
 def top_level_index(tree: ast.Module, line: int) -> int:
