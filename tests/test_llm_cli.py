@@ -183,3 +183,10 @@ def test_rejected_key_stops_with_a_clear_error_and_keeps_rows(problems_file, tmp
         assert srv.request_count == 1  # not retried: every request would fail the same way
     err = capsys.readouterr().err
     assert "401" in err and "API key was rejected" in err and "--resume" in err
+
+
+def test_adding_the_llm_options_does_not_import_openai():
+    # `procure perturb` always imports procure_trl.llm.cli for its options; the rule path must stay light.
+    code = "import sys, procure_trl.llm.cli; print('openai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

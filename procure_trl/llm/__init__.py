@@ -7,11 +7,51 @@
 * :mod:`.output`     append-only, resumable JSONL output
 * :mod:`.generator`  the generate -> validate -> repair loop (:class:`LLMGenerator`)
 * :mod:`.cli`        glue for ``procure perturb --generator llm``
+
+Names are imported lazily: ``procure perturb`` imports :mod:`.cli` to add its options, and the
+rule-based path must not pay for importing ``openai`` (seconds on a cold start).
 """
 
 from __future__ import annotations
 
-from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
-from procure_trl.llm.prompts import build_messages
+import importlib
+from typing import TYPE_CHECKING
 
-__all__ = ["LLMGenerator", "LLMGeneratorConfig", "build_messages", "format_llm_summary"]
+_EXPORTS = {
+    "LLMGenerator": "procure_trl.llm.generator",
+    "LLMGeneratorConfig": "procure_trl.llm.generator",
+    "LLMConfigError": "procure_trl.llm.generator",
+    "GenerationReport": "procure_trl.llm.generator",
+    "format_llm_summary": "procure_trl.llm.generator",
+    "LLMFatalError": "procure_trl.llm.client",
+    "LLMRequestError": "procure_trl.llm.client",
+    "build_messages": "procure_trl.llm.prompts",
+    "extract_code": "procure_trl.llm.prompts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'procure_trl.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from procure_trl.llm.client import LLMFatalError, LLMRequestError
+    from procure_trl.llm.generator import (
+        GenerationReport,
+        LLMConfigError,
+        LLMGenerator,
+        LLMGeneratorConfig,
+        format_llm_summary,
+    )
+    from procure_trl.llm.prompts import build_messages, extract_code
