@@ -36,11 +36,12 @@ WRONG = "\nraise AssertionError('synthetic mistake')\n"
 
 
 def main(counterfactuals: str, output_dir: str, limit: int = 40) -> None:
-    problems = load_problems("humaneval")[:limit]
+    all_problems = load_problems("humaneval")
+    problems = all_problems[:limit]
     by_id = {p.task_id: p for p in problems}
     # Which full program (and error rate) each prompt the harness will ask about belongs to.
     targets: dict[str, tuple[str, float]] = {p.prompt: (p.program, ERROR_RATE["original"]) for p in problems}
-    for v in load_counterfactual_variants(counterfactuals, {**{p.task_id: p for p in load_problems("humaneval")}}):
+    for v in load_counterfactual_variants(counterfactuals, {p.task_id: p for p in all_problems}):
         if v.task_id not in by_id:
             continue
         try:
@@ -70,7 +71,7 @@ def main(counterfactuals: str, output_dir: str, limit: int = 40) -> None:
         stop_sequences=(),  # the scripted completions are whole programs' tails
         num_workers=2,
     )
-    report = evaluate_model(config, problems=load_problems("humaneval"), backend=ScriptedBackend(complete))
+    report = evaluate_model(config, problems=all_problems, backend=ScriptedBackend(complete))
     print(Path(report.files["summary"]).read_text())
 
 
