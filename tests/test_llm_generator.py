@@ -76,7 +76,7 @@ def config_factory(tmp_path, monkeypatch):
         kwargs = dict(
             model="test-model",
             base_url=server_url,
-            request_timeout=1.0,
+            request_timeout=2.0,  # the injected hang (5 s) outlasts it; normal answers never come near it
             max_retries=4,
             initial_backoff=0.01,
             max_backoff=0.5,
@@ -168,7 +168,7 @@ def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
     problems = [_scale_problem(i) for i in range(4)]
     replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
     with ChatServer(script_from(replies)) as srv:
-        srv.inject(Fault.error(429, retry_after=0.05), Fault.error(500), Fault.hang(3.0), Fault.malformed(),
+        srv.inject(Fault.error(429, retry_after=0.05), Fault.error(500), Fault.hang(5.0), Fault.malformed(),
                    Fault.drop())
         config = config_factory(srv.url)
         out = tmp_path / "out.jsonl"
