@@ -254,6 +254,12 @@ CASES = [
             fs = [lambda x, k=k: x + k + i for i in range(n)]
             return [g(1) for g in fs], sorted([3, 1, 2], key=lambda v: -v)
         """, "f(2)"),
+    ("partial_keywords", """
+        from functools import partial
+        def f(xs):
+            sub = partial(lambda x, y: x - y, y=1)
+            return [sub(v) for v in xs], sorted(xs, key=lambda v: -v)
+        """, "f([3, 1])"),
     ("fstrings", """
         def f(x):
             y = x * 2

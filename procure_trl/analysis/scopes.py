@@ -554,7 +554,8 @@ def _callee_is_library(call: ast.Call, analysis: ScopeAnalysis, user_functions: 
 def private_parameter_scopes(analysis: ScopeAnalysis) -> set[int]:
     """Ids of scopes whose (ordinary) parameters no caller can pass by keyword.
 
-    * a lambda passed directly as an argument to library code (``sorted(key=lambda x: ...)``);
+    * a lambda passed directly as an argument to library code (``sorted(key=lambda x: ...)``), unless
+      that call also passes one of its parameter names as a keyword (``partial(lambda x, y: ..., y=2)``);
     * a nested ``def`` without decorators whose name is only ever called, positionally
       (``g(a, b)``, never ``g(x=1)``, never returned or passed around).
     Module-level functions and methods are public: tests may call them with keywords.
@@ -571,7 +572,11 @@ def private_parameter_scopes(analysis: ScopeAnalysis) -> set[int]:
                 if not parent.keywords:  # (lambda x: ...)(1): called right here, positionally
                     private.add(scope.id)
             elif isinstance(parent, ast.Call) and _callee_is_library(parent, analysis, user_functions):
-                private.add(scope.id)
+                # functools.partial(lambda x, y: ..., y=2) passes y by keyword: a call whose keywords
+                # name a parameter of the lambda (or that unpacks **kwargs) keeps the names public
+                keywords = {k.arg for k in parent.keywords}
+                if None not in keywords and not keywords & set(scope.parameters):
+                    private.add(scope.id)
         elif scope.kind is ScopeKind.FUNCTION and scope.parent is not None:
             if not scope.parent.is_function_like or scope.node.decorator_list:  # type: ignore[attr-defined]
                 continue

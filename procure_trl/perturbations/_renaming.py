@@ -24,6 +24,18 @@ def apply_renames(source: str, renames: dict[Occurrence, str]) -> tuple[str, tup
     return apply_edits(source, edits)
 
 
+def rename_checked(analysis: ScopeAnalysis, renames: dict[Occurrence, str]) -> tuple[str, tuple[Span, ...], str]:
+    """Apply ``renames`` to ``analysis.source`` and check the result (:func:`check_renames`).
+
+    Returns (code, changed spans, problem); ``problem`` is ``""`` when the rename is proven sound.
+    """
+    try:
+        code, spans = apply_renames(analysis.source, renames)
+    except ValueError as error:  # overlapping spans: positions we cannot trust
+        return analysis.source, (), str(error)
+    return code, spans, check_renames(analysis, renames, code)
+
+
 def _key(occ: Occurrence) -> tuple:
     if occ.binding is None:
         return ("free", occ.name)

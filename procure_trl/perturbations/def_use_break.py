@@ -16,7 +16,7 @@ from procure_trl.analysis.dataflow import redefinitions
 from procure_trl.analysis.scopes import is_valid_fresh_name, renameable_bindings
 from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations._renaming import apply_renames, check_renames
+from procure_trl.perturbations._renaming import rename_checked
 from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.DEF_USE_BREAK
@@ -54,8 +54,7 @@ def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] 
     flow, definition = options[random.Random(seed).randrange(len(options))]
     new_name = fresh_variant(flow.name, analysis.identifiers)
     renames = {occ: new_name for occ in (*definition.stores, *definition.uses)}
-    code, spans = apply_renames(source, renames)
-    problem = check_renames(analysis, renames, code)
+    code, spans, problem = rename_checked(analysis, renames)
     if problem:
         return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
     return PerturbationResult(

@@ -14,7 +14,7 @@ from typing import Iterable
 from procure_trl.analysis.scopes import renameable_bindings
 from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations._renaming import apply_renames, check_renames, random_identifier
+from procure_trl.perturbations._renaming import random_identifier, rename_checked
 from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.NAME_RANDOM
@@ -42,8 +42,7 @@ def name_random(source: str, seed: int = 0, *, protected_names: Iterable[str] = 
         for occ in binding.occurrences:
             renames[occ] = new
         mapping.append({"scope": binding.scope.name, "line": binding.occurrences[0].line, "old": binding.name, "new": new})
-    code, spans = apply_renames(source, renames)
-    problem = check_renames(analysis, renames, code)
+    code, spans, problem = rename_checked(analysis, renames)
     if problem:
         return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
     return PerturbationResult(CONCEPT, code, spans, details={"renames": mapping})

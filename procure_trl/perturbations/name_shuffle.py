@@ -15,7 +15,7 @@ from typing import Iterable
 from procure_trl.analysis.scopes import Binding, renameable_bindings
 from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations._renaming import apply_renames, check_renames
+from procure_trl.perturbations._renaming import rename_checked
 from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.NAME_SHUFFLE
@@ -56,8 +56,7 @@ def name_shuffle(source: str, seed: int = 0, *, protected_names: Iterable[str] =
         permuted = _derangement(names, rng)
         mapping = dict(zip(names, permuted))
         renames = {occ: mapping[b.name] for b in bindings for occ in b.occurrences}
-        code, spans = apply_renames(source, renames)
-        problem = check_renames(analysis, renames, code)
+        code, spans, problem = rename_checked(analysis, renames)
         if not problem:
             return PerturbationResult(CONCEPT, code, spans, details={"permutation": mapping, "attempts": attempt + 1})
     return PerturbationResult.not_applicable(
