@@ -282,3 +282,32 @@ def test_resume_refuses_a_rule_engine_file(config_factory, tmp_path):
     with ChatServer() as srv:
         with pytest.raises(ValueError, match="--generator rule"):
             LLMGenerator(config_factory(srv.url)).generate_to_jsonl([CLAMP], ["if_else_flip"], out, resume=True)
+
+
+def test_broken_problem_is_not_repaired(config_factory):
+    broken = Problem("Test/broken", CLAMP_PROMPT, CLAMP_SOLUTION, "assert clamp(5, 0, 3) == 4\n", "clamp")
+    replies = {(broken.program, "if_else_flip"): [fenced(FLIP_OK)]}
+    with ChatServer(script_from(replies)) as srv:
+        rows = LLMGenerator(config_factory(srv.url)).generate([broken], ["if_else_flip"])
+        assert srv.request_count == 1  # repairing cannot help when the reference fails its tests
+    row = one_row(rows, Concept.IF_ELSE_FLIP)
+    assert row["status"] == "rejected" and row["stage"] == "original" and "original program fails" in row["reason"]
+
+
+def test_rows_are_accepted_by_the_dataset_builder(config_factory, tmp_path):
+    from procure_trl.counterfactual_dataset import build_rows, read_engine_jsonl
+
+    replies = {
+        (CLAMP.program, "if_else_flip"): [fenced(FLIP_OK)],
+        (CLAMP.program, "name_random"): [fenced(RENAME_OK)],
+        (CLAMP.program, "def_use_break"): ["NOT_APPLICABLE: no"],
+    }
+    out = tmp_path / "o.jsonl"
+    with ChatServer(script_from(replies)) as srv:
+        LLMGenerator(config_factory(srv.url, skip_without_site=False)).generate_to_jsonl(
+            [CLAMP], ["if_else_flip", "name_random", "def_use_break"], out
+        )
+    rows = build_rows(read_engine_jsonl(out), {CLAMP.task_id: CLAMP_PROMPT})
+    assert [r["concept"] for r in rows] == ["original", "if_else_flip", "name_random"]
+    for r in rows[1:]:
+        assert r["changed_spans"] and all(r["completion"][s:e].strip() for s, e in r["changed_spans"])

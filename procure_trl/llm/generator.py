@@ -392,6 +392,8 @@ class LLMGenerator:
                 verdict = await validate(Candidate(problem, concept, last_code, spans))
                 if verdict.valid:
                     return row(VALID, "", last_code, verdict.stage)
+                if verdict.stage == "original":  # the reference fails its own tests: no answer can pass
+                    return row(REJECTED, verdict.reason, last_code, verdict.stage)
                 reason, stage = verdict.reason, verdict.stage
             messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]
         return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code, stage)
