@@ -245,8 +245,12 @@ def test_summary_reports_rounds_usage_and_cost(config_factory, tmp_path):
     billed = report.stats.billed
     expected = (billed.prompt_tokens * 1.0 + billed.completion_tokens * 2.0) / 1e6
     assert f"${expected:.4f}" in text
+    assert "rejected by stage" not in text  # nothing was rejected
     report.price = None
-    assert "no price for model 'test-model'" in format_llm_summary(report)
+    report.rows.append({"task_id": "t", "concept": "name_random", "status": "rejected", "stage": "concept",
+                        "attempts": 3})
+    text = format_llm_summary(report)
+    assert "no price for model 'test-model'" in text and "rejected by stage: concept 1" in text
 
 
 def test_sync_api_inside_a_running_loop_points_to_the_async_one(config_factory):

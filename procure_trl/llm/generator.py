@@ -444,8 +444,14 @@ def format_llm_summary(report: GenerationReport) -> str:
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
         if i == 0 or i == len(table) - 2:
             lines.append("  ".join("-" * w for w in widths))
+    stages: dict[str, int] = {}
+    for r in report.rows:
+        if r["status"] == REJECTED:
+            stages[r.get("stage") or "?"] = stages.get(r.get("stage") or "?", 0) + 1
     s = report.stats
     lines.append("")
+    if stages:
+        lines.append("rejected by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])))
     lines.append(
         f"rows: {report.new_rows} new, {report.resumed_rows} resumed; requests sent: {s.requests} "
         f"({s.retries} retries, {s.failures} failed), cache hits: {s.cache_hits}"
