@@ -416,6 +416,31 @@ CASES = [
                 n //= 10
             return out
         """, "f(1234)"),
+    ("augmented_use_after_init", """
+        def merge(a, b):
+            c = []
+            for x in a:
+                c.append(x)
+            c += b
+            return c
+        """, "merge([1], [2])"),
+    ("augmented_loop_variable", """
+        def f(xs):
+            for i in range(2):
+                pass
+            for i in range(len(xs)):
+                if xs[i] > 1:
+                    return i
+                i += 1
+            return -1
+        """, "(f([0, 5]), f([0]))"),
+    ("dead_code_after_return", """
+        def f(text):
+            text = text.strip()
+            return text
+            text = text.upper()
+            return text
+        """, "f(' a ')"),
     ("loop_carried", """
         def f(n):
             a, b = 0, 1
@@ -556,6 +581,17 @@ def test_try_blocks_and_prints_are_not_reordered():
                 assert not all("print" in s for s in swapped), swapped  # output order is behaviour
                 assert "first = xs[0]" not in swapped and "value = d['k']" not in swapped
                 assert "xs.append(n)" not in swapped
+
+
+def test_dead_code_is_left_alone():
+    for seed in SEEDS:
+        result = perturb(_case("dead_code_after_return"), Concept.DEF_USE_BREAK, seed)
+        assert result.details["definition_line"] == 3  # not the unreachable redefinition on line 5
+
+
+def test_augmented_assignments_count_as_uses():
+    assert not perturb(_case("augmented_use_after_init"), Concept.DEF_USE_BREAK, 0).applied
+    assert not perturb(_case("augmented_loop_variable"), Concept.DEF_USE_BREAK, 0).applied
 
 
 def test_loop_carried_and_branch_merged_definitions_are_not_split():

@@ -147,6 +147,18 @@ def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Bi
     return flows
 
 
+def _reachable(cfg: CFG) -> set[int]:
+    """CFG nodes reachable from the entry."""
+    seen = {cfg.entry}
+    stack = [cfg.entry]
+    while stack:
+        for succ in cfg.nodes[stack.pop()].succ:
+            if succ not in seen:
+                seen.add(succ)
+                stack.append(succ)
+    return seen
+
+
 def walrus_targets(node: ast.AST) -> set[int]:
     """ids of the targets of the assignment expressions (``:=``) inside ``node``."""
     return {id(n.target) for n in ast.walk(node) if isinstance(n, ast.NamedExpr)}
@@ -183,6 +195,8 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
             uses.append(occ)
         else:  # STORE
             stores.setdefault(where[id(occ.node)], []).append(occ)
+            if id(occ.node) in aug_targets:
+                uses.append(occ)  # x += 1 reads x (before its statement redefines it)
     if why:
         return VariableFlow(binding, [], {}, False, why)
     # reaching definitions for one variable: IN/OUT are sets of defining cfg node ids
@@ -214,9 +228,12 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
         for d in reaching[id(u)]:
             if d in by_id:
                 by_id[d].uses.append(u)
+    reachable = _reachable(cfg)
     for d in definitions:
         if d.cfg_node == PARAMETER:
             d.why_not = "a parameter keeps its name"
+        elif d.cfg_node not in reachable:
+            d.why_not = "unreachable (after a return, raise, break or continue)"
         elif any(id(s.node) in aug_targets for s in d.stores):
             d.why_not = "augmented assignment (reads and redefines at once)"
         elif any(id(u.node) in aug_targets for u in d.uses):

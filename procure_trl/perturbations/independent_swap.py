@@ -39,6 +39,10 @@ class SwapCandidate:
         return self.block.statements[self.index + 1]
 
 
+#: statements that end their block's straight-line flow; moving one above another would make it dead code
+_JUMPS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
+
+
 def _swappable_shape(stmt: ast.stmt) -> bool:
     if getattr(stmt, "decorator_list", None):
         return False  # decorators sit above the ``def`` line, outside the node's span
@@ -54,8 +58,14 @@ def independent_pairs(analysis: ScopeAnalysis) -> list[SwapCandidate]:
     for block in iter_blocks(analysis):
         if is_class_body(block) or len(block.statements) < 2:
             continue  # class attribute order is observable (vars(C), dataclass fields)
-        effects = [analyzer.effects(s, block.scope) for s in block.statements]
-        for i in range(len(block.statements) - 1):
+        # statements after a return/raise/break/continue never run: leave dead code alone
+        live = len(block.statements)
+        for i, stmt in enumerate(block.statements):
+            if isinstance(stmt, _JUMPS):
+                live = i
+                break
+        effects = [analyzer.effects(s, block.scope) for s in block.statements[:live]]
+        for i in range(live - 1):
             a, b = block.statements[i], block.statements[i + 1]
             if not (_swappable_shape(a) and _swappable_shape(b)):
                 continue
