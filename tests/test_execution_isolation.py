@@ -287,12 +287,22 @@ def test_process_limit(executor):
 
 
 # ------------------------------------------------------------------------------------ directory, network
-def test_private_working_directory_removed_afterwards(executor):
-    program = "import os\nprint('CWD', os.getcwd(), flush=True)\nopen('note.txt', 'w').write('left behind?')\n"
-    results = executor.run([ExecutionJob(program, "assert os.path.exists('note.txt')")] * 2)
+def test_private_working_directory_empty_for_each_job_and_removed_afterwards(executor):
+    # Each worker reuses one path, emptied and re-created per job: a job never sees a previous job's files.
+    program = textwrap.dedent(
+        """
+        import os, tempfile
+        print("CWD", os.getcwd(), "ENTRIES", len(os.listdir(".")), flush=True)
+        assert tempfile.gettempdir() == os.getcwd() == os.environ["HOME"]
+        open("note.txt", "w").write("left behind?")
+        """
+    )
+    results = executor.run([ExecutionJob(program, "assert os.path.exists('note.txt')")] * 4)
     assert all(r.passed for r in results), results
-    cwds = [re.search(r"CWD (\S+)", r.output).group(1) for r in results]
-    assert cwds[0] != cwds[1] and os.getcwd() not in cwds
+    found = [re.search(r"CWD (\S+) ENTRIES (\d+)", r.output).groups() for r in results]
+    assert [entries for _, entries in found] == ["0"] * 4
+    cwds = {cwd for cwd, _ in found}
+    assert os.getcwd() not in cwds
     assert not any(os.path.exists(c) for c in cwds)
 
 

@@ -25,6 +25,9 @@ WORKER_START_TIMEOUT = 60.0
 HOST_GRACE = 10.0
 #: Seconds a worker gets to clean up after its stdin is closed, before it is killed.
 CLOSE_GRACE = 5.0
+#: Jobs queued at each worker: the next job is already there when one finishes, so a worker never waits for
+#: the host (on a loaded machine that round trip costs as much as a short job).
+PIPELINE_DEPTH = 2
 
 # Threads in numerical libraries a program might import: one each, the pool provides the parallelism.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "0"}
@@ -39,11 +42,11 @@ def _close_all_executors() -> None:
 
 
 class _Worker:
-    """Host-side handle of one worker process."""
+    """Host-side handle of one worker process and the jobs sent to it, oldest first."""
 
-    def __init__(self) -> None:
+    def __init__(self, workdir: str | None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-I", WORKER_SCRIPT],
+            [sys.executable, "-I", WORKER_SCRIPT] + ([workdir] if workdir else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Own session: a ^C in the terminal reaches the host only, which then shuts workers down cleanly.
@@ -55,7 +58,9 @@ class _Worker:
         os.set_blocking(self.fd, False)
         self.buffer = bytearray()
         self.hello: dict | None = None
-        self.job_index: int | None = None
+        #: (job index, timeout) of the jobs sent and not answered yet; the first one is running.
+        self.in_flight: deque[tuple[int, float]] = deque()
+        #: when the host stops waiting for the running job's answer
         self.deadline = 0.0
 
     def read(self) -> list[dict] | None:
@@ -70,13 +75,21 @@ class _Worker:
             self.buffer += chunk
         return _worker_module.decode_frames(self.buffer)
 
-    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits, workdir: str | None) -> None:
+    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> None:
         timeout = limits.timeout if job.timeout is None else job.timeout
-        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout), "workdir": workdir}
-        self.job_index = index
-        self.deadline = time.monotonic() + timeout + HOST_GRACE
+        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout)}
         self.process.stdin.write(_worker_module.encode_frame(frame))
         self.process.stdin.flush()
+        if not self.in_flight:
+            self.deadline = time.monotonic() + timeout + HOST_GRACE
+        self.in_flight.append((index, timeout))
+
+    def answered(self) -> int:
+        """Pop the running job (just answered); the next one starts now. Returns the answered job's index."""
+        index, _ = self.in_flight.popleft()
+        if self.in_flight:
+            self.deadline = time.monotonic() + self.in_flight[0][1] + HOST_GRACE
+        return index
 
     def close(self, grace: float = CLOSE_GRACE) -> None:
         """Ask the worker to finish (EOF on its stdin: it kills its job and cleans up), then make sure."""
@@ -177,7 +190,7 @@ class Executor:
             raise RuntimeError("this Executor is closed; create a new one")
         missing = self.num_workers - len(self._workers)
         if missing > 0:
-            new = [_Worker() for _ in range(missing)]
+            new = [_Worker(self.workdir) for _ in range(missing)]
             self._workers.extend(new)
             for w in new:
                 self._wait_hello(w)
@@ -203,7 +216,7 @@ class Executor:
     def _replace(self, w: _Worker) -> _Worker:
         """Kill a dead or wedged worker and start a fresh one in its place."""
         w.close(grace=0.5)
-        fresh = _Worker()
+        fresh = _Worker(self.workdir)
         self._wait_hello(fresh)
         self._workers[self._workers.index(w)] = fresh
         return fresh
@@ -221,17 +234,17 @@ class Executor:
                 raise TypeError(f"jobs[{i}] must be an ExecutionJob, got {type(job).__name__}")
             if job.timeout is not None:
                 check_timeout(job.timeout, f"jobs[{i}].timeout")
-        results: list[ExecutionResult | None] = [None] * len(jobs)
         if not jobs:
             return []
         self._ensure_workers()
+        results: list[ExecutionResult | None] = [None] * len(jobs)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(jobs), desc="executing", unit="job")
         try:
-            self._dispatch(jobs, results, bar)
+            _Dispatch(self, jobs, results, bar).run()
         except BaseException:
             self.close()
             raise
@@ -240,70 +253,79 @@ class Executor:
                 bar.close()
         return results  # type: ignore[return-value]
 
-    def _dispatch(self, jobs: list[ExecutionJob], results: list, bar) -> None:
-        pending = deque(range(len(jobs)))
-        sel = selectors.DefaultSelector()
+
+class _Dispatch:
+    """One :meth:`Executor.run`: keeps every worker fed, collects answers, replaces dead or wedged workers."""
+
+    def __init__(self, executor: Executor, jobs: list[ExecutionJob], results: list, bar) -> None:
+        self.executor, self.jobs, self.results, self.bar = executor, jobs, results, bar
+        self.pending = deque(range(len(jobs)))
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> None:
         try:
-            def start_next(w: _Worker) -> None:
-                while pending:
-                    index = pending.popleft()
-                    try:
-                        w.send(index, jobs[index], self.limits, self.workdir)
-                        return
-                    except BrokenPipeError:  # died while idle: retry this job on a fresh worker
-                        pending.appendleft(index)
-                        sel.unregister(w.fd)
-                        w = self._replace(w)
-                        sel.register(w.fd, selectors.EVENT_READ, w)
-                w.job_index = None
-
-            for w in self._workers:
-                sel.register(w.fd, selectors.EVENT_READ, w)
-            for w in list(self._workers):
-                start_next(w)
-
-            while any(w.job_index is not None for w in self._workers):
-                busy = [w for w in self._workers if w.job_index is not None]
+            for w in list(self.executor._workers):
+                self.selector.register(w.fd, selectors.EVENT_READ, w)
+                self.feed(w)
+            while any(w.in_flight for w in self.executor._workers):
+                busy = [w for w in self.executor._workers if w.in_flight]
                 timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-                for key, _ in sel.select(timeout):
-                    w = key.data
-                    frames = w.read()
-                    if frames is None:  # the worker died: its job killed it, or it crashed
-                        code = w.process.wait()
-                        results[w.job_index] = ExecutionResult(
-                            Status.FAILED, "WorkerLost",
-                            f"the worker running this job died (status {code}); a program that kills its parent "
-                            "process ends here", 0.0)
-                        self._finish(bar)
-                        sel.unregister(w.fd)
-                        w = self._replace(w)
-                        sel.register(w.fd, selectors.EVENT_READ, w)
-                        start_next(w)
-                        continue
-                    for frame in frames:
-                        results[w.job_index] = ExecutionResult(
-                            status=Status(frame["status"]), error_type=frame["error_type"],
-                            message=frame["message"], duration=frame["duration"], output=frame["output"])
-                        self._finish(bar)
-                        start_next(w)
+                for key, _ in self.selector.select(timeout):
+                    self.collect(key.data)
                 now = time.monotonic()
-                for w in [w for w in self._workers if w.job_index is not None and now > w.deadline]:
-                    results[w.job_index] = ExecutionResult(
+                for w in [w for w in self.executor._workers if w.in_flight and now > w.deadline]:
+                    index, timeout = w.in_flight[0]
+                    self.record(index, ExecutionResult(
                         Status.TIMED_OUT, "Timeout",
                         f"the worker did not answer within the timeout plus {HOST_GRACE:g} s; it was restarted",
-                        now - (w.deadline - HOST_GRACE))
-                    self._finish(bar)
-                    sel.unregister(w.fd)
-                    w = self._replace(w)
-                    sel.register(w.fd, selectors.EVENT_READ, w)
-                    start_next(w)
+                        timeout + HOST_GRACE))
+                    self.restart(w)
         finally:
-            sel.close()
+            self.selector.close()
 
-    @staticmethod
-    def _finish(bar) -> None:
-        if bar is not None:
-            bar.update(1)
+    def feed(self, w: _Worker) -> None:
+        """Keep ``PIPELINE_DEPTH`` jobs queued at ``w`` so it never waits for the host between jobs."""
+        while self.pending and len(w.in_flight) < PIPELINE_DEPTH:
+            index = self.pending.popleft()
+            try:
+                w.send(index, self.jobs[index], self.executor.limits)
+            except BrokenPipeError:  # the worker died: the job goes back to the queue, and the worker is replaced
+                self.pending.appendleft(index)
+                self.restart(w)
+                return
+
+    def collect(self, w: _Worker) -> None:
+        frames = w.read()
+        if frames is None:  # the worker died: its running job killed it, or it crashed
+            if w.in_flight:
+                code = w.process.wait()
+                self.record(w.in_flight[0][0], ExecutionResult(
+                    Status.FAILED, "WorkerLost",
+                    f"the worker running this job died (status {code}); a program that kills its parent process "
+                    "ends here", 0.0))
+            self.restart(w)
+            return
+        for frame in frames:
+            index = w.answered()
+            self.record(index, ExecutionResult(
+                status=Status(frame["status"]), error_type=frame["error_type"], message=frame["message"],
+                duration=frame["duration"], output=frame["output"]))
+        self.feed(w)
+
+    def record(self, index: int, result: ExecutionResult) -> None:
+        self.results[index] = result
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def restart(self, w: _Worker) -> None:
+        """Replace ``w``; its answered-or-recorded running job is dropped, the queued ones go back in front."""
+        unanswered = [i for i, _ in list(w.in_flight) if self.results[i] is None]
+        self.pending.extendleft(reversed(unanswered))
+        w.in_flight.clear()
+        self.selector.unregister(w.fd)
+        fresh = self.executor._replace(w)
+        self.selector.register(fresh.fd, selectors.EVENT_READ, fresh)
+        self.feed(fresh)
 
 
 def execute(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import json
 import os
 import resource
@@ -71,37 +72,24 @@ def encode_frame(message: dict) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
+def take_frame(buffer: bytearray) -> dict | None:
+    """Remove and return the first complete frame of ``buffer``; None (buffer untouched) if there is none yet."""
+    if len(buffer) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack_from(buffer)
+    if len(buffer) < _HEADER.size + size:
+        return None
+    body = bytes(buffer[_HEADER.size : _HEADER.size + size])
+    del buffer[: _HEADER.size + size]
+    return json.loads(body.decode("utf-8"))
+
+
 def decode_frames(buffer: bytearray) -> list[dict]:
     """Remove and return the complete frames at the start of ``buffer`` (partial data stays in it)."""
     messages = []
-    while len(buffer) >= _HEADER.size:
-        (size,) = _HEADER.unpack_from(buffer)
-        if len(buffer) < _HEADER.size + size:
-            break
-        body = bytes(buffer[_HEADER.size : _HEADER.size + size])
-        del buffer[: _HEADER.size + size]
-        messages.append(json.loads(body.decode("utf-8")))
+    while (message := take_frame(buffer)) is not None:
+        messages.append(message)
     return messages
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    """Read exactly ``size`` bytes from a blocking fd; None on EOF."""
-    chunks, got = [], 0
-    while got < size:
-        chunk = os.read(fd, size - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _read_frame(fd: int) -> dict | None:
-    header = _read_exact(fd, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exact(fd, _HEADER.unpack(header)[0])
-    return None if body is None else json.loads(body.decode("utf-8"))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -118,25 +106,28 @@ def _prctl(option: int, value: int, value2: int = 0) -> bool:
     return _libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(value2), 0, 0) == 0
 
 
+# capset(2) arguments, built once: the child only passes pointers (building ctypes objects there costs page copies).
+_CAP_HEADER = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+# two {effective, permitted, inheritable} triples: capabilities 0-31, then 32-63
+_CAP_DATA = (ctypes.c_uint32 * 6)(1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 0, 0, 0)
+_CAP_ARGS = (ctypes.byref(_CAP_HEADER), ctypes.byref(_CAP_DATA))
+
+
 def _become_unprivileged(uid: int) -> None:
     """Switch to ``uid`` (and gid) keeping only ``CAP_DAC_READ_SEARCH``.
 
     Why keep that one: the interpreter and its site-packages may live where only root can traverse (here:
     ``/root/.pyenv``, mode 0700); without read access a program could not import the standard library. The
     capability grants reading and directory search, nothing else: the job still cannot write the host's files,
-    signal other users' processes, or exceed ``RLIMIT_NPROC``. ``no_new_privs`` stops regaining root through a
-    set-uid binary.
+    signal other users' processes, or exceed ``RLIMIT_NPROC``. ``no_new_privs`` (set by the worker) stops
+    regaining root through a set-uid binary.
     """
     if not _prctl(_PR_SET_KEEPCAPS, 1):
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS) failed")
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
-    bit = 1 << _CAP_DAC_READ_SEARCH
-    # two {effective, permitted, inheritable} triples: capabilities 0-31 and 32-63
-    data = (ctypes.c_uint32 * 6)(bit, bit, bit, 0, 0, 0)
-    if _libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
+    if _libc.capset(*_CAP_ARGS) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
     # Ambient: a Python the program starts with subprocess can read the interpreter too.
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, _CAP_DAC_READ_SEARCH)
@@ -317,18 +308,20 @@ def _describe(exc: BaseException) -> str:
 
 
 def _child(
-    job: dict,
-    tempdir: str,
+    program,
+    tests,
+    limits: dict,
     uid: int | None,
+    network_namespace: bool,
     verdict_fd: int,
     output_fd: int,
     close_fds: tuple[int, ...],
     nonce: str,
+    passed_record: bytes,
     worker_pid: int,
     owner_pid: int,
     # Bound at definition time, so a program that patches builtins, os or json cannot change what runs here.
     _exec=exec,
-    _compile=compile,
     _write=os.write,
     _exit=os._exit,
     _getpid=os.getpid,
@@ -339,21 +332,20 @@ def _child(
     _settrace=sys.settrace,
     _setprofile=sys.setprofile,
 ) -> None:
-    """Body of the forked child: set up isolation, run the job, report; never returns."""
+    """Body of the forked child: set up isolation, run the compiled job, report; never returns.
+
+    Kept short on purpose: every object the child touches costs a copy-on-write page fault, and this runs once
+    per job (HOME, TMPDIR and the standard streams were set up once by the worker, which forks us).
+    """
     try:
-        limits = job["limits"]
         os.setsid()  # own session and process group: the worker kills the group, and the terminal's ^C misses it
         for fd in close_fds:
             os.close(fd)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 1)  # fd 0 is already /dev/null (see main)
         os.dup2(output_fd, 2)
-        for fd in (devnull, output_fd):
-            os.close(fd)
-        os.chdir(tempdir)
-        os.environ.update(HOME=tempdir, TMPDIR=tempdir, TMP=tempdir, TEMP=tempdir)
-        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        os.close(output_fd)
+        # Already done by the worker and inherited: cwd = jobdir, no_new_privs, SIGXFSZ ignored, SIGINT raising
+        # KeyboardInterrupt (see Worker.__init__ and Worker.run).
         if uid is not None:
             _become_unprivileged(uid)
         # After setuid: changing credentials clears the parent-death signal.
@@ -370,15 +362,8 @@ def _child(
             (resource.RLIMIT_CORE, 0, 0),
         ):
             resource.setrlimit(which, (soft, hard))
-        # A normal interpreter's signal dispositions; SIGXFSZ ignored so an oversized write raises OSError.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        if not job.get("network_namespace"):
+        if not network_namespace:
             _deny_network_sockets()
-        sys.stdin = open(0, "r", encoding="utf-8", closefd=False)
-        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
         # The program runs as a real module so that pickling and multiprocessing find its classes.
         module = types.ModuleType("__program__")
         sys.modules["__program__"] = module
@@ -388,37 +373,42 @@ def _child(
                                            "message": f"could not set up the sandbox: {exc!r}"}) + "\n").encode())
         _exit(71)
 
-    status, error_type, message = "failed", None, ""
     try:
-        program = _compile(job["program"], "<program>", "exec")
-        tests = _compile(job["tests"], "<tests>", "exec")
         _exec(program, namespace)
         # A trace or profile hook set by the program could skip test statements: remove it before the tests.
         _settrace(None)
         _setprofile(None)
         _exec(tests, namespace)
-        status = "passed"
     except _BaseException as exc:
-        error_type = _type(exc).__name__
+        if _getpid() != owner_pid:
+            _exit(72)
         try:
-            message = _describe(exc)
+            error_type, message = _type(exc).__name__, _describe(exc)
+            record = _dumps({"nonce": nonce, "status": "failed", "error_type": error_type, "message": message})
         except _BaseException:
-            message = "(the exception could not be described)"
-    if _getpid() != owner_pid:  # a copy the program forked reached this point: only the original reports
+            record = _dumps({"nonce": nonce, "status": "failed", "error_type": "Error",
+                             "message": "(the exception could not be described)"})
+        _flush_streams()
+        try:
+            _write(verdict_fd, ("\n" + record + "\n").encode())
+        finally:
+            _exit(0)
+    # The last statement of the tests completed.
+    if _getpid() != owner_pid:  # a copy the program forked got here: only the original process may report
         _exit(72)
+    _flush_streams()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except _BaseException:
-        pass
-    try:
-        record = _dumps({"nonce": nonce, "status": status, "error_type": error_type, "message": message})
-    except _BaseException:
-        record = _dumps({"nonce": nonce, "status": status, "error_type": "Error", "message": ""})
-    try:
-        _write(verdict_fd, ("\n" + record + "\n").encode())
+        _write(verdict_fd, passed_record)
     finally:
         _exit(0)
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # the program may have replaced or closed them
+            pass
 
 
 # ----------------------------------------------------------------------------------------------- the worker
@@ -439,68 +429,141 @@ def _parse_verdict(raw: bytes, nonce: str) -> dict | None:
     return None
 
 
-def _run_job(job: dict, proto_in: int, proto_out: int, uid_mode: bool) -> dict:
-    """Run one job in a forked child and return the result message."""
-    limits = job["limits"]
-    start = time.monotonic()
-    uid = UID_BASE + os.getpid() if uid_mode and limits.get("drop_privileges", True) else None
-    tempdir = os.path.join(job["workdir"], "procure-exec-" + os.urandom(8).hex())
-    os.mkdir(tempdir, 0o700)
-    verdict_r = output_r = pidfd = -1
-    try:
-        if uid is not None:
-            os.chown(tempdir, uid, uid)
-        verdict_r, verdict_w = os.pipe()
-        output_r, output_w = os.pipe()
-        nonce = os.urandom(16).hex()
-        worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _child(job, tempdir, uid, verdict_w, output_w, (proto_in, proto_out, verdict_r, output_r),
-                   nonce, worker_pid, os.getpid())
-        os.close(verdict_w)
-        os.close(output_w)
-        os.set_blocking(verdict_r, False)
-        os.set_blocking(output_r, False)
-        pidfd = os.pidfd_open(pid)
+class Worker:
+    """State of the worker process: protocol descriptors, received-but-not-run jobs, isolation facts."""
 
-        poller = select.poll()
-        for fd in (verdict_r, output_r, pidfd, proto_in):
-            poller.register(fd, select.POLLIN | select.POLLHUP)
-        verdict, output = bytearray(), bytearray()
-        deadline = start + limits["timeout"]
-        exited = timed_out = False
-        while not exited:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            for fd, _event in poller.poll(max(1, int(remaining * 1000) + 1)):
-                if fd == pidfd:
-                    exited = True
-                elif fd == proto_in:
-                    _kill_group(pid)
-                    raise _HostGone
-                elif fd == output_r:
-                    if not _drain(output_r, output, limits["max_output_bytes"]):
-                        poller.unregister(output_r)
-                elif fd == verdict_r:
-                    if not _drain(verdict_r, verdict, MAX_VERDICT_BYTES):
-                        poller.unregister(verdict_r)
-        _kill_group(pid)  # also after a normal exit: processes the job left in its group
-        _, wait_status = os.waitpid(pid, 0)
-        duration = time.monotonic() - start
-        _drain(verdict_r, verdict, MAX_VERDICT_BYTES)
-        _drain(output_r, output, limits["max_output_bytes"])
-        _reap_leftovers(uid)
-    finally:
-        for fd in (verdict_r, output_r, pidfd):
-            if fd >= 0:
-                os.close(fd)
-        _remove_tree(tempdir)
+    def __init__(self, proto_in: int, proto_out: int, workdir: str) -> None:
+        self.proto_in, self.proto_out = proto_in, proto_out
+        self.inbox = bytearray()  # the host may send the next job while one runs
+        self.host_gone = False
+        self.pid = os.getpid()
+        # One private directory path per worker, emptied and re-created for each job: HOME and TMPDIR can then
+        # be set once here instead of in every child.
+        self.jobdir = os.path.join(workdir, f"procure-exec-{self.pid}-{os.urandom(4).hex()}")
+        os.environ.update(HOME=self.jobdir, TMPDIR=self.jobdir, TMP=self.jobdir, TEMP=self.jobdir)
+        self.subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        # Inherited by every child (set here once instead of in each): no regaining privileges through a set-uid
+        # executable; an oversized write raises OSError (EFBIG) instead of killing with SIGXFSZ; SIGINT raises
+        # KeyboardInterrupt as in any interpreter (the worker lives in its own session: no terminal sends it).
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.network_namespace = _isolate_network()
+        self.uid_mode = False
 
-    result = {"duration": duration, "output": output.decode("utf-8", "replace")}
-    found = _parse_verdict(bytes(verdict), nonce)
+    # ------------------------------------------------------------------------------------------ protocol
+    def receive(self) -> dict | None:
+        """The next job (blocking); None once the host has closed the pipe."""
+        while True:
+            job = take_frame(self.inbox)
+            if job is not None:
+                return job
+            if self.host_gone:
+                return None
+            self._read_host()
+
+    def _read_host(self) -> None:
+        chunk = os.read(self.proto_in, 1 << 20)
+        if chunk:
+            self.inbox += chunk
+        else:
+            self.host_gone = True
+
+    def send(self, message: dict) -> None:
+        _write_all(self.proto_out, encode_frame(message))
+
+    # ----------------------------------------------------------------------------------------------- jobs
+    def run(self, job: dict) -> dict:
+        """Run one job and return the result message."""
+        limits = job["limits"]
+        start = time.monotonic()
+        try:
+            program = compile(job["program"], "<program>", "exec")
+            tests = compile(job["tests"], "<tests>", "exec")
+        except Exception as exc:  # SyntaxError, or ValueError for NUL bytes: no need to fork
+            return {"status": "failed", "error_type": type(exc).__name__, "message": _describe(exc),
+                    "duration": time.monotonic() - start, "output": ""}
+        finally:
+            job.pop("program", None)  # the sources are not needed any more: keep the forked image small
+            job.pop("tests", None)
+        uid = UID_BASE + self.pid if self.uid_mode and limits.get("drop_privileges", True) else None
+        if os.path.lexists(self.jobdir):
+            _remove_tree(self.jobdir)
+        os.mkdir(self.jobdir, 0o700)
+        verdict_r = output_r = pidfd = -1
+        try:
+            if uid is not None:
+                os.chown(self.jobdir, uid, uid)
+            os.chdir(self.jobdir)  # the child inherits it
+            verdict_r, verdict_w = os.pipe()
+            output_r, output_w = os.pipe()
+            nonce = os.urandom(16).hex()
+            passed_record = ("\n" + json.dumps({"nonce": nonce, "status": "passed"}) + "\n").encode()
+            pid = os.fork()
+            if pid == 0:
+                _child(program, tests, limits, uid, self.network_namespace, verdict_w, output_w,
+                       (self.proto_in, self.proto_out, verdict_r, output_r), nonce, passed_record, self.pid,
+                       os.getpid())
+            os.close(verdict_w)
+            os.close(output_w)
+            os.set_blocking(verdict_r, False)
+            os.set_blocking(output_r, False)
+            pidfd = os.pidfd_open(pid)
+
+            poller = select.poll()
+            # The verdict pipe is read once the child has exited (a verdict fits in the pipe buffer): one
+            # wake-up per job instead of two.
+            for fd in (output_r, pidfd, self.proto_in):
+                poller.register(fd, select.POLLIN | select.POLLHUP)
+            verdict, output = bytearray(), bytearray()
+            deadline = start + limits["timeout"]
+            exited = timed_out = False
+            while not exited:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for fd, _event in poller.poll(max(1, int(remaining * 1000) + 1)):
+                    if fd == pidfd:
+                        exited = True
+                    elif fd == self.proto_in:
+                        self._read_host()  # the next job, or EOF
+                        if self.host_gone:
+                            _kill_group(pid)
+                            raise _HostGone
+                    elif fd == output_r:
+                        if not _drain(output_r, output, limits["max_output_bytes"]):
+                            poller.unregister(output_r)
+            _kill_group(pid)  # also after a normal exit: processes the job left in its group
+            _, wait_status = os.waitpid(pid, 0)
+            duration = time.monotonic() - start
+            _drain(verdict_r, verdict, MAX_VERDICT_BYTES)
+            _drain(output_r, output, limits["max_output_bytes"])
+            _reap_leftovers(uid)
+        finally:
+            for fd in (verdict_r, output_r, pidfd):
+                if fd >= 0:
+                    os.close(fd)
+            os.chdir("/")
+            _remove_tree(self.jobdir)
+        return _verdict(bytes(verdict), nonce, timed_out, wait_status, limits,
+                        {"duration": duration, "output": output.decode("utf-8", "replace")})
+
+    def probe_privilege_drop(self) -> str | None:
+        """Try one job under the per-worker user id; None if it works, else why not."""
+        if os.geteuid() != 0:
+            return "not running as root"
+        self.uid_mode = True
+        probe = self.run({"program": "import json, decimal", "tests": "", "limits": _PROBE_LIMITS})
+        if probe["status"] != "passed":
+            self.uid_mode = False
+            return f"{probe['error_type']}: {probe['message']}"
+        return None
+
+
+def _verdict(raw: bytes, nonce: str, timed_out: bool, wait_status: int, limits: dict, result: dict) -> dict:
+    """The result message: from the nonce-carrying verdict if any, else from how the child ended."""
+    found = _parse_verdict(raw, nonce)
     if found is not None and found.get("status") == "passed":
         return {**result, "status": "passed", "error_type": None, "message": ""}
     if timed_out:
@@ -529,7 +592,9 @@ def _default_workdir() -> str:
     return os.environ.get("TMPDIR") or "/tmp"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    workdir = argv[0] if argv else _default_workdir()
     # Keep the protocol on private descriptors; fd 0 becomes /dev/null and fd 1 our stderr, so nothing else
     # (a stray print, a C library) can corrupt the protocol stream.
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -537,38 +602,31 @@ def main() -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    # The host handles ^C and terminates us through the protocol pipe; a stray SIGINT must not.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The children inherit these stream objects (their buffers are empty: the worker never writes to stdout
+    # and stderr is line-buffered), so they need not build their own.
+    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace")
+    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
     for name in PRELOADED_MODULES:
         __import__(name)
-    subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    network_namespace = _isolate_network()
-    workdir = _default_workdir()
-    uid_mode, uid_mode_error = os.geteuid() == 0, None
-    if uid_mode:
-        # Probe the privilege drop once with a job that imports a module not loaded yet; if it cannot run,
-        # jobs run as root (and the hello says why) rather than all failing.
-        probe = _run_job({"program": "import json, decimal", "tests": "", "limits": _PROBE_LIMITS,
-                          "workdir": workdir, "network_namespace": network_namespace},
-                         proto_in, proto_out, uid_mode=True)
-        if probe["status"] != "passed":
-            uid_mode, uid_mode_error = False, f"{probe['error_type']}: {probe['message']}"
-    _write_all(proto_out, encode_frame({
-        "hello": True, "pid": os.getpid(), "network_namespace": network_namespace,
-        "subreaper": subreaper, "uid_mode": uid_mode, "uid_mode_error": uid_mode_error, "workdir": workdir,
-    }))
+    worker = Worker(proto_in, proto_out, workdir)
+    uid_mode_error = worker.probe_privilege_drop()
+    # Objects alive now are never collected in a child: a collection there would touch (copy) all their pages.
+    gc.freeze()
+    worker.send({
+        "hello": True, "pid": worker.pid, "network_namespace": worker.network_namespace,
+        "subreaper": worker.subreaper, "uid_mode": worker.uid_mode, "uid_mode_error": uid_mode_error,
+        "workdir": workdir,
+    })
     while True:
-        job = _read_frame(proto_in)
+        job = worker.receive()
         if job is None:
             return 0
-        job["workdir"] = job.get("workdir") or workdir
-        job["network_namespace"] = network_namespace
         try:
-            result = _run_job(job, proto_in, proto_out, uid_mode)
+            result = worker.run(job)
         except _HostGone:
-            _reap_leftovers(UID_BASE + os.getpid() if uid_mode else None)
+            _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None)
             return 0
-        _write_all(proto_out, encode_frame(result))
+        worker.send(result)
 
 
 if __name__ == "__main__":
