@@ -434,6 +434,23 @@ CASES = [
                 i += 1
             return -1
         """, "(f([0, 5]), f([0]))"),
+    ("closure_reads_later_write", """
+        def f():
+            x = 1
+            g = lambda: x
+            y = g()
+            x = 2
+            z = g()
+            return y, z
+        """, "f()"),
+    ("module_global_read_through_call", """
+        RATE = 1
+        def get():
+            return RATE
+        first = get()
+        RATE = 2
+        second = get()
+        """, "(first, second)"),
     ("dead_code_after_return", """
         def f(text):
             text = text.strip()

@@ -60,6 +60,8 @@ _CONTROL = (ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await, ast.Gl
 _EXITS = (ast.Return, ast.Raise, ast.Assert)
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPOUND = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match, ast.AsyncFor, ast.AsyncWith)
+#: stdlib modules whose import prints or opens something
+_IMPORTS_WITH_OUTPUT = frozenset({"this", "antigravity", "__hello__", "__phello__", "idlelib", "turtle", "tkinter"})
 _SAFE_INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.BitAnd, ast.BitOr, ast.BitXor)
 
 
@@ -183,7 +185,7 @@ class EffectAnalyzer:
             eff.heap_write = eff.io = True  # lazy: it runs whenever someone consumes it
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-            stdlib = all(m.split(".")[0] in sys.stdlib_module_names for m in modules)
+            stdlib = all(m.split(".")[0] in sys.stdlib_module_names and m.split(".")[0] not in _IMPORTS_WITH_OUTPUT for m in modules)
             if not stdlib or any(a.name == "*" for a in node.names) or isinstance(node, ast.ImportFrom) and node.level:
                 eff.heap_write = eff.io = eff.may_raise = True
             for alias in node.names:

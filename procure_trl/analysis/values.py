@@ -12,7 +12,8 @@ import ast
 INT = "int"
 STR = "str"
 
-_INT_CALLS = frozenset({"len", "ord", "int", "round"})  # round(x) with one argument returns an int
+# (not round(): it calls __round__, which may return anything, e.g. a NaN numpy float)
+_INT_CALLS = frozenset({"len", "ord", "int"})
 _STR_CALLS = frozenset({"str", "chr", "repr", "hex", "oct", "bin", "format"})
 _STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "title", "capitalize", "swapcase", "replace", "join", "zfill", "casefold"})
 _INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.LShift, ast.RShift, ast.BitAnd, ast.BitOr, ast.BitXor)
@@ -36,7 +37,7 @@ def expression_kind(node: ast.AST, names: dict[str, str], shadowed: frozenset[st
     if isinstance(node, ast.Call) and not node.keywords:
         func = node.func
         if isinstance(func, ast.Name) and func.id not in shadowed:
-            if func.id in _INT_CALLS and (func.id != "round" or len(node.args) == 1):
+            if func.id in _INT_CALLS:
                 return INT
             if func.id in _STR_CALLS:
                 return STR
