@@ -31,7 +31,7 @@ class Definition:
     line: int
     stores: list[Occurrence] = field(default_factory=list)
     uses: list[Occurrence] = field(default_factory=list)  # the uses this definition reaches
-    separable: bool = False  # every use it reaches is reached by it alone (and it can be renamed)
+    separable: bool = False  # it reaches uses, each reached by it alone: it can take a fresh name
     why_not: str = ""
 
     def to_dict(self) -> dict:
@@ -234,6 +234,8 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
             d.why_not = "a parameter keeps its name"
         elif d.cfg_node not in reachable:
             d.why_not = "unreachable (after a return, raise, break or continue)"
+        elif not d.uses:
+            d.why_not = "reaches no use"
         elif any(id(s.node) in aug_targets for s in d.stores):
             d.why_not = "augmented assignment (reads and redefines at once)"
         elif any(id(u.node) in aug_targets for u in d.uses):

@@ -9,6 +9,7 @@ from procure_trl.analysis.branches import if_else_sites
 from procure_trl.analysis.dataflow import redefinitions
 from procure_trl.analysis.program import load_program
 from procure_trl.analysis.scopes import ScopeAnalysis, renameable_bindings
+from procure_trl.analysis.swaps import independent_pairs
 from procure_trl.concepts import Concept
 
 
@@ -68,8 +69,6 @@ class ProgramFacts:
 
 def analyze(source: str, protected_names: frozenset[str] | set[str] = frozenset()) -> ProgramFacts:
     """Analyse the full program ``source`` (raises ``InvalidProgramError`` when it does not parse)."""
-    from procure_trl.perturbations.independent_swap import independent_pairs
-
     analysis = load_program(source)
     tree = analysis.tree
     renameable = renameable_bindings(analysis, frozenset(protected_names))

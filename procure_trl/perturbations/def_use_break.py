@@ -42,13 +42,13 @@ def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] 
     analysis = load_program(source)
     bindings = renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True)
     flows = redefinitions(analysis, bindings)
-    options = [(flow, d) for flow in flows for d in flow.definitions if d.separable and d.uses]
+    options = [(flow, d) for flow in flows for d in flow.definitions if d.separable]
     if not options:
         if not flows:
             reason = "no renameable variable is defined twice"
         else:
             reason = "no redefinition is separable: " + "; ".join(
-                f"{f.name} line {d.line}: {d.why_not or 'reaches no use'}" for f in flows for d in f.definitions
+                f"{f.name} line {d.line}: {d.why_not}" for f in flows for d in f.definitions
             )[:300]
         return PerturbationResult.not_applicable(CONCEPT, reason)
     flow, definition = options[random.Random(seed).randrange(len(options))]

@@ -1,6 +1,7 @@
 """``independent_swap``: swap two adjacent statements of one block that do not depend on each other.
 
-Independence (data, control and effects) is decided by :func:`procure_trl.analysis.effects.independent`;
+Candidates come from :func:`procure_trl.analysis.swaps.independent_pairs` (independence of data, control
+and effects: :func:`procure_trl.analysis.effects.independent`);
 the swap exchanges the two statements' texts in place (comments and blank lines between them stay where
 they are) and is checked against the same swap done on the ``ast``.
 """
@@ -9,72 +10,16 @@ from __future__ import annotations
 
 import ast
 import random
-from dataclasses import dataclass
 from typing import Iterable
 
-from procure_trl.analysis.blocks import Block, is_class_body, iter_blocks
-from procure_trl.analysis.effects import EffectAnalyzer, independent
+from procure_trl.analysis.program import load_program
 from procure_trl.analysis.scopes import ScopeAnalysis
 from procure_trl.analysis.spans import Edit, apply_edits, same_structure, top_level_index
-from procure_trl.analysis.program import load_program
+from procure_trl.analysis.swaps import SwapCandidate, independent_pairs
 from procure_trl.concepts import Concept
 from procure_trl.perturbations.base import PerturbationResult
 
 CONCEPT = Concept.INDEPENDENT_SWAP
-
-
-@dataclass(frozen=True)
-class SwapCandidate:
-    """Two adjacent statements of one block that may be swapped."""
-
-    block: Block
-    index: int  # the statements are block.statements[index] and [index + 1]
-
-    @property
-    def first(self) -> ast.stmt:
-        return self.block.statements[self.index]
-
-    @property
-    def second(self) -> ast.stmt:
-        return self.block.statements[self.index + 1]
-
-
-#: statements that end their block's straight-line flow; moving one above another would make it dead code
-_JUMPS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
-
-
-def _swappable_shape(stmt: ast.stmt) -> bool:
-    if getattr(stmt, "decorator_list", None):
-        return False  # decorators sit above the ``def`` line, outside the node's span
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-        return False  # a docstring (or a bare constant) stays where it is
-    return True
-
-
-def independent_pairs(analysis: ScopeAnalysis) -> list[SwapCandidate]:
-    """Every pair of adjacent statements, in any block, that can be swapped."""
-    analyzer = EffectAnalyzer(analysis, analysis.shadowed_builtins)
-    out: list[SwapCandidate] = []
-    for block in iter_blocks(analysis):
-        if is_class_body(block) or len(block.statements) < 2:
-            continue  # class attribute order is observable (vars(C), dataclass fields)
-        # statements after a return/raise/break/continue never run: leave dead code alone
-        live = len(block.statements)
-        for i, stmt in enumerate(block.statements):
-            if isinstance(stmt, _JUMPS):
-                live = i
-                break
-        effects = [analyzer.effects(s, block.scope) for s in block.statements[:live]]
-        for i in range(live - 1):
-            a, b = block.statements[i], block.statements[i + 1]
-            if not (_swappable_shape(a) and _swappable_shape(b)):
-                continue
-            if ast.dump(a) == ast.dump(b):
-                continue  # swapping identical statements changes nothing
-            ok, _ = independent(effects[i], effects[i + 1], inside_try=block.inside_try)
-            if ok:
-                out.append(SwapCandidate(block, i))
-    return out
 
 
 def _swap_edits(candidate: SwapCandidate, analysis: ScopeAnalysis) -> list[Edit]:
