@@ -359,6 +359,20 @@ CASES = [
         """, "(f([1, -2, 3]), f([1]))"),
     ("non_ascii_crlf_tabs", "def f(s):\r\n\tnom = 'é' + s  # café\r\n\tn = len(nom)\r\n\tif n > 2:\r\n\t\tr = nom\r\n\telse:\r\n\t\tr = 'ü'\r\n\treturn r, n\r\n",
      "(f('ab'), f(''))"),
+    ("trailing_semicolons", """
+        def f(a, b):
+            i = 0;  j = 0;
+            if (a == b):
+                i += 1;
+                if (i == 1):
+                    return True;
+            else:
+                j = 2;
+            k = 3;
+            if (a > 100):
+                return 2;
+            return (i, j, k);
+        """, "(f(1, 1), f(1, 2), f(200, 3))"),
     ("semicolons_and_inline", """
         def f(x):
             a = 1; b = 2

@@ -81,14 +81,14 @@ def if_else_sites(tree: ast.AST, smap: SourceMap) -> list[IfElseSite]:
                 continue  # its else is an elif: not a block we can swap in place
             test_span = smap.node_span(node.test)
             colon = _header_colon(source, test_span[1])
-            body_end = smap.node_span(node.body[-1])[1]
-            else_at = skip_trivia(source, body_end)
+            body_end = smap.statement_span(node.body[-1])[1]
+            else_at = skip_trivia(source, body_end, extra=";")
             if not _ELSE.match(source, else_at):
                 continue  # should not happen for valid code; never guess
             else_colon = skip_trivia(source, else_at + 4)
             if source[else_colon : else_colon + 1] != ":":
                 continue
-            orelse_end = smap.node_span(node.orelse[-1])[1]
+            orelse_end = smap.statement_span(node.orelse[-1])[1]
             kind = "elif" if _is_elif(source, smap, node) else "if"
             sites.append(
                 IfElseSite(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 
 from procure_trl.analysis.branches import if_else_sites
@@ -19,6 +18,10 @@ def _qualified_name(scope) -> str:
         parts.append(scope.name)
         scope = scope.parent
     return ".".join(reversed(parts)) or "<module>"
+
+
+def _text(source: str, span: tuple[int, int]) -> str:
+    return source[span[0] : span[1]]
 
 
 @dataclass
@@ -83,7 +86,7 @@ def analyze(source: str, protected_names: frozenset[str] | set[str] = frozenset(
     pairs = [
         {
             "lines": [c.first.lineno, c.second.lineno],
-            "statements": [ast.get_source_segment(source, c.first), ast.get_source_segment(source, c.second)],
+            "statements": [_text(source, analysis.source_map.statement_span(s)) for s in (c.first, c.second)],
         }
         for c in independent_pairs(analysis)
     ]

@@ -47,6 +47,17 @@ class SourceMap:
         end = self.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
         return start, end
 
+    def statement_span(self, stmt: ast.stmt) -> Span:
+        """Span of a statement without a trailing ``;``. CPython ends a compound statement whose last
+        line is ``return x;`` *after* the semicolon but a simple statement *before* it; trimming makes
+        every statement span end the same way, so moved texts carry no stray semicolon."""
+        start, end = self.node_span(stmt)
+        if self.source[end - 1 : end] == ";":
+            end -= 1
+            while end > start and self.source[end - 1] in " \t":
+                end -= 1
+        return start, end
+
 
 @dataclass(frozen=True)
 class Edit:

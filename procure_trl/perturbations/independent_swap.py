@@ -22,12 +22,17 @@ from procure_trl.perturbations.base import PerturbationResult
 CONCEPT = Concept.INDEPENDENT_SWAP
 
 
+def statement_text(analysis: ScopeAnalysis, stmt: ast.stmt) -> str:
+    """The source of ``stmt`` as the swap moves it (without a trailing ``;``)."""
+    start, end = analysis.source_map.statement_span(stmt)
+    return analysis.source[start:end]
+
+
 def _swap_edits(candidate: SwapCandidate, analysis: ScopeAnalysis) -> list[Edit]:
     smap = analysis.source_map
-    s1 = smap.node_span(candidate.first)
-    s2 = smap.node_span(candidate.second)
-    text1 = analysis.source[s1[0] : s1[1]]
-    text2 = analysis.source[s2[0] : s2[1]]
+    s1 = smap.statement_span(candidate.first)
+    s2 = smap.statement_span(candidate.second)
+    text1, text2 = statement_text(analysis, candidate.first), statement_text(analysis, candidate.second)
     return [Edit(s1[0], s1[1], text2), Edit(s2[0], s2[1], text1)]
 
 
@@ -74,7 +79,7 @@ def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[st
             spans,
             details={
                 "lines": [candidate.first.lineno, candidate.second.lineno],
-                "statements": [ast.get_source_segment(source, candidate.first), ast.get_source_segment(source, candidate.second)],
+                "statements": [statement_text(analysis, candidate.first), statement_text(analysis, candidate.second)],
                 "candidates": len(candidates),
             },
         )
