@@ -226,6 +226,11 @@ def _remove_tree(path: str) -> None:
     """Delete a job's directory. Hand-written because importing shutil maps zlib, bz2 and lzma into the worker
     (slower forks); falls back to shutil for what this does not handle (e.g. absurdly deep nesting)."""
     try:
+        os.rmdir(path)  # most jobs write nothing
+        return
+    except OSError:
+        pass
+    try:
         stack, dirs = [path], []
         while stack:
             current = stack.pop()
@@ -310,7 +315,7 @@ def _describe(exc: BaseException) -> str:
 def _child(
     program,
     tests,
-    limits: dict,
+    rlimits: tuple,
     uid: int | None,
     network_namespace: bool,
     verdict_fd: int,
@@ -352,16 +357,11 @@ def _child(
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != worker_pid:  # the worker died before the line above took effect
             _exit(70)
-        mib = 1024 * 1024
-        nproc = limits["max_processes"] + (0 if uid is not None else _count_processes_of(os.getuid()))
-        for which, soft, hard in (
-            (resource.RLIMIT_AS, limits["memory_mb"] * mib, limits["memory_mb"] * mib),
-            (resource.RLIMIT_CPU, limits["cpu_seconds"], limits["cpu_seconds"] + 1),
-            (resource.RLIMIT_FSIZE, limits["file_size_mb"] * mib, limits["file_size_mb"] * mib),
-            (resource.RLIMIT_NPROC, nproc, nproc),
-            (resource.RLIMIT_CORE, 0, 0),
-        ):
-            resource.setrlimit(which, (soft, hard))
+        if uid is None:  # RLIMIT_NPROC counts all of the user's processes: allow the ones already running
+            nproc = rlimits[-1][1][0] + _count_processes_of(os.getuid())
+            rlimits = rlimits[:-1] + ((resource.RLIMIT_NPROC, (nproc, nproc)),)
+        for which, values in rlimits:
+            resource.setrlimit(which, values)
         if not network_namespace:
             _deny_network_sockets()
         # The program runs as a real module so that pickling and multiprocessing find its classes.
@@ -499,9 +499,10 @@ class Worker:
             output_r, output_w = os.pipe()
             nonce = os.urandom(16).hex()
             passed_record = ("\n" + json.dumps({"nonce": nonce, "status": "passed"}) + "\n").encode()
+            rlimits = _rlimits(limits)
             pid = os.fork()
             if pid == 0:
-                _child(program, tests, limits, uid, self.network_namespace, verdict_w, output_w,
+                _child(program, tests, rlimits, uid, self.network_namespace, verdict_w, output_w,
                        (self.proto_in, self.proto_out, verdict_r, output_r), nonce, passed_record, self.pid,
                        os.getpid())
             os.close(verdict_w)
@@ -559,6 +560,18 @@ class Worker:
             self.uid_mode = False
             return f"{probe['error_type']}: {probe['message']}"
         return None
+
+
+def _rlimits(limits: dict) -> tuple:
+    """(resource, (soft, hard)) pairs for setrlimit, built by the worker so the child only applies them."""
+    mib = 1024 * 1024
+    return (
+        (resource.RLIMIT_AS, (limits["memory_mb"] * mib,) * 2),
+        (resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 1)),
+        (resource.RLIMIT_FSIZE, (limits["file_size_mb"] * mib,) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NPROC, (limits["max_processes"],) * 2),  # last: adjusted in the child when not root
+    )
 
 
 def _verdict(raw: bytes, nonce: str, timed_out: bool, wait_status: int, limits: dict, result: dict) -> dict:
