@@ -6,22 +6,26 @@ run later and are not counted; comprehensions run at once and are):
 * ``reads`` / ``writes``: the variables (resolved bindings, or free names) it reads and binds;
 * ``heap_write``: it may change an object other code can see -- attribute/subscript assignment, a
   mutating method call (``append``, ``pop``...), a call to unknown code (user functions, unknown methods,
-  decorators), iterating something that might be an iterator, ``+=`` on a possibly-mutable value, a
-  write to a variable that a closure or another function can see;
+  decorators), iterating something that might be an iterator, ``+=`` on a possibly-mutable value;
+* ``writes_visible`` / ``writes_module``: it binds a closure cell or class attribute / a module name;
 * ``io``: it may talk to the outside world (``print``, ``input``, ``open``, unknown code);
 * ``exits``: it may leave the function (``return``, ``raise``, ``assert``);
 * ``control``: any other transfer of control or scope trickery (``break``, ``continue``, ``yield``,
   ``await``, ``global``/``nonlocal``, ``del``, class bodies);
 * ``may_raise``: it may raise. Only these cannot: ``pass``, stdlib imports, plain ``def``, and bindings
-  of expressions built from literals, definitely-bound locals, and int/str arithmetic that cannot fail;
+  of expressions built from literals, empty builtin containers, locals bound on every path, and int/str
+  operations that cannot fail;
 * ``reads_mutable``: it reads a variable that might alias a mutable object.
+
+A statement is *silent* when it only binds locals nobody else sees (or module names while the module
+runs): once an exception leaves the function, whether it ran is unobservable.
 
 :func:`independent` decides whether two adjacent statements may be swapped without any observable
 change: no variable one writes is read or written by the other; at most one has side effects, and then
-the other reads only immutable values and cannot raise; at most one may raise (and then the other is
-quiet -- it only binds locals -- and the block is not inside a ``try`` whose handler could see them);
-and a statement that may leave the function only swaps with a quiet one that cannot raise (whether it
-ran is then unobservable). Nothing else: ``break``/``continue``/``yield`` never swap.
+the other reads only immutable values and cannot raise; a name one binds for others to see is not next
+to unknown code; at most one may raise, and then the other is silent and the block is not inside a
+``try`` whose handler could see the difference; a statement that may leave the function only swaps with
+a silent one that cannot raise. ``break``/``continue``/``yield``/``await`` never swap.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import ast
 import sys
 from dataclasses import dataclass, field
 
-from procure_trl.analysis.scopes import BindingKind, Scope, ScopeAnalysis, ScopeKind
+from procure_trl.analysis.scopes import BUILTIN_NAMES, BindingKind, Scope, ScopeAnalysis, ScopeKind
 from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds
 
 #: Builtins that neither mutate their arguments nor call back into user code (beyond dunder methods of
@@ -350,6 +354,8 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
     if isinstance(node, ast.Constant):
         return True
     if isinstance(node, ast.Name):
+        if node.id in BUILTIN_NAMES and node.id not in shadowed:
+            return True  # a builtin nobody rebinds (int, str, None-like names) is always there
         if not (node.id in bound or node.id in scope.parameters):
             return False
         return _safe_local(node.id, scope)
