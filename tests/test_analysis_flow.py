@@ -246,3 +246,34 @@ def test_analyze_facts_are_json_and_per_concept():
         assert summary["concept"] == concept.value
         json.dumps(summary)
     assert facts.for_concept("if_else_flip")["if_else"] == facts.if_else
+
+
+def test_may_raise_is_proved_not_assumed():
+    source = _src("""
+        def f(xs, k: int) -> list:
+            i = 0
+            i += 1
+            j = i * 2 + k
+            inf = float('-inf')
+            bad = int('x1')
+            row = [0] * 26
+            seen = set()
+            m = i // 2
+            d = i // j
+            n = len(xs)
+            return xs
+        """)
+    analysis = load_program(source)
+    analyzer = EffectAnalyzer(analysis, analysis.shadowed_builtins)
+    fn = _function(analysis, "f")
+    raises = {s.lineno: analyzer.effects(s, fn).may_raise for s in fn.node.body}
+    assert raises == {
+        2: False, 3: False,  # literal, += on a bound int
+        4: True,  # k is a parameter of unknown type
+        5: False, 6: True,  # float('-inf') is fine, int('x1') is not
+        7: False, 8: False, 9: False,  # [0] * 26, set(), // by a non-zero constant
+        10: True,  # // by a variable may divide by zero
+        11: True, 12: True,
+    }
+    module_def = EffectAnalyzer(analysis, analysis.shadowed_builtins).effects(analysis.tree.body[0], analysis.module)
+    assert not module_def.may_raise  # annotations int/list are unshadowed builtins

@@ -31,6 +31,7 @@ a silent one that cannot raise. ``break``/``continue``/``yield``/``await`` never
 from __future__ import annotations
 
 import ast
+import builtins
 import sys
 from dataclasses import dataclass, field
 
@@ -338,6 +339,13 @@ def _safe_local(name: str, scope: Scope) -> bool:
     return binding is not None and BindingKind.DELETE not in binding.kinds
 
 
+_CONSTANT_FOLDABLE = frozenset({"int", "float", "str", "bool", "complex", "abs", "ord", "chr", "len", "tuple", "frozenset"})
+
+
+def _small_int_constant(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int and 0 <= node.value <= 10**6
+
+
 _EMPTY_CONSTRUCTORS = frozenset({"set", "list", "dict", "tuple", "str", "int", "float", "bool", "frozenset"})
 
 
@@ -370,6 +378,8 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
     if isinstance(node, ast.BinOp):
         if not (safe(node.left) and safe(node.right)):
             return False
+        if isinstance(node.op, ast.Mult) and _small_int_constant(node.right) and isinstance(node.left, (ast.List, ast.Tuple)):
+            return True  # [0] * 26
         left, right = kind(node.left), kind(node.right)
         if left == INT and right == INT:
             if isinstance(node.op, _SAFE_INT_OPS):
@@ -393,6 +403,13 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
         return operand_kinds in ({INT}, {STR}) or (equality and operand_kinds <= {INT, STR})
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in shadowed:
         if node.func.id in _EMPTY_CONSTRUCTORS and not node.args and not node.keywords:
+            return True
+        if node.func.id in _CONSTANT_FOLDABLE and not node.keywords and all(isinstance(a, ast.Constant) for a in node.args):
+            # float('inf'), int('12'), str(5): deterministic builtins of constants -- try them now
+            try:
+                getattr(builtins, node.func.id)(*[a.value for a in node.args])
+            except Exception:
+                return False
             return True
         if node.func.id == "len" and len(node.args) == 1 and not node.keywords:
             return safe(node.args[0]) and kind(node.args[0]) == STR
