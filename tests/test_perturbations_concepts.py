@@ -246,3 +246,27 @@ def test_name_shuffle_never_captures_a_free_name():
             namespace: dict = {}
             exec(result.code, namespace)
             assert namespace["g"](5) == 7, result.code
+
+
+def test_shuffle_never_produces_duplicate_parameters():
+    # f's a (positional-only) may be renamed, its c (public) may not; g's local c is in the pool too, so
+    # a derangement may send a -> c: "def f(c, /, c)" parses, but is not valid Python
+    source = _src("""
+        def f(a, /, c):
+            b = a + c
+            return b
+        def g(x):
+            c = x
+            return c
+        """)
+    applied = 0
+    for seed in range(8):
+        result = name_shuffle(source, seed)
+        if result.applied:
+            applied += 1
+            compile(result.code, "<test>", "exec")
+            assert ", /, c):" in result.code
+            namespace: dict = {}
+            exec(result.code, namespace)
+            assert namespace["f"](1, c=2) == 3 and namespace["g"](4) == 4
+    assert applied

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import random
 import string
+import symtable
 
 from procure_trl.analysis.scopes import Occurrence, ScopeAnalysis, analyze_scopes, is_valid_fresh_name
 from procure_trl.analysis.spans import Edit, Span, apply_edits
@@ -47,8 +48,11 @@ def check_renames(before: ScopeAnalysis, renames: dict[Occurrence, str], new_sou
     occurrence resolves to the corresponding variable; otherwise a reason naming what went wrong."""
     try:
         tree = ast.parse(new_source)
-    except SyntaxError as error:  # a fresh name produced invalid code: a bug, but never a silent one
-        return f"renamed program does not parse: {error.msg} (line {error.lineno})"
+        # the compiler's scope pass catches what the parser does not (duplicate parameters, a name
+        # used before its global declaration, a walrus rebinding a comprehension variable...)
+        symtable.symtable(new_source, "<perturbed>", "exec")
+    except SyntaxError as error:
+        return f"renamed program is not valid Python: {error.msg} (line {error.lineno})"
     after = analyze_scopes(new_source, tree)
     old = sorted(before.occurrences, key=_order)
     new = sorted(after.occurrences, key=_order)
