@@ -109,3 +109,20 @@ def test_bad_arguments_are_refused(executor):
 def test_cpu_seconds_default_derives_from_timeout():
     assert ExecutionLimits(timeout=2.5).to_wire(2.5)["cpu_seconds"] == 4
     assert ExecutionLimits(cpu_seconds=7).to_wire(2.5)["cpu_seconds"] == 7
+
+
+def test_big_jobs_and_big_outputs_do_not_deadlock_the_pipes():
+    # Frames larger than a pipe buffer in both directions at once (job sources and captured output).
+    padding = "# " + "x" * 200 + "\n"
+    program = padding * 400 + "import sys\nsys.stdout.write('y' * 300_000)\nvalue = 7\n"  # ~80 kB of source
+    limits = ExecutionLimits(timeout=10.0, max_output_bytes=300_000)
+    with Executor(num_workers=2, limits=limits) as ex:
+        results = ex.run([ExecutionJob(program, "assert value == 7")] * 8)
+    assert all(r.passed for r in results), results[0]
+    assert all(len(r.output) == 300_000 for r in results)
+
+
+def test_syntax_error_in_tests_and_nul_bytes_are_failures(executor):
+    results = executor.run([ExecutionJob("x = 1", "assert x == 1\n  bad indent"), ExecutionJob("x = '\0'", "")])
+    assert [r.error_type for r in results] in (["IndentationError", "SyntaxError"], ["IndentationError", "ValueError"])
+    assert "<tests> line 2" in results[0].message

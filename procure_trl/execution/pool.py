@@ -28,6 +28,8 @@ CLOSE_GRACE = 5.0
 #: Jobs queued at each worker: the next job is already there when one finishes, so a worker never waits for
 #: the host (on a loaded machine that round trip costs as much as a short job).
 PIPELINE_DEPTH = 2
+#: Largest job frame queued behind a running job (half a Linux pipe buffer; see _Worker.send).
+PIPELINE_MAX_FRAME = 32_768
 
 # Threads in numerical libraries a program might import: one each, the pool provides the parallelism.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "0"}
@@ -75,14 +77,21 @@ class _Worker:
             self.buffer += chunk
         return _worker_module.decode_frames(self.buffer)
 
-    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> None:
+    def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> bool:
+        """Send a job; False (nothing sent) if it is too big to queue behind the running one."""
         timeout = limits.timeout if job.timeout is None else job.timeout
-        frame = {"program": job.program, "tests": job.tests, "limits": limits.to_wire(timeout)}
-        self.process.stdin.write(_worker_module.encode_frame(frame))
+        frame = _worker_module.encode_frame({"program": job.program, "tests": job.tests,
+                                             "limits": limits.to_wire(timeout)})
+        if self.in_flight and len(frame) > PIPELINE_MAX_FRAME:
+            # A queued frame must fit in the pipe buffer: a blocking write here while the worker blocks writing
+            # a large result would deadlock. Big jobs wait until the worker is idle (and reading).
+            return False
+        self.process.stdin.write(frame)
         self.process.stdin.flush()
         if not self.in_flight:
             self.deadline = time.monotonic() + timeout + HOST_GRACE
         self.in_flight.append((index, timeout))
+        return True
 
     def answered(self) -> int:
         """Pop the running job (just answered); the next one starts now. Returns the answered job's index."""
@@ -288,7 +297,9 @@ class _Dispatch:
         while self.pending and len(w.in_flight) < PIPELINE_DEPTH:
             index = self.pending.popleft()
             try:
-                w.send(index, self.jobs[index], self.executor.limits)
+                if not w.send(index, self.jobs[index], self.executor.limits):
+                    self.pending.appendleft(index)
+                    return
             except BrokenPipeError:  # the worker died: the job goes back to the queue, and the worker is replaced
                 self.pending.appendleft(index)
                 self.restart(w)
