@@ -224,11 +224,11 @@ def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] =
         except (ValueError, SyntaxError) as error:
             reasons.append(f"line {site.line}: {error}")
             continue
-        index = top_level_index(tree, site.line)
-        if not same_structure(_expected_tree(source, site, ctx), new_tree, index):
+        top = top_level_index(tree, site.line)
+        if not same_structure(_expected_tree(source, site, ctx), new_tree, top):
             reasons.append(f"line {site.line}: text rewrite does not match the ast rewrite")
             continue
-        new_condition = ast.get_source_segment(code, new_tree_node(new_tree, site)) or ""
+        new_condition = ast.get_source_segment(code, _flipped_condition(new_tree, site)) or ""
         return PerturbationResult(
             CONCEPT,
             code,
@@ -245,7 +245,7 @@ def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] =
     return PerturbationResult.not_applicable(CONCEPT, "no flip could be verified: " + "; ".join(reasons[:3]))
 
 
-def new_tree_node(tree: ast.Module, site: IfElseSite) -> ast.AST:
+def _flipped_condition(tree: ast.Module, site: IfElseSite) -> ast.AST:
     """The condition of the flipped node in the new tree (same line/column: text before it is unchanged)."""
     for node in ast.walk(tree):
         if type(node) is type(site.node) and (node.lineno, node.col_offset) == (site.node.lineno, site.node.col_offset):  # type: ignore[attr-defined]
