@@ -108,6 +108,15 @@ def test_flip_conditional_expression_with_parentheses_where_needed():
     assert result.code == "def f(x):\n    return (lambda: 0) if not x else x\n"
 
 
+def test_flip_wraps_parenthesized_conditions_outside_their_parentheses():
+    source = "def f(a, b, c):\n    if (a if c else b):\n        return 1\n    else:\n        return 2\n"
+    sites = {if_else_flip(source, s).details["kind"]: if_else_flip(source, s) for s in range(4)}
+    assert "    if not (a if c else b):\n        return 2\n" in sites["if"].code
+    assert "(b if not c else a)" in sites["expression"].code
+    glued = if_else_flip("def f(a, b):\n    if(a > b):\n        return a\n    else:\n        return b\n")
+    assert "    if not (a > b):\n        return b\n" in glued.code
+
+
 def test_flip_ordering_only_for_known_ints():
     source = _src("""
         def f(xs, y):

@@ -97,16 +97,21 @@ def negate_ast(node: ast.expr, ctx: _Context) -> ast.expr:
     return ast.UnaryOp(op=ast.Not(), operand=node)
 
 
-def _parenthesized(node: ast.AST, ctx: _Context) -> bool:
-    """True when ``node`` is directly wrapped in parentheses in the source."""
+def _open_paren(node: ast.AST, ctx: _Context) -> int | None:
+    """Offset of the ``(`` that directly wraps ``node`` in the source, or None."""
     start, end = ctx.smap.node_span(node)
     i = start - 1
     while i >= 0 and ctx.source[i] in " \t\r\n\\":
         i -= 1
     if i < 0 or ctx.source[i] != "(":
-        return False
+        return None
     j = skip_trivia(ctx.source, end)
-    return ctx.source[j : j + 1] == ")"
+    return i if ctx.source[j : j + 1] == ")" else None
+
+
+def _parenthesized(node: ast.AST, ctx: _Context) -> bool:
+    """True when ``node`` is directly wrapped in parentheses in the source."""
+    return _open_paren(node, ctx) is not None
 
 
 def _find_operator(ctx: _Context, start: int, end: int, words: tuple[str, ...]) -> tuple[int, int]:
@@ -162,8 +167,12 @@ def _negation_edits(node: ast.expr, ctx: _Context) -> tuple[list[Edit], str]:
             right_start = ctx.smap.node_span(node.comparators[0])[0]
             o_start, o_end = _find_operator(ctx, left_end, right_start, (_OP_TEXT[type(node.ops[0])],))
             return [Edit(o_start, o_end, _OP_TEXT[new_op])], "atom"
-    if isinstance(node, _ATOMS) or _parenthesized(node, ctx):
+    if isinstance(node, _ATOMS):
         return [Edit(start, start, "not ")], "not"
+    paren = _open_paren(node, ctx)
+    if paren is not None:  # "(a < b)" -> "not (a < b)": the source's parentheses already group it
+        glued = paren > 0 and (source[paren - 1].isalnum() or source[paren - 1] == "_")  # "if(a < b)"
+        return [Edit(paren, paren, " not " if glued else "not ")], "not"
     return [Edit(start, start, "not ("), Edit(end, end, ")")], "not"
 
 
