@@ -66,6 +66,15 @@ class ConceptAttentionProbe:
         self.perturbation_mask = perturbation_mask
         self.layers = frozenset(int(i) for i in layers)
         self._mass: dict[int, torch.Tensor] = {}
+        self._channels: dict[tuple, torch.Tensor] = {}
+
+    def value_channels(self, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``(batch, 1, seq_len, width)``: the mask in channel 0, zeros after; built once per forward."""
+        key = (width, dtype, device)
+        if key not in self._channels:
+            delta = self.perturbation_mask.to(device=device, dtype=dtype)
+            self._channels[key] = torch.nn.functional.pad(delta[:, None, :, None], (0, width - 1))
+        return self._channels[key]
 
     def wants(self, layer_idx: int | None) -> bool:
         return layer_idx is not None and layer_idx in self.layers
@@ -131,19 +140,17 @@ def concept_sdpa_attention_forward(
     padded = ((head_dim + 1 + _HEAD_DIM_MULTIPLE - 1) // _HEAD_DIM_MULTIPLE) * _HEAD_DIM_MULTIPLE
     extra = padded - head_dim
 
-    delta = concept_probe.perturbation_mask
     batch, kv_heads, kv_len, _ = value.shape
-    if delta.shape != (batch, kv_len):
+    if concept_probe.perturbation_mask.shape != (batch, kv_len):
         raise ValueError(
-            f"layer {layer_idx}: perturbation mask has shape {tuple(delta.shape)} but the keys are "
-            f"(batch={batch}, kv_len={kv_len}); the mask must be padded together with input_ids"
+            f"layer {layer_idx}: perturbation mask has shape {tuple(concept_probe.perturbation_mask.shape)} but the "
+            f"keys are (batch={batch}, kv_len={kv_len}); the mask must be padded together with input_ids"
         )
     # zeros on queries/keys leave q.k unchanged; the value gets [delta, 0, ..., 0]
     query = torch.nn.functional.pad(query, (0, extra))
     key = torch.nn.functional.pad(key, (0, extra))
-    delta_channel = delta.to(dtype=value.dtype, device=value.device)[:, None, :, None].expand(batch, kv_heads, kv_len, 1)
-    zeros = value.new_zeros(batch, kv_heads, kv_len, extra - 1)
-    value = torch.cat([value, delta_channel, zeros], dim=-1)
+    channels = concept_probe.value_channels(extra, value.dtype, value.device)
+    value = torch.cat([value, channels.expand(batch, kv_heads, kv_len, extra)], dim=-1)
 
     output, _ = sdpa_attention_forward(
         module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs

@@ -17,7 +17,8 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
     TRL's collator drops keys it does not know, so the mask would never reach the loss. This one takes
     ``perturbation_mask_key`` out of every example, lets TRL build ``input_ids``, ``labels`` and
     ``attention_mask`` exactly as ``SFTTrainer`` does, then pads the masks with 0 the same way (right
-    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``.
+    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``, with the number of
+    counterfactual rows (rows with a perturbed label token) as the plain int ``"num_counterfactuals"``.
 
     Args:
         perturbation_mask_key (`str`, defaults to `"perturbation_mask"`): the example key of the mask.
@@ -50,4 +51,8 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
         batch["perturbation_mask"] = pad(
             masks, padding_value=0, padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of
         )
+        # counted here, on the CPU, so the trainer needs no device sync to decide whether the batch
+        # needs the attention term (a plain int: accelerate and the Trainer leave it where it is)
+        perturbed_labels = (batch["labels"] != -100) & batch["perturbation_mask"].bool()
+        batch["num_counterfactuals"] = int(perturbed_labels.any(dim=1).sum())
         return batch

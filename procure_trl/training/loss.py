@@ -176,12 +176,14 @@ def concept_sensitive_loss(
     token_weight = weights.sum()
     cf = is_counterfactual(labels, perturbation_mask)
     counterfactuals = cf.sum().to(torch.float32)
-    if lam > 0 and bool(cf.any()):
-        if attention_mass is None:
-            raise ValueError("attention_mass is required when lam > 0 and the batch holds a counterfactual")
+    # no data-dependent branch (each would be a device sync): originals have an empty query set and
+    # contribute 0 through the `* cf` below
+    if lam > 0 and attention_mass is not None:
         per_sample = attention_loss_per_sample(attention_mass, attention_query_mask(labels, perturbation_mask), eps)
-        attention_sum = per_sample[cf].sum()
+        attention_sum = (per_sample * cf).sum()
     else:
+        if lam > 0 and bool(cf.any()):
+            raise ValueError("attention_mass is required when lam > 0 and the batch holds a counterfactual")
         attention_sum = token_sum.new_zeros(())
     if normalizer is None:
         normalizer = LossNormalizer(token_weight=token_weight.detach(), counterfactuals=counterfactuals)

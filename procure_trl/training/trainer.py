@@ -35,6 +35,8 @@ from procure_trl.training.loss import LossNormalizer, concept_sensitive_loss, is
 
 #: Key of the padded mask in a collated batch.
 BATCH_MASK_KEY = "perturbation_mask"
+#: Key of the collator's count of counterfactual rows (a plain int) in a collated batch.
+BATCH_COUNTERFACTUALS_KEY = "num_counterfactuals"
 
 
 class _ProbedForward:
@@ -99,6 +101,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 "no gradient; set gradient_checkpointing_kwargs={'use_reentrant': False} (the default)"
             )
         self._custom_collator = data_collator is not None
+        self._pending_concept_stats: dict[str, list[torch.Tensor]] = {}
         super().__init__(model, args=args, data_collator=data_collator, **kwargs)
 
         if not self._custom_collator and isinstance(self.data_collator, DataCollatorForLanguageModeling):
@@ -171,11 +174,11 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         if not batch_samples or "labels" not in batch_samples[0] or BATCH_MASK_KEY not in batch_samples[0]:
             return None
         alpha = self.args.perturbed_token_weight
-        totals = torch.zeros(2, dtype=torch.float64)
-        for batch in batch_samples:
-            part = window_normalizer(batch["labels"].cpu(), batch[BATCH_MASK_KEY].cpu(), alpha)
-            totals += torch.stack([part.token_weight.double(), part.counterfactuals.double()])
-        totals = totals.to(device)
+        parts = [window_normalizer(b["labels"], b[BATCH_MASK_KEY], alpha) for b in batch_samples]
+        # float64: exact integer-valued sums far beyond float32's 2**24
+        totals = torch.stack(
+            [torch.stack([p.token_weight.double(), p.counterfactuals.double()]).to(device) for p in parts]
+        ).sum(dim=0)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             totals = self.accelerator.gather(totals[None]).sum(dim=0)
         return LossNormalizer(token_weight=totals[0].float(), counterfactuals=totals[1].float())
@@ -188,6 +191,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 "perturbation mask like procure_trl.training.DataCollatorForConceptLM does"
             )
         delta = inputs.pop(BATCH_MASK_KEY)
+        num_counterfactuals = inputs.pop(BATCH_COUNTERFACTUALS_KEY, None)
         labels = inputs["labels"]
         if delta.shape != labels.shape:
             raise ValueError(
@@ -195,8 +199,10 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 "be padded together with input_ids"
             )
         lam = self.args.concept_loss_weight
+        if num_counterfactuals is None:  # a custom collator: count on the device (one sync)
+            num_counterfactuals = int(is_counterfactual(labels, delta).sum())
         probe = None
-        if lam > 0 and bool(is_counterfactual(labels, delta).any()):
+        if lam > 0 and num_counterfactuals > 0:
             probe = ConceptAttentionProbe(delta, self.attention_layers)
 
         forward = _ProbedForward(model, probe)
@@ -232,6 +238,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         return (loss, result[1]) if return_outputs else loss
 
     def _log_concept_metrics(self, parts, mode: str) -> None:
+        # kept on the device until `log` (no host sync per step), like the loss the Trainer accumulates
         stats = torch.stack(
             [
                 parts.token_sum.detach().float(),
@@ -244,10 +251,22 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         )
         if self.accelerator.num_processes > 1:
             stats = self.accelerator.gather(stats[None]).sum(dim=0)
-        token_sum, token_weight, att_sum, cfs, perturbed, label_tokens = stats.tolist()
-        metrics = self._metrics[mode]
-        metrics["loss_token"].append(token_sum / max(token_weight, 1.0))
-        if cfs > 0:
-            metrics["loss_att"].append(att_sum / cfs)
-        metrics["perturbed_token_fraction"].append(perturbed / max(label_tokens, 1.0))
+        self._pending_concept_stats.setdefault(mode, []).append(stats)
+
+    def _flush_concept_metrics(self) -> None:
+        """Turn the per-step statistics into TRL's ``_metrics`` lists (averaged per logging window by ``log``)."""
+        for mode, pending in self._pending_concept_stats.items():
+            if not pending:
+                continue
+            metrics = self._metrics[mode]
+            for token_sum, token_weight, att_sum, cfs, perturbed, label_tokens in torch.stack(pending).tolist():
+                metrics["loss_token"].append(token_sum / max(token_weight, 1.0))
+                if cfs > 0:
+                    metrics["loss_att"].append(att_sum / cfs)
+                metrics["perturbed_token_fraction"].append(perturbed / max(label_tokens, 1.0))
+            pending.clear()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        self._flush_concept_metrics()
+        super().log(logs, start_time)
 
