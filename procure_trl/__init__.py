@@ -13,9 +13,92 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # procure_trl.concepts
     "Concept": "procure_trl.concepts",
     "ORIGINAL": "procure_trl.concepts",
+    # procure_trl.problems
     "Problem": "procure_trl.problems",
+    "InvalidProblem": "procure_trl.problems",
+    "load_problems": "procure_trl.problems",
+    "load_humaneval": "procure_trl.problems",
+    "load_mbpp": "procure_trl.problems",
+    "load_codecontests": "procure_trl.problems",
+    "load_jsonl": "procure_trl.problems",
+    "read_jsonl": "procure_trl.problems",
+    "write_jsonl": "procure_trl.problems",
+    # procure_trl.analysis
+    "analyze": "procure_trl.analysis",
+    "ProgramFacts": "procure_trl.analysis",
+    "analyze_scopes": "procure_trl.analysis",
+    "build_cfg": "procure_trl.analysis",
+    "CFG": "procure_trl.analysis",
+    # procure_trl.perturbations
+    "perturb": "procure_trl.perturbations",
+    "PERTURBATIONS": "procure_trl.perturbations",
+    "PerturbationResult": "procure_trl.perturbations",
+    "InvalidProgramError": "procure_trl.perturbations",
+    "if_else_flip": "procure_trl.perturbations",
+    "independent_swap": "procure_trl.perturbations",
+    "def_use_break": "procure_trl.perturbations",
+    "name_random": "procure_trl.perturbations",
+    "name_shuffle": "procure_trl.perturbations",
+    # procure_trl.validation
+    "Validator": "procure_trl.validation",
+    "ValidationConfig": "procure_trl.validation",
+    "Candidate": "procure_trl.validation",
+    "Verdict": "procure_trl.validation",
+    "check_concept": "procure_trl.validation",
+    # procure_trl.generation
+    "generate_counterfactuals": "procure_trl.generation",
+    "GenerationConfig": "procure_trl.generation",
+    "PairRecord": "procure_trl.generation",
+    "format_summary_table": "procure_trl.generation",
+    "write_records": "procure_trl.generation",
+    # procure_trl.execution
+    "Executor": "procure_trl.execution",
+    "ExecutionJob": "procure_trl.execution",
+    "ExecutionLimits": "procure_trl.execution",
+    "ExecutionResult": "procure_trl.execution",
+    "execute": "procure_trl.execution",
+    # procure_trl.llm.generator
+    "LLMGenerator": "procure_trl.llm.generator",
+    "LLMGeneratorConfig": "procure_trl.llm.generator",
+    "format_llm_summary": "procure_trl.llm.generator",
+    # procure_trl.llm.prompts
+    "build_messages": "procure_trl.llm.prompts",
+    # procure_trl.masks
+    "spans_to_token_mask": "procure_trl.masks",
+    "perturbation_mask": "procure_trl.masks",
+    "prompt_completion_mask": "procure_trl.masks",
+    "check_mask_alignment": "procure_trl.masks",
+    # procure_trl.counterfactual_dataset
+    "CONFIG_NAMES": "procure_trl.counterfactual_dataset",
+    "read_engine_jsonl": "procure_trl.counterfactual_dataset",
+    "build_rows": "procure_trl.counterfactual_dataset",
+    "split_by_task": "procure_trl.counterfactual_dataset",
+    "config_rows": "procure_trl.counterfactual_dataset",
+    "add_token_columns": "procure_trl.counterfactual_dataset",
+    "dataset_features": "procure_trl.counterfactual_dataset",
+    "build_dataset_dict": "procure_trl.counterfactual_dataset",
+    # procure_trl.training
+    "ConceptAwareSFTConfig": "procure_trl.training",
+    "ConceptAwareSFTTrainer": "procure_trl.training",
+    "DataCollatorForConceptLM": "procure_trl.training",
+    "concept_sensitive_loss": "procure_trl.training",
+    "register_concept_attention": "procure_trl.training",
+    # procure_trl.qlora
+    "load_model_4bit": "procure_trl.qlora",
+    "get_quantization_config": "procure_trl.qlora",
+    "default_lora_config": "procure_trl.qlora",
+    # procure_trl.metrics.pass_at_k
+    "estimate_pass_at_k": "procure_trl.metrics.pass_at_k",
+    # procure_trl.metrics.ccs
+    "concept_consistency_score": "procure_trl.metrics.ccs",
+    # procure_trl.harness.config
+    "EvaluationConfig": "procure_trl.harness.config",
+    # procure_trl.harness.run
+    "evaluate_model": "procure_trl.harness.run",
+    "EvaluationReport": "procure_trl.harness.run",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -35,5 +118,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from procure_trl.concepts import ORIGINAL, Concept
-    from procure_trl.problems import Problem
+    from procure_trl.concepts import Concept, ORIGINAL
+    from procure_trl.problems import InvalidProblem, Problem, load_codecontests, load_humaneval, load_jsonl, load_mbpp, load_problems, read_jsonl, write_jsonl
+    from procure_trl.analysis import CFG, ProgramFacts, analyze, analyze_scopes, build_cfg
+    from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb
+    from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept
+    from procure_trl.generation import GenerationConfig, PairRecord, format_summary_table, generate_counterfactuals, write_records
+    from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
+    from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
+    from procure_trl.llm.prompts import build_messages
+    from procure_trl.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
+    from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, read_engine_jsonl, split_by_task
+    from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM, concept_sensitive_loss, register_concept_attention
+    from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
+    from procure_trl.metrics.pass_at_k import estimate_pass_at_k
+    from procure_trl.metrics.ccs import concept_consistency_score
+    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.harness.run import EvaluationReport, evaluate_model
