@@ -156,8 +156,12 @@ def test_killing_the_parent_without_privilege_drop_loses_only_that_job():
     # worker is replaced, and the other jobs keep their verdicts.
     limits = ExecutionLimits(timeout=2.0, drop_privileges=False)
     with Executor(num_workers=2, limits=limits) as ex:
+        assert ex.isolation  # starts the workers
+        jobdirs = [d for w in ex._workers for d in w.hello["jobdirs"]]
         results = run_between_good_jobs(ex, ExecutionJob("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", "assert True"))
     assert results[0].status == Status.FAILED and results[0].error_type in {"WorkerLost", "PermissionError"}, results
+    # The killed worker could not clean up after itself; the host did.
+    assert jobdirs and not [d for d in jobdirs if os.path.exists(d)]
 
 
 def test_kill_all_reaches_only_the_jobs_own_processes(executor):

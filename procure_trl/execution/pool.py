@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import selectors
+import shutil
 import subprocess
 import sys
 import time
@@ -59,21 +60,23 @@ class _Worker:
         self.fd = self.process.stdout.fileno()
         os.set_blocking(self.fd, False)
         self.buffer = bytearray()
+        self.alive = True
         self.hello: dict | None = None
         #: (job index, timeout) of the jobs sent and not answered yet; the first one is running.
         self.in_flight: deque[tuple[int, float]] = deque()
         #: when the host stops waiting for the running job's answer
         self.deadline = 0.0
 
-    def read(self) -> list[dict] | None:
-        """Frames available now; None once the worker's stdout is closed (it died)."""
+    def read(self) -> list[dict]:
+        """Frames available now (``alive`` turns False once the worker's stdout is closed: it died)."""
         while True:
             try:
                 chunk = os.read(self.fd, 65_536)
             except BlockingIOError:
                 break
             if not chunk:
-                return None
+                self.alive = False
+                break
             self.buffer += chunk
         return _worker_module.decode_frames(self.buffer)
 
@@ -112,6 +115,10 @@ class _Worker:
             self.process.kill()
             self.process.wait()
         self.process.stdout.close()
+        # A worker that was killed (e.g. by its job) could not remove its job directories.
+        for jobdir in (self.hello or {}).get("jobdirs", []):
+            if os.path.lexists(jobdir):
+                shutil.rmtree(jobdir, ignore_errors=True)
 
 
 class Executor:
@@ -214,13 +221,13 @@ class Executor:
                     w.process.kill()
                     raise RuntimeError(f"an executor worker did not start within {WORKER_START_TIMEOUT:g} s")
                 frames = w.read()
-                if frames is None:
+                if frames:
+                    w.hello = frames[0]
+                elif not w.alive:
                     code = w.process.wait()
                     raise RuntimeError(
                         f"an executor worker exited at start with status {code}; its stderr shows why"
                     )
-                if frames:
-                    w.hello = frames[0]
 
     def _replace(self, w: _Worker) -> _Worker:
         """Kill a dead or wedged worker and start a fresh one in its place."""
@@ -306,8 +313,12 @@ class _Dispatch:
                 return
 
     def collect(self, w: _Worker) -> None:
-        frames = w.read()
-        if frames is None:  # the worker died: its running job killed it, or it crashed
+        for frame in w.read():
+            index = w.answered()
+            self.record(index, ExecutionResult(
+                status=Status(frame["status"]), error_type=frame["error_type"], message=frame["message"],
+                duration=frame["duration"], output=frame["output"]))
+        if not w.alive:  # the worker died: its running job killed it, or it crashed
             if w.in_flight:
                 code = w.process.wait()
                 self.record(w.in_flight[0][0], ExecutionResult(
@@ -316,11 +327,6 @@ class _Dispatch:
                     "ends here", 0.0))
             self.restart(w)
             return
-        for frame in frames:
-            index = w.answered()
-            self.record(index, ExecutionResult(
-                status=Status(frame["status"]), error_type=frame["error_type"], message=frame["message"],
-                duration=frame["duration"], output=frame["output"]))
         self.feed(w)
 
     def record(self, index: int, result: ExecutionResult) -> None:

@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.send({
         "hello": True, "pid": worker.pid, "network_namespace": worker.network_namespace,
         "subreaper": worker.subreaper, "uid_mode": worker.uid_mode, "uid_mode_error": uid_mode_error,
-        "workdir": workdir,
+        "workdir": workdir, "jobdirs": [worker.jobdir],
     })
     while True:
         job = worker.receive()
