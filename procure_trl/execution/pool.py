@@ -33,7 +33,7 @@ PIPELINE_DEPTH = 2
 PIPELINE_MAX_FRAME = 32_768
 
 # Threads in numerical libraries a program might import: one each, the pool provides the parallelism.
-_WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "0"}
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 _live_executors: "weakref.WeakSet[Executor]" = weakref.WeakSet()
 
@@ -165,6 +165,7 @@ class Executor:
         self.limits = limits
         self._workers: list[_Worker] = []
         self._closed = False
+        self._owner_pid = os.getpid()
         _live_executors.add(self)
 
     # ------------------------------------------------------------------------------------------- lifecycle
@@ -184,6 +185,8 @@ class Executor:
         """Stop every worker and everything they run. Safe to call more than once."""
         self._closed = True
         workers, self._workers = self._workers, []
+        if os.getpid() != self._owner_pid:
+            return  # a forked copy of the process that started the workers: they are not ours to stop
         for w in workers:  # close all stdins first so the workers clean up in parallel
             try:
                 w.process.stdin.close()
@@ -197,8 +200,8 @@ class Executor:
         """What the workers could set up (network namespace, subreaper, per-worker user id); starts them."""
         self._ensure_workers()
         hello = dict(self._workers[0].hello)
-        hello.pop("hello", None)
-        hello.pop("pid", None)
+        for private in ("hello", "pid", "jobdirs"):
+            hello.pop(private, None)
         return hello
 
     def _ensure_workers(self) -> None:
