@@ -126,3 +126,14 @@ def test_syntax_error_in_tests_and_nul_bytes_are_failures(executor):
     results = executor.run([ExecutionJob("x = 1", "assert x == 1\n  bad indent"), ExecutionJob("x = '\0'", "")])
     assert [r.error_type for r in results] in (["IndentationError", "SyntaxError"], ["IndentationError", "ValueError"])
     assert "<tests> line 2" in results[0].message
+
+
+def test_run_from_several_threads_takes_turns(executor):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def batch(offset: int) -> list[bool]:
+        jobs = [ExecutionJob(f"v = {offset + i}", f"assert v == {offset + i}") for i in range(10)]
+        return [r.passed for r in executor.run(jobs)]
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(batch, [0, 100, 200])) == [[True] * 10] * 3

@@ -8,6 +8,7 @@ import selectors
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections import deque
@@ -166,6 +167,8 @@ class Executor:
         self._workers: list[_Worker] = []
         self._closed = False
         self._owner_pid = os.getpid()
+        # run() calls from several threads take turns (the workers serve one dispatch loop at a time).
+        self._lock = threading.Lock()
         _live_executors.add(self)
 
     # ------------------------------------------------------------------------------------------- lifecycle
@@ -245,7 +248,8 @@ class Executor:
         """Run ``jobs`` and return one :class:`ExecutionResult` per job, in the same order.
 
         If the caller is interrupted (e.g. ``KeyboardInterrupt``) the pool is shut down, killing every running
-        job, and the exception propagates; the executor can then not be used again.
+        job, and the exception propagates; the executor can then not be used again. Calls from several threads
+        are safe: they take turns.
         """
         jobs = list(jobs)
         for i, job in enumerate(jobs):
@@ -255,21 +259,22 @@ class Executor:
                 check_timeout(job.timeout, f"jobs[{i}].timeout")
         if not jobs:
             return []
-        self._ensure_workers()
         results: list[ExecutionResult | None] = [None] * len(jobs)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        with self._lock:
+            self._ensure_workers()
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(jobs), desc="executing", unit="job")
-        try:
-            _Dispatch(self, jobs, results, bar).run()
-        except BaseException:
-            self.close()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+                bar = tqdm(total=len(jobs), desc="executing", unit="job")
+            try:
+                _Dispatch(self, jobs, results, bar).run()
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
         return results  # type: ignore[return-value]
 
 
