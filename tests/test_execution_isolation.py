@@ -361,7 +361,7 @@ def _marked_processes(token: str) -> list[int]:
     return [p for p in found if _alive(p)]
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["interrupted", "killed"])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["interrupted", "terminated", "killed"])
 def test_nothing_left_when_the_caller_is_interrupted_or_killed(how):
     token = f"PROCURE_TEST_MARK_{uuid.uuid4().hex}"
     env = {**os.environ, token: "1"}
