@@ -17,8 +17,9 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
     TRL's collator drops keys it does not know, so the mask would never reach the loss. This one takes
     ``perturbation_mask_key`` out of every example, lets TRL build ``input_ids``, ``labels`` and
     ``attention_mask`` exactly as ``SFTTrainer`` does, then pads the masks with 0 the same way (right
-    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``, with the number of
-    counterfactual rows (rows with a perturbed label token) as the plain int ``"num_counterfactuals"``.
+    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``. Three plain ints
+    come with it: ``"num_counterfactuals"`` (rows with a perturbed label token), ``"num_label_tokens"``
+    and ``"num_perturbed_label_tokens"`` (predicted tokens, after the causal shift).
 
     Args:
         perturbation_mask_key (`str`, defaults to `"perturbation_mask"`): the example key of the mask.
@@ -51,8 +52,12 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
         batch["perturbation_mask"] = pad(
             masks, padding_value=0, padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of
         )
-        # counted here, on the CPU, so the trainer needs no device sync to decide whether the batch
-        # needs the attention term (a plain int: accelerate and the Trainer leave it where it is)
-        perturbed_labels = (batch["labels"] != -100) & batch["perturbation_mask"].bool()
-        batch["num_counterfactuals"] = int(perturbed_labels.any(dim=1).sum())
+        # Counted here, on the CPU, as plain ints (accelerate and the Trainer leave them where they are),
+        # so that the trainer needs no device work or sync for them: whether the batch needs the
+        # attention term, and its share of the window totals of the loss (see training/loss.py).
+        labels, mask = batch["labels"], batch["perturbation_mask"].bool()
+        batch["num_counterfactuals"] = int(((labels != -100) & mask).any(dim=1).sum())
+        targets = labels[:, 1:] != -100  # the causal-LM shift: token t+1 is predicted at t
+        batch["num_label_tokens"] = int(targets.sum())
+        batch["num_perturbed_label_tokens"] = int((targets & mask[:, 1:]).sum())
         return batch

@@ -37,6 +37,8 @@ from procure_trl.training.loss import LossNormalizer, concept_sensitive_loss, is
 BATCH_MASK_KEY = "perturbation_mask"
 #: Key of the collator's count of counterfactual rows (a plain int) in a collated batch.
 BATCH_COUNTERFACTUALS_KEY = "num_counterfactuals"
+# plain-int counts DataCollatorForConceptLM adds to a batch
+_COLLATOR_COUNTS = (BATCH_COUNTERFACTUALS_KEY, "num_label_tokens", "num_perturbed_label_tokens")
 
 
 class _ProbedForward:
@@ -174,11 +176,17 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         if not batch_samples or "labels" not in batch_samples[0] or BATCH_MASK_KEY not in batch_samples[0]:
             return None
         alpha = self.args.perturbed_token_weight
-        parts = [window_normalizer(b["labels"], b[BATCH_MASK_KEY], alpha) for b in batch_samples]
-        # float64: exact integer-valued sums far beyond float32's 2**24
-        totals = torch.stack(
-            [torch.stack([p.token_weight.double(), p.counterfactuals.double()]).to(device) for p in parts]
-        ).sum(dim=0)
+        if all(k in b for b in batch_samples for k in _COLLATOR_COUNTS):
+            # the collator counted on the CPU: sum_w = labels + alpha * perturbed labels
+            weight = sum(b["num_label_tokens"] + alpha * b["num_perturbed_label_tokens"] for b in batch_samples)
+            counterfactuals = sum(b[BATCH_COUNTERFACTUALS_KEY] for b in batch_samples)
+            totals = torch.tensor([weight, counterfactuals], dtype=torch.float64, device=device)
+        else:
+            parts = [window_normalizer(b["labels"], b[BATCH_MASK_KEY], alpha) for b in batch_samples]
+            # float64: exact integer-valued sums far beyond float32's 2**24
+            totals = torch.stack(
+                [torch.stack([p.token_weight.double(), p.counterfactuals.double()]).to(device) for p in parts]
+            ).sum(dim=0)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             totals = self.accelerator.gather(totals[None]).sum(dim=0)
         return LossNormalizer(token_weight=totals[0].float(), counterfactuals=totals[1].float())
@@ -192,6 +200,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             )
         delta = inputs.pop(BATCH_MASK_KEY)
         num_counterfactuals = inputs.pop(BATCH_COUNTERFACTUALS_KEY, None)
+        for key in _COLLATOR_COUNTS[1:]:
+            inputs.pop(key, None)
         labels = inputs["labels"]
         if delta.shape != labels.shape:
             raise ValueError(
