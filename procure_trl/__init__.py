@@ -92,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "default_lora_config": "procure_trl.qlora",
     # procure_trl.metrics.pass_at_k
     "estimate_pass_at_k": "procure_trl.metrics.pass_at_k",
+    "pass_at_k": "procure_trl.metrics.pass_at_k",
     # procure_trl.metrics.ccs
     "concept_consistency_score": "procure_trl.metrics.ccs",
     # procure_trl.harness.config
@@ -131,7 +132,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, read_engine_jsonl, split_by_task
     from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM, concept_sensitive_loss, register_concept_attention
     from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
-    from procure_trl.metrics.pass_at_k import estimate_pass_at_k
+    from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
     from procure_trl.metrics.ccs import concept_consistency_score
     from procure_trl.harness.config import EvaluationConfig
     from procure_trl.harness.run import EvaluationReport, evaluate_model

@@ -12,6 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+# Fails the session if any process the suite started is still alive at the end (see the module).
+pytest_plugins = ["plugin_process_guard"]
+
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
