@@ -2,7 +2,8 @@
 
 Typical single-GPU use::
 
-    from procure_trl import ConceptAwareSFTConfig, ConceptAwareSFTTrainer, default_lora_config, load_model_4bit
+    from procure_trl.qlora import default_lora_config, load_model_4bit
+    from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
 
     model = load_model_4bit("Qwen/Qwen2.5-Coder-1.5B")
     trainer = ConceptAwareSFTTrainer(model, args=ConceptAwareSFTConfig(...), train_dataset=dataset,
@@ -15,6 +16,7 @@ model itself and keeps the adapters trainable on a quantized base (trl#3926). TR
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -86,8 +88,12 @@ def load_model_4bit(
     from transformers import AutoModelForCausalLM
 
     if device_map == "auto":
-        # one whole copy per process: data-parallel QLoRA must not split the model across devices
-        device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else None
+        # one whole copy per process, on this process's GPU (LOCAL_RANK under accelerate launch /
+        # torchrun): data-parallel QLoRA must not split the model across devices
+        if torch.cuda.is_available():
+            device_map = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
+        else:
+            device_map = None
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
         quantization_config=quantization_config or get_quantization_config(compute_dtype),

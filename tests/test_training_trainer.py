@@ -212,3 +212,17 @@ def test_attention_layers_command_line_forms(tmp_path):
     assert _config(tmp_path, attention_layers="2").attention_layers == 2
     assert _config(tmp_path, attention_layers="0,-1").attention_layers == [0, -1]
     assert _config(tmp_path, attention_layers="[1]").attention_layers == [1]
+
+
+def test_evaluate_logs_the_concept_metrics_and_sft_config_is_converted(tmp_path, tiny_tokenizer):
+    rows = make_rows()
+    args = SFTConfig(output_dir=str(tmp_path / "o"), bf16=False, use_cpu=True, report_to=[], save_strategy="no",
+                     per_device_eval_batch_size=4, disable_tqdm=True)
+    trainer = ConceptAwareSFTTrainer(
+        build_tiny_llama(tiny_tokenizer), args=args, train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer,
+    )
+    assert isinstance(trainer.args, ConceptAwareSFTConfig) and trainer.args.concept_loss_weight == 0.1
+    metrics = trainer.evaluate()
+    assert math.isfinite(metrics["eval_loss"])
+    assert metrics["eval_loss_att"] > 0 and 0 < metrics["eval_perturbed_token_fraction"] < 1

@@ -17,6 +17,7 @@ It extends ``SFTTrainer`` through its hooks and leaves the rest of TRL untouched
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -87,9 +88,10 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             name = model if isinstance(model, str) else model.config._name_or_path or "model"
             args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
         elif not isinstance(args, ConceptAwareSFTConfig):
-            dict_args = args.to_dict()
-            dict_args["hub_token"] = args.hub_token  # to_dict hides it
-            args = ConceptAwareSFTConfig(**dict_args)
+            # raw field values: to_dict() would redact every *_token field (eos_token, pad_token, hub_token)
+            values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+            known = {f.name for f in dataclasses.fields(ConceptAwareSFTConfig)}
+            args = ConceptAwareSFTConfig(**{k: v for k, v in values.items() if k in known})
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("ConceptAwareSFTTrainer computes its own loss; do not pass compute_loss_func")
         if args.label_smoothing_factor > 0 or args.loss_type != "nll":
