@@ -9,8 +9,11 @@ perturbed completion tokens) in a FRESH subprocess, so that peak memory is that 
 * ``naive``    the same loss computed the obvious way: eager attention with ``output_attentions=True``,
                full logits, the attention mass summed from the materialised probabilities.
 
-Memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process's peak RSS (``ru_maxrss``)
-minus its RSS just before training (imports, model and data excluded), i.e. what training adds.
+Memory: on CUDA ``torch.cuda.max_memory_allocated``. On CPU torch has no allocator statistics, so one
+extra step, after the timed ones, runs under ``torch.profiler`` with ``profile_memory=True``: replaying its
+allocations and frees in order gives the peak of the tensor bytes that step adds to what was live before it
+(activations, gradients, temporaries; exact at the allocator level, unlike RSS). The process's peak RSS
+(``ru_maxrss``, imports and allocator slack included) is shown too.
 Time: median wall time of the measured optimizer steps (forward, backward, AdamW step), after warm-up.
 Rounds interleave the configurations (sft, concept, naive, sft, ...) to spread machine noise.
 
@@ -35,6 +38,16 @@ CONFIGS = ("sft", "concept", "naive")
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_tensor_bytes(prof) -> int:
+    """Peak of live tensor bytes during a profiled region, relative to its start (allocations are the ops'
+    own ``self_cpu_memory_usage``, frees are ``[memory]`` events with negative sizes)."""
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.cpu_memory_usage if event.name == "[memory]" else event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
 
 
 def _rows(num_rows: int, seq_len: int, vocab: int, seed: int) -> list[dict]:
@@ -99,7 +112,7 @@ def run_one(cfg: str, opts: argparse.Namespace) -> dict:
         num_key_value_heads=opts.heads, intermediate_size=4 * opts.hidden, max_position_embeddings=opts.seq_len,
         attn_implementation="eager" if cfg == "naive" else "sdpa",
     )
-    total_steps = opts.warmup + opts.steps
+    total_steps = opts.warmup + opts.steps + (0 if cuda else 1)  # CPU: one more step, memory-profiled
     rows = _rows(opts.batch * total_steps, opts.seq_len, len(tokenizer), seed=0)
     common = dict(
         output_dir=os.path.join(opts.tmp, cfg), max_steps=total_steps, per_device_train_batch_size=opts.batch,
@@ -116,17 +129,25 @@ def run_one(cfg: str, opts: argparse.Namespace) -> dict:
         trainer = cls(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 
     times: list[float] = []
+    step_peak: list[int] = []
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             if cuda:
                 torch.cuda.synchronize()
+            elif state.global_step == total_steps - 1:
+                self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+                self.prof.__enter__()
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.t0)
+            if getattr(self, "prof", None) is not None:
+                self.prof.__exit__(None, None, None)
+                step_peak.append(_peak_tensor_bytes(self.prof))
+                self.prof = None
 
     trainer.add_callback(StepTimer())
     if cuda:
@@ -137,9 +158,10 @@ def run_one(cfg: str, opts: argparse.Namespace) -> dict:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "config": cfg,
-        "step_s": statistics.median(times[opts.warmup :]),
+        "step_s": statistics.median(times[opts.warmup : opts.warmup + opts.steps]),
         "peak_rss_mb": peak_rss,
-        "train_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if cuda else peak_rss - base_rss,
+        "train_rss_mb": peak_rss - base_rss,
+        "train_mem_mb": (torch.cuda.max_memory_allocated() / 2**20) if cuda else step_peak[0] / 2**20,
         "device": torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)",
     }
     if cuda:
@@ -197,18 +219,22 @@ def main() -> None:
             "step_s": statistics.median(x["step_s"] for x in results[c]),
             "train_mem_mb": statistics.median(x["train_mem_mb"] for x in results[c]),
             "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in results[c]),
+            "train_rss_mb": statistics.median(x["train_rss_mb"] for x in results[c]),
         }
         for c in configs
     }
     base = summary.get("sft")
     device = results[configs[0]][0]["device"]
-    mem_label = "peak CUDA alloc (MiB)" if "CPU" not in device else "train RSS (MiB)"
+    mem_label = "peak CUDA alloc (MiB)" if "CPU" not in device else "step peak tensors (MiB)"
     print(
         f"\nDevice: {device}; Llama {opts.layers} layers, hidden {opts.hidden}, {opts.heads} heads; seq {opts.seq_len}, "
         f"batch {opts.batch}; gradient checkpointing {'on' if opts.gradient_checkpointing else 'off'}; "
         f"median of {opts.steps} steps x {opts.rounds} rounds\n"
     )
-    header = f"| {'trainer':<38} | {'step (s)':>9} | {'x sft':>6} | {mem_label:>22} | {'x sft':>6} | {'peak RSS (MiB)':>14} |"
+    header = (
+        f"| {'trainer':<38} | {'step (s)':>9} | {'x sft':>6} | {mem_label:>23} | {'x sft':>6} "
+        f"| {'train RSS (MiB)':>15} | {'peak RSS (MiB)':>14} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(col)) for col in header.split("|")[1:-1]) + "|")
     names = {"sft": "SFTTrainer (sdpa)", "concept": "ConceptAwareSFTTrainer (lambda=0.1)",
@@ -217,7 +243,10 @@ def main() -> None:
         s = summary[c]
         rt = f"{s['step_s'] / base['step_s']:.2f}" if base else "-"
         rm = f"{s['train_mem_mb'] / base['train_mem_mb']:.2f}" if base else "-"
-        print(f"| {names[c]:<38} | {s['step_s']:>9.3f} | {rt:>6} | {s['train_mem_mb']:>22.0f} | {rm:>6} | {s['peak_rss_mb']:>14.0f} |")
+        print(
+            f"| {names[c]:<38} | {s['step_s']:>9.3f} | {rt:>6} | {s['train_mem_mb']:>23.0f} | {rm:>6} "
+            f"| {s['train_rss_mb']:>15.0f} | {s['peak_rss_mb']:>14.0f} |"
+        )
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"options": vars(opts), "runs": results, "summary": summary}, f, indent=2)
