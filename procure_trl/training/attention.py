@@ -19,8 +19,9 @@ passed as the keyword argument ``concept_probe`` to the model's forward. transfo
 unknown keyword arguments from the model through every decoder layer to the attention function, so
 nothing global is patched and each forward call carries its own probe (thread-, DDP- and
 re-entrancy-safe). The attention function stores the head-averaged ``m_q`` in the probe, keyed by
-layer index. Under non-reentrant gradient checkpointing the layer is recomputed during backward and
-the probe entry is overwritten by an identical value, after the loss has been computed: harmless.
+layer index. Under non-reentrant gradient checkpointing the layer is recomputed during backward; the
+probe keeps the first value of each layer and drops the recomputed one (holding it would keep the
+recomputed layer's saved tensors alive until the end of backward).
 Reentrant checkpointing runs the forward without autograd, so ``m_q`` would get no gradient: the
 trainer refuses that configuration.
 
@@ -80,8 +81,14 @@ class ConceptAttentionProbe:
         return layer_idx is not None and layer_idx in self.layers
 
     def record(self, layer_idx: int, mass: torch.Tensor) -> None:
-        """Store ``m_q`` of one layer, ``(batch, seq_len)``, already averaged over heads."""
-        self._mass[layer_idx] = mass
+        """Store ``m_q`` of one layer, ``(batch, seq_len)``, already averaged over heads.
+
+        The first value of a layer wins. Gradient checkpointing re-runs the layer during backward;
+        keeping that recomputed value would keep the recomputed attention's saved tensors alive
+        until the end of backward (measured: +75% step memory on CPU), and it is not needed: the
+        loss was computed from the first value.
+        """
+        self._mass.setdefault(layer_idx, mass)
 
     @property
     def recorded_layers(self) -> list[int]:

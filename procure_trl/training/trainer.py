@@ -83,7 +83,16 @@ class ConceptAwareSFTTrainer(SFTTrainer):
     # compute_loss divides by totals of the whole accumulation window (see _get_num_items_in_batch)
     loss_is_scaled_for_ga = True
 
-    def __init__(self, model, args: ConceptAwareSFTConfig | SFTConfig | TrainingArguments | None = None, data_collator=None, **kwargs):
+    def __init__(
+        self,
+        model,
+        args: ConceptAwareSFTConfig | SFTConfig | TrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        **kwargs,
+    ):
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path or "model"
             args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
@@ -106,7 +115,15 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             )
         self._custom_collator = data_collator is not None
         self._pending_concept_stats: dict[str, list[torch.Tensor]] = {}
-        super().__init__(model, args=args, data_collator=data_collator, **kwargs)
+        super().__init__(
+            model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
 
         if not self._custom_collator and isinstance(self.data_collator, DataCollatorForLanguageModeling):
             # SFTTrainer built its collator (pad token settled); ours adds the mask and pads it the same way
