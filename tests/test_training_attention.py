@@ -87,7 +87,10 @@ def test_non_reentrant_checkpointing_keeps_the_gradient(tiny_tokenizer):
         probe = ConceptAttentionProbe(delta, [0, 1])
         out = model(input_ids=ids, attention_mask=attention_mask, concept_probe=probe, use_cache=False)
         loss = -torch.log(1e-6 + probe.attention_mass())[attention_mask.bool()].mean() + out.logits.mean()
+        first = {layer: id(probe._mass[layer]) for layer in (0, 1)}
         loss.backward()
+        # the layers recomputed during backward must not replace (and keep alive) the values the loss used
+        assert {layer: id(probe._mass[layer]) for layer in (0, 1)} == first
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     loss_a, grads_a = grads(False)
