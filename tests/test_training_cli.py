@@ -52,3 +52,18 @@ def test_procure_train_reports_a_missing_dataset(tmp_path):
     path.write_text(yaml.safe_dump({"model_name_or_path": "x", "output_dir": str(tmp_path / "o"), "use_cpu": True}))
     with pytest.raises(ValueError, match="no dataset_name"):
         main(["train", "--config", str(path)])
+
+
+def test_example_recipe_parses():
+    from pathlib import Path
+
+    from procure_trl.training.recipe import recipe_parser
+
+    recipe = Path(__file__).resolve().parents[1] / "examples" / "procure_qlora.yaml"
+    script, training, model = recipe_parser().parse_args_and_config(
+        ["--config", str(recipe), "--use_cpu", "true", "--bf16", "false"]  # the recipe targets a GPU
+    )
+    assert model.load_in_4bit and model.use_peft and model.use_bnb_nested_quant
+    assert training.concept_loss_weight == 0.1 and training.attention_layers is None
+    assert training.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert script.dataset_config == "all"
