@@ -19,6 +19,10 @@ SUBCOMMANDS = {
 }
 
 
+#: subcommands whose unknown flags are forwarded to the library (TRL's argument parser) as overrides
+_ACCEPTS_OVERRIDES = frozenset({"train"})
+
+
 def _command_module(name: str):
     return importlib.import_module(f"procure_trl.commands.{name}")
 
@@ -38,9 +42,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse ``procure`` arguments; unknown flags go to ``args.overrides`` for subcommands that take them."""
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `procure train --config r.yaml --max_steps 10`: TRL-style overrides of the recipe pass through;
+    # every other subcommand rejects unknown flags as argparse would.
+    if extra and args.command not in _ACCEPTS_OVERRIDES:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(getattr(args, "overrides", None) or []) + extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     return int(_command_module(args.command).run(args) or 0)
 
 

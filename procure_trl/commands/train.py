@@ -2,7 +2,8 @@
 
 The recipe holds the fields of TRL's ``ScriptArguments`` (dataset), ``ConceptAwareSFTConfig``
 (training + ProCURE loss) and TRL's ``ModelConfig`` (model, load_in_4bit, LoRA); any of them can be
-overridden on the command line after ``--``, e.g. ``procure train --config r.yaml -- --max_steps 10``.
+overridden on the command line, e.g. ``procure train --config r.yaml --max_steps 10`` (a ``--`` before
+the overrides is accepted too).
 See ``examples/procure_qlora.yaml`` and ``docs/training.md``.
 """
 
@@ -16,10 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--show-options", action="store_true", help="list every recipe field (dataset, training, model) and exit"
     )
-    parser.add_argument(
-        "overrides", nargs=argparse.REMAINDER,
-        help="after --: recipe fields overriding the file, as --name value (e.g. -- --max_steps 10)",
-    )
+    # Recipe overrides (``--max_steps 10``) are not declared here: the ``procure`` dispatcher collects the
+    # flags it does not know into ``args.overrides`` in their order, and TRL's parser checks them.
+    parser.epilog = "any other --name value pair overrides that recipe field (e.g. --max_steps 10)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show_options:
         parser.print_help()
         return 0
-    argv = list(args.overrides or [])
+    argv = list(getattr(args, "overrides", None) or [])
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if args.config:

@@ -1,0 +1,36 @@
+"""The `procure` dispatcher: subcommands, unknown flags, TRL-style overrides for `train`."""
+
+import pytest
+
+from procure_trl.cli import SUBCOMMANDS, main, parse_args
+
+
+def test_every_subcommand_has_a_module_with_the_two_hooks():
+    import importlib
+
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"procure_trl.commands.{name}")
+        assert callable(module.add_arguments) and callable(module.run), name
+
+
+def test_unknown_flag_is_rejected_for_perturb(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["perturb", "--output", "out.jsonl", "--bogus"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", "r.yaml", "--max_steps", "3", "--learning_rate", "1e-4"],
+    ["train", "--config", "r.yaml", "--", "--max_steps", "3", "--learning_rate", "1e-4"],
+])
+def test_train_forwards_recipe_overrides(argv):
+    args = parse_args(argv)
+    assert args.config == "r.yaml"
+    assert [a for a in args.overrides if a != "--"] == ["--max_steps", "3", "--learning_rate", "1e-4"]
+
+
+def test_a_subcommand_is_required(capsys):
+    with pytest.raises(SystemExit):
+        main([])
+    assert "COMMAND" in capsys.readouterr().err
