@@ -86,6 +86,8 @@ _EXPORTS: dict[str, str] = {
     "DataCollatorForConceptLM": "procure_trl.training",
     "concept_sensitive_loss": "procure_trl.training",
     "register_concept_attention": "procure_trl.training",
+    "enable_concept_attention": "procure_trl.training",
+    "ConceptAttentionProbe": "procure_trl.training",
     # procure_trl.qlora
     "load_model_4bit": "procure_trl.qlora",
     "get_quantization_config": "procure_trl.qlora",
@@ -130,7 +132,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.llm.prompts import build_messages
     from procure_trl.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
     from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, read_engine_jsonl, split_by_task
-    from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM, concept_sensitive_loss, register_concept_attention
+    from procure_trl.training import (
+        ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,
+        concept_sensitive_loss, enable_concept_attention, register_concept_attention,
+    )
     from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
     from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
     from procure_trl.metrics.ccs import concept_consistency_score
