@@ -36,6 +36,15 @@ PIPELINE_MAX_FRAME = 32_768
 # Threads in numerical libraries a program might import: one each, the pool provides the parallelism.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+def _worker_env() -> dict:
+    """The worker's environment: the caller's, one thread per numerical library, and LD_BIND_NOW (the worker's
+    dynamic linker binds every symbol at start instead of in each forked child; the worker removes it from the
+    environment its jobs see, unless the caller had set it)."""
+    env = {**os.environ, **_WORKER_ENV}
+    env.setdefault("LD_BIND_NOW", _worker_module._BIND_NOW_MARK)
+    return env
+
+
 _live_executors: "weakref.WeakSet[Executor]" = weakref.WeakSet()
 
 
@@ -56,7 +65,7 @@ class _Worker:
             # Own session: a ^C in the terminal reaches the host only, which then shuts workers down cleanly.
             start_new_session=True,
             close_fds=True,
-            env={**os.environ, **_WORKER_ENV},
+            env=_worker_env(),
         )
         self.fd = self.process.stdout.fileno()
         os.set_blocking(self.fd, False)
