@@ -250,17 +250,18 @@ def split_by_task(
 ) -> dict[str, list[dict[str, Any]]]:
     """Split rows into ``train``/``test`` by task: every row of a task lands in the same split.
 
-    The tasks are shuffled with ``random.Random(seed)`` and ``round(test_size * n_tasks)`` go to test
-    (at least one when ``test_size > 0`` and there are two tasks or more). ``test_size=0`` gives only
-    ``train``.
+    The tasks are shuffled with ``random.Random(seed)`` and ``round(test_size * n_tasks)`` go to test,
+    clamped so that with ``test_size > 0`` and two tasks or more each split keeps at least one task
+    (rounding would otherwise send both of two tasks to test at ``test_size=0.75``). ``test_size=0``
+    gives only ``train``.
     """
     if not 0 <= test_size < 1:
         raise ValueError(f"test_size must be in [0, 1), got {test_size}")
     tasks = sorted({row["task_id"] for row in rows})
     random.Random(seed).shuffle(tasks)
     n_test = round(test_size * len(tasks))
-    if test_size > 0 and n_test == 0 and len(tasks) > 1:
-        n_test = 1
+    if test_size > 0 and len(tasks) > 1:
+        n_test = min(max(n_test, 1), len(tasks) - 1)
     test_tasks = set(tasks[:n_test])
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     for row in rows:
