@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import selectors
 import shutil
@@ -54,6 +55,13 @@ def _close_all_executors() -> None:
         executor.close()
 
 
+@functools.lru_cache(maxsize=64)
+def _wire_limits(limits: ExecutionLimits, timeout: float) -> dict:
+    """``limits.to_wire(timeout)``, built once per (limits, timeout) instead of once per job (the frozen dataclass
+    is hashable; the dict is only read, by json.dumps)."""
+    return limits.to_wire(timeout)
+
+
 class _Worker:
     """Host-side handle of one worker process and the jobs sent to it, oldest first."""
 
@@ -68,6 +76,7 @@ class _Worker:
             env=_worker_env(),
         )
         self.fd = self.process.stdout.fileno()
+        self.stdin_fd = self.process.stdin.fileno()
         os.set_blocking(self.fd, False)
         self.buffer = bytearray()
         self.alive = True
@@ -94,13 +103,15 @@ class _Worker:
         """Send a job; False (nothing sent) if it is too big to queue behind the running one."""
         timeout = limits.timeout if job.timeout is None else job.timeout
         frame = _worker_module.encode_frame({"program": job.program, "tests": job.tests,
-                                             "limits": limits.to_wire(timeout)})
+                                             "limits": _wire_limits(limits, timeout)})
         if self.in_flight and len(frame) > PIPELINE_MAX_FRAME:
             # A queued frame must fit in the pipe buffer: a blocking write here while the worker blocks writing
             # a large result would deadlock. Big jobs wait until the worker is idle (and reading).
             return False
-        self.process.stdin.write(frame)
-        self.process.stdin.flush()
+        if self.process.stdin.closed:  # never write to a descriptor number that may have been reused
+            raise BrokenPipeError(f"the pipe to worker {self.process.pid} is closed")
+        # Straight to the descriptor (the BufferedWriter around it is always empty): one system call per job.
+        _worker_module._write_all(self.stdin_fd, frame)
         if not self.in_flight:
             self.deadline = time.monotonic() + timeout + HOST_GRACE
         self.in_flight.append((index, timeout))

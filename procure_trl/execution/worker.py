@@ -472,6 +472,10 @@ class Worker:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.network_namespace = _isolate_network()
         self.uid_mode = False
+        # One poll set for the worker's life (the host pipe stays in it; each job adds and removes its own two
+        # descriptors): fewer objects built per job, and so fewer copy-on-write faults after each fork.
+        self.poller = select.poll()
+        self.poller.register(self.proto_in, select.POLLIN | select.POLLHUP)
 
     # ------------------------------------------------------------------------------------------ protocol
     def receive(self) -> dict | None:
@@ -533,11 +537,11 @@ class Worker:
             os.set_blocking(output_r, False)
             pidfd = os.pidfd_open(pid)
 
-            poller = select.poll()
+            poller = self.poller
             # The verdict pipe is read once the child has exited (a verdict fits in the pipe buffer): one
             # wake-up per job instead of two.
-            for fd in (output_r, pidfd, self.proto_in):
-                poller.register(fd, select.POLLIN | select.POLLHUP)
+            poller.register(output_r, select.POLLIN | select.POLLHUP)
+            poller.register(pidfd, select.POLLIN | select.POLLHUP)
             verdict, output = bytearray(), bytearray()
             deadline = start + limits["timeout"]
             exited = timed_out = False
@@ -566,6 +570,11 @@ class Worker:
         finally:
             for fd in (verdict_r, output_r, pidfd):
                 if fd >= 0:
+                    if fd != verdict_r:
+                        try:
+                            self.poller.unregister(fd)
+                        except KeyError:  # never registered, or the output pipe was unregistered at EOF
+                            pass
                     os.close(fd)
             os.chdir("/")
             _remove_tree(self.jobdir)
