@@ -6,7 +6,7 @@ The public API. Names are imported lazily so that the analysis and perturbation 
 
 from __future__ import annotations
 
-import importlib
+from procure_trl._lazy import lazy_exports
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -107,17 +107,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'procure_trl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs

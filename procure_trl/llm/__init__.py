@@ -14,7 +14,7 @@ rule-based path must not pay for importing ``openai`` (seconds on a cold start).
 
 from __future__ import annotations
 
-import importlib
+from procure_trl._lazy import lazy_exports
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
@@ -32,17 +32,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'procure_trl.llm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

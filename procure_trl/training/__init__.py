@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from procure_trl._lazy import lazy_exports
 
 _EXPORTS = {
     "ConceptAwareSFTConfig": "procure_trl.training.config",
@@ -30,14 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'procure_trl.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
