@@ -129,6 +129,14 @@ def test_cli_errors_name_the_fix(tmp_path, capsys):
     assert "missing.jsonl" in capsys.readouterr().err
 
 
+def test_llm_options_are_refused_with_the_rule_generator(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert main(["perturb", "--benchmark", "humaneval", "-o", str(out), "--model", "gpt-4o", "--repair-rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--model, --repair-rounds apply to --generator llm only" in err
+    assert not out.exists()
+
+
 def test_help_documents_options_and_output(capsys):
     with pytest.raises(SystemExit):
         main(["perturb", "--help"])

@@ -99,10 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
-    try:
-        from procure_trl.llm import cli as llm_cli
-    except ImportError:  # the LLM side is optional: the rule-based path works without it
-        return
+    from procure_trl.llm import cli as llm_cli  # light: openai is imported only when --generator llm runs
+
     llm_cli.add_arguments(parser)
 
 
@@ -121,19 +119,20 @@ def _load(args) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from procure_trl.llm import cli as llm_cli
     from procure_trl.problems import InvalidProblem
 
+    llm_only = llm_cli.options_set(args)
+    if args.generator == "rule" and llm_only:
+        print(f"procure perturb: error: {', '.join(llm_only)} apply to --generator llm only; "
+              "add --generator llm or drop them", file=sys.stderr)
+        return 2
     try:
         problems = _load(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"procure perturb: error: {err}", file=sys.stderr)
         return 2
     if args.generator == "llm":
-        try:
-            from procure_trl.llm import cli as llm_cli
-        except ImportError as err:
-            print(f"procure perturb: error: the LLM generator is not available ({err})", file=sys.stderr)
-            return 2
         for row in problems:
             if isinstance(row, InvalidProblem):
                 print(f"procure perturb: skipping {row.reason}", file=sys.stderr)

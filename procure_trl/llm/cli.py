@@ -73,6 +73,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def options_set(args: argparse.Namespace) -> list[str]:
+    """The LLM options that ``args`` sets to something other than their default (as ``--flag`` strings).
+
+    ``procure perturb --generator rule`` uses it to refuse LLM options instead of silently ignoring them.
+    """
+    reference = argparse.ArgumentParser(add_help=False)
+    add_arguments(reference)
+    defaults = vars(reference.parse_args([]))
+    return ["--" + dest.replace("_", "-") for dest, default in defaults.items() if getattr(args, dest, default) != default]
+
+
 def config_from_args(args: argparse.Namespace):
     """Build the generator configuration from parsed arguments; raises ``ValueError`` on bad values."""
     from procure_trl.llm.generator import LLMGeneratorConfig, parse_price
