@@ -105,7 +105,8 @@ def protected_names(problem: Problem) -> tuple[str, ...]:
     return tuple(sorted(names | (top_level & used)))
 
 
-def _invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[PairRecord]:
+def invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[PairRecord]:
+    """The ``rejected`` records (stage ``input``) that report a bad input row once per concept."""
     task_id = row.task_id or row.where
     reason = f"invalid input row: {row.reason}"
     return [PairRecord(task_id, c.value, REJECTED, reason, row.program or row.where, stage="input") for c in concepts]
@@ -134,7 +135,7 @@ def generate_counterfactuals(
     candidate_slots: list[int] = []
     for problem in tqdm(problems, desc="perturbing", unit="problem", disable=not config.progress):
         if isinstance(problem, InvalidProblem):
-            slots.extend(_invalid_records(problem, concepts))
+            slots.extend(invalid_records(problem, concepts))
             continue
         keep = protected_names(problem)
         for concept in concepts:

@@ -190,3 +190,27 @@ def test_adding_the_llm_options_does_not_import_openai():
     code = "import sys, procure_trl.llm.cli; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_bad_input_rows_are_reported_as_rejected_rows_without_requests(tmp_path, monkeypatch):
+    # Same contract as the rule engine: one line per (row, concept), the bad row named, the batch goes on.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    problems_path = tmp_path / "problems.jsonl"
+    good = scale_problem(0)
+    problems_path.write_text(json.dumps(good.to_dict()) + "\n" + '{"task_id": "Bad/1", "prompt": "x"}\n' + "not json\n")
+    out = tmp_path / "o.jsonl"
+    with ChatServer(rename_reply) as srv:
+        assert main(cli_args(problems_path, out, srv.url, tmp_path / "c")) == 0
+        assert srv.request_count >= 1
+        requests_first = srv.request_count
+        # resuming a finished run adds nothing and sends nothing
+        assert main(cli_args(problems_path, out, srv.url, tmp_path / "c", "--resume")) == 0
+        assert srv.request_count == requests_first
+    rows = complete_rows(out)
+    assert [r["task_id"] for r in rows] == [good.task_id, "Bad/1", f"{problems_path}:3"]
+    assert rows[0]["status"] == "valid"
+    for bad in rows[1:]:
+        assert bad["status"] == "rejected" and bad["stage"] == "input" and bad["generator"] == "llm"
+        assert bad["attempts"] == 0
+    assert "missing field(s) solution" in rows[1]["reason"]
+    assert "not valid JSON" in rows[2]["reason"]

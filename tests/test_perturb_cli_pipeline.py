@@ -216,6 +216,10 @@ def test_generator_llm_delegates_to_the_llm_cli(monkeypatch, tmp_path):
     out = tmp_path / "o.jsonl"
     assert main(["perturb", str(source), "-o", str(out), "--generator", "llm", "--model", "m",
                  "--concepts", "name_random,if_else_flip", "--seed", "5"]) == 0
-    assert [p.task_id for p in seen["problems"]] == ["toy/sum"]  # the bad row is reported, not passed on
+    # the bad row is passed on too: the LLM side writes its `rejected` lines (tests/test_llm_cli.py)
+    from procure_trl.problems import InvalidProblem
+
+    assert seen["problems"][0].task_id == "toy/sum"
+    assert isinstance(seen["problems"][1], InvalidProblem) and "not valid JSON" in seen["problems"][1].reason
     assert seen["concepts"] == [Concept.NAME_RANDOM, Concept.IF_ELSE_FLIP]
     assert seen["args"].model == "m" and seen["args"].seed == 5 and seen["args"].output == str(out)

@@ -120,7 +120,6 @@ def _load(args) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from procure_trl.llm import cli as llm_cli
-    from procure_trl.problems import InvalidProblem
 
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
@@ -133,11 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"procure perturb: error: {err}", file=sys.stderr)
         return 2
     if args.generator == "llm":
-        for row in problems:
-            if isinstance(row, InvalidProblem):
-                print(f"procure perturb: skipping {row.reason}", file=sys.stderr)
-        valid = [p for p in problems if not isinstance(p, InvalidProblem)]
-        return int(llm_cli.run(args, valid, args.concepts) or 0)
+        return int(llm_cli.run(args, problems, args.concepts) or 0)
 
     from procure_trl.generation import GenerationConfig, format_summary_table, generate_counterfactuals, write_records
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.problems import Problem
+from procure_trl.problems import InvalidProblem, Problem
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +117,7 @@ def config_from_args(args: argparse.Namespace):
     return LLMGeneratorConfig(**kwargs)
 
 
-def run(args: argparse.Namespace, problems: Sequence[Problem], concepts: Sequence[Concept]) -> int:
+def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept]) -> int:
     """Generate counterfactuals with the LLM, append them to ``args.output``, print the summary; exit status."""
     from procure_trl.llm.client import LLMFatalError
     from procure_trl.llm.generator import LLMConfigError, LLMGenerator, format_llm_summary

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, protected_names
+from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, invalid_records, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
 from procure_trl.llm.output import ResumableJsonlWriter, pair_key, sort_jsonl
@@ -39,7 +39,7 @@ from procure_trl.llm.prompts import (
     has_candidate_site,
 )
 from procure_trl.llm.spans import changed_spans
-from procure_trl.problems import Problem
+from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.validation import Candidate, ValidationConfig, Validator
 
 
@@ -202,12 +202,12 @@ class LLMGenerator:
         self.facts_fn = facts_fn
 
     # -- public API ------------------------------------------------------------------------------------
-    def generate(self, problems: Sequence[Problem], concepts: Sequence[Concept | str] | None = None) -> list[dict]:
+    def generate(self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None) -> list[dict]:
         """Rows for every (problem, concept) pair, in memory (see :meth:`generate_to_jsonl` for files)."""
         return _run_sync(self.agenerate(problems, concepts))
 
     async def agenerate(
-        self, problems: Sequence[Problem], concepts: Sequence[Concept | str] | None = None
+        self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None
     ) -> list[dict]:
         """Async :meth:`generate`, for callers that already run an event loop (e.g. Jupyter)."""
         order = {pair: i for i, pair in enumerate(self._pairs(problems, concepts))}
@@ -217,7 +217,7 @@ class LLMGenerator:
 
     def generate_to_jsonl(
         self,
-        problems: Sequence[Problem],
+        problems: Sequence[Problem | InvalidProblem],
         concepts: Sequence[Concept | str] | None,
         path: str | os.PathLike[str],
         resume: bool = False,
@@ -227,7 +227,7 @@ class LLMGenerator:
 
     async def agenerate_to_jsonl(
         self,
-        problems: Sequence[Problem],
+        problems: Sequence[Problem | InvalidProblem],
         concepts: Sequence[Concept | str] | None,
         path: str | os.PathLike[str],
         resume: bool = False,
@@ -267,17 +267,17 @@ class LLMGenerator:
 
     # -- orchestration ---------------------------------------------------------------------------------
     @staticmethod
-    def _pairs(problems: Sequence[Problem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
+    def _pairs(problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
         parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
-        ids = [p.task_id for p in problems]
+        ids = [_row_id(p) for p in problems]
         if len(set(ids)) != len(ids):
             dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise ValueError(f"duplicate task_id(s) {dup}: each problem needs a unique task_id")
-        return [(p.task_id, c.value) for p in problems for c in parsed]
+        return [(i, c.value) for i in ids for c in parsed]
 
     async def _run(
         self,
-        problems: Sequence[Problem],
+        problems: Sequence[Problem | InvalidProblem],
         concepts: Sequence[Concept | str] | None,
         sink: Callable[[dict], None],
         done: set[tuple[str, str]],
@@ -287,6 +287,12 @@ class LLMGenerator:
 
         cfg = self.config
         parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        # Bad input rows are reported like the rule engine does (rejected, stage "input"), with no request.
+        for bad in (p for p in problems if isinstance(p, InvalidProblem)):
+            for record in invalid_records(bad, parsed):
+                if (record.task_id, record.concept) not in done:
+                    sink({**record.to_dict(), "generator": "llm", "attempts": 0, "usage": Usage().to_dict()})
+        problems = [p for p in problems if not isinstance(p, InvalidProblem)]
         todo = iter([(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done])
         pending = sum(1 for p in problems for c in parsed if (p.task_id, c.value) not in done)
         client = ChatClient(
@@ -470,3 +476,8 @@ def format_llm_summary(report: GenerationReport) -> str:
 
 def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / n:.1f}" if n else "-"
+
+
+def _row_id(problem: Problem | InvalidProblem) -> str:
+    """The ``task_id`` an output row gets: a bad input row without a usable one is named by its place."""
+    return problem.task_id if isinstance(problem, Problem) else (problem.task_id or problem.where)
