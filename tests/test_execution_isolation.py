@@ -310,6 +310,35 @@ def test_private_working_directory_empty_for_each_job_and_removed_afterwards(exe
     assert not any(os.path.exists(c) for c in cwds)
 
 
+def test_job_directory_changed_by_a_job_is_not_reused():
+    # A worker keeps its (empty) job directory for the next job only when the job left it exactly as created: a
+    # job that changed its mode or extended attributes (ACLs are ones) must not hand that on. One worker, so
+    # each pair of jobs runs back to back in the same directory path.
+    change_mode = ExecutionJob("import os\nos.chmod('.', 0o755)\n", "assert oct(os.stat('.').st_mode & 0o777) == '0o755'")
+    set_xattr = ExecutionJob(
+        "import os\ntry:\n    os.setxattr('.', 'user.procure', b'left behind')\nexcept OSError:\n    pass\n", "")
+    check = ExecutionJob(
+        "import os\nst = os.stat('.')\n",
+        "assert oct(st.st_mode & 0o777) == '0o700', oct(st.st_mode)\n"
+        "assert os.listdir('.') == []\n"
+        "assert 'user.procure' not in os.listxattr('.')\n",
+    )
+    with Executor(num_workers=1, limits=ExecutionLimits(timeout=2.0)) as ex:
+        results = ex.run([check, change_mode, check, set_xattr, check, GOOD, check])
+    assert all(r.passed for r in results), results
+
+
+def test_job_directory_replaced_by_a_symlink_does_not_reach_its_target(executor, tmp_path):
+    # The job owns its directory, so it can swap it for a symlink to a directory of ours: cleaning up must remove
+    # the link, never the files it points to.
+    keep = tmp_path / "keep.txt"
+    keep.write_text("host data")
+    program = f"import os\nd = os.getcwd()\nos.chdir('/')\nos.rmdir(d)\nos.symlink({str(tmp_path)!r}, d)\n"
+    (result,) = run_between_good_jobs(executor, ExecutionJob(program, "assert True"))
+    assert result.passed, result
+    assert keep.read_text() == "host data"
+
+
 def test_cannot_write_host_files(executor):
     if not executor.isolation.get("uid_mode"):
         pytest.skip("jobs run as the calling user: they can write what it can (documented)")

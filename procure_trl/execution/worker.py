@@ -36,6 +36,7 @@ import os
 import resource
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -250,6 +251,16 @@ def _remove_tree(path: str) -> None:
     (slower forks); falls back to shutil for what this does not handle (e.g. absurdly deep nesting)."""
     try:
         os.rmdir(path)  # most jobs write nothing
+        return
+    except OSError:
+        pass
+    try:
+        # The job owns its directory, so it may have replaced it (e.g. by a symlink to a directory of ours):
+        # remove the entry itself, never what it points to.
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
+            return
+    except FileNotFoundError:
         return
     except OSError:
         pass
@@ -481,6 +492,9 @@ class Worker:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.network_namespace = _isolate_network()
         self.uid_mode = False
+        #: owner of the job directory kept (empty and unchanged) for the next job, or None: create a new one
+        self.kept_jobdir: int | None = None
+        self.jobdir_id: tuple[int, int] = (0, 0)
         # One poll set for the worker's life (the host pipe stays in it; each job adds and removes its own two
         # descriptors): fewer objects built per job, and so fewer copy-on-write faults after each fork.
         self.poller = select.poll()
@@ -522,14 +536,12 @@ class Worker:
             job.pop("program", None)  # the sources are not needed any more: keep the forked image small
             job.pop("tests", None)
         uid = UID_BASE + self.pid if self.uid_mode and limits.get("drop_privileges", True) else None
-        if os.path.lexists(self.jobdir):
-            _remove_tree(self.jobdir)
-        os.mkdir(self.jobdir, 0o700)
+        owner = os.geteuid() if uid is None else uid
+        if self.kept_jobdir != owner:  # else: the previous job left it empty and unchanged, and we are in it
+            self._new_jobdir(uid)
+        self.kept_jobdir = None
         verdict_r = output_r = pidfd = -1
         try:
-            if uid is not None:
-                os.chown(self.jobdir, uid, uid)
-            os.chdir(self.jobdir)  # the child inherits it
             verdict_r, verdict_w = os.pipe()
             output_r, output_w = os.pipe()
             nonce = os.urandom(16).hex()
@@ -588,10 +600,50 @@ class Worker:
                         except KeyError:  # never registered, or the output pipe was unregistered at EOF
                             pass
                     os.close(fd)
-            os.chdir("/")
-            _remove_tree(self.jobdir)
+            # Every process of the job is gone now. Keep the directory for the next job only if that job is already
+            # here (an idle worker leaves nothing behind) and the directory is exactly as we made it.
+            if not self.host_gone and _HEADER.size <= len(self.inbox) and self._jobdir_untouched(owner):
+                self.kept_jobdir = owner
+            else:
+                self._remove_jobdir()
         return _verdict(bytes(verdict), nonce, timed_out, wait_status, limits,
                         {"duration": duration, "output": output.decode("utf-8", "replace")})
+
+    def _new_jobdir(self, uid: int | None) -> None:
+        """Create the empty private job directory (owned by the job's user) and make it the worker's cwd, which
+        the child inherits."""
+        self._remove_jobdir()
+        os.mkdir(self.jobdir, 0o700)
+        if uid is not None:
+            os.chown(self.jobdir, uid, uid)
+        os.chdir(self.jobdir)
+        st = os.lstat(self.jobdir)
+        self.jobdir_id = (st.st_dev, st.st_ino)
+
+    def _remove_jobdir(self) -> None:
+        os.chdir("/")
+        self.kept_jobdir = None
+        if os.path.lexists(self.jobdir):
+            _remove_tree(self.jobdir)
+
+    def _jobdir_untouched(self, owner: int) -> bool:
+        """Whether the job directory is still the very directory we created, empty, with its mode, owner and no
+        extended attributes (ACLs included): then it is indistinguishable from a fresh one."""
+        try:
+            st = os.lstat(self.jobdir)
+            if not (stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self.jobdir_id
+                    and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner and st.st_gid == owner
+                    and st.st_nlink == 2):
+                return False
+            with os.scandir(self.jobdir) as entries:
+                if next(entries, None) is not None:
+                    return False
+            try:
+                return not os.listxattr(self.jobdir, follow_symlinks=False)
+            except OSError as exc:
+                return exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)  # no extended attributes on this file system
+        except OSError:
+            return False
 
     def probe_privilege_drop(self) -> str | None:
         """Try one job under the per-worker user id; None if it works, else why not."""
@@ -697,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         job = worker.receive()
         if job is None:
+            worker._remove_jobdir()  # kept for a job that never came in full
             return 0
         try:
             result = worker.run(job)
