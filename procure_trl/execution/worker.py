@@ -708,6 +708,32 @@ def _default_workdir() -> str:
     return os.environ.get("TMPDIR") or "/tmp"
 
 
+def _warm_typing_cache() -> None:
+    """Evaluate common ``typing`` annotations (``List[int]``, ``Tuple[str, str]``, ``Dict[str, Any]``, ...) once,
+    so that forked children find them in typing's own cache.
+
+    Why: most model-written and benchmark programs annotate with ``typing`` generics, evaluated when each ``def``
+    runs. On a cache miss typing builds the alias in Python code, which in a fresh child costs ~150 copy-on-write
+    page faults (~0.8 ms per job on the development machine); a hit costs about half. Only the standard library
+    runs here, never a program; a child that modifies a cached alias changes only its own copy.
+    """
+    import typing
+
+    atoms = (int, str, float, bool, typing.Any)
+    one_arg = (typing.List, typing.Set, typing.Optional, typing.Sequence, typing.Iterable, typing.Iterator, typing.Tuple)
+    for atom in atoms:
+        for generic in one_arg:
+            generic[atom]
+        typing.Tuple[atom, ...]
+        typing.List[typing.List[atom]]
+        typing.List[typing.Tuple[atom, atom]]
+        typing.Optional[typing.List[atom]]
+        for other in atoms:
+            typing.Tuple[atom, other]
+            typing.Dict[atom, other]
+            typing.Union[atom, other]
+
+
 def _install_unbuffered_streams() -> None:
     """Make sys.stdout/sys.stderr (and their ``__dunder__`` twins) write-through text streams over fds 1 and 2."""
     global _STREAMS
@@ -740,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     _install_unbuffered_streams()
     for name in PRELOADED_MODULES:
         __import__(name)
+    _warm_typing_cache()
     worker = Worker(proto_in, proto_out, workdir)
     uid_mode_error = worker.probe_privilege_drop()
     # Objects alive now are never collected in a child: a collection there would touch (copy) all their pages.
