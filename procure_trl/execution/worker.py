@@ -11,15 +11,16 @@ worker kill the running job and everything it started, clean up and exit: a host
 
 Per job the worker:
 
-1. compiles ``program`` and ``tests`` (a SyntaxError is answered without a process), re-creates its private job
-   directory (empty, owned by the job's user) and opens two pipes: the program's stdout/stderr, and a private
-   "verdict" pipe;
+1. compiles ``program`` and ``tests`` (a SyntaxError is answered without a process), makes sure its private job
+   directory is empty and owned by the job's user (re-created unless the previous job left it exactly as created
+   and this job was already queued) and opens two pipes: the program's stdout/stderr, and a private "verdict"
+   pipe;
 2. forks a child that starts a new session (its own process group), drops to an unprivileged user id when the
    worker is root, lowers its resource limits, runs ``program`` then ``tests`` and, only if the last statement
    of the tests completed, writes ``passed`` together with a random nonce over the verdict pipe;
 3. waits for the child's exit (pidfd) or the wall-clock deadline, draining its output meanwhile; then kills the
    child's process group and every process the job started (the worker is a child subreaper, so orphans come
-   back to it), reaps them, reads the verdict and empties the directory.
+   back to it), reaps them, reads the verdict and removes the directory (or keeps it, see 1.).
 
 The verdict is never read from an exit status: a program that calls ``os._exit(0)`` or forks a copy of itself
 does not pass, because only the original child knows the nonce it must send after the tests.
