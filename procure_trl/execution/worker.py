@@ -495,7 +495,7 @@ class Worker:
         self.uid_mode = False
         #: owner of the job directory kept (empty and unchanged) for the next job, or None: create a new one
         self.kept_jobdir: int | None = None
-        self.jobdir_id: tuple[int, int] = (0, 0)
+        self.jobdir_id: tuple[int, int, int, int] = (0, 0, 0, 0)  # (device, inode, uid, gid) at creation
         # One poll set for the worker's life (the host pipe stays in it; each job adds and removes its own two
         # descriptors): fewer objects built per job, and so fewer copy-on-write faults after each fork.
         self.poller = select.poll()
@@ -622,7 +622,7 @@ class Worker:
             os.chown(self.jobdir, uid, uid)
         os.chdir(self.jobdir)
         st = os.lstat(self.jobdir)
-        self.jobdir_id = (st.st_dev, st.st_ino)
+        self.jobdir_id = (st.st_dev, st.st_ino, st.st_uid, st.st_gid)
 
     def _remove_jobdir(self) -> None:
         os.chdir("/")
@@ -635,9 +635,9 @@ class Worker:
         extended attributes (ACLs included): then it is indistinguishable from a fresh one."""
         try:
             st = os.lstat(self.jobdir)
-            if not (stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self.jobdir_id
-                    and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner and st.st_gid == owner
-                    and st.st_nlink == 2):
+            # (the group is compared with the one it got at creation: not root, that is the user's group)
+            if not (stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino, st.st_uid, st.st_gid) == self.jobdir_id
+                    and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner and st.st_nlink == 2):
                 return False
             with os.scandir(self.jobdir) as entries:
                 if next(entries, None) is not None:
