@@ -21,8 +21,9 @@ from pathlib import Path
 
 from procure_trl.concepts import Concept
 from procure_trl.perturbations import InvalidProgramError, perturb
+from procure_trl.problems import default_mbpp_dir
 
-DEFAULT_MBPP = "/work/shared/data/mbpp/mbpp.jsonl"
+DEFAULT_MBPP = str(default_mbpp_dir() / "mbpp.jsonl")  # $PROCURE_MBPP_DIR or ../shared/data/mbpp
 
 
 def load_programs(mbpp_path: str) -> list[tuple[str, str]]:

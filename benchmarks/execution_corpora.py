@@ -12,7 +12,9 @@ import json
 import re
 from dataclasses import dataclass
 
-DEFAULT_MBPP = "/work/shared/data/mbpp/mbpp.jsonl"
+from procure_trl.problems import default_mbpp_dir
+
+DEFAULT_MBPP = str(default_mbpp_dir() / "mbpp.jsonl")  # $PROCURE_MBPP_DIR or ../shared/data/mbpp
 
 # Appended to a program to make its answers wrong while it still runs: the entry point is wrapped so that every
 # result is changed in a type-preserving way (a bool flipped, a number + 1, an item added to a container, ...).

@@ -12,6 +12,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+from mbpp_data import use_fixture_rows_if_needed
+
+use_fixture_rows_if_needed()
+
 # Fails the session if any process the suite started is still alive at the end (see the module).
 pytest_plugins = ["plugin_process_guard"]
 

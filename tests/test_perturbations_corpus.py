@@ -13,15 +13,15 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from procure_trl.concepts import Concept
 from procure_trl.perturbations import perturb
+from procure_trl.problems import default_mbpp_dir
 
-MBPP = Path(os.environ.get("PROCURE_MBPP", "/work/shared/data/mbpp/mbpp.jsonl"))
+MBPP = default_mbpp_dir() / "mbpp.jsonl"  # the full file, or the fixture rows (tests/mbpp_data.py)
 
 
 def _programs() -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
 from procure_trl.problems import (
     InvalidProblem,
@@ -48,6 +49,20 @@ def test_humaneval_tests_catch_a_wrong_solution():
         _run(wrong, problem.tests)
 
 
+def test_mbpp_format_on_the_fixture_rows():
+    full = load_mbpp(data_dir=FIXTURE_MBPP_DIR)
+    sanitized = load_mbpp(data_dir=FIXTURE_MBPP_DIR, sanitized=True)
+    assert len(full) == 14 and len(sanitized) == 10
+    first = full[0]
+    assert first.task_id == "MBPP/1" and first.entry_point == "min_cost"
+    assert "\r" not in first.program and "\r" not in first.tests
+    assert all(line.startswith("#") for line in first.prompt.splitlines())
+    for problem in full + sanitized:
+        assert problem.entry_point in problem.tests, problem.task_id
+        _run(problem.program, problem.tests)
+
+
+@requires_full_mbpp
 def test_mbpp_full_and_sanitized_counts_and_format():
     full = load_mbpp()
     sanitized = load_mbpp(sanitized=True)
@@ -142,7 +157,7 @@ def test_jsonl_roundtrip_and_dispatch(tmp_path):
     write_jsonl(problems, path)
     assert load_jsonl(path) == problems
     assert load_problems(str(path)) == problems
-    assert len(load_problems("mbpp-sanitized")) == 427
+    assert load_problems("mbpp-sanitized") == load_mbpp(sanitized=True)
     with pytest.raises(ValueError, match="unknown problem source 'apps'"):
         load_problems("apps")
 
