@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
