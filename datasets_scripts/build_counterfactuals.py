@@ -19,17 +19,14 @@ card would wipe the YAML of the configs pushed before), and the row counts on th
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.counterfactual_dataset import (
-    CONFIG_NAMES,
     BuiltDataset,
     EngineRecord,
     add_token_columns,
