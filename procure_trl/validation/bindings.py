@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 #: scope index of names that no scope of the program binds (builtins, or undefined names)
 BUILTIN_SCOPE = -1
@@ -122,20 +123,7 @@ class _Collector(ast.NodeVisitor):
         self._in(self._new_scope("class", node), node.body)
 
     def _visit_comprehension(self, node) -> None:
-        generators = node.generators
-        self.visit(generators[0].iter)  # the first iterable is evaluated in the enclosing scope
-        scope = self._new_scope("comprehension", node)
-        saved, self.current = self.current, scope
-        for index, gen in enumerate(generators):
-            self.visit(gen.target)
-            if index:
-                self.visit(gen.iter)
-            for cond in gen.ifs:
-                self.visit(cond)
-        for part in ("elt", "key", "value"):
-            if hasattr(node, part):
-                self.visit(getattr(node, part))
-        self.current = saved
+        _visit_comprehension(self, node, lambda n: self._new_scope("comprehension", n))
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
 
@@ -285,19 +273,7 @@ class _Resolver(ast.NodeVisitor):
         self._in(node, node.body)
 
     def _visit_comprehension(self, node) -> None:
-        generators = node.generators
-        self.visit(generators[0].iter)
-        saved, self.current = self.current, self.info.scope_of(node)
-        for index, gen in enumerate(generators):
-            self.visit(gen.target)
-            if index:
-                self.visit(gen.iter)
-            for cond in gen.ifs:
-                self.visit(cond)
-        for part in ("elt", "key", "value"):
-            if hasattr(node, part):
-                self.visit(getattr(node, part))
-        self.current = saved
+        _visit_comprehension(self, node, self.info.scope_of)
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
 
@@ -355,3 +331,24 @@ def identifiers(tree: ast.AST) -> set[str]:
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             out.update(node.names)
     return out
+
+
+def _visit_comprehension(visitor: ast.NodeVisitor, node: ast.AST, enter: Callable[[ast.AST], Any]) -> None:
+    """Visit a comprehension in evaluation order, for both passes (binding and resolving).
+
+    The first iterable is evaluated in the enclosing scope; ``enter(node)`` then gives the comprehension's
+    own scope (created by the first pass, looked up by the second), in which everything else runs.
+    """
+    generators = node.generators
+    visitor.visit(generators[0].iter)
+    saved, visitor.current = visitor.current, enter(node)
+    for index, gen in enumerate(generators):
+        visitor.visit(gen.target)
+        if index:
+            visitor.visit(gen.iter)
+        for cond in gen.ifs:
+            visitor.visit(cond)
+    for part in ("elt", "key", "value"):
+        if hasattr(node, part):
+            visitor.visit(getattr(node, part))
+    visitor.current = saved
