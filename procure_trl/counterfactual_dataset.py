@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.masks import prompt_completion_mask, validate_spans
+from procure_trl.statuses import REJECTED, STATUSES, VALID
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
@@ -64,8 +65,6 @@ __all__ = [
 
 #: Fields every engine JSONL line must have, whatever its status.
 ENGINE_FIELDS = ("task_id", "concept", "status", "original")
-#: Statuses the engine writes; only ``valid`` lines become counterfactual rows.
-ENGINE_STATUSES = ("valid", "not_applicable", "rejected")
 #: Config (subset) names, in card order: ``all`` then one per concept.
 CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
@@ -103,13 +102,13 @@ def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRec
     except (ValueError, AttributeError) as err:
         raise ValueError(f"{where}: {err}") from None
     status = row["status"]
-    if status not in ENGINE_STATUSES:
-        raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(ENGINE_STATUSES)}")
+    if status not in STATUSES:
+        raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(STATUSES)}")
     for name in ("task_id", "original"):
         if not isinstance(row[name], str) or not row[name]:
             raise ValueError(f"{where}: field {name!r} must be a non-empty string")
     reason, stage = str(row.get("reason") or ""), str(row.get("stage") or "")
-    if status != "valid":
+    if status != VALID:
         return EngineRecord(row["task_id"], concept, status, row["original"], reason=reason, stage=stage)
     missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
     if missing:
@@ -189,7 +188,7 @@ def excluded_tasks(records: Iterable[EngineRecord]) -> dict[str, str]:
     """Tasks left out of the dataset, with the reason: bad input rows and broken reference solutions."""
     out: dict[str, str] = {}
     for record in records:
-        if record.status == "rejected" and record.stage in SKIPPED_STAGES:
+        if record.status == REJECTED and record.stage in SKIPPED_STAGES:
             out.setdefault(record.task_id, SKIPPED_STAGES[record.stage])
     return out
 
@@ -212,7 +211,7 @@ def build_rows(
     for record in records:
         if record.task_id in excluded:
             continue
-        if record.status == "valid" and record.stage == "unvalidated" and not allow_unvalidated:
+        if record.status == VALID and record.stage == "unvalidated" and not allow_unvalidated:
             raise ValueError(
                 f"task {record.task_id!r}, concept {record.concept}: the counterfactual was not validated "
                 "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "
@@ -228,7 +227,7 @@ def build_rows(
         if pair_id not in seen_originals:
             seen_originals.add(pair_id)
             rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, []))
-        if record.status != "valid":
+        if record.status != VALID:
             continue
         key = (pair_id, record.code or "")
         if key in seen_counterfactuals:  # the same program twice (e.g. two concepts agreeing): keep the first

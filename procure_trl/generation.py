@@ -17,10 +17,7 @@ from typing import Iterable, Mapping, Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import InvalidProblem, Problem
-
-#: The statuses of a record.
-VALID, NOT_APPLICABLE, REJECTED = "valid", "not_applicable", "rejected"
-STATUSES = (VALID, NOT_APPLICABLE, REJECTED)
+from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from procure_trl.concepts import Concept
 from procure_trl.counterfactual_dataset import EngineRecord, read_engine_jsonl
 from procure_trl.problems import Problem
+from procure_trl.statuses import VALID
 
 __all__ = ["CounterfactualVariant", "load_counterfactual_variants"]
 
@@ -62,7 +63,7 @@ def load_counterfactual_variants(
             for another benchmark, or another version of it).
     """
     records = read_engine_jsonl(path)
-    variants = [CounterfactualVariant.from_record(r) for r in records if r.status == "valid"]
+    variants = [CounterfactualVariant.from_record(r) for r in records if r.status == VALID]
     if not variants:
         raise ValueError(
             f"{path}: no 'valid' counterfactual among its {len(records)} line(s); nothing to evaluate "

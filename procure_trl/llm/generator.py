@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.generation import NOT_APPLICABLE, REJECTED, VALID, invalid_records, protected_names
+from procure_trl.generation import invalid_records, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
 from procure_trl.llm.output import ResumableJsonlWriter, pair_key, sort_jsonl
@@ -40,6 +40,7 @@ from procure_trl.llm.prompts import (
 )
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import InvalidProblem, Problem
+from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID
 from procure_trl.validation import Candidate, ValidationConfig, Validator
 
 

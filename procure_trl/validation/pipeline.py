@@ -24,10 +24,8 @@ from typing import Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import Problem
+from procure_trl.statuses import REJECTED, VALID
 from procure_trl.validation.concept_checks import check_concept
-
-VALID = "valid"
-REJECTED = "rejected"
 
 
 @dataclass
