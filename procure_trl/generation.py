@@ -189,6 +189,8 @@ def write_records(records: Iterable[PairRecord | Mapping], path: str | os.PathLi
         for record in records:
             line = record.to_json() if isinstance(record, PairRecord) else json.dumps(dict(record), ensure_ascii=False)
             handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before it replaces the old file: a crash leaves one or the other
     os.replace(tmp, path)
 
 

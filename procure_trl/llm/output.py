@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from procure_trl.generation import write_records
+
 
 def pair_key(row: Mapping[str, Any]) -> tuple[str, str]:
     return str(row["task_id"]), str(row["concept"])
@@ -103,11 +105,5 @@ def sort_jsonl(path: Path, order: Sequence[tuple[str, str]]) -> list[dict]:
     rows, _ = read_rows(path)
     rank = {pair: i for i, pair in enumerate(order)}
     rows.sort(key=lambda r: rank.get(pair_key(r), len(rank)))  # stable: unknown pairs keep their order
-    tmp = path.with_name(path.name + ".sorting")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_records(rows, path)  # the rule engine's writer: same bytes, atomic replace
     return rows
