@@ -156,3 +156,12 @@ def test_if_else_flip_skip_reasons(original, code, spans, match):
 def test_unknown_concept_is_an_error():
     with pytest.raises(ValueError, match="unknown concept"):
         counterfactual_prompt_pair("x = 1\n", "x = 1\n", "flip", [], 0)
+
+
+def test_cut_positions_follow_ast_lines_with_form_feeds_and_non_ascii_text():
+    # ast counts lines only at \n / \r\n / \r and columns in UTF-8 bytes; str.splitlines also breaks at \x0c,
+    # which once shifted every offset after such a line.
+    code = 'def f(x):\n    s = "éé"; t = 1\x0c\n    if x > 0 and s == "é":\n        return 1\n    else:\n        return 2\n'
+    start = code.index("x > 0")
+    rank = find_flipped_conditional(code, [(start, start + len("x > 0"))])
+    assert cut_at_then_branch(code, rank) == code[: code.index("        return 1")]

@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from procure_trl.analysis.spans import SourceMap
 from procure_trl.concepts import Concept
 
 __all__ = [
@@ -82,19 +83,6 @@ def cut_solution_lines(program: str, prompt_line_count: int, line_fraction: floa
     return kept
 
 
-def _line_starts(source: str) -> list[int]:
-    starts = [0]
-    for line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    return starts
-
-
-def _offset(source_lines: list[str], starts: list[int], lineno: int, col_offset: int) -> int:
-    """Character offset of an AST position (``col_offset`` counts UTF-8 bytes, not characters)."""
-    line = source_lines[lineno - 1]
-    return starts[lineno - 1] + len(line.encode("utf-8")[:col_offset].decode("utf-8", errors="ignore"))
-
-
 def _conditionals(tree: ast.AST) -> list[ast.If | ast.IfExp]:
     """``if`` statements (``elif`` included) and conditional expressions, in source order (outer first)."""
     nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.If, ast.IfExp))]
@@ -119,17 +107,8 @@ def find_flipped_conditional(code: str, changed_spans: Sequence[Sequence[int]]) 
     conditionals = _conditionals(tree)
     if not conditionals:
         raise TruncationError("the counterfactual has no if statement or conditional expression to cut at")
-    lines = code.splitlines(keepends=True)
-    starts = _line_starts(code)
-    ranges = []
-    for node in conditionals:
-        test = node.test
-        ranges.append(
-            (
-                _offset(lines, starts, test.lineno, test.col_offset),
-                _offset(lines, starts, test.end_lineno, test.end_col_offset),
-            )
-        )
+    source_map = SourceMap(code)
+    ranges = [source_map.node_span(node.test) for node in conditionals]
     for start, end in sorted((int(s), int(e)) for s, e in changed_spans):
         hits = [
             (t_end - t_start, rank)
@@ -159,14 +138,13 @@ def cut_at_then_branch(program: str, rank: int, what: str = "program") -> str:
             "the flipped if"
         )
     node = conditionals[rank]
-    lines = program.splitlines(keepends=True)
-    starts = _line_starts(program)
+    source_map = SourceMap(program)  # ast columns count UTF-8 bytes; this maps them to characters
     if isinstance(node, ast.IfExp):
-        return program[: _offset(lines, starts, node.orelse.lineno, node.orelse.col_offset)]
+        return program[: source_map.offset(node.orelse.lineno, node.orelse.col_offset)]
     first = node.body[0]
     if first.lineno > node.test.end_lineno:
-        return program[: starts[first.lineno - 1]]
-    return program[: _offset(lines, starts, first.lineno, first.col_offset)]
+        return program[: source_map.line_start(first.lineno)]
+    return program[: source_map.offset(first.lineno, first.col_offset)]
 
 
 def counterfactual_prompt_pair(
