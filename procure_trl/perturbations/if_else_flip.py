@@ -203,12 +203,10 @@ def _flip_edits(site: IfElseSite, ctx: _Context) -> list[Edit]:
 def _expected_tree(source: str, site: IfElseSite, ctx: _Context) -> ast.Module:
     """The original tree with the chosen site flipped on the ``ast`` -- the specification."""
     tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if type(node) is type(site.node) and (node.lineno, node.col_offset) == (site.node.lineno, site.node.col_offset):  # type: ignore[attr-defined]
-            node.test = negate_ast(copy.deepcopy(node.test), ctx)
-            node.body, node.orelse = node.orelse, node.body
-            return tree
-    raise AssertionError("flipped node not found again")  # unreachable: same source
+    node = _node_at_site(tree, site)
+    node.test = negate_ast(copy.deepcopy(node.test), ctx)
+    node.body, node.orelse = node.orelse, node.body
+    return tree
 
 
 def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
@@ -256,7 +254,12 @@ def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] =
 
 def _flipped_condition(tree: ast.Module, site: IfElseSite) -> ast.AST:
     """The condition of the flipped node in the new tree (same line/column: text before it is unchanged)."""
+    return _node_at_site(tree, site).test
+
+
+def _node_at_site(tree: ast.Module, site: IfElseSite) -> ast.If | ast.IfExp:
+    """The node of ``tree`` with the site's type and start position (the text before a flip is unchanged)."""
     for node in ast.walk(tree):
         if type(node) is type(site.node) and (node.lineno, node.col_offset) == (site.node.lineno, site.node.col_offset):  # type: ignore[attr-defined]
-            return node.test  # type: ignore[attr-defined]
-    raise AssertionError("flipped node not found in the new tree")
+            return node  # type: ignore[return-value]
+    raise AssertionError("flipped node not found again")  # unreachable: same text before the site
