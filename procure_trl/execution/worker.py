@@ -528,8 +528,10 @@ class Worker:
         limits = job["limits"]
         start = time.monotonic()
         try:
-            program = compile(job["program"], "<program>", "exec")
-            tests = compile(job["tests"], "<tests>", "exec")
+            # dont_inherit: compile() would otherwise apply this file's own ``from __future__ import annotations``
+            # to the program (annotations kept as strings, never evaluated), unlike a plain ``python program.py``.
+            program = compile(job["program"], "<program>", "exec", dont_inherit=True)
+            tests = compile(job["tests"], "<tests>", "exec", dont_inherit=True)
         except Exception as exc:  # SyntaxError, or ValueError for NUL bytes: no need to fork
             return {"status": "failed", "error_type": type(exc).__name__, "message": _describe(exc),
                     "duration": time.monotonic() - start, "output": ""}
