@@ -33,6 +33,7 @@ import errno
 import gc
 import io
 import json
+import marshal
 import os
 import resource
 import select
@@ -54,6 +55,10 @@ UID_BASE = 2_000_000_000
 MAX_VERDICT_BYTES = 65_536
 #: Seconds the worker spends killing and reaping leftover processes of a job before giving up loudly.
 REAP_DEADLINE = 5.0
+#: Seconds the zygote gets to report the end of a job the worker killed, before the worker gives up on it.
+ZYGOTE_GRACE = 5.0
+#: Most bytes of sources and compiled code the worker keeps (see Worker._compiled).
+CODE_CACHE_BYTES = 32 << 20
 
 _HEADER = struct.Struct(">I")
 #: Value of LD_BIND_NOW the host sets for the worker (any non-empty value works; this one marks it as ours).
@@ -197,6 +202,15 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+def _kill_job(pid: int) -> None:
+    """SIGKILL a job's process group and its first process (in case it had not called setsid yet)."""
+    _kill_group(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _kill_all_of_uid(uid: int) -> None:
     """SIGKILL every process running as ``uid`` with one atomic ``kill(-1)`` from a helper that becomes ``uid``.
 
@@ -218,27 +232,35 @@ def _kill_all_of_uid(uid: int) -> None:
     os.waitpid(helper, 0)
 
 
-def _reap_leftovers(uid: int | None) -> int:
-    """Kill and reap every remaining descendant of the worker; return how many were reaped.
+def _reap_leftovers(uid: int | None, keep: int = 0) -> int:
+    """Kill and reap every remaining descendant of the worker except ``keep`` (the zygote); return how many were
+    reaped.
 
-    The worker is a child subreaper: when a job's child dies, its descendants (even those that called
-    ``setsid``) are re-parented to the worker, so "no children left" means "nothing of the job is left".
+    The worker is a child subreaper: when a job's process dies, its descendants (even those that called
+    ``setsid``) are re-parented to the worker, so "no children left but the zygote" means "nothing of the job is
+    left". Raises :class:`_ZygoteLost` if the zygote itself has died.
     """
-    reaped, deadline = 0, time.monotonic() + REAP_DEADLINE
+    reaped, deadline, me = 0, time.monotonic() + REAP_DEADLINE, os.getpid()
     while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return reaped
-        if pid:
+        while True:  # reap what has ended (never blocks; 0 while only live children remain)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if not pid:
+                break
+            if pid == keep:
+                raise _ZygoteLost("the zygote process died")
             reaped += 1
-            continue
+        left = [child for child in _children(me) if child != keep]
+        if not left:
+            return reaped
         if time.monotonic() > deadline:
-            print(f"procure_trl executor: could not reap processes {_children(os.getpid())}", file=sys.stderr)
+            print(f"procure_trl executor: could not reap processes {left}", file=sys.stderr)
             return reaped
         if uid is not None:
             _kill_all_of_uid(uid)
-        for child in _children(os.getpid()):
+        for child in left:
             _kill_group(child)
             try:
                 os.kill(child, signal.SIGKILL)
@@ -356,9 +378,10 @@ def _child(
     verdict_fd: int,
     output_fd: int,
     close_fds: tuple[int, ...],
+    jobdir: str,
     nonce: str,
     passed_record: bytes,
-    worker_pid: int,
+    parent_pid: int,
     owner_pid: int,
     # Bound at definition time, so a program that patches builtins, os or json cannot change what runs here.
     _exec=exec,
@@ -384,13 +407,14 @@ def _child(
         os.dup2(output_fd, 1)  # fd 0 is already /dev/null (see main)
         os.dup2(output_fd, 2)
         os.close(output_fd)
-        # Already done by the worker and inherited: cwd = jobdir, no_new_privs, SIGXFSZ ignored, SIGINT raising
-        # KeyboardInterrupt (see Worker.__init__ and Worker.run).
+        os.chdir(jobdir)  # as root still: the directory belongs to the job's user
+        # Already done by the worker and inherited: no_new_privs, SIGXFSZ ignored, SIGINT raising
+        # KeyboardInterrupt, HOME/TMPDIR (see Worker.__init__).
         if uid is not None:
             _become_unprivileged(uid)
         # After setuid: changing credentials clears the parent-death signal.
         _checked_prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != worker_pid:  # the worker died before the line above took effect
+        if os.getppid() != parent_pid:  # the zygote died before the line above took effect
             _exit(70)
         if uid is None:  # RLIMIT_NPROC counts all of the user's processes: allow the ones already running
             nproc = rlimits[-1][1][0] + _count_processes_of(os.getuid())
@@ -454,9 +478,67 @@ def _flush_streams() -> None:
             pass
 
 
+# ----------------------------------------------------------------------------------------------- the zygote
+#: Zygote -> worker records: b"P" + the job's pid once forked, then b"S" + its wait status once it has ended.
+_RECORD = struct.Struct(">ci")
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from a blocking descriptor; None at EOF."""
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jobdir: str, network_namespace: bool,
+            worker_pid: int) -> None:
+    """Body of the zygote: the process that forks every job's child; never returns.
+
+    Why a separate process: forking costs in proportion to the memory of the process that forks, and after a fork
+    every page the parent writes is copied. The worker's own work per job (protocol, polling, the compile cache,
+    verdicts, the job directory) would make both grow. The zygote is forked from the worker right after start-up
+    (preloaded modules, frozen heap) and per job only reads a request, forks, reports the pid, waits for the child
+    and reports its wait status.
+    """
+    try:
+        _checked_prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the worker (and so do the jobs, see _child)
+        if os.getppid() != worker_pid:
+            os._exit(0)
+        me, close_fds = os.getpid(), (request_fd, record_fd)
+        loads, fork, waitpid, write, pack = marshal.loads, os.fork, os.waitpid, os.write, _RECORD.pack
+        while True:
+            header = _read_exact(request_fd, _HEADER.size)
+            if header is None:  # the worker closed the pipe: done
+                break
+            request = _read_exact(request_fd, _HEADER.unpack(header)[0])
+            program, tests, rlimits, uid, nonce, passed_record = loads(request)
+            program, tests = loads(program), loads(tests)
+            del request
+            pid = fork()
+            if pid == 0:
+                try:
+                    _child(program, tests, rlimits, uid, network_namespace, verdict_fd, output_fd, close_fds, jobdir,
+                           nonce, passed_record, me, os.getpid())
+                finally:  # _child never returns; should it ever raise, the copy of the zygote must not go on
+                    os._exit(73)
+            del program, tests
+            write(record_fd, pack(b"P", pid))
+            write(record_fd, pack(b"S", waitpid(pid, 0)[1]))
+    finally:
+        os._exit(0)
+
+
 # ----------------------------------------------------------------------------------------------- the worker
 class _HostGone(Exception):
     """The host closed the protocol pipe: clean up and exit."""
+
+
+class _ZygoteLost(Exception):
+    """The zygote died or stopped answering: the worker cleans up and exits; the host starts a new worker."""
 
 
 def _parse_verdict(raw: bytes, nonce: str) -> dict | None:
@@ -473,7 +555,12 @@ def _parse_verdict(raw: bytes, nonce: str) -> dict | None:
 
 
 class Worker:
-    """State of the worker process: protocol descriptors, received-but-not-run jobs, isolation facts."""
+    """State of the worker process: protocol descriptors, received-but-not-run jobs, its zygote, isolation facts.
+
+    Per job the worker compiles (cached), prepares the job directory, sends the zygote a request, waits for the
+    child's end or the deadline while draining its output, kills and reaps whatever the job left, and reads the
+    verdict. The zygote (see :func:`_zygote`) only forks.
+    """
 
     def __init__(self, proto_in: int, proto_out: int, workdir: str) -> None:
         self.proto_in, self.proto_out = proto_in, proto_out
@@ -484,7 +571,7 @@ class Worker:
         # be set once here instead of in every child.
         self.jobdir = os.path.join(workdir, f"procure-exec-{self.pid}-{os.urandom(4).hex()}")
         os.environ.update(HOME=self.jobdir, TMPDIR=self.jobdir, TMP=self.jobdir, TEMP=self.jobdir)
-        self.subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        self.subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # not inherited: the zygote's orphans come here
         # Inherited by every child (set here once instead of in each): no regaining privileges through a set-uid
         # executable; an oversized write raises OSError (EFBIG) instead of killing with SIGXFSZ; SIGINT raises
         # KeyboardInterrupt as in any interpreter (the worker lives in its own session: no terminal sends it).
@@ -492,14 +579,60 @@ class Worker:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.network_namespace = _isolate_network()
+        # Jobs may run under a per-worker user id only when we are root; decided by probe_privilege_drop. Set
+        # before the zygote starts (inherited): a job's child keeps its permitted capabilities across setuid, to
+        # narrow them to CAP_DAC_READ_SEARCH (see _become_unprivileged).
         self.uid_mode = False
+        self.keepcaps = os.geteuid() == 0 and _prctl(_PR_SET_KEEPCAPS, 1)
         #: owner of the job directory kept (empty and unchanged) for the next job, or None: create a new one
         self.kept_jobdir: int | None = None
         self.jobdir_id: tuple[int, int, int, int] = (0, 0, 0, 0)  # (device, inode, uid, gid) at creation
-        # One poll set for the worker's life (the host pipe stays in it; each job adds and removes its own two
-        # descriptors): fewer objects built per job, and so fewer copy-on-write faults after each fork.
+        #: source -> marshalled code: the n candidates of a problem share their tests, and sampled candidates
+        #: often repeat; compiling is a pure function of the source (code objects are immutable).
+        self.code_cache: dict[str, bytes] = {}
+        self.code_cache_bytes = 0
+        self._start_zygote()
+        # One poll set for the worker's life: the host pipe, the zygote's records and the jobs' output pipe.
         self.poller = select.poll()
-        self.poller.register(self.proto_in, select.POLLIN | select.POLLHUP)
+        for fd in (self.proto_in, self.records, self.output):
+            self.poller.register(fd, select.POLLIN | select.POLLHUP)
+        self.records_buffer = bytearray()
+
+    def _start_zygote(self) -> None:
+        """Fork the zygote, with a small, frozen heap, and the pipes it and its children share with the worker."""
+        request_r, self.requests = os.pipe()
+        self.records, record_w = os.pipe()
+        self.verdicts, verdict_w = os.pipe()
+        self.output, output_w = os.pipe()
+        # Objects alive now are never collected in a child (a collection would copy all their pages), and memory
+        # that malloc holds free is returned: fewer pages to copy at every fork.
+        gc.collect()
+        gc.freeze()
+        _libc_fast.malloc_trim(0)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in (self.proto_in, self.proto_out, self.requests, self.records, self.verdicts, self.output):
+                    os.close(fd)
+                _zygote(request_r, record_w, verdict_w, output_w, self.jobdir, self.network_namespace, self.pid)
+            finally:
+                os._exit(70)
+        self.zygote = pid
+        for fd in (request_r, record_w, verdict_w, output_w):
+            os.close(fd)
+        for fd in (self.records, self.verdicts, self.output):
+            os.set_blocking(fd, False)
+
+    def stop_zygote(self) -> None:
+        """Close the zygote's request pipe (it exits) and reap it."""
+        try:
+            os.close(self.requests)
+        except OSError:
+            pass
+        try:
+            os.waitpid(self.zygote, 0)
+        except ChildProcessError:
+            pass
 
     # ------------------------------------------------------------------------------------------ protocol
     def receive(self) -> dict | None:
@@ -523,111 +656,116 @@ class Worker:
         _write_all(self.proto_out, encode_frame(message))
 
     # ----------------------------------------------------------------------------------------------- jobs
+    def _compiled(self, source: str, filename: str) -> bytes:
+        """Marshalled code of ``source`` (raises SyntaxError/ValueError like compile), from the cache if there."""
+        key = filename + "\0" + source
+        code = self.code_cache.get(key)
+        if code is None:
+            # dont_inherit: compile() would otherwise apply this file's own ``from __future__ import annotations``
+            # to the program (annotations kept as strings, never evaluated), unlike a plain ``python program.py``.
+            code = marshal.dumps(compile(source, filename, "exec", dont_inherit=True))
+            self.code_cache_bytes += len(key) + len(code)
+            self.code_cache[key] = code
+            while self.code_cache_bytes > CODE_CACHE_BYTES:  # oldest first
+                old = next(iter(self.code_cache))
+                self.code_cache_bytes -= len(old) + len(self.code_cache.pop(old))
+        return code
+
     def run(self, job: dict) -> dict:
         """Run one job and return the result message."""
         limits = job["limits"]
         start = time.monotonic()
         try:
-            # dont_inherit: compile() would otherwise apply this file's own ``from __future__ import annotations``
-            # to the program (annotations kept as strings, never evaluated), unlike a plain ``python program.py``.
-            program = compile(job["program"], "<program>", "exec", dont_inherit=True)
-            tests = compile(job["tests"], "<tests>", "exec", dont_inherit=True)
+            program = self._compiled(job.pop("program"), "<program>")
+            tests = self._compiled(job.pop("tests"), "<tests>")
         except Exception as exc:  # SyntaxError, or ValueError for NUL bytes: no need to fork
             return {"status": "failed", "error_type": type(exc).__name__, "message": _describe(exc),
                     "duration": time.monotonic() - start, "output": ""}
-        finally:
-            job.pop("program", None)  # the sources are not needed any more: keep the forked image small
-            job.pop("tests", None)
         uid = UID_BASE + self.pid if self.uid_mode and limits.get("drop_privileges", True) else None
         owner = os.geteuid() if uid is None else uid
-        if self.kept_jobdir != owner:  # else: the previous job left it empty and unchanged, and we are in it
+        if self.kept_jobdir != owner:  # else: the previous job left it empty and unchanged
             self._new_jobdir(uid)
         self.kept_jobdir = None
-        verdict_r = output_r = pidfd = -1
+        nonce = os.urandom(16).hex()
+        # What json.dumps({"nonce": nonce, "status": "passed"}) gives (the nonce is hex), without the encoder.
+        passed_record = f'\n{{"nonce": "{nonce}", "status": "passed"}}\n'.encode()
+        request = marshal.dumps((program, tests, _rlimits(limits), uid, nonce, passed_record))
+        _write_all(self.requests, _HEADER.pack(len(request)) + request)
+        output = bytearray()
+        pid = wait_status = None
+        deadline = start + limits["timeout"]
+        timed_out = killed = False
         try:
-            verdict_r, verdict_w = os.pipe()
-            output_r, output_w = os.pipe()
-            nonce = os.urandom(16).hex()
-            # What json.dumps({"nonce": nonce, "status": "passed"}) gives (the nonce is hex), without the encoder.
-            passed_record = f'\n{{"nonce": "{nonce}", "status": "passed"}}\n'.encode()
-            rlimits = _rlimits(limits)
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    _child(program, tests, rlimits, uid, self.network_namespace, verdict_w, output_w,
-                           (self.proto_in, self.proto_out, verdict_r, output_r), nonce, passed_record, self.pid,
-                           os.getpid())
-                finally:  # _child never returns; should it ever raise, the copy of the worker must not go on
-                    os._exit(73)
-            os.close(verdict_w)
-            os.close(output_w)
-            os.set_blocking(verdict_r, False)
-            os.set_blocking(output_r, False)
-            pidfd = os.pidfd_open(pid)
-
-            poller = self.poller
-            # The verdict pipe is read once the child has exited (a verdict fits in the pipe buffer): one
-            # wake-up per job instead of two.
-            poller.register(output_r, select.POLLIN | select.POLLHUP)
-            poller.register(pidfd, select.POLLIN | select.POLLHUP)
-            verdict, output = bytearray(), bytearray()
-            deadline = start + limits["timeout"]
-            exited = timed_out = False
-            while not exited:
+            # Until the zygote reports the child's end: by then the child has exited, and whatever it started
+            # that was not in its group has been handed to this worker (the subreaper).
+            while wait_status is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    timed_out = True
-                    break
-                for fd, _event in poller.poll(max(1, int(remaining * 1000) + 1)):
-                    if fd == pidfd:
-                        exited = True
+                    if killed:  # and still no word from the zygote
+                        raise _ZygoteLost("the zygote did not report a killed job's end")
+                    timed_out, killed = not self.host_gone, True
+                    deadline = time.monotonic() + ZYGOTE_GRACE
+                    if pid is not None:
+                        _kill_job(pid)
+                    continue
+                for fd, _event in self.poller.poll(max(1, int(remaining * 1000) + 1)):
+                    if fd == self.records:
+                        for kind, value in self._read_records():
+                            if kind == b"P":
+                                pid = value
+                                if killed:
+                                    _kill_job(pid)
+                            else:
+                                wait_status = value
+                    elif fd == self.output:
+                        if not _drain(self.output, output, limits["max_output_bytes"]):
+                            raise _ZygoteLost("the zygote closed the output pipe")
                     elif fd == self.proto_in:
-                        self._read_host()  # the next job, or EOF
+                        self._read_host()  # the next job, or EOF: then kill the job at once (see above)
                         if self.host_gone:
-                            _kill_group(pid)
-                            raise _HostGone
-                    elif fd == output_r:
-                        if not _drain(output_r, output, limits["max_output_bytes"]):
-                            poller.unregister(output_r)
-            _kill_group(pid)  # also after a normal exit: processes the job left in its group
-            _, wait_status = os.waitpid(pid, 0)
+                            self.poller.unregister(self.proto_in)
+                            deadline = 0.0
+            if self.host_gone:
+                raise _HostGone
+            _kill_group(pid)  # processes the job left in its group
             duration = time.monotonic() - start
-            _drain(verdict_r, verdict, MAX_VERDICT_BYTES)
-            _drain(output_r, output, limits["max_output_bytes"])
-            _reap_leftovers(uid)
+            _reap_leftovers(uid, keep=self.zygote)
         finally:
-            for fd in (verdict_r, output_r, pidfd):
-                if fd >= 0:
-                    if fd != verdict_r:
-                        try:
-                            self.poller.unregister(fd)
-                        except KeyError:  # never registered, or the output pipe was unregistered at EOF
-                            pass
-                    os.close(fd)
-            # Every process of the job is gone now. Keep the directory for the next job only if that job is already
-            # here (an idle worker leaves nothing behind) and the directory is exactly as we made it.
+            # Every process of the job is gone now (or the worker is giving up). Keep the directory for the next
+            # job only if that job is already here (an idle worker leaves nothing behind) and the directory is
+            # exactly as we made it.
             if not self.host_gone and _HEADER.size <= len(self.inbox) and self._jobdir_untouched(owner):
                 self.kept_jobdir = owner
             else:
                 self._remove_jobdir()
+        verdict = bytearray()
+        _drain(self.verdicts, verdict, MAX_VERDICT_BYTES)
+        _drain(self.output, output, limits["max_output_bytes"])
         result = {"duration": duration, "output": output.decode("utf-8", "replace")}
         if verdict == passed_record:  # the usual verdict, exactly as the child writes it: no need to parse
             return {**result, "status": "passed", "error_type": None, "message": ""}
         return _verdict(bytes(verdict), nonce, timed_out, wait_status, limits, result)
 
+    def _read_records(self) -> list[tuple[bytes, int]]:
+        """The zygote's complete records available now; _ZygoteLost at EOF."""
+        if not _drain(self.records, self.records_buffer, 1 << 16):
+            raise _ZygoteLost("the zygote exited")
+        size, buffer = _RECORD.size, self.records_buffer
+        count = len(buffer) // size
+        found = [_RECORD.unpack_from(buffer, i * size) for i in range(count)]
+        del buffer[: count * size]
+        return found
+
     def _new_jobdir(self, uid: int | None) -> None:
-        """Create the empty private job directory (owned by the job's user) and make it the worker's cwd, which
-        the child inherits."""
+        """Create the empty private job directory, owned by the job's user (the child changes into it)."""
         self._remove_jobdir()
         os.mkdir(self.jobdir, 0o700)
         if uid is not None:
             os.chown(self.jobdir, uid, uid)
-        os.chdir(self.jobdir)
         st = os.lstat(self.jobdir)
         self.jobdir_id = (st.st_dev, st.st_ino, st.st_uid, st.st_gid)
 
     def _remove_jobdir(self) -> None:
-        os.chdir("/")
         self.kept_jobdir = None
         if os.path.lexists(self.jobdir):
             _remove_tree(self.jobdir)
@@ -655,15 +793,12 @@ class Worker:
         """Try one job under the per-worker user id; None if it works, else why not."""
         if os.geteuid() != 0:
             return "not running as root"
-        # Inherited by every child (set once here instead of in each): a job's child keeps its permitted
-        # capabilities across setuid, to narrow them to CAP_DAC_READ_SEARCH (see _become_unprivileged).
-        if not _prctl(_PR_SET_KEEPCAPS, 1):
-            return f"prctl(PR_SET_KEEPCAPS) failed: {os.strerror(ctypes.get_errno())}"
+        if not self.keepcaps:
+            return "prctl(PR_SET_KEEPCAPS) failed"
         self.uid_mode = True
         probe = self.run({"program": "import json, decimal", "tests": "", "limits": _PROBE_LIMITS})
         if probe["status"] != "passed":
-            self.uid_mode = False
-            _prctl(_PR_SET_KEEPCAPS, 0)
+            self.uid_mode = False  # (the zygote keeps PR_SET_KEEPCAPS: harmless, its children then never setuid)
             return f"{probe['error_type']}: {probe['message']}"
         return None
 
@@ -771,9 +906,20 @@ def main(argv: list[str] | None = None) -> int:
         __import__(name)
     _warm_typing_cache()
     worker = Worker(proto_in, proto_out, workdir)
+    try:
+        return _serve(worker, workdir)
+    except _ZygoteLost as exc:  # e.g. a job that runs as our own user killed it: the host starts a new worker
+        print(f"procure_trl executor: {exc}; the worker exits", file=sys.stderr)
+        _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None)
+        worker._remove_jobdir()
+        return 1
+    finally:
+        worker.stop_zygote()
+
+
+def _serve(worker: Worker, workdir: str) -> int:
+    """Say hello, then answer jobs until the host closes the pipe."""
     uid_mode_error = worker.probe_privilege_drop()
-    # Objects alive now are never collected in a child: a collection there would touch (copy) all their pages.
-    gc.freeze()
     worker.send({
         "hello": True, "pid": worker.pid, "network_namespace": worker.network_namespace,
         "subreaper": worker.subreaper, "uid_mode": worker.uid_mode, "uid_mode_error": uid_mode_error,
@@ -787,7 +933,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = worker.run(job)
         except _HostGone:
-            _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None)
+            _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None, keep=worker.zygote)
+            worker._remove_jobdir()
             return 0
         worker.send(result)
 
