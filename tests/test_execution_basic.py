@@ -116,6 +116,22 @@ def test_bad_arguments_are_refused(executor):
         executor.run([ExecutionJob("x = 1", timeout=0)])
     with pytest.raises(ValueError, match="num_workers"):
         Executor(num_workers=0)
+    with pytest.raises(ValueError, match="code_cache_mb"):
+        Executor(code_cache_mb=-1)
+
+
+@pytest.mark.parametrize("code_cache_mb", [0, 1])
+def test_repeated_sources_run_afresh_each_time_with_or_without_the_code_cache(code_cache_mb):
+    # The cache keeps compiled code only: every job still runs in a fresh process (its own counter, pid, output),
+    # and the cache holds at most code_cache_mb (1 MB here, less than the big programs below together).
+    program = "import os\ncounter = [0]\ncounter[0] += 1\nprint(os.getpid())\n"
+    big = [f"x = [{', '.join(map(str, range(60_000)))}, {i}]" for i in range(4)]  # ~0.4 MB source + code each
+    jobs = [ExecutionJob(program, "assert counter == [1]") for _ in range(3)]
+    jobs += [ExecutionJob(source, f"assert x[-1] == {i % 4} and len(x) == 60_001") for i, source in enumerate(big + big)]
+    with Executor(num_workers=1, code_cache_mb=code_cache_mb) as ex:
+        results = ex.run(jobs)
+    assert all(r.passed for r in results), results
+    assert len({r.output for r in results[:3]}) == 3  # three processes
 
 
 def test_cpu_seconds_default_derives_from_timeout():

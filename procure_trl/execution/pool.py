@@ -65,9 +65,9 @@ def _wire_limits(limits: ExecutionLimits, timeout: float) -> dict:
 class _Worker:
     """Host-side handle of one worker process and the jobs sent to it, oldest first."""
 
-    def __init__(self, workdir: str | None) -> None:
+    def __init__(self, workdir: str | None, code_cache_mb: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-I", WORKER_SCRIPT] + ([workdir] if workdir else []),
+            [sys.executable, "-I", WORKER_SCRIPT, workdir or "", str(code_cache_mb << 20)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Own session: a ^C in the terminal reaches the host only, which then shuts workers down cleanly.
@@ -147,7 +147,7 @@ class Executor:
 
     ``num_workers`` long-lived worker processes are started on first use (``python -I worker.py``: a clean
     interpreter, not a fork of the caller, so threads in the caller, e.g. from torch or tokenizers, are no
-    hazard). Each worker forks a fresh child per job; see :mod:`procure_trl.execution.worker` for the isolation
+    hazard). Each worker has a zygote process fork a fresh child per job; see :mod:`procure_trl.execution.worker` for the isolation
     layers. Use it as a context manager, or call :meth:`close`; it is reusable across :meth:`run` calls.
 
     This is defence in depth for model-written code, **not a security boundary**: run untrusted or hostile code
@@ -156,6 +156,9 @@ class Executor:
     Args:
         num_workers: Jobs run at once.
         limits: Resource limits applied to every job (a job's own ``timeout`` overrides ``limits.timeout``).
+        code_cache_mb: Megabytes of compiled code each worker keeps, by source, so that a program or tests seen
+            again are not compiled again (the tests of a problem's n candidates are the same, and sampled candidates
+            often repeat; compiling is a pure function of the source). ``0`` compiles every job.
         workdir: Directory in which each job gets its private working directory (removed afterwards).
             ``None``: ``/dev/shm`` when usable (a RAM file system: creating and removing a directory costs
             ~0.1 ms there against ~5 ms on a journaling disk), else ``$TMPDIR`` or ``/tmp``.
@@ -169,7 +172,13 @@ class Executor:
         True
     """
 
-    def __init__(self, num_workers: int = 2, limits: ExecutionLimits | None = None, workdir: str | None = None) -> None:
+    def __init__(
+        self,
+        num_workers: int = 2,
+        limits: ExecutionLimits | None = None,
+        workdir: str | None = None,
+        code_cache_mb: int = 32,
+    ) -> None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
         if limits is None:
@@ -177,12 +186,15 @@ class Executor:
         if not isinstance(limits, ExecutionLimits):
             raise TypeError(f"limits must be an ExecutionLimits, got {type(limits).__name__}")
         if not sys.platform.startswith("linux"):
-            # Fail loudly: without fork, pidfd and rlimits the promises below would silently not hold.
-            raise NotImplementedError(f"the executor needs Linux (fork, pidfd, rlimits); this is {sys.platform}")
+            # Fail loudly: without fork, /proc and rlimits the promises below would silently not hold.
+            raise NotImplementedError(f"the executor needs Linux (fork, /proc, rlimits); this is {sys.platform}")
+        if isinstance(code_cache_mb, bool) or not isinstance(code_cache_mb, int) or code_cache_mb < 0:
+            raise ValueError(f"code_cache_mb must be a non-negative integer (0 disables the cache), got {code_cache_mb!r}")
         if workdir is not None and not os.path.isdir(workdir):
             raise ValueError(f"workdir {workdir!r} is not a directory; create it or pass None for the default")
         self.num_workers = num_workers
         self.workdir = None if workdir is None else os.path.abspath(workdir)
+        self.code_cache_mb = code_cache_mb
         self.limits = limits
         self._workers: list[_Worker] = []
         self._closed = False
@@ -232,7 +244,7 @@ class Executor:
             raise RuntimeError("this Executor is closed; create a new one")
         missing = self.num_workers - len(self._workers)
         if missing > 0:
-            new = [_Worker(self.workdir) for _ in range(missing)]
+            new = [_Worker(self.workdir, self.code_cache_mb) for _ in range(missing)]
             self._workers.extend(new)
             for w in new:
                 self._wait_hello(w)
@@ -258,7 +270,7 @@ class Executor:
     def _replace(self, w: _Worker) -> _Worker:
         """Kill a dead or wedged worker and start a fresh one in its place."""
         w.close(grace=0.5)
-        fresh = _Worker(self.workdir)
+        fresh = _Worker(self.workdir, self.code_cache_mb)
         self._wait_hello(fresh)
         self._workers[self._workers.index(w)] = fresh
         return fresh

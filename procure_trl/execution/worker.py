@@ -1,4 +1,4 @@
-"""The executor's worker: a long-lived, single-threaded process that forks one short-lived child per job.
+"""The executor's worker: a long-lived, single-threaded process whose zygote forks one short-lived child per job.
 
 Run as ``python -I path/to/worker.py`` by :class:`procure_trl.execution.Executor`. This file imports only the
 standard library and nothing from ``procure_trl``, so the worker starts in milliseconds, holds no threads
@@ -9,18 +9,23 @@ stdout (results out). The worker first sends a hello frame describing which isol
 then answers each job frame with exactly one result frame. EOF on stdin, even in the middle of a job, makes the
 worker kill the running job and everything it started, clean up and exit: a host that dies leaves nothing behind.
 
-Per job the worker:
+Processes: right after start-up (modules preloaded, heap frozen) the worker forks a **zygote**, whose only work is
+to fork the jobs' children: forking costs in proportion to the forking process's memory, and every page the
+forking process writes afterwards is copied, so the worker's own per-job work (protocol, compile cache, polling,
+verdicts) stays out of it. Per job:
 
-1. compiles ``program`` and ``tests`` (a SyntaxError is answered without a process), makes sure its private job
-   directory is empty and owned by the job's user (re-created unless the previous job left it exactly as created
-   and this job was already queued) and opens two pipes: the program's stdout/stderr, and a private "verdict"
-   pipe;
-2. forks a child that starts a new session (its own process group), drops to an unprivileged user id when the
-   worker is root, lowers its resource limits, runs ``program`` then ``tests`` and, only if the last statement
-   of the tests completed, writes ``passed`` together with a random nonce over the verdict pipe;
-3. waits for the child's exit (pidfd) or the wall-clock deadline, draining its output meanwhile; then kills the
-   child's process group and every process the job started (the worker is a child subreaper, so orphans come
-   back to it), reaps them, reads the verdict and removes the directory (or keeps it, see 1.).
+1. the worker compiles ``program`` and ``tests`` (cached by source; a SyntaxError is answered without a process),
+   makes sure the private job directory is empty and owned by the job's user (re-created unless the previous job
+   left it exactly as created and this job was already queued) and sends the zygote the compiled code, the
+   limits, the user id and a fresh random nonce;
+2. the zygote forks a child that starts a new session (its own process group), drops to an unprivileged user id
+   when the worker is root, lowers its resource limits, runs ``program`` then ``tests`` and, only if the last
+   statement of the tests completed, writes ``passed`` together with the nonce over the verdict pipe; its stdout
+   and stderr are the output pipe. The zygote reports the child's pid, waits for it and reports its wait status;
+3. meanwhile the worker drains the output and watches the wall-clock deadline (then it kills the child's process
+   group); once the child has ended it kills the group and every process the job started (the worker is a child
+   subreaper, so orphans come back to it), reaps them, reads the verdict and removes the directory (or keeps it,
+   see 1.).
 
 The verdict is never read from an exit status: a program that calls ``os._exit(0)`` or forks a copy of itself
 does not pass, because only the original child knows the nonce it must send after the tests.
@@ -57,8 +62,6 @@ MAX_VERDICT_BYTES = 65_536
 REAP_DEADLINE = 5.0
 #: Seconds the zygote gets to report the end of a job the worker killed, before the worker gives up on it.
 ZYGOTE_GRACE = 5.0
-#: Most bytes of sources and compiled code the worker keeps (see Worker._compiled).
-CODE_CACHE_BYTES = 32 << 20
 
 _HEADER = struct.Struct(">I")
 #: Value of LD_BIND_NOW the host sets for the worker (any non-empty value works; this one marks it as ours).
@@ -167,9 +170,12 @@ def _isolate_network() -> bool:
 
 def _children(pid: int) -> list[int]:
     """Direct children of ``pid``, from /proc."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
+    try:  # (raw descriptors: a third of the cost of open(); this runs after every job)
+        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)
+        try:
+            return [int(p) for p in os.read(fd, 1 << 20).split()]
+        finally:
+            os.close(fd)
     except OSError:  # kernel without CONFIG_PROC_CHILDREN: scan every process's parent
         found = []
         for entry in os.listdir("/proc"):
@@ -376,7 +382,6 @@ def _child(
     uid: int | None,
     network_namespace: bool,
     verdict_fd: int,
-    output_fd: int,
     close_fds: tuple[int, ...],
     jobdir: str,
     nonce: str,
@@ -398,15 +403,13 @@ def _child(
     """Body of the forked child: set up isolation, run the compiled job, report; never returns.
 
     Kept short on purpose: every object the child touches costs a copy-on-write page fault, and this runs once
-    per job (HOME, TMPDIR and the standard streams were set up once by the worker, which forks us).
+    per job (HOME, TMPDIR and the standard streams were set up once by the worker and the zygote, which forks us).
     """
     try:
         os.setsid()  # own session and process group: the worker kills the group, and the terminal's ^C misses it
         for fd in close_fds:
             os.close(fd)
-        os.dup2(output_fd, 1)  # fd 0 is already /dev/null (see main)
-        os.dup2(output_fd, 2)
-        os.close(output_fd)
+        # fd 0 is /dev/null and fds 1 and 2 the output pipe, inherited from the zygote (see _zygote).
         os.chdir(jobdir)  # as root still: the directory belongs to the job's user
         # Already done by the worker and inherited: no_new_privs, SIGXFSZ ignored, SIGINT raising
         # KeyboardInterrupt, HOME/TMPDIR (see Worker.__init__).
@@ -508,6 +511,10 @@ def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jo
         _checked_prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the worker (and so do the jobs, see _child)
         if os.getppid() != worker_pid:
             os._exit(0)
+        # The jobs' stdout and stderr, set once here instead of in every child (the zygote itself prints nothing).
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.close(output_fd)
         me, close_fds = os.getpid(), (request_fd, record_fd)
         loads, fork, waitpid, write, pack = marshal.loads, os.fork, os.waitpid, os.write, _RECORD.pack
         while True:
@@ -521,8 +528,8 @@ def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jo
             pid = fork()
             if pid == 0:
                 try:
-                    _child(program, tests, rlimits, uid, network_namespace, verdict_fd, output_fd, close_fds, jobdir,
-                           nonce, passed_record, me, os.getpid())
+                    _child(program, tests, rlimits, uid, network_namespace, verdict_fd, close_fds, jobdir, nonce,
+                           passed_record, me, os.getpid())
                 finally:  # _child never returns; should it ever raise, the copy of the zygote must not go on
                     os._exit(73)
             del program, tests
@@ -562,7 +569,7 @@ class Worker:
     verdict. The zygote (see :func:`_zygote`) only forks.
     """
 
-    def __init__(self, proto_in: int, proto_out: int, workdir: str) -> None:
+    def __init__(self, proto_in: int, proto_out: int, workdir: str, code_cache_limit: int = 0) -> None:
         self.proto_in, self.proto_out = proto_in, proto_out
         self.inbox = bytearray()  # the host may send the next job while one runs
         self.host_gone = False
@@ -590,7 +597,7 @@ class Worker:
         #: source -> marshalled code: the n candidates of a problem share their tests, and sampled candidates
         #: often repeat; compiling is a pure function of the source (code objects are immutable).
         self.code_cache: dict[str, bytes] = {}
-        self.code_cache_bytes = 0
+        self.code_cache_bytes, self.code_cache_limit = 0, code_cache_limit
         self._start_zygote()
         # One poll set for the worker's life: the host pipe, the zygote's records and the jobs' output pipe.
         self.poller = select.poll()
@@ -666,7 +673,7 @@ class Worker:
             code = marshal.dumps(compile(source, filename, "exec", dont_inherit=True))
             self.code_cache_bytes += len(key) + len(code)
             self.code_cache[key] = code
-            while self.code_cache_bytes > CODE_CACHE_BYTES:  # oldest first
+            while self.code_cache_bytes > self.code_cache_limit:  # oldest first
                 old = next(iter(self.code_cache))
                 self.code_cache_bytes -= len(old) + len(self.code_cache.pop(old))
         return code
@@ -890,7 +897,9 @@ def main(argv: list[str] | None = None) -> int:
     # programs and their subprocesses get the caller's environment without it.
     if os.environ.get("LD_BIND_NOW") == _BIND_NOW_MARK:
         del os.environ["LD_BIND_NOW"]
-    workdir = argv[0] if argv else _default_workdir()
+    # argv: [workdir ("" for the default), bytes of compiled code to cache]
+    workdir = argv[0] if argv and argv[0] else _default_workdir()
+    code_cache_limit = int(argv[1]) if len(argv) > 1 else 0
     # Keep the protocol on private descriptors; fd 0 becomes /dev/null and fd 1 our stderr, so nothing else
     # (a stray print, a C library) can corrupt the protocol stream.
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -905,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in PRELOADED_MODULES:
         __import__(name)
     _warm_typing_cache()
-    worker = Worker(proto_in, proto_out, workdir)
+    worker = Worker(proto_in, proto_out, workdir, code_cache_limit)
     try:
         return _serve(worker, workdir)
     except _ZygoteLost as exc:  # e.g. a job that runs as our own user killed it: the host starts a new worker
