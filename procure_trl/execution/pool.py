@@ -97,6 +97,8 @@ class _Worker:
                 self.alive = False
                 break
             self.buffer += chunk
+            if len(chunk) < 65_536:  # the pipe is empty now; the selector says when there is more
+                break
         return _worker_module.decode_frames(self.buffer)
 
     def send(self, index: int, job: ExecutionJob, limits: ExecutionLimits) -> bool:

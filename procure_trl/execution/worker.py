@@ -335,6 +335,8 @@ def _drain(fd: int, sink: bytearray, cap: int) -> bool:
         room = cap - len(sink)
         if room > 0:
             sink += chunk[:room]
+        if len(chunk) < 65_536:  # a pipe returns all it holds: it is empty now (no exception to raise and catch)
+            return True
 
 
 # ------------------------------------------------------------------------------------------------ the child
@@ -482,8 +484,8 @@ def _flush_streams() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the zygote
-#: Zygote -> worker records: b"P" + the job's pid once forked, then b"S" + its wait status once it has ended.
-_RECORD = struct.Struct(">ci")
+#: Zygote -> worker record, one per job once its child has ended: (pid, wait status).
+_RECORD = struct.Struct(">ii")
 
 
 def _read_exact(fd: int, size: int) -> bytes | None:
@@ -533,8 +535,7 @@ def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jo
                 finally:  # _child never returns; should it ever raise, the copy of the zygote must not go on
                     os._exit(73)
             del program, tests
-            write(record_fd, pack(b"P", pid))
-            write(record_fd, pack(b"S", waitpid(pid, 0)[1]))
+            write(record_fd, pack(pid, waitpid(pid, 0)[1]))
     finally:
         os._exit(0)
 
@@ -701,29 +702,27 @@ class Worker:
         output = bytearray()
         pid = wait_status = None
         deadline = start + limits["timeout"]
-        timed_out = killed = False
+        timed_out = False
+        give_up = None  # once the job is to be killed: when to stop waiting for the zygote's word
         try:
             # Until the zygote reports the child's end: by then the child has exited, and whatever it started
             # that was not in its group has been handed to this worker (the subreaper).
             while wait_status is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    if killed:  # and still no word from the zygote
+                now = time.monotonic()
+                if now >= deadline:
+                    if give_up is None:
+                        timed_out, give_up = not self.host_gone, now + ZYGOTE_GRACE
+                    elif now > give_up:
                         raise _ZygoteLost("the zygote did not report a killed job's end")
-                    timed_out, killed = not self.host_gone, True
-                    deadline = time.monotonic() + ZYGOTE_GRACE
-                    if pid is not None:
-                        _kill_job(pid)
-                    continue
-                for fd, _event in self.poller.poll(max(1, int(remaining * 1000) + 1)):
+                    if pid is None:  # the zygote's only child is the job's (none yet: it has not forked)
+                        pid = next(iter(_children(self.zygote)), None)
+                        if pid is not None:
+                            _kill_job(pid)
+                    deadline = now + 0.01  # look again shortly (for the pid, or the zygote's word)
+                for fd, _event in self.poller.poll(max(1, int((deadline - now) * 1000) + 1)):
                     if fd == self.records:
-                        for kind, value in self._read_records():
-                            if kind == b"P":
-                                pid = value
-                                if killed:
-                                    _kill_job(pid)
-                            else:
-                                wait_status = value
+                        for pid, wait_status in self._read_records():
+                            pass
                     elif fd == self.output:
                         if not _drain(self.output, output, limits["max_output_bytes"]):
                             raise _ZygoteLost("the zygote closed the output pipe")
@@ -753,7 +752,7 @@ class Worker:
             return {**result, "status": "passed", "error_type": None, "message": ""}
         return _verdict(bytes(verdict), nonce, timed_out, wait_status, limits, result)
 
-    def _read_records(self) -> list[tuple[bytes, int]]:
+    def _read_records(self) -> list[tuple[int, int]]:
         """The zygote's complete records available now; _ZygoteLost at EOF."""
         if not _drain(self.records, self.records_buffer, 1 << 16):
             raise _ZygoteLost("the zygote exited")
