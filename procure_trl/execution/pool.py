@@ -179,7 +179,7 @@ class Executor:
         num_workers: int = 2,
         limits: ExecutionLimits | None = None,
         workdir: str | None = None,
-        code_cache_mb: int = 32,
+        code_cache_mb: int = 16,
     ) -> None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")

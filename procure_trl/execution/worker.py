@@ -665,16 +665,18 @@ class Worker:
 
     # ----------------------------------------------------------------------------------------------- jobs
     def _compiled(self, source: str, filename: str) -> bytes:
-        """Marshalled code of ``source`` (raises SyntaxError/ValueError like compile), from the cache if there."""
+        """Marshalled code of ``source`` (raises SyntaxError/ValueError like compile), from the LRU cache if there."""
         key = filename + "\0" + source
-        code = self.code_cache.get(key)
-        if code is None:
+        code = self.code_cache.pop(key, None)
+        if code is not None:
+            self.code_cache[key] = code  # most recently used last: eviction takes the least recently used
+        else:
             # dont_inherit: compile() would otherwise apply this file's own ``from __future__ import annotations``
             # to the program (annotations kept as strings, never evaluated), unlike a plain ``python program.py``.
             code = marshal.dumps(compile(source, filename, "exec", dont_inherit=True))
             self.code_cache_bytes += len(key) + len(code)
             self.code_cache[key] = code
-            while self.code_cache_bytes > self.code_cache_limit:  # oldest first
+            while self.code_cache_bytes > self.code_cache_limit:  # least recently used first
                 old = next(iter(self.code_cache))
                 self.code_cache_bytes -= len(old) + len(self.code_cache.pop(old))
         return code
