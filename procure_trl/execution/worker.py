@@ -21,7 +21,7 @@ verdicts) stays out of it. Per job:
 2. the zygote forks a child that starts a new session (its own process group), drops to an unprivileged user id
    when the worker is root, lowers its resource limits, runs ``program`` then ``tests`` and, only if the last
    statement of the tests completed, writes ``passed`` together with the nonce over the verdict pipe; its stdout
-   and stderr are the output pipe. The zygote reports the child's pid, waits for it and reports its wait status;
+   and stderr are the output pipe. The zygote waits for the child and reports its pid and wait status;
 3. meanwhile the worker drains the output and watches the wall-clock deadline (then it kills the child's process
    group); once the child has ended it kills the group and every process the job started (the worker is a child
    subreaper, so orphans come back to it), reaps them, reads the verdict and removes the directory (or keeps it,
@@ -506,8 +506,8 @@ def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jo
     Why a separate process: forking costs in proportion to the memory of the process that forks, and after a fork
     every page the parent writes is copied. The worker's own work per job (protocol, polling, the compile cache,
     verdicts, the job directory) would make both grow. The zygote is forked from the worker right after start-up
-    (preloaded modules, frozen heap) and per job only reads a request, forks, reports the pid, waits for the child
-    and reports its wait status.
+    (preloaded modules, frozen heap) and per job only reads a request, forks, waits for the child and reports its
+    pid and wait status. Its stdout and stderr are the jobs' output pipe; it prints nothing itself.
     """
     try:
         _checked_prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the worker (and so do the jobs, see _child)
@@ -607,7 +607,8 @@ class Worker:
         self.records_buffer = bytearray()
 
     def _start_zygote(self) -> None:
-        """Fork the zygote, with a small, frozen heap, and the pipes it and its children share with the worker."""
+        """Fork the zygote (with the heap of a freshly started worker, frozen) and make the pipes it and its children
+        share with the worker: requests, records, verdicts and output."""
         request_r, self.requests = os.pipe()
         self.records, record_w = os.pipe()
         self.verdicts, verdict_w = os.pipe()
