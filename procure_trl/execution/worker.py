@@ -208,8 +208,9 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _kill_job(pid: int) -> None:
-    """SIGKILL a job's process group and its first process (in case it had not called setsid yet)."""
+def _kill_process_and_group(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` and the process itself (it may not lead a group: a job's child
+    that has not called setsid yet, or an escaped process)."""
     _kill_group(pid)
     try:
         os.kill(pid, signal.SIGKILL)
@@ -267,11 +268,7 @@ def _reap_leftovers(uid: int | None, keep: int = 0) -> int:
         if uid is not None:
             _kill_all_of_uid(uid)
         for child in left:
-            _kill_group(child)
-            try:
-                os.kill(child, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill_process_and_group(child)
         time.sleep(0.001)
 
 
@@ -606,6 +603,11 @@ class Worker:
             self.poller.register(fd, select.POLLIN | select.POLLHUP)
         self.records_buffer = bytearray()
 
+    @property
+    def job_uid(self) -> int | None:
+        """The user id this worker's jobs run as, or None when they run as ours (not root, or the drop failed)."""
+        return UID_BASE + self.pid if self.uid_mode else None
+
     def _start_zygote(self) -> None:
         """Fork the zygote (with the heap of a freshly started worker, frozen) and make the pipes it and its children
         share with the worker: requests, records, verdicts and output."""
@@ -692,7 +694,7 @@ class Worker:
         except Exception as exc:  # SyntaxError, or ValueError for NUL bytes: no need to fork
             return {"status": "failed", "error_type": type(exc).__name__, "message": _describe(exc),
                     "duration": time.monotonic() - start, "output": ""}
-        uid = UID_BASE + self.pid if self.uid_mode and limits.get("drop_privileges", True) else None
+        uid = self.job_uid if limits.get("drop_privileges", True) else None
         owner = os.geteuid() if uid is None else uid
         if self.kept_jobdir != owner:  # else: the previous job left it empty and unchanged
             self._new_jobdir(uid)
@@ -720,12 +722,13 @@ class Worker:
                     if pid is None:  # the zygote's only child is the job's (none yet: it has not forked)
                         pid = next(iter(_children(self.zygote)), None)
                         if pid is not None:
-                            _kill_job(pid)
+                            _kill_process_and_group(pid)
                     deadline = now + 0.01  # look again shortly (for the pid, or the zygote's word)
                 for fd, _event in self.poller.poll(max(1, int((deadline - now) * 1000) + 1)):
                     if fd == self.records:
-                        for pid, wait_status in self._read_records():
-                            pass
+                        record = self._read_record()
+                        if record is not None:
+                            pid, wait_status = record
                     elif fd == self.output:
                         if not _drain(self.output, output, limits["max_output_bytes"]):
                             raise _ZygoteLost("the zygote closed the output pipe")
@@ -755,15 +758,15 @@ class Worker:
             return {**result, "status": "passed", "error_type": None, "message": ""}
         return _verdict(bytes(verdict), nonce, timed_out, wait_status, limits, result)
 
-    def _read_records(self) -> list[tuple[int, int]]:
-        """The zygote's complete records available now; _ZygoteLost at EOF."""
-        if not _drain(self.records, self.records_buffer, 1 << 16):
+    def _read_record(self) -> tuple[int, int] | None:
+        """The zygote's (pid, wait status) for the running job once it has all arrived; _ZygoteLost at EOF."""
+        if not _drain(self.records, self.records_buffer, _RECORD.size):  # one record per job, never more
             raise _ZygoteLost("the zygote exited")
-        size, buffer = _RECORD.size, self.records_buffer
-        count = len(buffer) // size
-        found = [_RECORD.unpack_from(buffer, i * size) for i in range(count)]
-        del buffer[: count * size]
-        return found
+        if len(self.records_buffer) < _RECORD.size:
+            return None
+        record = _RECORD.unpack(self.records_buffer)
+        self.records_buffer.clear()
+        return record
 
     def _new_jobdir(self, uid: int | None) -> None:
         """Create the empty private job directory, owned by the job's user (the child changes into it)."""
@@ -921,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(worker, workdir)
     except _ZygoteLost as exc:  # e.g. a job that runs as our own user killed it: the host starts a new worker
         print(f"procure_trl executor: {exc}; the worker exits", file=sys.stderr)
-        _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None)
+        _reap_leftovers(worker.job_uid)
         worker._remove_jobdir()
         return 1
     finally:
@@ -944,7 +947,7 @@ def _serve(worker: Worker, workdir: str) -> int:
         try:
             result = worker.run(job)
         except _HostGone:
-            _reap_leftovers(UID_BASE + worker.pid if worker.uid_mode else None, keep=worker.zygote)
+            _reap_leftovers(worker.job_uid, keep=worker.zygote)
             worker._remove_jobdir()
             return 0
         worker.send(result)
