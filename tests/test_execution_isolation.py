@@ -164,6 +164,43 @@ def test_killing_the_parent_without_privilege_drop_loses_only_that_job():
     assert jobdirs and not [d for d in jobdirs if os.path.exists(d)]
 
 
+def test_a_worker_failing_in_the_middle_of_a_job_leaves_nothing_behind(tmp_path, monkeypatch):
+    # A fault inside the worker while a job (with an escaped child) runs: the worker kills everything, its zygote
+    # included, and exits at once; the host reports WorkerLost and goes on with a new worker. (Before, the worker
+    # waited for its zygote, which waited for the job: a hang until the host's grace ran out, and processes left.)
+    from procure_trl.execution import pool
+
+    source = open(pool.WORKER_SCRIPT).read()
+    hook = "                    elif fd == self.output:\n"
+    assert source.count(hook) == 1, "the injection point moved; update this test"
+    faulty = tmp_path / "faulty_worker.py"
+    faulty.write_text(source.replace(hook, hook + '                        if b"BOOM" in output: raise RuntimeError("injected")\n'))
+    monkeypatch.setattr(pool, "WORKER_SCRIPT", str(faulty))
+    token = f"PROCURE_TEST_MARK_{uuid.uuid4().hex}"
+    monkeypatch.setenv(token, "1")
+    program = textwrap.dedent(
+        """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(60)
+        print("BOOM", flush=True)
+        time.sleep(0.2)
+        print("more output", flush=True)
+        time.sleep(60)
+        """
+    )
+    start = time.monotonic()
+    with Executor(num_workers=1, limits=ExecutionLimits(timeout=20.0)) as ex:
+        results = ex.run([ExecutionJob(program), ExecutionJob("x = 1", "assert x == 1")])
+    assert [(r.status, r.error_type) for r in results] == [("failed", "WorkerLost"), ("passed", None)], results
+    assert time.monotonic() - start < 10
+    deadline = time.monotonic() + 5
+    while _marked_processes(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _marked_processes(token) == []
+
+
 def test_kill_all_reaches_only_the_jobs_own_processes(executor):
     if not executor.isolation.get("uid_mode"):
         pytest.skip("kill(-1) is only safe to test when jobs run under their own user id (executor runs as root)")

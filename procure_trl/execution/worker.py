@@ -922,11 +922,16 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(proto_in, proto_out, workdir, code_cache_limit)
     try:
         return _serve(worker, workdir)
-    except _ZygoteLost as exc:  # e.g. a job that runs as our own user killed it: the host starts a new worker
-        print(f"procure_trl executor: {exc}; the worker exits", file=sys.stderr)
+    except BaseException as exc:
+        # The zygote died (e.g. a job that runs as our own user killed it), or something unexpected happened, maybe
+        # in the middle of a job: kill every process left, the zygote included (otherwise stop_zygote below would
+        # wait for a zygote that waits for a running job), then exit; the host starts a new worker.
+        print(f"procure_trl executor: {exc!r}; the worker exits", file=sys.stderr)
         _reap_leftovers(worker.job_uid)
         worker._remove_jobdir()
-        return 1
+        if isinstance(exc, _ZygoteLost):
+            return 1
+        raise
     finally:
         worker.stop_zygote()
 
