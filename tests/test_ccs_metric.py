@@ -55,3 +55,13 @@ def test_no_valid_pair_is_none_not_nan(ccs_metric):
 def test_bad_input(ccs_metric, preds, refs, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ccs_metric.compute(predictions=preds, references=refs, **kwargs)
+
+
+PAPER_TITLE = "Strengthening Programming Comprehension in Large Language Models through Code Generation"
+
+
+def test_card_and_citation_name_the_paper_implemented(ccs_metric):
+    card = (METRIC_DIR / "README.md").read_text(encoding="utf-8")
+    for where, text in (("_CITATION", ccs_metric.citation), ("metric card", card)):
+        assert PAPER_TITLE in " ".join(text.split()), f"{where} does not name the paper"
+        assert "2508.12620" in text, f"{where} does not give the arXiv id"

@@ -12,8 +12,10 @@ from procure_trl.metrics.ccs import concept_consistency_score
 
 _CITATION = """\
 @article{procure2025,
-  title={ProCURE: Concept-aware fine-tuning of code LLMs with counterfactual programs},
+  title={Strengthening Programming Comprehension in Large Language Models through Code Generation},
   journal={arXiv preprint arXiv:2508.12620},
+  eprint={2508.12620},
+  archivePrefix={arXiv},
   year={2025}
 }
 """
