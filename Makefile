@@ -1,12 +1,13 @@
 # Two entry points, both doing their own set-up on a fresh machine:
 #   make demo   perturb HumanEval with all five concepts (rule-based, offline), validate, print the table
-#   make test   run the test suite
+#   make test       run the whole test suite (what CI runs)
+#   make test-fast  leave out the tests marked slow or gpu (a few minutes on a laptop CPU)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +23,12 @@ demo: $(STAMP)
 	$(VENV)/bin/procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0
 
 # pytest exits 5 when it collects no tests: that is not a failure of the code under test.
+PYTEST := HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(PY) -m pytest
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(PY) -m pytest tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+	$(PYTEST) tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+test-fast: $(STAMP)
+	$(PYTEST) tests -m "not slow and not gpu"; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info

@@ -50,6 +50,7 @@ def test_humaneval_reference_solutions_pass_and_broken_ones_fail(executor):
     _check(executor, corpora.broken(programs), should_pass=False)
 
 
+@pytest.mark.slow
 def test_mbpp_reference_solutions_pass_and_broken_ones_fail(executor):
     # All 974 when the full file is next to the repository, else the fixture rows (tests/mbpp_data.py).
     programs = corpora.mbpp()

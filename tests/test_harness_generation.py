@@ -99,6 +99,7 @@ def test_config_rejects_bad_settings():
         EvaluationConfig(model="m", backend="tgi")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (checks batched generation on the device)"
 )

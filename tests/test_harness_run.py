@@ -126,6 +126,7 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     assert "1 completion(s) timed out" in summary
 
 
+@pytest.mark.slow
 def test_rerun_uses_the_cache_and_an_interrupted_run_resumes(tmp_path, counterfactual_file, allow_exec):
     config = _config(tmp_path, counterfactual_file, batch_size=3, n_bootstrap=0)
 

@@ -99,6 +99,7 @@ def _body(card: str) -> str:
     return card.split("---\n", 2)[2]
 
 
+@pytest.mark.slow
 def test_round_trip_every_config_row_mask_and_card_of_a_private_repo(hub, tmp_path, tokenizer_dir):
     out_dir = _build(hub, tmp_path, "first", "--tokenizer", str(tokenizer_dir), "--private")
     local = _local(out_dir)
@@ -132,6 +133,7 @@ def test_round_trip_every_config_row_mask_and_card_of_a_private_repo(hub, tmp_pa
     assert str(tokenizer_dir) in server_card and "perturbation_mask" in server_card
 
 
+@pytest.mark.slow
 def test_pushing_again_updates_instead_of_duplicating(hub, tmp_path):
     # Depends on nothing pushed before: the first push here creates or updates the repository.
     _build(hub, tmp_path, "a", "--seed", "0")

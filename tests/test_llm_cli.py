@@ -59,6 +59,7 @@ def run_cli_subprocess(args: list[str], env: dict) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_duplicating_pairs(tmp_path):
     n_pairs, answered_before_kill = 6, 3
     problems = write_problems(tmp_path / "problems.jsonl", n_pairs)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 
+import evaluate
 import pytest
-
-evaluate = pytest.importorskip("evaluate")
 
 METRIC_DIR = str(pathlib.Path(__file__).resolve().parents[1] / "evaluation" / "metrics" / "pass_at_k")
 

@@ -9,11 +9,9 @@ import torch
 from datasets import Dataset
 from training_ddp_worker import make_rows
 
-pytest.importorskip("bitsandbytes")
-
-from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit  # noqa: E402
-from procure_trl.testing_utils import build_tiny_llama  # noqa: E402
-from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer  # noqa: E402
+from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
+from procure_trl.testing_utils import build_tiny_llama
+from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from training_ddp_worker import make_rows
 from procure_trl.cli import main
 from procure_trl.testing_utils import build_tiny_llama
 
-pytest.importorskip("bitsandbytes")
-
 
 def test_procure_train_from_recipe(tmp_path, tiny_tokenizer):
     model_dir = tmp_path / "tiny"

@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from training_ddp_worker import make_rows
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 from procure_trl.testing_utils import build_tiny_llama  # noqa: E402
 from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer  # noqa: E402
@@ -37,7 +37,6 @@ def test_mass_and_outputs_on_cuda(tiny_tokenizer, dtype):
 
 
 def test_qlora_on_cuda(tmp_path, tiny_tokenizer):
-    pytest.importorskip("bitsandbytes")
     from procure_trl.qlora import default_lora_config, load_model_4bit
 
     path = tmp_path / "tiny"

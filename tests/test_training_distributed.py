@@ -33,6 +33,7 @@ def _run_two_processes(out: Path) -> None:
     assert proc.returncode == 0, output.decode(errors="replace")[-4000:]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     two = tmp_path / "two" / "params.pt"
     two.parent.mkdir()

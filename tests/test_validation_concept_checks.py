@@ -41,17 +41,47 @@ def check(original: str, candidate: str, concept, protected=("f",)):
     return check_concept(ast.parse(original), ast.parse(candidate), concept, protected_names=protected)
 
 
+_NOT_PURE = "not a pure renaming"
+_NOT_ONE_DEF = "changes besides renaming one definition"
+# why each concept's check rejects another concept's proper instance: (check, instance) -> reason
+CROSS_REASON = {
+    **{(Concept.IF_ELSE_FLIP, o): "changes besides an if/else flip" for o in Concept},
+    **{(Concept.INDEPENDENT_SWAP, o): "changes besides reordering statements" for o in Concept},
+    (Concept.DEF_USE_BREAK, Concept.IF_ELSE_FLIP): _NOT_ONE_DEF,
+    (Concept.DEF_USE_BREAK, Concept.INDEPENDENT_SWAP): _NOT_ONE_DEF,
+    (Concept.DEF_USE_BREAK, Concept.NAME_RANDOM): "renames several variables",
+    (Concept.DEF_USE_BREAK, Concept.NAME_SHUFFLE): "renames several variables",
+    (Concept.NAME_RANDOM, Concept.IF_ELSE_FLIP): _NOT_PURE,
+    (Concept.NAME_RANDOM, Concept.INDEPENDENT_SWAP): _NOT_PURE,
+    (Concept.NAME_RANDOM, Concept.DEF_USE_BREAK): _NOT_PURE,
+    (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE): "must use fresh names",
+    (Concept.NAME_SHUFFLE, Concept.IF_ELSE_FLIP): _NOT_PURE,
+    (Concept.NAME_SHUFFLE, Concept.INDEPENDENT_SWAP): _NOT_PURE,
+    (Concept.NAME_SHUFFLE, Concept.DEF_USE_BREAK): _NOT_PURE,
+    (Concept.NAME_SHUFFLE, Concept.NAME_RANDOM): "must reuse the original's own variable names",
+}
+
+UNCHANGED_REASON = {
+    Concept.NAME_RANDOM: "no variable was renamed",
+    Concept.NAME_SHUFFLE: "no variable was renamed",
+    Concept.IF_ELSE_FLIP: "no if/else was flipped",
+    Concept.INDEPENDENT_SWAP: "no statements were reordered",
+    Concept.DEF_USE_BREAK: "no definition was renamed",
+}
+
+
 @pytest.mark.parametrize("concept", list(Concept))
 def test_each_proper_instance_passes_its_own_check_only(concept):
     assert check(ORIGINAL, PROPER[concept], concept) is None
     for other in Concept:
         if other is not concept:
-            assert check(ORIGINAL, PROPER[other], concept) is not None, (other, concept)
+            reason = check(ORIGINAL, PROPER[other], concept)
+            assert reason is not None and CROSS_REASON[concept, other] in reason, (other, concept, reason)
 
 
 @pytest.mark.parametrize("concept", list(Concept))
 def test_unchanged_program_is_rejected(concept):
-    assert check(ORIGINAL, ORIGINAL, concept) is not None
+    assert UNCHANGED_REASON[concept] in check(ORIGINAL, ORIGINAL, concept)
 
 
 # ---- renames ---------------------------------------------------------------------------------------
@@ -80,7 +110,7 @@ def test_rename_must_not_change_anything_else():
 def test_rename_that_captures_a_variable_of_another_scope_is_rejected():
     original = "k = 1\ndef f(a):\n    b = a + 1\n    return b + k\n"
     captured = "k = 1\ndef f(a):\n    k = a + 1\n    return k + k\n"
-    assert check(original, captured, Concept.NAME_SHUFFLE) is not None
+    assert "now refers to a variable of another scope" in check(original, captured, Concept.NAME_SHUFFLE)
 
 
 def test_same_name_in_two_scopes_may_be_renamed_differently():
@@ -126,9 +156,9 @@ def test_non_negations(cond, other):
 def test_flip_needs_negated_condition_and_swapped_branches():
     swapped_only = ORIGINAL.replace("total += x\n        else:\n            total -= 1",
                                     "total -= 1\n        else:\n            total += x")
-    assert check(ORIGINAL, swapped_only, Concept.IF_ELSE_FLIP) is not None
+    assert "Add became Sub" in check(ORIGINAL, swapped_only, Concept.IF_ELSE_FLIP)
     negated_only = ORIGINAL.replace("if x > k:", "if x <= k:")
-    assert check(ORIGINAL, negated_only, Concept.IF_ELSE_FLIP) is not None
+    assert "Gt became LtE" in check(ORIGINAL, negated_only, Concept.IF_ELSE_FLIP)
 
 
 def test_flip_of_conditional_expression_and_of_two_ifs():
@@ -197,7 +227,8 @@ def test_def_use_loop_back_edge_is_seen():
     original = "def f(n):\n    x = 0\n    for i in range(n):\n        y = x\n        x = i\n    return x\n"
     # the second definition reaches `y = x` around the loop and `return x`, each together with the first
     renamed = "def f(n):\n    x = 0\n    for i in range(n):\n        y = x\n        x_q = i\n    return x_q\n"
-    assert check(original, renamed, Concept.DEF_USE_BREAK) is not None
+    assert "use of 'x' reached by the renamed definition kept the old name" in check(
+        original, renamed, Concept.DEF_USE_BREAK)
 
 
 def test_def_use_follows_augmented_assignment_chains():
@@ -241,7 +272,7 @@ def test_def_use_counts_parameters_as_the_first_definition():
     assert check(original, broken, Concept.DEF_USE_BREAK) is None
     # renaming the parameter's own use too would read an undefined name
     wrong = "def f(xs):\n    ys_q = sorted(ys_q)\n    return ys_q[0]\n"
-    assert check(original, wrong, Concept.DEF_USE_BREAK) is not None
+    assert "also reached by a definition that kept the old name" in check(original, wrong, Concept.DEF_USE_BREAK)
 
 
 def test_def_use_in_unreachable_code_is_named():
