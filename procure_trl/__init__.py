@@ -54,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "PairRecord": "procure_trl.generation",
     "format_summary_table": "procure_trl.generation",
     "write_records": "procure_trl.generation",
+    # procure_trl.errors
+    "UserError": "procure_trl.errors",
     # procure_trl.execution
     "Executor": "procure_trl.execution",
     "ExecutionJob": "procure_trl.execution",
@@ -117,6 +119,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb
     from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept
     from procure_trl.generation import GenerationConfig, PairRecord, format_summary_table, generate_counterfactuals, write_records
+    from procure_trl.errors import UserError
     from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
     from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
     from procure_trl.llm.prompts import build_messages

@@ -3,13 +3,23 @@
 Each subcommand lives in ``procure_trl/commands/<name>.py`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 subcommand runs, so ``procure perturb`` never pays for importing torch or transformers.
+
+Errors: a :class:`~procure_trl.errors.UserError` raised anywhere below a command is printed as one
+line (``procure <command>: error: ...``) with exit code 2; ``--debug`` (or ``PROCURE_DEBUG=1``)
+shows the traceback instead. :func:`run_reporting_errors` gives other entry points (the dataset
+builder script) the same behaviour.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from collections.abc import Callable
+
+from procure_trl.commands.options import CommandParser
+from procure_trl.errors import UserError
 
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
@@ -28,7 +38,7 @@ def _command_module(name: str):
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="procure",
         description="ProCURE: concept-aware fine-tuning of code LLMs with counterfactual programs.",
     )
@@ -37,8 +47,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = next((a for a in (argv or []) if a in SUBCOMMANDS), None)
     for name, help_text in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
         if name == chosen:
             _command_module(name).add_arguments(p)
+            parser.chosen_subparser = p
     return parser
 
 
@@ -49,15 +61,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # `procure train --config r.yaml --max_steps 10`: TRL-style overrides of the recipe pass through;
     # every other subcommand rejects unknown flags as argparse would.
     if extra and args.command not in _ACCEPTS_OVERRIDES:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(parser, "chosen_subparser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = list(getattr(args, "overrides", None) or []) + extra
     return args
 
 
+def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug: bool = False) -> int:
+    """Call ``function``; a :class:`UserError` becomes one line on stderr and exit code 2 (unless ``debug``)."""
+    try:
+        return int(function() or 0)
+    except UserError as err:
+        if debug or os.environ.get("PROCURE_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    return int(_command_module(args.command).run(args) or 0)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    return run_reporting_errors(
+        f"procure {args.command}", lambda: _command_module(args.command).run(args), debug=args.debug
+    )
 
 
 if __name__ == "__main__":

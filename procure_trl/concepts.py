@@ -39,8 +39,12 @@ class Concept(str, Enum):
         try:
             return cls(name.strip())
         except ValueError:
-            valid = ", ".join(c.value for c in cls)
-            raise ValueError(f"unknown concept {name!r}; valid concepts are: {valid}") from None
+            from procure_trl.errors import did_you_mean
+
+            valid = [c.value for c in cls]
+            raise ValueError(
+                f"unknown concept {name!r}{did_you_mean(name.strip(), valid)}; valid concepts are: {', '.join(valid)}"
+            ) from None
 
     @classmethod
     def parse_list(cls, names: "str | list[str] | None") -> list["Concept"]:

@@ -11,31 +11,77 @@ import ast
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID
+from procure_trl.validation.pipeline import ValidationConfig
+from procure_trl.errors import UserError
+
+
+def default_num_workers() -> int:
+    """Test-running processes when none is asked for: up to 4, never more than the CPUs."""
+    return min(4, os.cpu_count() or 1)
+
+
+def _concepts(text: str) -> list[Concept]:
+    concepts = Concept.parse_list(text)
+    if not concepts:
+        raise ValueError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
+    return concepts
 
 
 @dataclass
 class GenerationConfig:
-    """Settings of :func:`generate_counterfactuals`."""
+    r"""Settings of :func:`generate_counterfactuals` (the rule engine's options of ``procure perturb``).
 
-    concepts: Sequence[Concept] = tuple(Concept)
-    """Concepts to apply to every problem, in output order."""
-    seed: int = 0
-    """Base seed; each (task, concept) gets its own seed derived from it (:func:`derive_seed`)."""
-    validate: bool = True
-    """Run the validation pipeline; ``False`` keeps every produced program as ``valid`` (unchecked)."""
-    num_workers: int = 2
-    """Processes that run the tests."""
-    timeout: float = 30.0
-    """Seconds allowed for one program's tests (see :class:`procure_trl.validation.ValidationConfig`)."""
-    progress: bool = True
-    """Show progress bars."""
+    Parameters:
+        concepts (`Sequence[Concept]`, defaults to all five concepts):
+            Concepts to apply to every problem, in output order.
+        seed (`int`, defaults to `0`):
+            Base seed; each (task, concept) gets its own seed derived from it (:func:`derive_seed`).
+        validate (`bool`, defaults to `True`):
+            Run the validation pipeline; `False` keeps every produced program as `valid` (unchecked).
+        num_workers (`int`, defaults to `min(4, CPU count)`):
+            Processes that run the tests.
+        timeout (`float`, defaults to `ValidationConfig.timeout`):
+            Seconds allowed for one program's tests (see :class:`procure_trl.validation.ValidationConfig`).
+        progress (`bool`, defaults to `True`):
+            Show progress bars.
+    """
+
+    concepts: Sequence[Concept] = field(
+        default=tuple(Concept),
+        metadata={"help": "comma-separated concepts to apply", "parse": _concepts, "metavar": "a,b,...",
+                  "default_text": "all five: " + ",".join(c.value for c in Concept)},
+    )
+    seed: int = field(
+        default=0, metadata={"help": "base seed; each (task, concept) derives its own from it"}
+    )
+    validate: bool = field(
+        default=True,
+        metadata={"help": "validate every candidate (dedup, parse, concept check, tests); off: every produced "
+                          "program is written as 'valid' (unchecked)"},
+    )
+    num_workers: int = field(
+        default_factory=default_num_workers,
+        metadata={"help": "processes that run the tests", "flags": "--workers", "default_text": "min(4, CPU count)"},
+    )
+    timeout: float = field(
+        default=ValidationConfig.timeout,
+        metadata={"help": "seconds allowed for one program's tests (generous, so that slow reference "
+                          "solutions give the same verdict on a loaded machine)"},
+    )
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise UserError(f"num_workers (--workers) must be >= 1, got {self.num_workers}")
+        if not self.timeout > 0:
+            raise UserError(f"timeout (--timeout) must be > 0 seconds, got {self.timeout}")
 
 
 @dataclass(frozen=True)

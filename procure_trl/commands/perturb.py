@@ -7,10 +7,10 @@ Thin: parses arguments, loads problems, calls :func:`procure_trl.generation.gene
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
+from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
+from procure_trl.errors import UserError
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -40,37 +40,8 @@ examples:
 """
 
 
-def _concept_list(text: str) -> list[Concept]:
-    try:
-        concepts = Concept.parse_list(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    if not concepts:
-        raise argparse.ArgumentTypeError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
-    return concepts
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from procure_trl.generation import GenerationConfig
     from procure_trl.problems import BENCHMARKS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -81,24 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None,
                         help="benchmark split: MBPP train/test/validation/prompt (default: all problems), "
                              "CodeContests train/valid/test (default: test)")
-    parser.add_argument("--limit", type=_positive_int, default=None, help="only the first N problems")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
     parser.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="where to write the JSONL output")
-    parser.add_argument("--concepts", type=_concept_list, default=list(Concept), metavar="a,b,...",
-                        help="comma-separated concepts to apply (default: all five: "
-                             + ", ".join(c.value for c in Concept) + ")")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="base seed; each (task, concept) derives its own from it (default: 0)")
-    parser.add_argument("--no-validate", dest="validate", action="store_false",
-                        help="skip validation: every produced program is written as 'valid' (unchecked)")
-    parser.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
-                        help="processes that run the tests (default: min(4, CPU count))")
-    parser.add_argument("--timeout", type=_positive_float, default=30.0,
-                        help="seconds allowed for one program's tests (default: 30; generous so that slow "
-                             "reference solutions give the same verdict on a loaded machine)")
+    add_options(parser, GenerationConfig)
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
     from procure_trl.llm import cli as llm_cli  # light: openai is imported only when --generator llm runs
 
     llm_cli.add_arguments(parser)
@@ -108,13 +67,15 @@ def _load(args) -> list:
     from procure_trl.problems import load_problems, read_jsonl
 
     if bool(args.input) == bool(args.benchmark):
-        raise ValueError("give exactly one of INPUT.jsonl or --benchmark NAME")
+        raise UserError("give exactly one of INPUT.jsonl or --benchmark NAME")
     if args.input:
         if args.split:
-            raise ValueError("--split applies to --benchmark only")
+            raise UserError("--split applies to --benchmark only")
         problems = read_jsonl(args.input)
     else:
         problems = load_problems(args.benchmark, split=args.split)
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be a positive number of problems, got {args.limit}")
     return problems[: args.limit] if args.limit else problems
 
 
@@ -123,21 +84,17 @@ def run(args: argparse.Namespace) -> int:
 
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
-        print(f"procure perturb: error: {', '.join(llm_only)} apply to --generator llm only; "
-              "add --generator llm or drop them", file=sys.stderr)
-        return 2
+        raise UserError(f"{', '.join(llm_only)} apply to --generator llm only; add --generator llm or drop them")
     try:
         problems = _load(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"procure perturb: error: {err}", file=sys.stderr)
-        return 2
+        raise UserError(str(err)) from err
     if args.generator == "llm":
         return int(llm_cli.run(args, problems, args.concepts) or 0)
 
     from procure_trl.generation import GenerationConfig, format_summary_table, generate_counterfactuals, write_records
 
-    config = GenerationConfig(concepts=args.concepts, seed=args.seed, validate=args.validate,
-                              num_workers=args.workers, timeout=args.timeout, progress=args.progress)
+    config = GenerationConfig(**config_kwargs(GenerationConfig, args))
     records = generate_counterfactuals(problems, config)
     write_records(records, args.output)
     print(format_summary_table(records))

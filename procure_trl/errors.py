@@ -1,0 +1,23 @@
+"""User errors: bad input that the user can fix, reported by ``procure`` as one line with exit code 2.
+
+Library code raises :class:`UserError` (a ``ValueError``, so existing ``except ValueError`` callers keep
+working) with a message that names the bad input and the fix; :func:`procure_trl.cli.main` prints it
+without a traceback unless ``--debug`` is given. :func:`did_you_mean` suggests the closest known name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["UserError", "did_you_mean"]
+
+
+class UserError(ValueError):
+    """Bad input (a flag, a file, a recipe field): the message names it and says how to fix it."""
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to ``word``, or ``""`` when none is close."""
+    match = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""

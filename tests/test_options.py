@@ -1,0 +1,105 @@
+"""Options generated from the config dataclasses, and `procure`'s one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import pytest
+
+from procure_trl.cli import main
+from procure_trl.commands.options import CommandParser, add_options, config_kwargs
+from procure_trl.errors import UserError, did_you_mean
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass
+class ToyConfig:
+    name: str = field(metadata={"help": "a required name"})
+    steps: int = field(default=3, metadata={"help": "how many steps"})
+    rate: float | None = field(default=None, metadata={"help": "optional rate"})
+    colour: Colour = field(default=Colour.RED, metadata={"help": "a colour"})
+    mode: Literal["fast", "slow"] = field(default="fast", metadata={"help": "the mode"})
+    ks: tuple[int, ...] = field(default=(1, 5), metadata={"help": "some integers"})
+    verbose: bool = field(default=False, metadata={"help": "talk more"})
+    check: bool = field(default=True, metadata={"help": "run the checks"})
+    num_workers: int = field(default=2, metadata={"help": "workers", "flags": "--workers"})
+    secret: str | None = field(default=None, metadata={"help": "not a flag", "cli": False})
+
+
+def _toy_parser(**kwargs) -> CommandParser:
+    parser = CommandParser(prog="toy")
+    add_options(parser, ToyConfig, **kwargs)
+    return parser
+
+
+def test_fields_become_typed_flags_and_build_the_config():
+    args = _toy_parser().parse_args(
+        ["--name", "x", "--steps", "7", "--rate", "0.5", "--colour", "blue", "--mode", "slow", "--ks", "1,10",
+         "--verbose", "--no-check", "--workers", "4"])
+    config = ToyConfig(**config_kwargs(ToyConfig, args))
+    assert config == ToyConfig(name="x", steps=7, rate=0.5, colour=Colour.BLUE, mode="slow", ks=(1, 10),
+                               verbose=True, check=False, num_workers=4)
+
+
+def test_defaults_come_from_the_dataclass_and_underscore_spelling_is_accepted():
+    args = _toy_parser().parse_args(["--name", "x"])
+    assert ToyConfig(**config_kwargs(ToyConfig, args)) == ToyConfig(name="x")
+    args = _toy_parser().parse_args(["--name", "x", "--no_check"])
+    assert args.check is False
+    assert not hasattr(args, "secret")
+
+
+def test_help_shows_every_default_and_hides_the_aliases():
+    text = _toy_parser().format_help()
+    for expected in ("how many steps (default: 3)", "a colour (default: red)", "(default: 1,5)",
+                     "run the checks (on unless --no-check is given)", "--workers WORKERS", "{fast,slow}"):
+        assert expected in " ".join(text.split()), expected
+    assert "--no_check" not in text and "--secret" not in text
+    assert "optional rate (default" not in text  # None is no default worth showing
+
+
+def test_bad_values_are_one_line_errors_with_a_suggestion(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _toy_parser().parse_args(["--name", "x", "--colour", "blu"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "--colour" in err and "did you mean 'blue'" in err
+    with pytest.raises(SystemExit):
+        _toy_parser().parse_args(["--name", "x", "--steps", "many"])
+    assert "--steps" in capsys.readouterr().err
+
+
+def test_a_field_without_help_or_with_an_unknown_type_is_refused():
+    @dataclass
+    class NoHelp:
+        x: int = 1
+
+    @dataclass
+    class Weird:
+        x: dict = field(default_factory=dict, metadata={"help": "a mapping"})
+
+    with pytest.raises(ValueError, match="'x' has no metadata"):
+        add_options(argparse.ArgumentParser(), NoHelp)
+    with pytest.raises(TypeError, match="'x'.*no command-line form"):
+        add_options(argparse.ArgumentParser(), Weird)
+
+
+def test_did_you_mean():
+    assert did_you_mean("concept_los_weight", ["concept_loss_weight", "seed"]) == " (did you mean 'concept_loss_weight'?)"
+    assert did_you_mean("zzz", ["concept_loss_weight"]) == ""
+
+
+def test_user_errors_are_one_line_with_exit_2_and_debug_shows_the_traceback(tmp_path, capsys):
+    bad = ["perturb", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o.jsonl")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("procure perturb: error:") and "missing.jsonl" in err and err.count("\n") == 1
+    with pytest.raises(UserError):
+        main(bad + ["--debug"])
