@@ -59,7 +59,7 @@ def test_defaults_come_from_the_dataclass_and_underscore_spelling_is_accepted():
 def test_help_shows_every_default_and_hides_the_aliases():
     text = _toy_parser().format_help()
     for expected in ("how many steps (default: 3)", "a colour (default: red)", "(default: 1,5)",
-                     "run the checks (on unless --no-check is given)", "--workers WORKERS", "{fast,slow}"):
+                     "run the checks (default: on; --no-check turns it off)", "--workers WORKERS", "{fast,slow}"):
         assert expected in " ".join(text.split()), expected
     assert "--no_check" not in text and "--secret" not in text
     assert "optional rate (default" not in text  # None is no default worth showing

@@ -198,7 +198,7 @@ def add_options(
             kwargs.update(action="store_false" if on_by_default else "store_true", default=bool(default))
             kwargs["help"] = _help(field, default, shown=False)
             if on_by_default:  # the help describes the setting; say what the flag does to it
-                kwargs["help"] += f" (on unless {flags[0]} is given)"
+                kwargs["help"] += f" (default: on; {flags[0]} turns it off)"
         else:
             parse, choices, _ = _value_parser(field, hints[field.name])
             kwargs["type"] = _argparse_type(parse)

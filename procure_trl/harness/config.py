@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
 
 from procure_trl.concepts import Concept
 
@@ -17,77 +17,149 @@ __all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS"]
 DEFAULT_STOP_SEQUENCES: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\n```")
 
 #: Generation backends: ``auto`` picks vLLM when it is installed and a GPU is visible, transformers otherwise.
-BACKENDS = ("auto", "transformers", "vllm")
+Backend = Literal["auto", "transformers", "vllm"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"takes comma-separated integers like 1,5, not {text!r}") from None
 
 
 @dataclass
 class EvaluationConfig:
-    """Settings of one evaluation run (every field has a ``procure evaluate`` flag of the same name).
+    r"""Settings of one evaluation run (every field but ``stop_sequences`` is a ``procure evaluate`` option).
 
-    Attributes:
-        model: a Hub model id or a local directory with a causal LM and its tokenizer.
-        benchmark: ``humaneval``, ``mbpp``, ``mbpp-sanitized``, ``codecontests`` or a problems JSONL path.
-        output_dir: where ``report.json``, ``summary.md``, the plots and the completion cache go.
-        adapter: a PEFT adapter directory applied on top of ``model`` (e.g. a ProCURE LoRA run).
-        counterfactuals: a ``procure perturb`` JSONL for this benchmark; without it only pass@k on the
-            originals is measured.
-        concepts: evaluate only these concepts of the counterfactual file (default: all five).
-        split: benchmark split passed to the loader (MBPP / CodeContests); ``None`` is the loader's default.
-        limit: evaluate only the first ``limit`` problems (and their counterfactuals); ``None``: all.
-        n: completions sampled per prompt.
-        k: the k of pass@k; each must be <= ``n``.
-        temperature: sampling temperature; 0 means greedy decoding (then all ``n`` samples are the same).
-        top_p: nucleus sampling threshold, in (0, 1].
-        max_new_tokens: tokens generated per completion at most.
-        batch_size: prompts per generation call; the cache is written after each call, so this is also the
-            most work an interruption loses.
-        stop_sequences: a completion is cut before the first of these strings.
-        backend: ``auto``, ``transformers`` or ``vllm``.
-        dtype: model weights' dtype for transformers (``auto``, ``bfloat16``, ``float16``, ``float32``).
-        device: torch device for transformers (``None``: CUDA when available, else CPU).
-        trust_remote_code: allow model repositories with custom code.
-        line_fraction: share of a solution's lines kept in the prompt of non-if/else counterfactuals.
-        if_else_at_branch: cut ``if_else_flip`` programs at the then-branch of the flipped ``if`` (``False``:
-            use the line cut for them too).
-        timeout: seconds each program (with its tests) may run.
-        num_workers: programs executed in parallel.
-        confidence: coverage of the CCS bootstrap intervals.
-        n_bootstrap: bootstrap resamples for the CCS intervals.
-        seed: seed of sampling and of the bootstrap.
-        metrics_dir: folder holding the ``pass_at_k`` and ``ccs`` metric modules (default: the repository's
-            ``evaluation/metrics``, or ``$PROCURE_METRICS_DIR``).
-        cache_file: the completion cache (default ``output_dir/completions.jsonl``); a rerun with the same
-            model and sampling settings reuses it, so an interrupted run resumes.
+    Parameters:
+        model (`str`):
+            A Hub model id or a local directory with a causal LM and its tokenizer.
+        benchmark (`str`, defaults to `"humaneval"`):
+            `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path.
+        output_dir (`str`, defaults to `"outputs/evaluation"`):
+            Where `report.json`, `summary.md`, the plots and the completion cache go.
+        adapter (`str`, *optional*):
+            A PEFT adapter directory applied on top of `model` (e.g. a ProCURE LoRA run).
+        counterfactuals (`str`, *optional*):
+            A `procure perturb` JSONL for this benchmark; without it only pass@k on the originals is measured.
+        concepts (`list[str]`, *optional*):
+            Evaluate only these concepts of the counterfactual file; `None`: all five.
+        split (`str`, *optional*):
+            Benchmark split passed to the loader (MBPP / CodeContests); `None` is the loader's default.
+        limit (`int`, *optional*):
+            Evaluate only the first `limit` problems (and their counterfactuals); `None`: all.
+        n (`int`, defaults to `5`):
+            Completions sampled per prompt.
+        k (`tuple[int, ...]`, defaults to `(1, 5)`):
+            The k of pass@k; each must be <= `n`.
+        temperature (`float`, defaults to `0.8`):
+            Sampling temperature; 0 means greedy decoding (then all `n` samples are the same).
+        top_p (`float`, defaults to `0.95`):
+            Nucleus sampling threshold, in (0, 1].
+        max_new_tokens (`int`, defaults to `512`):
+            Tokens generated per completion at most.
+        batch_size (`int`, defaults to `8`):
+            Prompts per generation call; the cache is written after each call, so this is also the most work
+            an interruption loses.
+        stop_sequences (`tuple[str, ...]`, defaults to `DEFAULT_STOP_SEQUENCES`):
+            A completion is cut before the first of these strings.
+        backend (`str`, defaults to `"auto"`):
+            `auto`, `transformers` or `vllm`.
+        dtype (`str`, defaults to `"auto"`):
+            Model weights' dtype for transformers (`auto`, `bfloat16`, `float16`, `float32`).
+        device (`str`, *optional*):
+            Torch device for transformers; `None`: CUDA when available, else CPU.
+        trust_remote_code (`bool`, defaults to `False`):
+            Allow model repositories with custom code.
+        line_fraction (`float`, defaults to `0.75`):
+            Share of a solution's lines kept in the prompt of non-if/else counterfactuals.
+        if_else_at_branch (`bool`, defaults to `True`):
+            Cut `if_else_flip` programs at the then-branch of the flipped `if`; `False`: use the line cut for
+            them too.
+        timeout (`float`, defaults to `5.0`):
+            Seconds each program (with its tests) may run.
+        num_workers (`int`, defaults to `4`):
+            Programs executed in parallel.
+        confidence (`float`, defaults to `0.95`):
+            Coverage of the CCS bootstrap intervals.
+        n_bootstrap (`int`, defaults to `1000`):
+            Bootstrap resamples for the CCS intervals.
+        seed (`int`, defaults to `0`):
+            Seed of sampling and of the bootstrap.
+        metrics_dir (`str`, *optional*):
+            Folder holding the `pass_at_k` and `ccs` metric modules; `None`: the repository's
+            `evaluation/metrics`, or `$PROCURE_METRICS_DIR`.
+        cache_file (`str`, *optional*):
+            The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model and
+            sampling settings reuses it, so an interrupted run resumes.
     """
 
-    model: str
-    benchmark: str = "humaneval"
-    output_dir: str = "outputs/evaluation"
-    adapter: str | None = None
-    counterfactuals: str | None = None
-    concepts: list[str] | None = None
-    split: str | None = None
-    limit: int | None = None
-    n: int = 5
-    k: tuple[int, ...] = (1, 5)
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    batch_size: int = 8
-    stop_sequences: tuple[str, ...] = DEFAULT_STOP_SEQUENCES
-    backend: str = "auto"
-    dtype: str = "auto"
-    device: str | None = None
-    trust_remote_code: bool = False
-    line_fraction: float = 0.75
-    if_else_at_branch: bool = True
-    timeout: float = 5.0
-    num_workers: int = 4
-    confidence: float = 0.95
-    n_bootstrap: int = 1000
-    seed: int = 0
-    metrics_dir: str | None = None
-    cache_file: str | None = None
+    model: str = field(metadata={"help": "Hub model id or local directory of a causal LM"})
+    benchmark: str = field(
+        default="humaneval",
+        metadata={"help": "humaneval, mbpp, mbpp-sanitized, codecontests, or a problems JSONL path"},
+    )
+    output_dir: str = field(
+        default="outputs/evaluation",
+        metadata={"help": "output directory (report.json, summary.md, plots, completion cache)", "flags": "--output"},
+    )
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter directory applied on top of --model"})
+    counterfactuals: str | None = field(
+        default=None, metadata={"help": "`procure perturb` JSONL for this benchmark; enables CCS"}
+    )
+    concepts: list[str] | None = field(
+        default=None,
+        metadata={"help": "comma-separated concepts to evaluate (default: all)", "parse": Concept.parse_list,
+                  "metavar": "a,b,..."},
+    )
+    split: str | None = field(default=None, metadata={"help": "benchmark split (MBPP, CodeContests)"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N problems"})
+    n: int = field(default=5, metadata={"help": "completions sampled per prompt"})
+    k: tuple[int, ...] = field(
+        default=(1, 5), metadata={"help": "k values of pass@k, each <= --n", "parse": _ks, "metavar": "K,K,..."}
+    )
+    temperature: float = field(default=0.8, metadata={"help": "sampling temperature; 0 is greedy decoding"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling threshold, in (0, 1]"})
+    max_new_tokens: int = field(default=512, metadata={"help": "tokens generated per completion at most"})
+    batch_size: int = field(
+        default=8,
+        metadata={"help": "prompts per generation call (the cache is written after each: the most an "
+                          "interruption loses)"},
+    )
+    stop_sequences: tuple[str, ...] = field(
+        default=DEFAULT_STOP_SEQUENCES,
+        metadata={"help": "a completion is cut before the first of these strings", "cli": False},
+    )
+    backend: Backend = field(
+        default="auto", metadata={"help": "auto: vLLM when installed and a GPU is visible, else transformers"}
+    )
+    dtype: str = field(default="auto", metadata={"help": "weights dtype (auto, bfloat16, float16, float32)"})
+    device: str | None = field(
+        default=None, metadata={"help": "torch device for transformers (default: cuda when available)"}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model repositories with custom code"})
+    line_fraction: float = field(
+        default=0.75, metadata={"help": "share of solution lines kept in the prompts of non-if/else counterfactuals"}
+    )
+    if_else_at_branch: bool = field(
+        default=True,
+        metadata={"help": "cut if_else_flip programs at the then-branch of the flipped if, not by lines",
+                  "flags": "--if-else-line-cut"},
+    )
+    timeout: float = field(default=5.0, metadata={"help": "seconds each program (with its tests) may run"})
+    num_workers: int = field(default=4, metadata={"help": "programs executed in parallel"})
+    confidence: float = field(default=0.95, metadata={"help": "coverage of the CCS bootstrap intervals"})
+    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
+    metrics_dir: str | None = field(
+        default=None,
+        metadata={"help": "folder with the pass_at_k and ccs metric modules (default: the repository's "
+                          "evaluation/metrics, or $PROCURE_METRICS_DIR)"},
+    )
+    cache_file: str | None = field(
+        default=None, metadata={"help": "completion cache (default: OUTPUT/completions.jsonl); a rerun reuses it"}
+    )
 
     def __post_init__(self) -> None:
         self.k = tuple(int(v) for v in self.k)
