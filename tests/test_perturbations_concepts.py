@@ -162,6 +162,33 @@ def test_swap_not_applicable_for_dependent_statements():
     assert not result.applied and "independent" in result.reason
 
 
+def test_swap_of_statements_that_are_not_neighbours():
+    source = "def f(a, b):\n    x = [a]\n    y = [b]\n    z = 3\n    return x, y, z\n"
+    pairs = {tuple(r.details["lines"]) for r in (independent_swap(source, seed) for seed in range(12))}
+    assert pairs == {(2, 3), (3, 4), (2, 4)}  # (2, 4) moves x and z past y, which commutes with both
+    far = next(r for r in (independent_swap(source, s) for s in range(12)) if r.details["lines"] == [2, 4])
+    assert far.code == "def f(a, b):\n    z = 3\n    y = [b]\n    x = [a]\n    return x, y, z\n"
+    assert _changed(far) == ["z = 3", "x = [a]"]
+
+
+def test_no_swap_across_a_statement_either_one_depends_on():
+    # x and z are independent, but y reads x: moving x below y (or z above it) is not a swap
+    source = "def f(a):\n    x = [a]\n    y = [x]\n    z = 3\n    return x, y, z\n"
+    pairs = {tuple(independent_swap(source, seed).details["lines"]) for seed in range(12)}
+    assert pairs == {(3, 4)}
+
+
+def test_exclusive_equality_guards_swap_but_overlapping_ones_do_not():
+    guards = "def f(n):\n    if n == 0:\n        return 0\n    if n == 1:\n        return 1\n    return f(n - 1) + f(n - 2)\n"
+    result = independent_swap(guards)
+    assert result.code == guards.replace("n == 0:\n        return 0", "TMP").replace(
+        "n == 1:\n        return 1", "n == 0:\n        return 0").replace("TMP", "n == 1:\n        return 1")
+    for condition in ("n < 1", "n == 0 + 0", "m == 1"):  # overlapping, not a constant, another operand
+        assert not independent_swap(guards.replace("n == 1", condition).replace("def f(n)", "def f(n, m)")).applied
+    falls_through = guards.replace("        return 1\n", "        n = 5\n")
+    assert not independent_swap(falls_through).applied  # the body must leave the function
+
+
 # -- def_use_break ---------------------------------------------------------------------------------------
 def test_def_use_break_renames_the_redefinition_and_its_uses():
     source = _src("""

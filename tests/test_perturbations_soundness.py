@@ -504,6 +504,26 @@ CASES = [
                 rest = handle.read()
             return first, rest
         """, "f('a\\nb\\nc')"),
+    ("exclusive_guards", """
+        def f(n, xs):
+            if n == 0:
+                return 'zero'
+            if n == 1:
+                return 'one'
+            if len(xs) == 2:
+                return 'pair'
+            if len(xs) == 3:
+                raise ValueError(n)
+            return n
+        """, "[f(0, []), f(1, []), f(2, [1, 2]), f(2, []), f(1, [1, 2, 3]), f(0.0, [])]"),
+    ("distant_swap_around_an_independent_statement", """
+        def f(a, b):
+            x = a + 1
+            y = b * 2
+            z = [a]
+            w = y - 1
+            return x, y, z, w
+        """, "(f(1, 2), f(0, 5))"),
     ("early_return_guard", """
         def f(xs):
             if not xs:

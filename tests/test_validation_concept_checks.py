@@ -191,10 +191,14 @@ def test_swap_of_an_inert_assignment_across_an_early_return():
     original = "def f(a):\n    if not a:\n        return 0\n    acc = []\n    for v in a:\n        acc.append(v)\n    return len(acc)\n"
     moved = original.replace("    if not a:\n        return 0\n    acc = []\n", "    acc = []\n    if not a:\n        return 0\n")
     assert check(original, moved, Concept.INDEPENDENT_SWAP) is None
-    calls = original.replace("acc = []", "acc = list()")
-    moved_call = calls.replace("    if not a:\n        return 0\n    acc = list()\n",
-                               "    acc = list()\n    if not a:\n        return 0\n")
-    assert "control dependence" in check(calls, moved_call, Concept.INDEPENDENT_SWAP)
+    for empty, verdict in (("list()", None), ("make()", "control dependence")):  # make() may act
+        calls = original.replace("acc = []", f"acc = {empty}")
+        moved_call = moved.replace("acc = []", f"acc = {empty}")
+        result = check(calls, moved_call, Concept.INDEPENDENT_SWAP)
+        assert result is None if verdict is None else verdict in result, (empty, result)
+    shadowed = "list = print\n" + original.replace("acc = []", "acc = list()")
+    moved_shadowed = "list = print\n" + moved.replace("acc = []", "acc = list()")
+    assert "control dependence" in check(shadowed, moved_shadowed, Concept.INDEPENDENT_SWAP)
     loop = "def f(a):\n    for v in a:\n        if v:\n            break\n        y = 1\n    return 0\n"
     moved_loop = loop.replace("        if v:\n            break\n        y = 1\n", "        y = 1\n        if v:\n            break\n")
     assert "break" in check(loop, moved_loop, Concept.INDEPENDENT_SWAP)
@@ -208,6 +212,24 @@ def test_swap_with_pure_methods_and_in_two_blocks():
     two = original2.replace("a = 1\n        b = 2", "b = 2\n        a = 1").replace(
         "a = 3\n        b = 4", "b = 4\n        a = 3")
     assert "2 blocks" in check(original2, two, Concept.INDEPENDENT_SWAP)
+
+
+def test_swap_of_non_neighbours_is_checked_against_every_statement_between():
+    original = "def f(a, b):\n    x = a + 1\n    y = b * 2\n    z = 3\n    return x, y, z\n"
+    far = "def f(a, b):\n    z = 3\n    y = b * 2\n    x = a + 1\n    return x, y, z\n"
+    assert check(original, far, Concept.INDEPENDENT_SWAP) is None
+    middle_reads = original.replace("y = b * 2", "y = x * 2")
+    assert "dependent" in check(middle_reads, far.replace("y = b * 2", "y = x * 2"), Concept.INDEPENDENT_SWAP)
+
+
+def test_swap_of_exclusive_equality_guards():
+    original = "def f(n):\n    if n == 0:\n        return 0\n    if n == 1:\n        return 1\n    return n\n"
+    swapped = "def f(n):\n    if n == 1:\n        return 1\n    if n == 0:\n        return 0\n    return n\n"
+    assert check(original, swapped, Concept.INDEPENDENT_SWAP) is None
+    for a, b in (("n == 0", "n < 1"), ("n == 0", "m == 1"), ("n == 0", "n == '1'")):
+        before = original.replace("n == 0", a).replace("n == 1", b)
+        after = swapped.replace("n == 0", a).replace("n == 1", b)
+        assert "return" in check(before, after, Concept.INDEPENDENT_SWAP), (a, b)
 
 
 # ---- def-use break --------------------------------------------------------------------------------

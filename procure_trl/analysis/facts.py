@@ -88,7 +88,7 @@ def analyze(source: str, protected_names: frozenset[str] | set[str] = frozenset(
             "lines": [c.first.lineno, c.second.lineno],
             "statements": [_text(source, analysis.source_map.statement_span(s)) for s in (c.first, c.second)],
         }
-        for c in independent_pairs(analysis)
+        for c in independent_pairs(analysis, adjacent_only=True)
     ]
     return ProgramFacts(
         if_else=[s.to_dict() for s in if_else_sites(tree, analysis.source_map)],

@@ -1,4 +1,11 @@
-"""Which adjacent statements may trade places: the candidates of ``independent_swap``."""
+"""Which statements of one block may trade places: the candidates of ``independent_swap``.
+
+Two statements ``i < j`` of one block may swap when each of them commutes with every statement between
+them and with each other: the swap moves ``i`` down past ``i+1 .. j`` and ``j`` up past ``i .. j-1``, so
+exactly these pairs change their relative order (the statements between keep theirs). Two statements
+commute when :func:`procure_trl.analysis.effects.independent` says so, or when both are *exclusive
+guards* (:func:`exclusive_guards`): ``if n == 0: return 0`` and ``if n == 1: return 1``.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,15 @@ from procure_trl.analysis.scopes import ScopeAnalysis
 
 @dataclass(frozen=True)
 class SwapCandidate:
-    """Two adjacent statements of one block that may be swapped."""
+    """Two statements of one block that may be swapped: ``block.statements[index]`` and ``[other]``."""
 
     block: Block
-    index: int  # the statements are block.statements[index] and [index + 1]
+    index: int
+    other: int = -1  # -1: the next statement (``index + 1``)
+
+    @property
+    def partner(self) -> int:
+        return self.index + 1 if self.other < 0 else self.other
 
     @property
     def first(self) -> ast.stmt:
@@ -23,7 +35,11 @@ class SwapCandidate:
 
     @property
     def second(self) -> ast.stmt:
-        return self.block.statements[self.index + 1]
+        return self.block.statements[self.partner]
+
+    @property
+    def adjacent(self) -> bool:
+        return self.partner == self.index + 1
 
 
 #: statements that end their block's straight-line flow; moving one above another would make it dead code
@@ -38,27 +54,101 @@ def _swappable_shape(stmt: ast.stmt) -> bool:
     return True
 
 
-def independent_pairs(analysis: ScopeAnalysis) -> list[SwapCandidate]:
-    """Every pair of adjacent statements, in any block, that can be swapped."""
+# -- exclusive guards ------------------------------------------------------------------------------
+
+_LEAVES_LOOP_OR_SUSPENDS = (ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await)
+
+
+def _leaves_function(body: list[ast.stmt]) -> bool:
+    """The block ends in ``return``/``raise`` and nothing in it jumps elsewhere: running it leaves the function."""
+    if not isinstance(body[-1], (ast.Return, ast.Raise)):
+        return False
+    return not any(isinstance(node, _LEAVES_LOOP_OR_SUSPENDS) for stmt in body for node in ast.walk(stmt))
+
+
+def _equality_test(test: ast.expr, shadowed: frozenset[str]) -> tuple[str, object] | None:
+    """``(operand dump, constant)`` for ``x == c`` / ``c == x`` with ``x`` a name or ``len(name)`` and ``c``
+    an int (not bool) or str constant; None for any other condition."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return None
+    left, right = test.left, test.comparators[0]
+    if isinstance(left, ast.Constant):
+        left, right = right, left
+    if not (isinstance(right, ast.Constant) and type(right.value) in (int, str)):
+        return None
+    is_len = (isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id == "len"
+              and "len" not in shadowed and len(left.args) == 1 and not left.keywords
+              and isinstance(left.args[0], ast.Name))
+    if not (isinstance(left, ast.Name) or is_len):
+        return None
+    return ast.dump(left), right.value
+
+
+def exclusive_guards(a: ast.stmt, b: ast.stmt, shadowed: frozenset[str] = frozenset()) -> bool:
+    """Both are ``if x == c: ...`` (no ``else``) with bodies that always leave the function, the same
+    operand ``x`` (a name or ``len(name)``) and two different constants of one type (int or str).
+
+    No builtin value equals two different ints (or strs), so at most one body runs; the conditions have
+    no effects and evaluate the same operand first, so if one raises the other raises the same error.
+    The two guards therefore commute: ``if n == 0: return 0`` / ``if n == 1: return 1``.
+    """
+    if not all(isinstance(s, ast.If) and not s.orelse and _leaves_function(s.body) for s in (a, b)):
+        return False
+    ta, tb = _equality_test(a.test, shadowed), _equality_test(b.test, shadowed)
+    if ta is None or tb is None:
+        return False
+    return ta[0] == tb[0] and type(ta[1]) is type(tb[1]) and ta[1] != tb[1]
+
+
+# -- candidates --------------------------------------------------------------------------------------
+
+
+def _live_statements(block: Block) -> int:
+    """How many statements of ``block`` can run: the ones after a return/raise/break/continue never do."""
+    for i, stmt in enumerate(block.statements):
+        if isinstance(stmt, _JUMPS):
+            return i
+    return len(block.statements)
+
+
+def _commutation(analyzer: EffectAnalyzer, analysis: ScopeAnalysis, block: Block, live: int) -> list[list[bool]]:
+    """``table[i][j]``: statements ``i`` and ``j`` (``i < j < live``) may trade places."""
+    statements = block.statements[:live]
+    effects = [analyzer.effects(s, block.scope) for s in statements]
+    table = [[False] * live for _ in range(live)]
+    for i in range(live):
+        for j in range(i + 1, live):
+            ok, _ = independent(effects[i], effects[j], inside_try=block.inside_try)
+            table[i][j] = ok or exclusive_guards(statements[i], statements[j], analysis.shadowed_builtins)
+    return table
+
+
+def independent_pairs(analysis: ScopeAnalysis, *, adjacent_only: bool = False) -> list[SwapCandidate]:
+    """Every pair of statements, in any block, that can be swapped (adjacent pairs first, block by block).
+
+    ``adjacent_only`` keeps the pairs of neighbouring statements.
+    """
     analyzer = EffectAnalyzer(analysis, analysis.shadowed_builtins)
-    out: list[SwapCandidate] = []
+    adjacent: list[SwapCandidate] = []
+    distant: list[SwapCandidate] = []
     for block in iter_blocks(analysis):
         if is_class_body(block) or len(block.statements) < 2:
             continue  # class attribute order is observable (vars(C), dataclass fields)
-        # statements after a return/raise/break/continue never run: leave dead code alone
-        live = len(block.statements)
-        for i, stmt in enumerate(block.statements):
-            if isinstance(stmt, _JUMPS):
-                live = i
-                break
-        effects = [analyzer.effects(s, block.scope) for s in block.statements[:live]]
+        live = _live_statements(block)  # dead code after a jump is left alone
+        if live < 2:
+            continue
+        table = _commutation(analyzer, analysis, block, live)
+        statements = block.statements
         for i in range(live - 1):
-            a, b = block.statements[i], block.statements[i + 1]
-            if not (_swappable_shape(a) and _swappable_shape(b)):
+            if not _swappable_shape(statements[i]):
                 continue
-            if ast.dump(a) == ast.dump(b):
-                continue  # swapping identical statements changes nothing
-            ok, _ = independent(effects[i], effects[i + 1], inside_try=block.inside_try)
-            if ok:
-                out.append(SwapCandidate(block, i))
-    return out
+            for j in range(i + 1, live):
+                if not table[i][j] or any(not (table[i][k] and table[k][j]) for k in range(i + 1, j)):
+                    continue
+                if not _swappable_shape(statements[j]) or ast.dump(statements[i]) == ast.dump(statements[j]):
+                    continue  # swapping identical statements changes nothing
+                if j == i + 1:
+                    adjacent.append(SwapCandidate(block, i))
+                elif not adjacent_only:
+                    distant.append(SwapCandidate(block, i, j))
+    return adjacent + distant

@@ -1,4 +1,5 @@
-"""``independent_swap``: swap two adjacent statements of one block that do not depend on each other.
+"""``independent_swap``: swap two statements of one block that commute with each other and with every
+statement between them (adjacent or not).
 
 Candidates come from :func:`procure_trl.analysis.swaps.independent_pairs` (independence of data, control
 and effects: :func:`procure_trl.analysis.effects.independent`);
@@ -42,25 +43,26 @@ def _expected_tree(source: str, candidate: SwapCandidate) -> ast.Module:
     first = candidate.first
     for node in ast.walk(tree):
         value = getattr(node, candidate.block.field, None)
-        if isinstance(value, list) and len(value) > candidate.index + 1:
-            stmt = value[candidate.index]
+        i, j = candidate.index, candidate.partner
+        if isinstance(value, list) and len(value) > j:
+            stmt = value[i]
             if isinstance(stmt, ast.stmt) and (stmt.lineno, stmt.col_offset, type(stmt)) == (
                 first.lineno, first.col_offset, type(first)
             ):
-                value[candidate.index], value[candidate.index + 1] = value[candidate.index + 1], value[candidate.index]
+                value[i], value[j] = value[j], value[i]
                 return tree
     raise AssertionError("swapped statements not found again")  # unreachable: same source
 
 
 def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
-    """Swap one pair of adjacent independent statements of ``source`` (chosen with ``seed``).
+    """Swap one pair of commuting statements of ``source`` (chosen with ``seed``).
 
     ``protected_names`` is accepted for a uniform signature; swapping renames nothing.
     """
     analysis = load_program(source)
     candidates = independent_pairs(analysis)
     if not candidates:
-        return PerturbationResult.not_applicable(CONCEPT, "no two adjacent statements are independent")
+        return PerturbationResult.not_applicable(CONCEPT, "no two statements of one block are independent")
     order = list(range(len(candidates)))
     random.Random(seed).shuffle(order)
     for index in order:

@@ -10,7 +10,9 @@ concept, else a one-line reason (``str``) saying what is wrong.
   original), ``name_shuffle`` names taken from the original's own variables.
 * ``independent_swap``: the trees are equal except for one block whose statements are the same, in
   another order, and every pair of statements whose order changed is independent (no name one writes
-  is read or written by the other; no I/O in both; no ``return``/``raise``/``break``/``continue``/``yield``).
+  is read or written by the other; no I/O in both; no ``return``/``raise``/``break``/``continue``/``yield``,
+  except two guards ``if x == c1: ... return`` / ``if x == c2: ... return`` with different constants).
+  Any permutation is checked pair by pair, so swaps of non-adjacent statements are covered.
 * ``if_else_flip``: the trees are equal except for one ``if``/``else`` (or conditional expression)
   whose branches are swapped and whose condition is negated (``not c``, removing a ``not``, an
   inverted comparison, or De Morgan).
@@ -421,28 +423,85 @@ def _effects(stmt: ast.stmt) -> _Effects:
     return eff
 
 
-def _is_inert_assignment(stmt: ast.stmt) -> bool:
-    """``x = <literal or name>``: cannot raise (bar an unbound name) or act on anything but ``x``."""
+_EMPTY_BUILTINS = {"set", "list", "dict", "tuple", "frozenset", "str", "int", "float", "bool"}
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Every name the program binds anywhere (so a builtin of that name may be rebound)."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            out.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.arg):
+            out.add(node.arg)
+        elif isinstance(node, ast.alias):
+            out.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            out.update(node.names)
+    return out
+
+
+def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset()) -> bool:
+    """``x = <literal, name or empty builtin container such as set()>``: cannot raise (bar an unbound
+    name) or act on anything but ``x``. ``rebound``: names the program binds (then ``set()`` is not the builtin)."""
     if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
         value = stmt.value
     elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
         value = stmt.value
     else:
         return False
-    return all(isinstance(n, (ast.Constant, ast.Name, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Load,
-                              ast.UnaryOp, ast.USub, ast.UAdd)) for n in ast.walk(value))
+
+    def inert(node: ast.AST) -> bool:
+        if isinstance(node, ast.Call):
+            func = node.func
+            return (isinstance(func, ast.Name) and func.id in _EMPTY_BUILTINS and func.id not in rebound
+                    and not node.args and not node.keywords)
+        return isinstance(node, (ast.Constant, ast.Name, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Load,
+                                 ast.UnaryOp, ast.USub, ast.UAdd)) and all(map(inert, ast.iter_child_nodes(node)))
+
+    return inert(value)
 
 
-def _swap_conflict(first: ast.stmt, second: ast.stmt) -> str | None:
+def _equality_guard(stmt: ast.stmt) -> tuple[str, object] | None:
+    """``if x == c: ...; return/raise`` (no ``else``; ``x`` a name or ``len(name)``, ``c`` an int or str
+    literal): the compared operand and the constant, else None."""
+    if not (isinstance(stmt, ast.If) and not stmt.orelse and isinstance(stmt.body[-1], _EXITS)):
+        return None
+    test = stmt.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return None
+    operand, constant = test.left, test.comparators[0]
+    if isinstance(operand, ast.Constant):
+        operand, constant = constant, operand
+    plain = isinstance(operand, ast.Name) or (
+        isinstance(operand, ast.Call) and isinstance(operand.func, ast.Name) and operand.func.id == "len"
+        and len(operand.args) == 1 and isinstance(operand.args[0], ast.Name) and not operand.keywords)
+    if not plain or not isinstance(constant, ast.Constant) or type(constant.value) not in (int, str):
+        return None
+    return _dump(operand), constant.value
+
+
+def _exclusive_guards(first: ast.stmt, second: ast.stmt) -> bool:
+    """Two equality guards on the same operand with different constants of one type: at most one body
+    runs (and leaves), so their order is unobservable."""
+    a, b = _equality_guard(first), _equality_guard(second)
+    return a is not None and b is not None and a[0] == b[0] and type(a[1]) is type(b[1]) and a[1] != b[1]
+
+
+def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozenset()) -> str | None:
     a, b = _effects(first), _effects(second)
     if a.control or b.control:
         return "moves a break/continue/yield/await or a global/nonlocal declaration"
-    if a.exits or b.exits:
+    if a.exits and b.exits and _exclusive_guards(first, second):
+        pass  # `if n == 0: return 0` / `if n == 1: return 1`: exclusive conditions, at most one returns
+    elif a.exits or b.exits:
         # A guard such as `if c: return x` may trade places with an inert local assignment `y = []`:
         # on the path that leaves the function `y` is dead, on the other it is assigned as before.
         # Moving a bare return/raise, or anything that can act, changes what runs.
         exiting, other = (first, second) if a.exits else (second, first)
-        if b.exits and a.exits or isinstance(exiting, _EXITS) or not _is_inert_assignment(other):
+        if b.exits and a.exits or isinstance(exiting, _EXITS) or not _is_inert_assignment(other, rebound):
             return "moves a statement across a return/raise (control dependence)"
     if a.io and b.io:
         return "reorders two statements that both do I/O"
@@ -471,10 +530,11 @@ def check_swap(original: ast.AST, candidate: ast.AST) -> str | None:
         j = next(k for k, s in enumerate(after) if k not in used and _dump(s) == d)
         used.add(j)
         position.append(j)
+    rebound = _bound_names(original)
     for i in range(len(before)):
         for j in range(i + 1, len(before)):
             if position[i] > position[j]:
-                reason = _swap_conflict(before[i], before[j])
+                reason = _swap_conflict(before[i], before[j], rebound)
                 if reason:
                     return f"{_where(before[i])} and {_where(before[j])}: {reason}"
     return None
