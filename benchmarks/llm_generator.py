@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from openai_server import ChatServer, fenced, requested_concept, task_program  # noqa: E402
 
 from procure_trl.concepts import Concept  # noqa: E402
-from procure_trl.generation import derive_seed, protected_names  # noqa: E402
+from procure_trl.engine import derive_seed, protected_names  # noqa: E402
 from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig  # noqa: E402
 from procure_trl.llm.prompts import NOT_APPLICABLE_MARKER  # noqa: E402
 from procure_trl.perturbations import perturb  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> int:
             start = time.perf_counter()
             report = LLMGenerator(config).generate_to_jsonl(problems, list(Concept), out)
             wall = time.perf_counter() - start
-            valid = sum(r["status"] == "valid" for r in report.rows)
+            valid = sum(r.status == "valid" for r in report.rows)
             results.append((label, len(report.rows), server.request_count - before, wall, valid,
                             out.read_bytes()))
 

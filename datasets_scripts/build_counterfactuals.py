@@ -28,16 +28,15 @@ from typing import Any, Mapping, Sequence
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.counterfactual_dataset import (
     BuiltDataset,
-    EngineRecord,
     add_token_columns,
     build_dataset_dict,
     build_rows,
     concept_counts,
     excluded_tasks,
     problem_statement,
-    read_engine_jsonl,
     split_by_task,
 )
+from procure_trl.records import CounterfactualRecord, read_records
 
 TEMPLATE_PATH = Path(__file__).with_name("card_template.md")
 
@@ -145,11 +144,8 @@ def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int 
     return paths
 
 
-def read_records(paths: Sequence[str | Path]) -> list[EngineRecord]:
-    records: list[EngineRecord] = []
-    for path in paths:
-        records.extend(read_engine_jsonl(path))
-    return records
+def read_record_files(paths: Sequence[str | Path]) -> list[CounterfactualRecord]:
+    return [record for path in paths for record in read_records(path)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,7 +158,7 @@ def _sources(task_ids: Sequence[str]) -> list[str]:
 
 
 def card_variables(args: ScriptArguments, built: BuiltDataset, rows: Sequence[Mapping[str, Any]],
-                   records: Sequence[EngineRecord], repo_id: str) -> dict[str, Any]:
+                   records: Sequence[CounterfactualRecord], repo_id: str) -> dict[str, Any]:
     """Everything the card template needs, computed from the built data (no hand-typed numbers)."""
     task_ids = sorted({r["task_id"] for r in rows})
     prefixes = _sources(task_ids)
@@ -337,7 +333,7 @@ def main(args: ScriptArguments) -> BuiltDataset:
         paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
         paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit)
-    records = read_records(paths)
+    records = read_record_files(paths)
     statements = load_statements(args.benchmark_list, args.problems)
     rows = build_rows(records, statements, allow_unvalidated=args.allow_unvalidated)
     if args.tokenizer:

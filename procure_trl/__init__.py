@@ -48,12 +48,19 @@ _EXPORTS: dict[str, str] = {
     "Candidate": "procure_trl.validation",
     "Verdict": "procure_trl.validation",
     "check_concept": "procure_trl.validation",
-    # procure_trl.generation
-    "generate_counterfactuals": "procure_trl.generation",
-    "GenerationConfig": "procure_trl.generation",
-    "PairRecord": "procure_trl.generation",
-    "format_summary_table": "procure_trl.generation",
-    "write_records": "procure_trl.generation",
+    # procure_trl.engine
+    "generate_counterfactuals": "procure_trl.engine",
+    "GenerationConfig": "procure_trl.engine",
+    "format_summary_table": "procure_trl.engine",
+    # procure_trl.records
+    "CounterfactualRecord": "procure_trl.records",
+    "PairRecord": "procure_trl.records",
+    "RecordWriter": "procure_trl.records",
+    "read_records": "procure_trl.records",
+    "read_engine_jsonl": "procure_trl.records",
+    "write_records": "procure_trl.records",
+    # procure_trl.statuses
+    "Stage": "procure_trl.statuses",
     # procure_trl.errors
     "UserError": "procure_trl.errors",
     # procure_trl.execution
@@ -75,7 +82,6 @@ _EXPORTS: dict[str, str] = {
     "check_mask_alignment": "procure_trl.masks",
     # procure_trl.counterfactual_dataset
     "CONFIG_NAMES": "procure_trl.counterfactual_dataset",
-    "read_engine_jsonl": "procure_trl.counterfactual_dataset",
     "build_rows": "procure_trl.counterfactual_dataset",
     "split_by_task": "procure_trl.counterfactual_dataset",
     "config_rows": "procure_trl.counterfactual_dataset",
@@ -118,13 +124,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.analysis import CFG, ProgramFacts, analyze, analyze_scopes, build_cfg
     from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb
     from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept
-    from procure_trl.generation import GenerationConfig, PairRecord, format_summary_table, generate_counterfactuals, write_records
+    from procure_trl.engine import GenerationConfig, format_summary_table, generate_counterfactuals
+    from procure_trl.records import CounterfactualRecord, PairRecord, RecordWriter, read_engine_jsonl, read_records, write_records
+    from procure_trl.statuses import Stage
     from procure_trl.errors import UserError
     from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
     from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
     from procure_trl.llm.prompts import build_messages
     from procure_trl.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
-    from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, read_engine_jsonl, split_by_task
+    from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, split_by_task
     from procure_trl.training import (
         ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,
         concept_sensitive_loss, enable_concept_attention, register_concept_attention,

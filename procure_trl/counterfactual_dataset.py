@@ -30,26 +30,21 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
-import json
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
-from procure_trl.masks import prompt_completion_mask, validate_spans
-from procure_trl.statuses import REJECTED, STATUSES, VALID
+from procure_trl.masks import prompt_completion_mask
+from procure_trl.records import CounterfactualRecord
+from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
 
 __all__ = [
-    "ENGINE_FIELDS",
     "CONFIG_NAMES",
-    "EngineRecord",
-    "read_engine_jsonl",
-    "parse_engine_record",
     "pair_id_for",
     "problem_statement",
     "build_rows",
@@ -63,81 +58,11 @@ __all__ = [
     "concept_counts",
 ]
 
-#: Fields every engine JSONL line must have, whatever its status.
-ENGINE_FIELDS = ("task_id", "concept", "status", "original")
 #: Config (subset) names, in card order: ``all`` then one per concept.
 CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
 TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask")
-
-
-@dataclass(frozen=True)
-class EngineRecord:
-    """One validated line of the engine's JSONL output."""
-
-    task_id: str
-    concept: Concept
-    status: str
-    original: str
-    code: str | None = None
-    changed_spans: tuple[tuple[int, int], ...] = ()
-    reason: str = ""
-    stage: str = ""
-    """The engine step that decided (``input``, ``perturbation``, ``original``, ``unvalidated``, ...)."""
-
-
-def parse_engine_record(row: Mapping[str, Any], where: str = "row") -> EngineRecord:
-    """Validate one engine JSON object; errors name ``where`` (``file:line``), the field and the fix."""
-    if not isinstance(row, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    missing = [name for name in ENGINE_FIELDS if name not in row]
-    if missing:
-        raise ValueError(
-            f"{where}: missing field(s) {', '.join(missing)}; engine lines need {', '.join(ENGINE_FIELDS)} "
-            "(and code + changed_spans when status is 'valid') -- was the file written by `procure perturb`?"
-        )
-    try:
-        concept = Concept.parse(row["concept"])
-    except (ValueError, AttributeError) as err:
-        raise ValueError(f"{where}: {err}") from None
-    status = row["status"]
-    if status not in STATUSES:
-        raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(STATUSES)}")
-    for name in ("task_id", "original"):
-        if not isinstance(row[name], str) or not row[name]:
-            raise ValueError(f"{where}: field {name!r} must be a non-empty string")
-    reason, stage = str(row.get("reason") or ""), str(row.get("stage") or "")
-    if status != VALID:
-        return EngineRecord(row["task_id"], concept, status, row["original"], reason=reason, stage=stage)
-    missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
-    if missing:
-        raise ValueError(f"{where}: a 'valid' line needs field(s) {', '.join(missing)} (the perturbed program and its spans)")
-    code = row["code"]
-    if not isinstance(code, str):
-        raise ValueError(f"{where}: field 'code' must be a string")
-    spans = validate_spans(row["changed_spans"], len(code), where=f"{where}: changed_spans")
-    if not spans:
-        raise ValueError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code")
-    return EngineRecord(row["task_id"], concept, status, row["original"], code, tuple(spans), reason, stage)
-
-
-def read_engine_jsonl(path: str | os.PathLike) -> list[EngineRecord]:
-    """Read and validate the engine's JSONL; the first bad line raises with its line number."""
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-            records.append(parse_engine_record(row, where))
-    if not records:
-        raise ValueError(f"{path}: no engine lines; run `procure perturb` first")
-    return records
 
 
 def pair_id_for(task_id: str, original: str) -> str:
@@ -181,10 +106,10 @@ def problem_statement(prompt: str, entry_point: str | None = None) -> str:
 
 #: Engine stages whose lines never become rows: a bad input row (its ``original`` is the raw line, not a
 #: program) and a reference solution that fails its own tests (the whole task is left out).
-SKIPPED_STAGES = {"input": "invalid input row", "original": "reference solution fails its own tests"}
+SKIPPED_STAGES = {Stage.INPUT: "invalid input row", Stage.ORIGINAL: "reference solution fails its own tests"}
 
 
-def excluded_tasks(records: Iterable[EngineRecord]) -> dict[str, str]:
+def excluded_tasks(records: Iterable[CounterfactualRecord]) -> dict[str, str]:
     """Tasks left out of the dataset, with the reason: bad input rows and broken reference solutions."""
     out: dict[str, str] = {}
     for record in records:
@@ -194,7 +119,7 @@ def excluded_tasks(records: Iterable[EngineRecord]) -> dict[str, str]:
 
 
 def build_rows(
-    records: Iterable[EngineRecord], statements: Mapping[str, str], *, allow_unvalidated: bool = False
+    records: Iterable[CounterfactualRecord], statements: Mapping[str, str], *, allow_unvalidated: bool = False
 ) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
 
@@ -211,7 +136,7 @@ def build_rows(
     for record in records:
         if record.task_id in excluded:
             continue
-        if record.status == VALID and record.stage == "unvalidated" and not allow_unvalidated:
+        if record.status == VALID and record.stage == Stage.UNVALIDATED and not allow_unvalidated:
             raise ValueError(
                 f"task {record.task_id!r}, concept {record.concept}: the counterfactual was not validated "
                 "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "

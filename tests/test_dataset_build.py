@@ -20,11 +20,10 @@ from procure_trl.counterfactual_dataset import (
     build_rows,
     config_rows,
     pair_id_for,
-    parse_engine_record,
     problem_statement,
-    read_engine_jsonl,
     split_by_task,
 )
+from procure_trl.records import CounterfactualRecord, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
@@ -56,7 +55,7 @@ def _script():
 
 
 def test_fixture_spans_point_at_changed_code():
-    for record in read_engine_jsonl(FIXTURE):
+    for record in read_records(FIXTURE):
         for s, e in record.changed_spans:
             assert record.code[s:e] != "" and record.code is not None
 
@@ -75,11 +74,11 @@ def test_fixture_spans_point_at_changed_code():
 )
 def test_bad_engine_lines_are_named(row, message):
     with pytest.raises(ValueError, match=message):
-        parse_engine_record(row, where="row 3")
+        CounterfactualRecord.from_dict(row, where="row 3")
 
 
 def test_non_valid_lines_need_no_code():
-    record = parse_engine_record(_line(status="not_applicable", code=None, changed_spans=None, reason="no if"))
+    record = CounterfactualRecord.from_dict(_line(status="not_applicable", code=None, changed_spans=None, reason="no if"))
     assert record.code is None and record.reason == "no if" and record.concept is Concept.NAME_RANDOM
 
 
@@ -87,17 +86,17 @@ def test_jsonl_errors_carry_the_line_number(tmp_path):
     path = tmp_path / "engine.jsonl"
     path.write_text(json.dumps(_line()) + "\n" + "{not json\n")
     with pytest.raises(ValueError, match=r"engine.jsonl:2: not valid JSON"):
-        read_engine_jsonl(path)
+        read_records(path)
     path.write_text(json.dumps(_line()) + "\n\n" + json.dumps({"task_id": "T/2"}) + "\n")
     with pytest.raises(ValueError, match=r"engine.jsonl:3: missing field\(s\) concept, status, original"):
-        read_engine_jsonl(path)
+        read_records(path)
     path.write_text("\n")
-    with pytest.raises(ValueError, match="no engine lines"):
-        read_engine_jsonl(path)
+    with pytest.raises(ValueError, match="no lines"):
+        read_records(path)
 
 
 def test_missing_statement_names_the_task():
-    records = [parse_engine_record(_line())]
+    records = [CounterfactualRecord.from_dict(_line())]
     with pytest.raises(ValueError, match=r"no problem statement for task 'T/1'.*--benchmarks"):
         build_rows(records, {})
 
@@ -105,7 +104,7 @@ def test_missing_statement_names_the_task():
 def test_tokenizer_without_offsets_is_refused():
     from transformers import ByT5Tokenizer
 
-    rows = build_rows([parse_engine_record(_line())], {"T/1": "Add one."})
+    rows = build_rows([CounterfactualRecord.from_dict(_line())], {"T/1": "Add one."})
     with pytest.raises(ValueError, match="needs a fast tokenizer"):
         add_token_columns(rows, ByT5Tokenizer(), progress=False)
 
@@ -114,7 +113,7 @@ def test_tokenizer_without_offsets_is_refused():
 
 
 def test_rows_pair_counterfactuals_with_their_original():
-    records = read_engine_jsonl(FIXTURE)
+    records = read_records(FIXTURE)
     statements = {r.task_id: f"statement of {r.task_id}" for r in records}
     rows = build_rows(records, statements)
     originals = [r for r in rows if r["concept"] == ORIGINAL]
@@ -132,7 +131,7 @@ def test_rows_pair_counterfactuals_with_their_original():
 
 
 def test_concept_configs_hold_their_counterfactuals_and_those_originals_only():
-    rows = build_rows(read_engine_jsonl(FIXTURE), {t: "s" for t in ("HumanEval/0", "HumanEval/3", "HumanEval/4",
+    rows = build_rows(read_records(FIXTURE), {t: "s" for t in ("HumanEval/0", "HumanEval/3", "HumanEval/4",
                                                                       "HumanEval/7", "MBPP/2", "MBPP/3")})
     shuffle = config_rows(rows, "name_shuffle")
     assert {r["concept"] for r in shuffle} == {ORIGINAL, "name_shuffle"}
@@ -177,7 +176,7 @@ def test_problem_statement_from_benchmark_prompts():
 def test_token_columns_match_the_trainer_tokenization(tiny_tokenizer):
     from procure_trl.masks import prompt_completion_mask
 
-    rows = build_rows([parse_engine_record(_line())], {"T/1": "Add one to x."})
+    rows = build_rows([CounterfactualRecord.from_dict(_line())], {"T/1": "Add one to x."})
     tokenized = add_token_columns(rows, tiny_tokenizer, progress=False)
     for row in tokenized:
         expected = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tiny_tokenizer)
@@ -224,11 +223,11 @@ def test_script_arguments_parse_like_trl_scripts():
 
 
 def test_bad_input_rows_and_broken_originals_give_no_rows():
-    good = parse_engine_record(_line())
-    bad_input = parse_engine_record(_line(task_id="in.jsonl:3", status="rejected", code=None, changed_spans=[],
+    good = CounterfactualRecord.from_dict(_line())
+    bad_input = CounterfactualRecord.from_dict(_line(task_id="in.jsonl:3", status="rejected", code=None, changed_spans=[],
                                           original="not json", stage="input"))
-    broken = [parse_engine_record(_line(task_id="T/2", status="rejected", stage="original", code=None, changed_spans=[])),
-              parse_engine_record(_line(task_id="T/2", concept="if_else_flip", status="not_applicable", code=None,
+    broken = [CounterfactualRecord.from_dict(_line(task_id="T/2", status="rejected", stage="original", code=None, changed_spans=[])),
+              CounterfactualRecord.from_dict(_line(task_id="T/2", concept="if_else_flip", status="not_applicable", code=None,
                                         changed_spans=[], stage="perturbation"))]
     rows = build_rows([good, bad_input, *broken], {"T/1": "Add one.", "T/2": "Broken."})
     assert {r["task_id"] for r in rows} == {"T/1"}  # T/2's original fails its tests: no row at all
@@ -236,7 +235,7 @@ def test_bad_input_rows_and_broken_originals_give_no_rows():
 
 
 def test_unvalidated_counterfactuals_are_refused_unless_allowed():
-    record = parse_engine_record(_line(stage="unvalidated"))
+    record = CounterfactualRecord.from_dict(_line(stage="unvalidated"))
     with pytest.raises(ValueError, match=r"not validated .*--no-validate.*--allow_unvalidated"):
         build_rows([record], {"T/1": "Add one."})
     assert len(build_rows([record], {"T/1": "Add one."}, allow_unvalidated=True)) == 2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.generation import ScriptedBackend
+from procure_trl.harness.sampling import ScriptedBackend
 from procure_trl.harness.run import evaluate_model
 from procure_trl.problems import Problem
 

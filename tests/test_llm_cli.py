@@ -187,8 +187,8 @@ def test_rejected_key_stops_with_a_clear_error_and_keeps_rows(problems_file, tmp
 
 
 def test_adding_the_llm_options_does_not_import_openai():
-    # `procure perturb` always imports procure_trl.llm.cli for its options; the rule path must stay light.
-    code = "import sys, procure_trl.llm.cli; print('openai' in sys.modules)"
+    # `procure perturb` always imports the LLM options module; the rule path must stay light.
+    code = "import sys, procure_trl.commands.perturb_llm; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 

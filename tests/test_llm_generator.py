@@ -28,6 +28,7 @@ from procure_trl.llm.client import LLMFatalError
 from procure_trl.llm.generator import LLMConfigError, LLMGenerator, LLMGeneratorConfig, format_llm_summary
 from procure_trl.llm.prompts import NOT_APPLICABLE_MARKER
 from procure_trl.problems import Problem
+from procure_trl.records import CounterfactualRecord, read_records
 
 CLAMP_PROMPT = 'import math\n\n\ndef clamp(x, lo, hi):\n    """Clamp x into [lo, hi]; NaN stays NaN."""\n'
 CLAMP_SOLUTION = "    if x < lo:\n        result = lo\n    else:\n        result = min(x, hi)\n    return result\n"
@@ -92,7 +93,7 @@ def config_factory(tmp_path, monkeypatch):
 
 
 def one_row(rows, concept):
-    matching = [r for r in rows if r["concept"] == concept.value]
+    matching = [r for r in rows if r.concept == concept.value]
     assert len(matching) == 1
     return matching[0]
 
@@ -102,10 +103,10 @@ def test_valid_first_answer(config_factory):
     with ChatServer(script_from(replies)) as srv:
         rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "valid", row["reason"]
-    assert row["code"] == FLIP_OK and row["original"] == CLAMP.program and row["attempts"] == 1
-    assert row["usage"]["prompt_tokens"] > 0 and row["usage"]["completion_tokens"] > 0
-    texts = "".join(FLIP_OK[s:e] for s, e in row["changed_spans"])
+    assert row.status == "valid", row.reason
+    assert row.code == FLIP_OK and row.original == CLAMP.program and row.attempts == 1
+    assert row.usage["prompt_tokens"] > 0 and row.usage["completion_tokens"] > 0
+    texts = "".join(FLIP_OK[s:e] for s, e in row.changed_spans)
     assert "not" in texts and "lo" in texts
 
 
@@ -125,8 +126,8 @@ def test_rejection_is_repaired_with_the_reason_sent_back(config_factory, first_a
         rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
         repair_request = srv.log[1].body
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "valid", row["reason"]
-    assert row["attempts"] == 2
+    assert row.status == "valid", row.reason
+    assert row.attempts == 2
     repair_text = repair_request["messages"][-1]["content"]
     assert reason_sent_back.lower() in repair_text.lower(), repair_text
     assert repair_request["messages"][-2] == {"role": "assistant", "content": first_answer}
@@ -138,9 +139,9 @@ def test_rejected_after_all_repair_rounds(config_factory):
         rows = LLMGenerator(config_factory(srv.url, repair_rounds=2)).generate([CLAMP], [Concept.IF_ELSE_FLIP])
         assert srv.request_count == 3
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "rejected" and row["attempts"] == 3
-    assert row["reason"].startswith("rejected after 3 attempt(s)")
-    assert row["code"] == FLIP_NAN_BUG  # the last candidate is kept for inspection
+    assert row.status == "rejected" and row.attempts == 3
+    assert row.reason.startswith("rejected after 3 attempt(s)")
+    assert row.code == FLIP_NAN_BUG  # the last candidate is kept for inspection
 
 
 def test_model_not_applicable_claim(config_factory):
@@ -149,7 +150,7 @@ def test_model_not_applicable_claim(config_factory):
         rows = LLMGenerator(config_factory(srv.url)).generate([CLAMP], ["if_else_flip"])
         assert srv.request_count == 1
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "not_applicable" and row["code"] is None and row["reason"] == "model: none"
+    assert row.status == "not_applicable" and row.code is None and row.reason == "model: none"
 
 
 def test_no_site_in_the_facts_costs_no_request(config_factory):
@@ -160,8 +161,8 @@ def test_no_site_in_the_facts_costs_no_request(config_factory):
         asked = LLMGenerator(config_factory(srv.url, skip_without_site=False)).generate([problem], ["if_else_flip"])
         assert srv.request_count == 3  # the echo script repeats the original: rejected, then 2 repairs
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "not_applicable" and row["attempts"] == 0 and "no if_else_flip site" in row["reason"]
-    assert one_row(asked, Concept.IF_ELSE_FLIP)["status"] == "rejected"
+    assert row.status == "not_applicable" and row.attempts == 0 and "no if_else_flip site" in row.reason
+    assert one_row(asked, Concept.IF_ELSE_FLIP).status == "rejected"
 
 
 def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
@@ -181,10 +182,10 @@ def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
         report2 = LLMGenerator(config).generate_to_jsonl(problems, ["name_random"], again)
         assert srv.request_count == first_count  # the cache answered everything
         assert report2.stats.requests == 0 and report2.stats.cache_hits == 4
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["task_id"] for r in rows] == [p.task_id for p in problems]  # input order, once each
-    assert all(r["status"] == "valid" and r["stage"] == "passed" for r in rows), [r["reason"] for r in rows]
-    assert all(r["generator"] == "llm" and r["attempts"] == 1 for r in rows)
+        rows = read_records(out)
+    assert [r.task_id for r in rows] == [p.task_id for p in problems]  # input order, once each
+    assert all(r.status == "valid" and r.stage == "passed" for r in rows), [r.reason for r in rows]
+    assert all(r.generator == "llm" and r.attempts == 1 for r in rows)
     assert out.read_bytes() == again.read_bytes()  # identical rows, usage included
 
 
@@ -195,8 +196,8 @@ def test_unreachable_endpoint_marks_rows_rejected_and_finishes(config_factory):
         [CLAMP, _scale_problem(0)], ["name_random"]
     )
     assert len(rows) == 2
-    assert all(r["status"] == "rejected" and r["reason"].startswith("endpoint error:") for r in rows)
-    assert all("connection error" in r["reason"] and r["attempts"] == 0 for r in rows)
+    assert all(r.status == "rejected" and r.reason.startswith("endpoint error:") for r in rows)
+    assert all("connection error" in r.reason and r.attempts == 0 for r in rows)
 
 
 def test_bad_key_stops_the_run(config_factory, tmp_path):
@@ -247,8 +248,7 @@ def test_summary_reports_rounds_usage_and_cost(config_factory, tmp_path):
     assert f"${expected:.4f}" in text
     assert "rejected by stage" not in text  # nothing was rejected
     report.price = None
-    report.rows.append({"task_id": "t", "concept": "name_random", "status": "rejected", "stage": "concept",
-                        "attempts": 3})
+    report.rows.append(CounterfactualRecord("t", "name_random", "rejected", stage="concept", attempts=3))
     text = format_llm_summary(report)
     assert "no price for model 'test-model'" in text and "rejected by stage: concept 1" in text
 
@@ -266,7 +266,7 @@ def test_sync_api_inside_a_running_loop_points_to_the_async_one(config_factory):
             return await gen.agenerate([CLAMP], ["name_random"])
 
     rows = asyncio.run(inside())
-    assert rows[0]["status"] == "valid", rows[0]["reason"]
+    assert rows[0].status == "valid", rows[0].reason
 
 
 def test_answer_cut_at_the_token_limit_is_repaired_with_that_reason(config_factory):
@@ -276,12 +276,12 @@ def test_answer_cut_at_the_token_limit_is_repaired_with_that_reason(config_facto
         rows = LLMGenerator(config_factory(srv.url, max_tokens=64)).generate([CLAMP], ["if_else_flip"])
         repair_text = srv.log[1].body["messages"][-1]["content"]
     assert "cut off at the token limit (max_tokens=64)" in repair_text
-    assert one_row(rows, Concept.IF_ELSE_FLIP)["status"] == "valid"
+    assert one_row(rows, Concept.IF_ELSE_FLIP).status == "valid"
 
 
 def test_resume_refuses_a_rule_engine_file(config_factory, tmp_path):
     out = tmp_path / "rule.jsonl"
-    out.write_text(json.dumps({"task_id": CLAMP.task_id, "concept": "name_random", "status": "valid",
+    out.write_text(json.dumps({"task_id": CLAMP.task_id, "concept": "name_random", "status": "not_applicable",
                                "original": CLAMP.program, "generator": "rule"}) + "\n")
     with ChatServer() as srv:
         with pytest.raises(ValueError, match="--generator rule"):
@@ -295,11 +295,11 @@ def test_broken_problem_is_not_repaired(config_factory):
         rows = LLMGenerator(config_factory(srv.url)).generate([broken], ["if_else_flip"])
         assert srv.request_count == 1  # repairing cannot help when the reference fails its tests
     row = one_row(rows, Concept.IF_ELSE_FLIP)
-    assert row["status"] == "rejected" and row["stage"] == "original" and "original program fails" in row["reason"]
+    assert row.status == "rejected" and row.stage == "original" and "original program fails" in row.reason
 
 
 def test_rows_are_accepted_by_the_dataset_builder(config_factory, tmp_path):
-    from procure_trl.counterfactual_dataset import build_rows, read_engine_jsonl
+    from procure_trl.counterfactual_dataset import build_rows
 
     replies = {
         (CLAMP.program, "if_else_flip"): [fenced(FLIP_OK)],
@@ -311,7 +311,7 @@ def test_rows_are_accepted_by_the_dataset_builder(config_factory, tmp_path):
         LLMGenerator(config_factory(srv.url, skip_without_site=False)).generate_to_jsonl(
             [CLAMP], ["if_else_flip", "name_random", "def_use_break"], out
         )
-    rows = build_rows(read_engine_jsonl(out), {CLAMP.task_id: CLAMP_PROMPT})
+    rows = build_rows(read_records(out), {CLAMP.task_id: CLAMP_PROMPT})
     assert [r["concept"] for r in rows] == ["original", "if_else_flip", "name_random"]
     for r in rows[1:]:
         assert r["changed_spans"] and all(r["completion"][s:e].strip() for s, e in r["changed_spans"])

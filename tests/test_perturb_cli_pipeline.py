@@ -9,9 +9,8 @@ import pytest
 
 from procure_trl.cli import main
 from procure_trl.concepts import Concept
-from procure_trl.generation import (
+from procure_trl.engine import (
     GenerationConfig,
-    PairRecord,
     derive_seed,
     format_summary_table,
     generate_counterfactuals,
@@ -19,6 +18,7 @@ from procure_trl.generation import (
     summarize,
 )
 from procure_trl.problems import Problem, load_humaneval
+from procure_trl.records import CounterfactualRecord
 from procure_trl.validation import ValidationConfig, Validator, check_concept
 
 FIXTURE = Path(__file__).parent / "fixtures" / "code_contests_sample.jsonl"
@@ -170,7 +170,7 @@ def test_library_pipeline_with_shared_validator_and_seed_derivation():
         records = generate_counterfactuals(problems, GenerationConfig(concepts=[Concept.NAME_RANDOM], progress=False),
                                            validator=validator)
     assert [r.task_id for r in records] == [p.task_id for p in problems]
-    assert all(isinstance(r, PairRecord) for r in records)
+    assert all(isinstance(r, CounterfactualRecord) for r in records)
     assert summarize(records)["name_random"]["problems"] == 3
     assert derive_seed(0, "a", "name_random") == derive_seed(0, "a", Concept.NAME_RANDOM)
     assert derive_seed(0, "a", "name_random") != derive_seed(1, "a", "name_random")
@@ -185,10 +185,10 @@ def test_protected_names_include_what_the_tests_read():
 
 def test_summary_table_counts():
     rows = [
-        {"concept": "name_random", "status": "valid"},
-        {"concept": "name_random", "status": "rejected"},
-        {"concept": "name_random", "status": "not_applicable"},
-        {"concept": "if_else_flip", "status": "valid"},
+        CounterfactualRecord("t", "name_random", "valid"),
+        CounterfactualRecord("t", "name_random", "rejected"),
+        CounterfactualRecord("t", "name_random", "not_applicable"),
+        CounterfactualRecord("t", "if_else_flip", "valid"),
     ]
     lines = format_summary_table(rows).splitlines()
     assert lines[0].split()[:4] == ["concept", "problems", "applicable", "valid"]
@@ -203,7 +203,7 @@ def test_summary_table_counts():
 
 
 def test_generator_llm_delegates_to_the_llm_cli(monkeypatch, tmp_path):
-    from procure_trl.llm import cli as llm_cli
+    from procure_trl.commands import perturb_llm as llm_cli
 
     seen = {}
 

@@ -1,7 +1,7 @@
 """``procure perturb``: generate counterfactual programs for a benchmark or a JSONL file, and validate them.
 
-Thin: parses arguments, loads problems, calls :func:`procure_trl.generation.generate_counterfactuals`
-(or the LLM generator), writes JSONL and prints the per-concept table.
+Thin: parses arguments, loads problems, calls :func:`procure_trl.engine.generate_counterfactuals`
+(or the LLM generator, :mod:`procure_trl.commands.perturb_llm`), writes JSONL and prints the per-concept table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from procure_trl.generation import GenerationConfig
+    from procure_trl.engine import GenerationConfig
     from procure_trl.problems import BENCHMARKS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
-    from procure_trl.llm import cli as llm_cli  # light: openai is imported only when --generator llm runs
+    from procure_trl.commands import perturb_llm as llm_cli  # light: openai is imported only when --generator llm runs
 
     llm_cli.add_arguments(parser)
 
@@ -80,7 +80,7 @@ def _load(args) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procure_trl.llm import cli as llm_cli
+    from procure_trl.commands import perturb_llm as llm_cli
 
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.generator == "llm":
         return int(llm_cli.run(args, problems, args.concepts) or 0)
 
-    from procure_trl.generation import GenerationConfig, format_summary_table, generate_counterfactuals, write_records
+    from procure_trl.engine import GenerationConfig, format_summary_table, generate_counterfactuals
+    from procure_trl.records import write_records
 
     config = GenerationConfig(**config_kwargs(GenerationConfig, args))
     records = generate_counterfactuals(problems, config)

@@ -1,46 +1,22 @@
 """Counterfactual programs for evaluation: ``procure perturb`` output, checked against the benchmark.
 
-The file is the perturbation engine's JSONL (one line per (problem, concept): ``task_id``, ``concept``,
-``status``, ``reason``, ``original``, ``code``, ``changed_spans``); it is parsed by the same reader the dataset
-builder uses (:func:`procure_trl.counterfactual_dataset.read_engine_jsonl`), so both agree on what a valid
-line is. Only ``valid`` lines are evaluated.
+The file is the perturbation engine's JSONL (one :class:`~procure_trl.records.CounterfactualRecord` per
+(problem, concept)); it is parsed by the same reader the dataset builder uses
+(:func:`procure_trl.records.read_records`), so both agree on what a valid line is. Only ``valid`` lines
+are evaluated.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from procure_trl.concepts import Concept
-from procure_trl.counterfactual_dataset import EngineRecord, read_engine_jsonl
 from procure_trl.problems import Problem
+from procure_trl.records import CounterfactualRecord, read_records
 from procure_trl.statuses import VALID
 
-__all__ = ["CounterfactualVariant", "load_counterfactual_variants"]
-
-
-@dataclass(frozen=True)
-class CounterfactualVariant:
-    """A valid counterfactual of one benchmark problem.
-
-    Attributes:
-        task_id: the benchmark problem it rewrites.
-        concept: the perturbation concept.
-        original: the original full program the perturbation started from.
-        code: the counterfactual full program.
-        changed_spans: ``[start, end)`` character spans of ``code`` that differ from ``original``.
-    """
-
-    task_id: str
-    concept: Concept
-    original: str
-    code: str
-    changed_spans: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def from_record(cls, record: EngineRecord) -> "CounterfactualVariant":
-        return cls(record.task_id, record.concept, record.original, record.code or "", record.changed_spans)
+__all__ = ["load_counterfactual_variants"]
 
 
 def load_counterfactual_variants(
@@ -48,7 +24,7 @@ def load_counterfactual_variants(
     problems: Mapping[str, Problem],
     benchmark: str = "the benchmark",
     concepts: Sequence[Concept] | None = None,
-) -> list[CounterfactualVariant]:
+) -> list[CounterfactualRecord]:
     """The valid counterfactuals of ``path`` whose concept is in ``concepts`` (default: all).
 
     Args:
@@ -62,8 +38,8 @@ def load_counterfactual_variants(
             not in ``problems``, or originals that do not start with their problem's prompt (the file was made
             for another benchmark, or another version of it).
     """
-    records = read_engine_jsonl(path)
-    variants = [CounterfactualVariant.from_record(r) for r in records if r.status == VALID]
+    records = read_records(path)
+    variants = [r for r in records if r.status == VALID]
     if not variants:
         raise ValueError(
             f"{path}: no 'valid' counterfactual among its {len(records)} line(s); nothing to evaluate "

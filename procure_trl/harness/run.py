@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from procure_trl.concepts import Concept
 from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.counterfactuals import CounterfactualVariant, load_counterfactual_variants
-from procure_trl.harness.generation import (
+from procure_trl.harness.counterfactuals import load_counterfactual_variants
+from procure_trl.harness.sampling import (
     CompletionCache,
     GenerationBackend,
     GenerationRequest,
@@ -40,6 +40,7 @@ from procure_trl.harness.generation import (
 )
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.problems import Problem
+from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _prompt_line_count(problem: Problem) -> int:
 
 
 def _build_rows(
-    variants: Sequence[CounterfactualVariant], problems: dict[str, Problem], config: EvaluationConfig
+    variants: Sequence[CounterfactualRecord], problems: dict[str, Problem], config: EvaluationConfig
 ) -> tuple[list[_Row], list[dict[str, str]]]:
     rows, skipped = [], []
     for variant in variants:
@@ -263,9 +264,9 @@ def evaluate_model(
     Args:
         config: what to evaluate and how.
         problems: the benchmark's problems (default: ``load_problems(config.benchmark, split=config.split)``).
-        backend: the completion backend (default: :func:`~procure_trl.harness.generation.build_backend`,
+        backend: the completion backend (default: :func:`~procure_trl.harness.sampling.build_backend`,
             built only when some completion is not cached yet); pass a
-            :class:`~procure_trl.harness.generation.ScriptedBackend` to score given completions.
+            :class:`~procure_trl.harness.sampling.ScriptedBackend` to score given completions.
 
     Raises:
         PermissionError: ``HF_ALLOW_CODE_EVAL`` is not ``1`` (checked before anything is generated).
@@ -281,7 +282,7 @@ def evaluate_model(
         problems = load_problems(config.benchmark, split=config.split)
     problems = list(problems)
     by_id = {p.task_id: p for p in problems}
-    variants: list[CounterfactualVariant] = []
+    variants: list[CounterfactualRecord] = []
     if config.counterfactuals:
         concepts = Concept.parse_list(config.concepts) if config.concepts else None
         # Checked against the whole benchmark, so that --limit never hides a file made for another one.

@@ -4,12 +4,12 @@
 * :mod:`.client`     async client: bounded concurrency, retries with backoff, timeouts, cache
 * :mod:`.cache`      persistent on-disk response cache with atomic writes
 * :mod:`.spans`      changed character spans from a diff against the original
-* :mod:`.output`     append-only, resumable JSONL output
 * :mod:`.generator`  the generate -> validate -> repair loop (:class:`LLMGenerator`)
-* :mod:`.cli`        glue for ``procure perturb --generator llm``
 
-Names are imported lazily: ``procure perturb`` imports :mod:`.cli` to add its options, and the
-rule-based path must not pay for importing ``openai`` (seconds on a cold start).
+Rows are :class:`procure_trl.records.CounterfactualRecord`, written by its append-only writer; the
+options of ``procure perturb --generator llm`` live in :mod:`procure_trl.commands.perturb_llm`.
+Names are imported lazily: the rule-based path must not pay for importing ``openai`` (seconds on a
+cold start).
 """
 
 from __future__ import annotations

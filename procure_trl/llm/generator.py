@@ -21,15 +21,13 @@ import asyncio
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.generation import invalid_records, protected_names
+from procure_trl.engine import invalid_records, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
-from procure_trl.llm.output import ResumableJsonlWriter, pair_key, sort_jsonl
 from procure_trl.llm.prompts import (
     FactsFn,
     build_messages,
@@ -40,7 +38,8 @@ from procure_trl.llm.prompts import (
 )
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import InvalidProblem, Problem
-from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID
+from procure_trl.records import CounterfactualRecord, RecordWriter, sort_records, write_records
+from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 from procure_trl.validation import Candidate, ValidationConfig, Validator
 
 
@@ -164,7 +163,7 @@ def parse_price(text: str) -> tuple[str, tuple[float, float]]:
 class GenerationReport:
     """What a run produced: every row of the output (resumed ones included) and what it cost."""
 
-    rows: list[dict]
+    rows: list[CounterfactualRecord]
     new_rows: int
     resumed_rows: int
     stats: ClientStats
@@ -203,18 +202,20 @@ class LLMGenerator:
         self.facts_fn = facts_fn
 
     # -- public API ------------------------------------------------------------------------------------
-    def generate(self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None) -> list[dict]:
+    def generate(
+        self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None
+    ) -> list[CounterfactualRecord]:
         """Rows for every (problem, concept) pair, in memory (see :meth:`generate_to_jsonl` for files)."""
         return _run_sync(self.agenerate(problems, concepts))
 
     async def agenerate(
         self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None
-    ) -> list[dict]:
+    ) -> list[CounterfactualRecord]:
         """Async :meth:`generate`, for callers that already run an event loop (e.g. Jupyter)."""
-        order = {pair: i for i, pair in enumerate(self._pairs(problems, concepts))}
-        rows: list[dict] = []
+        order = self._pairs(problems, concepts)
+        rows: list[CounterfactualRecord] = []
         await self._run(problems, concepts, rows.append, done=set())
-        return sorted(rows, key=lambda r: order[pair_key(r)])
+        return sort_records(rows, order)
 
     def generate_to_jsonl(
         self,
@@ -222,9 +223,10 @@ class LLMGenerator:
         concepts: Sequence[Concept | str] | None,
         path: str | os.PathLike[str],
         resume: bool = False,
+        overwrite: bool = False,
     ) -> GenerationReport:
-        """Append one row per missing pair to ``path`` (JSONL) as each finishes; see :mod:`.output`."""
-        return _run_sync(self.agenerate_to_jsonl(problems, concepts, path, resume=resume))
+        """Append one row per missing pair to ``path`` (JSONL) as each finishes; see :mod:`procure_trl.records`."""
+        return _run_sync(self.agenerate_to_jsonl(problems, concepts, path, resume=resume, overwrite=overwrite))
 
     async def agenerate_to_jsonl(
         self,
@@ -232,6 +234,7 @@ class LLMGenerator:
         concepts: Sequence[Concept | str] | None,
         path: str | os.PathLike[str],
         resume: bool = False,
+        overwrite: bool = False,
     ) -> GenerationReport:
         """Async :meth:`generate_to_jsonl`, for callers that already run an event loop.
 
@@ -240,22 +243,23 @@ class LLMGenerator:
         rerun served from the cache gives a byte-identical file.
         """
         order = self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
-        with ResumableJsonlWriter(path, resume=resume) as writer:
-            new: list[dict] = []
+        with RecordWriter(path, resume=resume, overwrite=overwrite) as writer:
+            new: list[CounterfactualRecord] = []
 
-            def sink(row: dict) -> None:
+            def sink(row: CounterfactualRecord) -> None:
                 writer.write(row)
                 new.append(row)
 
-            foreign = [r for r in writer.existing if r.get("generator", "llm") != "llm"]
+            foreign = [r for r in writer.existing if r.generator != "llm"]
             if foreign:
                 raise ValueError(
-                    f"{path} holds rows of --generator {foreign[0]['generator']} (e.g. {foreign[0]['task_id']}); "
+                    f"{path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
                     "--resume continues an LLM run only: choose another --output"
                 )
             stats = await self._run(problems, concepts, sink, done=writer.done)
             existing = writer.existing
-        rows = sort_jsonl(Path(path), order)
+        rows = sort_records(existing + new, order)
+        write_records(rows, path)  # input order, then concept order: same bytes however the run went
         return GenerationReport(
             rows=rows,
             new_rows=len(new),
@@ -280,7 +284,7 @@ class LLMGenerator:
         self,
         problems: Sequence[Problem | InvalidProblem],
         concepts: Sequence[Concept | str] | None,
-        sink: Callable[[dict], None],
+        sink: Callable[[CounterfactualRecord], None],
         done: set[tuple[str, str]],
     ) -> ClientStats:
         """Run every pair not in ``done`` with ``max_concurrency`` workers; ``sink`` gets each finished row."""
@@ -291,8 +295,8 @@ class LLMGenerator:
         # Bad input rows are reported like the rule engine does (rejected, stage "input"), with no request.
         for bad in (p for p in problems if isinstance(p, InvalidProblem)):
             for record in invalid_records(bad, parsed):
-                if (record.task_id, record.concept) not in done:
-                    sink({**record.to_dict(), "generator": "llm", "attempts": 0, "usage": Usage().to_dict()})
+                if record.key not in done:
+                    sink(replace(record, generator="llm", attempts=0, usage=Usage().to_dict()))
         problems = [p for p in problems if not isinstance(p, InvalidProblem)]
         todo = iter([(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done])
         pending = sum(1 for p in problems for c in parsed if (p.task_id, c.value) not in done)
@@ -345,7 +349,9 @@ class LLMGenerator:
                 validator.close()
         return client.stats
 
-    async def _pair(self, client: ChatClient, validate: Callable, problem: Problem, concept: Concept) -> dict:
+    async def _pair(
+        self, client: ChatClient, validate: Callable, problem: Problem, concept: Concept
+    ) -> CounterfactualRecord:
         """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
         original = problem.program
         keep = protected_names(problem)  # the entry point and the top-level names the tests use
@@ -356,50 +362,42 @@ class LLMGenerator:
         reason, stage = "", ""
         last_code: str | None = None
 
-        def row(status: str, why: str, code: str | None, decided_by: str) -> dict:
-            return {
-                "task_id": problem.task_id,
-                "concept": concept.value,
-                "status": status,
-                "reason": why,
-                "original": original,
-                "code": code,
-                "changed_spans": changed_spans(original, code) if code is not None else [],
-                "stage": decided_by,
-                "generator": "llm",
-                "attempts": attempts,
-                "usage": usage.to_dict(),
-            }
+        def row(status: str, why: str, code: str | None, decided_by: Stage) -> CounterfactualRecord:
+            return CounterfactualRecord(
+                task_id=problem.task_id, concept=concept, status=status, reason=why, original=original, code=code,
+                changed_spans=tuple(changed_spans(original, code)) if code is not None else (), stage=decided_by,
+                generator="llm", attempts=attempts, usage=usage.to_dict(),
+            )
 
         if self.config.skip_without_site and has_candidate_site(facts, concept) is False:
             return row(NOT_APPLICABLE, f"static analysis found no {concept} site; no request sent", None,
-                       "perturbation")
+                       Stage.PERTURBATION)
         for _round in range(self.config.repair_rounds + 1):
             try:
                 response = await client.complete(messages)
             except LLMFatalError:
                 raise
             except LLMRequestError as err:
-                return row(REJECTED, f"endpoint error: {err}", last_code, "endpoint")
+                return row(REJECTED, f"endpoint error: {err}", last_code, Stage.ENDPOINT)
             attempts += 1
             usage += response.usage
             parsed = extract_code(response.text)
             if parsed.not_applicable is not None:
-                return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None, "perturbation")
+                return row(NOT_APPLICABLE, f"model: {parsed.not_applicable}", None, Stage.PERTURBATION)
             if parsed.code is None:
-                reason, stage = parsed.error or "no code", "answer"
+                reason, stage = parsed.error or "no code", Stage.ANSWER
                 if response.finish_reason == "length":
                     reason = (f"the answer was cut off at the token limit (max_tokens={self.config.max_tokens}) "
                               "before the code block ended; keep the reasoning short")
             else:
                 last_code = _match_trailing_whitespace(parsed.code, original)
                 if not self.config.validate:
-                    return row(VALID, "not validated (--no-validate)", last_code, "unvalidated")
+                    return row(VALID, "not validated (--no-validate)", last_code, Stage.UNVALIDATED)
                 spans = tuple((s, e) for s, e in changed_spans(original, last_code))
                 verdict = await validate(Candidate(problem, concept, last_code, spans))
                 if verdict.valid:
                     return row(VALID, "", last_code, verdict.stage)
-                if verdict.stage == "original":  # the reference fails its own tests: no answer can pass
+                if verdict.stage == Stage.ORIGINAL:  # the reference fails its own tests: no answer can pass
                     return row(REJECTED, verdict.reason, last_code, verdict.stage)
                 reason, stage = verdict.reason, verdict.stage
             messages = messages + [{"role": "assistant", "content": response.text}, build_repair_message(reason)]
@@ -427,22 +425,20 @@ def _match_trailing_whitespace(code: str, original: str) -> str:
 def format_llm_summary(report: GenerationReport) -> str:
     """A table with the valid rate per concept and (cumulatively) per repair round, then usage and cost."""
     rounds = report.repair_rounds
-    by_concept: dict[str, list[dict]] = {}
+    by_concept: dict[str, list[CounterfactualRecord]] = {}
     for r in report.rows:
-        by_concept.setdefault(r["concept"], []).append(r)
-    order = [c.value for c in Concept if c.value in by_concept] + sorted(
-        c for c in by_concept if c not in {x.value for x in Concept}
-    )
+        by_concept.setdefault(r.concept.value, []).append(r)
+    order = [c.value for c in Concept if c.value in by_concept]
     head = ["concept", "pairs", "valid", "n/a", "rejected", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
     lines = []
 
-    def line(name: str, rows: list[dict]) -> list[str]:
+    def line(name: str, rows: list[CounterfactualRecord]) -> list[str]:
         n = len(rows)
-        valid = [r for r in rows if r["status"] == VALID]
-        cells = [name, str(n), str(len(valid)), str(sum(r["status"] == NOT_APPLICABLE for r in rows)),
-                 str(sum(r["status"] == REJECTED for r in rows)), _pct(len(valid), n)]
+        valid = [r for r in rows if r.status == VALID]
+        cells = [name, str(n), str(len(valid)), str(sum(r.status == NOT_APPLICABLE for r in rows)),
+                 str(sum(r.status == REJECTED for r in rows)), _pct(len(valid), n)]
         # "<=rk": share of pairs valid after at most k repair rounds (attempts <= k + 1).
-        cells += [_pct(sum(r.get("attempts", 1) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
+        cells += [_pct(sum((1 if r.attempts is None else r.attempts) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
         return cells
 
     table = [head] + [line(c, by_concept[c]) for c in order] + [line("total", report.rows)]
@@ -453,8 +449,8 @@ def format_llm_summary(report: GenerationReport) -> str:
             lines.append("  ".join("-" * w for w in widths))
     stages: dict[str, int] = {}
     for r in report.rows:
-        if r["status"] == REJECTED:
-            stages[r.get("stage") or "?"] = stages.get(r.get("stage") or "?", 0) + 1
+        if r.status == REJECTED:
+            stages[str(r.stage) or "?"] = stages.get(str(r.stage) or "?", 0) + 1
     s = report.stats
     lines.append("")
     if stages:

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import Problem
-from procure_trl.statuses import REJECTED, VALID
+from procure_trl.statuses import REJECTED, VALID, Stage
 from procure_trl.validation.concept_checks import check_concept
 
 
@@ -67,7 +67,7 @@ class Verdict:
     """``"valid"`` or ``"rejected"``."""
     reason: str
     """Why it was rejected (``""`` when valid)."""
-    stage: str
+    stage: Stage
     """The check that decided: ``duplicate``, ``parse``, ``no-op``, ``concept``, ``spans``, ``original``,
     ``execution``, or ``passed``."""
 
@@ -169,28 +169,28 @@ class Validator:
         seen = self._seen.setdefault(problem.task_id, {_digest(original): "the original program"})
         digest = _digest(candidate.code)
         if digest in seen:
-            return Verdict(REJECTED, f"duplicate of {seen[digest]}", "duplicate")
+            return Verdict(REJECTED, f"duplicate of {seen[digest]}", Stage.DUPLICATE)
         seen[digest] = f"an earlier {candidate.concept} candidate"
         try:
             cand_tree = ast.parse(candidate.code)
         except SyntaxError as err:
-            return Verdict(REJECTED, f"does not parse: {err.msg} (line {err.lineno})", "parse")
+            return Verdict(REJECTED, f"does not parse: {err.msg} (line {err.lineno})", Stage.PARSE)
         except ValueError as err:
-            return Verdict(REJECTED, f"does not parse: {err}", "parse")
+            return Verdict(REJECTED, f"does not parse: {err}", Stage.PARSE)
         try:
             orig_tree = ast.parse(original)
         except (SyntaxError, ValueError) as err:
             return Verdict(REJECTED, f"the original program of {problem.task_id} does not parse ({err}); "
-                                     "fix its prompt/solution", "parse")
+                                     "fix its prompt/solution", Stage.PARSE)
         if ast.dump(cand_tree) == ast.dump(orig_tree):
-            return Verdict(REJECTED, "same program as the original (only formatting or comments differ)", "no-op")
+            return Verdict(REJECTED, "same program as the original (only formatting or comments differ)", Stage.NO_OP)
         reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,))
         if reason is not None:
-            return Verdict(REJECTED, f"{candidate.concept} check: {reason}", "concept")
+            return Verdict(REJECTED, f"{candidate.concept} check: {reason}", Stage.CONCEPT)
         if self.config.check_spans and candidate.changed_spans is not None:
             reason = check_spans(original, candidate.code, candidate.changed_spans)
             if reason is not None:
-                return Verdict(REJECTED, f"changed spans: {reason}", "spans")
+                return Verdict(REJECTED, f"changed spans: {reason}", Stage.SPANS)
         return None
 
     def validate(self, candidates: Sequence[Candidate]) -> list[Verdict]:
@@ -199,7 +199,7 @@ class Validator:
 
         verdicts: list[Verdict | None] = [self.static_check(c) for c in candidates]
         if not self.config.execute:
-            return [v or Verdict(VALID, "", "passed") for v in verdicts]
+            return [v or Verdict(VALID, "", Stage.PASSED) for v in verdicts]
         jobs: list = []
         owners: list[tuple[str, int | str]] = []  # ("candidate", index) or ("original", task_id)
         if self.config.check_original:
@@ -230,13 +230,13 @@ class Validator:
             broken = self._original_verdicts.get(candidate.problem.task_id)
             if broken:
                 out.append(Verdict(REJECTED, f"the original program fails its own tests ({broken}); "
-                                             "the problem is broken, not the perturbation", "original"))
+                                             "the problem is broken, not the perturbation", Stage.ORIGINAL))
                 continue
             result = by_candidate[index]
             if result.passed:  # type: ignore[attr-defined]
-                out.append(Verdict(VALID, "", "passed"))
+                out.append(Verdict(VALID, "", Stage.PASSED))
             else:
-                out.append(Verdict(REJECTED, _execution_reason(result), "execution"))
+                out.append(Verdict(REJECTED, _execution_reason(result), Stage.EXECUTION))
         return out
 
     def validate_one(self, candidate: Candidate) -> Verdict:

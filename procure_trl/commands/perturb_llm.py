@@ -1,9 +1,10 @@
-"""CLI glue for ``procure perturb --generator llm``.
+"""The ``--generator llm`` options of ``procure perturb``.
 
-``procure_trl/commands/perturb.py`` owns the subcommand; for the LLM generator it calls
-:func:`add_arguments` to add the options below and :func:`run` with the loaded problems and the parsed
-concepts. This module only turns arguments into an :class:`~procure_trl.llm.generator.LLMGeneratorConfig`
-and calls the library; everything it does, Python code can do too.
+:mod:`procure_trl.commands.perturb` owns the subcommand; it calls :func:`add_arguments` to add the
+options below and, for the LLM generator, :func:`run` with the loaded problems and the parsed concepts.
+This module only turns arguments into an :class:`~procure_trl.llm.generator.LLMGeneratorConfig` and
+calls the library; everything it does, Python code can do too. It imports nothing heavy (``openai`` is
+imported only when the LLM generator runs).
 """
 
 from __future__ import annotations

@@ -1,23 +1,23 @@
-"""The rule-based counterfactual pipeline: problems -> perturbations -> validation -> pair records.
+"""The rule-engine run: problems -> rule-based perturbations -> validation -> output records.
 
-One :class:`PairRecord` per (problem, concept), in input order then concept order, so the same inputs
-and seed give byte-identical output. :func:`format_summary_table` prints the per-concept counts; the
-LLM generator (``procure_trl.llm``) writes the same records and reuses the table and the validator.
+One :class:`~procure_trl.records.CounterfactualRecord` per (problem, concept), in input order then
+concept order, so the same inputs and seed give byte-identical output. :func:`format_summary_table`
+prints the per-concept counts; the LLM generator (:mod:`procure_trl.llm`) writes the same records and
+reuses the table and the validator.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import InvalidProblem, Problem
-from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID
+from procure_trl.records import CounterfactualRecord
+from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 from procure_trl.validation.pipeline import ValidationConfig
 from procure_trl.errors import UserError
 
@@ -84,45 +84,6 @@ class GenerationConfig:
             raise UserError(f"timeout (--timeout) must be > 0 seconds, got {self.timeout}")
 
 
-@dataclass(frozen=True)
-class PairRecord:
-    """One output line: a (problem, concept) pair and what became of it."""
-
-    task_id: str
-    concept: str
-    status: str
-    """``valid``, ``not_applicable`` or ``rejected``."""
-    reason: str
-    """Why it is not valid (``""`` when valid and validated)."""
-    original: str
-    """The full original program (prompt + solution)."""
-    code: str | None = None
-    """The perturbed full program, when one was produced (also for rejected candidates, to inspect)."""
-    changed_spans: tuple[tuple[int, int], ...] = ()
-    """``[start, end)`` character offsets into ``code`` of the changed text."""
-    stage: str = ""
-    """The step that decided: ``input``, ``perturbation``, or a validation stage (``duplicate``, ``parse``,
-    ``no-op``, ``concept``, ``spans``, ``original``, ``execution``, ``passed``), or ``unvalidated``."""
-    generator: str = "rule"
-    """Who produced ``code``: ``rule`` or ``llm``."""
-
-    def to_dict(self) -> dict:
-        return {
-            "task_id": self.task_id,
-            "concept": self.concept,
-            "status": self.status,
-            "reason": self.reason,
-            "original": self.original,
-            "code": self.code,
-            "changed_spans": [list(span) for span in self.changed_spans],
-            "stage": self.stage,
-            "generator": self.generator,
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
-
 def derive_seed(seed: int, task_id: str, concept: Concept | str) -> int:
     """A stable 63-bit seed for one (task, concept): the same everywhere, unlike Python's salted ``hash``."""
     digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{Concept.parse(concept).value}".encode("utf-8")).digest()
@@ -148,18 +109,18 @@ def protected_names(problem: Problem) -> tuple[str, ...]:
     return tuple(sorted(names | (top_level & used)))
 
 
-def invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[PairRecord]:
+def invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[CounterfactualRecord]:
     """The ``rejected`` records (stage ``input``) that report a bad input row once per concept."""
     task_id = row.task_id or row.where
     reason = f"invalid input row: {row.reason}"
-    return [PairRecord(task_id, c.value, REJECTED, reason, row.program or row.where, stage="input") for c in concepts]
+    return [CounterfactualRecord(task_id, c.value, REJECTED, reason, row.program or row.where, stage=Stage.INPUT) for c in concepts]
 
 
 def generate_counterfactuals(
     problems: Sequence[Problem | InvalidProblem],
     config: GenerationConfig | None = None,
     validator=None,
-) -> list[PairRecord]:
+) -> list[CounterfactualRecord]:
     """Apply every concept of ``config`` to every problem with the rule-based perturbations; validate.
 
     Invalid input rows and programs that do not parse become ``rejected`` records naming the row and the
@@ -173,7 +134,7 @@ def generate_counterfactuals(
 
     config = config or GenerationConfig()
     concepts = [Concept.parse(c) for c in config.concepts]
-    slots: list[PairRecord | None] = []
+    slots: list[CounterfactualRecord | None] = []
     candidates: list[Candidate] = []
     candidate_slots: list[int] = []
     for problem in tqdm(problems, desc="perturbing", unit="problem", disable=not config.progress):
@@ -187,22 +148,22 @@ def generate_counterfactuals(
                 result = perturb(original, concept, seed=derive_seed(config.seed, problem.task_id, concept),
                                  protected_names=keep)
             except InvalidProgramError as err:
-                slots.append(PairRecord(problem.task_id, concept.value, REJECTED,
+                slots.append(CounterfactualRecord(problem.task_id, concept.value, REJECTED,
                                         f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
-                                        original, stage="input"))
+                                        original, stage=Stage.INPUT))
                 continue
             except Exception as err:  # a bug in one perturbation must not cost the rest of the batch
-                slots.append(PairRecord(problem.task_id, concept.value, REJECTED,
+                slots.append(CounterfactualRecord(problem.task_id, concept.value, REJECTED,
                                         f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
-                                        original, stage="perturbation"))
+                                        original, stage=Stage.PERTURBATION))
                 continue
             if not result.applied:
-                slots.append(PairRecord(problem.task_id, concept.value, NOT_APPLICABLE, result.reason, original,
-                                        stage="perturbation"))
+                slots.append(CounterfactualRecord(problem.task_id, concept.value, NOT_APPLICABLE, result.reason, original,
+                                        stage=Stage.PERTURBATION))
                 continue
             spans = tuple((int(s), int(e)) for s, e in result.changed_spans)
-            slots.append(PairRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
-                                    stage="unvalidated"))
+            slots.append(CounterfactualRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
+                                    stage=Stage.UNVALIDATED))
             candidates.append(Candidate(problem, concept, result.code, spans))
             candidate_slots.append(len(slots) - 1)
     if config.validate and candidates:
@@ -216,40 +177,23 @@ def generate_counterfactuals(
                 validator.close()
         for slot, verdict in zip(candidate_slots, verdicts):
             record = slots[slot]
-            slots[slot] = PairRecord(record.task_id, record.concept, verdict.status, verdict.reason, record.original,
-                                     record.code, record.changed_spans, verdict.stage)
+            slots[slot] = replace(record, status=verdict.status, reason=verdict.reason, stage=verdict.stage)
     elif not config.validate:
         for slot in candidate_slots:
             record = slots[slot]
-            slots[slot] = PairRecord(record.task_id, record.concept, VALID, "not validated (--no-validate)",
-                                     record.original, record.code, record.changed_spans, "unvalidated")
+            slots[slot] = replace(record, reason="not validated (--no-validate)")
     return [r for r in slots if r is not None]
 
 
-def write_records(records: Iterable[PairRecord | Mapping], path: str | os.PathLike) -> None:
-    """Write records as JSONL (UTF-8, ``\\n`` line ends), replacing the file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            line = record.to_json() if isinstance(record, PairRecord) else json.dumps(dict(record), ensure_ascii=False)
-            handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())  # on disk before it replaces the old file: a crash leaves one or the other
-    os.replace(tmp, path)
-
-
-def summarize(records: Iterable[PairRecord | Mapping]) -> dict[str, dict[str, int]]:
+def summarize(records: Iterable[CounterfactualRecord]) -> dict[str, dict[str, int]]:
     """Per concept: ``problems``, ``applicable`` (a program was produced or the row was bad), ``valid``,
     ``rejected``, ``not_applicable``; concepts in registry order, then unknown ones."""
     counts: dict[str, dict[str, int]] = {}
     for record in records:
-        row = record.to_dict() if isinstance(record, PairRecord) else record
-        entry = counts.setdefault(str(row["concept"]), dict(problems=0, applicable=0, valid=0, rejected=0,
-                                                           not_applicable=0))
+        entry = counts.setdefault(record.concept.value, dict(problems=0, applicable=0, valid=0, rejected=0,
+                                                            not_applicable=0))
         entry["problems"] += 1
-        status = row["status"]
+        status = record.status
         if status in entry:
             entry[status] += 1
         if status != NOT_APPLICABLE:
@@ -258,7 +202,7 @@ def summarize(records: Iterable[PairRecord | Mapping]) -> dict[str, dict[str, in
     return {name: counts[name] for name in order}
 
 
-def format_summary_table(rows: Iterable[PairRecord | Mapping]) -> str:
+def format_summary_table(rows: Iterable[CounterfactualRecord]) -> str:
     """A plain-text table of per-concept counts (applicable / valid / rejected / not applicable) and totals."""
     summary = summarize(rows)
     header = ("concept", "problems", "applicable", "valid", "rejected", "not applicable", "valid/applicable")
@@ -282,13 +226,12 @@ def format_summary_table(rows: Iterable[PairRecord | Mapping]) -> str:
     return "\n".join([fmt(table[0]), rule] + [fmt(r) for r in table[1:-1]] + [rule, fmt(table[-1])])
 
 
-def rejection_reasons(records: Iterable[PairRecord | Mapping], top: int = 5) -> dict[str, list[tuple[str, int]]]:
+def rejection_reasons(records: Iterable[CounterfactualRecord], top: int = 5) -> dict[str, list[tuple[str, int]]]:
     """The most common rejection stages per concept (for a quick look at why candidates fail)."""
     out: dict[str, dict[str, int]] = {}
     for record in records:
-        row = record.to_dict() if isinstance(record, PairRecord) else record
-        if row["status"] == REJECTED:
-            stage = row.get("stage") or "unknown"
-            out.setdefault(row["concept"], {}).setdefault(stage, 0)
-            out[row["concept"]][stage] += 1
+        if record.status == REJECTED:
+            stage = str(record.stage) or "unknown"
+            out.setdefault(record.concept.value, {}).setdefault(stage, 0)
+            out[record.concept.value][stage] += 1
     return {c: sorted(s.items(), key=lambda kv: (-kv[1], kv[0]))[:top] for c, s in out.items()}

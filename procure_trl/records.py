@@ -1,0 +1,307 @@
+"""One output line of ``procure perturb`` (either generator) and the one JSONL writer and reader for it.
+
+Every line is a :class:`CounterfactualRecord`: the rule engine (:mod:`procure_trl.engine`) and the LLM
+generator (:mod:`procure_trl.llm.generator`) build them, the dataset builder
+(:mod:`procure_trl.counterfactual_dataset`) and the evaluation harness read them back with
+:func:`read_records`.
+
+The file is append-only while a run works: :class:`RecordWriter` writes each finished line with one
+``write`` call and ``fsync``s it, so a killed run leaves complete lines plus at most one torn last line,
+which a resumed run cuts off. When the run ends, :func:`write_records` rewrites the file in input order
+then concept order (an atomic replace), so an interrupted-then-resumed run ends with the same bytes as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from procure_trl.concepts import Concept
+from procure_trl.masks import validate_spans
+from procure_trl.statuses import STATUSES, VALID, Stage
+
+__all__ = [
+    "RECORD_FIELDS",
+    "CounterfactualRecord",
+    "RecordWriter",
+    "check_output_path",
+    "read_records",
+    "sort_records",
+    "write_records",
+]
+
+#: Fields every line must have, whatever its status.
+RECORD_FIELDS = ("task_id", "concept", "status", "original")
+
+
+@dataclass(frozen=True)
+class CounterfactualRecord:
+    """One output line: a (problem, concept) pair and what became of it.
+
+    Parameters:
+        task_id: the problem (for a bad input row without a usable id: ``path:line``).
+        concept: the perturbation concept (a name is parsed into a :class:`~procure_trl.concepts.Concept`).
+        status: ``valid``, ``not_applicable`` or ``rejected`` (:mod:`procure_trl.statuses`).
+        reason: why it is not valid (``""`` when valid and validated).
+        original: the full original program (prompt + solution); the raw line for a bad input row.
+        code: the perturbed full program, when one was produced (also for rejected candidates, to inspect).
+        changed_spans: ``[start, end)`` character offsets into ``code`` of the changed text.
+        stage: the step that decided (a :class:`~procure_trl.statuses.Stage`); ``""`` in files written
+            before stages were recorded.
+        generator: who produced ``code``: ``rule`` or ``llm``.
+        attempts: LLM only: model answers used (``None`` for the rule engine).
+        usage: LLM only: ``{"prompt_tokens", "completion_tokens"}`` over all attempts, cached or not.
+    """
+
+    task_id: str
+    concept: Concept
+    status: str
+    reason: str = ""
+    original: str = ""
+    code: str | None = None
+    changed_spans: tuple[tuple[int, int], ...] = ()
+    stage: Stage | str = ""
+    generator: str = "rule"
+    attempts: int | None = None
+    usage: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        # Accept names as well as enums, and any span sequence: the record always holds the typed form.
+        object.__setattr__(self, "concept", Concept.parse(self.concept))
+        if self.stage in Stage._value2member_map_:
+            object.__setattr__(self, "stage", Stage(self.stage))
+        object.__setattr__(self, "changed_spans", tuple((int(s), int(e)) for s, e in self.changed_spans))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(task_id, concept name)``: a run has exactly one line per key."""
+        return self.task_id, self.concept.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the line (LLM-only fields only when set)."""
+        row: dict[str, Any] = {
+            "task_id": self.task_id,
+            "concept": self.concept.value,
+            "status": self.status,
+            "reason": self.reason,
+            "original": self.original,
+            "code": self.code,
+            "changed_spans": [list(span) for span in self.changed_spans],
+            "stage": str(self.stage),
+            "generator": self.generator,
+        }
+        if self.attempts is not None:
+            row["attempts"] = self.attempts
+        if self.usage is not None:
+            row["usage"] = dict(self.usage)
+        return row
+
+    def to_json(self) -> str:
+        """The line, without its newline."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any], where: str = "row") -> "CounterfactualRecord":
+        """Validate one JSON object; errors name ``where`` (``file:line``), the field and the fix."""
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        missing = [name for name in RECORD_FIELDS if name not in row]
+        if missing:
+            raise ValueError(
+                f"{where}: missing field(s) {', '.join(missing)}; lines need {', '.join(RECORD_FIELDS)} "
+                "(and code + changed_spans when status is 'valid') -- was the file written by `procure perturb`?"
+            )
+        try:
+            concept = Concept.parse(row["concept"])
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"{where}: {err}") from None
+        status = row["status"]
+        if status not in STATUSES:
+            raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        for name in ("task_id", "original"):
+            if not isinstance(row[name], str) or not row[name]:
+                raise ValueError(f"{where}: field {name!r} must be a non-empty string")
+        code = row.get("code")
+        if code is not None and not isinstance(code, str):
+            raise ValueError(f"{where}: field 'code' must be a string or null")
+        stage = str(row.get("stage") or "")
+        if status == VALID:
+            missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
+            if missing:
+                raise ValueError(
+                    f"{where}: a 'valid' line needs field(s) {', '.join(missing)} (the perturbed program and its spans)"
+                )
+        raw_spans = row.get("changed_spans") or []
+        if status == VALID:  # training masks are built from these: check them against the code
+            spans = validate_spans(raw_spans, len(code), where=f"{where}: changed_spans")
+        else:  # kept to inspect a rejected candidate, whose spans may be what got it rejected
+            try:
+                spans = [(int(s), int(e)) for s, e in raw_spans]
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: changed_spans must be a list of [start, end) integer pairs") from None
+        if status == VALID and not spans and stage != Stage.UNVALIDATED:
+            raise ValueError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code")
+        attempts = row.get("attempts")
+        usage = row.get("usage")
+        return cls(
+            task_id=row["task_id"], concept=concept, status=status, reason=str(row.get("reason") or ""),
+            original=row["original"], code=code, changed_spans=tuple(spans), stage=stage,
+            generator=str(row.get("generator") or "rule"),
+            attempts=int(attempts) if attempts is not None else None,
+            usage=dict(usage) if isinstance(usage, Mapping) else None,
+        )
+
+
+#: Former names of the record (rule engine and dataset builder), kept so existing code keeps working.
+PairRecord = EngineRecord = CounterfactualRecord
+
+
+def read_records(path: str | os.PathLike, *, allow_empty: bool = False,
+                 torn_tail: bool = False) -> list[CounterfactualRecord]:
+    """Read and validate a ``procure perturb`` JSONL file; the first bad line raises with its ``file:line``.
+
+    Parameters:
+        path: the file.
+        allow_empty: return ``[]`` for a file without lines instead of raising.
+        torn_tail: ignore bytes after the last newline (a write cut short by a kill), as a resumed
+            run does; otherwise they are read as a line.
+    """
+    data = Path(path).read_bytes()
+    if torn_tail:
+        data = data[: data.rfind(b"\n") + 1]
+    records = []
+    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); fix or remove that line") from None
+        records.append(CounterfactualRecord.from_dict(row, where))
+    if not records and not allow_empty:
+        raise ValueError(f"{path}: no lines; run `procure perturb` first")
+    return records
+
+
+#: Former name of :func:`read_records`.
+read_engine_jsonl = read_records
+
+
+def write_records(records: Iterable[CounterfactualRecord], path: str | os.PathLike) -> None:
+    """Write records as JSONL (UTF-8, ``\\n`` line ends), replacing the file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        for record in records:
+            handle.write(record.to_json() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before it replaces the old file: a crash leaves one or the other
+    os.replace(tmp, path)
+
+
+def sort_records(records: Iterable[CounterfactualRecord], order: Sequence[tuple[str, str]]) -> list[CounterfactualRecord]:
+    """``records`` in ``order`` of ``(task_id, concept)`` keys; records whose key is not in it follow, as they came."""
+    rank = {key: i for i, key in enumerate(order)}
+    return sorted(records, key=lambda r: rank.get(r.key, len(rank)))  # stable
+
+
+def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Fail before any work when ``path`` cannot be the output: it exists (without ``resume``/``overwrite``)
+    or its folder cannot be written. Creates missing parent folders. Returns ``path`` as a :class:`Path`.
+
+    Raises:
+        FileExistsError: ``path`` holds lines and neither ``resume`` nor ``overwrite`` is set.
+        ValueError: ``resume`` and ``overwrite`` together.
+        PermissionError: the folder cannot be created or written (the message names it).
+    """
+    path = Path(path)
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: keep the rows (--resume) or replace them (--overwrite)")
+    if path.is_dir():
+        raise PermissionError(f"cannot write the output {path}: it is a folder; give a file path such as {path / 'out.jsonl'}")
+    if path.exists() and path.stat().st_size > 0 and not (resume or overwrite):
+        raise FileExistsError(
+            f"{path} already exists; pass --resume to keep its rows and add the missing ones, "
+            "--overwrite to replace it, or choose another --output"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Permission bits say too little (root, read-only mounts, /proc): try to create a file there.
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write the output {path}: its folder {path.parent} is not writable "
+            f"({err.strerror or type(err).__name__}); choose another --output"
+        ) from None
+    return path
+
+
+class RecordWriter:
+    """Appends records to ``path``, one ``fsync``'ed line each; see the module docstring.
+
+    Parameters:
+        path: the JSONL output.
+        resume: keep the lines already in ``path`` (:attr:`existing`) and append after them.
+        overwrite: replace an existing ``path``. Without ``resume`` or ``overwrite`` an existing,
+            non-empty ``path`` raises :class:`FileExistsError` on :meth:`open`.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.existing: list[CounterfactualRecord] = []
+        self._handle = None
+
+    @property
+    def done(self) -> set[tuple[str, str]]:
+        """Keys of the lines kept from an earlier run."""
+        return {r.key for r in self.existing}
+
+    def open(self) -> "RecordWriter":
+        check_output_path(self.path, resume=self.resume, overwrite=self.overwrite)
+        if self.resume and self.path.exists():
+            self.existing = read_records(self.path, allow_empty=True, torn_tail=True)
+            good_end = self.path.read_bytes().rfind(b"\n") + 1
+            with open(self.path, "r+b") as handle:  # drop a torn last line left by a kill
+                handle.truncate(good_end)
+        self._handle = open(self.path, "a" if self.resume else "w", encoding="utf-8", newline="\n")
+        return self
+
+    def retain(self, keep: Iterable[CounterfactualRecord]) -> None:
+        """Keep only ``keep`` of the earlier lines (e.g. drop a half-done problem to redo it whole)."""
+        self.close()
+        self.existing = list(keep)
+        write_records(self.existing, self.path)
+        self._handle = open(self.path, "a", encoding="utf-8", newline="\n")
+
+    def write(self, record: CounterfactualRecord) -> None:
+        self.write_many([record])
+
+    def write_many(self, records: Iterable[CounterfactualRecord]) -> None:
+        """Append records, then flush and ``fsync`` once: they are on disk when this returns."""
+        if self._handle is None:
+            raise RuntimeError("open() the writer before writing")
+        for record in records:
+            self._handle.write(record.to_json() + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "RecordWriter":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
