@@ -1,6 +1,6 @@
 """The ``procure`` command: thin argument parsing over the library.
 
-Each subcommand lives in ``procure_trl/commands/<name>.py`` and exposes
+Each subcommand lives in ``procure_trl/commands/<name>.py`` (hyphens become underscores) and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 subcommand runs, so ``procure perturb`` never pays for importing torch or transformers.
 
@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "perturb": "generate and validate counterfactual programs (rule-based or LLM-guided)",
     "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
+    "publish-metrics": "publish the pass_at_k and ccs metric modules as Spaces on the Hub",
 }
 
 
@@ -34,7 +35,7 @@ _ACCEPTS_OVERRIDES = frozenset({"train"})
 
 
 def _command_module(name: str):
-    return importlib.import_module(f"procure_trl.commands.{name}")
+    return importlib.import_module(f"procure_trl.commands.{name.replace('-', '_')}")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -6,10 +6,10 @@ from procure_trl.cli import SUBCOMMANDS, main, parse_args
 
 
 def test_every_subcommand_has_a_module_with_the_two_hooks():
-    import importlib
+    from procure_trl.cli import _command_module
 
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"procure_trl.commands.{name}")
+        module = _command_module(name)
         assert callable(module.add_arguments) and callable(module.run), name
 
 

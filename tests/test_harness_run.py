@@ -227,16 +227,3 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
     rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
     assert rc == 2
     assert "k=[5] exceeds n=1" in capsys.readouterr().err
-
-
-def test_metrics_dir_resolution(tmp_path, monkeypatch):
-    from procure_trl.harness.run import METRICS_DIR_ENV, resolve_metrics_dir
-
-    monkeypatch.delenv(METRICS_DIR_ENV, raising=False)
-    default = resolve_metrics_dir()
-    assert (default / "ccs" / "ccs.py").is_file() and (default / "pass_at_k" / "pass_at_k.py").is_file()
-    with pytest.raises(FileNotFoundError, match="pass_at_k, ccs not found.*--metrics-dir"):
-        resolve_metrics_dir(tmp_path)
-    monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        resolve_metrics_dir()

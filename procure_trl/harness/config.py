@@ -87,9 +87,6 @@ class EvaluationConfig:
             Bootstrap resamples for the CCS intervals.
         seed (`int`, defaults to `0`):
             Seed of sampling and of the bootstrap.
-        metrics_dir (`str`, *optional*):
-            Folder holding the `pass_at_k` and `ccs` metric modules; `None`: the repository's
-            `evaluation/metrics`, or `$PROCURE_METRICS_DIR`.
         cache_file (`str`, *optional*):
             The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model and
             sampling settings reuses it, so an interrupted run resumes.
@@ -152,11 +149,6 @@ class EvaluationConfig:
     confidence: float = field(default=0.95, metadata={"help": "coverage of the CCS bootstrap intervals"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
-    metrics_dir: str | None = field(
-        default=None,
-        metadata={"help": "folder with the pass_at_k and ccs metric modules (default: the repository's "
-                          "evaluation/metrics, or $PROCURE_METRICS_DIR)"},
-    )
     cache_file: str | None = field(
         default=None, metadata={"help": "completion cache (default: OUTPUT/completions.jsonl); a rerun reuses it"}
     )

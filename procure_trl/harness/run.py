@@ -12,8 +12,9 @@ What is measured (also written into every report under ``"definitions"``):
   completions. Pairing the counterfactual with an equally cut original compares like with like: both prompts
   hold the same amount of the solution and differ only by the perturbation.
 
-Both metrics are the repository's ``evaluate`` modules (``evaluation/metrics/pass_at_k`` and
-``evaluation/metrics/ccs``), which execute the programs in the sandboxed executor and compute the scores.
+Programs run in the sandboxed executor and are scored by the package's metric functions
+(:mod:`procure_trl.metrics.functional_correctness`, :func:`procure_trl.metrics.ccs.concept_consistency_score`),
+the same functions the ``pass_at_k`` and ``ccs`` ``evaluate`` modules wrap.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from procure_trl.concepts import Concept
+from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.harness.counterfactuals import load_counterfactual_variants
 from procure_trl.harness.sampling import (
@@ -39,15 +40,14 @@ from procure_trl.harness.sampling import (
     generate_completions,
 )
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
+from procure_trl.metrics.ccs import concept_consistency_score
+from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem
 from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvaluationReport", "evaluate_model", "resolve_metrics_dir", "DEFINITIONS"]
-
-#: Environment variable naming the folder that holds the ``pass_at_k`` and ``ccs`` metric modules.
-METRICS_DIR_ENV = "PROCURE_METRICS_DIR"
+__all__ = ["EvaluationReport", "evaluate_model", "DEFINITIONS"]
 
 DEFINITIONS = {
     "original": "benchmark prompt completed n times; program = prompt + completion, run with the problem's tests",
@@ -108,26 +108,6 @@ class EvaluationReport:
         }
 
 
-def resolve_metrics_dir(metrics_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the metric modules: the argument, else ``$PROCURE_METRICS_DIR``, else the
-    repository's ``evaluation/metrics`` (next to the ``procure_trl`` package)."""
-    chosen = metrics_dir or os.environ.get(METRICS_DIR_ENV)
-    path = Path(chosen) if chosen else Path(__file__).resolve().parents[2] / "evaluation" / "metrics"
-    missing = [name for name in ("pass_at_k", "ccs") if not (path / name / f"{name}.py").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"metric module(s) {', '.join(missing)} not found under {path}; pass --metrics-dir (or set "
-            f"{METRICS_DIR_ENV}) to the repository's evaluation/metrics folder"
-        )
-    return path
-
-
-def _load_metric(metrics_dir: Path, name: str):
-    import evaluate
-
-    return evaluate.load(str(metrics_dir / name))
-
-
 def _require_code_execution_opt_in() -> None:
     # Checked before any model is loaded: failing after an hour of generation would waste the run.
     if os.environ.get("HF_ALLOW_CODE_EVAL") != "1":
@@ -163,30 +143,18 @@ def _build_rows(
     return rows, skipped
 
 
-def _passed_lists(results: Any, n_tasks: int) -> list[list[dict[str, Any]]]:
-    """Per task, the per-completion result dicts of the pass_at_k metric, in completion order."""
-    out = []
-    for task in range(n_tasks):
-        entries = results[task] if isinstance(results, Sequence) else results.get(task, [])
-        out.append([entry for _, entry in sorted(entries, key=lambda item: item[0])])
-    return out
-
-
-def _status(entry: dict[str, Any]) -> str:
-    """``passed``, ``timed_out`` or ``failed`` from a pass_at_k result entry (timeouts are kept apart)."""
-    if entry["passed"]:
-        return "passed"
-    return "timed_out" if str(entry.get("result", "")).startswith("timed out") else "failed"
+def _status(outcome: ExecutionResult) -> str:
+    """``passed``, ``timed_out`` or ``failed`` (timeouts are kept apart from failures)."""
+    return "passed" if outcome.passed else ("timed_out" if outcome.status == "timed_out" else "failed")
 
 
 class _Scorer:
-    """Runs groups of (prompt, tests) tasks through the pass_at_k metric, which executes them."""
+    """Executes groups of (prompt, tests) tasks and scores them with the package's metric functions."""
 
-    def __init__(self, metric, completions: dict[str, list[str]], config: EvaluationConfig, total_programs: int):
-        self.metric = metric
+    def __init__(self, completions: dict[str, list[str]], config: EvaluationConfig, total_programs: int):
         self.completions = completions
         self.config = config
-        # The metric executes a whole group per call: the bar advances group by group.
+        # A whole group is executed per call: the bar advances group by group.
         self.bar = tqdm(total=total_programs, desc="executing", unit="program")
 
     def __call__(
@@ -196,18 +164,13 @@ class _Scorer:
         if not prompts:
             return {}, [], []
         predictions = [[prompt + c for c in self.completions[prompt]] for prompt in prompts]
-        scores, results = self.metric.compute(
-            predictions=predictions,
-            references=list(tests),
-            k=list(self.config.k),
-            num_workers=self.config.num_workers,
-            timeout=self.config.timeout,
+        outcomes = execute_candidates(
+            predictions, list(tests), num_workers=self.config.num_workers, timeout=self.config.timeout
         )
         self.bar.update(sum(len(p) for p in predictions))
-        entries = _passed_lists(results, len(prompts))
-        passed = [[int(bool(e["passed"])) for e in task] for task in entries]
-        statuses = [[_status(e) for e in task] for task in entries]
-        return {key: float(value) for key, value in scores.items()}, passed, statuses
+        passed = [[int(o.passed) for o in task] for task in outcomes]
+        statuses = [[_status(o) for o in task] for task in outcomes]
+        return score_candidates(outcomes, self.config.k), passed, statuses
 
 
 def _sample(
@@ -275,7 +238,6 @@ def evaluate_model(
     from procure_trl.harness.report import write_report
 
     _require_code_execution_opt_in()
-    metrics_dir = resolve_metrics_dir(config.metrics_dir)
     if problems is None:
         from procure_trl.problems import load_problems
 
@@ -296,9 +258,9 @@ def evaluate_model(
     prompts = [p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]
     completions = _sample(list(dict.fromkeys(prompts)), config, backend)
 
-    # Execution happens inside the pass_at_k metric, one call per group of prompts.
+    # One execution call per group of prompts (the originals, then each concept's two sides).
     total_programs = config.n * (len(selected) + 2 * len(rows))
-    score = _Scorer(_load_metric(metrics_dir, "pass_at_k"), completions, config, total_programs)
+    score = _Scorer(completions, config, total_programs)
     original_scores, original_passed, original_status = score([p.prompt for p in selected], [p.tests for p in selected])
     pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
     row_results: dict[int, dict[str, list]] = {}
@@ -322,7 +284,7 @@ def evaluate_model(
 
     ccs = None
     if rows:
-        ccs = _load_metric(metrics_dir, "ccs").compute(
+        ccs = concept_consistency_score(
             predictions=[row_results[i]["counterfactual_passed"] for i in range(len(rows))],
             references=[row_results[i]["reference_passed"] for i in range(len(rows))],
             concepts=[r.concept.value for r in rows],

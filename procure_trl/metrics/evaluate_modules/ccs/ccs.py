@@ -1,7 +1,8 @@
 """Concept Consistency Score (CCS): an `evaluate` metric over pass/fail results of paired completions.
 
 A thin wrapper: the estimator and all argument checks live in ``procure_trl.metrics.ccs``.
-Load it offline with ``evaluate.load("evaluation/metrics/ccs")`` (a path to this folder).
+Load it offline with ``evaluate.load(procure_trl.metrics.module_path("ccs"))`` (this folder in the installed
+package; in a clone also ``evaluation/metrics/ccs``).
 """
 
 import datasets
@@ -46,7 +47,8 @@ Returns:
         all-fail on both sides.
     rows (`int`): number of rows.
 Examples:
-    >>> ccs = evaluate.load("evaluation/metrics/ccs")
+    >>> from procure_trl.metrics import module_path
+    >>> ccs = evaluate.load(module_path("ccs"))
     >>> out = ccs.compute(predictions=[[1, 0]], references=[[1, 1, 0]], concepts=["if_else_flip"])
     >>> round(out["ccs"], 2)
     0.4

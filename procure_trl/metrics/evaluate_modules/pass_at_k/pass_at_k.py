@@ -1,21 +1,21 @@
 """pass@k with sandboxed parallel execution: a drop-in, offline-loadable alternative to `code_eval`.
 
-Thin wrapper: argument checks here; execution in ``procure_trl.execution``; the estimator in
-``procure_trl.metrics.pass_at_k``.
+Thin wrapper over ``procure_trl.metrics.functional_correctness`` (execution in ``procure_trl.execution``, the
+estimator in ``procure_trl.metrics.pass_at_k``): the evaluation harness calls the same functions.
 """
 
 import os
-from collections import defaultdict
 
 import datasets
 import evaluate
 
-from procure_trl.execution import ExecutionJob
-from procure_trl.execution import ExecutionLimits
-from procure_trl.execution import execute
 from procure_trl.execution.limits import check_timeout
+from procure_trl.metrics.functional_correctness import check_candidates
+from procure_trl.metrics.functional_correctness import check_num_workers
+from procure_trl.metrics.functional_correctness import code_eval_results
+from procure_trl.metrics.functional_correctness import execute_candidates
+from procure_trl.metrics.functional_correctness import score_candidates
 from procure_trl.metrics.pass_at_k import check_ks
-from procure_trl.metrics.pass_at_k import pass_at_k
 
 _CITATION = """\
 @misc{chen2021codex,
@@ -49,7 +49,8 @@ Returns:
 Examples:
     >>> import os
     >>> os.environ["HF_ALLOW_CODE_EVAL"] = "1"
-    >>> pass_at_k_metric = evaluate.load("evaluation/metrics/pass_at_k")
+    >>> from procure_trl.metrics import module_path
+    >>> pass_at_k_metric = evaluate.load(module_path("pass_at_k"))
     >>> test_cases = ["assert add(2, 3) == 5"]
     >>> candidates = [["def add(a, b): return a * b", "def add(a, b): return a + b"]]
     >>> scores, results = pass_at_k_metric.compute(references=test_cases, predictions=candidates, k=[1, 2])
@@ -77,28 +78,6 @@ environment variable HF_ALLOW_CODE_EVAL="1":
 """
 
 
-def _check_inputs(predictions, references) -> None:
-    if not isinstance(predictions, (list, tuple)) or not isinstance(references, (list, tuple)):
-        raise TypeError("predictions must be a list of lists of code strings and references a list of test strings")
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"predictions and references must have one entry per problem; got {len(predictions)} predictions "
-            f"and {len(references)} references"
-        )
-    for i, candidates in enumerate(predictions):
-        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)):
-            raise TypeError(
-                f"predictions[{i}] must be a list of candidate strings, got {type(candidates).__name__}; "
-                "wrap a single candidate in a list"
-            )
-        for j, candidate in enumerate(candidates):
-            if not isinstance(candidate, str):
-                raise TypeError(f"predictions[{i}][{j}] must be a string of code, got {type(candidate).__name__}")
-    for i, reference in enumerate(references):
-        if not isinstance(reference, str):
-            raise TypeError(f"references[{i}] must be a string of test code, got {type(reference).__name__}")
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class PassAtK(evaluate.Metric):
     def _info(self):
@@ -122,36 +101,14 @@ class PassAtK(evaluate.Metric):
         """
         # Checked before `evaluate` stores the inputs: its Arrow conversion would turn a bad input into an
         # unrelated-looking error (or silently into a string).
-        _check_inputs(predictions, references)
+        check_candidates(predictions, references)
         check_ks(kwargs.get("k", [1, 10, 100]))
         check_timeout(kwargs.get("timeout", 3.0), "timeout")
-        num_workers = kwargs.get("num_workers", 4)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        check_num_workers(kwargs.get("num_workers", 4))
         return super().compute(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, k=[1, 10, 100], num_workers=4, timeout=3.0):
         if os.getenv("HF_ALLOW_CODE_EVAL", "0") != "1":
             raise ValueError(_WARNING)
-        ks = check_ks(k)
-        jobs, owners = [], []
-        for task_id, (candidates, test_case) in enumerate(zip(predictions, references)):
-            for completion_id, candidate in enumerate(candidates):
-                jobs.append(ExecutionJob(program=candidate + "\n" + test_case))
-                owners.append((task_id, completion_id))
-        outcomes = execute(jobs, num_workers=num_workers, limits=ExecutionLimits(timeout=float(timeout)))
-
-        results = defaultdict(list)
-        for (task_id, completion_id), outcome in zip(owners, outcomes):
-            if outcome.passed:
-                text = "passed"
-            elif outcome.status == "timed_out":
-                text = "timed out"
-            else:
-                text = f"failed: {outcome.error_type}: {outcome.message}"
-            results[task_id].append(
-                (completion_id, {"task_id": task_id, "passed": outcome.passed, "result": text, "completion_id": completion_id})
-            )
-        num_samples = [len(c) for c in predictions]
-        num_correct = [sum(r["passed"] for _, r in results[t]) for t in range(len(predictions))]
-        return pass_at_k(num_samples, num_correct, ks), results
+        outcomes = execute_candidates(predictions, references, num_workers=num_workers, timeout=timeout)
+        return score_candidates(outcomes, k), code_eval_results(outcomes)
