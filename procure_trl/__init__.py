@@ -63,6 +63,11 @@ _EXPORTS: dict[str, str] = {
     "Stage": "procure_trl.statuses",
     # procure_trl.errors
     "UserError": "procure_trl.errors",
+    # procure_trl.scale
+    "DatasetPerturbConfig": "procure_trl.scale",
+    "CounterfactualBatchTransform": "procure_trl.scale",
+    "perturb_dataset": "procure_trl.scale",
+    "detect_format": "procure_trl.scale",
     # procure_trl.execution
     "Executor": "procure_trl.execution",
     "ExecutionJob": "procure_trl.execution",
@@ -128,6 +133,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.records import CounterfactualRecord, PairRecord, RecordWriter, read_engine_jsonl, read_records, write_records
     from procure_trl.statuses import Stage
     from procure_trl.errors import UserError
+    from procure_trl.scale import CounterfactualBatchTransform, DatasetPerturbConfig, detect_format, perturb_dataset
     from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
     from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
     from procure_trl.llm.prompts import build_messages

@@ -91,7 +91,8 @@ def derive_seed(seed: int, task_id: str, concept: Concept | str) -> int:
 
 
 def protected_names(problem: Problem) -> tuple[str, ...]:
-    """Names a perturbation must keep: the entry point and every top-level name of the program the tests use."""
+    """Names a perturbation must keep: the entry point and every top-level name of the program the tests use
+    (every top-level name when the problem has no tests)."""
     names = {problem.entry_point}
     try:
         program, tests = ast.parse(problem.program), ast.parse(problem.tests)
@@ -105,6 +106,9 @@ def protected_names(problem: Problem) -> tuple[str, ...]:
             top_level.update(a.asname or a.name.split(".")[0] for a in node.names)
         else:
             top_level.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    if not problem.tests.strip():
+        # no tests to say which names callers use: any top-level name may be (a prompt may name it)
+        return tuple(sorted(names | top_level))
     used = {n.id for n in ast.walk(tests) if isinstance(n, ast.Name)}
     return tuple(sorted(names | (top_level & used)))
 

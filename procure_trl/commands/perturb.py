@@ -35,6 +35,7 @@ environment: PROCURE_MBPP_DIR (MBPP files), PROCURE_CODECONTESTS_FILE (CodeConte
 schema, for offline use).
 
 examples:
+  procure perturb --dataset my_org/sft_code --split train --output-dir outputs/sft_code_cf --num-proc 2
   procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0
   procure perturb problems.jsonl --output out.jsonl --concepts name_random,if_else_flip --workers 4
 """
@@ -53,14 +54,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="benchmark split: MBPP train/test/validation/prompt (default: all problems), "
                              "CodeContests train/valid/test (default: test)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="where to write the JSONL output")
+    parser.add_argument("--output", "-o", metavar="OUT.jsonl",
+                        help="where to write the JSONL output (INPUT.jsonl or --benchmark)")
     add_options(parser, GenerationConfig)
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
+    from procure_trl.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
+
+    group = parser.add_argument_group("any Hugging Face dataset (--dataset ID_OR_PATH --output-dir DIR): a dataset "
+                                      "of the same format, with --split, --limit and the options above")
+    add_options(group, DatasetPerturbConfig, exclude=SHARED_WITH_GENERATION)
     from procure_trl.commands import perturb_llm as llm_cli  # light: openai is imported only when --generator llm runs
 
     llm_cli.add_arguments(parser)
+
+
+def _run_dataset(args) -> int:
+    from procure_trl.engine import GenerationConfig
+    from procure_trl.scale.card import format_counts_table
+    from procure_trl.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
+    from procure_trl.scale.run import perturb_dataset
+
+    if args.input or args.benchmark or args.output:
+        raise UserError("--dataset writes a dataset folder: give --output-dir, not INPUT.jsonl, --benchmark or --output")
+    if args.generator != "rule":
+        raise UserError("--dataset runs the rule-based generator; drop --generator llm")
+    # --concepts, --seed and --timeout are the engine's (GenerationConfig); --split and --limit this command's
+    engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
+    config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
+                                  concepts=list(engine.concepts), seed=engine.seed, timeout=engine.timeout,
+                                  split=args.split or DatasetPerturbConfig.split, limit=args.limit)
+    result = perturb_dataset(config)
+    print(f"format: {result.format.describe()}")
+    print(format_counts_table(result.counts))
+    print(f"wrote {result.counts.originals} original and {result.counts.counterfactuals} counterfactual rows to "
+          f"{result.output_dir} (datasets.load_dataset({str(result.output_dir)!r}) reads it)")
+    return 0
 
 
 def _load(args) -> list:
@@ -85,6 +115,17 @@ def run(args: argparse.Namespace) -> int:
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
         raise UserError(f"{', '.join(llm_only)} apply to --generator llm only; add --generator llm or drop them")
+    if args.dataset:
+        try:
+            return _run_dataset(args)
+        except (ValueError, FileNotFoundError) as err:
+            raise UserError(str(err)) from err
+    dataset_only = [flag for flag, value in (("--output-dir", args.output_dir), ("--code-column", args.code_column),
+                                             ("--tests-column", args.tests_column)) if value]
+    if dataset_only:
+        raise UserError(f"{', '.join(dataset_only)} apply to --dataset only")
+    if not args.output:
+        raise UserError("give --output OUT.jsonl (or --dataset ID_OR_PATH --output-dir DIR)")
     try:
         problems = _load(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
