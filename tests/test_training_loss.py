@@ -13,6 +13,7 @@ from procure_trl.training.loss import (
     attention_query_mask,
     concept_sensitive_loss,
     is_counterfactual,
+    token_weight_total,
     token_weights,
     window_normalizer,
 )
@@ -114,3 +115,32 @@ def test_bad_inputs_raise():
         concept_sensitive_loss(nll, labels, mask, None, lam=0.1)
     with pytest.raises(ValueError, match="nll has shape"):
         concept_sensitive_loss(nll[:, :-1], labels, mask, mass)
+
+
+def test_perturbed_only_reading_is_the_nll_of_the_perturbed_tokens():
+    nll, labels, mask, mass = _batch()
+    assert token_weights(labels, mask, 5.0, "perturbed_only").tolist() == [[0, 1, 1, 1, 1], [0, 0, 1, 1, 0]]
+    lam, eps = 0.1, 1e-6
+    out = concept_sensitive_loss(nll, labels, mask, mass, alpha=5.0, lam=lam, eps=eps, token_loss="perturbed_only")
+    # original: all four completion predictions; counterfactual: only the two perturbed tokens (2.5, 3.5)
+    token = ((1 + 2 + 3 + 4) + (2.5 + 3.5)) / (4 + 2)
+    att = -(math.log(eps + 0.5) + math.log(eps + 0.25)) / 2
+    assert out.loss.item() == pytest.approx(token + lam * att, rel=1e-6)
+    # a counterfactual alone: the mean NLL over its perturbed tokens, whatever alpha
+    alone = concept_sensitive_loss(nll[1:], labels[1:], mask[1:], None, alpha=0.0, lam=0.0, token_loss="perturbed_only")
+    assert alone.loss.item() == pytest.approx((2.5 + 3.5) / 2, rel=1e-6)
+    # the weighted reading of the same counterfactual differs
+    weighted = concept_sensitive_loss(nll[1:], labels[1:], mask[1:], None, alpha=0.0, lam=0.0)
+    assert weighted.loss.item() == pytest.approx((1.5 + 2.5 + 3.5) / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("token_loss", ["weighted", "perturbed_only"])
+def test_counts_give_the_same_window_weight_as_the_tensors(token_loss):
+    _, labels, mask, _ = _batch()
+    targets = labels[:, 1:] != IGN
+    counterfactual = is_counterfactual(labels, mask)
+    total = token_weight_total(int(targets.sum()), int((targets & mask[:, 1:].bool()).sum()),
+                               int(targets[~counterfactual].sum()), 2.0, token_loss)
+    assert total == window_normalizer(labels, mask, 2.0, token_loss).token_weight.item()
+    with pytest.raises(ValueError, match="token_loss"):
+        token_weights(labels, mask, 1.0, "perturbed")

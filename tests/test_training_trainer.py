@@ -52,7 +52,7 @@ def _trainer_loss(trainer, batch):
     return trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=normalizer)
 
 
-def _reference_loss(tokenizer, batch, layers=(0, 1)):
+def _reference_loss(tokenizer, batch, layers=(0, 1), token_loss="weighted"):
     """The ProCURE loss written out independently: eager attention, materialised probabilities."""
     model = build_tiny_llama(tokenizer, attn_implementation="eager").train()
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
@@ -61,7 +61,11 @@ def _reference_loss(tokenizer, batch, layers=(0, 1)):
     target = labels[:, 1:]
     valid = target != -100
     nll = -logp.gather(-1, target.clamp(min=0)[..., None])[..., 0] * valid
-    weights = (1 + ALPHA * delta[:, 1:]) * valid
+    if token_loss == "weighted":
+        weights = (1 + ALPHA * delta[:, 1:]) * valid
+    else:  # a counterfactual row: its perturbed tokens only; an original row: every completion token
+        rows_with_change = ((labels != -100) & (delta == 1)).any(dim=1, keepdim=True)
+        weights = torch.where(rows_with_change, delta[:, 1:], torch.ones_like(delta[:, 1:])) * valid
     token_term = (weights * nll).sum() / weights.sum()
     att_terms = []
     for b in range(labels.shape[0]):
@@ -123,6 +127,36 @@ def test_originals_only_batch_equals_sft_trainer(tmp_path, tiny_tokenizer):
     sft_batch = sft.data_collator([sft.train_dataset[i] for i in range(4)])
     theirs = sft.compute_loss(sft.model, sft_batch, num_items_in_batch=sft._get_num_items_in_batch([sft_batch], torch.device("cpu")))
     assert abs(ours.item() - theirs.item()) < 1e-6
+
+
+def test_perturbed_only_reading_equals_the_reference(tmp_path, tiny_tokenizer):
+    trainer = _trainer(tmp_path, tiny_tokenizer, make_rows(), token_loss="perturbed_only")
+    mixed = _batch(trainer, [0, 1, 2, 5])
+    expected, _, _ = _reference_loss(tiny_tokenizer, mixed, token_loss="perturbed_only")
+    weighted, _, _ = _reference_loss(tiny_tokenizer, mixed)
+    assert abs(expected.item() - weighted.item()) > 1e-3  # the two readings differ on this batch
+    torch.testing.assert_close(_trainer_loss(trainer, mixed), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_plain_sft_setting_trains_exactly_like_sft_trainer(tmp_path, tiny_tokenizer):
+    """lambda = alpha = 0 on a data set with counterfactuals: the same logged training losses as TRL's
+    SFTTrainer on the same rows, seed and steps (the plain-SFT variant of an ablation)."""
+    rows = make_rows()
+    steps = dict(max_steps=3, per_device_train_batch_size=2, learning_rate=1e-2, logging_steps=1, seed=0)
+    ours = _trainer(tmp_path, tiny_tokenizer, rows, concept_loss_weight=0.0, perturbed_token_weight=0.0, **steps)
+    sft = SFTTrainer(
+        build_tiny_llama(tiny_tokenizer),
+        args=SFTConfig(output_dir=str(tmp_path / "sft"), bf16=False, use_cpu=True, report_to=[], save_strategy="no",
+                       disable_tqdm=True, **steps),
+        train_dataset=Dataset.from_list([{k: r[k] for k in ("prompt", "completion")} for r in rows]),
+        processing_class=tiny_tokenizer,
+    )
+    ours.train()
+    sft.train()
+    losses = [[log["loss"] for log in t.state.log_history if "loss" in log] for t in (ours, sft)]
+    assert len(losses[0]) == 3 and losses[0][0] != losses[0][-1]  # it trained
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
 
 
 def _train_one_step(tmp_path, tokenizer, rows, batch_size, grad_accum, name):

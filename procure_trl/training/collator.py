@@ -17,9 +17,10 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
     TRL's collator drops keys it does not know, so the mask would never reach the loss. This one takes
     ``perturbation_mask_key`` out of every example, lets TRL build ``input_ids``, ``labels`` and
     ``attention_mask`` exactly as ``SFTTrainer`` does, then pads the masks with 0 the same way (right
-    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``. Three plain ints
-    come with it: ``"num_counterfactuals"`` (rows with a perturbed label token), ``"num_label_tokens"``
-    and ``"num_perturbed_label_tokens"`` (predicted tokens, after the causal shift).
+    side, same ``pad_to_multiple_of``) and returns them under ``"perturbation_mask"``. Four plain ints
+    come with it: ``"num_counterfactuals"`` (rows with a perturbed label token), ``"num_label_tokens"``,
+    ``"num_perturbed_label_tokens"`` and ``"num_original_label_tokens"`` (predicted tokens, after the
+    causal shift; the last counts rows without a perturbed label token).
 
     Args:
         perturbation_mask_key (`str`, defaults to `"perturbation_mask"`): the example key of the mask.
@@ -56,8 +57,10 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
         # so that the trainer needs no device work or sync for them: whether the batch needs the
         # attention term, and its share of the window totals of the loss (see training/loss.py).
         labels, mask = batch["labels"], batch["perturbation_mask"].bool()
-        batch["num_counterfactuals"] = int(((labels != -100) & mask).any(dim=1).sum())
+        counterfactual = ((labels != -100) & mask).any(dim=1)
+        batch["num_counterfactuals"] = int(counterfactual.sum())
         targets = labels[:, 1:] != -100  # the causal-LM shift: token t+1 is predicted at t
         batch["num_label_tokens"] = int(targets.sum())
         batch["num_perturbed_label_tokens"] = int((targets & mask[:, 1:]).sum())
+        batch["num_original_label_tokens"] = int(targets[~counterfactual].sum())
         return batch

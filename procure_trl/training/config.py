@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trl import SFTConfig
+
+from procure_trl.training.loss import TOKEN_LOSSES
 
 
 def parse_attention_layers(value: "list[int] | int | str | None") -> "list[int] | int | None":
@@ -88,6 +91,10 @@ class ConceptAwareSFTConfig(SFTConfig):
             term only (no attention mass is computed).
         perturbed_token_weight (`float`, defaults to `1.0`):
             alpha: perturbed completion tokens weigh ``1 + alpha`` in the token term.
+        token_loss (`str`, defaults to `"weighted"`):
+            How the paper's masked-token term is read. ``"weighted"``: the NLL of every completion
+            token, perturbed ones weighted ``1 + alpha``. ``"perturbed_only"``: a counterfactual's NLL
+            over its perturbed tokens only (``alpha`` is not used; originals keep the plain NLL).
         attention_layers (`list[int]`, `int` or `str`, *optional*):
             Decoder layers whose attention mass enters ``L_att`` (averaged over them and over heads).
             ``None`` (default) or ``"all"``: every layer; an int ``k``: the top ``k`` layers; a list
@@ -109,6 +116,13 @@ class ConceptAwareSFTConfig(SFTConfig):
     perturbed_token_weight: float = field(
         default=1.0,
         metadata={"help": "alpha: perturbed completion tokens weigh 1 + alpha in the token term (>= 0)."},
+    )
+    token_loss: Literal["weighted", "perturbed_only"] = field(
+        default="weighted",
+        metadata={
+            "help": "Reading of the masked-token term: 'weighted' (every completion token, perturbed ones weigh "
+            "1 + alpha) or 'perturbed_only' (a counterfactual's NLL over its perturbed tokens only; alpha unused).",
+        },
     )
     # `list[int] | str | int` so that HfArgumentParser/TrlParser read it as a string on the command line
     attention_layers: list[int] | str | int | None = field(
@@ -143,6 +157,8 @@ class ConceptAwareSFTConfig(SFTConfig):
                 f"perturbed_token_weight (alpha) must be >= 0, got {self.perturbed_token_weight}; use 0 for "
                 "unweighted tokens"
             )
+        if self.token_loss not in TOKEN_LOSSES:
+            raise ValueError(f"token_loss={self.token_loss!r} is not one of {', '.join(TOKEN_LOSSES)}")
         if not self.attention_loss_eps > 0:
             raise ValueError(f"attention_loss_eps must be > 0, got {self.attention_loss_eps}")
         self.attention_layers = parse_attention_layers(self.attention_layers)

@@ -4,9 +4,15 @@ Per sample, over completion tokens ``t`` with ``delta_t = 1`` on perturbed token
 
 * original (no perturbed token): the usual completion-only NLL;
 * counterfactual: ``L = L_token + lambda * L_att`` with
-  ``L_token = sum_t w_t nll_t / sum_t w_t``, ``w_t = 1 + alpha * delta_t``, and
+  ``L_token = sum_t w_t nll_t / sum_t w_t`` and
   ``L_att = - mean_q log(eps + m_q)``, ``q`` over completion positions at or after the first
   perturbed token, ``m_q`` the attention mass that query ``q`` puts on perturbed keys.
+
+The paper's masked-token term reads two ways, chosen by ``token_loss``:
+
+* ``"weighted"`` (default): every completion token counts, perturbed ones more: ``w_t = 1 + alpha * delta_t``;
+* ``"perturbed_only"``: the NLL over the perturbed tokens only: ``w_t = delta_t`` on a counterfactual
+  (``alpha`` plays no part); originals keep ``w_t = 1`` on every completion token.
 
 Reduction over a batch, and over an accumulation window (several micro-batches, several processes):
 
@@ -35,6 +41,8 @@ from dataclasses import dataclass
 import torch
 
 IGNORE_INDEX = -100
+#: the two readings of the masked-token term (see the module docstring)
+TOKEN_LOSSES = ("weighted", "perturbed_only")
 
 
 @dataclass(frozen=True)
@@ -82,15 +90,36 @@ def _check_shapes(labels: torch.Tensor, perturbation_mask: torch.Tensor) -> None
         )
 
 
-def token_weights(labels: torch.Tensor, perturbation_mask: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``w_t = (1 + alpha * delta_t)`` on label tokens, 0 elsewhere; shape ``(batch, seq_len - 1)``.
+def _check_token_loss(token_loss: str) -> None:
+    if token_loss not in TOKEN_LOSSES:
+        raise ValueError(f"token_loss={token_loss!r} is not one of {', '.join(TOKEN_LOSSES)}")
 
-    Aligned with the shifted targets: entry ``t`` weighs the prediction of token ``t + 1``.
+
+def token_weights(labels: torch.Tensor, perturbation_mask: torch.Tensor, alpha: float,
+                  token_loss: str = "weighted") -> torch.Tensor:
+    """``w_t`` on label tokens, 0 elsewhere; shape ``(batch, seq_len - 1)``.
+
+    ``"weighted"``: ``1 + alpha * delta_t``; ``"perturbed_only"``: ``delta_t`` on counterfactual rows,
+    1 on originals. Aligned with the shifted targets: entry ``t`` weighs the prediction of token ``t + 1``.
     """
     _check_shapes(labels, perturbation_mask)
+    _check_token_loss(token_loss)
     target_is_label = labels[:, 1:] != IGNORE_INDEX
     delta = perturbation_mask[:, 1:].to(torch.float32)
-    return (1.0 + alpha * delta) * target_is_label
+    if token_loss == "weighted":
+        return (1.0 + alpha * delta) * target_is_label
+    counterfactual = is_counterfactual(labels, perturbation_mask)[:, None]
+    return torch.where(counterfactual, delta, torch.ones_like(delta)) * target_is_label
+
+
+def token_weight_total(label_tokens: float, perturbed_label_tokens: float, original_label_tokens: float,
+                       alpha: float, token_loss: str = "weighted") -> float:
+    """``sum w_t`` from counts (as the collator makes them on the CPU): all label tokens, the perturbed
+    ones, and those of original rows (rows without a perturbed label token)."""
+    _check_token_loss(token_loss)
+    if token_loss == "weighted":
+        return label_tokens + alpha * perturbed_label_tokens
+    return original_label_tokens + perturbed_label_tokens
 
 
 def attention_query_mask(labels: torch.Tensor, perturbation_mask: torch.Tensor) -> torch.Tensor:
@@ -128,10 +157,11 @@ def attention_loss_per_sample(
     return -masked.sum(dim=1) / count.clamp(min=1)
 
 
-def window_normalizer(labels: torch.Tensor, perturbation_mask: torch.Tensor, alpha: float) -> LossNormalizer:
+def window_normalizer(labels: torch.Tensor, perturbation_mask: torch.Tensor, alpha: float,
+                      token_loss: str = "weighted") -> LossNormalizer:
     """The totals one micro-batch contributes to its window's :class:`LossNormalizer`."""
     return LossNormalizer(
-        token_weight=token_weights(labels, perturbation_mask, alpha).sum(),
+        token_weight=token_weights(labels, perturbation_mask, alpha, token_loss).sum(),
         counterfactuals=is_counterfactual(labels, perturbation_mask).sum().to(torch.float32),
     )
 
@@ -146,6 +176,7 @@ def concept_sensitive_loss(
     lam: float = 0.1,
     eps: float = 1e-6,
     normalizer: LossNormalizer | None = None,
+    token_loss: str = "weighted",
 ) -> ConceptLossOutput:
     """The ProCURE loss of one micro-batch, divided by the window totals in ``normalizer``.
 
@@ -156,17 +187,20 @@ def concept_sensitive_loss(
         perturbation_mask: ``(batch, seq_len)`` 0/1 per input token.
         attention_mass: ``(batch, seq_len)`` ``m_q`` averaged over heads and layers; required when
             ``lam > 0`` and the batch holds a counterfactual.
-        alpha: extra weight of perturbed tokens in the token term (``w = 1 + alpha * delta``).
+        alpha: extra weight of perturbed tokens in the token term (``w = 1 + alpha * delta``; unused
+            with ``token_loss="perturbed_only"``).
         lam: weight of the attention term.
         eps: keeps ``log(eps + m_q)`` finite when a query ignores every perturbed token.
         normalizer: window totals; ``None`` uses this micro-batch's own totals (evaluation, or no
             gradient accumulation).
+        token_loss: ``"weighted"`` (every completion token, weight ``1 + alpha * delta``) or
+            ``"perturbed_only"`` (a counterfactual's NLL over its perturbed tokens only).
     """
     if lam < 0:
         raise ValueError(f"lam (concept_loss_weight) must be >= 0, got {lam}")
     if alpha < 0:
         raise ValueError(f"alpha (perturbed_token_weight) must be >= 0, got {alpha}")
-    weights = token_weights(labels, perturbation_mask, alpha)
+    weights = token_weights(labels, perturbation_mask, alpha, token_loss)
     if nll.shape != weights.shape:
         raise ValueError(
             f"nll has shape {tuple(nll.shape)} but the shifted labels are {tuple(weights.shape)}; pass the per-token "
@@ -187,8 +221,8 @@ def concept_sensitive_loss(
         attention_sum = token_sum.new_zeros(())
     if normalizer is None:
         normalizer = LossNormalizer(token_weight=token_weight.detach(), counterfactuals=counterfactuals)
-    # every label token weighs >= 1, so the total is 0 or >= 1: clamping at 1 (as SFTTrainer does) only
-    # turns a window without label tokens into a finite 0 instead of 0/0
+    # every weighted token weighs >= 1, so the total is 0 or >= 1: clamping at 1 (as SFTTrainer does) only
+    # turns a window without weighted tokens into a finite 0 instead of 0/0
     loss = token_sum / normalizer.token_weight.to(token_sum).clamp(min=1)
     if lam > 0:
         loss = loss + lam * attention_sum / normalizer.counterfactuals.to(token_sum).clamp(min=1)

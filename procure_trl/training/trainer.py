@@ -32,14 +32,20 @@ from procure_trl.training.attention import ConceptAttentionProbe, enable_concept
 from procure_trl.training.collator import DataCollatorForConceptLM
 from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
 from procure_trl.training.data import check_concept_row, concept_dataset_kind, tokenize_concept_row, truncate_mask
-from procure_trl.training.loss import LossNormalizer, concept_sensitive_loss, is_counterfactual, window_normalizer
+from procure_trl.training.loss import (
+    LossNormalizer,
+    concept_sensitive_loss,
+    is_counterfactual,
+    token_weight_total,
+    window_normalizer,
+)
 
 #: Key of the padded mask in a collated batch.
 BATCH_MASK_KEY = "perturbation_mask"
 #: Key of the collator's count of counterfactual rows (a plain int) in a collated batch.
 BATCH_COUNTERFACTUALS_KEY = "num_counterfactuals"
 # plain-int counts DataCollatorForConceptLM adds to a batch
-_COLLATOR_COUNTS = (BATCH_COUNTERFACTUALS_KEY, "num_label_tokens", "num_perturbed_label_tokens")
+_COLLATOR_COUNTS = (BATCH_COUNTERFACTUALS_KEY, "num_label_tokens", "num_perturbed_label_tokens", "num_original_label_tokens")
 
 
 class _ProbedForward:
@@ -194,14 +200,18 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         of the accumulation window and (with ``average_tokens_across_devices``) over all processes."""
         if not batch_samples or "labels" not in batch_samples[0] or BATCH_MASK_KEY not in batch_samples[0]:
             return None
-        alpha = self.args.perturbed_token_weight
+        alpha, token_loss = self.args.perturbed_token_weight, self.args.token_loss
         if all(k in b for b in batch_samples for k in _COLLATOR_COUNTS):
-            # the collator counted on the CPU: sum_w = labels + alpha * perturbed labels
-            weight = sum(b["num_label_tokens"] + alpha * b["num_perturbed_label_tokens"] for b in batch_samples)
+            # the collator counted on the CPU
+            weight = sum(
+                token_weight_total(b["num_label_tokens"], b["num_perturbed_label_tokens"], b["num_original_label_tokens"],
+                                   alpha, token_loss)
+                for b in batch_samples
+            )
             counterfactuals = sum(b[BATCH_COUNTERFACTUALS_KEY] for b in batch_samples)
             totals = torch.tensor([weight, counterfactuals], dtype=torch.float64, device=device)
         else:
-            parts = [window_normalizer(b["labels"], b[BATCH_MASK_KEY], alpha) for b in batch_samples]
+            parts = [window_normalizer(b["labels"], b[BATCH_MASK_KEY], alpha, token_loss) for b in batch_samples]
             # float64: exact integer-valued sums far beyond float32's 2**24
             totals = torch.stack(
                 [torch.stack([p.token_weight.double(), p.counterfactuals.double()]).to(device) for p in parts]
@@ -254,6 +264,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             lam=lam,
             eps=self.args.attention_loss_eps,
             normalizer=normalizer,
+            token_loss=self.args.token_loss,
         )
         loss = parts.loss
         if normalizer is not None:
