@@ -109,11 +109,12 @@ def fenced(code: str, reasoning: str = "Reasoning: done.") -> str:
 class ChatServer:
     """Loopback OpenAI-compatible server. Use as a context manager; ``url`` is the ``base_url``."""
 
-    def __init__(self, script: Script | None = None, model: str = "test-model") -> None:
+    def __init__(self, script: Script | None = None, model: str = "test-model", port: int = 0) -> None:
         self.script: Script = script or (lambda body: fenced(task_program(body)))
         self.model = model
         self.log: list[LoggedRequest] = []
         self._faults: list[Fault] = []
+        self._connections: set[socket.socket] = set()  # open keep-alive connections, closed by stop()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         server = self
@@ -123,6 +124,19 @@ class ChatServer:
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._lock:
+                    server._connections.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass  # closed by stop()
 
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 length = int(self.headers.get("Content-Length", 0))
@@ -184,7 +198,7 @@ class ChatServer:
                 self.wfile.write(data)
                 self.wfile.flush()
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # port 0: any free port
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="chat-server", daemon=True
@@ -238,6 +252,13 @@ class ChatServer:
         self._stopping.set()  # releases hanging handlers at once
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:  # like a stopped process: kept-alive connections go too
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(timeout=5)
 
     def __enter__(self) -> "ChatServer":

@@ -162,17 +162,37 @@ def test_unknown_concept_is_a_usage_error(problems_file, tmp_path, capsys):
     assert "unknown concept 'loop_unroll'" in capsys.readouterr().err
 
 
-def test_unreachable_endpoint_finishes_with_rejected_rows(problems_file, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+def test_unreachable_endpoint_stops_within_seconds_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     with ChatServer() as srv:
         url = srv.url  # closed on exit: nothing listens there any more
-    args = cli_args(problems_file, tmp_path / "o.jsonl", url, tmp_path / "c", "--max-retries", "1",
-                    "--request-timeout", "2")
-    assert main(args) == 0
-    rows = complete_rows(tmp_path / "o.jsonl")
-    assert len(rows) == 1 and rows[0]["status"] == "rejected" and rows[0]["stage"] == "endpoint"
-    assert "connection error" in rows[0]["reason"]
-    assert "1 failed" in capsys.readouterr().out
+    args = ["perturb", "--benchmark", "humaneval", "--limit", "3", "--generator", "llm", "--model", "m",
+            "--base-url", url, "--output", str(tmp_path / "x.jsonl"), "--cache-dir", str(tmp_path / "c"),
+            "--no-progress"]
+    started = time.monotonic()
+    assert main(args) == 1
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("procure perturb: error: endpoint " + url), err
+    assert "connection refused" in err
+
+
+def test_endpoint_errors_exit_non_zero_unless_allowed(problems_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    out = tmp_path / "o.jsonl"
+    with ChatServer(lambda body: Fault.error(500)) as srv:  # reachable, but every answer is a 500
+        args = cli_args(problems_file, out, srv.url, tmp_path / "c", "--max-retries", "1")
+        assert main(args) == 1
+        captured = capsys.readouterr()
+        assert captured.out.startswith("endpoint errors: 1 of 1 pairs"), captured.out
+        assert "--resume" in captured.err and "--allow-endpoint-errors" in captured.err
+        assert main(args + ["--resume", "--allow-endpoint-errors"]) == 0  # asked again, failed again, allowed
+        assert srv.request_count == 4
+        srv.script = rename_reply
+        assert main(args + ["--resume"]) == 0
+        assert srv.request_count == 5
+    rows = complete_rows(out)
+    assert len(rows) == 1 and rows[0]["status"] == "valid"
 
 
 def test_rejected_key_stops_with_a_clear_error_and_keeps_rows(problems_file, tmp_path, monkeypatch, capsys):
@@ -182,8 +202,8 @@ def test_rejected_key_stops_with_a_clear_error_and_keeps_rows(problems_file, tmp
         args = cli_args(problems_file, tmp_path / "o.jsonl", srv.url, tmp_path / "c")
         assert main(args) == 1
         assert srv.request_count == 1  # not retried: every request would fail the same way
-    err = capsys.readouterr().err
-    assert "401" in err and "API key was rejected" in err and "--resume" in err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "401" in err and "API key was rejected" in err and srv.url in err
 
 
 def test_adding_the_llm_options_does_not_import_openai():

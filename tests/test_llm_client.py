@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,15 +105,45 @@ def test_bad_request_fails_this_request_without_retry(server):
     assert server.request_count == 1
 
 
-def test_unreachable_endpoint_raises_after_retries():
-    with ChatServer() as srv:
-        url = srv.url
-    # The server is closed: connections are refused.
-    client = ChatClient(model="m", api_key="k", base_url=url, max_retries=2, initial_backoff=0.001,
-                        max_backoff=0.01, request_timeout=1.0)
-    with pytest.raises(LLMRequestError, match="connection error"):
+@pytest.mark.parametrize("where", ["closed-port", "unknown-host"])
+def test_unreachable_endpoint_is_fatal_at_once(where):
+    if where == "closed-port":
+        with ChatServer() as srv:
+            url = srv.url  # closed on exit: connections are refused
+        expected = "connection refused"
+    else:
+        url, expected = "http://no-such-host.invalid/v1", "unknown host"  # .invalid never resolves (RFC 6761)
+    client = ChatClient(model="m", api_key="k", base_url=url, max_retries=5, initial_backoff=1.0, request_timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(LLMFatalError, match=f"endpoint {re.escape(url)} .*cannot be reached: {expected}"):
         complete(client)
-    assert client.stats.requests == 3
+    assert client.stats.requests == 1 and client.stats.retries == 0  # no backoff: a wrong URL stays wrong
+    assert time.monotonic() - started < 5.0
+
+
+def test_refused_connection_after_an_answer_is_retried():
+    # A server that answered once and then restarts (refusing connections for a moment) is waited for.
+    first = ChatServer(lambda body: "before").start()
+    port = int(first.url.split(":")[2].split("/")[0])
+    client = make_client(first, max_retries=8, initial_backoff=0.05, max_backoff=0.2)
+    restarted: list[ChatServer] = []
+
+    async def go():
+        try:
+            assert (await client.complete(MESSAGES)).text == "before"
+            first.stop()
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.3, lambda: restarted.append(ChatServer(lambda body: "after", port=port).start()))
+            return await client.complete([{"role": "user", "content": "again"}])
+        finally:
+            await client.aclose()
+
+    try:
+        assert asyncio.run(go()).text == "after"
+    finally:
+        for srv in restarted:
+            srv.stop()
+    assert client.stats.retries >= 1 and client.stats.failures == 0
 
 
 def test_cache_serves_a_repeat_without_a_request(server, tmp_path):

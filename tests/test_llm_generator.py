@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -189,15 +190,44 @@ def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
     assert out.read_bytes() == again.read_bytes()  # identical rows, usage included
 
 
-def test_unreachable_endpoint_marks_rows_rejected_and_finishes(config_factory):
+def test_unreachable_endpoint_stops_the_run_at_once(config_factory, tmp_path):
     with ChatServer() as srv:
         url = srv.url  # closed on exit: connections are refused
-    rows = LLMGenerator(config_factory(url, max_retries=1, use_cache=False)).generate(
-        [CLAMP, _scale_problem(0)], ["name_random"]
-    )
-    assert len(rows) == 2
-    assert all(r.status == "rejected" and r.reason.startswith("endpoint error:") for r in rows)
-    assert all("connection error" in r.reason and r.attempts == 0 for r in rows)
+    started = time.monotonic()
+    with pytest.raises(LLMFatalError, match=f"endpoint {url} .*cannot be reached: connection refused"):
+        LLMGenerator(config_factory(url, initial_backoff=1.0, max_backoff=5.0, use_cache=False)).generate_to_jsonl(
+            [CLAMP, _scale_problem(0)], ["name_random"], tmp_path / "o.jsonl")
+    assert time.monotonic() - started < 10  # no retries with backoff on a wrong URL
+
+
+def test_endpoint_errors_are_not_done_and_resume_asks_again(config_factory, tmp_path):
+    problems = [_scale_problem(i) for i in range(3)]
+    replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
+    answer = script_from(replies)
+    failing = {problems[1].program}  # this problem's requests fail, retries included
+
+    def script(body):
+        return Fault.error(503) if task_program(body) in failing else answer(body)
+
+    out = tmp_path / "out.jsonl"
+    with ChatServer(script) as srv:
+        config = config_factory(srv.url, max_retries=2)
+        report = LLMGenerator(config).generate_to_jsonl(problems, ["name_random"], out)
+        assert report.endpoint_errors == 1 and srv.request_count == 2 + 3
+        bad = [r for r in report.rows if r.stage == "endpoint"]
+        assert [r.task_id for r in bad] == [problems[1].task_id] and "503" in bad[0].reason
+        summary = format_llm_summary(report)
+        assert summary.startswith("endpoint errors: 1 of 3 pairs"), summary
+
+        failing.clear()
+        before = srv.request_count
+        resumed = LLMGenerator(config).generate_to_jsonl(problems, ["name_random"], out, resume=True)
+        assert srv.request_count - before == 1  # only the pair that had failed
+    assert resumed.endpoint_errors == 0 and resumed.resumed_rows == 2 and resumed.new_rows == 1
+    rows = read_records(out)
+    assert [r.task_id for r in rows] == [p.task_id for p in problems]  # the failed row was replaced
+    assert all(r.status == "valid" for r in rows), [r.reason for r in rows]
+    assert "endpoint errors" not in format_llm_summary(resumed)
 
 
 def test_bad_key_stops_the_run(config_factory, tmp_path):

@@ -56,7 +56,7 @@ def test_valid_candidate(verdicts):
 
 
 @pytest.mark.parametrize("index, stage, words", [
-    (1, "duplicate", "earlier name_random candidate"),
+    (1, "duplicate", "the accepted name_random candidate"),
     (2, "duplicate", "the original program"),
     (3, "no-op", "only formatting or comments"),
     (4, "parse", "does not parse"),
@@ -75,6 +75,22 @@ def test_rejections_name_their_stage(verdicts, index, stage, words):
 
 def test_dedup_across_calls(verdicts):
     assert verdicts[1][0].stage == "duplicate"
+
+
+def test_a_rejected_candidate_makes_no_duplicate():
+    # The same text first as a name_shuffle candidate (rejected: shuffling needs the program's own names),
+    # then as a name_random one: only accepted candidates count, so the second is kept.
+    renamed = PROBLEM.program.replace("acc", "w_q")
+    with Validator(ValidationConfig(execute=False)) as validator:
+        shuffle, rand, rand_again = validator.validate([
+            Candidate(PROBLEM, Concept.NAME_SHUFFLE, renamed, None),
+            Candidate(PROBLEM, Concept.NAME_RANDOM, renamed, None),
+            Candidate(PROBLEM, Concept.NAME_RANDOM, renamed, None),
+        ])
+        unchecked = validator.validate([Candidate(PROBLEM, Concept.NAME_RANDOM, renamed, None)], deduplicate=False)
+    assert shuffle.stage == "concept" and rand.valid
+    assert rand_again.stage == "duplicate" and "accepted name_random" in rand_again.reason
+    assert unchecked[0].valid  # deduplicate=False leaves the decision to the caller
 
 
 def test_broken_originals_are_reported_as_such():

@@ -25,8 +25,8 @@ output (one JSON object a line, per (problem, concept), in input order then conc
                  original, execution, passed, unvalidated)
   generator      rule | llm
 
-validation (skipped with --no-validate): de-duplication against the original and earlier candidates,
-parsing, an AST check that the concept's change and only it happened, the changed spans, and the
+validation (skipped with --no-validate): de-duplication against the original and the accepted
+candidates of the same problem (in concept order), parsing, an AST check that the concept's change and only it happened, the changed spans, and the
 problem's tests in a sandboxed subprocess with a timeout. The same --seed gives byte-identical output.
 Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines naming the row
 and the fix; the rest of the batch goes on.

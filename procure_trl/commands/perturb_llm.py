@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     group.add_argument(
+        "--allow-endpoint-errors",
+        action="store_true",
+        help="exit 0 even when some pairs got no answer after all retries (their rows have stage 'endpoint'; "
+        "by default the run exits 1 and --resume asks them again)",
+    )
+    group.add_argument(
         "--price",
         action="append",
         default=[],
@@ -104,6 +110,7 @@ def config_from_args(args: argparse.Namespace):
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         cache_dir=None if args.no_cache else args.cache_dir,
+        allow_endpoint_errors=args.allow_endpoint_errors,
         use_cache=not args.no_cache,
         seed=getattr(args, "seed", 0),
         # perturb's shared options: validation settings and progress bars mean the same for both engines
@@ -135,8 +142,8 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
         print(f"procure perturb: error: {err}", file=sys.stderr)
         return 2
     except LLMFatalError as err:
-        print(f"procure perturb: error: {err}\nThe rows written so far are kept in {output}; fix the setting "
-              "and rerun with --resume.", file=sys.stderr)
+        kept = f"; the rows written so far stay in {output} (rerun with --resume)" if _has_rows(output) else ""
+        print(f"procure perturb: error: {err}{kept}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nprocure perturb: interrupted; the finished rows are in {output}: rerun with --resume to "
@@ -144,4 +151,15 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
         return 130
     print(format_llm_summary(report))
     print(f"wrote {len(report.rows)} lines to {output}")
+    if report.endpoint_errors and not config.allow_endpoint_errors:
+        print(f"procure perturb: error: {report.endpoint_errors} pair(s) got no answer from the endpoint after all "
+              f"retries; rerun with --resume to ask again (or pass --allow-endpoint-errors)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _has_rows(path: str) -> bool:
+    try:
+        return Path(path).stat().st_size > 0
+    except OSError:
+        return False

@@ -13,15 +13,21 @@ It wraps ``openai.AsyncOpenAI`` and adds what a run over thousands of prompts ne
 * counters (requests sent, retries, cache hits, tokens billed vs. served from cache) for the final report.
 
 Errors that retrying cannot fix (401 bad key, 403, 404 unknown model or wrong ``base_url``) raise
-:class:`LLMFatalError` at once; a transient fault that outlives the retries raises :class:`LLMRequestError`.
+:class:`LLMFatalError` at once, and so does a refused connection or an unknown host name before the
+endpoint has answered anything (a wrong ``base_url`` or a server that is not running: retrying for a
+minute would only hide it). Once the endpoint has answered, a refused connection counts as transient (a
+server restarting) and is retried. A transient fault that outlives the retries raises
+:class:`LLMRequestError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import math
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -166,6 +172,7 @@ class ChatClient:
         self.cache = cache
         self.stats = ClientStats()
         self._rng = random.Random(seed)
+        self._answered = False  # has the endpoint sent any HTTP response yet?
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
@@ -217,9 +224,11 @@ class ChatClient:
                 completion = await self._client.chat.completions.create(
                     model=self.model, messages=list(messages), **self.params
                 )
+                self._answered = True
                 text, usage, finish = _read_completion(completion)
                 return ChatResponse(text=text, usage=usage, retries=attempt, finish_reason=finish)
             except openai.APIStatusError as err:
+                self._answered = True
                 status = err.status_code
                 if status in _FATAL_STATUS:
                     self.stats.failures += 1
@@ -234,6 +243,13 @@ class ChatClient:
             except openai.APITimeoutError as err:
                 last_error = f"timeout: {type(err).__name__}"
             except openai.APIConnectionError as err:
+                unreachable = _unreachable_reason(err)
+                if unreachable is not None and not self._answered:
+                    self.stats.failures += 1
+                    raise LLMFatalError(
+                        f"{self._where()} cannot be reached: {unreachable}; check the base URL and that the "
+                        "server is running"
+                    ) from err
                 cause = err.__cause__ or err
                 last_error = f"connection error: {type(cause).__name__}: {_short(str(cause))}"
             except (openai.APIResponseValidationError, MalformedResponseError, ValueError) as err:
@@ -268,6 +284,27 @@ def _read_completion(completion: Any) -> tuple[str, Usage, str | None]:
     )
     finish = getattr(choices[0], "finish_reason", None)
     return text, usage, finish if isinstance(finish, str) else None
+
+
+def _unreachable_reason(err: BaseException) -> str | None:
+    """``"connection refused"`` / ``"unknown host"`` / ... when ``err`` was caused by a failed connect that
+    names a wrong address (not a dropped or reset connection); ``None`` otherwise.
+
+    The cause chain is read down to the socket error, so this does not depend on the HTTP library the
+    openai package uses.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror):
+            return f"unknown host ({current.strerror or current})"
+        if isinstance(current, OSError) and current.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to host ({current.strerror})"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _short(text: str, limit: int = 200) -> str:

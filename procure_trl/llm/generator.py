@@ -8,7 +8,13 @@ For each (problem, concept) pair the :class:`LLMGenerator`
 3. parses the answer's fenced code block and sends the candidate through the SAME validation pipeline as
    the rule-based engine (:mod:`procure_trl.validation`);
 4. on rejection, sends the validator's reason back, up to ``repair_rounds`` times;
-5. writes one row per pair, append-only, so a killed run resumes where it stopped.
+5. once every pair of a problem is done, decides duplicates in concept order (a candidate is a duplicate
+   only of an *accepted* candidate of the same problem, :mod:`procure_trl.validation.duplicates`), so
+   neither the verdicts nor the repair prompts depend on which pair finished first;
+6. writes the problem's rows, append-only, so a killed run resumes where it stopped.
+
+A pair whose requests failed after all retries gets a ``rejected`` row with stage ``endpoint``: it is not
+done for ``resume`` (it is asked again) and :attr:`GenerationReport.endpoint_errors` counts it.
 
 Rows have the rule engine's schema plus ``attempts`` (model answers used) and ``usage`` (tokens over all
 attempts, whether fetched or served from the cache, so a rerun writes identical rows). ``changed_spans``
@@ -22,6 +28,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
@@ -40,7 +47,7 @@ from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.records import CounterfactualRecord, RecordWriter, sort_records, write_records
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
-from procure_trl.validation import Candidate, ValidationConfig, Validator
+from procure_trl.validation import AcceptedCandidates, Candidate, ValidationConfig, Validator
 
 
 #: USD per one million (prompt, completion) tokens: public list prices of a few hosted models, mid 2025.
@@ -107,6 +114,9 @@ class LLMGeneratorConfig:
     """Run the validation pipeline; ``False`` keeps every answer with code as ``valid`` (unchecked, no repair)."""
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     """Settings of the validation pipeline shared with the rule engine (test timeout, workers...)."""
+    allow_endpoint_errors: bool = False
+    """Count a run that ends with rows whose requests failed after all retries (stage ``endpoint``) as a
+    success (``procure perturb`` exits 0); by default such a run exits 1 and ``--resume`` retries them."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -172,6 +182,11 @@ class GenerationReport:
     price: tuple[float, float] | None
 
     @property
+    def endpoint_errors(self) -> int:
+        """Rows whose requests failed after all retries: not done, ``resume`` asks again."""
+        return sum(r.stage == Stage.ENDPOINT for r in self.rows)
+
+    @property
     def cost_usd(self) -> float | None:
         if self.price is None:
             return None
@@ -184,8 +199,9 @@ class LLMGenerator:
 
     Args:
         config: the settings.
-        validator: the rule engine's :class:`~procure_trl.validation.Validator` to share (and its
-            de-duplication memory); ``None`` creates one from ``config.validation`` per run.
+        validator: the rule engine's :class:`~procure_trl.validation.Validator` to share (its executor and
+            the original programs' verdicts; duplicates are decided per run); ``None`` creates one from
+            ``config.validation`` per run.
         facts_fn: static-analysis facts per (program, concept) (default: the rule engine's analysis).
     """
 
@@ -214,7 +230,7 @@ class LLMGenerator:
         """Async :meth:`generate`, for callers that already run an event loop (e.g. Jupyter)."""
         order = self._pairs(problems, concepts)
         rows: list[CounterfactualRecord] = []
-        await self._run(problems, concepts, rows.append, done=set())
+        await self._run(problems, concepts, rows.extend, existing=[])
         return sort_records(rows, order)
 
     def generate_to_jsonl(
@@ -238,17 +254,18 @@ class LLMGenerator:
     ) -> GenerationReport:
         """Async :meth:`generate_to_jsonl`, for callers that already run an event loop.
 
-        Rows are appended as pairs finish (completion order); once every pair is done the file is
-        rewritten atomically in input order, then concept order, like the rule engine's output, so a
-        rerun served from the cache gives a byte-identical file.
+        The rows of a problem are appended once all its pairs are done (problems in completion order);
+        once every pair is done the file is rewritten atomically in input order, then concept order, like
+        the rule engine's output, so a rerun served from the cache gives a byte-identical file. With
+        ``resume``, rows with an endpoint error are dropped and their pairs asked again.
         """
         order = self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
         with RecordWriter(path, resume=resume, overwrite=overwrite) as writer:
             new: list[CounterfactualRecord] = []
 
-            def sink(row: CounterfactualRecord) -> None:
-                writer.write(row)
-                new.append(row)
+            def sink(rows: Sequence[CounterfactualRecord]) -> None:
+                writer.write_many(rows)
+                new.extend(rows)
 
             foreign = [r for r in writer.existing if r.generator != "llm"]
             if foreign:
@@ -256,7 +273,9 @@ class LLMGenerator:
                     f"{path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
                     "--resume continues an LLM run only: choose another --output"
                 )
-            stats = await self._run(problems, concepts, sink, done=writer.done)
+            if any(r.stage == Stage.ENDPOINT for r in writer.existing):  # not done: ask those pairs again
+                writer.retain([r for r in writer.existing if r.stage != Stage.ENDPOINT])
+            stats = await self._run(problems, concepts, sink, existing=writer.existing)
             existing = writer.existing
         rows = sort_records(existing + new, order)
         write_records(rows, path)  # input order, then concept order: same bytes however the run went
@@ -284,19 +303,21 @@ class LLMGenerator:
         self,
         problems: Sequence[Problem | InvalidProblem],
         concepts: Sequence[Concept | str] | None,
-        sink: Callable[[CounterfactualRecord], None],
-        done: set[tuple[str, str]],
+        sink: Callable[[Sequence[CounterfactualRecord]], None],
+        existing: Sequence[CounterfactualRecord],
     ) -> ClientStats:
-        """Run every pair not in ``done`` with ``max_concurrency`` workers; ``sink`` gets each finished row."""
+        """Run every pair without a row in ``existing`` with ``max_concurrency`` workers; ``sink`` gets the
+        finished rows, a problem's rows together, in concept order, once its last pair is done."""
         from tqdm.auto import tqdm
 
         cfg = self.config
         parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        done = {r.key for r in existing}
         # Bad input rows are reported like the rule engine does (rejected, stage "input"), with no request.
         for bad in (p for p in problems if isinstance(p, InvalidProblem)):
             for record in invalid_records(bad, parsed):
                 if record.key not in done:
-                    sink(replace(record, generator="llm", attempts=0, usage=Usage().to_dict()))
+                    sink([replace(record, generator="llm", attempts=0, usage=Usage().to_dict())])
         problems = [p for p in problems if not isinstance(p, InvalidProblem)]
         todo = iter([(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done])
         pending = sum(1 for p in problems for c in parsed if (p.task_id, c.value) not in done)
@@ -314,14 +335,19 @@ class LLMGenerator:
             seed=cfg.seed,
         )
         validator = self.validator if self.validator is not None else Validator(cfg.validation)
-        # The validator keeps state (de-duplication, its executor): one thread runs it, in order, while
-        # the event loop keeps the other pairs' requests flowing.
+        # The validator keeps state (the original programs' verdicts, its executor): one thread runs it
+        # while the event loop keeps the other pairs' requests flowing. It does not de-duplicate here: a
+        # verdict, hence a repair prompt, depends on the candidate alone, not on which pair finished first.
         validation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-validate")
         loop = asyncio.get_running_loop()
 
         def validate(candidate: Candidate) -> "asyncio.Future":
-            return loop.run_in_executor(validation_thread, validator.validate_one, candidate)
+            return loop.run_in_executor(validation_thread, partial(validator.validate_one, candidate,
+                                                                   deduplicate=False))
 
+        problem_rows = _ProblemRows(parsed, existing, sink)
+        for problem in problems:
+            problem_rows.expect(problem.task_id, sum((problem.task_id, c.value) not in done for c in parsed))
         bar = tqdm(total=pending, desc=f"llm {cfg.model}", unit="pair", disable=not cfg.show_progress,
                    file=sys.stderr)
 
@@ -329,7 +355,7 @@ class LLMGenerator:
             # Workers share one iterator; the event loop runs one coroutine at a time, so no lock.
             for problem, concept in todo:
                 row = await self._pair(client, validate, problem, concept)
-                sink(row)  # written before the next pair starts: a kill loses only the pairs in flight
+                problem_rows.add(row)  # written with its problem's last pair: a kill loses unfinished problems
                 bar.update(1)
 
         workers = [asyncio.create_task(worker()) for _ in range(min(cfg.max_concurrency, max(pending, 1)))]
@@ -404,6 +430,45 @@ class LLMGenerator:
         return row(REJECTED, f"rejected after {attempts} attempt(s): {reason}", last_code, stage)
 
 
+class _ProblemRows:
+    """Holds each problem's finished rows until its last pair is done, then decides duplicates in concept
+    order and passes the rows on together (see :mod:`procure_trl.validation.duplicates`).
+
+    Rows already in the output (``existing``, from a resumed run) are final: their accepted candidates
+    are remembered first, so a new candidate that repeats one of them is the duplicate.
+    """
+
+    def __init__(self, concepts: Sequence[Concept], existing: Sequence[CounterfactualRecord],
+                 sink: Callable[[Sequence[CounterfactualRecord]], None]) -> None:
+        self._rank = {c: i for i, c in enumerate(concepts)}
+        self._sink = sink
+        self._expected: dict[str, int] = {}
+        self._held: dict[str, list[CounterfactualRecord]] = {}
+        self.accepted = AcceptedCandidates()
+        for row in sorted(existing, key=lambda r: self._rank.get(r.concept, len(self._rank))):
+            if row.status == VALID and row.code is not None:
+                self.accepted.admit(row.task_id, row.concept.value, row.code)
+
+    def expect(self, task_id: str, pairs: int) -> None:
+        self._expected[task_id] = pairs
+
+    def add(self, row: CounterfactualRecord) -> None:
+        held = self._held.setdefault(row.task_id, [])
+        held.append(row)
+        if len(held) < self._expected[row.task_id]:
+            return
+        del self._held[row.task_id]
+        self._sink([self._deduplicated(r) for r in sorted(held, key=lambda r: self._rank[r.concept])])
+
+    def _deduplicated(self, row: CounterfactualRecord) -> CounterfactualRecord:
+        if row.status != VALID or row.stage == Stage.UNVALIDATED:  # --no-validate checks nothing
+            return row
+        repeated = self.accepted.admit(row.task_id, row.concept.value, row.code)
+        if repeated is None:
+            return row
+        return replace(row, status=REJECTED, reason=f"duplicate of {repeated}", stage=Stage.DUPLICATE)
+
+
 def _run_sync(coroutine):
     """``asyncio.run`` with a useful message when called from a running loop (Jupyter, async apps)."""
     try:
@@ -441,6 +506,12 @@ def format_llm_summary(report: GenerationReport) -> str:
         cells += [_pct(sum((1 if r.attempts is None else r.attempts) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
         return cells
 
+    if report.endpoint_errors:
+        first = next(r for r in report.rows if r.stage == Stage.ENDPOINT)
+        lines.append(f"endpoint errors: {report.endpoint_errors} of {len(report.rows)} pairs got no answer after "
+                     f"all retries (e.g. {first.task_id} {first.concept}: {first.reason}); "
+                     "rerun with --resume to ask again")
+        lines.append("")
     table = [head] + [line(c, by_concept[c]) for c in order] + [line("total", report.rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for i, cells in enumerate(table):

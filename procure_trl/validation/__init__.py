@@ -1,5 +1,5 @@
-"""Validation of candidate counterfactual programs: de-duplication, parsing, the concept check, the
-changed spans, and the problem's tests in a sandbox.
+"""Validation of candidate counterfactual programs: parsing, the concept check, the changed spans, the
+problem's tests in a sandbox, and de-duplication against accepted candidates.
 
 The same pipeline validates the rule-based and the LLM generator's candidates; its concept checks
 compare the ASTs of original and candidate and never trust what a generator reports.
@@ -13,6 +13,7 @@ from procure_trl.validation.concept_checks import (
     check_swap,
     is_negation,
 )
+from procure_trl.validation.duplicates import AcceptedCandidates
 from procure_trl.validation.pipeline import (
     REJECTED,
     VALID,
@@ -24,6 +25,7 @@ from procure_trl.validation.pipeline import (
 )
 
 __all__ = [
+    "AcceptedCandidates",
     "REJECTED",
     "VALID",
     "Candidate",

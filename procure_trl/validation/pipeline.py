@@ -1,6 +1,6 @@
 """The validation pipeline: every candidate counterfactual goes through the same checks, in order.
 
-1. **duplicate**: the candidate's text equals the original or an earlier candidate of the same problem;
+1. **duplicate** (of the original): the candidate's text equals the original program;
 2. **parse**: it is valid Python;
 3. **no-op**: its AST equals the original's (only formatting or comments changed);
 4. **concept**: the intended change, and only it, happened (:mod:`procure_trl.validation.concept_checks`,
@@ -10,6 +10,9 @@
 6. **execution**: the problem's tests pass on the candidate, in a sandboxed subprocess with a timeout.
    The original program runs too, once per problem, so that a broken problem is reported as such and
    not blamed on its perturbations.
+7. **duplicate** (of an accepted candidate): a candidate that passed everything else repeats the text
+   of a candidate of the same problem accepted before it in the batch order (or in an earlier call), see
+   :mod:`procure_trl.validation.duplicates`. A rejected candidate never makes another one a duplicate.
 
 Executions are collected over the whole batch and sent to the executor in one call, so its worker
 pool runs them in parallel.
@@ -18,7 +21,6 @@ pool runs them in parallel.
 from __future__ import annotations
 
 import ast
-import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,6 +28,7 @@ from procure_trl.concepts import Concept
 from procure_trl.problems import Problem
 from procure_trl.statuses import REJECTED, VALID, Stage
 from procure_trl.validation.concept_checks import check_concept
+from procure_trl.validation.duplicates import AcceptedCandidates
 
 
 @dataclass
@@ -76,10 +79,6 @@ class Verdict:
         return self.status == VALID
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def check_spans(original: str, code: str, spans: Sequence[Sequence[int]]) -> str | None:
     """``None`` when ``spans`` are well-formed offsets into ``code`` outside which ``code`` is ``original``.
 
@@ -121,7 +120,7 @@ def _execution_reason(result) -> str:
 
 
 class Validator:
-    """Validates candidates; remembers every candidate it saw (per problem) for de-duplication.
+    """Validates candidates; remembers the accepted candidates of each problem for de-duplication.
 
     Use as a context manager when it creates its own executor, so the worker processes are closed::
 
@@ -138,7 +137,7 @@ class Validator:
         self.config = config or ValidationConfig()
         self._executor = executor
         self._owns_executor = executor is None
-        self._seen: dict[str, dict[str, str]] = {}  # task_id -> text digest -> description of who had it
+        self.accepted = AcceptedCandidates()  # fed in batch order, across calls
         self._original_verdicts: dict[str, str | None] = {}  # task_id -> None (passes) or reason
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -163,14 +162,11 @@ class Validator:
 
     # -- the checks ------------------------------------------------------------------------------------
     def static_check(self, candidate: Candidate) -> Verdict | None:
-        """Checks 1-5 (no execution); ``None`` when the candidate passes them all. Records it for de-duplication."""
+        """Checks 1-5 (no execution, no state); ``None`` when the candidate passes them all."""
         problem = candidate.problem
         original = problem.program
-        seen = self._seen.setdefault(problem.task_id, {_digest(original): "the original program"})
-        digest = _digest(candidate.code)
-        if digest in seen:
-            return Verdict(REJECTED, f"duplicate of {seen[digest]}", Stage.DUPLICATE)
-        seen[digest] = f"an earlier {candidate.concept} candidate"
+        if candidate.code == original:
+            return Verdict(REJECTED, "duplicate of the original program", Stage.DUPLICATE)
         try:
             cand_tree = ast.parse(candidate.code)
         except SyntaxError as err:
@@ -193,8 +189,26 @@ class Validator:
                 return Verdict(REJECTED, f"changed spans: {reason}", Stage.SPANS)
         return None
 
-    def validate(self, candidates: Sequence[Candidate]) -> list[Verdict]:
-        """Validate a batch; the verdicts come back in the candidates' order."""
+    def validate(self, candidates: Sequence[Candidate], deduplicate: bool = True) -> list[Verdict]:
+        """Validate a batch; the verdicts come back in the candidates' order.
+
+        With ``deduplicate``, a candidate that passes every check but repeats one accepted before it (in
+        this batch's order, or in an earlier call) is rejected as a ``duplicate``. Pass ``False`` to
+        decide duplicates yourself, e.g. once all candidates of a problem are known
+        (:class:`~procure_trl.validation.duplicates.AcceptedCandidates`).
+        """
+        verdicts = self._checked(candidates)
+        if not deduplicate:
+            return verdicts
+        out = []
+        for candidate, verdict in zip(candidates, verdicts):
+            repeated = (self.accepted.admit(candidate.problem.task_id, candidate.concept.value, candidate.code)
+                        if verdict.valid else None)
+            out.append(verdict if repeated is None else Verdict(REJECTED, f"duplicate of {repeated}", Stage.DUPLICATE))
+        return out
+
+    def _checked(self, candidates: Sequence[Candidate]) -> list[Verdict]:
+        """Checks 1-6 of every candidate (executions in one executor call); no de-duplication."""
         from procure_trl.execution import ExecutionJob
 
         verdicts: list[Verdict | None] = [self.static_check(c) for c in candidates]
@@ -239,5 +253,5 @@ class Validator:
                 out.append(Verdict(REJECTED, _execution_reason(result), Stage.EXECUTION))
         return out
 
-    def validate_one(self, candidate: Candidate) -> Verdict:
-        return self.validate([candidate])[0]
+    def validate_one(self, candidate: Candidate, deduplicate: bool = True) -> Verdict:
+        return self.validate([candidate], deduplicate=deduplicate)[0]
