@@ -33,7 +33,7 @@ class Stage(str, Enum):
     ANSWER = "answer"
     """The LLM's answer held no usable code block."""
     DUPLICATE = "duplicate"
-    """Validation: the same text as the original or an earlier candidate of the problem."""
+    """Validation: the same text as the original program or as an accepted candidate of the same problem."""
     PARSE = "parse"
     """Validation: not valid Python."""
     NO_OP = "no-op"
