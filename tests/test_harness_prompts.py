@@ -6,11 +6,14 @@ import pytest
 
 from procure_trl.concepts import Concept
 from procure_trl.harness.prompts import (
+    SKIP_REASONS,
     TruncationError,
     counterfactual_prompt_pair,
     cut_at_then_branch,
     cut_solution_lines,
     find_flipped_conditional,
+    line_cut,
+    prompt_holds_change,
 )
 
 PROMPT = 'def f(x):\n    """Sign of x."""\n'
@@ -165,3 +168,72 @@ def test_cut_positions_follow_ast_lines_with_form_feeds_and_non_ascii_text():
     start = code.index("x > 0")
     rank = find_flipped_conditional(code, [(start, start + len("x > 0"))])
     assert cut_at_then_branch(code, rank) == code[: code.index("        return 1")]
+
+
+# ---------------------------------------------------------------------------------------------- the cut holds the change
+
+EIGHT = "".join(f"    v{i} = {i}\n" for i in range(8))  # 75 % of 8 solution lines: the cut keeps 6
+
+
+def _rename_line(program: str, line: int) -> tuple[str, list[list[int]]]:
+    """``program`` with ``v<line>`` renamed to ``w<line>`` on that solution line, and the changed span."""
+    code = program.replace(f"    v{line} = ", f"    w{line} = ")
+    start = code.index(f"w{line}")
+    return code, [[start, start + 1]]
+
+
+def test_line_cut_moves_to_just_after_the_line_of_the_first_change():
+    original = PROMPT + EIGHT
+    code, spans = _rename_line(original, 6)  # 7th solution line: after the 75 % cut
+    assert line_cut(code, 2, 0.75) == 2 + 6
+    assert line_cut(code, 2, 0.75, spans) == 2 + 7
+    pair = counterfactual_prompt_pair(original, code, "name_random", spans, prompt_line_count=2)
+    assert pair.counterfactual == PROMPT + "".join(f"    v{i} = {i}\n" for i in range(6)) + "    w6 = 6\n"
+    assert pair.reference == PROMPT + "".join(f"    v{i} = {i}\n" for i in range(7))  # same place in the original
+    assert prompt_holds_change(code, pair.counterfactual, spans)
+
+
+def test_line_cut_stays_when_a_change_is_already_kept():
+    original = PROMPT + EIGHT
+    code, spans = _rename_line(original, 1)
+    assert line_cut(code, 2, 0.75, spans) == 2 + 6
+    # a change inside the problem prompt's lines (e.g. a renamed parameter) is kept by every cut
+    renamed_param = "def f(y):\n" + code.split("\n", 1)[1]
+    assert line_cut(renamed_param, 2, 0.0, [[6, 7]]) == 2
+
+
+def test_the_first_change_decides_even_when_a_later_one_is_longer():
+    original = PROMPT + EIGHT
+    code, first = _rename_line(original, 6)
+    code, second = _rename_line(code, 7)
+    assert line_cut(code, 2, 0.75, second + first) == 2 + 7
+
+
+@pytest.mark.parametrize(
+    "original, code, spans, reason",
+    [
+        # the only change is on the last solution line: nothing is left to complete after it
+        (PROMPT + EIGHT, *_rename_line(PROMPT + EIGHT, 7), "nothing_to_complete"),
+        # a line added: the line cut has no unambiguous place in the original
+        (PROMPT + EIGHT, PROMPT + "    pass\n" + EIGHT, [[20, 28]], "line_count_mismatch"),
+        # spans that name unchanged text: both prompts come out the same
+        (PROMPT + EIGHT, PROMPT + EIGHT.replace("v7 = 7", "v7 = 8"), [[20, 22]], "identical_prompts"),
+    ],
+)
+def test_rows_that_would_not_test_the_concept_are_skipped(original, code, spans, reason):
+    with pytest.raises(TruncationError) as info:
+        counterfactual_prompt_pair(original, code, "name_shuffle", spans, prompt_line_count=2)
+    assert info.value.reason == reason and reason in SKIP_REASONS
+
+
+def test_flip_whose_change_runs_past_the_branch_cut_is_skipped():
+    start = FLIPPED_IF.index("not x > 0")
+    spans = [[start, FLIPPED_IF.index("y = -1") + 6]]  # the condition and the first branch line
+    with pytest.raises(TruncationError) as info:
+        counterfactual_prompt_pair(ORIGINAL_IF, FLIPPED_IF, Concept.IF_ELSE_FLIP, spans, 2)
+    assert info.value.reason == "change_not_in_prompt"
+
+
+def test_skip_reasons_are_a_closed_set():
+    with pytest.raises(ValueError, match="unknown skip reason"):
+        TruncationError("why", "because")

@@ -41,7 +41,7 @@ COMPLETIONS = {
     SIGN_PROMPT + "    if x > 0:\n        y = 1\n    else:\n": ["        y = -1\n    return y\n"] * 2,  # pass, pass
     SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n": [
         "        v = -1\n    return v\n",  # pass
-        "        y = -1\n    return y\n",  # NameError on sign(3): fail
+        "        y = -1\n    return y\n",  # UnboundLocalError on sign(3): fail
     ],
     "def double(x):\n": ["    while True:\n        pass\n", "    return x + x\n"],  # timed out, pass
 }
@@ -101,7 +101,11 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     # originals: sign 1/2 passes, double 1/2 (one timeout) -> pass@1 = 0.5, pass@2 = 1
     assert report.pass_at_k["original"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(1.0)}
     double = next(t for t in report.tasks if t["task_id"] == "toy/double")
-    assert double["original"] == {"passed": [0, 1], "status": ["timed_out", "passed"]}
+    assert double["original"]["prompt"] == "def double(x):\n" and double["original"]["passed"] == [0, 1]
+    assert [(c["completion"], c["status"], c["error_type"]) for c in double["original"]["completions"]] == [
+        ("    while True:\n        pass\n", "timed_out", "Timeout"),
+        ("    return x + x\n", "passed", None),
+    ]
     assert report.timeouts == {"original": 1, "reference": {"if_else_flip": 0, "name_random": 0},
                                "counterfactual": {"if_else_flip": 0, "name_random": 0}}
     # if_else_flip row: refs [1,1], preds [0,1] -> 2 consistent / 4 valid; name_random: refs [1,1], preds [1,0] -> 2/4
@@ -110,10 +114,24 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     assert report.ccs["ame"] == pytest.approx(0.5)
     assert report.pass_at_k["reference"]["if_else_flip"]["pass@1"] == pytest.approx(1.0)
     assert report.pass_at_k["counterfactual"]["if_else_flip"]["pass@1"] == pytest.approx(0.5)
-    assert [s["task_id"] for s in report.skipped] == ["toy/double"]
-    assert "no if statement" in report.skipped[0]["reason"]
+    assert [(s["task_id"], s["reason"]) for s in report.skipped] == [("toy/double", "no_conditional")]
+    assert "no if statement" in report.skipped[0]["message"]
+    assert double["skipped"] == [{"concept": "if_else_flip", "reason": "no_conditional", "message": report.skipped[0]["message"]}]
     by_concept = {row["concept"]: row for row in report.per_concept}
-    assert by_concept["if_else_flip"]["skipped"] == 1 and by_concept["if_else_flip"]["rows"] == 1
+    assert by_concept["if_else_flip"]["skipped_by_reason"] == {"no_conditional": 1}
+    assert (by_concept["if_else_flip"]["rows_given"], by_concept["if_else_flip"]["rows"]) == (2, 1)
+
+    # Per task and concept: both prompts, each completion and its verdict, readable without the cache.
+    sign = next(t for t in report.tasks if t["task_id"] == "toy/sign")
+    renamed = next(v for v in sign["variants"] if v["concept"] == "name_random")
+    assert renamed["counterfactual"]["prompt"] == SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n"
+    assert renamed["reference"]["prompt"] == SIGN_PROMPT + "    if x > 0:\n        y = 1\n    else:\n"
+    assert [(c["status"], c["error_type"]) for c in renamed["counterfactual"]["completions"]] == [
+        ("passed", None), ("exception", "UnboundLocalError")  # y is assigned later in the function
+    ]
+    assert renamed["counterfactual"]["completions"][1]["completion"] == "        y = -1\n    return y\n"
+    flip = next(v for v in sign["variants"] if v["concept"] == "if_else_flip")
+    assert [c["status"] for c in flip["counterfactual"]["completions"]] == ["assertion_failed", "passed"]
 
     out = tmp_path / "out"
     saved = json.loads((out / "report.json").read_text())
@@ -122,7 +140,8 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     for name in ("ccs_per_concept.png", "pass_at_k.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (out / "summary.md").read_text()
-    assert "| if_else_flip | 1 | 1 | 0.500 |" in summary
+    assert "| if_else_flip | 2 | 1 | 1 | 0.500 |" in summary
+    assert "| if_else_flip | no_conditional: the counterfactual has no if statement" in summary
     assert "1 completion(s) timed out" in summary
 
 

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from procure_trl.harness.plots import plot_ccs_per_concept, plot_pass_at_k
+from procure_trl.harness.prompts import SKIP_REASONS
 
 if TYPE_CHECKING:
     from procure_trl.harness.run import EvaluationReport
@@ -43,13 +44,13 @@ def markdown_summary(report: "EvaluationReport") -> str:
             f"**CCS {_fmt(ccs.get('ccs'))}** (interval {_fmt(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
             f"AME {_fmt(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs over {ccs.get('rows', 0)} rows.",
             "",
-            "| concept | rows | skipped | CCS | interval | AME | "
+            "| concept | rows given | scored | skipped | CCS | interval | AME | "
             + " | ".join(f"{k} original (cut) | {k} counterfactual" for k in ks)
             + " |",
-            "|---|---|---|---|---|---|" + "---|---|" * len(ks),
+            "|---|---|---|---|---|---|---|" + "---|---|" * len(ks),
         ]
         for row in report.per_concept:
-            cells = [row["concept"], row["rows"], row["skipped"]]
+            cells = [row["concept"], row["rows_given"], row["rows"], row["skipped"]]
             cells += [_fmt(row["ccs"]), _fmt(row["ccs_ci"]), _fmt(row["ame"])]
             for k in ks:
                 cells += [_fmt(row["pass_at_k_reference"].get(k)), _fmt(row["pass_at_k_counterfactual"].get(k))]
@@ -67,7 +68,12 @@ def markdown_summary(report: "EvaluationReport") -> str:
         lines += ["", f"{n_timeouts} completion(s) timed out after {config.timeout} s (counted as failures); "
                   "per group in report.json `timeouts`."]
     if report.skipped:
-        lines += ["", f"{len(report.skipped)} counterfactual(s) skipped (could not be cut); reasons in report.json."]
+        lines += ["", f"{len(report.skipped)} counterfactual row(s) not scored (prompts that would not test the "
+                  "concept), by reason:", "", "| concept | reason | rows |", "|---|---|---|"]
+        for row in report.per_concept:
+            for reason, count in row["skipped_by_reason"].items():
+                lines.append(f"| {row['concept']} | {reason}: {SKIP_REASONS[reason]} | {count} |")
+        lines += ["", "Each row's reason in words: report.json `skipped`."]
     return "\n".join(lines) + "\n"
 
 

@@ -12,9 +12,11 @@ What is measured (also written into every report under ``"definitions"``):
   completions. Pairing the counterfactual with an equally cut original compares like with like: both prompts
   hold the same amount of the solution and differ only by the perturbation.
 
-Programs run in the sandboxed executor and are scored by the package's metric functions
-(:mod:`procure_trl.metrics.functional_correctness`, :func:`procure_trl.metrics.ccs.concept_consistency_score`),
-the same functions the ``pass_at_k`` and ``ccs`` ``evaluate`` modules wrap.
+Programs run in the sandboxed executor, each distinct (prompt, completion, tests) once, and are scored by the
+package's metric functions (:mod:`procure_trl.metrics.functional_correctness`,
+:func:`procure_trl.metrics.ccs.concept_consistency_score`), the same functions the ``pass_at_k`` and ``ccs``
+``evaluate`` modules wrap. Every completion is stored in the report with its verdict
+(:mod:`procure_trl.harness.verdicts`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from procure_trl.concepts import Concept
 from procure_trl.execution import ExecutionResult
@@ -40,6 +40,7 @@ from procure_trl.harness.sampling import (
     generate_completions,
 )
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
+from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem
@@ -47,7 +48,7 @@ from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvaluationReport", "evaluate_model", "DEFINITIONS"]
+__all__ = ["EvaluationReport", "PromptRow", "evaluate_model", "cut_rows", "row_accounting", "DEFINITIONS"]
 
 DEFINITIONS = {
     "original": "benchmark prompt completed n times; program = prompt + completion, run with the problem's tests",
@@ -60,8 +61,8 @@ DEFINITIONS = {
 
 
 @dataclass(frozen=True)
-class _Row:
-    """One (problem, concept) pair that could be cut."""
+class PromptRow:
+    """One (problem, concept) counterfactual row that was cut: the two prompts it is scored on."""
 
     task_id: str
     concept: Concept
@@ -77,9 +78,11 @@ class EvaluationReport:
         config: the run's settings.
         pass_at_k: ``{"original": {"pass@1": ...}, "reference": {concept: {...}}, "counterfactual": {concept: {...}}}``.
         ccs: the CCS metric's output over all rows (``None`` without counterfactual rows).
-        per_concept: one summary dict per concept (rows, skipped, CCS with interval, AME, pass@k of both sides).
-        tasks: per problem: the original's pass/fail list and, per evaluated concept, both sides' lists.
-        skipped: ``{"task_id", "concept", "reason"}`` for each counterfactual that could not be cut.
+        per_concept: one summary dict per concept (rows given, scored and skipped by reason, CCS with interval,
+            AME, pass@k of both sides).
+        tasks: per problem: the original's prompt and completions with their verdicts, per scored concept the
+            same for the reference and counterfactual prompts, and the concepts skipped.
+        skipped: ``{"task_id", "concept", "reason", "message"}`` for each counterfactual row not scored.
         timeouts: completions that ran out of time (counted as fails in the scores), ``{"original": int,
             "reference": {concept: int}, "counterfactual": {concept: int}}``.
         files: paths of what was written (report, summary, plots, completion cache).
@@ -121,9 +124,17 @@ def _prompt_line_count(problem: Problem) -> int:
     return len(problem.prompt.splitlines())
 
 
-def _build_rows(
+def cut_rows(
     variants: Sequence[CounterfactualRecord], problems: dict[str, Problem], config: EvaluationConfig
-) -> tuple[list[_Row], list[dict[str, str]]]:
+) -> tuple[list[PromptRow], list[dict[str, str]]]:
+    """The rows that can be cut (:func:`~procure_trl.harness.prompts.counterfactual_prompt_pair`), and for every
+    other one its ``task_id``, ``concept``, ``reason`` code (a key of ``SKIP_REASONS``) and ``message``.
+
+    Args:
+        variants: valid counterfactual rows.
+        problems: their problems by task id (the prompt's line count is always kept in both prompts).
+        config: ``line_fraction`` and ``if_else_at_branch`` of the cut.
+    """
     rows, skipped = [], []
     for variant in variants:
         try:
@@ -137,40 +148,90 @@ def _build_rows(
                 if_else_at_branch=config.if_else_at_branch,
             )
         except TruncationError as exc:
-            skipped.append({"task_id": variant.task_id, "concept": variant.concept.value, "reason": str(exc)})
+            skipped.append(
+                {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
+            )
             continue
-        rows.append(_Row(variant.task_id, variant.concept, pair.reference, pair.counterfactual))
+        rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual))
     return rows, skipped
 
 
-def _status(outcome: ExecutionResult) -> str:
-    """``passed``, ``timed_out`` or ``failed`` (timeouts are kept apart from failures)."""
-    return "passed" if outcome.passed else ("timed_out" if outcome.status == "timed_out" else "failed")
+def row_accounting(
+    given: Sequence[Concept | str], scored: Sequence[Concept | str], skipped: Sequence[dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Per concept: counterfactual rows given, scored, and skipped by reason code.
+
+    Each count is taken from its own list, so a report where ``scored + skipped != given`` shows a row lost
+    on the way.
+
+    Args:
+        given: the concept of every valid counterfactual row handed to the harness.
+        scored: the concept of every row that was cut and scored.
+        skipped: the rows that were not scored, each with its ``concept`` and ``reason`` code.
+    """
+    given_counts = Counter(Concept.parse(c).value for c in given)
+    scored_counts = Counter(Concept.parse(c).value for c in scored)
+    out: dict[str, dict[str, Any]] = {}
+    for concept in Concept:
+        name = concept.value
+        reasons = Counter(s["reason"] for s in skipped if s["concept"] == name)
+        if given_counts[name] or scored_counts[name] or reasons:
+            out[name] = {"given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))}
+    return out
 
 
-class _Scorer:
-    """Executes groups of (prompt, tests) tasks and scores them with the package's metric functions."""
+@dataclass
+class _Side:
+    """One scored prompt: the prompt, and per completion its text and verdict (in sample order)."""
 
-    def __init__(self, completions: dict[str, list[str]], config: EvaluationConfig, total_programs: int):
-        self.completions = completions
-        self.config = config
-        # A whole group is executed per call: the bar advances group by group.
-        self.bar = tqdm(total=total_programs, desc="executing", unit="program")
+    prompt: str
+    verdicts: list[dict[str, Any]]
 
-    def __call__(
-        self, prompts: Sequence[str], tests: Sequence[str]
-    ) -> tuple[dict[str, float], list[list[int]], list[list[str]]]:
-        """pass@k of the group, and per task the 0/1 result and the status of each completion."""
-        if not prompts:
-            return {}, [], []
-        predictions = [[prompt + c for c in self.completions[prompt]] for prompt in prompts]
-        outcomes = execute_candidates(
-            predictions, list(tests), num_workers=self.config.num_workers, timeout=self.config.timeout
-        )
-        self.bar.update(sum(len(p) for p in predictions))
-        passed = [[int(o.passed) for o in task] for task in outcomes]
-        statuses = [[_status(o) for o in task] for task in outcomes]
-        return score_candidates(outcomes, self.config.k), passed, statuses
+    @property
+    def passed(self) -> list[int]:
+        return [int(v["status"] == "passed") for v in self.verdicts]
+
+    @property
+    def statuses(self) -> list[str]:
+        return [v["status"] for v in self.verdicts]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "passed": self.passed, "completions": self.verdicts}
+
+
+def _execute_all(
+    groups: Sequence[Sequence[tuple[str, str]]], completions: dict[str, list[str]], config: EvaluationConfig
+) -> dict[tuple[str, str], list[ExecutionResult]]:
+    """Run every completion of every distinct (prompt, tests) once, in one executor pool.
+
+    A prompt shared by several rows (the same cut original for two concepts) runs once: its results serve
+    each of them.
+    """
+    keys = list(dict.fromkeys(key for group in groups for key in group))
+    outcomes = execute_candidates(
+        [[prompt + c for c in completions[prompt]] for prompt, _ in keys],
+        [tests for _, tests in keys],
+        num_workers=config.num_workers,
+        timeout=config.timeout,
+        progress=True,
+    )
+    return dict(zip(keys, outcomes))
+
+
+def _score_group(
+    group: Sequence[tuple[str, str]],
+    outcomes: dict[tuple[str, str], list[ExecutionResult]],
+    completions: dict[str, list[str]],
+    ks: Sequence[int],
+) -> tuple[dict[str, float], list[_Side]]:
+    """pass@k over a group of (prompt, tests) and its scored sides; ``{}`` for an empty group."""
+    if not group:
+        return {}, []
+    sides = [
+        _Side(prompt, [completion_verdict(c, o) for c, o in zip(completions[prompt], outcomes[(prompt, tests)])])
+        for prompt, tests in group
+    ]
+    return score_candidates([outcomes[key] for key in group], ks), sides
 
 
 def _sample(
@@ -193,17 +254,18 @@ def _sample(
 
 
 def _per_concept_rows(
-    concepts: Sequence[Concept], ccs: dict[str, Any] | None, pass_at_k: dict[str, Any], skipped: list[dict]
+    accounting: dict[str, dict[str, Any]], ccs: dict[str, Any] | None, pass_at_k: dict[str, Any]
 ) -> list[dict[str, Any]]:
     table = []
-    for concept in concepts:
-        name = concept.value
-        pairs = ccs["pairs_per_concept"][name] if ccs else {}
+    for name, counts in accounting.items():
+        pairs = ccs["pairs_per_concept"].get(name, {}) if ccs else {}
         table.append(
             {
                 "concept": name,
-                "rows": pairs.get("rows", 0),
-                "skipped": sum(s["concept"] == name for s in skipped),
+                "rows_given": counts["given"],
+                "rows": counts["scored"],
+                "skipped": sum(counts["skipped"].values()),
+                "skipped_by_reason": counts["skipped"],
                 "ccs": ccs["ccs_per_concept"].get(name) if ccs else None,
                 "ccs_ci": ccs["ccs_ci_per_concept"].get(name) if ccs else None,
                 "ame": ccs["ame_per_concept"].get(name) if ccs else None,
@@ -251,42 +313,39 @@ def evaluate_model(
         variants = load_counterfactual_variants(config.counterfactuals, by_id, config.benchmark, concepts)
     selected = problems[: config.limit] if config.limit else problems
     selected_ids = {p.task_id for p in selected}
-    rows, skipped = _build_rows([v for v in variants if v.task_id in selected_ids], by_id, config)
+    given = [v for v in variants if v.task_id in selected_ids]
+    rows, skipped = cut_rows(given, by_id, config)
     for item in skipped:
-        logger.info("skipped %s / %s: %s", item["task_id"], item["concept"], item["reason"])
+        logger.info("skipped %s / %s: %s", item["task_id"], item["concept"], item["message"])
+    accounting = row_accounting([v.concept for v in given], [r.concept for r in rows], skipped)
 
     prompts = [p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]
     completions = _sample(list(dict.fromkeys(prompts)), config, backend)
 
-    # One execution call per group of prompts (the originals, then each concept's two sides).
-    total_programs = config.n * (len(selected) + 2 * len(rows))
-    score = _Scorer(completions, config, total_programs)
-    original_scores, original_passed, original_status = score([p.prompt for p in selected], [p.tests for p in selected])
-    pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
-    row_results: dict[int, dict[str, list]] = {}
+    # Groups of (prompt, tests): the originals, then per concept the reference and the counterfactual sides.
     concepts_present = [c for c in Concept if any(r.concept is c for r in rows)]
-    for concept in concepts_present:
-        index = [i for i, r in enumerate(rows) if r.concept is concept]
-        tests = [by_id[rows[i].task_id].tests for i in index]
-        ref_scores, ref_passed, ref_status = score([rows[i].reference_prompt for i in index], tests)
-        cf_scores, cf_passed, cf_status = score([rows[i].counterfactual_prompt for i in index], tests)
-        pass_at_k["reference"][concept.value] = ref_scores
-        pass_at_k["counterfactual"][concept.value] = cf_scores
-        for j, i in enumerate(index):
-            row_results[i] = {
-                "reference_passed": ref_passed[j],
-                "counterfactual_passed": cf_passed[j],
-                "reference_status": ref_status[j],
-                "counterfactual_status": cf_status[j],
-            }
+    index = {c: [i for i, r in enumerate(rows) if r.concept is c] for c in concepts_present}
+    original_group = [(p.prompt, p.tests) for p in selected]
+    side_groups = {
+        (c, side): [(getattr(rows[i], f"{side}_prompt"), by_id[rows[i].task_id].tests) for i in index[c]]
+        for c in concepts_present
+        for side in ("reference", "counterfactual")
+    }
+    outcomes = _execute_all([original_group, *side_groups.values()], completions, config)
 
-    score.bar.close()
+    original_scores, original_sides = _score_group(original_group, outcomes, completions, config.k)
+    pass_at_k: dict[str, Any] = {"original": original_scores, "reference": {}, "counterfactual": {}}
+    row_sides: dict[int, dict[str, _Side]] = {}
+    for (concept, side), group in side_groups.items():
+        pass_at_k[side][concept.value], sides = _score_group(group, outcomes, completions, config.k)
+        for i, scored in zip(index[concept], sides):
+            row_sides.setdefault(i, {})[side] = scored
 
     ccs = None
     if rows:
         ccs = concept_consistency_score(
-            predictions=[row_results[i]["counterfactual_passed"] for i in range(len(rows))],
-            references=[row_results[i]["reference_passed"] for i in range(len(rows))],
+            predictions=[row_sides[i]["counterfactual"].passed for i in range(len(rows))],
+            references=[row_sides[i]["reference"].passed for i in range(len(rows))],
             concepts=[r.concept.value for r in rows],
             confidence=config.confidence,
             n_bootstrap=config.n_bootstrap,
@@ -294,28 +353,29 @@ def evaluate_model(
         )
 
     tasks = [
-        {"task_id": p.task_id, "original": {"passed": passed, "status": status}, "variants": []}
-        for p, passed, status in zip(selected, original_passed, original_status)
+        {"task_id": p.task_id, "original": side.to_dict(), "variants": [], "skipped": []}
+        for p, side in zip(selected, original_sides)
     ]
     task_index = {t["task_id"]: t for t in tasks}
     for i, row in enumerate(rows):
         task_index[row.task_id]["variants"].append(
             {
                 "concept": row.concept.value,
-                "reference_prompt": row.reference_prompt,
-                "counterfactual_prompt": row.counterfactual_prompt,
-                **row_results[i],
+                "reference": row_sides[i]["reference"].to_dict(),
+                "counterfactual": row_sides[i]["counterfactual"].to_dict(),
             }
         )
-    per_concept = _per_concept_rows(concepts_present, ccs, pass_at_k, skipped)
+    for item in skipped:
+        task_index[item["task_id"]]["skipped"].append({k: v for k, v in item.items() if k != "task_id"})
+    per_concept = _per_concept_rows(accounting, ccs, pass_at_k)
     timeouts: dict[str, Any] = {
-        "original": sum(status.count("timed_out") for status in original_status),
+        "original": sum(side.statuses.count("timed_out") for side in original_sides),
         "reference": Counter(),
         "counterfactual": Counter(),
     }
     for i, row in enumerate(rows):
         for side in ("reference", "counterfactual"):
-            timeouts[side][row.concept.value] += row_results[i][f"{side}_status"].count("timed_out")
+            timeouts[side][row.concept.value] += row_sides[i][side].statuses.count("timed_out")
     timeouts["reference"], timeouts["counterfactual"] = dict(timeouts["reference"]), dict(timeouts["counterfactual"])
     report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts)
     report.files["completions"] = config.completion_cache_path

@@ -59,11 +59,12 @@ def execute_candidates(
     *,
     num_workers: int = 4,
     timeout: float = 3.0,
+    progress: bool = False,
 ) -> list[list[ExecutionResult]]:
     """Execute every candidate followed by its problem's tests; per problem, one result per candidate, in order.
 
     Each candidate runs as ``candidate + "\\n" + reference`` in its own sandboxed process, at most ``timeout``
-    seconds; ``num_workers`` run in parallel.
+    seconds; ``num_workers`` run in parallel; ``progress`` shows a bar.
     """
     check_candidates(predictions, references)
     check_num_workers(num_workers)
@@ -73,7 +74,7 @@ def execute_candidates(
         for candidate in candidates:
             jobs.append(ExecutionJob(program=candidate + "\n" + tests))
             owners.append(task)
-    outcomes = execute(jobs, num_workers=num_workers, limits=ExecutionLimits(timeout=float(timeout)))
+    outcomes = execute(jobs, num_workers=num_workers, limits=ExecutionLimits(timeout=float(timeout)), progress=progress)
     per_task: list[list[ExecutionResult]] = [[] for _ in predictions]
     for task, outcome in zip(owners, outcomes):
         per_task[task].append(outcome)
