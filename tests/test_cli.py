@@ -21,13 +21,18 @@ def test_unknown_flag_is_rejected_for_perturb(capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "--config", "r.yaml", "--max_steps", "3", "--learning_rate", "1e-4"],
-    ["train", "--config", "r.yaml", "--", "--max_steps", "3", "--learning_rate", "1e-4"],
+    ["train", "--config", "r.yaml", "--max_steps", "3", "--learning_rate", "1e-4", "--warmup_steps", "2"],
+    ["train", "--config", "r.yaml", "--", "--max_steps", "3", "--learning_rate", "1e-4", "--warmup_steps", "2"],
 ])
 def test_train_forwards_recipe_overrides(argv):
+    from procure_trl.commands.train import recipe_overrides
+
     args = parse_args(argv)
     assert args.config == "r.yaml"
-    assert [a for a in args.overrides if a != "--"] == ["--max_steps", "3", "--learning_rate", "1e-4"]
+    # --max_steps and --learning_rate are listed in --help, --warmup_steps is not: all reach TRL's parser
+    forwarded = recipe_overrides(args)
+    pairs = {forwarded[i]: forwarded[i + 1] for i in range(0, len(forwarded), 2)}
+    assert pairs == {"--max_steps": "3", "--learning_rate": "1e-4", "--warmup_steps": "2"}
 
 
 def test_a_subcommand_is_required(capsys):

@@ -45,11 +45,66 @@ def test_procure_train_from_recipe(tmp_path, tiny_tokenizer):
     assert state["r"] == 4
 
 
-def test_procure_train_reports_a_missing_dataset(tmp_path):
+def test_procure_train_reports_a_missing_dataset(tmp_path, capsys):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump({"model_name_or_path": "x", "output_dir": str(tmp_path / "o"), "use_cpu": True}))
-    with pytest.raises(ValueError, match="no dataset_name"):
-        main(["train", "--config", str(path)])
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("procure train: error:") and "no dataset_name" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow  # imports TRL (about 15 s here)
+def test_a_dataset_without_the_columns_fails_before_the_model_is_loaded(tmp_path, capsys):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"text": "def f():\n    return 1\n"}) + "\n")
+    path = tmp_path / "recipe.yaml"
+    # the model path does not exist: reaching the model loader would fail with a different error
+    path.write_text(yaml.safe_dump({"dataset_name": str(data), "model_name_or_path": str(tmp_path / "no-model"),
+                                    "output_dir": str(tmp_path / "o"), "use_cpu": True, "report_to": "none"}))
+    assert main(["train", "--config", str(path)]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # lines before it: datasets' progress bar
+    assert last.startswith("procure train: error: the train dataset lacks the column(s) "
+                           "['prompt', 'completion', 'changed_spans'] (columns: ['text'])")
+
+
+_TYPO_RUN = """
+import sys
+from procure_trl.cli import main
+rc = main(sys.argv[1:])
+print(rc, sorted(m for m in ("torch", "transformers", "trl") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("typo, expected", [
+    (["--config", "RECIPE"], "recipe RECIPE: unknown field 'concept_los_weight' (did you mean 'concept_loss_weight'?)"),
+    (["--config", "OK", "--", "--lerning_rate", "1e-4"], "unknown recipe option --lerning_rate (did you mean 'learning_rate'?)"),
+])
+def test_recipe_typos_are_refused_with_a_suggestion_before_importing_trl(tmp_path, typo, expected):
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("dataset_name: d.jsonl\nmodel_name_or_path: m\nconcept_los_weight: 0.2\n")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("dataset_name: d.jsonl\nmodel_name_or_path: m\n")
+    argv = [str(recipe) if a == "RECIPE" else str(ok) if a == "OK" else a for a in typo]
+    out = subprocess.run([sys.executable, "-c", _TYPO_RUN, "train", *argv], capture_output=True, text=True)
+    assert out.stdout.strip() == "2 []", out.stderr  # exit 2, and neither torch nor TRL was imported
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert expected.replace("RECIPE", str(recipe)) in out.stderr
+
+
+def test_show_options_lists_every_recipe_field_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from procure_trl.cli import main; main(['train', '--show-options']); "
+            "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for expected in ("--concept_loss_weight", "(default: 0.1)", "--lora_r", "--learning_rate", "--dataset_name",
+                     "--gradient_checkpointing_kwargs", "model (TRL ModelConfig)"):
+        assert expected in out, expected
+    assert out.rstrip().endswith("[]")
 
 
 def test_example_recipe_parses():
@@ -65,3 +120,17 @@ def test_example_recipe_parses():
     assert training.concept_loss_weight == 0.1 and training.attention_layers is None
     assert training.gradient_checkpointing_kwargs == {"use_reentrant": False}
     assert script.dataset_config == "all"
+
+
+@pytest.mark.slow  # imports TRL and transformers
+def test_recipe_fields_read_from_source_match_the_imported_dataclasses():
+    from procure_trl.training import recipe_fields as rf
+
+    from_source = {(f.group, f.name): f for f in rf._fields_from_source()}
+    imported = {(f.group, f.name): f for f in rf._fields_from_import()}
+    assert from_source.keys() == imported.keys()
+    for key, field in imported.items():
+        assert from_source[key].owner == field.owner, key
+        # a default computed at import time (e.g. from the torch version) is shown as its candidates, "a or b"
+        assert field.default == from_source[key].default or field.default in from_source[key].default.split(" or ")
+        assert from_source[key].help == field.help, key

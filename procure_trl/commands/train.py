@@ -3,40 +3,147 @@
 The recipe holds the fields of TRL's ``ScriptArguments`` (dataset), ``ConceptAwareSFTConfig``
 (training + ProCURE loss) and TRL's ``ModelConfig`` (model, load_in_4bit, LoRA); any of them can be
 overridden on the command line, e.g. ``procure train --config r.yaml --max_steps 10`` (a ``--`` before
-the overrides is accepted too).
+the overrides is accepted too). ``--help`` lists the ProCURE fields and the TRL fields set most often;
+``--show-options`` lists all of them. Both read the fields from the installed sources
+(:mod:`procure_trl.training.recipe_fields`), so they answer without importing torch, and so do recipe
+typos: an unknown field is refused, with the closest known name, before anything is loaded.
 See ``examples/procure_qlora.yaml`` and ``docs/training.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from procure_trl.errors import UserError, did_you_mean
+
+_PROCURE_GROUP = "ProCURE loss (ConceptAwareSFTConfig)"
+_COMMON_GROUP = "recipe fields set most often (TRL ScriptArguments, SFTConfig/TrainingArguments, ModelConfig)"
+#: procure's own flags, never forwarded to TRL
+_OWN_FLAGS = ("config", "show_options", "debug")
+
+
+def _field_help(field) -> str:
+    text = field.help.replace("%%", "%") or f"{field.owner}.{field.name}"
+    if field.default not in (None, "None"):
+        text += f" (default: {field.default})"
+    return text
+
+
+def add_recipe_field(group, field) -> None:
+    """One recipe field as an option: its value is kept as text and handed to TRL's parser, which converts it."""
+    kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": _field_help(field).replace("%", "%%")}
+    if field.is_bool:
+        kwargs.update(nargs="?", const="true", metavar="BOOL")
+    else:
+        kwargs["metavar"] = "VALUE"
+    group.add_argument(f"--{field.name}", **kwargs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML recipe (see examples/procure_qlora.yaml)")
+    from procure_trl.training.recipe_fields import COMMON_FIELDS, recipe_fields
+
+    parser.add_argument("--config", metavar="RECIPE.yaml", help="YAML recipe (see examples/procure_qlora.yaml)")
     parser.add_argument(
-        "--show-options", action="store_true", help="list every recipe field (dataset, training, model) and exit"
+        "--show-options", action="store_true",
+        help="list every recipe field (dataset, training, model) with its help and default, and exit",
     )
-    # Recipe overrides (``--max_steps 10``) are not declared here: the ``procure`` dispatcher collects the
-    # flags it does not know into ``args.overrides`` in their order, and TRL's parser checks them.
-    parser.epilog = "any other --name value pair overrides that recipe field (e.g. --max_steps 10)"
+    fields = recipe_fields()
+    procure = parser.add_argument_group(_PROCURE_GROUP)
+    for field in fields:
+        if field.owner == "ConceptAwareSFTConfig":
+            add_recipe_field(procure, field)
+    common = parser.add_argument_group(_COMMON_GROUP)
+    by_name = {f.name: f for f in fields}
+    for name in COMMON_FIELDS:
+        if name in by_name:
+            add_recipe_field(common, by_name[name])
+    parser.epilog = (
+        f"Every other field of the {len(fields)} a recipe may set (TRL's ScriptArguments, SFTConfig, transformers' "
+        "TrainingArguments, ModelConfig) goes in the YAML file or on the command line as --name value "
+        "(e.g. --max_steps 10); `procure train --show-options` lists them all with their help and defaults."
+    )
+
+
+def show_options() -> str:
+    """The help of every recipe field, grouped by the dataclass that holds it."""
+    from procure_trl.commands.options import CommandParser
+    from procure_trl.training.recipe_fields import recipe_fields
+
+    parser = CommandParser(
+        prog="procure train", add_help=False, usage="procure train --config RECIPE.yaml [--FIELD VALUE ...]",
+        description="Every field of a training recipe. Set it in the YAML file (name: value) or override it on "
+        "the command line (--name value).",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in recipe_fields():
+        group = groups.get(field.group) or groups.setdefault(field.group, parser.add_argument_group(field.group))
+        add_recipe_field(group, field)
+    return parser.format_help()
+
+
+def recipe_overrides(args: argparse.Namespace) -> list[str]:
+    """The TRL command-line overrides: the recipe options parsed here, then the flags nobody declared."""
+    from procure_trl.training.recipe_fields import recipe_field_names
+
+    argv = []
+    for name in sorted(recipe_field_names() & set(vars(args))):
+        if name not in _OWN_FLAGS:
+            argv += [f"--{name}", getattr(args, name)]
+    extra = list(getattr(args, "overrides", None) or [])
+    return argv + (extra[1:] if extra[:1] == ["--"] else extra)
+
+
+def check_recipe_names(config_path: str | None, overrides: list[str]) -> None:
+    """Refuse unknown recipe fields (YAML keys and ``--name`` overrides) with the closest known name.
+
+    Runs before TRL is imported, so a typo costs a fraction of a second instead of the import and the parse.
+    """
+    from procure_trl.training.recipe_fields import recipe_field_names
+
+    known = recipe_field_names()
+    for token in overrides:
+        if token.startswith("--") and len(token) > 2:
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            if name not in known:
+                raise UserError(
+                    f"unknown recipe option --{name}{did_you_mean(name, known)}; "
+                    "`procure train --show-options` lists every field"
+                )
+    if not config_path:
+        return
+    import yaml
+
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            recipe = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise UserError(f"recipe {config_path!r} does not exist; give the path of a YAML recipe "
+                        "(see examples/procure_qlora.yaml)") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"recipe {config_path!r} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(recipe, dict):
+        raise UserError(f"recipe {config_path!r} must be a YAML mapping of field: value lines")
+    for name in recipe:
+        if name != "env" and name not in known:  # `env:` sets environment variables (TRL's TrlParser)
+            raise UserError(
+                f"recipe {config_path}: unknown field {name!r}{did_you_mean(str(name), known)}; "
+                "`procure train --show-options` lists every field"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
-    from procure_trl.training.recipe import recipe_parser, run_recipe
-
-    parser = recipe_parser()
     if args.show_options:
-        parser.print_help()
+        sys.stdout.write(show_options())
         return 0
-    argv = list(getattr(args, "overrides", None) or [])
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if args.config:
-        argv = ["--config", args.config, *argv]
-    elif not argv:
-        raise SystemExit("procure train: give a recipe with --config recipe.yaml (see examples/procure_qlora.yaml)")
-    script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    overrides = recipe_overrides(args)
+    if not args.config and not overrides:
+        raise UserError("give a recipe with --config recipe.yaml (see examples/procure_qlora.yaml)")
+    check_recipe_names(args.config, overrides)
+
+    from procure_trl.training.recipe import parse_recipe, run_recipe
+
+    script_args, training_args, model_args = parse_recipe(args.config, overrides)
     trainer = run_recipe(script_args, training_args, model_args)
     trainer.accelerator.print(f"saved to {training_args.output_dir}")
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from procure_trl.errors import UserError
+
 
 def recipe_parser():
     """The ``TrlParser`` over ``(ScriptArguments, ConceptAwareSFTConfig, ModelConfig)``."""
@@ -20,6 +22,34 @@ def recipe_parser():
     return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
 
 
+def parse_recipe(config_path: str | None, overrides: list[str]):
+    """``(script_args, training_args, model_args)`` from a recipe file and ``--name value`` overrides.
+
+    A value the configs refuse (``concept_loss_weight: -1``) is a :class:`UserError` naming it.
+    """
+    argv = (["--config", config_path] if config_path else []) + list(overrides)
+    try:
+        return recipe_parser().parse_args_and_config(argv)
+    except ValueError as err:
+        raise UserError(f"recipe {config_path or '(command line)'}: {' '.join(str(err).split())}") from err
+
+
+def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -> str:
+    """The row schema of ``dataset`` (``"spans"`` or ``"tokenized"``), or a :class:`UserError` naming the missing
+    columns; the recipe runs it before loading the model, so a wrong dataset fails in seconds."""
+    from procure_trl.training.data import concept_dataset_kind
+
+    columns = getattr(dataset, "column_names", None)
+    if columns is None:  # an IterableDataset without resolved features: the trainer checks rows as they come
+        return "unknown"
+    try:
+        return concept_dataset_kind(
+            columns, training_args.perturbation_mask_column, training_args.changed_spans_column, dataset_name
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from err
+
+
 def load_training_datasets(script_args) -> tuple[Any, Any]:
     """``(train, eval)`` from ``dataset_name``: a Hub id, a folder written by ``build_counterfactuals.py``
     (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
@@ -27,7 +57,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
 
     name = script_args.dataset_name
     if not name:
-        raise ValueError(
+        raise UserError(
             "the recipe sets no dataset_name; point it at a counterfactual dataset (a Hub id or the output folder "
             "of datasets_scripts/build_counterfactuals.py)"
         )
@@ -35,7 +65,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
         ext = name.rsplit(".", 1)[-1].lower()
         builder = {"jsonl": "json", "json": "json", "parquet": "parquet"}.get(ext)
         if builder is None:
-            raise ValueError(f"dataset file {name!r}: expected .jsonl, .json or .parquet")
+            raise UserError(f"dataset file {name!r}: expected .jsonl, .json or .parquet")
         dataset = load_dataset(builder, data_files=name)
     elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
         dataset = load_from_disk(name)
@@ -44,7 +74,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     if not isinstance(dataset, (dict, DatasetDict)) and not hasattr(dataset, "keys"):
         return dataset, None
     if script_args.dataset_train_split not in dataset:
-        raise ValueError(
+        raise UserError(
             f"dataset {name!r} has no split {script_args.dataset_train_split!r} (splits: {list(dataset.keys())}); "
             "set dataset_train_split"
         )
@@ -58,14 +88,14 @@ def load_model_for_recipe(model_args, training_args):
     from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
 
     if not model_args.model_name_or_path:
-        raise ValueError("the recipe sets no model_name_or_path")
+        raise UserError("the recipe sets no model_name_or_path")
     if model_args.load_in_8bit:
-        raise ValueError("load_in_8bit is not supported by procure train; use load_in_4bit (QLoRA)")
+        raise UserError("load_in_8bit is not supported by procure train; use load_in_4bit (QLoRA)")
     attn = model_args.attn_implementation or "sdpa"
     peft_config = None
     if model_args.use_peft or model_args.load_in_4bit:
         if model_args.load_in_4bit and not model_args.use_peft:
-            raise ValueError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
+            raise UserError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
         peft_config = default_lora_config(
             r=model_args.lora_r,
             lora_alpha=model_args.lora_alpha,
@@ -101,6 +131,9 @@ def run_recipe(script_args, training_args, model_args):
     from procure_trl.training.trainer import ConceptAwareSFTTrainer
 
     train_dataset, eval_dataset = load_training_datasets(script_args)
+    check_dataset_columns(train_dataset, training_args, "train")
+    if eval_dataset is not None and training_args.eval_strategy != "no":
+        check_dataset_columns(eval_dataset, training_args, "eval")
     model, peft_config = load_model_for_recipe(model_args, training_args)
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
