@@ -3,7 +3,7 @@
     python examples/train_concept_aware.py --model Qwen/Qwen2.5-Coder-1.5B-Instruct \
         --dataset outputs/procure-counterfactuals --output outputs/procure-qlora
 
-The dataset is the output of `datasets_scripts/build_counterfactuals.py` (or its Hub copy): rows with
+The dataset is the output of `procure build` (or its Hub copy): rows with
 `prompt`, `completion` and `changed_spans`. Multi-GPU: `accelerate launch examples/train_concept_aware.py ...`.
 """
 

@@ -93,6 +93,9 @@ _EXPORTS: dict[str, str] = {
     "add_token_columns": "procure_trl.counterfactual_dataset",
     "dataset_features": "procure_trl.counterfactual_dataset",
     "build_dataset_dict": "procure_trl.counterfactual_dataset",
+    # procure_trl.dataset_builder
+    "BuildConfig": "procure_trl.dataset_builder",
+    "build_counterfactual_dataset": "procure_trl.dataset_builder",
     # procure_trl.training
     "ConceptAwareSFTConfig": "procure_trl.training",
     "ConceptAwareSFTTrainer": "procure_trl.training",
@@ -110,6 +113,8 @@ _EXPORTS: dict[str, str] = {
     "pass_at_k": "procure_trl.metrics.pass_at_k",
     # procure_trl.metrics.ccs
     "concept_consistency_score": "procure_trl.metrics.ccs",
+    # procure_trl.metrics (the evaluate modules shipped with the package)
+    "module_path": "procure_trl.metrics",
     # procure_trl.harness.config
     "EvaluationConfig": "procure_trl.harness.config",
     # procure_trl.harness.run
@@ -139,6 +144,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.llm.prompts import build_messages
     from procure_trl.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
     from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, split_by_task
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
     from procure_trl.training import (
         ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,
         concept_sensitive_loss, enable_concept_attention, register_concept_attention,
@@ -146,5 +152,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
     from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
     from procure_trl.metrics.ccs import concept_consistency_score
+    from procure_trl.metrics import module_path
     from procure_trl.harness.config import EvaluationConfig
     from procure_trl.harness.run import EvaluationReport, evaluate_model

@@ -24,6 +24,7 @@ from procure_trl.errors import UserError
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
     "perturb": "generate and validate counterfactual programs (rule-based or LLM-guided)",
+    "build": "build the counterfactual dataset (Parquet + card) from engine output, optionally on the Hub",
     "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
     "publish-metrics": "publish the pass_at_k and ccs metric modules as Spaces on the Hub",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from procure_trl.counterfactual_dataset import (
     problem_statement,
     split_by_task,
 )
+from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
 from procure_trl.records import CounterfactualRecord, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,17 +40,6 @@ def _line(**over):
            "code": RENAMED, "changed_spans": [[14, 15], [35, 36]]}
     row.update(over)
     return row
-
-
-def _script():
-    """The build script as a module (it lives outside the package, like TRL's dataset scripts)."""
-    name = "build_counterfactuals"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "datasets_scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 # ---- bad input gets a clear error ------------------------------------------------------------
@@ -187,16 +178,15 @@ def test_token_columns_match_the_trainer_tokenization(tiny_tokenizer):
     assert ds[1]["perturbation_mask"] == tokenized[1]["perturbation_mask"] and sum(ds[1]["perturbation_mask"]) >= 2
 
 
-# ---- the build script, locally -------------------------------------------------------------------
+# ---- the builder, locally -------------------------------------------------------------------------
 
 
-def test_build_script_writes_parquet_and_a_card_that_loads(tmp_path):
+def test_builder_writes_parquet_and_a_card_that_loads(tmp_path):
     from datasets import load_dataset
 
-    script = _script()
-    args = script.ScriptArguments(input_jsonl=str(FIXTURE), benchmarks="humaneval,mbpp", output_dir=str(tmp_path),
-                                  test_size=0.34, seed=1)
-    built = script.main(args)
+    args = BuildConfig(input_jsonl=str(FIXTURE), benchmarks="humaneval,mbpp", output_dir=str(tmp_path),
+                       test_size=0.34, seed=1)
+    built = build_counterfactual_dataset(args)
     card = (tmp_path / "README.md").read_text()
     meta = yaml.safe_load(card.split("---\n")[1])
     assert [c["config_name"] for c in meta["configs"]] == list(built.configs) == ["all", "name_random", "name_shuffle"]
@@ -211,15 +201,31 @@ def test_build_script_writes_parquet_and_a_card_that_loads(tmp_path):
     assert set(CONFIG_NAMES) >= set(built.configs)
 
 
-def test_script_arguments_parse_like_trl_scripts():
-    from transformers import HfArgumentParser
+def test_build_options_parse_with_either_spelling():
+    from procure_trl.cli import parse_args
+    from procure_trl.commands.options import config_kwargs
 
-    script = _script()
-    (args,) = HfArgumentParser(script.ScriptArguments).parse_args_into_dataclasses(
-        ["--input_jsonl", "x.jsonl", "--push_to_hub", "--repo_id", "me/cf", "--private", "--test_size", "0.1"])
-    assert args.push_to_hub and args.private and args.repo_id == "me/cf" and args.test_size == 0.1
-    with pytest.raises(ValueError, match="--push_to_hub needs --repo_id"):
-        script.ScriptArguments(push_to_hub=True)
+    for argv in (["--input_jsonl", "x.jsonl", "--push_to_hub", "--repo_id", "me/cf", "--private", "--test_size", "0.1"],
+                 ["--input-jsonl", "x.jsonl", "--push-to-hub", "--repo-id", "me/cf", "--private", "--test-size", "0.1"]):
+        args = BuildConfig(**config_kwargs(BuildConfig, parse_args(["build", *argv])))
+        assert args.push_to_hub and args.private and args.repo_id == "me/cf" and args.test_size == 0.1
+    with pytest.raises(ValueError, match="--push-to-hub needs --repo-id"):
+        BuildConfig(push_to_hub=True)
+
+
+def test_the_script_is_the_command(tmp_path):
+    """datasets_scripts/build_counterfactuals.py runs `procure build`: same options, same one-line errors."""
+    script = ROOT / "datasets_scripts" / "build_counterfactuals.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bad = subprocess.run([sys.executable, str(script), "--input_jsonl", str(tmp_path / "missing.jsonl"),
+                          "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("procure build: error:") and "missing.jsonl" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    good = subprocess.run([sys.executable, str(script), "--input_jsonl", str(FIXTURE), "--benchmarks", "humaneval,mbpp",
+                           "--output_dir", str(tmp_path / "out"), "--test_size", "0.34"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert (tmp_path / "out" / "all" / "train-00000-of-00001.parquet").is_file()
 
 
 def test_bad_input_rows_and_broken_originals_give_no_rows():
@@ -242,10 +248,9 @@ def test_unvalidated_counterfactuals_are_refused_unless_allowed():
 
 
 def test_one_command_runs_the_engine_and_builds(tmp_path):
-    """No --input_jsonl: the script runs `procure perturb` itself (on the first problems only, for speed)."""
-    script = _script()
-    args = script.ScriptArguments(benchmarks="humaneval", limit=3, output_dir=str(tmp_path), test_size=0.34)
-    built = script.main(args)
+    """No --input-jsonl: the builder runs `procure perturb` itself (on the first problems only, for speed)."""
+    args = BuildConfig(benchmarks="humaneval", limit=3, output_dir=str(tmp_path), test_size=0.34)
+    built = build_counterfactual_dataset(args)
     engine_lines = (tmp_path / "engine" / "humaneval_counterfactuals.jsonl").read_text().splitlines()
     assert len(engine_lines) == 3 * len(Concept)
     valid = [json.loads(l) for l in engine_lines if json.loads(l)["status"] == "valid"]

@@ -218,7 +218,7 @@ def test_pretokenized_rows_are_accepted(tmp_path, tiny_tokenizer):
 
 def test_bad_input_gives_clear_errors(tmp_path, tiny_tokenizer):
     plain = [{"prompt": r["prompt"], "completion": r["completion"]} for r in make_rows()]
-    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['changed_spans'\].*build_counterfactuals.py"):
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['changed_spans'\].*procure build"):
         _trainer(tmp_path, tiny_tokenizer, plain)
     with pytest.raises(ValueError, match="no 'perturbation_mask' column"):
         _trainer(tmp_path, tiny_tokenizer, [{"input_ids": [3, 4, 5]}])

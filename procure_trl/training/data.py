@@ -1,6 +1,6 @@
 """Dataset preparation for the concept-aware trainer: tokenize rows with their perturbation masks.
 
-Two row schemas are accepted (see ``docs/datasets.md`` for how ``build_counterfactuals.py`` makes them):
+Two row schemas are accepted (see ``docs/datasets.md`` for how ``procure build`` makes them):
 
 * prompt/completion rows with ``changed_spans`` (``[start, end)`` character offsets into the
   completion, empty for originals): tokenized here exactly as TRL's ``SFTTrainer`` tokenizes
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from procure_trl.masks import check_mask_alignment, prompt_completion_mask
 
 BUILD_HINT = (
-    "Build a counterfactual dataset with `python datasets_scripts/build_counterfactuals.py` (rows with prompt, "
+    "Build a counterfactual dataset with `procure build` (rows with prompt, "
     "completion and changed_spans, or add --tokenizer for input_ids and perturbation_mask), or tokenize rows "
     "yourself with procure_trl.masks.prompt_completion_mask"
 )

@@ -51,7 +51,7 @@ def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -
 
 
 def load_training_datasets(script_args) -> tuple[Any, Any]:
-    """``(train, eval)`` from ``dataset_name``: a Hub id, a folder written by ``build_counterfactuals.py``
+    """``(train, eval)`` from ``dataset_name``: a Hub id, a folder written by ``procure build``
     (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
@@ -59,7 +59,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     if not name:
         raise UserError(
             "the recipe sets no dataset_name; point it at a counterfactual dataset (a Hub id or the output folder "
-            "of datasets_scripts/build_counterfactuals.py)"
+            "of procure build)"
         )
     if os.path.isfile(name):
         ext = name.rsplit(".", 1)[-1].lower()

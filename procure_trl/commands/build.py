@@ -1,0 +1,41 @@
+"""``procure build``: engine JSONL -> the counterfactual dataset (Parquet + card), optionally pushed to the Hub.
+
+Every option is a field of :class:`~procure_trl.dataset_builder.BuildConfig` (help and default included);
+``datasets_scripts/build_counterfactuals.py`` runs this same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from procure_trl.commands.options import add_options, config_kwargs
+from procure_trl.errors import UserError
+
+_EPILOG = """\
+without --input-jsonl the builder runs `procure perturb` on every benchmark first (into OUTPUT_DIR/engine).
+
+examples:
+  procure build --benchmarks humaneval,mbpp --output-dir outputs/procure-counterfactuals
+  procure build --input-jsonl outputs/humaneval_counterfactuals.jsonl --benchmarks humaneval \\
+      --output-dir outputs/procure-counterfactuals --push-to-hub --repo-id me/procure-counterfactuals
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from procure_trl.dataset_builder import BuildConfig
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    add_options(parser, BuildConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+
+    try:
+        config = BuildConfig(**config_kwargs(BuildConfig, args))
+        build_counterfactual_dataset(config)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad input (flags, engine lines, a missing file): one line that says what to fix.
+        raise UserError(str(err)) from err
+    return 0
