@@ -9,7 +9,7 @@ from typing import Literal, Sequence
 
 import pytest
 
-from procure_trl.cli import main
+from procure_trl.cli import SUBCOMMANDS, build_parser, main, parse_args
 from procure_trl.commands.options import CommandParser, add_options, config_kwargs
 from procure_trl.errors import UserError, did_you_mean
 
@@ -103,3 +103,39 @@ def test_user_errors_are_one_line_with_exit_2_and_debug_shows_the_traceback(tmp_
     assert err.startswith("procure perturb: error:") and "missing.jsonl" in err and err.count("\n") == 1
     with pytest.raises(UserError):
         main(bad + ["--debug"])
+
+
+def _option_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _option_actions(sub)
+        elif action.option_strings and action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+            yield parser.prog, action
+
+
+@pytest.mark.parametrize("command", list(SUBCOMMANDS))
+def test_every_option_of_every_subcommand_has_help_and_shows_its_default(command):
+    parser = build_parser([command])
+    actions = list(_option_actions(parser))
+    assert any(prog == f"procure {command}" and a.dest != "debug" for prog, a in actions), "no options found"
+    for prog, action in actions:
+        flag = f"{prog} {action.option_strings[0]}"
+        assert action.help and action.help.strip(), f"{flag} has no help text"
+        takes_value = action.nargs != 0
+        if takes_value and action.default not in (None, argparse.SUPPRESS, [], ()):
+            assert "default" in action.help, f"{flag} has default {action.default!r} but its help does not show it"
+
+
+def test_perturb_llm_defaults_are_the_dataclass_defaults():
+    from procure_trl.commands import perturb_llm
+    from procure_trl.commands.options import cli_fields
+    from procure_trl.llm.config import LLMGeneratorConfig
+    from procure_trl.validation import ValidationConfig
+
+    args = parse_args(["perturb", "problems.jsonl", "-o", "out.jsonl", "--generator", "llm", "--model", "m"])
+    config = perturb_llm.config_from_args(args)
+    reference = LLMGeneratorConfig(model="m")
+    for field in cli_fields(LLMGeneratorConfig):
+        assert getattr(config, field.name) == getattr(reference, field.name), field.name
+    assert config.validation.timeout == ValidationConfig().timeout  # the test timeout of both engines

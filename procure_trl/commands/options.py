@@ -170,6 +170,7 @@ def add_options(
     exclude: Iterable[str] = (),
     rename: Mapping[str, str | Sequence[str]] | None = None,
     required: Iterable[str] = (),
+    optional: Iterable[str] = (),
 ) -> list[str]:
     """Add one flag per command-line field of the dataclass ``config_cls`` to ``parser``.
 
@@ -180,12 +181,14 @@ def add_options(
         exclude: fields to leave out (set from elsewhere, or shared with another config already added).
         rename: field name -> flag name(s) for this command, overriding ``metadata["flags"]``.
         required: fields that must be given on this command line even though the dataclass has a default.
+        optional: fields without a default that this command line may leave out (``None``; the command
+            checks them when it needs them, e.g. ``--model`` only for ``--generator llm``).
 
     Returns:
         The names of the fields added; :func:`config_kwargs` reads them back from the parsed arguments.
     """
     hints = typing.get_type_hints(config_cls)
-    required = set(required)
+    required, optional = set(required), set(optional)
     added = []
     for field in cli_fields(config_cls, only=only, exclude=exclude):
         flags = option_flags(field, rename)
@@ -205,7 +208,9 @@ def add_options(
             kwargs["metavar"] = field.metadata.get("metavar") or (
                 "{" + ",".join(choices) + "}" if choices else _metavar(flags)
             )
-            if field.name in required or default is dataclasses.MISSING:
+            if field.name in optional and default is dataclasses.MISSING:
+                kwargs["default"] = default = None
+            elif field.name in required or default is dataclasses.MISSING:
                 kwargs["required"] = True
             else:
                 kwargs["default"] = default
