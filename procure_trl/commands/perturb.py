@@ -31,7 +31,8 @@ problem's tests in a sandboxed subprocess with a timeout. The same --seed gives 
 Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines naming the row
 and the fix; the rest of the batch goes on.
 
-environment: PROCURE_MBPP_DIR (MBPP files), PROCURE_CODECONTESTS_FILE (CodeContests rows in the Hub
+environment: PROCURE_MBPP_DIR (a local copy of MBPP: mbpp.jsonl and sanitized-mbpp.json; unset: the Hub's
+google-research-datasets/mbpp), PROCURE_CODECONTESTS_FILE (CodeContests rows in the Hub
 schema, for offline use).
 
 examples:
