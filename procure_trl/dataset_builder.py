@@ -35,6 +35,7 @@ from procure_trl.counterfactual_dataset import (
     split_by_task,
 )
 from procure_trl.dataset_card import card_variables, render_card
+from procure_trl.errors import UserError, did_you_mean
 from procure_trl.records import CounterfactualRecord, read_records
 
 __all__ = ["BuildConfig", "build_counterfactual_dataset", "load_statements", "run_engine", "write_local", "push"]
@@ -94,6 +95,14 @@ class BuildConfig:
     limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
 
     def __post_init__(self):
+        from procure_trl.problems import BENCHMARKS
+
+        for name in self.benchmark_list:  # before any work: a typo must not surface as the engine's failure
+            if name not in BENCHMARKS:
+                raise UserError(
+                    f"--benchmarks: unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}; use a comma-separated "
+                    f"list of {', '.join(BENCHMARKS)} (statements of other tasks come from --problems FILE.jsonl)"
+                )
         if self.push_to_hub and not self.repo_id:
             raise ValueError("--push-to-hub needs --repo-id NAMESPACE/NAME")
         if not 0 <= self.test_size < 1:
@@ -130,7 +139,12 @@ def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int 
         command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark,
                    "--output", str(path), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
         print(f"running: {' '.join(command)}", flush=True)
-        subprocess.run(command, check=True)
+        returncode = subprocess.run(command).returncode
+        if returncode:
+            raise UserError(
+                f"`procure perturb --benchmark {benchmark}` failed with exit status {returncode} (its error is above); "
+                "fix that, or build from existing engine output with --input-jsonl"
+            )
         paths.append(path)
     return paths
 

@@ -30,7 +30,15 @@ __all__ = [
 
 _FAST_TOKENIZER_HINT = (
     "needs a fast tokenizer (one backed by the `tokenizers` library) because per-token masks come from "
-    "its offset mapping; load it with AutoTokenizer.from_pretrained(..., use_fast=True)"
+    "its offset mapping"
+)
+#: What to do about a slow tokenizer: AutoTokenizer already returns the fast one whenever it can.
+_SLOW_TOKENIZER_FIX = (
+    "AutoTokenizer.from_pretrained gives the fast tokenizer whenever the model ships one (tokenizer.json) or its "
+    "slow one can be converted (pip install tokenizers sentencepiece); a model with no fast tokenizer at all "
+    "(e.g. ByT5) can still be trained on pre-tokenized rows: compute each token's character offsets yourself, "
+    "turn the changed spans into a mask with procure_trl.masks.spans_to_token_mask(offsets, spans), and give "
+    "the dataset input_ids and perturbation_mask columns"
 )
 
 
@@ -109,7 +117,10 @@ def spans_to_token_mask(
 
 def _require_fast(tokenizer: Any, caller: str) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{caller} {_FAST_TOKENIZER_HINT}; got {type(tokenizer).__name__}, which has no offset mapping")
+        raise ValueError(
+            f"{caller} {_FAST_TOKENIZER_HINT}; got {type(tokenizer).__name__}, which has no offset mapping. "
+            f"{_SLOW_TOKENIZER_FIX}"
+        )
 
 
 def _encode_with_offsets(tokenizer: Any, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:

@@ -228,6 +228,31 @@ def test_the_script_is_the_command(tmp_path):
     assert (tmp_path / "out" / "all" / "train-00000-of-00001.parquet").is_file()
 
 
+def test_a_misspelled_benchmark_is_one_line_with_a_suggestion_before_any_work(tmp_path):
+    script = ROOT / "datasets_scripts" / "build_counterfactuals.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(script), "--benchmarks", "humaneva", "--output_dir", str(tmp_path / "o")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "procure build: error: --benchmarks: unknown benchmark 'humaneva' (did you mean 'humaneval'?); use a "
+        "comma-separated list of humaneval, mbpp, mbpp-sanitized, codecontests (statements of other tasks come "
+        "from --problems FILE.jsonl)"
+    ]
+    assert not (tmp_path / "o").exists()  # refused before the engine ran
+
+
+def test_a_failing_engine_run_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import procure_trl.dataset_builder as builder
+    from procure_trl.cli import main
+
+    monkeypatch.setattr(builder.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 3))
+    assert main(["build", "--benchmarks", "humaneval", "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("procure build: error: `procure perturb --benchmark humaneval` failed with exit status 3")
+    assert err.count("\n") == 1
+
+
 def test_bad_input_rows_and_broken_originals_give_no_rows():
     good = CounterfactualRecord.from_dict(_line())
     bad_input = CounterfactualRecord.from_dict(_line(task_id="in.jsonl:3", status="rejected", code=None, changed_spans=[],
