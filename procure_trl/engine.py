@@ -51,6 +51,14 @@ class GenerationConfig:
             Seconds allowed for one program's tests (see :class:`procure_trl.validation.ValidationConfig`).
         progress (`bool`, defaults to `True`):
             Show progress bars.
+        sites (`int`, defaults to `1`):
+            Places changed at once by ``if_else_flip``, ``independent_swap`` and ``def_use_break``;
+            a program with fewer such places gets a ``not_applicable`` row. Every applied row records
+            its ``sites``.
+        variants (`int`, defaults to `1`):
+            Up to this many distinct counterfactuals per (problem, concept): seeds are drawn until
+            ``variants`` different programs came out (at most ``VARIANT_ATTEMPTS * variants`` draws),
+            and each is validated. Rows carry their ``variant`` number when ``variants > 1``.
     """
 
     concepts: Sequence[Concept] = field(
@@ -76,18 +84,64 @@ class GenerationConfig:
                           "solutions give the same verdict on a loaded machine)"},
     )
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    sites: int = field(
+        default=1,
+        metadata={"help": "places changed at once by if_else_flip, independent_swap and def_use_break (flip K "
+                          "ifs, swap K pairs, split K definitions); programs with fewer get not_applicable. The "
+                          "renaming concepts rename every renameable name whatever K"},
+    )
+    variants: int = field(
+        default=1,
+        metadata={"help": "up to N distinct counterfactuals per (problem, concept), each from its own seed and "
+                          "validated; rows then carry a 'variant' number"},
+    )
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
             raise UserError(f"num_workers (--workers) must be >= 1, got {self.num_workers}")
+        if self.sites < 1:
+            raise UserError(f"sites (--sites) must be >= 1, got {self.sites}")
+        if self.variants < 1:
+            raise UserError(f"variants (--variants) must be >= 1, got {self.variants}")
         if not self.timeout > 0:
             raise UserError(f"timeout (--timeout) must be > 0 seconds, got {self.timeout}")
 
 
-def derive_seed(seed: int, task_id: str, concept: Concept | str) -> int:
-    """A stable 63-bit seed for one (task, concept): the same everywhere, unlike Python's salted ``hash``."""
-    digest = hashlib.sha256(f"{seed}\x00{task_id}\x00{Concept.parse(concept).value}".encode("utf-8")).digest()
+#: draws per wanted variant before giving up on finding more distinct counterfactuals
+VARIANT_ATTEMPTS = 8
+
+
+def derive_seed(seed: int, task_id: str, concept: Concept | str, draw: int = 0) -> int:
+    """A stable 63-bit seed for one (task, concept) and draw: the same everywhere, unlike Python's salted
+    ``hash``. Draw 0 is the seed of a one-variant run."""
+    key = f"{seed}\x00{task_id}\x00{Concept.parse(concept).value}" + (f"\x00{draw}" if draw else "")
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def perturb_variants(source: str, task_id: str, concept: Concept, config: "GenerationConfig",
+                     protected: Sequence[str] = ()) -> list:
+    """Up to ``config.variants`` results of ``concept`` on ``source`` with distinct programs, from draws
+    0, 1, ... (:func:`derive_seed`); ``[result]`` holding the reason when the first draw does not apply.
+    Raises what :func:`procure_trl.perturbations.perturb` raises."""
+    from procure_trl.perturbations import perturb
+
+    results, seen = [], set()
+    draws = 1 if config.variants == 1 else VARIANT_ATTEMPTS * config.variants
+    for draw in range(draws):
+        result = perturb(source, concept, seed=derive_seed(config.seed, task_id, concept, draw),
+                         protected_names=protected, sites=config.sites)
+        if not result.applied:
+            if draw == 0:
+                return [result]
+            continue
+        if result.code in seen:
+            continue  # the same counterfactual again: not a new variant
+        seen.add(result.code)
+        results.append(result)
+        if len(results) == config.variants:
+            break
+    return results
 
 
 def protected_names(problem: Problem) -> tuple[str, ...]:
@@ -133,7 +187,7 @@ def generate_counterfactuals(
     """
     from tqdm.auto import tqdm
 
-    from procure_trl.perturbations import InvalidProgramError, perturb
+    from procure_trl.perturbations import InvalidProgramError
     from procure_trl.validation import Candidate, ValidationConfig, Validator
 
     config = config or GenerationConfig()
@@ -149,8 +203,7 @@ def generate_counterfactuals(
         for concept in concepts:
             original = problem.program
             try:
-                result = perturb(original, concept, seed=derive_seed(config.seed, problem.task_id, concept),
-                                 protected_names=keep)
+                results = perturb_variants(original, problem.task_id, concept, config, keep)
             except InvalidProgramError as err:
                 slots.append(CounterfactualRecord(problem.task_id, concept.value, REJECTED,
                                         f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
@@ -161,15 +214,17 @@ def generate_counterfactuals(
                                         f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
                                         original, stage=Stage.PERTURBATION))
                 continue
-            if not result.applied:
-                slots.append(CounterfactualRecord(problem.task_id, concept.value, NOT_APPLICABLE, result.reason, original,
-                                        stage=Stage.PERTURBATION))
+            if not results[0].applied:
+                slots.append(CounterfactualRecord(problem.task_id, concept.value, NOT_APPLICABLE, results[0].reason,
+                                                  original, stage=Stage.PERTURBATION))
                 continue
-            spans = tuple((int(s), int(e)) for s, e in result.changed_spans)
-            slots.append(CounterfactualRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
-                                    stage=Stage.UNVALIDATED))
-            candidates.append(Candidate(problem, concept, result.code, spans))
-            candidate_slots.append(len(slots) - 1)
+            for number, result in enumerate(results):
+                spans = tuple((int(s), int(e)) for s, e in result.changed_spans)
+                slots.append(CounterfactualRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
+                                                  stage=Stage.UNVALIDATED, sites=result.sites,
+                                                  variant=number if config.variants > 1 else None))
+                candidates.append(Candidate(problem, concept, result.code, spans, sites=result.sites))
+                candidate_slots.append(len(slots) - 1)
     if config.validate and candidates:
         own = validator is None
         validator = validator or Validator(ValidationConfig(timeout=config.timeout, num_workers=config.num_workers,

@@ -56,6 +56,10 @@ class CounterfactualRecord:
         generator: who produced ``code``: ``rule`` or ``llm``.
         attempts: LLM only: model answers used (``None`` for the rule engine).
         usage: LLM only: ``{"prompt_tokens", "completion_tokens"}`` over all attempts, cached or not.
+        sites: rule engine: how many places ``code`` changes (flipped ifs, swapped pairs, split
+            definitions, renamed variables); ``None`` when no program was produced.
+        variant: rule engine with ``--variants N > 1``: which of the (problem, concept)'s distinct
+            counterfactuals this is (0, 1, ...); ``None`` otherwise.
     """
 
     task_id: str
@@ -69,6 +73,8 @@ class CounterfactualRecord:
     generator: str = "rule"
     attempts: int | None = None
     usage: Mapping[str, int] | None = None
+    sites: int | None = None
+    variant: int | None = None
 
     def __post_init__(self) -> None:
         # Accept names as well as enums, and any span sequence: the record always holds the typed form.
@@ -78,9 +84,12 @@ class CounterfactualRecord:
         object.__setattr__(self, "changed_spans", tuple((int(s), int(e)) for s, e in self.changed_spans))
 
     @property
-    def key(self) -> tuple[str, str]:
-        """``(task_id, concept name)``: a run has exactly one line per key."""
-        return self.task_id, self.concept.value
+    def key(self) -> tuple:
+        """``(task_id, concept name)``, plus the variant number when there is one: a run has exactly one
+        line per key."""
+        if self.variant is None:
+            return self.task_id, self.concept.value
+        return self.task_id, self.concept.value, self.variant
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the line (LLM-only fields only when set)."""
@@ -99,6 +108,10 @@ class CounterfactualRecord:
             row["attempts"] = self.attempts
         if self.usage is not None:
             row["usage"] = dict(self.usage)
+        if self.sites is not None:
+            row["sites"] = self.sites
+        if self.variant is not None:
+            row["variant"] = self.variant
         return row
 
     def to_json(self) -> str:
@@ -148,12 +161,19 @@ class CounterfactualRecord:
             raise ValueError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code")
         attempts = row.get("attempts")
         usage = row.get("usage")
+        counts = {}
+        for name in ("sites", "variant"):
+            value = row.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{where}: field {name!r} must be a non-negative integer or absent, got {value!r}")
+            counts[name] = value
         return cls(
             task_id=row["task_id"], concept=concept, status=status, reason=str(row.get("reason") or ""),
             original=row["original"], code=code, changed_spans=tuple(spans), stage=stage,
             generator=str(row.get("generator") or "rule"),
             attempts=int(attempts) if attempts is not None else None,
             usage=dict(usage) if isinstance(usage, Mapping) else None,
+            **counts,
         )
 
 

@@ -24,6 +24,8 @@ output (one JSON object a line, per (problem, concept), in input order then conc
   stage          the step that decided (input, perturbation, duplicate, parse, no-op, concept, spans,
                  original, execution, passed, unvalidated)
   generator      rule | llm
+  sites          places changed (rule engine, when code was produced)
+  variant        0, 1, ... with --variants N > 1 (up to N distinct rows per (problem, concept))
 
 validation (skipped with --no-validate): de-duplication against the original and the accepted
 candidates of the same problem (in concept order), parsing, an AST check that the concept's change and only it happened, the changed spans, and the

@@ -28,8 +28,13 @@ PERTURBATIONS: dict[Concept, Callable[..., PerturbationResult]] = {
 }
 
 
+#: concepts whose perturbation can change several sites at once (``sites=K``); the renaming concepts
+#: already rename every renameable name
+MULTI_SITE_CONCEPTS = (Concept.IF_ELSE_FLIP, Concept.INDEPENDENT_SWAP, Concept.DEF_USE_BREAK)
+
+
 def perturb(
-    source: str, concept: Concept | str, seed: int = 0, *, protected_names: Iterable[str] = ()
+    source: str, concept: Concept | str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
 ) -> PerturbationResult:
     """Apply the perturbation for ``concept`` to the full program ``source``.
 
@@ -38,15 +43,24 @@ def perturb(
         concept: a :class:`Concept` or its string value (``"if_else_flip"``...).
         seed: chooses among the possible perturbations; same inputs, same result.
         protected_names: names that must keep their name (e.g. names the tests read).
+        sites: how many places to change at once (flip K ifs, swap K pairs, split K definitions); not
+            applicable when the program has fewer. Ignored by the renaming concepts, which rename every
+            renameable name.
 
     Raises:
         InvalidProgramError: ``source`` does not parse (the message names line and column).
         ValueError: unknown concept.
     """
-    return PERTURBATIONS[Concept.parse(concept)](source, seed, protected_names=tuple(protected_names))
+    concept = Concept.parse(concept)
+    if sites < 1:
+        raise ValueError(f"sites must be >= 1, got {sites}")
+    if concept in MULTI_SITE_CONCEPTS and sites > 1:
+        return PERTURBATIONS[concept](source, seed, protected_names=tuple(protected_names), sites=sites)
+    return PERTURBATIONS[concept](source, seed, protected_names=tuple(protected_names))
 
 
 __all__ = [
+    "MULTI_SITE_CONCEPTS",
     "PERTURBATIONS",
     "InvalidProgramError",
     "PerturbationResult",

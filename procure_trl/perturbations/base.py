@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 from procure_trl.analysis.program import InvalidProgramError, parse_program
 from procure_trl.analysis.spans import Span
@@ -33,6 +34,18 @@ class PerturbationResult:
     def applied(self) -> bool:
         return self.code is not None
 
+    @property
+    def sites(self) -> int:
+        """How many places the perturbation changed: flipped ifs, swapped pairs or split definitions
+        (``details["sites"]``), or renamed variables; 0 when it did not apply."""
+        if not self.applied:
+            return 0
+        for key in ("sites", "renames", "permutation"):
+            if key in self.details:
+                value = self.details[key]
+                return value if isinstance(value, int) else len(value)
+        return 1
+
     @classmethod
     def not_applicable(cls, concept: Concept, reason: str, **details) -> "PerturbationResult":
         return cls(concept=concept, code=None, changed_spans=(), reason=reason, details=dict(details))
@@ -47,4 +60,26 @@ class PerturbationResult:
         }
 
 
-__all__ = ["InvalidProgramError", "PerturbationResult", "parse_program"]
+def pick_sites(order: Sequence[int], sites: int, usable: Callable[[int], bool],
+               compatible: Callable[[int, int], bool]) -> list[int]:
+    """``sites`` candidates that are each ``usable`` and pairwise ``compatible``, taken greedily in
+    ``order`` starting from each usable candidate in turn; the largest group found when none has
+    ``sites`` members. With ``sites == 1``: the first usable candidate of ``order``."""
+    best: list[int] = []
+    for start in order:
+        if not usable(start):
+            continue
+        group = [start]
+        for index in order:
+            if len(group) == sites:
+                break
+            if index != start and usable(index) and all(compatible(index, other) for other in group):
+                group.append(index)
+        if len(group) > len(best):
+            best = group
+        if len(best) == sites:
+            break
+    return best
+
+
+__all__ = ["InvalidProgramError", "PerturbationResult", "parse_program", "pick_sites"]

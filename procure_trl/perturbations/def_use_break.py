@@ -31,13 +31,32 @@ def fresh_variant(name: str, taken: set[str] | frozenset[str]) -> str:
     return f"{base}{k}"
 
 
-def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
-    """Split one redefinition (chosen with ``seed``) of a variable of ``source`` into a fresh variable.
+def _pick(options: list, sites: int, seed: int) -> list:
+    """``sites`` distinct options, in ``seed``'s order, leaving every variable at least one definition
+    under its old name (splitting them all would be a rename)."""
+    order = list(range(len(options)))
+    if sites == 1:
+        return [options[random.Random(seed).randrange(len(options))]]  # the one-site choice, unchanged
+    random.Random(seed).shuffle(order)
+    chosen: list = []
+    for index in order:
+        flow, definition = options[index]
+        split = sum(f is flow for f, _ in chosen) + 1
+        if split < len(flow.definitions):
+            chosen.append((flow, definition))
+        if len(chosen) == sites:
+            break
+    return chosen
+
+
+def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1) -> PerturbationResult:
+    """Split ``sites`` redefinitions (chosen with ``seed``) of variables of ``source`` into fresh variables.
 
     Args:
         source: the full program (prompt + solution).
         seed: chooses among the separable redefinitions.
         protected_names: names never to touch.
+        sites: how many definitions to split, each with its own fresh name.
     """
     analysis = load_program(source)
     bindings = renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True)
@@ -51,22 +70,27 @@ def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] 
                 f"{f.name} line {d.line}: {d.why_not}" for f in flows for d in f.definitions
             )[:300]
         return PerturbationResult.not_applicable(CONCEPT, reason)
-    flow, definition = options[random.Random(seed).randrange(len(options))]
-    new_name = fresh_variant(flow.name, analysis.identifiers)
-    renames = {occ: new_name for occ in (*definition.stores, *definition.uses)}
-    code, spans, problem = rename_checked(analysis, renames)
-    if problem:
-        return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
-    return PerturbationResult(
-        CONCEPT,
-        code,
-        spans,
-        details={
+    chosen = _pick(options, sites, seed)
+    if len(chosen) < sites:
+        return PerturbationResult.not_applicable(
+            CONCEPT, f"only {len(chosen)} separable redefinition(s) can be split together; {sites} were asked for")
+    taken = set(analysis.identifiers)
+    renames = {}
+    splits = []
+    for flow, definition in chosen:
+        new_name = fresh_variant(flow.name, taken)
+        taken.add(new_name)
+        renames.update({occ: new_name for occ in (*definition.stores, *definition.uses)})
+        splits.append({
             "variable": flow.name,
             "new_name": new_name,
             "function": flow.binding.scope.name,
             "definition_line": definition.line,
             "use_lines": sorted({u.line for u in definition.uses}),
-            "candidates": len(options),
-        },
-    )
+        })
+    code, spans, problem = rename_checked(analysis, renames)
+    if problem:
+        return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
+    details = dict(splits[0]) if sites == 1 else {"splits": splits}
+    details.update(candidates=len(options), sites=len(chosen))
+    return PerturbationResult(CONCEPT, code, spans, details=details)

@@ -31,7 +31,7 @@ from procure_trl.analysis.scopes import ScopeAnalysis
 from procure_trl.analysis.values import INT, STR, expression_kind, kinds_at
 from procure_trl.analysis.program import load_program
 from procure_trl.concepts import Concept
-from procure_trl.perturbations.base import PerturbationResult
+from procure_trl.perturbations.base import PerturbationResult, pick_sites
 
 CONCEPT = Concept.IF_ELSE_FLIP
 
@@ -200,56 +200,91 @@ def _flip_edits(site: IfElseSite, ctx: _Context) -> list[Edit]:
     return edits
 
 
-def _expected_tree(source: str, site: IfElseSite, ctx: _Context) -> ast.Module:
-    """The original tree with the chosen site flipped on the ``ast`` -- the specification."""
+def _expected_tree(source: str, chosen: list[tuple[IfElseSite, _Context]]) -> ast.Module:
+    """The original tree with the chosen sites flipped on the ``ast`` -- the specification."""
     tree = ast.parse(source)
-    node = _node_at_site(tree, site)
-    node.test = negate_ast(copy.deepcopy(node.test), ctx)
-    node.body, node.orelse = node.orelse, node.body
+    nodes = [_node_at_site(tree, site) for site, _ in chosen]  # found before any flip moves a branch
+    for node, (_, ctx) in zip(nodes, chosen):
+        node.test = negate_ast(copy.deepcopy(node.test), ctx)
+        node.body, node.orelse = node.orelse, node.body
     return tree
 
 
-def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] = ()) -> PerturbationResult:
-    """Flip one if/else (chosen with ``seed`` among all flippable ones) of ``source``.
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
 
-    ``protected_names`` is accepted for a uniform signature; flipping renames nothing.
+
+def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1) -> PerturbationResult:
+    """Flip ``sites`` if/else statements (chosen with ``seed`` among all flippable ones) of ``source``.
+
+    With ``sites > 1`` the flipped statements do not nest (their texts do not overlap), so each flip is
+    the one-site flip of its own statement. ``protected_names`` is accepted for a uniform signature;
+    flipping renames nothing.
     """
     analysis = load_program(source)
     tree, smap = analysis.tree, analysis.source_map
-    sites = if_else_sites(tree, smap)
-    if not sites:
+    candidates = if_else_sites(tree, smap)
+    if not candidates:
         return PerturbationResult.not_applicable(CONCEPT, "no if statement with an else block and no conditional expression")
-    order = list(range(len(sites)))
+    order = list(range(len(candidates)))
     random.Random(seed).shuffle(order)
     reasons = []
-    for index in order:
-        site = sites[index]
-        ctx = _Context(source, smap, analysis, site.node)
+    contexts = [_Context(source, smap, analysis, site.node) for site in candidates]
+    edits: dict[int, list[Edit]] = {}
+
+    def verified(index: int) -> bool:
+        """The flip alone, done on the text, gives the flip done on the ``ast`` (edits kept in ``edits``)."""
+        if index in edits:
+            return bool(edits[index])
+        site, ctx = candidates[index], contexts[index]
+        edits[index] = []
         try:
-            code, spans = apply_edits(source, _flip_edits(site, ctx))
-            new_tree = ast.parse(code)
+            site_edits = _flip_edits(site, ctx)
+            new_tree = ast.parse(apply_edits(source, site_edits)[0])
         except (ValueError, SyntaxError) as error:
             reasons.append(f"line {site.line}: {error}")
-            continue
-        top = top_level_index(tree, site.line)
-        if not same_structure(_expected_tree(source, site, ctx), new_tree, top):
+            return False
+        if not same_structure(_expected_tree(source, [(site, ctx)]), new_tree, top_level_index(tree, site.line)):
             reasons.append(f"line {site.line}: text rewrite does not match the ast rewrite")
-            continue
-        new_condition = ast.get_source_segment(code, _flipped_condition(new_tree, site)) or ""
-        return PerturbationResult(
-            CONCEPT,
-            code,
-            spans,
-            details={
-                "kind": site.kind,
-                "line": site.line,
-                "condition": site.condition,
-                "negated_condition": new_condition,
-                "in_elif_chain": site.in_elif_chain,
-                "candidates": len(sites),
-            },
-        )
-    return PerturbationResult.not_applicable(CONCEPT, "no flip could be verified: " + "; ".join(reasons[:3]))
+            return False
+        edits[index] = site_edits
+        return True
+
+    def apart(i: int, j: int) -> bool:  # a flip inside another flipped statement would edit the same text
+        return not _overlaps(smap.node_span(candidates[i].node), smap.node_span(candidates[j].node))
+
+    chosen = [(candidates[i], contexts[i], edits[i]) for i in pick_sites(order, sites, verified, apart)]
+    if not chosen:
+        return PerturbationResult.not_applicable(CONCEPT, "no flip could be verified: " + "; ".join(reasons[:3]))
+    if len(chosen) < sites:
+        return PerturbationResult.not_applicable(
+            CONCEPT, f"only {len(chosen)} if/else site(s) can be flipped together; {sites} were asked for")
+    code, spans = apply_edits(source, [e for _, _, edits in chosen for e in edits])
+    new_tree = ast.parse(code)
+    if ast.dump(_expected_tree(source, [(site, ctx) for site, ctx, _ in chosen])) != ast.dump(new_tree):
+        return PerturbationResult.not_applicable(CONCEPT, f"the {sites} flips together do not match the ast rewrite")
+    details = [
+        {
+            "kind": site.kind,
+            "line": site.line,
+            "condition": site.condition,
+            "negated_condition": _negated_text(code, new_tree, site),
+            "in_elif_chain": site.in_elif_chain,
+        }
+        for site, _, _ in chosen
+    ]
+    out = dict(details[0]) if sites == 1 else {"flips": details}
+    out["candidates"] = len(candidates)
+    out["sites"] = len(chosen)
+    return PerturbationResult(CONCEPT, code, spans, details=out)
+
+
+def _negated_text(code: str, tree: ast.Module, site: IfElseSite) -> str:
+    """The new condition's text ("" when an earlier flip on the same line moved the site's column)."""
+    try:
+        return ast.get_source_segment(code, _flipped_condition(tree, site)) or ""
+    except AssertionError:
+        return ""
 
 
 def _flipped_condition(tree: ast.Module, site: IfElseSite) -> ast.AST:

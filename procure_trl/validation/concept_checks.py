@@ -323,8 +323,9 @@ def _is_flip(x: ast.If | ast.IfExp, y: ast.If | ast.IfExp) -> bool:
     return _dump(x.body) == _dump(y.orelse) and _dump(x.orelse) == _dump(y.body)
 
 
-def check_flip(original: ast.AST, candidate: ast.AST) -> str | None:
-    """``if_else_flip``: exactly one if/else has its branches swapped and its condition negated."""
+def check_flip(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | None:
+    """``if_else_flip``: exactly ``sites`` if/else statements have their branches swapped and their
+    conditions negated."""
     changes = _structural_changes(original, candidate, lambda kind: kind == "flip")
     other = [c for c in changes if c.kind != "flip"]
     flips = [c for c in changes if c.kind == "flip"]
@@ -332,8 +333,9 @@ def check_flip(original: ast.AST, candidate: ast.AST) -> str | None:
         return f"changes besides an if/else flip: {other[0].detail}"
     if not flips:
         return "no if/else was flipped"
-    if len(flips) > 1:
-        return f"{len(flips)} if/else statements were flipped; expected exactly one"
+    if len(flips) != sites:
+        expected = "exactly one" if sites == 1 else f"{sites}"
+        return f"{len(flips)} if/else statements were flipped; expected {expected}"
     return None
 
 
@@ -511,32 +513,39 @@ def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozen
     return None
 
 
-def check_swap(original: ast.AST, candidate: ast.AST) -> str | None:
-    """``independent_swap``: one block holds the same statements in another order, each moved pair independent."""
+def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | None:
+    """``independent_swap``: one block (at most ``sites`` blocks) holds the same statements in another
+    order, each pair whose order changed independent."""
     changes = _structural_changes(original, candidate, lambda kind: kind == "reorder")
     other = [c for c in changes if c.kind != "reorder"]
     if other:
         return f"changes besides reordering statements: {other[0].detail}"
     if not changes:
         return "no statements were reordered"
-    if len(changes) > 1:
-        return f"statements were reordered in {len(changes)} blocks; expected one"
-    before, after = changes[0].original, changes[0].candidate
-    dumps = [_dump(s) for s in before]
-    # position of each original statement in the candidate (equal statements keep their relative order)
-    used: set[int] = set()
-    position = []
-    for d in dumps:
-        j = next(k for k, s in enumerate(after) if k not in used and _dump(s) == d)
-        used.add(j)
-        position.append(j)
+    if len(changes) > sites:
+        expected = "one" if sites == 1 else f"at most {sites}"
+        return f"statements were reordered in {len(changes)} blocks; expected {expected}"
     rebound = _bound_names(original)
-    for i in range(len(before)):
-        for j in range(i + 1, len(before)):
-            if position[i] > position[j]:
-                reason = _swap_conflict(before[i], before[j], rebound)
-                if reason:
-                    return f"{_where(before[i])} and {_where(before[j])}: {reason}"
+    moved = 0
+    for change in changes:
+        before, after = change.original, change.candidate
+        dumps = [_dump(s) for s in before]
+        # position of each original statement in the candidate (equal statements keep their relative order)
+        used: set[int] = set()
+        position = []
+        for d in dumps:
+            j = next(k for k, s in enumerate(after) if k not in used and _dump(s) == d)
+            used.add(j)
+            position.append(j)
+        moved += sum(p != i for i, p in enumerate(position))
+        for i in range(len(before)):
+            for j in range(i + 1, len(before)):
+                if position[i] > position[j]:
+                    reason = _swap_conflict(before[i], before[j], rebound)
+                    if reason:
+                        return f"{_where(before[i])} and {_where(before[j])}: {reason}"
+    if sites > 1 and moved != 2 * sites:  # (one site keeps accepting any independent reordering of one block)
+        return f"{moved} statements changed places; {sites} swaps of two statements move {2 * sites}"
     return None
 
 
@@ -545,29 +554,47 @@ def check_swap(original: ast.AST, candidate: ast.AST) -> str | None:
 # ==================================================================================================
 
 
-def check_def_use(original: ast.AST, candidate: ast.AST) -> str | None:
-    """``def_use_break``: one definition of ``x`` and exactly the uses it reaches now use a fresh name."""
+def check_def_use(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | None:
+    """``def_use_break``: one definition of ``x`` (``sites`` definitions, each with its own fresh name)
+    and exactly the uses it reaches now use a fresh name."""
     try:
         diff = rename_diff(original, candidate, consistent=False)
     except Mismatch as err:
         return f"changes besides renaming one definition and its uses: {err}"
-    sites = diff.changed_sites
-    if not sites:
+    occurrences = diff.changed_sites
+    if not occurrences:
         return "no definition was renamed"
     if diff.keyword_pairs or diff.docstring_pairs:
         return "changes keyword arguments or docstrings; def_use_break renames one variable's definition and uses only"
-    if any(not isinstance(a, ast.Name) for a, _, _ in sites):
-        node = next(a for a, _, _ in sites if not isinstance(a, ast.Name))
+    if any(not isinstance(a, ast.Name) for a, _, _ in occurrences):
+        node = next(a for a, _, _ in occurrences if not isinstance(a, ast.Name))
         return f"{_where(node)}: renames a {type(node).__name__} (parameter, function, import...), not a variable"
-    old_names = {a.id for a, _, _ in sites}
-    new_names = {b.id for _, b, _ in sites}
-    if len(old_names) != 1 or len(new_names) != 1:
-        return (f"renames several variables ({', '.join(sorted(old_names))} -> {', '.join(sorted(new_names))}); "
+    groups: dict[str, list] = {}
+    for occurrence in occurrences:
+        groups.setdefault(occurrence[1].id, []).append(occurrence)
+    if sites > 1:
+        if len(groups) != sites:
+            return f"{len(groups)} definition(s) got a fresh name; expected {sites}"
+    elif len(groups) != 1 or len({a.id for a, _, _ in occurrences}) != 1:
+        old_names = {a.id for a, _, _ in occurrences}
+        return (f"renames several variables ({', '.join(sorted(old_names))} -> {', '.join(sorted(groups))}); "
                 "expected one definition of one variable")
-    (old,), (new,) = old_names, new_names
+    info = ScopeInfo(original)
+    for group in groups.values():
+        reason = _check_split(original, info, group)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _check_split(original: ast.AST, info: ScopeInfo, sites: list) -> str | None:
+    """One split: the occurrences ``sites`` (all renamed to one new name) are one definition and its uses."""
+    old_names = {a.id for a, _, _ in sites}
+    if len(old_names) != 1:
+        return f"one new name {sites[0][1].id!r} replaces several variables ({', '.join(sorted(old_names))})"
+    (old,), new = old_names, sites[0][1].id
     if new in identifiers(original):
         return f"the new name {new!r} already occurs in the original; it must be fresh"
-    info = ScopeInfo(original)
     bindings = {info.site(a, "id").binding for a, _, _ in sites}  # type: ignore[union-attr]
     if len(bindings) != 1:
         return f"renames occurrences of {old!r} that belong to different scopes"
@@ -629,13 +656,17 @@ def check_def_use(original: ast.AST, candidate: ast.AST) -> str | None:
 
 
 def check_concept(original: ast.AST, candidate: ast.AST, concept: Concept | str,
-                  protected_names: Iterable[str] = ()) -> str | None:
-    """Run the check of ``concept``; ``None`` when the candidate is a proper instance, else the reason."""
+                  protected_names: Iterable[str] = (), sites: int = 1) -> str | None:
+    """Run the check of ``concept``; ``None`` when the candidate is a proper instance, else the reason.
+
+    ``sites``: how many places the candidate claims to change (if/else flips, swapped pairs, split
+    definitions); the renaming checks ignore it (a renaming covers every name it renames).
+    """
     concept = Concept.parse(concept)
     if concept in (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE):
         return check_rename(original, candidate, concept, protected_names)
     if concept == Concept.IF_ELSE_FLIP:
-        return check_flip(original, candidate)
+        return check_flip(original, candidate, sites)
     if concept == Concept.INDEPENDENT_SWAP:
-        return check_swap(original, candidate)
-    return check_def_use(original, candidate)
+        return check_swap(original, candidate, sites)
+    return check_def_use(original, candidate, sites)

@@ -60,6 +60,8 @@ class Candidate:
     """The perturbed full program (the counterpart of ``problem.program``)."""
     changed_spans: tuple[tuple[int, int], ...] | None = None
     """``[start, end)`` offsets into ``code`` of the changed text, or ``None`` when unknown."""
+    sites: int = 1
+    """How many places the perturbation changed (flipped ifs, swapped pairs, split definitions)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,8 @@ class Validator:
                                      "fix its prompt/solution", Stage.PARSE)
         if ast.dump(cand_tree) == ast.dump(orig_tree):
             return Verdict(REJECTED, "same program as the original (only formatting or comments differ)", Stage.NO_OP)
-        reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,))
+        reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,),
+                               sites=candidate.sites)
         if reason is not None:
             return Verdict(REJECTED, f"{candidate.concept} check: {reason}", Stage.CONCEPT)
         if self.config.check_spans and candidate.changed_spans is not None:
