@@ -10,6 +10,8 @@ characters ``[a, b)`` of the text, and it is perturbed when that range overlaps 
 * :func:`prompt_completion_mask` tokenizes a prompt/completion row exactly the way TRL 1.16's
   ``SFTTrainer`` does (with or without a chat template) so that the mask lines up with the
   ``input_ids`` the trainer will train on.
+* :func:`conversation_mask` does the same for a conversation (``messages``, or a conversational
+  prompt/completion row) with the spans in one message's content.
 * :func:`check_mask_alignment` is the guard used wherever a mask meets a token sequence.
 
 This module imports neither ``transformers`` nor ``trl``: tokenizers are used through duck typing.
@@ -24,6 +26,7 @@ __all__ = [
     "spans_to_token_mask",
     "perturbation_mask",
     "prompt_completion_mask",
+    "conversation_mask",
     "check_mask_alignment",
     "validate_spans",
 ]
@@ -212,46 +215,96 @@ def prompt_completion_mask(
 def _chat_prompt_completion_mask(
     prompt: str, completion: str, completion_spans: Sequence[Sequence[int]], tokenizer: Any
 ) -> dict[str, list[int]]:
+    conversation = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+    return conversation_mask(conversation, 1, completion_spans, tokenizer, prompt_messages=1)
+
+
+def conversation_mask(
+    messages: Sequence[dict],
+    message_index: int,
+    content_spans: Sequence[Sequence[int]],
+    tokenizer: Any,
+    *,
+    prompt_messages: int | None = None,
+    assistant_masks: bool = False,
+) -> dict[str, list[int]]:
+    """Tokenize a conversation as TRL 1.16's ``SFTTrainer`` does, with a perturbation mask on one message.
+
+    TRL renders a conversational row with ``tokenizer.apply_chat_template``: the ``messages`` of a
+    language-modeling row, or ``prompt + completion`` of a prompt/completion row (then the completion
+    starts where the tokens of the prompt rendered with ``add_generation_prompt=True`` diverge). The
+    rendered text is tokenized once more with offsets, and the spans, offsets into the content of
+    ``messages[message_index]``, are moved to where that content sits in the rendered text.
+
+    Parameters:
+        messages (`Sequence[dict]`): ``{"role", "content"}`` messages, rendered by the tokenizer's chat template.
+        message_index (`int`): the message whose content ``content_spans`` index (ignored without spans).
+        content_spans (`Sequence[Sequence[int]]`): ``[start, end)`` changed characters of that content.
+        tokenizer: a fast tokenizer with a chat template that inserts message content verbatim.
+        prompt_messages (`int` or `None`): for a prompt/completion row, the number of prompt messages: adds
+            TRL's ``completion_mask``.
+        assistant_masks (`bool`): also return the template's ``assistant_masks`` (TRL's ``assistant_only_loss``;
+            needs ``{% generation %}`` in the template).
+
+    Returns:
+        ``{"input_ids", "perturbation_mask"}`` (plus ``completion_mask`` and ``assistant_masks`` when asked),
+        lists of equal length.
+    """
+    _require_fast(tokenizer, "conversation_mask")
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(
-            "prompt_completion_mask(chat_template=True) needs a tokenizer with a chat template; set "
-            "tokenizer.chat_template (a Jinja string) or pass chat_template=False for plain prompt+completion rows"
+            "a conversational row needs a tokenizer with a chat template; set tokenizer.chat_template (a Jinja "
+            "string), or use prompt/completion strings with chat_template=False"
         )
-    user = [{"role": "user", "content": prompt}]
-    conversation = user + [{"role": "assistant", "content": completion}]
-    # The same two calls TRL makes; the rendered string is then tokenized once more with offsets.
+    messages = [dict(m) for m in messages]
+    spans = validate_spans(content_spans, where="changed_spans")
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    # The same call TRL makes; the rendered string is then tokenized once more with offsets.
     # apply_chat_template(tokenize=True) encodes the rendered text with add_special_tokens=False.
-    prompt_ids = list(tokenizer.apply_chat_template(user, tokenize=True, return_dict=True, add_generation_prompt=True)["input_ids"])
-    rendered_prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
-    rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
+    processed = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                              return_assistant_tokens_mask=assistant_masks)
     input_ids, offsets = _encode_with_offsets(tokenizer, rendered, add_special_tokens=False)
-    expected_ids = list(tokenizer.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"])
-    if input_ids != expected_ids:
+    if input_ids != list(processed["input_ids"]):
         raise RuntimeError(
-            "prompt_completion_mask: re-tokenizing the rendered chat did not reproduce apply_chat_template's "
+            "conversation_mask: re-tokenizing the rendered chat did not reproduce apply_chat_template's "
             "input_ids; the tokenizer's chat path differs from its plain call, so no mask can be aligned"
         )
-    # The completion sits after the rendered prompt (searching from there avoids matching a copy
-    # of the code that the prompt may quote).
-    start_from = _common_prefix_length(rendered_prompt, rendered)  # type: ignore[arg-type]
-    where = rendered.find(completion, start_from)
-    if where < 0:
-        where = rendered.find(completion)
+    if spans:
+        where = _content_offset(messages, message_index, rendered, tokenizer)
+        validate_spans(spans, len(messages[message_index]["content"]), where="changed_spans")
+        spans = [(s + where, e + where) for s, e in spans]
+    pert = spans_to_token_mask(offsets, spans, len(rendered))
+    check_mask_alignment(input_ids, pert, where="conversation_mask")
+    result = {"input_ids": input_ids, "perturbation_mask": pert}
+    if prompt_messages is not None:
+        prompt_ids = list(tokenizer.apply_chat_template(messages[:prompt_messages], tokenize=True, return_dict=True,
+                                                        add_generation_prompt=True)["input_ids"])
+        prompt_len = _common_prefix_length(prompt_ids, input_ids)
+        result["completion_mask"] = [0] * prompt_len + [1] * (len(input_ids) - prompt_len)
+    if assistant_masks:
+        result["assistant_masks"] = list(processed["assistant_masks"])
+    return result
+
+
+def _content_offset(messages: list[dict], index: int, rendered: str, tokenizer: Any) -> int:
+    """Where the content of ``messages[index]`` starts in the rendered conversation."""
+    if not 0 <= index < len(messages) or not isinstance(messages[index].get("content"), str):
+        raise ValueError(f"changed_message {index} is not a message with text content (the row has "
+                         f"{len(messages)} messages)")
+    content = messages[index]["content"]
+    # Search after the rendering of the messages before it (plus the next turn's header): an earlier
+    # message quoting the same code is not matched.
+    start_from = 0
+    if index > 0:
+        before = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
+        start_from = _common_prefix_length(before, rendered)  # type: ignore[arg-type]
+    where = rendered.find(content, start_from)
     if where < 0:
         raise ValueError(
-            "prompt_completion_mask: the chat template changed the completion text (e.g. stripped or escaped it), "
-            "so the changed spans cannot be located in the rendered conversation; use a template that inserts "
-            "message content verbatim, or chat_template=False"
+            "the chat template changed the message text (e.g. stripped or escaped it), so the changed spans cannot "
+            "be located in the rendered conversation; use a template that inserts message content verbatim"
         )
-    spans = [(s + where, e + where) for s, e in completion_spans]
-    pert = spans_to_token_mask(offsets, spans, len(rendered))
-    prompt_len = _common_prefix_length(prompt_ids, input_ids)
-    check_mask_alignment(input_ids, pert, where="prompt_completion_mask")
-    return {
-        "input_ids": input_ids,
-        "completion_mask": [0] * prompt_len + [1] * (len(input_ids) - prompt_len),
-        "perturbation_mask": pert,
-    }
+    return where
 
 
 def check_mask_alignment(input_ids: Sequence[int], mask: Sequence[int], where: str = "") -> None:

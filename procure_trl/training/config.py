@@ -107,6 +107,9 @@ class ConceptAwareSFTConfig(SFTConfig):
         changed_spans_column (`str`, defaults to `"changed_spans"`):
             Column of prompt/completion rows holding ``[start, end)`` character spans into the
             completion (empty for originals).
+        changed_message_column (`str`, defaults to `"changed_message"`):
+            Column of conversational rows holding the index of the message whose content the spans
+            index (in ``messages``, or in the ``completion`` messages); absent: the last assistant message.
     """
 
     concept_loss_weight: float = field(
@@ -143,6 +146,10 @@ class ConceptAwareSFTConfig(SFTConfig):
     changed_spans_column: str = field(
         default="changed_spans",
         metadata={"help": "Column with [start, end) character spans into the completion (prompt/completion rows)."},
+    )
+    changed_message_column: str = field(
+        default="changed_message",
+        metadata={"help": "Column with the index of the message the spans of a conversational row refer to."},
     )
 
     def __post_init__(self):

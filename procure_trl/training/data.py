@@ -5,7 +5,9 @@ Two row schemas are accepted (see ``docs/datasets.md`` for how ``procure build``
 * prompt/completion rows with ``changed_spans`` (``[start, end)`` character offsets into the
   completion, empty for originals): tokenized here exactly as TRL's ``SFTTrainer`` tokenizes
   prompt/completion rows (EOS appended, completion mask from the prompt's tokens), with the mask
-  from :func:`procure_trl.masks.prompt_completion_mask`;
+  from :func:`procure_trl.masks.prompt_completion_mask`; conversational rows (``messages``, or
+  prompt/completion lists of messages, as ``procure perturb --dataset`` writes them) go through the
+  chat template with :func:`procure_trl.masks.conversation_mask`;
 * pre-tokenized rows with ``input_ids`` and ``perturbation_mask`` (and ``labels``, or
   ``completion_mask`` used when ``completion_only_loss=True``, as in TRL).
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from procure_trl.masks import check_mask_alignment, prompt_completion_mask
+from procure_trl.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
 
 BUILD_HINT = (
     "Build a counterfactual dataset with `procure build` (rows with prompt, "
@@ -37,38 +39,58 @@ def concept_dataset_kind(column_names: Sequence[str], mask_column: str, spans_co
                 "perturbation_mask_column in ConceptAwareSFTConfig."
             )
         return "tokenized"
-    missing = [c for c in ("prompt", "completion", spans_column) if c not in columns]
+    text = ("messages",) if "messages" in columns else ("prompt", "completion")
+    missing = [c for c in (*text, spans_column) if c not in columns]
     if missing:
         raise ValueError(
             f"the {dataset_name} dataset lacks the column(s) {missing} (columns: {sorted(columns)}). "
-            f"ConceptAwareSFTTrainer needs either prompt/completion rows with {spans_column!r} or pre-tokenized rows "
-            f"with 'input_ids' and {mask_column!r}. {BUILD_HINT}."
+            f"ConceptAwareSFTTrainer needs prompt/completion or messages rows with {spans_column!r}, or pre-tokenized "
+            f"rows with 'input_ids' and {mask_column!r}. {BUILD_HINT}."
         )
     return "spans"
 
 
+def _last_assistant(messages: Sequence[dict]) -> int:
+    return max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
+
+
 def tokenize_concept_row(
-    example: dict[str, Any], idx: int | None, *, tokenizer: Any, spans_column: str, mask_column: str
+    example: dict[str, Any], idx: int | None, *, tokenizer: Any, spans_column: str, mask_column: str,
+    message_column: str = "changed_message", assistant_only_loss: bool = False,
 ) -> dict[str, list[int]]:
-    """Tokenize one prompt/completion row like ``SFTTrainer`` and add its perturbation mask."""
-    prompt, completion = example["prompt"], example["completion"]
-    if not isinstance(prompt, str) or not isinstance(completion, str):
-        raise ValueError(
-            f"row {idx}: 'prompt' and 'completion' must be strings for rows with {spans_column!r} (got "
-            f"{type(prompt).__name__}/{type(completion).__name__}). For conversational data, tokenize with "
-            "procure_trl.masks.prompt_completion_mask(..., chat_template=True) and pass input_ids, completion_mask "
-            "and perturbation_mask columns."
-        )
+    """Tokenize one row like ``SFTTrainer`` and add its perturbation mask.
+
+    A row is prompt/completion strings, conversational prompt/completion (lists of messages), or
+    ``messages``; for the conversational ones the spans index the content of message ``example[message_column]``
+    (of ``messages``, or of the completion messages), by default the last assistant message.
+    """
     spans = example[spans_column] or []
     try:
-        tokenized = prompt_completion_mask(prompt, completion, spans, tokenizer)
+        if "messages" in example and "prompt" not in example:
+            messages = example["messages"]
+            index = example.get(message_column)
+            index = _last_assistant(messages) if index is None or index < 0 else index
+            tokenized = conversation_mask(messages, index, spans, tokenizer, assistant_masks=assistant_only_loss)
+        elif isinstance(example["prompt"], list) and isinstance(example["completion"], list):
+            prompt, completion = example["prompt"], example["completion"]
+            index = example.get(message_column)
+            index = _last_assistant(completion) if index is None or index < 0 else index
+            tokenized = conversation_mask(prompt + completion, len(prompt) + index, spans, tokenizer,
+                                          prompt_messages=len(prompt), assistant_masks=assistant_only_loss)
+        elif isinstance(example["prompt"], str) and isinstance(example["completion"], str):
+            tokenized = prompt_completion_mask(example["prompt"], example["completion"], spans, tokenizer)
+        else:
+            raise ValueError(
+                f"'prompt' and 'completion' must both be strings or both be lists of messages (got "
+                f"{type(example['prompt']).__name__}/{type(example['completion']).__name__})"
+            )
     except ValueError as err:
         raise ValueError(f"row {idx} ({spans_column}={spans!r}): {err}") from err
-    return {
-        "input_ids": tokenized["input_ids"],
-        "completion_mask": tokenized["completion_mask"],
-        mask_column: tokenized["perturbation_mask"],
-    }
+    out = {"input_ids": tokenized["input_ids"], mask_column: tokenized["perturbation_mask"]}
+    for key in ("completion_mask", "assistant_masks"):
+        if key in tokenized:
+            out[key] = tokenized[key]
+    return out
 
 
 def check_concept_row(example: dict[str, Any], idx: int | None, *, mask_column: str) -> dict:

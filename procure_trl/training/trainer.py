@@ -164,7 +164,9 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset with perturbation masks"
             dataset = dataset.map(
                 tokenize_concept_row,
-                fn_kwargs={"tokenizer": self._tokenizer, "spans_column": spans_column, "mask_column": mask_column},
+                fn_kwargs={"tokenizer": self._tokenizer, "spans_column": spans_column, "mask_column": mask_column,
+                           "message_column": args.changed_message_column,
+                           "assistant_only_loss": args.assistant_only_loss},
                 **map_kwargs,
             )
         else:
