@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from procure_trl.concepts import Concept
+from procure_trl.validation.pipeline import ValidationConfig
 
 ENGINES = ("datasets", "ray")
 #: Fields set from the rule engine's options (GenerationConfig) and ``procure perturb``'s own --split/--limit.
@@ -14,23 +15,41 @@ SHARED_WITH_GENERATION = ("concepts", "seed", "timeout", "split", "limit")
 
 @dataclass
 class DatasetPerturbConfig:
-    """How a Hugging Face dataset is turned into a counterfactual dataset of the same format.
+    r"""How a Hugging Face dataset is turned into a counterfactual dataset of the same format.
 
     Parameters:
-        dataset (`str`): Hub id, local folder, or Parquet/JSONL file(s) to read.
-        output_dir (`str`): where the output dataset (Parquet shards + README card) is written.
-        dataset_config (`str` or `None`): the dataset's config (subset) name.
-        split (`str`): the split to read; the output has one split of the same name.
-        engine (`str`): ``datasets`` (``Dataset.map`` on this machine) or ``ray`` (Ray Data).
-        num_proc (`int`): processes (``datasets``) or Ray workers (``ray``) running the transform.
-        batch_size (`int`): input rows per call of the per-batch transform.
-        streaming (`bool`): read the input as an ``IterableDataset`` (one process; memory does not depend on its size).
-        code_column, prompt_column, tests_column (`str` or `None`): column names; detected when not given.
-        concepts (`list[Concept]`): the perturbations to apply, in output order.
-        seed (`int`): base seed; each program and concept derive their own from it and the row's content.
-        timeout (`float`): seconds for one program's tests.
-        test_workers (`int`): executor processes per transform process (rows with tests only).
-        limit (`int` or `None`): only the first N rows.
+        dataset (`str`):
+            Hub id, local folder, or Parquet/JSONL file(s) to read.
+        output_dir (`str`):
+            Where the output dataset (Parquet shards + README card) is written.
+        dataset_config (`str`, *optional*):
+            The dataset's config (subset) name.
+        split (`str`, defaults to `"train"`):
+            The split to read; the output has one split of the same name.
+        engine (`str`, defaults to `"datasets"`):
+            `datasets` (`Dataset.map` on this machine) or `ray` (Ray Data).
+        num_proc (`int`, defaults to `1`):
+            Processes (`datasets`) or Ray workers (`ray`) running the transform.
+        batch_size (`int`, defaults to `64`):
+            Input rows per call of the per-batch transform.
+        streaming (`bool`, defaults to `False`):
+            Read the input as an `IterableDataset` (one process; memory does not depend on its size).
+        code_column (`str`, *optional*):
+            Column holding the code; detected when not given.
+        prompt_column (`str`, *optional*):
+            Prompt column (kept as is); detected when not given.
+        tests_column (`str`, *optional*):
+            Column of Python tests run against each row's program; detected when not given.
+        concepts (`list[Concept]`, defaults to all five concepts):
+            The perturbations to apply, in output order.
+        seed (`int`, defaults to `0`):
+            Base seed; each program and concept derive their own from it and the row's content.
+        timeout (`float`, defaults to `ValidationConfig.timeout`):
+            Seconds for one program's tests.
+        test_workers (`int`, defaults to `1`):
+            Executor processes per transform process (rows with tests only).
+        limit (`int`, *optional*):
+            Only the first N rows.
     """
 
     dataset: str = field(default="", metadata={"help": "Hub id, local folder, or a Parquet/JSONL file to read "
@@ -58,7 +77,7 @@ class DatasetPerturbConfig:
     concepts: list = field(default_factory=lambda: list(Concept), metadata={
         "help": "comma-separated concepts to apply (default: all five)"})
     seed: int = field(default=0, metadata={"help": "base seed; each program and concept derive theirs from it"})
-    timeout: float = field(default=30.0, metadata={"help": "seconds allowed for one program's tests"})
+    timeout: float = field(default=ValidationConfig.timeout, metadata={"help": "seconds allowed for one program's tests"})
     test_workers: int = field(default=1, metadata={"help": "test executor processes per transform process"})
     limit: int | None = field(default=None, metadata={"help": "only the first N rows"})
 

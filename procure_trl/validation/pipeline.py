@@ -21,7 +21,7 @@ pool runs them in parallel.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from procure_trl.concepts import Concept
@@ -33,21 +33,32 @@ from procure_trl.validation.duplicates import AcceptedCandidates
 
 @dataclass
 class ValidationConfig:
-    """How candidates are validated."""
+    r"""How candidates are validated (shared by the rule engine and the LLM generator).
 
-    timeout: float = 30.0
-    """Wall-clock seconds for one program's tests. The slowest MBPP reference (MBPP/123) needs about 8 s
-    on a loaded 2-core machine; a wide margin keeps verdicts, and so the output, the same from run to run."""
-    execute: bool = True
-    """Run the problem's tests on each candidate that passes the static checks."""
-    check_original: bool = True
-    """Also run the original program's tests (once per problem) to tell broken problems apart."""
-    check_spans: bool = True
-    """Check ``changed_spans`` when a candidate carries them."""
-    num_workers: int = 2
-    """Executor worker processes (used when the validator creates its own executor)."""
-    progress: bool = False
-    """Show a progress bar while the tests run."""
+    Parameters:
+        timeout (`float`, defaults to `30.0`):
+            Wall-clock seconds for one program's tests. The slowest MBPP reference (MBPP/123) needs about 8 s on
+            a loaded 2-core machine; a wide margin keeps verdicts, and so the output, the same from run to run.
+        execute (`bool`, defaults to `True`):
+            Run the problem's tests on each candidate that passes the static checks.
+        check_original (`bool`, defaults to `True`):
+            Also run the original program's tests (once per problem) to tell broken problems apart.
+        check_spans (`bool`, defaults to `True`):
+            Check `changed_spans` when a candidate carries them.
+        num_workers (`int`, defaults to `2`):
+            Executor worker processes (used when the validator creates its own executor).
+        progress (`bool`, defaults to `False`):
+            Show a progress bar while the tests run.
+    """
+
+    timeout: float = field(default=30.0, metadata={"help": "seconds allowed for one program's tests"})
+    execute: bool = field(default=True, metadata={"help": "run the problem's tests on each candidate"})
+    check_original: bool = field(
+        default=True, metadata={"help": "also run the original program's tests, to tell broken problems apart"}
+    )
+    check_spans: bool = field(default=True, metadata={"help": "check changed_spans when a candidate carries them"})
+    num_workers: int = field(default=2, metadata={"help": "executor worker processes"})
+    progress: bool = field(default=False, metadata={"help": "show a progress bar while the tests run"})
 
 
 @dataclass(frozen=True)
