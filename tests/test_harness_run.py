@@ -203,6 +203,21 @@ def test_limit_and_concepts_filter(tmp_path, counterfactual_file, allow_exec):
     assert list(report.ccs["ccs_per_concept"]) == ["name_random"] and report.skipped == []
 
 
+def test_ccs_by_site_count(tmp_path, counterfactual_file, allow_exec):
+    lines = [json.loads(line) for line in counterfactual_file.read_text().splitlines()]
+    lines[0]["sites"], lines[1]["sites"] = 2, 1
+    two = dict(lines[1], concept="name_shuffle", sites=3)  # the same renamed program, read as 3 sites
+    counterfactual_file.write_text("".join(json.dumps(line) + "\n" for line in [*lines, two]))
+    report = evaluate_model(_config(tmp_path, counterfactual_file), problems=PROBLEMS,
+                            backend=ScriptedBackend(COMPLETIONS))
+    by_key = {(row["concept"], row["sites"]): row for row in report.per_sites}
+    assert set(by_key) == {("if_else_flip", 2), ("name_random", 1), ("name_shuffle", 3)}
+    for row in report.per_sites:  # one row per group here: its CCS is that concept's CCS
+        assert row["rows"] == 1 and row["ccs"] == report.ccs["ccs_per_concept"][row["concept"]]
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "CCS by site count" in summary and (tmp_path / "out" / "ccs_by_sites.png").stat().st_size > 0
+
+
 def test_without_counterfactuals_only_pass_at_k(tmp_path, allow_exec):
     config = EvaluationConfig(model="scripted", output_dir=str(tmp_path / "o"), n=2, k=(1,), timeout=1.0)
     backend = ScriptedBackend(COMPLETIONS)

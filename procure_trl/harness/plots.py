@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["plot_ccs_per_concept", "plot_pass_at_k"]
+__all__ = ["plot_ccs_by_sites", "plot_ccs_per_concept", "plot_pass_at_k"]
 
 
 def _pyplot():
@@ -36,6 +36,31 @@ def plot_ccs_per_concept(per_concept: Sequence[Mapping[str, Any]], path: str, ti
     ax.set_ylabel("Concept Consistency Score")
     ax.set_title(title or "CCS per concept (bootstrap interval)")
     ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_ccs_by_sites(per_sites: Sequence[Mapping[str, Any]], path: str, title: str = "") -> str:
+    """CCS against the number of changed sites, one line per concept (with its bootstrap interval)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for concept in dict.fromkeys(row["concept"] for row in per_sites):
+        points = [row for row in per_sites if row["concept"] == concept and row["ccs"] is not None]
+        if not points:
+            continue
+        xs = [row["sites"] for row in points]
+        ys = [row["ccs"] for row in points]
+        low = [y - row["ccs_ci"][0] if row.get("ccs_ci") else 0.0 for y, row in zip(ys, points)]
+        high = [row["ccs_ci"][1] - y if row.get("ccs_ci") else 0.0 for y, row in zip(ys, points)]
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=concept)
+    ax.set_xlabel("sites changed")
+    ax.set_ylabel("Concept Consistency Score")
+    ax.set_ylim(0, 1.05)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(title or "CCS by site count")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

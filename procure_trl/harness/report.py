@@ -6,7 +6,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from procure_trl.harness.plots import plot_ccs_per_concept, plot_pass_at_k
+from procure_trl.harness.plots import plot_ccs_by_sites, plot_ccs_per_concept, plot_pass_at_k
 from procure_trl.harness.prompts import SKIP_REASONS
 
 if TYPE_CHECKING:
@@ -60,6 +60,11 @@ def markdown_summary(report: "EvaluationReport") -> str:
             "Original (cut): the original program cut like its counterfactual; CCS pairs its completions with the "
             "counterfactual's. See report.json `definitions`.",
         ]
+        if len({row["sites"] for row in report.per_sites}) > 1:
+            lines += ["", "CCS by site count (places the counterfactual changed):", "",
+                      "| concept | sites | rows | CCS | interval |", "|---|---|---|---|---|"]
+            lines += [f"| {row['concept']} | {row['sites']} | {row['rows']} | {_fmt(row['ccs'])} | {_fmt(row['ccs_ci'])} |"
+                      for row in report.per_sites]
     timeouts = report.timeouts or {}
     n_timeouts = timeouts.get("original", 0) + sum(timeouts.get("reference", {}).values()) + sum(
         timeouts.get("counterfactual", {}).values()
@@ -88,6 +93,11 @@ def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
             os.path.join(output_dir, "ccs_per_concept.png"),
             title=f"{name} on {report.config.benchmark}: CCS per concept ({report.config.confidence:.0%} interval)",
         )
+        if len({row["sites"] for row in report.per_sites}) > 1:
+            files["ccs_sites_plot"] = plot_ccs_by_sites(
+                report.per_sites, os.path.join(output_dir, "ccs_by_sites.png"),
+                title=f"{name} on {report.config.benchmark}: CCS by site count",
+            )
         files["pass_at_k_plot"] = plot_pass_at_k(
             report.pass_at_k,
             report.config.k,

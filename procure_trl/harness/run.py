@@ -68,6 +68,8 @@ class PromptRow:
     concept: Concept
     reference_prompt: str
     counterfactual_prompt: str
+    sites: int = 1
+    """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class EvaluationReport:
         ccs: the CCS metric's output over all rows (``None`` without counterfactual rows).
         per_concept: one summary dict per concept (rows given, scored and skipped by reason, CCS with interval,
             AME, pass@k of both sides).
+        per_sites: CCS by concept and site count (how many places the counterfactual changed): one dict
+            per (concept, sites) with ``rows``, ``ccs``, ``ccs_ci``, ``ame``.
         tasks: per problem: the original's prompt and completions with their verdicts, per scored concept the
             same for the reference and counterfactual prompts, and the concepts skipped.
         skipped: ``{"task_id", "concept", "reason", "message"}`` for each counterfactual row not scored.
@@ -96,6 +100,7 @@ class EvaluationReport:
     skipped: list[dict[str, str]]
     timeouts: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    per_sites: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +109,7 @@ class EvaluationReport:
             "pass_at_k": self.pass_at_k,
             "ccs": self.ccs,
             "per_concept": self.per_concept,
+            "per_sites": self.per_sites,
             "skipped": self.skipped,
             "timeouts": self.timeouts,
             "tasks": self.tasks,
@@ -152,7 +158,8 @@ def cut_rows(
                 {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
             )
             continue
-        rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual))
+        rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
+                              variant.sites or 1))
     return rows, skipped
 
 
@@ -251,6 +258,33 @@ def _sample(
     for request, text in zip(requests, texts):
         completions[request.prompt].append(text)
     return completions
+
+
+def ccs_by_sites(rows: Sequence[PromptRow], passed: Sequence[tuple[list[int], list[int]]],
+                 config: EvaluationConfig) -> list[dict[str, Any]]:
+    """CCS per (concept, site count): the CCS metric over the same pairs, grouped by both.
+
+    ``passed[i]``: the (counterfactual, reference) pass vectors of ``rows[i]``.
+    """
+    if not rows:
+        return []
+    labels = [f"{r.concept.value}\x00{r.sites}" for r in rows]
+    ccs = concept_consistency_score(
+        predictions=[p for p, _ in passed], references=[r for _, r in passed], concepts=labels,
+        confidence=config.confidence, n_bootstrap=config.n_bootstrap, seed=config.seed,
+    )
+    out = []
+    for label in sorted(set(labels), key=lambda text: (text.split("\x00")[0], int(text.split("\x00")[1]))):
+        concept, sites = label.split("\x00")
+        out.append({
+            "concept": concept,
+            "sites": int(sites),
+            "rows": labels.count(label),
+            "ccs": ccs["ccs_per_concept"].get(label),
+            "ccs_ci": ccs["ccs_ci_per_concept"].get(label),
+            "ame": ccs["ame_per_concept"].get(label),
+        })
+    return out
 
 
 def _per_concept_rows(
@@ -368,6 +402,9 @@ def evaluate_model(
     for item in skipped:
         task_index[item["task_id"]]["skipped"].append({k: v for k, v in item.items() if k != "task_id"})
     per_concept = _per_concept_rows(accounting, ccs, pass_at_k)
+    per_sites = ccs_by_sites(
+        rows, [(row_sides[i]["counterfactual"].passed, row_sides[i]["reference"].passed) for i in range(len(rows))],
+        config)
     timeouts: dict[str, Any] = {
         "original": sum(side.statuses.count("timed_out") for side in original_sides),
         "reference": Counter(),
@@ -377,7 +414,7 @@ def evaluate_model(
         for side in ("reference", "counterfactual"):
             timeouts[side][row.concept.value] += row_sides[i][side].statuses.count("timed_out")
     timeouts["reference"], timeouts["counterfactual"] = dict(timeouts["reference"]), dict(timeouts["counterfactual"])
-    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts)
+    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts, per_sites=per_sites)
     report.files["completions"] = config.completion_cache_path
     write_report(report, config.output_dir)
     return report
