@@ -345,3 +345,32 @@ def test_rows_are_accepted_by_the_dataset_builder(config_factory, tmp_path):
     assert [r["concept"] for r in rows] == ["original", "if_else_flip", "name_random"]
     for r in rows[1:]:
         assert r["changed_spans"] and all(r["completion"][s:e].strip() for s, e in r["changed_spans"])
+
+
+def test_all_ast_work_of_a_run_happens_on_one_thread(config_factory):
+    """Static analysis for prompts and validation share one thread: CPython 3.11's AST constructor fails
+    ("AST constructor recursion depth mismatch") when two threads build ASTs at once."""
+    import threading
+
+    from procure_trl.llm.prompts import default_facts
+    from procure_trl.validation import Validator
+
+    threads: set[str] = set()
+
+    def facts_fn(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return default_facts(*args, **kwargs)
+
+    class RecordingValidator(Validator):
+        def validate_one(self, *args, **kwargs):
+            threads.add(threading.current_thread().name)
+            return super().validate_one(*args, **kwargs)
+
+    problems = [_scale_problem(i) for i in range(3)]
+    replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
+    with ChatServer(script_from(replies)) as srv:
+        config = config_factory(srv.url)
+        generator = LLMGenerator(config, facts_fn=facts_fn, validator=RecordingValidator(config.validation))
+        rows = generator.generate(problems, [Concept.NAME_RANDOM])
+    assert [r.status for r in rows] == ["valid"] * 3, [r.reason for r in rows]
+    assert len(threads) == 1 and threading.main_thread().name not in threads, threads

@@ -220,15 +220,19 @@ class LLMGenerator:
             seed=cfg.seed,
         )
         validator = self.validator if self.validator is not None else Validator(cfg.validation)
-        # The validator keeps state (the original programs' verdicts, its executor): one thread runs it
-        # while the event loop keeps the other pairs' requests flowing. It does not de-duplicate here: a
-        # verdict, hence a repair prompt, depends on the candidate alone, not on which pair finished first.
-        validation_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-validate")
+        # Every piece of AST work (static analysis for the prompt, validation) runs on this one thread
+        # while the event loop keeps the other pairs' requests flowing: the validator keeps state (the
+        # original programs' verdicts, its executor), and CPython 3.11's AST constructor is not safe to
+        # use from two threads at once ("AST constructor recursion depth mismatch"). Validation does
+        # not de-duplicate here: a verdict, hence a repair prompt, depends on the candidate alone.
+        analysis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-analysis")
         loop = asyncio.get_running_loop()
 
+        def on_analysis_thread(fn: Callable, *args, **kwargs) -> "asyncio.Future":
+            return loop.run_in_executor(analysis_thread, partial(fn, *args, **kwargs))
+
         def validate(candidate: Candidate) -> "asyncio.Future":
-            return loop.run_in_executor(validation_thread, partial(validator.validate_one, candidate,
-                                                                   deduplicate=False))
+            return on_analysis_thread(validator.validate_one, candidate, deduplicate=False)
 
         problem_rows = _ProblemRows(parsed, existing, sink)
         for problem in problems:
@@ -239,7 +243,7 @@ class LLMGenerator:
         async def worker() -> None:
             # Workers share one iterator; the event loop runs one coroutine at a time, so no lock.
             for problem, concept in todo:
-                row = await self._pair(client, validate, problem, concept)
+                row = await self._pair(client, on_analysis_thread, validate, problem, concept)
                 problem_rows.add(row)  # written with its problem's last pair: a kill loses unfinished problems
                 bar.update(1)
 
@@ -255,19 +259,26 @@ class LLMGenerator:
         finally:
             bar.close()
             await client.aclose()
-            validation_thread.shutdown(wait=True)
+            analysis_thread.shutdown(wait=True)
             if self.validator is None:
                 validator.close()
         return client.stats
 
+    def _first_prompt(self, problem: Problem, concept: Concept) -> tuple[Any, list[dict]]:
+        """The static-analysis facts of ``problem`` for ``concept`` and the first prompt built on them."""
+        keep = protected_names(problem)  # the entry point and the top-level names the tests use
+        facts = self.facts_fn(problem.program, concept, keep) if self.facts_fn is not None else None
+        messages = build_messages(problem.program, concept, facts, problem.entry_point, self.facts_fn,
+                                  protected_names=keep)
+        return facts, messages
+
     async def _pair(
-        self, client: ChatClient, validate: Callable, problem: Problem, concept: Concept
+        self, client: ChatClient, on_analysis_thread: Callable, validate: Callable, problem: Problem,
+        concept: Concept,
     ) -> CounterfactualRecord:
         """Prompt, validate and repair one pair; always returns a row (only fatal errors propagate)."""
         original = problem.program
-        keep = protected_names(problem)  # the entry point and the top-level names the tests use
-        facts = self.facts_fn(original, concept, keep) if self.facts_fn is not None else None
-        messages = build_messages(original, concept, facts, problem.entry_point, self.facts_fn, protected_names=keep)
+        facts, messages = await on_analysis_thread(self._first_prompt, problem, concept)
         usage = Usage()
         attempts = 0
         reason, stage = "", ""
