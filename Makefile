@@ -2,12 +2,13 @@
 #   make demo   perturb HumanEval with all five concepts (rule-based, offline), validate, print the table
 #   make test       run the whole test suite (what CI runs)
 #   make test-fast  leave out the tests marked slow or gpu (a few minutes on a laptop CPU)
+#   make test-newest-allowed  the trainer tests on the newest trl/transformers setup.cfg allows (CI runs it)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast test-newest-allowed clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +31,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) tests -m "not slow and not gpu"; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
+test-newest-allowed: $(STAMP)
+	PY=$(PY) NEWEST=$(VENV)-newest .ci/test_newest_allowed
+
 clean:
-	rm -rf $(VENV) outputs build *.egg-info
+	rm -rf $(VENV) $(VENV)-newest outputs build *.egg-info

@@ -201,15 +201,16 @@ def enable_concept_attention(model) -> None:
             "model_init_kwargs={'attn_implementation': 'sdpa'}), or set concept_loss_weight=0 to train without "
             "the attention term."
         )
-    # set on every config that carries the attention choice (text config of multimodal models too)
-    for cfg in {id(config): config, id(config.get_text_config()): config.get_text_config()}.values():
-        if getattr(cfg, "_attn_implementation", None) == "sdpa":
-            cfg._attn_implementation = CONCEPT_ATTENTION_NAME
+    # transformers' public switch: dispatches to the sub-models (text config of multimodal models too)
+    model.set_attn_implementation(CONCEPT_ATTENTION_NAME)
+    if config._attn_implementation != CONCEPT_ATTENTION_NAME:
+        raise ValueError(
+            f"{type(model).__name__} does not let transformers switch its attention function (it does not use "
+            "AttentionInterface), so the attention term cannot be computed; set concept_loss_weight=0"
+        )
 
 
 def disable_concept_attention(model) -> None:
     """Restore ``sdpa`` on a model switched by :func:`enable_concept_attention` (e.g. before saving)."""
-    config = model.config
-    for cfg in {id(config): config, id(config.get_text_config()): config.get_text_config()}.values():
-        if getattr(cfg, "_attn_implementation", None) == CONCEPT_ATTENTION_NAME:
-            cfg._attn_implementation = "sdpa"
+    if getattr(model.config, "_attn_implementation", None) == CONCEPT_ATTENTION_NAME:
+        model.set_attn_implementation("sdpa")

@@ -11,8 +11,12 @@ It extends ``SFTTrainer`` through its hooks and leaves the rest of TRL untouched
   counterfactuals), summed over the accumulation window and over processes;
 * ``compute_loss``: runs ``SFTTrainer.compute_loss`` (so TRL's forward with the fused LM head and its
   metrics stay as they are) with a forward that also carries a :class:`ConceptAttentionProbe`, then
-  replaces its loss with :func:`concept_sensitive_loss` and logs ``loss_token``, ``loss_att`` and
-  ``perturbed_token_fraction`` through the same ``_metrics`` mechanism TRL uses.
+  replaces its loss with :func:`concept_sensitive_loss`;
+* ``log``: adds ``loss_token``, ``loss_att`` and ``perturbed_token_fraction``, averaged over the logging
+  window like TRL's own metrics.
+
+The private ones are listed, with what the trainer needs from each, in
+:mod:`procure_trl.training.extension_points`; the trainer checks them when it is created.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import torch
 from accelerate.utils import is_peft_model
 from datasets import Dataset
-from transformers import TrainingArguments
+from transformers import ProcessorMixin, TrainingArguments
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import get_dataset_column_names
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -31,6 +35,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
 from procure_trl.training.collator import DataCollatorForConceptLM
 from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
+from procure_trl.training.extension_points import require_extension_points
 from procure_trl.training.data import check_concept_row, concept_dataset_kind, tokenize_concept_row, truncate_mask
 from procure_trl.training.loss import (
     LossNormalizer,
@@ -99,6 +104,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         processing_class=None,
         **kwargs,
     ):
+        require_extension_points()
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path or "model"
             args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
@@ -155,6 +161,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         if isinstance(dataset, Dataset):  # IterableDataset.map takes neither num_proc nor desc
             map_kwargs["num_proc"] = args.dataset_num_proc
         if kind == "spans":
+            tokenizer = processing_class.tokenizer if isinstance(processing_class, ProcessorMixin) else processing_class
             if formatting_func is not None:
                 raise ValueError(
                     "a formatting_func would rewrite the text and invalidate changed_spans; format prompt/completion "
@@ -164,7 +171,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset with perturbation masks"
             dataset = dataset.map(
                 tokenize_concept_row,
-                fn_kwargs={"tokenizer": self._tokenizer, "spans_column": spans_column, "mask_column": mask_column,
+                fn_kwargs={"tokenizer": tokenizer, "spans_column": spans_column, "mask_column": mask_column,
                            "message_column": args.changed_message_column,
                            "assistant_only_loss": args.assistant_only_loss},
                 **map_kwargs,
@@ -249,6 +256,11 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         forward = _ProbedForward(model, probe)
         result = super().compute_loss(forward, inputs, return_outputs=return_outputs, num_items_in_batch=None)
         outputs = forward.fused_outputs
+        if outputs is None:
+            raise RuntimeError(
+                "SFTTrainer.compute_loss did not call the model with fused_lm_head=True, so the concept-aware loss has "
+                "no log-probabilities; this TRL version changed it (see procure_trl.training.extension_points)"
+            )
         mass = probe.attention_mass() if probe is not None else None
         if mass is not None and torch.is_grad_enabled() and self.model.training and not mass.requires_grad:
             raise RuntimeError(
@@ -295,20 +307,24 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             stats = self.accelerator.gather(stats[None]).sum(dim=0)
         self._pending_concept_stats.setdefault(mode, []).append(stats)
 
-    def _flush_concept_metrics(self) -> None:
-        """Turn the per-step statistics into TRL's ``_metrics`` lists (averaged per logging window by ``log``)."""
-        for mode, pending in self._pending_concept_stats.items():
-            if not pending:
-                continue
-            metrics = self._metrics[mode]
-            for token_sum, token_weight, att_sum, cfs, perturbed, label_tokens in torch.stack(pending).tolist():
-                metrics["loss_token"].append(token_sum / max(token_weight, 1.0))
-                if cfs > 0:
-                    metrics["loss_att"].append(att_sum / cfs)
-                metrics["perturbed_token_fraction"].append(perturbed / max(label_tokens, 1.0))
-            pending.clear()
+    def _concept_metrics(self, mode: str) -> dict[str, float]:
+        """Averages of the per-step statistics since the last log of ``mode`` (each step weighs the same,
+        as in TRL's own metrics); ``loss_att`` over the steps that had counterfactuals."""
+        pending = self._pending_concept_stats.pop(mode, [])
+        if not pending:
+            return {}
+        rows = torch.stack(pending).tolist()
+        metrics = {
+            "loss_token": sum(r[0] / max(r[1], 1.0) for r in rows) / len(rows),
+            "perturbed_token_fraction": sum(r[4] / max(r[5], 1.0) for r in rows) / len(rows),
+        }
+        attention = [r[2] / r[3] for r in rows if r[3] > 0]
+        if attention:
+            metrics["loss_att"] = sum(attention) / len(attention)
+        return metrics
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self._flush_concept_metrics()
+        mode = "train" if self.model.training else "eval"
+        prefix = "eval_" if mode == "eval" else ""  # evaluation logs carry the prefix (as TRL adds it)
+        logs.update({prefix + key: value for key, value in self._concept_metrics(mode).items()})
         super().log(logs, start_time)
-
