@@ -139,3 +139,8 @@ def test_perturb_llm_defaults_are_the_dataclass_defaults():
     for field in cli_fields(LLMGeneratorConfig):
         assert getattr(config, field.name) == getattr(reference, field.name), field.name
     assert config.validation.timeout == ValidationConfig().timeout  # the test timeout of both engines
+
+
+def test_evaluate_help_says_code_execution_needs_the_opt_in():
+    text = " ".join(build_parser(["evaluate"])._subparsers._group_actions[0].choices["evaluate"].format_help().split())
+    assert "HF_ALLOW_CODE_EVAL=1" in text

@@ -134,3 +134,13 @@ def test_recipe_fields_read_from_source_match_the_imported_dataclasses():
         # a default computed at import time (e.g. from the torch version) is shown as its candidates, "a or b"
         assert field.default == from_source[key].default or field.default in from_source[key].default.split(" or ")
         assert from_source[key].help == field.help, key
+
+
+@pytest.mark.slow  # imports TRL
+def test_a_bad_override_value_is_one_line(tmp_path, capsys):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"dataset_name": "d.jsonl", "model_name_or_path": "m", "use_cpu": True}))
+    assert main(["train", "--config", str(path), "--max_steps", "many"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("procure train: error: argument --max_steps/--max-steps: invalid int value: 'many'")
+    assert err.count("\n") == 1

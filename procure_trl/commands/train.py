@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         f"Every other field of the {len(fields)} a recipe may set (TRL's ScriptArguments, SFTConfig, transformers' "
         "TrainingArguments, ModelConfig) goes in the YAML file or on the command line as --name value "
-        "(e.g. --max_steps 10); `procure train --show-options` lists them all with their help and defaults."
+        "(e.g. --max_steps 10); `procure train --show-options` lists them all with their help and defaults. "
+        "(--debug is procure's own flag: set TrainingArguments' debug field in the YAML file.)"
     )
 
 

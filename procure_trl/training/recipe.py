@@ -28,8 +28,16 @@ def parse_recipe(config_path: str | None, overrides: list[str]):
     A value the configs refuse (``concept_loss_weight: -1``) is a :class:`UserError` naming it.
     """
     argv = (["--config", config_path] if config_path else []) + list(overrides)
+    parser = recipe_parser()
+
+    def one_line(message: str):  # argparse would print the usage of all the recipe fields first
+        raise UserError(f"{message}; `procure train --show-options` lists every field and its type")
+
+    parser.error = one_line
     try:
-        return recipe_parser().parse_args_and_config(argv)
+        return parser.parse_args_and_config(argv)
+    except UserError:
+        raise
     except ValueError as err:
         raise UserError(f"recipe {config_path or '(command line)'}: {' '.join(str(err).split())}") from err
 
