@@ -50,10 +50,13 @@ _EXPORTS: dict[str, str] = {
     "check_concept": "procure_trl.validation",
     # procure_trl.engine
     "generate_counterfactuals": "procure_trl.engine",
+    "generate_to_jsonl": "procure_trl.engine",
+    "format_bad_input": "procure_trl.engine",
     "GenerationConfig": "procure_trl.engine",
     "format_summary_table": "procure_trl.engine",
     # procure_trl.records
     "CounterfactualRecord": "procure_trl.records",
+    "OutputConfig": "procure_trl.records",
     "PairRecord": "procure_trl.records",
     "RecordWriter": "procure_trl.records",
     "read_records": "procure_trl.records",
@@ -134,8 +137,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.analysis import CFG, ProgramFacts, analyze, analyze_scopes, build_cfg
     from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb
     from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept
-    from procure_trl.engine import GenerationConfig, format_summary_table, generate_counterfactuals
-    from procure_trl.records import CounterfactualRecord, PairRecord, RecordWriter, read_engine_jsonl, read_records, write_records
+    from procure_trl.engine import GenerationConfig, format_bad_input, format_summary_table, generate_counterfactuals, generate_to_jsonl
+    from procure_trl.records import CounterfactualRecord, OutputConfig, PairRecord, RecordWriter, read_engine_jsonl, read_records, write_records
     from procure_trl.statuses import Stage
     from procure_trl.errors import UserError
     from procure_trl.scale import CounterfactualBatchTransform, DatasetPerturbConfig, detect_format, perturb_dataset

@@ -12,11 +12,12 @@ import ast
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from functools import partial
+from typing import Callable, Iterable, Sequence
 
 from procure_trl.concepts import Concept
 from procure_trl.problems import InvalidProblem, Problem
-from procure_trl.records import CounterfactualRecord
+from procure_trl.records import CounterfactualRecord, RecordWriter
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 from procure_trl.validation.pipeline import ValidationConfig
 from procure_trl.errors import UserError
@@ -167,11 +168,30 @@ def protected_names(problem: Problem) -> tuple[str, ...]:
     return tuple(sorted(names | (top_level & used)))
 
 
+def row_id(problem: Problem | InvalidProblem) -> str:
+    """The ``task_id`` of a problem's output lines: a bad input row without a usable one is named by its place."""
+    return problem.task_id if isinstance(problem, Problem) else (problem.task_id or problem.where)
+
+
+def pair_order(problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
+    """The ``(task_id, concept)`` keys of a run, in output order (input order, then concept order).
+
+    Raises:
+        ValueError: two problems share a ``task_id`` (lines are keyed by it, so resuming would mix them).
+    """
+    parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+    ids = [row_id(p) for p in problems]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise UserError(f"duplicate task_id(s) {dup}: each problem needs a unique task_id")
+    return [(i, c.value) for i in ids for c in parsed]
+
+
 def invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[CounterfactualRecord]:
     """The ``rejected`` records (stage ``input``) that report a bad input row once per concept."""
-    task_id = row.task_id or row.where
     reason = f"invalid input row: {row.reason}"
-    return [CounterfactualRecord(task_id, c.value, REJECTED, reason, row.program or row.where, stage=Stage.INPUT) for c in concepts]
+    return [CounterfactualRecord(row_id(row), c, REJECTED, reason, row.program or row.where, stage=Stage.INPUT)
+            for c in concepts]
 
 
 def generate_counterfactuals(
@@ -181,116 +201,191 @@ def generate_counterfactuals(
 ) -> list[CounterfactualRecord]:
     """Apply every concept of ``config`` to every problem with the rule-based perturbations; validate.
 
-    Invalid input rows and programs that do not parse become ``rejected`` records naming the row and the
-    fix; one bad row never stops the batch. ``validator`` (a :class:`procure_trl.validation.Validator`)
-    may be shared; by default one is created with ``config``'s workers and timeout.
+    Invalid input rows and programs that do not parse become ``rejected`` records (stage ``input``)
+    naming the row and the fix; one bad row never stops the batch. ``validator`` (a
+    :class:`procure_trl.validation.Validator`) may be shared; by default one is created with
+    ``config``'s workers and timeout. See :func:`generate_to_jsonl` to write a file as the run goes.
     """
+    records: list[CounterfactualRecord] = []
+    _run(problems, config or GenerationConfig(), validator, records.extend)
+    return records
+
+
+def generate_to_jsonl(
+    problems: Sequence[Problem | InvalidProblem],
+    path: str | os.PathLike,
+    config: GenerationConfig | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    validator=None,
+) -> list[CounterfactualRecord]:
+    """:func:`generate_counterfactuals`, appending each problem's lines to ``path`` as soon as they are decided.
+
+    The finished file is in input order then concept order, whether the run was interrupted and resumed
+    or not (see :class:`~procure_trl.records.RecordWriter`).
+
+    Parameters:
+        problems: the problems (and bad input rows) to perturb.
+        path: the JSONL output.
+        config: the rule engine's settings.
+        resume: keep the problems already done in ``path`` and add the others.
+        overwrite: replace an existing ``path`` (without ``resume`` or ``overwrite`` it is refused).
+        validator: a :class:`~procure_trl.validation.Validator` to share.
+
+    Returns:
+        Every line of the finished file, in its order.
+    """
+    config = config or GenerationConfig()
+    order = pair_order(problems, config.concepts)
+    with RecordWriter(path, resume=resume, overwrite=overwrite, generator="rule") as writer:
+        done = writer.keep_whole_problems(order)
+        _run([p for p in problems if row_id(p) not in done], config, validator, writer.write_many)
+        return writer.finish(order)
+
+
+def _run(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator,
+         sink: Callable[[list[CounterfactualRecord]], None]) -> None:
+    """Decide ``problems`` a batch at a time; ``sink`` gets each batch's lines, in input order."""
     from tqdm.auto import tqdm
 
-    from procure_trl.perturbations import InvalidProgramError
-    from procure_trl.validation import Candidate, ValidationConfig, Validator
+    from procure_trl.validation import ValidationConfig, Validator
 
-    config = config or GenerationConfig()
+    own = validator is None and config.validate
+    if own:
+        validator = Validator(ValidationConfig(timeout=config.timeout, num_workers=config.num_workers))
+    # Batches big enough to keep every worker busy, small enough that an interrupt loses little.
+    size = max(8, 4 * config.num_workers)
+    try:
+        with tqdm(total=len(problems), desc="perturbing", unit="problem", disable=not config.progress) as bar:
+            for start in range(0, len(problems), size):
+                batch = problems[start:start + size]
+                sink(_decide(batch, config, validator))
+                bar.update(len(batch))
+    finally:
+        if own:
+            validator.close()  # also on KeyboardInterrupt: no worker process is left behind
+
+
+def _decide(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator) -> list[CounterfactualRecord]:
+    """The lines of ``problems``: perturb every (problem, concept), then validate the candidates in one batch."""
+    from procure_trl.perturbations import InvalidProgramError
+    from procure_trl.validation import Candidate
+
     concepts = [Concept.parse(c) for c in config.concepts]
-    slots: list[CounterfactualRecord | None] = []
+    slots: list[CounterfactualRecord] = []
     candidates: list[Candidate] = []
     candidate_slots: list[int] = []
-    for problem in tqdm(problems, desc="perturbing", unit="problem", disable=not config.progress):
+    for problem in problems:
         if isinstance(problem, InvalidProblem):
             slots.extend(invalid_records(problem, concepts))
             continue
         keep = protected_names(problem)
         for concept in concepts:
             original = problem.program
+            line = partial(CounterfactualRecord, problem.task_id, concept, original=original)
             try:
                 results = perturb_variants(original, problem.task_id, concept, config, keep)
             except InvalidProgramError as err:
-                slots.append(CounterfactualRecord(problem.task_id, concept.value, REJECTED,
-                                        f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
-                                        original, stage=Stage.INPUT))
+                slots.append(line(REJECTED, f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
+                                  stage=Stage.INPUT))
                 continue
             except Exception as err:  # a bug in one perturbation must not cost the rest of the batch
-                slots.append(CounterfactualRecord(problem.task_id, concept.value, REJECTED,
-                                        f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
-                                        original, stage=Stage.PERTURBATION))
+                slots.append(line(REJECTED, f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
+                                  stage=Stage.PERTURBATION))
                 continue
             if not results[0].applied:
-                slots.append(CounterfactualRecord(problem.task_id, concept.value, NOT_APPLICABLE, results[0].reason,
-                                                  original, stage=Stage.PERTURBATION))
+                slots.append(line(NOT_APPLICABLE, results[0].reason, stage=Stage.PERTURBATION))
                 continue
             for number, result in enumerate(results):
                 spans = tuple((int(s), int(e)) for s, e in result.changed_spans)
-                slots.append(CounterfactualRecord(problem.task_id, concept.value, VALID, "", original, result.code, spans,
-                                                  stage=Stage.UNVALIDATED, sites=result.sites,
-                                                  variant=number if config.variants > 1 else None))
+                slots.append(line(VALID, "not validated (--no-validate)", code=result.code, changed_spans=spans,
+                                  stage=Stage.UNVALIDATED, sites=result.sites,
+                                  variant=number if config.variants > 1 else None))
                 candidates.append(Candidate(problem, concept, result.code, spans, sites=result.sites))
                 candidate_slots.append(len(slots) - 1)
     if config.validate and candidates:
-        own = validator is None
-        validator = validator or Validator(ValidationConfig(timeout=config.timeout, num_workers=config.num_workers,
-                                                            progress=config.progress))
-        try:
-            verdicts = validator.validate(candidates)
-        finally:
-            if own:
-                validator.close()
-        for slot, verdict in zip(candidate_slots, verdicts):
-            record = slots[slot]
-            slots[slot] = replace(record, status=verdict.status, reason=verdict.reason, stage=verdict.stage)
-    elif not config.validate:
-        for slot in candidate_slots:
-            record = slots[slot]
-            slots[slot] = replace(record, reason="not validated (--no-validate)")
-    return [r for r in slots if r is not None]
+        for slot, verdict in zip(candidate_slots, validator.validate(candidates)):
+            slots[slot] = replace(slots[slot], status=verdict.status, reason=verdict.reason, stage=verdict.stage)
+    return slots
+
+
+def bad_input_rows(records: Iterable[CounterfactualRecord]) -> list[CounterfactualRecord]:
+    """One line per bad input row (stage ``input``: invalid JSON, missing fields, a program that does not parse)."""
+    seen: set[str] = set()
+    out = []
+    for record in records:
+        if record.stage == Stage.INPUT and record.task_id not in seen:
+            seen.add(record.task_id)
+            out.append(record)
+    return out
+
+
+def format_bad_input(records: Iterable[CounterfactualRecord], show: int = 5) -> str:
+    """The console block that names the bad input rows (count, then the first ``show``); ``""`` when none."""
+    bad = bad_input_rows(records)
+    if not bad:
+        return ""
+    lines = [f"bad input: {len(bad)} row(s), not counted as applicable (fix them, then rerun with --resume):"]
+    for record in bad[:show]:
+        reason = record.reason.removeprefix("invalid input row: ")
+        lines.append(f"  {reason}" if reason.startswith(record.task_id) else f"  {record.task_id}: {reason}")
+    if len(bad) > show:
+        lines.append(f"  ... and {len(bad) - show} more (stage 'input' in the output)")
+    return "\n".join(lines)
+
+
+def format_rejects_by_stage(records: Iterable[CounterfactualRecord]) -> str:
+    """``"rejected by stage: execution 3, concept 1"`` (bad input rows apart); ``""`` when nothing was rejected."""
+    stages: dict[str, int] = {}
+    for record in records:
+        if record.status == REJECTED and record.stage != Stage.INPUT:
+            stage = str(record.stage) or "unknown"
+            stages[stage] = stages.get(stage, 0) + 1
+    if not stages:
+        return ""
+    return "rejected by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+_COUNTS = ("problems", "applicable", "valid", "rejected", "bad_input", "not_applicable")
 
 
 def summarize(records: Iterable[CounterfactualRecord]) -> dict[str, dict[str, int]]:
-    """Per concept: ``problems``, ``applicable`` (a program was produced or the row was bad), ``valid``,
-    ``rejected``, ``not_applicable``; concepts in registry order, then unknown ones."""
+    """Per concept: ``problems``, ``applicable`` (a program was produced), ``valid``, ``rejected``,
+    ``bad_input`` (bad input rows: neither applicable nor rejected), ``not_applicable``; concepts in
+    registry order."""
     counts: dict[str, dict[str, int]] = {}
     for record in records:
-        entry = counts.setdefault(record.concept.value, dict(problems=0, applicable=0, valid=0, rejected=0,
-                                                            not_applicable=0))
+        entry = counts.setdefault(record.concept.value, dict.fromkeys(_COUNTS, 0))
         entry["problems"] += 1
-        status = record.status
-        if status in entry:
-            entry[status] += 1
-        if status != NOT_APPLICABLE:
+        if record.stage == Stage.INPUT:
+            entry["bad_input"] += 1
+            continue
+        entry[record.status] += 1
+        if record.status != NOT_APPLICABLE:
             entry["applicable"] += 1
-    order = [c.value for c in Concept if c.value in counts] + sorted(set(counts) - {c.value for c in Concept})
-    return {name: counts[name] for name in order}
+    return {c.value: counts[c.value] for c in Concept if c.value in counts}
 
 
 def format_summary_table(rows: Iterable[CounterfactualRecord]) -> str:
-    """A plain-text table of per-concept counts (applicable / valid / rejected / not applicable) and totals."""
+    """A plain-text table of per-concept counts and totals, then the rejections by stage."""
+    rows = list(rows)
     summary = summarize(rows)
-    header = ("concept", "problems", "applicable", "valid", "rejected", "not applicable", "valid/applicable")
-    lines = []
-    totals = dict(problems=0, applicable=0, valid=0, rejected=0, not_applicable=0)
-    for concept, c in summary.items():
-        for key in totals:
-            totals[key] += c[key]
-        lines.append((concept, c["problems"], c["applicable"], c["valid"], c["rejected"], c["not_applicable"],
-                      f"{100.0 * c['valid'] / c['applicable']:.1f}%" if c["applicable"] else "-"))
-    lines.append(("total", totals["problems"], totals["applicable"], totals["valid"], totals["rejected"],
-                  totals["not_applicable"],
-                  f"{100.0 * totals['valid'] / totals['applicable']:.1f}%" if totals["applicable"] else "-"))
-    table = [header] + [tuple(str(v) for v in line) for line in lines]
+    totals = {key: sum(c[key] for c in summary.values()) for key in _COUNTS}
+    header = ("concept", "problems", "applicable", "valid", "rejected", "bad input", "not applicable",
+              "valid/applicable")
+
+    def cells(name: str, c: dict[str, int]) -> tuple[str, ...]:
+        rate = f"{100.0 * c['valid'] / c['applicable']:.1f}%" if c["applicable"] else "-"
+        return (name, *(str(c[key]) for key in _COUNTS), rate)
+
+    table = [header] + [cells(name, c) for name, c in summary.items()] + [cells("total", totals)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
 
     def fmt(row) -> str:
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(table[0]), rule] + [fmt(r) for r in table[1:-1]] + [rule, fmt(table[-1])])
-
-
-def rejection_reasons(records: Iterable[CounterfactualRecord], top: int = 5) -> dict[str, list[tuple[str, int]]]:
-    """The most common rejection stages per concept (for a quick look at why candidates fail)."""
-    out: dict[str, dict[str, int]] = {}
-    for record in records:
-        if record.status == REJECTED:
-            stage = str(record.stage) or "unknown"
-            out.setdefault(record.concept.value, {}).setdefault(stage, 0)
-            out[record.concept.value][stage] += 1
-    return {c: sorted(s.items(), key=lambda kv: (-kv[1], kv[0]))[:top] for c, s in out.items()}
+    lines = [fmt(table[0]), rule] + [fmt(r) for r in table[1:-1]] + [rule, fmt(table[-1])]
+    by_stage = format_rejects_by_stage(rows)
+    return "\n".join(lines + ([by_stage] if by_stage else []))

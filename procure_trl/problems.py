@@ -89,6 +89,24 @@ class InvalidProblem:
 # --------------------------------------------------------------------------------------------------
 
 
+def json_error_text(err: json.JSONDecodeError) -> str:
+    """``"Expecting ',' delimiter at column 12"``: the decoder's message and where, read as one phrase."""
+    message = err.msg[: -len(" at")] if err.msg.endswith(" at") else err.msg  # "... starting at" + " at column"
+    return f"{message} at column {err.colno}"
+
+
+def _check_parses(problem: Problem, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` when the problem's program (prompt + solution) is not Python."""
+    try:
+        ast.parse(problem.program)
+    except SyntaxError as err:
+        raise ValueError(f"{where}: the program (prompt + solution) does not parse: {err.msg} (line {err.lineno}); "
+                         "fix the row's prompt or solution") from None
+    except ValueError as err:  # null bytes
+        raise ValueError(f"{where}: the program (prompt + solution) does not parse: {err}; "
+                         "fix the row's prompt or solution") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
     """Read problems from a JSONL file, keeping bad rows as :class:`InvalidProblem` (never raises for a row).
 
@@ -107,9 +125,9 @@ def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
             where = f"{path}:{lineno}"
             raw = line.rstrip("\n")
             try:
-                row = json.loads(line)
+                row = json.loads(raw)
             except json.JSONDecodeError as err:
-                out.append(InvalidProblem(where, None, f"{where}: not valid JSON ({err.msg} at column {err.colno}); "
+                out.append(InvalidProblem(where, None, f"{where}: not valid JSON ({json_error_text(err)}); "
                                                         "write one JSON object per line", raw))
                 continue
             task_id = row.get("task_id") if isinstance(row, dict) else None
@@ -119,6 +137,7 @@ def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
                 program = row["prompt"] + row["solution"] or raw
             try:
                 problem = Problem.from_dict(row, where=where)
+                _check_parses(problem, where)
             except ValueError as err:
                 out.append(InvalidProblem(where, task_id, str(err), program))
                 continue

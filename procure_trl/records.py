@@ -17,23 +17,51 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import Concept
+from procure_trl.errors import UserError
 from procure_trl.masks import validate_spans
+from procure_trl.problems import json_error_text
 from procure_trl.statuses import STATUSES, VALID, Stage
 
 __all__ = [
     "RECORD_FIELDS",
     "CounterfactualRecord",
+    "OutputConfig",
     "RecordWriter",
     "check_output_path",
     "read_records",
     "sort_records",
     "write_records",
 ]
+
+@dataclass
+class OutputConfig:
+    r"""How ``procure perturb`` treats its output file and bad input (either generator).
+
+    Parameters:
+        resume (`bool`, defaults to `False`):
+            Keep the problems already written to the output and generate only the others.
+        overwrite (`bool`, defaults to `False`):
+            Replace an existing output. Without `resume` or `overwrite` an existing output is refused.
+        strict (`bool`, defaults to `False`):
+            Exit non-zero when any input row is bad (invalid JSON, missing fields, a program that does not parse).
+    """
+
+    resume: bool = field(default=False, metadata={
+        "help": "continue an interrupted run: keep the problems already in --output, generate the others"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+    strict: bool = field(default=False, metadata={
+        "help": "exit with status 1 when any input row is bad (listed at the end of the run)"})
+
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise UserError("--resume and --overwrite exclude each other: keep the rows (--resume) or replace "
+                            "them (--overwrite)")
+
 
 #: Fields every line must have, whatever its status.
 RECORD_FIELDS = ("task_id", "concept", "status", "original")
@@ -202,7 +230,7 @@ def read_records(path: str | os.PathLike, *, allow_empty: bool = False,
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); fix or remove that line") from None
+            raise ValueError(f"{where}: not valid JSON ({json_error_text(err)}); fix or remove that line") from None
         records.append(CounterfactualRecord.from_dict(row, where))
     if not records and not allow_empty:
         raise ValueError(f"{path}: no lines; run `procure perturb` first")
@@ -227,9 +255,10 @@ def write_records(records: Iterable[CounterfactualRecord], path: str | os.PathLi
 
 
 def sort_records(records: Iterable[CounterfactualRecord], order: Sequence[tuple[str, str]]) -> list[CounterfactualRecord]:
-    """``records`` in ``order`` of ``(task_id, concept)`` keys; records whose key is not in it follow, as they came."""
+    """``records`` in ``order`` of ``(task_id, concept)`` keys, the variants of a key by number; records whose
+    key is not in ``order`` follow, as they came."""
     rank = {key: i for i, key in enumerate(order)}
-    return sorted(records, key=lambda r: rank.get(r.key, len(rank)))  # stable
+    return sorted(records, key=lambda r: (rank[r.key[:2]], r.variant or 0) if r.key[:2] in rank else (len(rank), 0))
 
 
 def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -243,7 +272,7 @@ def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrit
     """
     path = Path(path)
     if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other: keep the rows (--resume) or replace them (--overwrite)")
+        OutputConfig(resume=resume, overwrite=overwrite)  # raises, naming both flags
     if path.is_dir():
         raise PermissionError(f"cannot write the output {path}: it is a folder; give a file path such as {path / 'out.jsonl'}")
     if path.exists() and path.stat().st_size > 0 and not (resume or overwrite):
@@ -264,21 +293,34 @@ def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrit
     return path
 
 
+def _not_bad_input(record: CounterfactualRecord) -> bool:
+    return record.stage != Stage.INPUT
+
+
 class RecordWriter:
     """Appends records to ``path``, one ``fsync``'ed line each; see the module docstring.
+
+    A resumed run calls :meth:`keep_whole_problems` to learn which problems are done, writes the others
+    and ends with :meth:`finish`, which puts every line in input order.
 
     Parameters:
         path: the JSONL output.
         resume: keep the lines already in ``path`` (:attr:`existing`) and append after them.
         overwrite: replace an existing ``path``. Without ``resume`` or ``overwrite`` an existing,
             non-empty ``path`` raises :class:`FileExistsError` on :meth:`open`.
+        generator: ``rule`` or ``llm``: with ``resume``, refuse a file written by the other generator.
     """
 
-    def __init__(self, path: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, resume: bool = False, overwrite: bool = False,
+                 generator: str | None = None) -> None:
         self.path = Path(path)
         self.resume = resume
         self.overwrite = overwrite
+        self.generator = generator
         self.existing: list[CounterfactualRecord] = []
+        """Lines kept from an earlier run."""
+        self.written: list[CounterfactualRecord] = []
+        """Lines written by this run."""
         self._handle = None
 
     @property
@@ -293,15 +335,56 @@ class RecordWriter:
             good_end = self.path.read_bytes().rfind(b"\n") + 1
             with open(self.path, "r+b") as handle:  # drop a torn last line left by a kill
                 handle.truncate(good_end)
+            foreign = [r for r in self.existing if self.generator and r.generator != self.generator]
+            if foreign:
+                raise ValueError(
+                    f"{self.path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
+                    f"--resume continues a run of --generator {self.generator} only: choose another --output"
+                )
         self._handle = open(self.path, "a" if self.resume else "w", encoding="utf-8", newline="\n")
         return self
 
+    def keep_whole_problems(
+        self, order: Sequence[tuple[str, str]], done: Callable[[CounterfactualRecord], bool] = _not_bad_input
+    ) -> set[str]:
+        """Keep the earlier lines of the problems that are done; return their task ids.
+
+        A problem of ``order`` is done when each of its ``(task_id, concept)`` keys has a line that
+        ``done`` accepts (by default: any line but a bad-input one, which is cheap to derive again and
+        may have been fixed). The lines of the other problems are dropped, so each is redone whole: the
+        validator then sees its candidates in the same order as in an uninterrupted run (de-duplication
+        looks at the other concepts of the problem). Lines of problems not in ``order`` are kept.
+        """
+        wanted: dict[str, set[str]] = {}
+        for task_id, concept in order:
+            wanted.setdefault(task_id, set()).add(concept)
+        have: dict[str, set[str]] = {}
+        for record in self.existing:
+            if done(record):
+                have.setdefault(record.task_id, set()).add(record.concept.value)
+        complete = {task for task, concepts in wanted.items() if concepts <= have.get(task, set())}
+        keep = [r for r in self.existing if done(r) and (r.task_id in complete or r.task_id not in wanted)]
+        if len(keep) != len(self.existing):
+            self.retain(keep)
+        return complete
+
     def retain(self, keep: Iterable[CounterfactualRecord]) -> None:
-        """Keep only ``keep`` of the earlier lines (e.g. drop a half-done problem to redo it whole)."""
+        """Keep only ``keep`` of the earlier lines (rewrites the file)."""
         self.close()
         self.existing = list(keep)
         write_records(self.existing, self.path)
         self._handle = open(self.path, "a", encoding="utf-8", newline="\n")
+
+    def finish(self, order: Sequence[tuple[str, str]]) -> list[CounterfactualRecord]:
+        """Close, and rewrite the file with every line (earlier and new) in ``order``; returns the lines.
+
+        The order does not depend on when each pair finished, so an interrupted-then-resumed run ends
+        with the same bytes as an uninterrupted one.
+        """
+        self.close()
+        rows = sort_records(self.existing + self.written, order)
+        write_records(rows, self.path)
+        return rows
 
     def write(self, record: CounterfactualRecord) -> None:
         self.write_many([record])
@@ -310,10 +393,12 @@ class RecordWriter:
         """Append records, then flush and ``fsync`` once: they are on disk when this returns."""
         if self._handle is None:
             raise RuntimeError("open() the writer before writing")
+        records = list(records)
         for record in records:
             self._handle.write(record.to_json() + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
+        self.written.extend(records)
 
     def close(self) -> None:
         if self._handle is not None:

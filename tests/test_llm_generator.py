@@ -269,10 +269,10 @@ def test_summary_reports_rounds_usage_and_cost(config_factory, tmp_path):
         report = LLMGenerator(cfg).generate_to_jsonl(problems, ["if_else_flip", "name_random"], tmp_path / "o.jsonl")
     text = format_llm_summary(report)
     lines = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
-    # columns: concept pairs valid n/a rejected valid% <=r0 <=r1 <=r2
-    assert lines["if_else_flip"][1:] == ["1", "1", "0", "0", "100.0", "0.0", "100.0", "100.0"]
-    assert lines["name_random"][1:] == ["1", "1", "0", "0", "100.0", "100.0", "100.0", "100.0"]
-    assert lines["total"][1:7] == ["2", "2", "0", "0", "100.0", "50.0"]
+    # columns: concept pairs valid n/a rejected bad-input valid% <=r0 <=r1 <=r2
+    assert lines["if_else_flip"][1:] == ["1", "1", "0", "0", "0", "100.0", "0.0", "100.0", "100.0"]
+    assert lines["name_random"][1:] == ["1", "1", "0", "0", "0", "100.0", "100.0", "100.0", "100.0"]
+    assert lines["total"][1:8] == ["2", "2", "0", "0", "0", "100.0", "50.0"]
     billed = report.stats.billed
     expected = (billed.prompt_tokens * 1.0 + billed.completion_tokens * 2.0) / 1e6
     assert f"${expected:.4f}" in text

@@ -114,9 +114,24 @@ def test_bad_rows_are_reported_and_do_not_abort_the_batch(tmp_path, capsys):
     assert "in.jsonl:1" in rows[0]["reason"] and "must be strings" in rows[0]["reason"]
     assert "in.jsonl:2" in rows[1]["reason"] and "not valid JSON" in rows[1]["reason"]
     assert rows[2]["task_id"] == "bad/fields" and "missing field(s)" in rows[2]["reason"]
-    assert rows[3]["task_id"] == "bad/parse" and "cannot parse" in rows[3]["reason"] and "fix" in rows[3]["reason"]
-    table = capsys.readouterr().out
-    assert "name_random" in table and " 4 " in table  # the four bad rows are counted as rejected
+    assert rows[3]["task_id"] == "bad/parse" and "in.jsonl:4" in rows[3]["reason"]
+    assert "does not parse" in rows[3]["reason"] and "fix" in rows[3]["reason"]
+    assert all(r["stage"] == "input" for r in rows[:4])
+    printed = capsys.readouterr().out
+    # the table keeps bad rows apart from rejects and out of "applicable"
+    cells = next(line for line in printed.splitlines() if line.startswith("name_random")).split()
+    assert cells[:7] == ["name_random", "5", "1", "1", "0", "4", "0"]
+    # the console block names every bad row with its file:line and reason
+    block = printed[printed.index("bad input: 4 row(s)"):]
+    for lineno, reason in ((1, "must be strings"), (2, "not valid JSON (Expecting property name enclosed in double "
+                                                     "quotes at column 2)"),
+                           (3, "missing field(s)"), (4, "does not parse")):
+        assert f"in.jsonl:{lineno}: " in block and reason in block
+    # --strict: the same run fails
+    assert main(["perturb", str(source), "-o", str(out), "--concepts", "name_random", "--no-progress",
+                 "--workers", "1", "--overwrite", "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "bad input: 4 row(s)" in captured.out and "4 bad input row(s) and --strict" in captured.err
 
 
 def test_cli_errors_name_the_fix(tmp_path, capsys):
@@ -186,20 +201,26 @@ def test_protected_names_include_what_the_tests_read():
 def test_summary_table_counts():
     rows = [
         CounterfactualRecord("t", "name_random", "valid"),
-        CounterfactualRecord("t", "name_random", "rejected"),
+        CounterfactualRecord("t", "name_random", "rejected", stage="execution"),
         CounterfactualRecord("t", "name_random", "not_applicable"),
+        CounterfactualRecord("in.jsonl:2", "name_random", "rejected", stage="input"),
         CounterfactualRecord("t", "if_else_flip", "valid"),
+        CounterfactualRecord("u", "if_else_flip", "rejected", stage="concept"),
+        CounterfactualRecord("v", "if_else_flip", "rejected", stage="execution"),
     ]
     lines = format_summary_table(rows).splitlines()
     assert lines[0].split()[:4] == ["concept", "problems", "applicable", "valid"]
     flip = next(line for line in lines if line.startswith("if_else_flip")).split()
     rand = next(line for line in lines if line.startswith("name_random")).split()
-    total = lines[-1].split()
-    assert flip[:6] == ["if_else_flip", "1", "1", "1", "0", "0"]
-    assert rand[:6] == ["name_random", "3", "2", "1", "1", "1"]
-    assert total[:6] == ["total", "4", "3", "2", "1", "1"]
+    total = next(line for line in lines if line.startswith("total")).split()
+    # concept, problems, applicable, valid, rejected, bad input, not applicable, valid/applicable
+    assert flip == ["if_else_flip", "3", "3", "1", "2", "0", "0", "33.3%"]
+    assert rand == ["name_random", "4", "2", "1", "1", "1", "1", "50.0%"]
+    assert total == ["total", "7", "5", "2", "3", "1", "1", "40.0%"]
     assert lines.index(next(line for line in lines if line.startswith("if_else_flip"))) < lines.index(
         next(line for line in lines if line.startswith("name_random")))  # registry order
+    # rejects broken down by stage, as in the LLM generator's table; the bad input row is not a reject
+    assert lines[-1] == "rejected by stage: execution 2, concept 1"
 
 
 def test_generator_llm_delegates_to_the_llm_cli(monkeypatch, tmp_path):
@@ -207,8 +228,8 @@ def test_generator_llm_delegates_to_the_llm_cli(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_run(args, problems, concepts):
-        seen.update(args=args, problems=problems, concepts=concepts)
+    def fake_run(args, problems, concepts, output):
+        seen.update(args=args, problems=problems, concepts=concepts, output=output)
         return 0
 
     monkeypatch.setattr(llm_cli, "run", fake_run)

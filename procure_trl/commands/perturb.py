@@ -1,12 +1,16 @@
 """``procure perturb``: generate counterfactual programs for a benchmark or a JSONL file, and validate them.
 
-Thin: parses arguments, loads problems, calls :func:`procure_trl.engine.generate_counterfactuals`
-(or the LLM generator, :mod:`procure_trl.commands.perturb_llm`), writes JSONL and prints the per-concept table.
+Thin: parses arguments, checks the output, loads problems, calls :func:`procure_trl.engine.generate_to_jsonl`
+(or the LLM generator, :mod:`procure_trl.commands.perturb_llm`), prints the per-concept table and the bad
+input rows, and turns ^C / SIGTERM into one line and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
@@ -30,8 +34,13 @@ output (one JSON object a line, per (problem, concept), in input order then conc
 validation (skipped with --no-validate): de-duplication against the original and the accepted
 candidates of the same problem (in concept order), parsing, an AST check that the concept's change and only it happened, the changed spans, and the
 problem's tests in a sandboxed subprocess with a timeout. The same --seed gives byte-identical output.
-Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines naming the row
-and the fix; the rest of the batch goes on.
+Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines (stage input)
+naming the row and the fix; the rest of the batch goes on, and the end of the run lists them
+(--strict: exit 1 when there is any).
+
+long runs: lines are appended as each problem is done. ^C or SIGTERM stops the run (exit 130) and says
+how many pairs were written; the same command with --resume continues it, and the finished file is
+byte-identical to an uninterrupted run's. An existing --output is refused unless --resume or --overwrite.
 
 environment: PROCURE_MBPP_DIR (a local copy of MBPP: mbpp.jsonl and sanitized-mbpp.json; unset: the Hub's
 google-research-datasets/mbpp), PROCURE_CODECONTESTS_FILE (CodeContests rows in the Hub
@@ -47,6 +56,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from procure_trl.engine import GenerationConfig
     from procure_trl.problems import BENCHMARKS
+    from procure_trl.records import OutputConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG.format(concepts=", ".join(c.value for c in Concept))
@@ -60,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="OUT.jsonl",
                         help="where to write the JSONL output (INPUT.jsonl or --benchmark)")
     add_options(parser, GenerationConfig)
+    add_options(parser, OutputConfig)
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
@@ -114,6 +125,7 @@ def _load(args) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from procure_trl.commands import perturb_llm as llm_cli
+    from procure_trl.records import OutputConfig, check_output_path
 
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
@@ -129,19 +141,75 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(dataset_only)} apply to --dataset only")
     if not args.output:
         raise UserError("give --output OUT.jsonl (or --dataset ID_OR_PATH --output-dir DIR)")
+    output = OutputConfig(**config_kwargs(OutputConfig, args))
+    try:  # before any work: a run must not fail at its end for want of a place to write
+        check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
+    except OSError as err:
+        raise UserError(str(err)) from None
     try:
         problems = _load(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise UserError(str(err)) from err
-    if args.generator == "llm":
-        return int(llm_cli.run(args, problems, args.concepts) or 0)
+    total = len(problems) * len(args.concepts)
+    try:
+        with _sigterm_as_interrupt():
+            if args.generator == "llm":
+                return int(llm_cli.run(args, problems, args.concepts, output) or 0)
+            return _run_rule_engine(args, problems, output)
+    except KeyboardInterrupt:
+        print(f"interrupted: {_lines_written(args.output)} of {total} pairs written; rerun with --resume",
+              file=sys.stderr)
+        return 130
 
-    from procure_trl.engine import GenerationConfig, format_summary_table, generate_counterfactuals
-    from procure_trl.records import write_records
+
+def _run_rule_engine(args: argparse.Namespace, problems: list, output) -> int:
+    from procure_trl.engine import GenerationConfig, format_summary_table, generate_to_jsonl
 
     config = GenerationConfig(**config_kwargs(GenerationConfig, args))
-    records = generate_counterfactuals(problems, config)
-    write_records(records, args.output)
+    try:
+        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite)
+    except (ValueError, OSError) as err:  # e.g. --resume on another generator's file, a corrupt line
+        raise UserError(str(err)) from err
     print(format_summary_table(records))
-    print(f"wrote {len(records)} lines to {args.output}")
+    return report_run(records, args.output, output.strict)
+
+
+def report_run(records: list, path: str, strict: bool) -> int:
+    """Print the bad input rows and where the lines went; the exit status (1 for bad input with ``strict``)."""
+    from procure_trl.engine import bad_input_rows, format_bad_input
+
+    block = format_bad_input(records)
+    if block:
+        print(block)
+    print(f"wrote {len(records)} lines to {path}")
+    if strict and block:
+        print(f"procure perturb: error: {len(bad_input_rows(records))} bad input row(s) and --strict; "
+              "fix them (listed above) or drop --strict", file=sys.stderr)
+        return 1
     return 0
+
+
+def _lines_written(path: str) -> int:
+    from procure_trl.records import read_records
+
+    try:
+        return len(read_records(path, allow_empty=True, torn_tail=True))
+    except (OSError, ValueError):
+        return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops the run as ^C does: the lines written stay, worker processes are closed, exit 130."""
+
+    def interrupt(signum, frame):
+        if callable(signal.getsignal(signal.SIGINT)):
+            signal.raise_signal(signal.SIGINT)  # the SIGINT handler in force (asyncio's cancels the LLM run)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

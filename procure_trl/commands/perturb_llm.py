@@ -18,6 +18,7 @@ from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
 from procure_trl.problems import InvalidProblem, Problem
+from procure_trl.records import OutputConfig
 
 
 #: LLM fields set from ``perturb``'s shared options instead (``--seed``, ``--no-validate``, ``--no-progress``)
@@ -30,11 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("LLM generator (--generator llm)")
     add_options(group, LLMGeneratorConfig, exclude=_SHARED, optional=("model",))
-    group.add_argument(
-        "--resume",
-        action="store_true",
-        help="keep the rows already in --output and generate only the missing (problem, concept) pairs",
-    )
     group.add_argument(
         "--price",
         action="append",
@@ -77,37 +73,34 @@ def config_from_args(args: argparse.Namespace):
     return LLMGeneratorConfig(**kwargs)
 
 
-def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept]) -> int:
-    """Generate counterfactuals with the LLM, append them to ``args.output``, print the summary; exit status."""
-    from procure_trl.llm.client import LLMFatalError
-    from procure_trl.llm.generator import LLMConfigError, LLMGenerator, format_llm_summary
+def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept],
+        output: OutputConfig) -> int:
+    """Generate counterfactuals with the LLM into ``args.output``, print the summary; exit status.
 
-    output = getattr(args, "output", None)
-    if not output:
-        print("procure perturb: error: --generator llm needs --output PATH (JSONL; see --resume)", file=sys.stderr)
-        return 2
+    ``KeyboardInterrupt`` propagates: ``procure perturb`` reports interrupts the same for both generators.
+    """
+    from procure_trl.commands.perturb import report_run
+    from procure_trl.llm.client import LLMFatalError
+    from procure_trl.llm.generator import LLMGenerator, format_llm_summary
+
     try:
         config = config_from_args(args)
         generator = LLMGenerator(config)
-        report = generator.generate_to_jsonl(problems, concepts, Path(output), resume=args.resume)
-    except (LLMConfigError, ValueError, FileExistsError) as err:
-        print(f"procure perturb: error: {err}", file=sys.stderr)
-        return 2
+        report = generator.generate_to_jsonl(problems, concepts, Path(args.output), resume=output.resume,
+                                             overwrite=output.overwrite)
+    except (ValueError, OSError) as err:  # LLMConfigError is a ValueError too
+        raise UserError(str(err)) from err
     except LLMFatalError as err:
-        kept = f"; the rows written so far stay in {output} (rerun with --resume)" if _has_rows(output) else ""
+        kept = f"; the rows written so far stay in {args.output} (rerun with --resume)" if _has_rows(args.output) else ""
         print(f"procure perturb: error: {err}{kept}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\nprocure perturb: interrupted; the finished rows are in {output}: rerun with --resume to "
-              "complete it (answers received so far come from the cache).", file=sys.stderr)
-        return 130
     print(format_llm_summary(report))
-    print(f"wrote {len(report.rows)} lines to {output}")
+    status = report_run(report.rows, args.output, output.strict)
     if report.endpoint_errors and not config.allow_endpoint_errors:
         print(f"procure perturb: error: {report.endpoint_errors} pair(s) got no answer from the endpoint after all "
               f"retries; rerun with --resume to ask again (or pass --allow-endpoint-errors)", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 def _has_rows(path: str) -> bool:

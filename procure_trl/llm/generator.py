@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.engine import invalid_records, protected_names
+from procure_trl.engine import format_rejects_by_stage, invalid_records, pair_order, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
 from procure_trl.llm.prompts import (
@@ -45,7 +45,7 @@ from procure_trl.llm.prompts import (
 )
 from procure_trl.llm.spans import changed_spans
 from procure_trl.problems import InvalidProblem, Problem
-from procure_trl.records import CounterfactualRecord, RecordWriter, sort_records, write_records
+from procure_trl.records import CounterfactualRecord, RecordWriter, sort_records
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 from procure_trl.validation import AcceptedCandidates, Candidate, ValidationConfig, Validator
 
@@ -113,7 +113,7 @@ class LLMGenerator:
         self, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None = None
     ) -> list[CounterfactualRecord]:
         """Async :meth:`generate`, for callers that already run an event loop (e.g. Jupyter)."""
-        order = self._pairs(problems, concepts)
+        order = pair_order(problems, concepts)
         rows: list[CounterfactualRecord] = []
         await self._run(problems, concepts, rows.extend, existing=[])
         return sort_records(rows, order)
@@ -141,33 +141,19 @@ class LLMGenerator:
 
         The rows of a problem are appended once all its pairs are done (problems in completion order);
         once every pair is done the file is rewritten atomically in input order, then concept order, like
-        the rule engine's output, so a rerun served from the cache gives a byte-identical file. With
-        ``resume``, rows with an endpoint error are dropped and their pairs asked again.
+        the rule engine's output, so a rerun served from the cache, or an interrupted run resumed, gives a
+        byte-identical file. With ``resume``, a problem is done when each of its pairs has a row without
+        an endpoint error; the others are redone whole (answers received before come from the cache).
         """
-        order = self._pairs(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
-        with RecordWriter(path, resume=resume, overwrite=overwrite) as writer:
-            new: list[CounterfactualRecord] = []
-
-            def sink(rows: Sequence[CounterfactualRecord]) -> None:
-                writer.write_many(rows)
-                new.extend(rows)
-
-            foreign = [r for r in writer.existing if r.generator != "llm"]
-            if foreign:
-                raise ValueError(
-                    f"{path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
-                    "--resume continues an LLM run only: choose another --output"
-                )
-            if any(r.stage == Stage.ENDPOINT for r in writer.existing):  # not done: ask those pairs again
-                writer.retain([r for r in writer.existing if r.stage != Stage.ENDPOINT])
-            stats = await self._run(problems, concepts, sink, existing=writer.existing)
-            existing = writer.existing
-        rows = sort_records(existing + new, order)
-        write_records(rows, path)  # input order, then concept order: same bytes however the run went
+        order = pair_order(problems, concepts)  # bad concepts / duplicate ids fail before the file is touched
+        with RecordWriter(path, resume=resume, overwrite=overwrite, generator="llm") as writer:
+            writer.keep_whole_problems(order, done=_done)
+            stats = await self._run(problems, concepts, writer.write_many, existing=writer.existing)
+            rows = writer.finish(order)
         return GenerationReport(
             rows=rows,
-            new_rows=len(new),
-            resumed_rows=len(existing),
+            new_rows=len(writer.written),
+            resumed_rows=len(writer.existing),
             stats=stats,
             model=self.config.model,
             repair_rounds=self.config.repair_rounds,
@@ -175,15 +161,6 @@ class LLMGenerator:
         )
 
     # -- orchestration ---------------------------------------------------------------------------------
-    @staticmethod
-    def _pairs(problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
-        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
-        ids = [_row_id(p) for p in problems]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise ValueError(f"duplicate task_id(s) {dup}: each problem needs a unique task_id")
-        return [(i, c.value) for i in ids for c in parsed]
-
     async def _run(
         self,
         problems: Sequence[Problem | InvalidProblem],
@@ -390,14 +367,15 @@ def format_llm_summary(report: GenerationReport) -> str:
     for r in report.rows:
         by_concept.setdefault(r.concept.value, []).append(r)
     order = [c.value for c in Concept if c.value in by_concept]
-    head = ["concept", "pairs", "valid", "n/a", "rejected", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
+    head = ["concept", "pairs", "valid", "n/a", "rejected", "bad input", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
     lines = []
 
     def line(name: str, rows: list[CounterfactualRecord]) -> list[str]:
-        n = len(rows)
+        bad = sum(r.stage == Stage.INPUT for r in rows)
+        n = len(rows) - bad  # bad input rows are reported apart, not as pairs the model could do
         valid = [r for r in rows if r.status == VALID]
-        cells = [name, str(n), str(len(valid)), str(sum(r.status == NOT_APPLICABLE for r in rows)),
-                 str(sum(r.status == REJECTED for r in rows)), _pct(len(valid), n)]
+        cells = [name, str(len(rows)), str(len(valid)), str(sum(r.status == NOT_APPLICABLE for r in rows)),
+                 str(sum(r.status == REJECTED for r in rows) - bad), str(bad), _pct(len(valid), n)]
         # "<=rk": share of pairs valid after at most k repair rounds (attempts <= k + 1).
         cells += [_pct(sum((1 if r.attempts is None else r.attempts) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
         return cells
@@ -414,14 +392,11 @@ def format_llm_summary(report: GenerationReport) -> str:
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
         if i == 0 or i == len(table) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    stages: dict[str, int] = {}
-    for r in report.rows:
-        if r.status == REJECTED:
-            stages[str(r.stage) or "?"] = stages.get(str(r.stage) or "?", 0) + 1
     s = report.stats
     lines.append("")
-    if stages:
-        lines.append("rejected by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])))
+    by_stage = format_rejects_by_stage(report.rows)
+    if by_stage:
+        lines.append(by_stage)
     lines.append(
         f"rows: {report.new_rows} new, {report.resumed_rows} resumed; requests sent: {s.requests} "
         f"({s.retries} retries, {s.failures} failed), cache hits: {s.cache_hits}"
@@ -442,6 +417,7 @@ def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / n:.1f}" if n else "-"
 
 
-def _row_id(problem: Problem | InvalidProblem) -> str:
-    """The ``task_id`` an output row gets: a bad input row without a usable one is named by its place."""
-    return problem.task_id if isinstance(problem, Problem) else (problem.task_id or problem.where)
+def _done(record: CounterfactualRecord) -> bool:
+    """Whether a row of an earlier run counts as done on ``resume``: not a bad input row (derived again from
+    the input, which may have been fixed) nor an endpoint error (asked again)."""
+    return record.stage not in (Stage.INPUT, Stage.ENDPOINT)
