@@ -76,7 +76,7 @@ def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug
     except UserError as err:
         if debug or os.environ.get("PROCURE_DEBUG", "") not in ("", "0"):
             raise
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever it quotes
         return 2
 
 

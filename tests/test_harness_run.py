@@ -261,3 +261,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
     rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
     assert rc == 2
     assert "k=[5] exceeds n=1" in capsys.readouterr().err
+
+
+def test_cli_model_that_cannot_be_loaded_is_one_line(tmp_path, capsys, allow_exec):
+    from procure_trl.cli import main
+
+    rc = main(["evaluate", "--model", str(tmp_path / "no-model"), "--limit", "1", "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith(f"procure evaluate: error: --model '{tmp_path / 'no-model'}' cannot be loaded")

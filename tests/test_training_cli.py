@@ -144,3 +144,15 @@ def test_a_bad_override_value_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("procure train: error: argument --max_steps/--max-steps: invalid int value: 'many'")
     assert err.count("\n") == 1
+
+
+@pytest.mark.slow  # imports TRL
+def test_a_model_path_that_does_not_exist_is_one_line(tmp_path, capsys):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows()))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"dataset_name": str(data), "model_name_or_path": str(tmp_path / "no-model"),
+                                    "output_dir": str(tmp_path / "o"), "use_cpu": True, "report_to": "none"}))
+    assert main(["train", "--config", str(path)]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"procure train: error: model_name_or_path '{tmp_path / 'no-model'}' cannot be loaded")

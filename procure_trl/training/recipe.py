@@ -142,10 +142,19 @@ def run_recipe(script_args, training_args, model_args):
     check_dataset_columns(train_dataset, training_args, "train")
     if eval_dataset is not None and training_args.eval_strategy != "no":
         check_dataset_columns(eval_dataset, training_args, "eval")
+    if not model_args.model_name_or_path:
+        raise UserError("the recipe sets no model_name_or_path")
+    try:  # the tokenizer first: it is small, and a wrong model path fails here before any weights load
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_args.model_name_or_path, revision=model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
+    except OSError as err:
+        raise UserError(
+            f"model_name_or_path {model_args.model_name_or_path!r} cannot be loaded ({err}); give a local directory "
+            "with the model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)"
+        ) from err
     model, peft_config = load_model_for_recipe(model_args, training_args)
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
-    )
     trainer = ConceptAwareSFTTrainer(
         model,
         args=training_args,
