@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "build": "build the counterfactual dataset (Parquet + card) from engine output, optionally on the Hub",
     "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
+    "compare": "evaluation runs side by side: pass@k and CCS with intervals, paired differences",
     "publish-metrics": "publish the pass_at_k and ccs metric modules as Spaces on the Hub",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["plot_ccs_by_sites", "plot_ccs_per_concept", "plot_pass_at_k"]
+__all__ = ["plot_ccs_by_sites", "plot_ccs_per_concept", "plot_pass_at_k", "plot_runs_grouped", "plot_paired_differences"]
 
 
 def _pyplot():
@@ -21,9 +21,7 @@ def plot_ccs_per_concept(per_concept: Sequence[Mapping[str, Any]], path: str, ti
     """Bar chart of CCS per concept with its bootstrap interval; concepts without a CCS are marked n/a."""
     plt = _pyplot()
     names = [row["concept"] for row in per_concept]
-    values = [row["ccs"] if row["ccs"] is not None else 0.0 for row in per_concept]
-    low = [v - row["ccs_ci"][0] if row.get("ccs_ci") else 0.0 for v, row in zip(values, per_concept)]
-    high = [row["ccs_ci"][1] - v if row.get("ccs_ci") else 0.0 for v, row in zip(values, per_concept)]
+    values, low, high = _interval_errors([row["ccs"] for row in per_concept], [row.get("ccs_ci") for row in per_concept])
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1.5), 3.6))
     bars = ax.bar(names, values, yerr=[low, high], capsize=4, color="#4C72B0")
     for bar, row in zip(bars, per_concept):
@@ -95,5 +93,81 @@ def plot_pass_at_k(pass_at_k: Mapping[str, Any], ks: Sequence[int], path: str, t
     fig.suptitle(title or "pass@k: originals vs counterfactuals")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _interval_errors(values: Sequence[float | None], cis: Sequence[Sequence[float] | None]) -> tuple[list, list, list]:
+    """Bar heights (``None`` -> 0) and the lower / upper error lengths of their intervals (0 without one)."""
+    heights = [v if v is not None else 0.0 for v in values]
+    low = [h - ci[0] if ci and v is not None else 0.0 for h, v, ci in zip(heights, values, cis)]
+    high = [ci[1] - h if ci and v is not None else 0.0 for h, v, ci in zip(heights, values, cis)]
+    return heights, low, high
+
+
+def plot_runs_grouped(
+    groups: Sequence[str],
+    runs: Sequence[Mapping[str, Any]],
+    path: str,
+    *,
+    title: str,
+    ylabel: str,
+) -> str:
+    """Grouped bars with interval whiskers: one group per ``groups`` entry, one bar per run.
+
+    Each run is ``{"label": str, "cells": {group: {"value": float | None, "ci": [low, high] | None}}}``; a
+    missing or undefined value is drawn as an empty bar labelled n/a.
+    """
+    plt = _pyplot()
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(len(runs), 1) * 0.6 + 2.5), 4.2))
+    for j, run in enumerate(runs):
+        cells = [run["cells"].get(g) or {} for g in groups]
+        values = [c.get("value") for c in cells]
+        heights, low, high = _interval_errors(values, [c.get("ci") for c in cells])
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(groups))]
+        ax.bar(xs, heights, width, yerr=[low, high], capsize=3, label=run["label"])
+        for x, value in zip(xs, values):
+            ax.annotate("n/a" if value is None else f"{value:.2f}", (x, 0.01), ha="center", va="bottom", fontsize=7,
+                        rotation=90)
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_paired_differences(
+    names: Sequence[str], cells: Sequence[Mapping[str, Any] | None], path: str, *, title: str
+) -> str:
+    """Differences with their paired intervals, one line per name (a point and a whisker), around a zero line.
+
+    ``cells[i]`` is ``{"difference": float | None, "ci": [low, high] | None}`` or ``None`` (nothing shared).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.6))
+    for y, (name, cell) in enumerate(zip(names, cells)):
+        diff = (cell or {}).get("difference")
+        ci = (cell or {}).get("ci")
+        if diff is None:
+            ax.annotate("n/a", (0, y), ha="center", va="center", fontsize=8)
+            continue
+        if ci:
+            ax.plot(ci, [y, y], color="#4C72B0", linewidth=2)
+        ax.plot([diff], [y], "o", color="#C44E52")
+        ax.annotate(f"{diff:+.3f}" + (f"  [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""), (diff, y + 0.22),
+                    ha="center", fontsize=7)
+    ax.axvline(0.0, color="black", linewidth=1, linestyle="--")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference (other - baseline)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

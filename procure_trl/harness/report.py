@@ -12,10 +12,19 @@ from procure_trl.harness.prompts import SKIP_REASONS
 if TYPE_CHECKING:
     from procure_trl.harness.run import EvaluationReport
 
-__all__ = ["write_report", "markdown_summary"]
+__all__ = ["write_report", "markdown_summary", "run_label", "format_value"]
 
 
-def _fmt(value: Any) -> str:
+def run_label(model: str, adapter: str | None = None) -> str:
+    """What names a run in titles and tables: the model as given, and the adapter when there is one.
+
+    Paths are kept whole (two adapters are often both called ``final`` in different folders).
+    """
+    return f"{model} + adapter {adapter}" if adapter else model
+
+
+def format_value(value: Any) -> str:
+    """A score for a table: 3 decimals, an interval as ``[low, high]``, ``n/a`` for ``None``."""
     if value is None:
         return "n/a"
     if isinstance(value, (list, tuple)) and len(value) == 2:
@@ -28,21 +37,21 @@ def markdown_summary(report: "EvaluationReport") -> str:
     config = report.config
     ks = [f"pass@{k}" for k in config.k]
     lines = [
-        f"# Evaluation of `{config.model}`" + (f" + adapter `{config.adapter}`" if config.adapter else ""),
+        f"# Evaluation of `{run_label(config.model, config.adapter)}`",
         "",
         f"Benchmark `{config.benchmark}`, {len(report.tasks)} problems, n={config.n} samples per prompt, "
         f"temperature {config.temperature}, top_p {config.top_p}.",
         "",
         "| prompts | " + " | ".join(ks) + " |",
         "|---|" + "---|" * len(ks),
-        "| original (benchmark prompt) | " + " | ".join(_fmt(report.pass_at_k["original"].get(k)) for k in ks) + " |",
+        "| original (benchmark prompt) | " + " | ".join(format_value(report.pass_at_k["original"].get(k)) for k in ks) + " |",
     ]
     if report.per_concept:
         ccs = report.ccs or {}
         lines += [
             "",
-            f"**CCS {_fmt(ccs.get('ccs'))}** (interval {_fmt(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
-            f"AME {_fmt(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs over {ccs.get('rows', 0)} rows.",
+            f"**CCS {format_value(ccs.get('ccs'))}** (interval {format_value(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
+            f"AME {format_value(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs over {ccs.get('rows', 0)} rows.",
             "",
             "| concept | rows given | scored | skipped | CCS | interval | AME | "
             + " | ".join(f"{k} original (cut) | {k} counterfactual" for k in ks)
@@ -51,9 +60,9 @@ def markdown_summary(report: "EvaluationReport") -> str:
         ]
         for row in report.per_concept:
             cells = [row["concept"], row["rows_given"], row["rows"], row["skipped"]]
-            cells += [_fmt(row["ccs"]), _fmt(row["ccs_ci"]), _fmt(row["ame"])]
+            cells += [format_value(row["ccs"]), format_value(row["ccs_ci"]), format_value(row["ame"])]
             for k in ks:
-                cells += [_fmt(row["pass_at_k_reference"].get(k)), _fmt(row["pass_at_k_counterfactual"].get(k))]
+                cells += [format_value(row["pass_at_k_reference"].get(k)), format_value(row["pass_at_k_counterfactual"].get(k))]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines += [
             "",
@@ -87,7 +96,8 @@ def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
     os.makedirs(output_dir, exist_ok=True)
     files = report.files
     if report.per_concept:
-        name = os.path.basename(report.config.model.rstrip("/")) or report.config.model
+        # Model and adapter both: a base model and its fine-tuned adapter must not get the same title.
+        name = run_label(report.config.model, report.config.adapter)
         files["ccs_plot"] = plot_ccs_per_concept(
             report.per_concept,
             os.path.join(output_dir, "ccs_per_concept.png"),

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from procure_trl.metrics.bootstrap import percentile_interval, pooled_ratio_samples, resample_counts
+
 __all__ = ["concept_consistency_score", "bootstrap_ccs_interval", "row_pair_counts", "check_rows"]
 
 
@@ -90,21 +92,11 @@ def bootstrap_ccs_interval(
     """
     consistent = np.asarray(consistent, dtype=np.int64)
     valid = np.asarray(valid, dtype=np.int64)
-    n_rows = len(valid)
-    if n_bootstrap <= 0 or n_rows == 0 or valid.sum() == 0:
+    if n_bootstrap <= 0 or len(valid) == 0 or valid.sum() == 0:
         return None
-    rng = np.random.default_rng(seed)
-    # How often each row is drawn in each resample: (n_bootstrap, n_rows). Matrix products then give the
-    # pooled counts of every resample at once instead of a Python loop over resamples.
-    weights = rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_bootstrap)
-    num = weights @ consistent
-    den = weights @ valid
-    ratios = num[den > 0] / den[den > 0]
-    if ratios.size == 0:
-        return None
-    alpha = 1.0 - confidence
-    low, high = np.quantile(ratios, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(low), float(high)
+    # Pooled counts of every resample at once (a matrix product), not a Python loop over resamples.
+    ratios = pooled_ratio_samples(consistent, valid, resample_counts(len(valid), n_bootstrap, seed))
+    return percentile_interval(ratios, confidence)
 
 
 def _ame(predictions: list[list[int]], references: list[list[int]]) -> float | None:

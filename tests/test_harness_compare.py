@@ -1,0 +1,151 @@
+"""`procure compare`: runs written by the harness itself, read back, put side by side, with paired differences."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_harness_run import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, _line
+
+from procure_trl.harness.compare import (
+    CompareConfig,
+    RunScores,
+    compare_runs,
+    load_run,
+    paired_ccs_difference,
+    paired_difference,
+    pass_at_k_with_interval,
+)
+from procure_trl.harness.config import EvaluationConfig
+from procure_trl.harness.run import evaluate_model
+from procure_trl.harness.sampling import ScriptedBackend
+from procure_trl.metrics.ccs import concept_consistency_score
+
+# The "fine-tuned" model: like the base one, but it reads the flipped `if` right and solves `double` every time.
+TUNED = {**COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2, "def double(x):\n": ["    return x + x\n"] * 2}
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """Two real run folders, written by `evaluate_model`: the base model, and the same model with an adapter."""
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path = tmp_path / "counterfactuals.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in (
+        _line(SIGN, "if_else_flip", FLIPPED), _line(SIGN, "name_random", RENAMED))))
+    dirs = []
+    for name, adapter, completions in (("base", None, COMPLETIONS), ("tuned", "outputs/procure-qlora", TUNED)):
+        config = EvaluationConfig(model="tiny-coder", adapter=adapter, benchmark="toy", counterfactuals=str(path),
+                                  output_dir=str(tmp_path / name), n=2, k=(1, 2), timeout=1.0, num_workers=2,
+                                  n_bootstrap=200)
+        evaluate_model(config, problems=PROBLEMS, backend=ScriptedBackend(completions))
+        dirs.append(str(tmp_path / name))
+    return dirs
+
+
+def test_compare_two_runs_writes_tables_plots_and_the_paired_interval(runs, tmp_path):
+    out = tmp_path / "comparison"
+    comparison = compare_runs(CompareConfig(runs=runs, output_dir=str(out), n_bootstrap=300))
+    base, tuned = comparison.runs
+    assert (base["label"], tuned["label"]) == ("tiny-coder", "tiny-coder + adapter outputs/procure-qlora")
+
+    # The same numbers as each run's own report: one estimator, read back from the per-completion results.
+    for run, run_dir in zip(comparison.runs, runs):
+        report = json.loads((tmp_path / run_dir / "report.json").read_text())
+        assert run["pass_at_k"]["pass@1"]["value"] == pytest.approx(report["pass_at_k"]["original"]["pass@1"])
+        assert run["pass_at_k"]["pass@2"]["value"] == pytest.approx(report["pass_at_k"]["original"]["pass@2"])
+        assert run["ccs"]["value"] == pytest.approx(report["ccs"]["ccs"])
+        assert {c: v["value"] for c, v in run["ccs_per_concept"].items()} == pytest.approx(
+            report["ccs"]["ccs_per_concept"])
+    # base: sign 1/2, double 1/2 -> 0.5; tuned: sign 1/2, double 2/2 -> 0.75
+    assert (base["pass_at_k"]["pass@1"]["value"], tuned["pass_at_k"]["pass@1"]["value"]) == (0.5, 0.75)
+    # base CCS 4/8 (see test_harness_run); tuned: the flip row becomes refs [1,1] preds [1,1] -> (4 + 2) / (4 + 4)
+    assert (base["ccs"]["value"], tuned["ccs"]["value"]) == (0.5, 0.75)
+
+    (diff,) = comparison.differences
+    assert diff["pass@1"]["difference"] == pytest.approx(0.25) and diff["pass@1"]["problems"] == 2
+    assert diff["ccs"]["difference"] == pytest.approx(0.25) and diff["ccs"]["rows"] == 2
+    assert diff["ccs_per_concept"]["if_else_flip"]["difference"] == pytest.approx(0.5)
+    assert diff["ccs_per_concept"]["name_random"]["difference"] == 0.0
+    low, high = diff["ccs"]["ci"]
+    assert low <= 0.25 <= high
+
+    for name in ("pass_at_k.png", "ccs_per_concept.png", "difference_1.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["differences"][0]["ccs"]["difference"] == pytest.approx(0.25)
+    table = (out / "comparison.md").read_text()
+    assert "| `tiny-coder + adapter outputs/procure-qlora` | toy | 2 | 0.750 [" in table
+    assert "| `tiny-coder + adapter outputs/procure-qlora` | 2 | +0.250 [" in table
+
+
+def test_identical_runs_have_a_zero_width_paired_interval():
+    """The paired bootstrap draws the same rows for both runs: a run against itself differs by exactly 0 in every
+    resample, while each run's own interval is wide (rows differ a lot). An unpaired resampling would not give 0."""
+    rows = {(f"T/{i}", "name_random"): ([1, 1, 0, i % 2], [i % 3 > 0, 1, 0, 0]) for i in range(40)}
+    original = {f"T/{i}": [i % 2, i % 3 > 0, 1] for i in range(40)}
+    run = RunScores("a", "a", "toy", 3, [1], original, rows)
+    config = CompareConfig(runs=["a", "b"], n_bootstrap=500)
+    diff = paired_difference(run, run, config)
+    assert diff["ccs"]["difference"] == 0.0 and diff["ccs"]["ci"] == (0.0, 0.0)
+    assert diff["pass@1"]["difference"] == 0.0 and diff["pass@1"]["ci"] == (0.0, 0.0)
+    own = pass_at_k_with_interval(list(original.values()), 1, 0.95, 500, 0)["ci"]
+    assert own[1] - own[0] > 0.1
+
+
+def test_paired_ccs_difference_matches_the_estimator_on_common_rows():
+    base = [([1, 1], [1, 0]), ([0, 1], [0, 0]), ([1, 1], [1, 1])]
+    other = [([1, 1], [1, 1]), ([0, 1], [1, 1]), ([1, 1], [0, 1])]
+    diff = paired_ccs_difference(base, other, 0.9, 400, 1)
+
+    def ccs(rows):
+        return concept_consistency_score([c for _, c in rows], [r for r, _ in rows], n_bootstrap=0)["ccs"]
+
+    assert diff["difference"] == pytest.approx(ccs(other) - ccs(base))
+    assert diff["ci"][0] <= diff["difference"] <= diff["ci"][1]
+
+
+def test_runs_on_different_problems_share_nothing_to_pair():
+    a = RunScores("a", "a", "humaneval", 1, [1], {"HumanEval/0": [1]}, {("HumanEval/0", "name_random"): ([1], [1])})
+    b = RunScores("b", "b", "mbpp", 1, [1], {"MBPP/1": [0]}, {("MBPP/1", "name_random"): ([1], [0])})
+    diff = paired_difference(a, b, CompareConfig(runs=["a", "b"]))
+    assert diff["pass@1"] is None and diff["ccs"] is None and diff["ccs_per_concept"] == {}
+
+
+def test_cli_compares_and_bad_input_is_one_line(runs, tmp_path, capsys):
+    from procure_trl.cli import main
+
+    assert main(["compare", *runs, "--output", str(tmp_path / "cmp"), "--n-bootstrap", "50"]) == 0
+    assert "Paired differences against `tiny-coder`" in capsys.readouterr().out
+    assert main(["compare", runs[0], "--output", str(tmp_path / "x")]) == 2
+    assert "at least two runs" in capsys.readouterr().err
+    assert main(["compare", runs[0], str(tmp_path), "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds no report.json" in err and str(tmp_path) in err
+    assert main(["compare", *runs, "--k", "5", "--output", str(tmp_path / "x")]) == 2
+    assert "k=[5] exceeds" in capsys.readouterr().err
+
+
+def test_same_model_and_adapter_get_their_folder_in_the_label(runs, tmp_path):
+    comparison = compare_runs(CompareConfig(runs=[runs[0], runs[0]], output_dir=str(tmp_path / "c"), n_bootstrap=20))
+    labels = [run["label"] for run in comparison.runs]
+    assert labels == ["tiny-coder (base)", "tiny-coder (base)"]  # the same folder twice: the folder is all there is
+    assert load_run(runs[1]).label != load_run(runs[0]).label
+
+
+def test_harness_plot_titles_name_model_and_adapter(runs, monkeypatch, tmp_path):
+    """Per-run plots: a base model and its adapter never share a title."""
+    import procure_trl.harness.report as report_module
+
+    titles = []
+    monkeypatch.setattr(report_module, "plot_ccs_per_concept", lambda rows, path, title: titles.append(title) or path)
+    monkeypatch.setattr(report_module, "plot_pass_at_k", lambda p, k, path, title: titles.append(title) or path)
+    from procure_trl.harness.run import EvaluationReport
+
+    for run_dir in runs:
+        saved = json.loads((tmp_path / run_dir / "report.json").read_text())
+        config = EvaluationConfig(**{**saved["config"], "counterfactuals": None, "output_dir": str(tmp_path / "re")})
+        report = EvaluationReport(config, saved["pass_at_k"], saved["ccs"], saved["per_concept"], saved["tasks"],
+                                  saved["skipped"], saved["timeouts"])
+        report_module.write_report(report, str(tmp_path / "re"))
+    assert len(titles) == 4 and len(set(titles)) == 4
+    assert "tiny-coder + adapter outputs/procure-qlora" in titles[2]
