@@ -72,7 +72,7 @@ def markdown_summary(report: "EvaluationReport") -> str:
         if len({row["sites"] for row in report.per_sites}) > 1:
             lines += ["", "CCS by site count (places the counterfactual changed):", "",
                       "| concept | sites | rows | CCS | interval |", "|---|---|---|---|---|"]
-            lines += [f"| {row['concept']} | {row['sites']} | {row['rows']} | {_fmt(row['ccs'])} | {_fmt(row['ccs_ci'])} |"
+            lines += [f"| {row['concept']} | {row['sites']} | {row['rows']} | {format_value(row['ccs'])} | {format_value(row['ccs_ci'])} |"
                       for row in report.per_sites]
     timeouts = report.timeouts or {}
     n_timeouts = timeouts.get("original", 0) + sum(timeouts.get("reference", {}).values()) + sum(
