@@ -101,3 +101,33 @@ def build_tiny_llama(
     model = LlamaForCausalLM(config)
     model.config._attn_implementation = attn_implementation
     return model
+
+
+def save_tiny_model(output_dir: str, seed: int = 0) -> str:
+    """Save a tiny random Llama and its tokenizer to ``output_dir``: a local model for CPU trials of the whole chain.
+
+    It writes nothing useful (random weights); it makes ``procure train`` and ``procure evaluate`` run in seconds.
+    Longer positions than the tests' default: benchmark prompts are long in a 512-token vocabulary.
+    """
+    tokenizer = build_tiny_tokenizer()
+    model = build_tiny_llama(tokenizer, max_position_embeddings=4096, seed=seed)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m procure_trl.testing_utils OUTPUT_DIR``: save the tiny model (see :func:`save_tiny_model`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m procure_trl.testing_utils",
+                                     description="Save a tiny random Llama + tokenizer for CPU trials.")
+    parser.add_argument("output_dir", help="folder to write the model and tokenizer into")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default %(default)s)")
+    args = parser.parse_args(argv)
+    print(f"tiny model saved to {save_tiny_model(args.output_dir, args.seed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
