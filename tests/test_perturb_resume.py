@@ -177,3 +177,12 @@ def test_unwritable_output_fails_before_any_work(generator, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("procure perturb: error: cannot write the output /proc/out.jsonl: its folder /proc")
     assert result.stderr.count("\n") == 1 and elapsed < 2.0, (elapsed, result.stderr)
+
+
+def test_output_options_are_refused_with_dataset_mode(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"prompt": "Add.", "completion": "def f(a):\n    b = a + 1\n    return b\n"}) + "\n")
+    assert main(["perturb", "--dataset", str(source), "--output-dir", str(tmp_path / "out"), "--resume",
+                 "--strict"]) == 2
+    assert "--resume, --strict apply to --output OUT.jsonl runs, not to --dataset" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -94,6 +94,9 @@ def _run_dataset(args) -> int:
         raise UserError("--dataset writes a dataset folder: give --output-dir, not INPUT.jsonl, --benchmark or --output")
     if args.generator != "rule":
         raise UserError("--dataset runs the rule-based generator; drop --generator llm")
+    jsonl_only = [flag for flag in ("--resume", "--overwrite", "--strict") if getattr(args, flag[2:])]
+    if jsonl_only:
+        raise UserError(f"{', '.join(jsonl_only)} apply to --output OUT.jsonl runs, not to --dataset; drop them")
     # --concepts, --seed and --timeout are the engine's (GenerationConfig); --split and --limit this command's
     engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
     config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
