@@ -73,7 +73,10 @@ def test_bad_values_are_one_line_errors_with_a_suggestion(capsys):
     assert err.count("\n") == 1 and "--colour" in err and "did you mean 'blue'" in err
     with pytest.raises(SystemExit):
         _toy_parser().parse_args(["--name", "x", "--steps", "many"])
-    assert "--steps" in capsys.readouterr().err
+    assert "argument --steps: invalid int value: 'many'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _toy_parser().parse_args(["--name", "x", "--ks", "1,five"])
+    assert "argument --ks: invalid int value 'five' in a comma-separated list" in capsys.readouterr().err
 
 
 def test_a_field_without_help_or_with_an_unknown_type_is_refused():

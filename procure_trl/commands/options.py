@@ -113,8 +113,16 @@ def _choice_parser(members: Mapping[str, Any], name: str) -> Callable[[str], Any
 
 
 def _list_parser(item: Callable[[str], Any], container: type) -> Callable[[str], Any]:
+    def convert(part: str) -> Any:
+        try:
+            return item(part)
+        except ValueError as err:
+            if item in (int, float):  # Python's "invalid literal for int() with base 10" says less
+                raise ValueError(f"invalid {item.__name__} value {part!r} in a comma-separated list") from None
+            raise err
+
     def parse(text: str) -> Any:
-        values = [item(part.strip()) for part in text.split(",") if part.strip()]
+        values = [convert(part.strip()) for part in text.split(",") if part.strip()]
         return tuple(values) if container is tuple else values
 
     return parse
@@ -136,6 +144,8 @@ def _value_parser(field: dataclasses.Field, hint: Any) -> tuple[Callable[[str], 
 
 def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """argparse reports ``ArgumentTypeError`` messages as they are (``ValueError`` as 'invalid value')."""
+    if parse in (int, float, str):
+        return parse  # argparse names them itself: "invalid int value: 'x'"
 
     def convert(text: str) -> Any:
         try:
