@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.masks import prompt_completion_mask
+from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.records import CounterfactualRecord
 from procure_trl.statuses import REJECTED, VALID, Stage
 
@@ -56,13 +58,15 @@ __all__ = [
     "build_dataset_dict",
     "BuiltDataset",
     "concept_counts",
+    "records_from_rows",
+    "load_dataset_split",
 ]
 
 #: Config (subset) names, in card order: ``all`` then one per concept.
 CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
 TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
-TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask")
+TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask", *TOKENIZER_COLUMNS)
 
 
 def pair_id_for(task_id: str, original: str) -> str:
@@ -205,18 +209,21 @@ def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str
 def add_token_columns(
     rows: Sequence[Mapping[str, Any]], tokenizer: Any, *, chat_template: bool = False, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as TRL's SFTTrainer would tokenize.
+    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as TRL's SFTTrainer would tokenize,
+    and the tokenizer that made them (``tokenizer_name``, ``tokenizer_fingerprint``: the trainer refuses the
+    ids with another tokenizer).
 
     Uses :func:`procure_trl.masks.prompt_completion_mask` (EOS appended without a chat template, as TRL
     does), so the stored tokens are exactly the trainer's.
     """
     from tqdm.auto import tqdm
 
+    identity = {"tokenizer_name": str(tokenizer.name_or_path), "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     out = []
     for row in tqdm(rows, desc="tokenizing", disable=not progress):
         tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
                                         chat_template=chat_template)
-        out.append({**row, **tokens})
+        out.append({**row, **tokens, **identity})
     return out
 
 
@@ -236,6 +243,8 @@ def dataset_features(tokenized: bool = False) -> "Features":
         columns["input_ids"] = List(Value("int32"))
         columns["completion_mask"] = List(Value("int8"))
         columns["perturbation_mask"] = List(Value("int8"))
+        for name in TOKENIZER_COLUMNS:
+            columns[name] = Value("string")
     return Features(columns)
 
 
@@ -274,3 +283,73 @@ def concept_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     counter = Counter(r["concept"] for r in rows)
     order = [ORIGINAL, *(c.value for c in Concept)]
     return {name: counter.get(name, 0) for name in order}
+
+
+def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[CounterfactualRecord]]:
+    """The tasks of dataset rows, in first-seen order, and one valid record per counterfactual row.
+
+    The inverse of :func:`build_rows`: each counterfactual row is paired with the ``original`` row of its
+    ``pair_id`` (the program it rewrites).
+
+    Raises:
+        ValueError: a counterfactual row whose original is not among the rows (the rows were filtered apart).
+    """
+    rows = list(rows)
+    originals = {r["pair_id"]: r["completion"] for r in rows if r["concept"] == ORIGINAL}
+    tasks = list(dict.fromkeys(r["task_id"] for r in rows))
+    records = []
+    for row in rows:
+        if row["concept"] == ORIGINAL:
+            continue
+        if row["pair_id"] not in originals:
+            raise ValueError(
+                f"row {row['task_id']} / {row['concept']}: no 'original' row with pair_id {row['pair_id']!r}; "
+                "load a whole config split of the dataset (each config holds the originals its rows pair with)"
+            )
+        records.append(
+            CounterfactualRecord(
+                task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
+                code=row["completion"], changed_spans=tuple(tuple(s) for s in row["changed_spans"]),
+            )
+        )
+    return tasks, records
+
+
+def _names_a_local_path(name: str) -> bool:
+    """A dataset name that can only be a path: it starts like one, or its first folder exists here."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+        return True
+    head = name.split("/", 1)[0]
+    return "/" in name and os.path.isdir(head)
+
+
+def load_dataset_split(name: str, config: str | None = "all", split: str = "train") -> Any:
+    """One split of a dataset: a folder written by the dataset builder (Parquet + card), a ``save_to_disk``
+    folder, or a Hub id.
+
+    Raises:
+        FileNotFoundError: ``name`` is a local path that does not exist (never reported as a Hub error).
+        ValueError: no such config or split (naming the ones there are), or a Hub id that cannot be loaded.
+    """
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "dataset_dict.json")):
+        dataset = load_from_disk(path)
+        if split not in dataset:
+            raise ValueError(f"dataset {name!r} has no split {split!r} (splits: {', '.join(dataset)})")
+        return dataset[split]
+    if not os.path.isdir(path) and _names_a_local_path(name):
+        raise FileNotFoundError(
+            f"dataset folder {name!r} does not exist ({os.path.abspath(path)}); build it with the dataset builder "
+            "first, or fix the path"
+        )
+    try:
+        dataset = load_dataset(path if os.path.isdir(path) else name, name=config)
+    except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
+        where = "local folder" if os.path.isdir(path) else "no such local folder; Hub id"
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {message}") from err
+    if isinstance(dataset, DatasetDict) and split not in dataset:
+        raise ValueError(f"dataset {name!r} config {config!r} has no split {split!r} (splits: {', '.join(dataset)})")
+    return dataset[split]

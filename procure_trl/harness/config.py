@@ -35,18 +35,27 @@ class EvaluationConfig:
     Parameters:
         model (`str`):
             A Hub model id or a local directory with a causal LM and its tokenizer.
-        benchmark (`str`, defaults to `"humaneval"`):
-            `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path.
+        benchmark (`str`, *optional*):
+            `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path: the problems and their
+            tests. `None`: `humaneval`, or with `dataset` the benchmarks its task ids come from (comma-separated
+            names are accepted with `dataset`).
         output_dir (`str`, defaults to `"outputs/evaluation"`):
             Where `report.json`, `summary.md`, the plots and the completion cache go.
         adapter (`str`, *optional*):
             A PEFT adapter directory applied on top of `model` (e.g. a ProCURE LoRA run).
         counterfactuals (`str`, *optional*):
             A `procure perturb` JSONL for this benchmark; without it only pass@k on the originals is measured.
+        dataset (`str`, *optional*):
+            A counterfactual dataset made by the dataset builder (a local folder or a Hub id): the tasks, original
+            programs and counterfactual rows of its `split` are evaluated (instead of the whole benchmark and
+            `counterfactuals`), so a model trained on `train` is scored on held-out tasks.
+        dataset_config (`str`, defaults to `"all"`):
+            Config (subset) of `dataset`: `all` or one concept.
         concepts (`list[str]`, *optional*):
             Evaluate only these concepts of the counterfactual file; `None`: all five.
         split (`str`, *optional*):
-            Benchmark split passed to the loader (MBPP / CodeContests); `None` is the loader's default.
+            With `dataset`: its split to evaluate (`None`: `test`). Otherwise the benchmark split passed to the
+            loader (MBPP / CodeContests); `None` is the loader's default.
         limit (`int`, *optional*):
             Evaluate only the first `limit` problems (and their counterfactuals); `None`: all.
         n (`int`, defaults to `5`):
@@ -87,15 +96,21 @@ class EvaluationConfig:
             Bootstrap resamples for the CCS intervals.
         seed (`int`, defaults to `0`):
             Seed of sampling and of the bootstrap.
+        allow_train_overlap (`bool`, defaults to `False`):
+            Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them); refused by
+            default.
+        allow_base_mismatch (`bool`, defaults to `False`):
+            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
         cache_file (`str`, *optional*):
             The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model and
             sampling settings reuses it, so an interrupted run resumes.
     """
 
     model: str = field(metadata={"help": "Hub model id or local directory of a causal LM"})
-    benchmark: str = field(
-        default="humaneval",
-        metadata={"help": "humaneval, mbpp, mbpp-sanitized, codecontests, or a problems JSONL path"},
+    benchmark: str | None = field(
+        default=None,
+        metadata={"help": "humaneval, mbpp, mbpp-sanitized, codecontests, or a problems JSONL path (default: "
+                          "humaneval; with --dataset: the benchmarks of its task ids)"},
     )
     output_dir: str = field(
         default="outputs/evaluation",
@@ -105,12 +120,20 @@ class EvaluationConfig:
     counterfactuals: str | None = field(
         default=None, metadata={"help": "`procure perturb` JSONL for this benchmark; enables CCS"}
     )
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "counterfactual dataset (local folder or Hub id) made by the dataset builder: evaluate "
+                          "the tasks and counterfactuals of its --split (held-out tasks)"},
+    )
+    dataset_config: str = field(default="all", metadata={"help": "config of --dataset: all or one concept"})
     concepts: list[str] | None = field(
         default=None,
         metadata={"help": "comma-separated concepts to evaluate (default: all)", "parse": Concept.parse_list,
                   "metavar": "a,b,..."},
     )
-    split: str | None = field(default=None, metadata={"help": "benchmark split (MBPP, CodeContests)"})
+    split: str | None = field(
+        default=None, metadata={"help": "split of --dataset (default: test), or benchmark split (MBPP, CodeContests)"}
+    )
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N problems"})
     n: int = field(default=5, metadata={"help": "completions sampled per prompt"})
     k: tuple[int, ...] = field(
@@ -149,6 +172,14 @@ class EvaluationConfig:
     confidence: float = field(default=0.95, metadata={"help": "coverage of the CCS bootstrap intervals"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
+    allow_train_overlap: bool = field(
+        default=False, metadata={"help": "score an adapter on tasks it was trained on (refused by default)"}
+    )
+    allow_base_mismatch: bool = field(
+        default=False,
+        metadata={"help": "load an adapter on another base model than its adapter_config.json names (refused by "
+                          "default)"},
+    )
     cache_file: str | None = field(
         default=None, metadata={"help": "completion cache (default: OUTPUT/completions.jsonl); a rerun reuses it"}
     )
@@ -183,6 +214,21 @@ class EvaluationConfig:
             self.concepts = [c.value for c in Concept.parse_list(self.concepts)]
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):
             raise ValueError(f"counterfactuals={self.counterfactuals!r} is not a file; run `procure perturb` first")
+        if self.dataset is not None:
+            if self.counterfactuals is not None:
+                raise ValueError(
+                    "pass either --dataset (its split holds the counterfactuals) or --counterfactuals, not both"
+                )
+            self.split = self.split or "test"
+        elif self.benchmark is None:
+            self.benchmark = "humaneval"
+
+    @property
+    def evaluated_on(self) -> str:
+        """What the run scores, in words: the benchmark, or the dataset split (and where its tests came from)."""
+        if self.dataset:
+            return f"dataset {self.dataset} (config {self.dataset_config}, split {self.split})"
+        return f"benchmark {self.benchmark}"
 
     @property
     def completion_cache_path(self) -> str:

@@ -16,7 +16,7 @@ from procure_trl.problems import Problem
 from procure_trl.records import CounterfactualRecord, read_records
 from procure_trl.statuses import VALID
 
-__all__ = ["load_counterfactual_variants"]
+__all__ = ["load_counterfactual_variants", "check_variants"]
 
 
 def load_counterfactual_variants(
@@ -45,11 +45,30 @@ def load_counterfactual_variants(
             f"{path}: no 'valid' counterfactual among its {len(records)} line(s); nothing to evaluate "
             "(check the perturbation run's rejection reasons)"
         )
+    check_variants(variants, problems, str(path), benchmark)
+    if concepts is not None:
+        wanted = set(concepts)
+        variants = [v for v in variants if v.concept in wanted]
+    return variants
+
+
+def check_variants(
+    variants: Sequence[CounterfactualRecord], problems: Mapping[str, Problem], source: str, benchmark: str
+) -> None:
+    """Refuse counterfactuals that do not belong to ``problems``: unknown task ids, or originals that do not
+    start with their problem's prompt (made from another version of the benchmark).
+
+    Args:
+        variants: the counterfactual records.
+        problems: every problem of the benchmark, by ``task_id``.
+        source: where the records come from (a file or a dataset), for the message.
+        benchmark: the benchmark's name, for the message.
+    """
     unknown = sorted({v.task_id for v in variants if v.task_id not in problems})
     if unknown:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise ValueError(
-            f"{path}: {len(unknown)} task id(s) are not in {benchmark} ({shown}); the file was made for another "
+            f"{source}: {len(unknown)} task id(s) are not in {benchmark} ({shown}); it was made for another "
             "benchmark: pass the --benchmark it was generated from, or regenerate it with `procure perturb`"
         )
     # Same task ids, different text (e.g. mbpp vs mbpp-sanitized): the prompt cut would land in the wrong place.
@@ -57,11 +76,7 @@ def load_counterfactual_variants(
     if mismatched:
         shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
         raise ValueError(
-            f"{path}: the original program of {len(mismatched)} task(s) ({shown}) does not start with that "
-            f"problem's prompt in {benchmark}; the file was made from another version of the benchmark "
+            f"{source}: the original program of {len(mismatched)} task(s) ({shown}) does not start with that "
+            f"problem's prompt in {benchmark}; it was made from another version of the benchmark "
             "(e.g. mbpp vs mbpp-sanitized): pass the --benchmark it was generated from"
         )
-    if concepts is not None:
-        wanted = set(concepts)
-        variants = [v for v in variants if v.concept in wanted]
-    return variants

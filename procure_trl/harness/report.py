@@ -39,7 +39,7 @@ def markdown_summary(report: "EvaluationReport") -> str:
     lines = [
         f"# Evaluation of `{run_label(config.model, config.adapter)}`",
         "",
-        f"Benchmark `{config.benchmark}`, {len(report.tasks)} problems, n={config.n} samples per prompt, "
+        f"Scored on {config.evaluated_on}: {len(report.tasks)} problems, n={config.n} samples per prompt, "
         f"temperature {config.temperature}, top_p {config.top_p}.",
         "",
         "| prompts | " + " | ".join(ks) + " |",
@@ -101,7 +101,7 @@ def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
         files["ccs_plot"] = plot_ccs_per_concept(
             report.per_concept,
             os.path.join(output_dir, "ccs_per_concept.png"),
-            title=f"{name} on {report.config.benchmark}: CCS per concept ({report.config.confidence:.0%} interval)",
+            title=f"{name} on {report.config.evaluated_on}: CCS per concept ({report.config.confidence:.0%} interval)",
         )
         if len({row["sites"] for row in report.per_sites}) > 1:
             files["ccs_sites_plot"] = plot_ccs_by_sites(
@@ -112,7 +112,7 @@ def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
             report.pass_at_k,
             report.config.k,
             os.path.join(output_dir, "pass_at_k.png"),
-            title=f"{name} on {report.config.benchmark}: pass@k, originals vs counterfactuals",
+            title=f"{name} on {report.config.evaluated_on}: pass@k, originals vs counterfactuals",
         )
     files["summary"] = os.path.join(output_dir, "summary.md")
     files["report"] = os.path.join(output_dir, "report.json")

@@ -31,7 +31,8 @@ from typing import Any
 from procure_trl.concepts import Concept
 from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.counterfactuals import load_counterfactual_variants
+from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
+from procure_trl.harness.counterfactuals import check_variants, load_counterfactual_variants
 from procure_trl.harness.sampling import (
     CompletionCache,
     GenerationBackend,
@@ -43,7 +44,8 @@ from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_p
 from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
-from procure_trl.problems import Problem
+from procure_trl.problems import Problem, load_problems
+from procure_trl.provenance import check_adapter_base, check_train_overlap
 from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
@@ -312,6 +314,71 @@ def _per_concept_rows(
     return table
 
 
+def _benchmark_tasks(
+    config: EvaluationConfig, problems: Sequence[Problem] | None
+) -> tuple[list[Problem], list[CounterfactualRecord]]:
+    """Every problem of the benchmark, and the valid counterfactuals of ``config.counterfactuals``."""
+    if problems is None:
+        problems = load_problems(config.benchmark, split=config.split)
+    problems = list(problems)
+    variants: list[CounterfactualRecord] = []
+    if config.counterfactuals:
+        concepts = Concept.parse_list(config.concepts) if config.concepts else None
+        # Checked against the whole benchmark, so that --limit never hides a file made for another one.
+        by_id = {p.task_id: p for p in problems}
+        variants = load_counterfactual_variants(config.counterfactuals, by_id, config.benchmark, concepts)
+    return problems, variants
+
+
+#: The benchmark a task id comes from, by prefix (the benchmark loaders' id formats).
+TASK_PREFIX_BENCHMARKS = {"HumanEval/": "humaneval", "MBPP/": "mbpp", "CodeContests/": "codecontests"}
+
+
+def _benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:
+    names, unknown = [], []
+    for task_id in task_ids:
+        name = next((b for prefix, b in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), None)
+        if name is None:
+            unknown.append(task_id)
+        elif name not in names:
+            names.append(name)
+    if unknown:
+        raise ValueError(
+            f"dataset {dataset}: task {unknown[0]!r} comes from no known benchmark; pass --benchmark with the "
+            "problems (and tests) of its tasks, e.g. a problems JSONL"
+        )
+    return names
+
+
+def _dataset_tasks(
+    config: EvaluationConfig, problems: Sequence[Problem] | None
+) -> tuple[list[Problem], list[CounterfactualRecord]]:
+    """The problems of the tasks in ``config.split`` of ``config.dataset`` (in the dataset's order) and the
+    counterfactuals of that split; the tests come from the benchmarks (``config.benchmark``, or those of the
+    task ids)."""
+    split = load_dataset_split(config.dataset, config.dataset_config, config.split)
+    task_ids, variants = records_from_rows(split)
+    source = f"dataset {config.dataset} (config {config.dataset_config}, split {config.split})"
+    if not task_ids:
+        raise ValueError(f"{source} has no rows")
+    if problems is None:
+        benchmarks = config.benchmark.split(",") if config.benchmark else _benchmarks_of(task_ids, config.dataset)
+        config.benchmark = ",".join(benchmarks)  # the report names what the tests came from
+        problems = [p for name in benchmarks for p in load_problems(name.strip())]
+    by_id = {p.task_id: p for p in problems}
+    missing = [t for t in task_ids if t not in by_id]
+    if missing:
+        raise ValueError(
+            f"{source}: {len(missing)} task(s) ({', '.join(missing[:5])}) are not in {config.benchmark}; pass the "
+            "--benchmark the dataset was built from"
+        )
+    check_variants(variants, by_id, source, str(config.benchmark))
+    if config.concepts:
+        wanted = set(Concept.parse_list(config.concepts))
+        variants = [v for v in variants if v.concept in wanted]
+    return [by_id[t] for t in task_ids], variants
+
+
 def evaluate_model(
     config: EvaluationConfig,
     *,
@@ -322,31 +389,33 @@ def evaluate_model(
 
     Args:
         config: what to evaluate and how.
-        problems: the benchmark's problems (default: ``load_problems(config.benchmark, split=config.split)``).
+        problems: the benchmark's problems (default: ``load_problems(config.benchmark, split=config.split)``; with
+            ``config.dataset``: the problems its tasks are looked up in, default the benchmarks of its task ids).
         backend: the completion backend (default: :func:`~procure_trl.harness.sampling.build_backend`,
             built only when some completion is not cached yet); pass a
             :class:`~procure_trl.harness.sampling.ScriptedBackend` to score given completions.
 
     Raises:
         PermissionError: ``HF_ALLOW_CODE_EVAL`` is not ``1`` (checked before anything is generated).
-        ValueError: a bad counterfactual file, e.g. one made for another benchmark.
+        ValueError: a bad counterfactual file, e.g. one made for another benchmark; an adapter asked to score
+            tasks it was trained on (unless ``allow_train_overlap``) or loaded on another base model (unless
+            ``allow_base_mismatch``).
+        FileNotFoundError: a local dataset folder that does not exist.
     """
     from procure_trl.harness.report import write_report
 
     _require_code_execution_opt_in()
-    if problems is None:
-        from procure_trl.problems import load_problems
-
-        problems = load_problems(config.benchmark, split=config.split)
-    problems = list(problems)
+    if config.adapter and not config.allow_base_mismatch:
+        check_adapter_base(config.adapter, config.model)
+    if config.dataset:
+        problems, variants = _dataset_tasks(config, problems)
+    else:
+        problems, variants = _benchmark_tasks(config, problems)
     by_id = {p.task_id: p for p in problems}
-    variants: list[CounterfactualRecord] = []
-    if config.counterfactuals:
-        concepts = Concept.parse_list(config.concepts) if config.concepts else None
-        # Checked against the whole benchmark, so that --limit never hides a file made for another one.
-        variants = load_counterfactual_variants(config.counterfactuals, by_id, config.benchmark, concepts)
     selected = problems[: config.limit] if config.limit else problems
     selected_ids = {p.task_id for p in selected}
+    if config.adapter and not config.allow_train_overlap:
+        check_train_overlap(config.adapter, [p.task_id for p in selected])
     given = [v for v in variants if v.task_id in selected_ids]
     rows, skipped = cut_rows(given, by_id, config)
     for item in skipped:

@@ -1,0 +1,141 @@
+"""What a model was made from, written down so that evaluation can refuse what would mislead.
+
+* **Training data.** Next to every saved model (and checkpoint), the concept-aware trainer writes
+  ``procure_training_data.json``: the dataset (Hub id or path), config, split, fingerprint and the task ids it
+  trained on. Nothing else: no argument, token or key (adapters get pushed to the Hub).
+  :func:`check_train_overlap` refuses to score an adapter on its own training tasks.
+* **Tokenizer.** A pre-tokenized dataset stores the tokenizer's name and a fingerprint of its vocabulary
+  (:func:`tokenizer_fingerprint`); the trainer refuses token ids made by another tokenizer.
+* **Base model.** :func:`check_adapter_base` refuses to load an adapter on another base model than the one in its
+  ``adapter_config.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "TRAINING_DATA_FILE",
+    "TOKENIZER_COLUMNS",
+    "tokenizer_fingerprint",
+    "training_data_record",
+    "write_training_data",
+    "read_adapter_file",
+    "check_train_overlap",
+    "check_adapter_base",
+]
+
+#: The file the trainer writes next to a saved model: what it trained on.
+TRAINING_DATA_FILE = "procure_training_data.json"
+#: Columns of a pre-tokenized counterfactual dataset that name the tokenizer of its ``input_ids``.
+TOKENIZER_COLUMNS = ("tokenizer_name", "tokenizer_fingerprint")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short hash of the vocabulary (every token and its id, added tokens included): equal fingerprints mean
+    the same text gets the same ids, whatever the tokenizer is called or where it was loaded from."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def _short_list(items: Iterable[str], limit: int = 5) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def training_data_record(dataset: Any, origin: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``dataset`` is, for :data:`TRAINING_DATA_FILE`.
+
+    Args:
+        dataset: the training ``datasets.Dataset`` (or ``IterableDataset``: its task ids are not listed).
+        origin: where it came from, ``{"dataset": Hub id or path, "config": ..., "split": ...}``; missing keys
+            are taken from the dataset's own info.
+    """
+    origin = dict(origin or {})
+    info = getattr(dataset, "info", None)
+    columns = getattr(dataset, "column_names", None) or []
+    task_ids = None
+    if "task_id" in columns and hasattr(dataset, "unique"):  # an IterableDataset cannot be listed up front
+        task_ids = sorted(dataset.unique("task_id"))
+    split = origin.get("split", getattr(dataset, "split", None))
+    return {
+        "dataset": origin.get("dataset", getattr(info, "dataset_name", None)),
+        "config": origin.get("config", getattr(info, "config_name", None)),
+        "split": str(split) if split is not None else None,
+        "fingerprint": getattr(dataset, "_fingerprint", None),
+        "num_rows": getattr(dataset, "num_rows", None),
+        "task_ids": task_ids,
+    }
+
+
+def write_training_data(output_dir: str | os.PathLike, record: Mapping[str, Any]) -> str:
+    """Write ``record`` as :data:`TRAINING_DATA_FILE` in ``output_dir``; returns its path."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, TRAINING_DATA_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(dict(record), handle, indent=2)
+    return path
+
+
+def read_adapter_file(adapter: str, filename: str) -> dict[str, Any] | None:
+    """The JSON file ``filename`` of an adapter (a local folder or a Hub repository); ``None`` when it has none."""
+    if os.path.isdir(adapter):
+        path = os.path.join(adapter, filename)
+        if not os.path.isfile(path):
+            return None
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            path = hf_hub_download(adapter, filename)
+        except EntryNotFoundError:
+            return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def check_train_overlap(adapter: str, task_ids: Iterable[str]) -> None:
+    """Refuse to score ``task_ids`` with an adapter trained on some of them (its :data:`TRAINING_DATA_FILE`).
+
+    An adapter without the file (not trained by ``procure_trl``) passes.
+
+    Raises:
+        ValueError: one line naming the overlapping tasks, the training data, and the fixes.
+    """
+    record = read_adapter_file(adapter, TRAINING_DATA_FILE)
+    if not record or record.get("task_ids") is None:
+        return
+    overlap = sorted(set(task_ids) & set(record["task_ids"]))
+    if overlap:
+        source = f"{record.get('dataset')} (config {record.get('config')}, split {record.get('split')})"
+        raise ValueError(
+            f"adapter {adapter} was trained on {len(overlap)} of the tasks to score ({_short_list(overlap)}) from "
+            f"{source}; score held-out tasks (e.g. --dataset {record.get('dataset')} --split test), or pass "
+            "--allow-train-overlap to score them anyway"
+        )
+
+
+def _same_model(a: str, b: str) -> bool:
+    if a.rstrip("/") == b.rstrip("/"):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def check_adapter_base(adapter: str, model: str) -> None:
+    """Refuse to load ``adapter`` on ``model`` when its ``adapter_config.json`` names another base model.
+
+    Raises:
+        ValueError: one line naming both models and the fixes.
+    """
+    adapter_config = read_adapter_file(adapter, "adapter_config.json") or {}
+    base = adapter_config.get("base_model_name_or_path")
+    if base and not _same_model(str(base), model):
+        raise ValueError(
+            f"adapter {adapter} was trained on base model {base} (its adapter_config.json) but --model is {model}; "
+            f"evaluate with --model {base}, or pass --allow-base-mismatch to load it anyway"
+        )
