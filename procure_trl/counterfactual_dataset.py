@@ -60,6 +60,7 @@ __all__ = [
     "concept_counts",
     "records_from_rows",
     "load_dataset_split",
+    "check_dataset_name",
 ]
 
 #: Config (subset) names, in card order: ``all`` then one per concept.
@@ -323,6 +324,21 @@ def _names_a_local_path(name: str) -> bool:
     return "/" in name and os.path.isdir(head)
 
 
+def check_dataset_name(name: str) -> None:
+    """Refuse a dataset name that is a local path (``outputs/procure-cf``, ``./data``) to a folder that does not
+    exist, before ``datasets`` would look it up on the Hub and report a connection error instead.
+
+    Raises:
+        FileNotFoundError: naming the path and the fix.
+    """
+    path = os.path.expanduser(name)
+    if not os.path.exists(path) and _names_a_local_path(name):
+        raise FileNotFoundError(
+            f"dataset folder {name!r} does not exist ({os.path.abspath(path)}); build it first (`procure build "
+            "--output-dir ...`) or fix the path"
+        )
+
+
 def load_dataset_split(name: str, config: str | None = "all", split: str = "train") -> Any:
     """One split of a dataset: a folder written by the dataset builder (Parquet + card), a ``save_to_disk``
     folder, or a Hub id.
@@ -339,15 +355,15 @@ def load_dataset_split(name: str, config: str | None = "all", split: str = "trai
         if split not in dataset:
             raise ValueError(f"dataset {name!r} has no split {split!r} (splits: {', '.join(dataset)})")
         return dataset[split]
-    if not os.path.isdir(path) and _names_a_local_path(name):
-        raise FileNotFoundError(
-            f"dataset folder {name!r} does not exist ({os.path.abspath(path)}); build it with the dataset builder "
-            "first, or fix the path"
-        )
+    check_dataset_name(name)
+    local = os.path.isdir(path)
     try:
-        dataset = load_dataset(path if os.path.isdir(path) else name, name=config)
+        # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
+        # rebuilt in place would otherwise come back with its old rows.
+        dataset = load_dataset(path if local else name, name=config,
+                               download_mode="force_redownload" if local else None)
     except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
-        where = "local folder" if os.path.isdir(path) else "no such local folder; Hub id"
+        where = "local folder" if local else "no such local folder; Hub id"
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {message}") from err
     if isinstance(dataset, DatasetDict) and split not in dataset:

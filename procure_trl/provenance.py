@@ -1,8 +1,8 @@
 """What a model was made from, written down so that evaluation can refuse what would mislead.
 
 * **Training data.** Next to every saved model (and checkpoint), the concept-aware trainer writes
-  ``procure_training_data.json``: the dataset (Hub id or path), config, split, fingerprint and the task ids it
-  trained on. Nothing else: no argument, token or key (adapters get pushed to the Hub).
+  ``procure_training_data.json``: the dataset (Hub id or path), config, split, a fingerprint of its rows
+  (:func:`dataset_fingerprint`) and the task ids it trained on. Nothing else: no argument, token or key (adapters get pushed to the Hub).
   :func:`check_train_overlap` refuses to score an adapter on its own training tasks.
 * **Tokenizer.** A pre-tokenized dataset stores the tokenizer's name and a fingerprint of its vocabulary
   (:func:`tokenizer_fingerprint`); the trainer refuses token ids made by another tokenizer.
@@ -22,6 +22,7 @@ __all__ = [
     "TRAINING_DATA_FILE",
     "TOKENIZER_COLUMNS",
     "tokenizer_fingerprint",
+    "dataset_fingerprint",
     "training_data_record",
     "write_training_data",
     "read_adapter_file",
@@ -42,6 +43,23 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
+def dataset_fingerprint(dataset: Any) -> str | None:
+    """A hash of the rows of a ``datasets.Dataset`` (their Arrow data, in order); ``None`` for an
+    ``IterableDataset``. ``Dataset._fingerprint`` is no substitute: a local folder rebuilt with other rows can
+    keep the same one."""
+    if not hasattr(dataset, "with_format") or not hasattr(dataset, "num_rows"):
+        return None
+    import pyarrow as pa
+
+    digest = hashlib.sha256()
+    for table in dataset.with_format("arrow").iter(batch_size=1000):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        digest.update(sink.getvalue())
+    return digest.hexdigest()[:16]
+
+
 def _short_list(items: Iterable[str], limit: int = 5) -> str:
     items = list(items)
     return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
@@ -52,8 +70,8 @@ def training_data_record(dataset: Any, origin: Mapping[str, Any] | None = None) 
 
     Args:
         dataset: the training ``datasets.Dataset`` (or ``IterableDataset``: its task ids are not listed).
-        origin: where it came from, ``{"dataset": Hub id or path, "config": ..., "split": ...}``; missing keys
-            are taken from the dataset's own info.
+        origin: where it came from, ``{"dataset": Hub id or path, "config": ..., "split": ...}``; missing or
+            ``None`` values are taken from the dataset's own info.
     """
     origin = dict(origin or {})
     info = getattr(dataset, "info", None)
@@ -61,12 +79,12 @@ def training_data_record(dataset: Any, origin: Mapping[str, Any] | None = None) 
     task_ids = None
     if "task_id" in columns and hasattr(dataset, "unique"):  # an IterableDataset cannot be listed up front
         task_ids = sorted(dataset.unique("task_id"))
-    split = origin.get("split", getattr(dataset, "split", None))
+    split = origin.get("split") or getattr(dataset, "split", None)
     return {
-        "dataset": origin.get("dataset", getattr(info, "dataset_name", None)),
-        "config": origin.get("config", getattr(info, "config_name", None)),
+        "dataset": origin.get("dataset") or getattr(info, "dataset_name", None),
+        "config": origin.get("config") or getattr(info, "config_name", None),
         "split": str(split) if split is not None else None,
-        "fingerprint": getattr(dataset, "_fingerprint", None),
+        "fingerprint": dataset_fingerprint(dataset),
         "num_rows": getattr(dataset, "num_rows", None),
         "task_ids": task_ids,
     }

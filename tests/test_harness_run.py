@@ -270,3 +270,30 @@ def test_cli_model_that_cannot_be_loaded_is_one_line(tmp_path, capsys, allow_exe
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith(f"procure evaluate: error: --model '{tmp_path / 'no-model'}' cannot be loaded")
+
+
+def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfactual_file, allow_exec):
+    from procure_trl.counterfactual_dataset import load_dataset_split
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+
+    problems = tmp_path / "toy.jsonl"
+    problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))
+    dataset = str(tmp_path / "cf")
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactual_file), benchmarks=str(problems),
+                                             output_dir=dataset, test_size=0.5))
+    for split in ("train", "test"):
+        rows = load_dataset_split(dataset, "all", split)
+        config = _config(tmp_path, None, counterfactuals=None, dataset=dataset, split=split, benchmark=str(problems),
+                         output_dir=str(tmp_path / split), n_bootstrap=0)
+        report = evaluate_model(config, backend=ScriptedBackend(COMPLETIONS))
+        assert [t["task_id"] for t in report.tasks] == list(dict.fromkeys(rows["task_id"]))  # that split's only
+        scored = [(t["task_id"], v["concept"]) for t in report.tasks for v in t["variants"]]
+        skipped = [(s["task_id"], s["concept"]) for s in report.skipped]
+        given = [(t, c) for t, c in zip(rows["task_id"], rows["concept"]) if c != "original"]
+        assert sorted(scored + skipped) == sorted(given)
+        assert f"dataset {dataset} (config all, split {split})" in (tmp_path / split / "summary.md").read_text()
+
+
+def test_dataset_and_counterfactuals_exclude_each_other(tmp_path, counterfactual_file):
+    with pytest.raises(ValueError, match="either --dataset .* or --counterfactuals"):
+        _config(tmp_path, counterfactual_file, dataset="me/cf")

@@ -93,8 +93,23 @@ def tokenize_concept_row(
     return out
 
 
-def check_concept_row(example: dict[str, Any], idx: int | None, *, mask_column: str) -> dict:
-    """Raise ``ValueError`` unless the row's mask is a 0/1 list as long as its ``input_ids``; returns ``{}`` (for ``map``)."""
+def check_concept_row(
+    example: dict[str, Any], idx: int | None, *, mask_column: str, tokenizer: dict[str, str] | None = None
+) -> dict:
+    """Raise ``ValueError`` unless the row's mask is a 0/1 list as long as its ``input_ids`` and, when the row
+    names the tokenizer of its ids (``tokenizer_fingerprint``), that is ``tokenizer``'s; returns ``{}`` (for ``map``).
+
+    Args:
+        tokenizer: ``{"tokenizer_name", "tokenizer_fingerprint"}`` of the trainer's tokenizer.
+    """
+    made_by = example.get("tokenizer_fingerprint")
+    if tokenizer and made_by and made_by != tokenizer["tokenizer_fingerprint"]:
+        raise ValueError(
+            f"row {idx}: the dataset was tokenized with {example.get('tokenizer_name')!r} (vocabulary "
+            f"{made_by}) but the trainer's tokenizer is {tokenizer['tokenizer_name']!r} (vocabulary "
+            f"{tokenizer['tokenizer_fingerprint']}); rebuild the dataset with --tokenizer "
+            f"{tokenizer['tokenizer_name']}, or train with the dataset's tokenizer"
+        )
     check_mask_alignment(example["input_ids"], example[mask_column], where=f"row {idx}")
     if "labels" in example and len(example["labels"]) != len(example["input_ids"]):
         raise ValueError(f"row {idx}: 'labels' has {len(example['labels'])} entries but 'input_ids' has {len(example['input_ids'])}")

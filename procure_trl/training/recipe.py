@@ -63,6 +63,8 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
+    from procure_trl.counterfactual_dataset import check_dataset_name
+
     name = script_args.dataset_name
     if not name:
         raise UserError(
@@ -78,7 +80,14 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
         dataset = load_from_disk(name)
     else:
-        dataset = load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming)
+        try:
+            check_dataset_name(name)
+        except FileNotFoundError as err:
+            raise UserError(str(err)) from err
+        # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
+        # rebuilt in place would otherwise train on its old rows.
+        dataset = load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming,
+                               download_mode="force_redownload" if os.path.isdir(name) else None)
     if not isinstance(dataset, (dict, DatasetDict)) and not hasattr(dataset, "keys"):
         return dataset, None
     if script_args.dataset_train_split not in dataset:
@@ -155,16 +164,26 @@ def run_recipe(script_args, training_args, model_args):
             "with the model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)"
         ) from err
     model, peft_config = load_model_for_recipe(model_args, training_args)
-    trainer = ConceptAwareSFTTrainer(
-        model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset if training_args.eval_strategy != "no" else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
+    origin = {
+        "dataset": script_args.dataset_name,
+        "config": script_args.dataset_config,
+        "split": script_args.dataset_train_split,
+    }
+    try:
+        trainer = ConceptAwareSFTTrainer(
+            model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset if training_args.eval_strategy != "no" else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            train_dataset_origin=origin,
+        )
+    except ValueError as err:  # the data or the settings do not fit (e.g. ids made by another tokenizer)
+        raise UserError(" ".join(str(err).split())) from err
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     return trainer
+

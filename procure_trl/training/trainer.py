@@ -22,6 +22,7 @@ The private ones are listed, with what the trainer needs from each, in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from trl import SFTConfig, SFTTrainer
 from trl.data_utils import get_dataset_column_names
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint, training_data_record, write_training_data
 from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
 from procure_trl.training.collator import DataCollatorForConceptLM
 from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
@@ -87,6 +89,12 @@ class ConceptAwareSFTTrainer(SFTTrainer):
 
     The loss and its reduction over batches, accumulation windows and processes are defined in
     :mod:`procure_trl.training.loss`.
+
+    Every saved model (and checkpoint) gets ``procure_training_data.json`` beside it: the training dataset,
+    config, split, fingerprint and task ids (:mod:`procure_trl.provenance`), so that evaluation can refuse to
+    score the model on its own training tasks. ``train_dataset_origin`` (``{"dataset", "config", "split"}``)
+    names where ``train_dataset`` came from; without it the dataset's own info is used. A pre-tokenized
+    dataset whose ``tokenizer_fingerprint`` column names another tokenizer than ``processing_class`` is refused.
     """
 
     _tag_names = ["trl", "sft", "procure"]
@@ -102,9 +110,14 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         train_dataset=None,
         eval_dataset=None,
         processing_class=None,
+        train_dataset_origin: Mapping[str, Any] | None = None,
         **kwargs,
     ):
         require_extension_points()
+        # Read from the rows as given (before tokenization), so the task ids are the dataset's own.
+        self._training_data = (
+            training_data_record(train_dataset, train_dataset_origin) if train_dataset is not None else None
+        )
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path or "model"
             args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
@@ -179,8 +192,18 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         else:
             if isinstance(dataset, Dataset):
                 map_kwargs["desc"] = f"Checking {dataset_name} perturbation masks"
+            tokenizer = getattr(processing_class, "tokenizer", processing_class)
+            expected = {
+                "tokenizer_name": str(getattr(tokenizer, "name_or_path", "")),
+                "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
+            }
             # map (not a loop) so that IterableDatasets are checked lazily, row by row
-            dataset = dataset.map(check_concept_row, fn_kwargs={"mask_column": mask_column}, **map_kwargs)
+            dataset = dataset.map(
+                check_concept_row, fn_kwargs={"mask_column": mask_column, "tokenizer": expected}, **map_kwargs
+            )
+            present = [c for c in TOKENIZER_COLUMNS if c in (get_dataset_column_names(dataset) or [])]
+            if present:  # checked; strings the collator has no use for
+                dataset = dataset.remove_columns(present)
 
         dataset = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
 
@@ -197,6 +220,11 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 **map_kwargs,
             )
         return dataset
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if self._training_data is not None and self.args.should_save:
+            write_training_data(output_dir or self.args.output_dir, self._training_data)
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
