@@ -96,6 +96,13 @@ _EXPORTS: dict[str, str] = {
     "add_token_columns": "procure_trl.counterfactual_dataset",
     "dataset_features": "procure_trl.counterfactual_dataset",
     "build_dataset_dict": "procure_trl.counterfactual_dataset",
+    "load_dataset_split": "procure_trl.counterfactual_dataset",
+    "records_from_rows": "procure_trl.counterfactual_dataset",
+    # procure_trl.provenance
+    "TRAINING_DATA_FILE": "procure_trl.provenance",
+    "tokenizer_fingerprint": "procure_trl.provenance",
+    "check_train_overlap": "procure_trl.provenance",
+    "check_adapter_base": "procure_trl.provenance",
     # procure_trl.dataset_builder
     "BuildConfig": "procure_trl.dataset_builder",
     "build_counterfactual_dataset": "procure_trl.dataset_builder",
@@ -146,7 +153,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
     from procure_trl.llm.prompts import build_messages
     from procure_trl.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
-    from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, split_by_task
+    from procure_trl.counterfactual_dataset import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, load_dataset_split, records_from_rows, split_by_task
+    from procure_trl.provenance import TRAINING_DATA_FILE, check_adapter_base, check_train_overlap, tokenizer_fingerprint
     from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
     from procure_trl.training import (
         ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,

@@ -14,6 +14,9 @@ from procure_trl.counterfactual_dataset import load_dataset_split
 from procure_trl.provenance import TRAINING_DATA_FILE, tokenizer_fingerprint
 from procure_trl.testing_utils import build_tiny_llama, build_tiny_tokenizer
 
+# One tiny chain (build, train, then evaluate) is shared by the module: about a minute on a laptop CPU.
+pytestmark = pytest.mark.slow
+
 EVALUATE = ["--n", "1", "--k", "1", "--temperature", "0", "--max-new-tokens", "4", "--backend", "transformers",
             "--timeout", "2", "--num-workers", "2", "--n-bootstrap", "10"]
 
