@@ -279,7 +279,7 @@ def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfa
     problems = tmp_path / "toy.jsonl"
     problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))
     dataset = str(tmp_path / "cf")
-    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactual_file), benchmarks=str(problems),
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactual_file), benchmarks="", problems=str(problems),
                                              output_dir=dataset, test_size=0.5))
     for split in ("train", "test"):
         rows = load_dataset_split(dataset, "all", split)
