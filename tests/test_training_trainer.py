@@ -216,6 +216,16 @@ def test_pretokenized_rows_are_accepted(tmp_path, tiny_tokenizer):
         assert a["perturbation_mask"] == b["perturbation_mask"]
 
 
+def test_missing_columns_fail_before_a_model_given_by_name_is_loaded(tmp_path, tiny_tokenizer):
+    from datasets import Dataset
+
+    plain = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in make_rows()])
+    # the model path does not exist: loading it would fail with an OSError instead
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['changed_spans'\]"):
+        ConceptAwareSFTTrainer(str(tmp_path / "no-model"), args=_config(tmp_path), train_dataset=plain,
+                               processing_class=tiny_tokenizer)
+
+
 def test_bad_input_gives_clear_errors(tmp_path, tiny_tokenizer):
     plain = [{"prompt": r["prompt"], "completion": r["completion"]} for r in make_rows()]
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['changed_spans'\].*procure build"):

@@ -138,6 +138,12 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 "reentrant gradient checkpointing runs the forward without autograd, so the attention term would get "
                 "no gradient; set gradient_checkpointing_kwargs={'use_reentrant': False} (the default)"
             )
+        # SFTTrainer loads a model given by name in its __init__: check the columns first, so a wrong dataset
+        # fails in a second, not after the weights load
+        for split_name, dataset in (("train", train_dataset), ("eval", eval_dataset)):
+            columns = getattr(dataset, "column_names", None)
+            if isinstance(columns, list):  # a Dataset (an IterableDataset may not know its columns yet)
+                concept_dataset_kind(columns, args.perturbation_mask_column, args.changed_spans_column, split_name)
         self._custom_collator = data_collator is not None
         self._pending_concept_stats: dict[str, list[torch.Tensor]] = {}
         super().__init__(
