@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
     "compare": "evaluation runs side by side: pass@k and CCS with intervals, paired differences",
     "publish-metrics": "publish the pass_at_k and ccs metric modules as Spaces on the Hub",
+    "attention-report": "per layer, the attention mass on perturbed tokens beside a control (base vs adapter)",
 }
 
 

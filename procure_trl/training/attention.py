@@ -100,6 +100,13 @@ class ConceptAttentionProbe:
         Raises ``RuntimeError`` naming the missing layers when the forward did not run the
         concept-aware attention for all of them (e.g. the model uses another attention function).
         """
+        return torch.stack(list(self.layer_mass().values())).mean(dim=0)
+
+    def layer_mass(self) -> dict[int, torch.Tensor]:
+        """``m_q`` of each selected layer, ``(batch, seq_len)`` float32, by layer index in ascending order.
+
+        Raises ``RuntimeError`` like :meth:`attention_mass` when a layer was not computed.
+        """
         missing = sorted(self.layers - set(self._mass))
         if missing:
             raise RuntimeError(
@@ -108,8 +115,7 @@ class ConceptAttentionProbe:
                 f"attn_implementation='sdpa' and let ConceptAwareSFTTrainer switch it, or call "
                 f"procure_trl.training.enable_concept_attention(model)."
             )
-        stacked = torch.stack([self._mass[i].float() for i in sorted(self.layers)])
-        return stacked.mean(dim=0)
+        return {i: self._mass[i].float() for i in sorted(self.layers)}
 
     def clear(self) -> None:
         self._mass.clear()

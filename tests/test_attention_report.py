@@ -1,0 +1,169 @@
+"""procure attention-report: per-layer attention mass through the trainer's probe, checked against eager attention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from procure_trl.attention_report.control import control_shift, shift_left
+from procure_trl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
+
+
+# ---- the control, by hand ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("perturbed", "first", "expected"),
+    [
+        ([5, 6, 7], 0, 3),  # one run of n tokens: the n tokens just before it
+        ([5, 7], 0, 1),  # gaps: one step back already misses every perturbed token
+        ([4, 5, 9, 10], 0, 2),
+        ([2, 3, 4], 0, None),  # no room before the run
+        ([6, 7], 5, None),  # the room before the run is padding
+        ([6, 7], 4, 2),
+        ([], 0, None),
+    ],
+)
+def test_control_shift(perturbed, first, expected):
+    assert control_shift(perturbed, first) == expected
+
+
+def test_shift_left_moves_entries_earlier_and_keeps_length():
+    assert shift_left([0, 0, 0, 1, 1, 0], 2) == [0, 1, 1, 0, 0, 0]
+    assert shift_left([1, 0], 0) == [1, 0]
+    with pytest.raises(ValueError, match="shift=-1"):
+        shift_left([1], -1)
+
+
+# ---- the command against an eager computation ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A dataset made by the dataset builder, a tiny 2-layer Llama and a LoRA adapter that changes attention."""
+    from peft import LoraConfig, get_peft_model
+
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.testing_utils import build_tiny_llama, build_tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("attention-report")
+    engine_rows = root / "humaneval.jsonl"  # the HumanEval lines of the engine fixture: no MBPP to load
+    engine_rows.write_text("".join(line for line in FIXTURE.read_text().splitlines(keepends=True)
+                                   if '"HumanEval/' in line))
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(engine_rows), benchmarks="humaneval",
+                                             output_dir=str(root / "data"), test_size=0.5, seed=0))
+    tokenizer = build_tiny_tokenizer()
+    model = build_tiny_llama(tokenizer, num_hidden_layers=2)
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    torch.manual_seed(3)
+    lora = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(root / "adapter")
+    return root
+
+
+def _eager_reference(model, ids: list[int], delta: list[int], completion: list[int]) -> dict[str, list[float]]:
+    """Per layer: mean over queries of the head-averaged attention on the perturbed tokens, and the control,
+    from the attention probabilities that eager attention materialises (one unpadded row)."""
+    with torch.no_grad():
+        attentions = model(input_ids=torch.tensor([ids]), output_attentions=True).attentions
+    perturbed = [k for k, d in enumerate(delta) if d]
+    first = min(k for k in perturbed if completion[k])
+    queries = [q for q in range(first, len(ids)) if completion[q]]
+    shift = next(s for s in range(1, len(ids)) if all(p - s >= 0 and p - s not in perturbed for p in perturbed))
+    out: dict[str, list[float]] = {"perturbed": [], "control": []}
+    for probs in attentions:
+        probs = probs[0].mean(dim=0)  # (L, L), heads averaged like m_q
+        out["perturbed"].append(sum(float(probs[q, perturbed].sum()) for q in queries) / len(queries))
+        control_keys = [p - shift for p in perturbed]
+        out["control"].append(sum(float(probs[q - shift, control_keys].sum()) for q in queries) / len(queries))
+    return out
+
+
+def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
+    from datasets import load_dataset
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from procure_trl.masks import prompt_completion_mask
+
+    out_dir = workspace / "report"
+    code = main(["attention-report", "--model", str(workspace / "model"), "--adapter", str(workspace / "adapter"),
+                 "--dataset", str(workspace / "data"), "--split", "test", "--output", str(out_dir),
+                 "--batch-size", "3", "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| layer | base perturbed | base control | adapter perturbed | adapter control |" in printed
+    report = json.loads((out_dir / "attention_report.json").read_text())
+    assert (out_dir / "attention_by_layer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    rows = load_dataset(str(workspace / "data"), "all", split="test").to_list()
+    counterfactuals = [i for i, r in enumerate(rows) if r["changed_spans"]]
+    assert [r["row"] for r in report["per_row"]] == counterfactuals and 2 <= len(counterfactuals) <= 3
+    assert report["rows"] == {"in_split": len(rows), "originals": len(rows) - len(counterfactuals),
+                              "counterfactual": len(counterfactuals), "measured": len(counterfactuals), "skipped": {}}
+
+    tokenizer = AutoTokenizer.from_pretrained(workspace / "model")
+    eager = {"base": AutoModelForCausalLM.from_pretrained(workspace / "model", attn_implementation="eager"),
+             "adapter": PeftModel.from_pretrained(
+                 AutoModelForCausalLM.from_pretrained(workspace / "model", attn_implementation="eager"),
+                 workspace / "adapter")}
+    lengths = set()
+    for entry in report["per_row"]:
+        row = rows[entry["row"]]
+        tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer)
+        lengths.add(len(tokens["input_ids"]))
+        for name, model in eager.items():
+            expected = _eager_reference(model.eval(), tokens["input_ids"], tokens["perturbation_mask"],
+                                        tokens["completion_mask"])
+            for key in ("perturbed", "control"):
+                torch.testing.assert_close(torch.tensor(entry[name][key]), torch.tensor(expected[key]),
+                                           rtol=0, atol=1e-5, msg=f"row {entry['row']} {name} {key}")
+    assert len(lengths) == len(counterfactuals)  # rows of different lengths in one batch of 3: left padding
+
+    # the summary is the mean over rows; the numbers distinguish what they should
+    for name in ("base", "adapter"):
+        per_row = torch.tensor([[e[name]["perturbed"], e[name]["control"]] for e in report["per_row"]])
+        layers = report["results"][name]["layers"]
+        summary = torch.tensor([[[l["perturbed"]["mean"] for l in layers], [l["control"]["mean"] for l in layers]]])
+        torch.testing.assert_close(summary[0], per_row.mean(dim=0), rtol=0, atol=1e-6)
+        # a random tiny model spreads attention almost evenly, yet the two differ far beyond the tolerance above
+        assert (per_row[:, 0] - per_row[:, 1]).abs().max() > 1e-4
+    base = torch.tensor([e["base"]["perturbed"] for e in report["per_row"]])
+    adapter = torch.tensor([e["adapter"]["perturbed"] for e in report["per_row"]])
+    assert (base - adapter).abs().max() > 1e-3  # the adapter really was applied
+
+
+def _error_lines(capsys) -> list[str]:
+    """The command's error lines on stderr (progress bars of the dataset loader may come before them)."""
+    return [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+
+
+def test_bad_inputs_are_one_line_errors(workspace, tmp_path, capsys):
+    common = ["--output", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(tmp_path / "missing"),
+                 *common]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "missing" in err[0] and "does not exist" in err[0]
+
+    assert main(["attention-report", "--model", str(tmp_path / "no-model"), "--dataset", str(workspace / "data"),
+                 *common]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "no-model" in err[0] and "model folder" in err[0] and "does not exist" in err[0]
+
+    assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(workspace / "data"),
+                 "--split", "validation", *common]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "'validation'" in err[0]
+
+    (tmp_path / "not-an-adapter").mkdir()
+    assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(workspace / "data"),
+                 "--adapter", str(tmp_path / "not-an-adapter"), *common]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "not-an-adapter" in err[0]
