@@ -114,6 +114,9 @@ _EXPORTS: dict[str, str] = {
     "register_concept_attention": "procure_trl.training",
     "enable_concept_attention": "procure_trl.training",
     "ConceptAttentionProbe": "procure_trl.training",
+    # procure_trl.attention_report
+    "AttentionReportConfig": "procure_trl.attention_report",
+    "run_attention_report": "procure_trl.attention_report",
     # procure_trl.qlora
     "load_model_4bit": "procure_trl.qlora",
     "get_quantization_config": "procure_trl.qlora",
@@ -160,6 +163,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,
         concept_sensitive_loss, enable_concept_attention, register_concept_attention,
     )
+    from procure_trl.attention_report import AttentionReportConfig, run_attention_report
     from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
     from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
     from procure_trl.metrics.ccs import concept_consistency_score

@@ -7,14 +7,12 @@
 * :mod:`.report`: the run, ``attention_report.json`` and the per-layer plot.
 """
 
-from procure_trl.attention_report.config import AttentionReportConfig
+from procure_trl._lazy import lazy_exports
 
-__all__ = ["AttentionReportConfig", "run_attention_report"]
-
-
-def __getattr__(name: str):
-    if name == "run_attention_report":  # imports torch: only when asked for
-        from procure_trl.attention_report.report import run_attention_report
-
-        return run_attention_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the report imports torch: resolved only when asked for
+_EXPORTS = {
+    "AttentionReportConfig": "procure_trl.attention_report.config",
+    "run_attention_report": "procure_trl.attention_report.report",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,10 +27,10 @@ def plot_attention_by_layer(results: Mapping[str, Mapping[str, Any]], path: str,
             ax.plot(xs, ys, style, marker="o", markersize=3, color=color, label=f"{name}: {keys}")
             ax.fill_between(xs, [y - e for y, e in zip(ys, sem)], [y + e for y, e in zip(ys, sem)],
                             color=color, alpha=0.15, linewidth=0)
-    ax.set_xlabel("decoder layer")
-    ax.set_ylabel("mean attention mass $m_q$")
+    ax.set(xlabel="decoder layer", ylabel="mean attention mass $m_q$",
+           title=title or "Attention of completion queries after the first change")
     ax.set_ylim(bottom=0)
-    ax.set_title(title or "Attention of completion queries after the first change")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
