@@ -365,6 +365,7 @@ def _dataset_tasks(
         benchmarks = config.benchmark.split(",") if config.benchmark else _benchmarks_of(task_ids, config.dataset)
         config.benchmark = ",".join(benchmarks)  # the report names what the tests came from
         problems = [p for name in benchmarks for p in load_problems(name.strip())]
+    config.benchmark = config.benchmark or "the given problems"
     by_id = {p.task_id: p for p in problems}
     missing = [t for t in task_ids if t not in by_id]
     if missing:
