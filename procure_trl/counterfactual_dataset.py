@@ -325,7 +325,7 @@ def _names_a_local_path(name: str) -> bool:
 
 
 def check_dataset_name(name: str) -> None:
-    """Refuse a dataset name that is a local path (``outputs/procure-cf``, ``./data``) to a folder that does not
+    """Refuse a dataset name that is a local path (``outputs/procure-counterfactuals``, ``./data``) to a folder that does not
     exist, before ``datasets`` would look it up on the Hub and report a connection error instead.
 
     Raises:

@@ -5,7 +5,7 @@ Typical single-GPU use::
     from procure_trl.qlora import default_lora_config, load_model_4bit
     from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
 
-    model = load_model_4bit("Qwen/Qwen2.5-Coder-1.5B")
+    model = load_model_4bit("Qwen/Qwen2.5-Coder-1.5B-Instruct")
     trainer = ConceptAwareSFTTrainer(model, args=ConceptAwareSFTConfig(...), train_dataset=dataset,
                                      processing_class=tokenizer, peft_config=default_lora_config())
 

@@ -17,8 +17,8 @@ unless HF_ALLOW_CODE_EVAL=1 is set (read docs/execution.md first: programs run i
 subprocess with a timeout, which limits but does not remove the risk of running untrusted code).
 
 example:
-  HF_ALLOW_CODE_EVAL=1 procure evaluate --model Qwen/Qwen2.5-Coder-1.5B --benchmark humaneval \\
-      --counterfactuals outputs/humaneval_counterfactuals.jsonl --output outputs/eval
+  HF_ALLOW_CODE_EVAL=1 procure evaluate --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter outputs/procure-qlora \\
+      --dataset outputs/procure-counterfactuals --split test --output outputs/eval-procure
 """
 
 
