@@ -534,6 +534,53 @@ CASES = [
                 total += x
             return total / count
         """, "(f([]), f([1, 2]))"),
+    ("builtin_reads_and_mutable_globals", """
+        seen = []
+        def f(xs):
+            top = float('inf')
+            xs.append(1)
+            n = len(seen)
+            xs.append(2)
+            return top, n, xs
+        """, "(f([]), f(seen), seen)"),
+    ("reference_copy_next_to_mutation", """
+        g = [1]
+        def reset():
+            global g
+            g = [2]
+        def f(xs):
+            ys = xs
+            xs[0] = 9
+            head = xs[0]
+            xs[0] = 7
+            h = g
+            reset()
+            return ys, head, h
+        """, "(f([0, 1]), f([]), f(5))"),
+    ("constant_arithmetic_next_to_a_guard", """
+        def f(a, r):
+            pi = 22 / 7
+            if a >= 360:
+                return None
+            area = pi * r
+            if a < 0:
+                return 'negative'
+            q = 1 // 0
+            return area, q
+        """, "[f(400, 1), f(-1, 2), f(10, 1)]"),
+    ("unpacked_display_next_to_a_guard", """
+        def f(q, w, pair):
+            if sum(q) > w:
+                return False
+            i, j = 0, len(q) - 1
+            while i < j:
+                i += 1
+                j -= 1
+            if w < 0:
+                return 'neg'
+            a, b = pair
+            return i, j, a, b
+        """, "[f([1, 2, 3], 100, (1, 2)), f([9], 1, ()), f([1], 5, (1,)), f([1], -1, ())]"),
 ]
 
 
@@ -632,6 +679,39 @@ def test_try_blocks_and_prints_are_not_reordered():
                 assert not all("print" in s for s in swapped), swapped  # output order is behaviour
                 assert "first = xs[0]" not in swapped and "value = d['k']" not in swapped
                 assert "xs.append(n)" not in swapped
+
+
+def _swapped_pairs(name: str) -> set[tuple[str, ...]]:
+    """The (first lines of the) statement pairs ``independent_swap`` picks in case ``name`` over 12 seeds."""
+    pairs = set()
+    for seed in range(12):
+        statements = perturb(_case(name), Concept.INDEPENDENT_SWAP, seed).details.get("statements", ())
+        pairs.add(tuple(s.splitlines()[0] for s in statements))
+    return pairs
+
+
+def test_refined_effects_allow_these_swaps():
+    """Each refinement is used: builtins are not mutable state, ``y = x`` copies a reference, number
+    literal arithmetic and ``a, b = 0, len(q) - 1`` cannot raise (so they cross a guard), and names
+    unpacked from such a display hold ints (``i += 1`` / ``j -= 1`` commute)."""
+    assert ("top = float('inf')", "xs.append(1)") in _swapped_pairs("builtin_reads_and_mutable_globals")
+    assert ("ys = xs", "xs[0] = 9") in _swapped_pairs("reference_copy_next_to_mutation")
+    assert ("pi = 22 / 7", "if a >= 360:") in _swapped_pairs("constant_arithmetic_next_to_a_guard")
+    pairs = _swapped_pairs("unpacked_display_next_to_a_guard")
+    assert ("if sum(q) > w:", "i, j = 0, len(q) - 1") not in pairs  # len(q) may raise
+    assert ("i += 1", "j -= 1") in pairs
+
+
+def test_refined_effects_still_refuse_these_swaps():
+    forbidden = {
+        "builtin_reads_and_mutable_globals": ["n = len(seen)"],  # a global list: xs may be the same list
+        "reference_copy_next_to_mutation": ["head = xs[0]", "h = g"],  # reads contents / a global reset() rebinds
+        "constant_arithmetic_next_to_a_guard": ["q = 1 // 0"],  # raises: must stay below the guards
+        "unpacked_display_next_to_a_guard": ["a, b = pair"],  # unpacking a value may raise
+    }
+    for name, statements in forbidden.items():
+        for pair in _swapped_pairs(name):
+            assert not set(statements) & set(pair), (name, pair)
 
 
 def test_dead_code_is_left_alone():

@@ -232,6 +232,36 @@ def test_swap_of_exclusive_equality_guards():
         assert "return" in check(before, after, Concept.INDEPENDENT_SWAP), (a, b)
 
 
+def test_swap_of_a_reference_copy_with_a_mutation():
+    original = "def f(xs):\n    ys = xs\n    xs[0] = 9\n    return ys\n"
+    swapped = "def f(xs):\n    xs[0] = 9\n    ys = xs\n    return ys\n"
+    assert check(original, swapped, Concept.INDEPENDENT_SWAP) is None  # ys names the same list either way
+    for other in ("xs = [9]", "ys[0] = 9"):  # rebinding xs, or touching ys, does depend on the copy
+        before, after = original.replace("xs[0] = 9", other), swapped.replace("xs[0] = 9", other)
+        assert "dependent" in check(before, after, Concept.INDEPENDENT_SWAP), other
+    reads = original.replace("ys = xs", "ys = xs[0]")  # reads what is inside the list: not a copy
+    assert "dependent" in check(reads, swapped.replace("ys = xs", "ys = xs[0]"), Concept.INDEPENDENT_SWAP)
+
+
+def test_swap_of_arithmetic_that_cannot_fail_across_an_early_return():
+    template = "def f(a, n):\n    i, j = 0, len(n)\n    k = 1\n    if a:\n        return 0\n    {}\n    return x\n"
+    for statement, verdict in (
+        ("x = 22 / 7", None), ("x = 10 ** 9 + 7", None), ("x, y = 1, 2", None),
+        ("x = (i + j) // 2", None), ("x = k * 3 - j", None),  # locals that only ever hold ints
+        ("x = 1 // 0", "control dependence"), ("x = a + 1", "control dependence"),  # may raise
+        ("x = i // j", "control dependence"), ("x = n * 2", "control dependence"),
+        ("x, y = n", "control dependence"),
+    ):
+        before = template.format(statement)
+        after = before.replace(f"    if a:\n        return 0\n    {statement}\n", f"    {statement}\n    if a:\n        return 0\n")
+        result = check(before, after, Concept.INDEPENDENT_SWAP)
+        assert result is None if verdict is None else verdict in result, (statement, result)
+    # a name is int-only when every binding in the function makes it one
+    rebound = template.format("x = k + 1").replace("    return x\n", "    k = n\n    return x\n")
+    moved = rebound.replace("    if a:\n        return 0\n    x = k + 1\n", "    x = k + 1\n    if a:\n        return 0\n")
+    assert "control dependence" in check(rebound, moved, Concept.INDEPENDENT_SWAP)
+
+
 # ---- def-use break --------------------------------------------------------------------------------
 
 def test_def_use_must_rename_every_use_the_definition_reaches():

@@ -14,8 +14,10 @@ run later and are not counted; comprehensions run at once and are):
   ``await``, ``global``/``nonlocal``, ``del``, class bodies);
 * ``may_raise``: it may raise. Only these cannot: ``pass``, stdlib imports, plain ``def``, and bindings
   of expressions built from literals, empty builtin containers, locals bound on every path, and int/str
-  operations that cannot fail;
-* ``reads_mutable``: it reads a variable that might alias a mutable object.
+  operations that cannot fail (arithmetic on number literals is tried at once; ``a, b = x, y`` unpacks a
+  display of the same length);
+* ``reads_mutable``: it reads the contents of a variable that might alias a mutable object (not a
+  builtin, and not ``y = x``, which copies which object a local names).
 
 A statement is *silent* when it only binds locals nobody else sees (or module names while the module
 runs): once an exception leaves the function, whether it ran is unobservable.
@@ -36,7 +38,7 @@ import sys
 from dataclasses import dataclass, field
 
 from procure_trl.analysis.scopes import BUILTIN_NAMES, BindingKind, Scope, ScopeAnalysis, ScopeKind
-from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds
+from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds, pairs_up
 
 #: Builtins that neither mutate their arguments nor call back into user code (beyond dunder methods of
 #: the arguments, assumed free of side effects) and do not consume iterators.
@@ -115,6 +117,7 @@ class EffectAnalyzer:
     def __init__(self, analysis: ScopeAnalysis, shadowed: frozenset[str] = frozenset()) -> None:
         self.analysis = analysis
         self.shadowed = shadowed
+        self._copied: set[int] = set()  # names the current statement only copies (see _reference_copies)
         self.user_functions = {s.name for s in analysis.module.walk() if s.kind is ScopeKind.FUNCTION}
         # variables some nested function/lambda/generator reads or writes: writing one is visible
         self.captured: set[tuple] = set()
@@ -156,6 +159,7 @@ class EffectAnalyzer:
         eff = StatementEffects()
         kinds = self.value_kinds(scope)
         consumed: set[int] = set()  # generator expressions consumed by the call they are passed to
+        self._copied = _reference_copies(stmt)
         self._visit(stmt, scope, kinds, eff, consumed)
         if isinstance(stmt, _COMPOUND):
             eff.may_raise = True
@@ -203,7 +207,11 @@ class EffectAnalyzer:
                 eff.reads.add(_key(binding, node.id))
                 eff.read_names.add(node.id)
                 local = binding is not None and binding.scope is scope
-                if not local or kinds.get(node.id) not in (INT, STR):
+                if binding is None and node.id in BUILTIN_NAMES and node.id not in self.shadowed:
+                    pass  # a builtin function or type: no statement of the program changes it
+                elif local and id(node) in self._copied and _key(binding, node.id) not in self.captured:
+                    pass  # ``y = x``: copies the reference; whatever the other does to the object, y sees it too
+                elif not local or kinds.get(node.id) not in (INT, STR):
                     eff.reads_mutable = True
             else:
                 self._write(node.id, binding, scope, eff)
@@ -299,13 +307,27 @@ class EffectAnalyzer:
                 values += [stmt.returns] if stmt.returns else []
             return not all(isinstance(v, ast.Constant) or safe(v) for v in values)
         if isinstance(stmt, ast.Assign):
-            return not (all(isinstance(t, ast.Name) for t in stmt.targets) and safe(stmt.value))
+            if all(isinstance(t, ast.Name) for t in stmt.targets):
+                return not safe(stmt.value)
+            # ``i, j = 0, len(s) - 1``: names unpacked from a tuple display of as many elements
+            return not (len(stmt.targets) == 1 and pairs_up(stmt.targets[0], stmt.value)
+                                                and all(isinstance(t, ast.Name) for t in stmt.targets[0].elts) and safe(stmt.value))
         if isinstance(stmt, ast.AnnAssign):
             return not (isinstance(stmt.target, ast.Name) and stmt.value is not None and safe(stmt.value))
         if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
             as_binop = ast.BinOp(left=ast.Name(stmt.target.id, ast.Load()), op=stmt.op, right=stmt.value)
             return not (stmt.target.id in bound and _safe_local(stmt.target.id, scope) and safe(as_binop))
         return True
+
+
+def _reference_copies(stmt: ast.stmt) -> set[int]:
+    """ids of the names that ``y = x`` / ``a, b = x, y`` (targets plain names) only copy: the statement
+    reads which object the name holds, not what is inside it."""
+    if not (isinstance(stmt, ast.Assign) and all(isinstance(t, (ast.Name, ast.Tuple)) for t in stmt.targets)):
+        return set()
+    value = stmt.value
+    names = value.elts if isinstance(value, ast.Tuple) else [value]
+    return {id(n) for n in names if isinstance(n, ast.Name)}
 
 
 class _LazyNames:
@@ -346,6 +368,39 @@ def _small_int_constant(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and type(node.value) is int and 0 <= node.value <= 10**6
 
 
+_FOLDABLE_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+
+
+def _folds_without_error(node: ast.AST) -> bool:
+    """``node`` is arithmetic on int/float literals (small enough to evaluate at once) that does not raise."""
+
+    def number(n: ast.AST):
+        if isinstance(n, ast.Constant) and type(n.value) in (int, float) and abs(n.value) <= 10**6:
+            return n.value
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            value = number(n.operand)
+            return None if value is None else -value
+        if isinstance(n, ast.BinOp) and isinstance(n.op, _FOLDABLE_OPS):
+            left, right = number(n.left), number(n.right)
+            if left is None or right is None or isinstance(n.op, ast.Pow) and not (0 <= right <= 64):
+                return None
+            try:
+                value = _FOLD[type(n.op)](left, right)
+            except (ArithmeticError, ValueError):
+                return None
+            return value if type(value) in (int, float) and abs(value) <= 10**40 else None
+        return None
+
+    return number(node) is not None
+
+
+_FOLD = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: a ** b,
+}
+
+
 _EMPTY_CONSTRUCTORS = frozenset({"set", "list", "dict", "tuple", "str", "int", "float", "bool", "frozenset"})
 
 
@@ -376,6 +431,8 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
             k is not None and safe(k) and (isinstance(k, ast.Constant) or kind(k) in (INT, STR)) for k in node.keys
         ) and all(safe(v) for v in node.values)
     if isinstance(node, ast.BinOp):
+        if _folds_without_error(node):
+            return True  # 22 / 7, 10 ** 9 + 7: arithmetic on number literals, tried now
         if not (safe(node.left) and safe(node.right)):
             return False
         if isinstance(node.op, ast.Mult) and _small_int_constant(node.right) and isinstance(node.left, (ast.List, ast.Tuple)):

@@ -64,6 +64,13 @@ def expression_kind(node: ast.AST, names: dict[str, str], shadowed: frozenset[st
     return None
 
 
+def pairs_up(target: ast.AST, value: ast.AST) -> bool:
+    """``a, b = x, y``: names unpacked element by element from a display of the same length."""
+    return (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+            and len(target.elts) == len(value.elts)
+            and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts)))
+
+
 def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple[dict[str, list[ast.AST | str]], set[str]]:
     """Every value assigned to each plain local name of ``func`` (not descending into nested scopes).
 
@@ -91,7 +98,11 @@ def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple
             continue  # comprehension variables are their own scope
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                add(target, node.value if isinstance(target, ast.Name) else "unknown")
+                if pairs_up(target, node.value):
+                    for name, value in zip(target.elts, node.value.elts):  # i, j = 0, len(s) - 1
+                        add(name, value)
+                else:
+                    add(target, node.value if isinstance(target, ast.Name) else "unknown")
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             add(node.target, node.value)
         elif isinstance(node, ast.AugAssign):

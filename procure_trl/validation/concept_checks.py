@@ -11,7 +11,10 @@ concept, else a one-line reason (``str``) saying what is wrong.
 * ``independent_swap``: the trees are equal except for one block whose statements are the same, in
   another order, and every pair of statements whose order changed is independent (no name one writes
   is read or written by the other; no I/O in both; no ``return``/``raise``/``break``/``continue``/``yield``,
-  except two guards ``if x == c1: ... return`` / ``if x == c2: ... return`` with different constants).
+  except two guards ``if x == c1: ... return`` / ``if x == c2: ... return`` with different constants,
+  and a guard next to an assignment that cannot raise: literals, names, number-literal arithmetic,
+  int arithmetic of locals that only ever hold ints). ``y = x`` reads which object ``x`` names, so it
+  is independent of ``x[0] = v`` but not of rebinding ``x``.
   Any permutation is checked pair by pair, so swaps of non-adjacent statements are covered.
 * ``if_else_flip``: the trees are equal except for one ``if``/``else`` (or conditional expression)
   whose branches are swapped and whose condition is negated (``not c``, removing a ``not``, an
@@ -360,7 +363,8 @@ _CONTROL = (ast.Break, ast.Continue, ast.Yield, ast.YieldFrom, ast.Await, ast.Gl
 @dataclass
 class _Effects:
     reads: set[str] = field(default_factory=set)
-    writes: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)  # names it rebinds or whose object it may mutate
+    binds: set[str] = field(default_factory=set)  # names it rebinds (``x = ...``), a subset of ``writes``
     io: bool = False
     control: bool = False  # break/continue/yield/await/global/nonlocal
     exits: bool = False  # return/raise somewhere inside
@@ -396,7 +400,11 @@ def _effects(stmt: ast.stmt) -> _Effects:
         elif isinstance(node, _EXITS):
             eff.exits = True
         if isinstance(node, ast.Name):
-            (eff.reads if isinstance(node.ctx, ast.Load) else eff.writes).add(node.id)
+            if isinstance(node.ctx, ast.Load):
+                eff.reads.add(node.id)
+            else:
+                eff.writes.add(node.id)
+                eff.binds.add(node.id)
         elif isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
             base = _base_name(node)
             if base:
@@ -428,12 +436,14 @@ def _effects(stmt: ast.stmt) -> _Effects:
 _EMPTY_BUILTINS = {"set", "list", "dict", "tuple", "frozenset", "str", "int", "float", "bool"}
 
 
-def _bound_names(tree: ast.AST) -> set[str]:
-    """Every name the program binds anywhere (so a builtin of that name may be rebound)."""
+def _bound_names(tree: ast.AST, skip: set[int] = frozenset()) -> set[str]:
+    """Every name the program binds anywhere (so a builtin of that name may be rebound), leaving out the
+    name nodes whose ids are in ``skip``."""
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            out.add(node.id)
+            if id(node) not in skip:
+                out.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             out.add(node.name)
         elif isinstance(node, ast.arg):
@@ -442,13 +452,21 @@ def _bound_names(tree: ast.AST) -> set[str]:
             out.add((node.asname or node.name).split(".")[0])
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             out.update(node.names)
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            out.add(node.name)
     return out
 
 
-def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset()) -> bool:
-    """``x = <literal, name or empty builtin container such as set()>``: cannot raise (bar an unbound
-    name) or act on anything but ``x``. ``rebound``: names the program binds (then ``set()`` is not the builtin)."""
+def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset(), ints: set[str] = frozenset()) -> bool:
+    """``x = <literal, name, empty builtin container such as set(), arithmetic on number literals, or
+    + - * // (by a literal) of names that only ever hold ints>`` (also ``a, b = <two such>``): cannot
+    raise (bar an unbound name) or act on anything but the names it binds. ``rebound``: names the
+    program binds (then ``set()`` is not the builtin); ``ints``: the function's int-only names."""
     if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+        value = stmt.value
+    elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Tuple)
+          and isinstance(stmt.value, ast.Tuple) and len(stmt.targets[0].elts) == len(stmt.value.elts)
+          and all(isinstance(t, ast.Name) for t in stmt.targets[0].elts)):
         value = stmt.value
     elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
         value = stmt.value
@@ -456,6 +474,8 @@ def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset()) -> boo
         return False
 
     def inert(node: ast.AST) -> bool:
+        if _number_arithmetic(node) or _int_arithmetic(node, ints):
+            return True
         if isinstance(node, ast.Call):
             func = node.func
             return (isinstance(func, ast.Name) and func.id in _EMPTY_BUILTINS and func.id not in rebound
@@ -464,6 +484,99 @@ def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset()) -> boo
                                  ast.UnaryOp, ast.USub, ast.UAdd)) and all(map(inert, ast.iter_child_nodes(node)))
 
     return inert(value)
+
+
+def _number_arithmetic(node: ast.AST) -> bool:
+    """Arithmetic on int/float literals only (``22 / 7``, ``10 ** 9 + 7``) that evaluates without error."""
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div,
+               ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
+    if not isinstance(node, ast.BinOp):
+        return False
+    for sub in ast.walk(node):
+        if not isinstance(sub, allowed) or isinstance(sub, ast.Constant) and (
+                type(sub.value) not in (int, float) or abs(sub.value) > 1000):
+            return False  # small literals only: 1000 ** 1000 would take a while
+    try:
+        eval(compile(ast.Expression(node), "<constant>", "eval"), {"__builtins__": {}})
+    except (ArithmeticError, ValueError):
+        return False
+    return True
+
+
+_INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.BitAnd, ast.BitOr, ast.BitXor)
+
+
+def _int_arithmetic(node: ast.AST, ints: set[str], rebound: set[str] | None = None) -> bool:
+    """``node`` combines int literals and int-only names with operations that cannot fail on ints
+    (``//`` and ``%`` only by a non-zero literal). With ``rebound`` (the names the program binds),
+    ``len(...)`` also counts: the value is an int, but computing it may fail."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    if isinstance(node, ast.Name):
+        return node.id in ints
+    if rebound is not None and isinstance(node, ast.Call):
+        return (isinstance(node.func, ast.Name) and node.func.id == "len" and "len" not in rebound
+                and len(node.args) == 1 and not node.keywords)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)):
+        return _int_arithmetic(node.operand, ints, rebound)
+    if isinstance(node, ast.BinOp) and _int_arithmetic(node.left, ints, rebound) and _int_arithmetic(node.right, ints, rebound):
+        if isinstance(node.op, (ast.FloorDiv, ast.Mod)):
+            return isinstance(node.right, ast.Constant) and node.right.value != 0
+        return isinstance(node.op, _INT_OPS)
+    return False
+
+
+def _own_nodes(function: ast.AST):
+    """The nodes of ``function``'s own code: nested functions, classes, lambdas and comprehensions excluded."""
+    stack = list(getattr(function, "body", []))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+                                 ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _int_names(function: ast.AST, rebound: set[str]) -> set[str]:
+    """Local names of ``function`` that hold an int wherever they are bound: each binding assigns an int
+    literal, ``len(...)`` or int arithmetic of such names (``x = ...``, ``a, b = c, d``, ``x += ...``), or
+    loops over ``range(...)``. A name bound in any other way anywhere in the function (parameters,
+    unpacking a call, with/except/import targets, nested scopes, global/nonlocal) is not one. The
+    largest such set: names are dropped until every binding is justified by the names that remain."""
+    bindings: dict[str, list] = {}
+    plain: set[int] = set()  # ids of the Name targets of the bindings above
+    for node in _own_nodes(function):
+        pairs = []
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    pairs.append((target, node.value))
+                elif (isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                      and len(target.elts) == len(node.value.elts)):
+                    pairs.extend((t, v) for t, v in zip(target.elts, node.value.elts) if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            pairs.append((node.target, ast.BinOp(ast.Name(node.target.id, ast.Load()), node.op, node.value)))
+        elif isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            over_range = (isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Name)
+                          and node.iter.func.id == "range" and "range" not in rebound)
+            pairs.append((node.target, "range" if over_range else None))
+        for target, value in pairs:
+            plain.add(id(target))
+            bindings.setdefault(target.id, []).append(value)
+    excluded = _bound_names(function, skip=plain)
+    ints = set(bindings) - excluded
+
+    def is_int(value) -> bool:
+        return value == "range" or isinstance(value, ast.AST) and _int_arithmetic(value, ints, rebound)
+
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(ints):
+            if not all(is_int(v) for v in bindings[name]):
+                ints.discard(name)
+                changed = True
+    return ints
 
 
 def _equality_guard(stmt: ast.stmt) -> tuple[str, object] | None:
@@ -492,7 +605,28 @@ def _exclusive_guards(first: ast.stmt, second: ast.stmt) -> bool:
     return a is not None and b is not None and a[0] == b[0] and type(a[1]) is type(b[1]) and a[1] != b[1]
 
 
-def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozenset()) -> str | None:
+def _copied_name(stmt: ast.stmt) -> str | None:
+    """``y = x``: the name ``x`` whose object ``y`` now also names (the object's contents are not read)."""
+    if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Name)):
+        return stmt.value.id
+    return None
+
+
+def _data_clash(first: ast.stmt, second: ast.stmt, a: _Effects, b: _Effects) -> set[str]:
+    """Names one statement writes that the other reads or writes. A copy ``y = x`` reads which object
+    ``x`` names, not what is in it: it clashes with rebinding ``x``, not with ``x.append(...)``."""
+    copied = {id(stmt): _copied_name(stmt) for stmt in (first, second)}
+    a_reads, b_reads = (e.reads - {copied[id(s)]} for s, e in ((first, a), (second, b)))
+    clash = (a.writes & (b_reads | b.writes)) | (b.writes & a_reads)
+    for stmt, other in ((first, b), (second, a)):
+        if copied[id(stmt)] in other.binds:
+            clash.add(copied[id(stmt)])
+    return clash
+
+
+def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozenset(),
+                   ints: set[str] = frozenset()) -> str | None:
     a, b = _effects(first), _effects(second)
     if a.control or b.control:
         return "moves a break/continue/yield/await or a global/nonlocal declaration"
@@ -503,14 +637,34 @@ def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozen
         # on the path that leaves the function `y` is dead, on the other it is assigned as before.
         # Moving a bare return/raise, or anything that can act, changes what runs.
         exiting, other = (first, second) if a.exits else (second, first)
-        if b.exits and a.exits or isinstance(exiting, _EXITS) or not _is_inert_assignment(other, rebound):
+        if b.exits and a.exits or isinstance(exiting, _EXITS) or not _is_inert_assignment(other, rebound, ints):
             return "moves a statement across a return/raise (control dependence)"
     if a.io and b.io:
         return "reorders two statements that both do I/O"
-    clash = (a.writes & (b.reads | b.writes)) | (b.writes & a.reads)
+    clash = _data_clash(first, second, a, b)
     if clash:
         return f"reorders dependent statements (both touch {', '.join(sorted(clash))})"
     return None
+
+
+def _owner(tree: ast.AST, block: list) -> ast.AST | None:
+    """The function whose own code holds ``block`` (a statement list of ``tree``), or None at module level."""
+    owner = None
+
+    def visit(node: ast.AST, function: ast.AST | None) -> bool:
+        nonlocal owner
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node
+        elif isinstance(node, ast.ClassDef):
+            function = None  # a class body's names are not locals of the function around it
+        for name in _BLOCK_FIELDS:
+            if getattr(node, name, None) is block:
+                owner = function
+                return True
+        return any(visit(child, function) for child in ast.iter_child_nodes(node))
+
+    visit(tree, None)
+    return owner
 
 
 def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | None:
@@ -538,10 +692,12 @@ def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | N
             used.add(j)
             position.append(j)
         moved += sum(p != i for i, p in enumerate(position))
+        owner = _owner(original, before)
+        ints = _int_names(owner, rebound) if owner is not None else set()
         for i in range(len(before)):
             for j in range(i + 1, len(before)):
                 if position[i] > position[j]:
-                    reason = _swap_conflict(before[i], before[j], rebound)
+                    reason = _swap_conflict(before[i], before[j], rebound, ints)
                     if reason:
                         return f"{_where(before[i])} and {_where(before[j])}: {reason}"
     if sites > 1 and moved != 2 * sites:  # (one site keeps accepting any independent reordering of one block)
