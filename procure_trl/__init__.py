@@ -16,6 +16,9 @@ _EXPORTS: dict[str, str] = {
     # procure_trl.concepts
     "Concept": "procure_trl.concepts",
     "ORIGINAL": "procure_trl.concepts",
+    "UserConcept": "procure_trl.concepts",
+    "register_concept": "procure_trl.concepts",
+    "load_concept_rules": "procure_trl.perturbations.concept_rules",
     # procure_trl.problems
     "Problem": "procure_trl.problems",
     "InvalidProblem": "procure_trl.problems",
@@ -142,7 +145,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from procure_trl.concepts import Concept, ORIGINAL
+    from procure_trl.concepts import Concept, ORIGINAL, UserConcept, register_concept
+    from procure_trl.perturbations.concept_rules import load_concept_rules
     from procure_trl.problems import InvalidProblem, Problem, load_codecontests, load_humaneval, load_jsonl, load_mbpp, load_problems, read_jsonl, write_jsonl
     from procure_trl.analysis import CFG, ProgramFacts, analyze, analyze_scopes, build_cfg
     from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb

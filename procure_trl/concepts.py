@@ -3,11 +3,18 @@
 A concept identifier is the string value of a :class:`Concept` member. These five strings are a
 contract: they name the CLI's ``--concepts`` values, the ``concept`` column of every dataset and
 output file, and the per-concept rows of every report.
+
+Users add concepts of their own as ast-grep rules (``procure perturb --concept-rules rules.yml``, see
+:mod:`procure_trl.perturbations.concept_rules`): each becomes a :class:`UserConcept`, registered here by
+:func:`register_concept`, after which :meth:`Concept.parse` knows its name like a built-in one.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any, Union
 
 
 class Concept(str, Enum):
@@ -32,28 +39,97 @@ class Concept(str, Enum):
         return _DESCRIPTIONS[self]
 
     @classmethod
-    def parse(cls, name: "str | Concept") -> "Concept":
-        """Return the concept called ``name``, or raise a ``ValueError`` that lists the valid names."""
-        if isinstance(name, Concept):
+    def parse(cls, name: "str | AnyConcept", *, unregistered: bool = False) -> "AnyConcept":
+        """Return the concept called ``name`` (built-in or registered), or raise a ``ValueError`` that lists the
+        valid names. With ``unregistered``, a well-formed name that is neither gives a :class:`UserConcept`
+        without rules (rows of a user concept read back from a file)."""
+        if isinstance(name, (Concept, UserConcept)):
             return name
-        try:
-            return cls(name.strip())
-        except ValueError:
-            from procure_trl.errors import did_you_mean
+        text = name.strip()
+        if text in cls._value2member_map_:
+            return cls(text)
+        if text in _USER_CONCEPTS:
+            return _USER_CONCEPTS[text]
+        if unregistered and _NAME.match(text) and text != ORIGINAL:
+            return UserConcept(text)
+        from procure_trl.errors import did_you_mean
 
-            valid = [c.value for c in cls]
-            raise ValueError(
-                f"unknown concept {name!r}{did_you_mean(name.strip(), valid)}; valid concepts are: {', '.join(valid)}"
-            ) from None
+        valid = [c.value for c in all_concepts()]
+        raise ValueError(
+            f"unknown concept {name!r}{did_you_mean(text, valid)}; valid concepts are: {', '.join(valid)}"
+        ) from None
 
     @classmethod
-    def parse_list(cls, names: "str | list[str] | None") -> list["Concept"]:
+    def parse_list(cls, names: "str | list[str] | None") -> list["AnyConcept"]:
         """Parse a comma-separated string (CLI style) or a list; ``None`` means all five, in order."""
         if names is None:
             return list(cls)
         if isinstance(names, str):
             names = [n for n in names.split(",") if n.strip()]
         return [cls.parse(n) for n in names]
+
+
+@dataclass(frozen=True)
+class UserConcept:
+    """A concept defined by the user with ast-grep rules (see :mod:`procure_trl.perturbations.concept_rules`).
+
+    It stands wherever a :class:`Concept` member does: ``value`` is its identifier, ``str()`` gives it.
+
+    Parameters:
+        value (`str`):
+            Its identifier (the ``concept`` column): lowercase letters, digits and ``_``, starting with a letter.
+        rules (`tuple`, *optional*, defaults to `()`):
+            The :class:`~procure_trl.perturbations.concept_rules.ConceptRule` objects that perturb it; empty for a
+            concept known only by its name (rows read back from a file).
+        category (`str`, *optional*, defaults to `"user-defined"`):
+            The programming concept it probes, as reports group it.
+        description (`str`, *optional*, defaults to `""`):
+            One line saying what the perturbation does.
+    """
+
+    value: str
+    rules: tuple[Any, ...] = ()
+    category: str = "user-defined"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str) or not _NAME.match(self.value) or self.value == ORIGINAL:
+            raise ValueError(
+                f"concept name {self.value!r} is not usable: use lowercase letters, digits and '_', starting with a "
+                f"letter, and not {ORIGINAL!r}"
+            )
+        if self.value in Concept._value2member_map_:
+            raise ValueError(f"concept name {self.value!r} is a built-in concept; give the rule's concept another name")
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __hash__(self) -> int:  # by name: its rules are mappings
+        return hash(self.value)
+
+
+#: a built-in or a user-defined concept
+AnyConcept = Union[Concept, UserConcept]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_USER_CONCEPTS: dict[str, UserConcept] = {}
+
+
+def register_concept(concept: UserConcept) -> UserConcept:
+    """Make ``concept`` known by name to :meth:`Concept.parse` (and so to ``--concepts``, records, datasets).
+
+    Registering the same concept again is a no-op; a different concept under a registered name is refused.
+    """
+    existing = _USER_CONCEPTS.get(concept.value)
+    if existing is not None and existing != concept:
+        raise ValueError(f"a different concept {concept.value!r} is already registered; give this one another name")
+    _USER_CONCEPTS[concept.value] = concept
+    return concept
+
+
+def all_concepts() -> list[AnyConcept]:
+    """The five built-in concepts, then the registered user concepts in registration order."""
+    return [*Concept, *_USER_CONCEPTS.values()]
 
 
 #: The ``concept`` value that marks an unperturbed program in datasets and reports.

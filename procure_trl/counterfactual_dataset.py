@@ -8,7 +8,7 @@ column              type                                    meaning
 ==================  ======================================  ============================================
 ``task_id``         string                                  benchmark task, e.g. ``HumanEval/0``
 ``pair_id``         string                                  shared by an original and its counterfactuals
-``concept``         string                                  ``original`` or one of the five concepts
+``concept``         string                                  ``original``, a built-in or a user-defined concept
 ``prompt``          string                                  the problem statement (natural language)
 ``completion``      string                                  the full program
 ``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
@@ -17,8 +17,9 @@ column              type                                    meaning
 ``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
 ==================  ======================================  ============================================
 
-Configs (subsets): ``all`` holds every row; each concept's config holds that concept's
-counterfactuals *and the originals they pair with*, so every config trains on complete pairs.
+Configs (subsets): ``all`` holds every row; each concept's config (the five built-in ones, then every
+user-defined concept the rows hold) holds that concept's counterfactuals *and the originals they pair
+with*, so every config trains on complete pairs.
 Splits are drawn per task (seeded), so no task is in both ``train`` and ``test`` of any config.
 
 Only ``datasets`` is imported (lazily, by the functions that build ``Dataset`` objects); the row
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_NAMES",
+    "config_names",
     "pair_id_for",
     "problem_statement",
     "build_rows",
@@ -63,8 +65,19 @@ __all__ = [
     "check_dataset_name",
 ]
 
-#: Config (subset) names, in card order: ``all`` then one per concept.
+#: Config (subset) names, in card order: ``all`` then one per built-in concept (user-defined concepts follow,
+#: see :func:`config_names`).
 CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
+
+
+def _user_concepts(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Concept names of ``rows`` that are neither ``original`` nor built in, in first-seen order."""
+    return list(dict.fromkeys(r["concept"] for r in rows if r["concept"] not in CONFIG_NAMES and r["concept"] != ORIGINAL))
+
+
+def config_names(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """:data:`CONFIG_NAMES`, then the user-defined concepts that ``rows`` hold."""
+    return (*CONFIG_NAMES, *_user_concepts(rows))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
 TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask", *TOKENIZER_COLUMNS)
@@ -202,7 +215,7 @@ def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str
     """The rows of one config: ``all``, or a concept's counterfactuals plus the originals they pair with."""
     if config == "all":
         return [dict(r) for r in rows]
-    concept = Concept.parse(config).value
+    concept = config if config in _user_concepts(rows) else Concept.parse(config).value
     pairs = {r["pair_id"] for r in rows if r["concept"] == concept}
     return [dict(r) for r in rows if r["concept"] == concept or (r["concept"] == ORIGINAL and r["pair_id"] in pairs)]
 
@@ -267,7 +280,7 @@ def build_dataset_dict(
     columns = list(features)
     configs: dict[str, DatasetDict] = {}
     counts: dict[str, dict[str, int]] = {}
-    for config in CONFIG_NAMES:
+    for config in config_names(row for rows in splits.values() for row in rows):
         parts = {}
         for split, rows in splits.items():
             selected = config_rows(rows, config)
@@ -280,9 +293,11 @@ def build_dataset_dict(
 
 
 def concept_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Number of rows per ``concept`` value, ``original`` first then the concepts in registry order."""
+    """Number of rows per ``concept`` value, ``original`` first, then the built-in concepts in registry order,
+    then the user-defined concepts the rows hold."""
+    rows = list(rows)
     counter = Counter(r["concept"] for r in rows)
-    order = [ORIGINAL, *(c.value for c in Concept)]
+    order = [ORIGINAL, *(c.value for c in Concept), *_user_concepts(rows)]
     return {name: counter.get(name, 0) for name in order}
 
 

@@ -74,7 +74,8 @@ def card_variables(args: "BuildConfig", built: BuiltDataset, rows: Sequence[Mapp
         "seed": args.seed,
         "test_percent": round(100 * args.test_size),
         "engine_summary": engine_summary,
-        "concepts": [{"name": c.value, "category": c.category, "description": c.description} for c in Concept],
+        "concepts": [{"name": c.value, "category": c.category, "description": c.description}
+                     for c in (Concept.parse(name, unregistered=True) for name in counts if name != ORIGINAL)],
         "split_names": split_names,
         "count_rows": count_rows,
         "concept_counts_text": ", ".join(f"`{k}` {v}" for k, v in counts.items()),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Iterable, Sequence
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept, all_concepts
 from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.records import CounterfactualRecord, RecordWriter
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
@@ -28,11 +28,13 @@ def default_num_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _concepts(text: str) -> list[Concept]:
-    concepts = Concept.parse_list(text)
-    if not concepts:
+def _concepts(text: str) -> list[AnyConcept | str]:
+    """``--concepts``: built-in names become :class:`Concept` members; other names stay strings until
+    :class:`GenerationConfig` has loaded ``--concept-rules`` (which may define them)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
         raise ValueError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
-    return concepts
+    return [Concept.parse(n) if n in Concept._value2member_map_ else n for n in names]
 
 
 @dataclass
@@ -40,8 +42,12 @@ class GenerationConfig:
     r"""Settings of :func:`generate_counterfactuals` (the rule engine's options of ``procure perturb``).
 
     Parameters:
-        concepts (`Sequence[Concept]`, defaults to all five concepts):
-            Concepts to apply to every problem, in output order.
+        concepts (`Sequence[Concept]`, *optional*):
+            Concepts to apply to every problem, in output order. Unset: all five, or with `concept_rules` the
+            concepts its rules define. Names of concepts defined in `concept_rules` may be listed too.
+        concept_rules (`str`, *optional*):
+            A YAML file of ast-grep rules, each naming the user-defined concept it perturbs
+            (:mod:`procure_trl.perturbations.concept_rules`); its concepts are registered when the config is made.
         seed (`int`, defaults to `0`):
             Base seed; each (task, concept) gets its own seed derived from it (:func:`derive_seed`).
         validate (`bool`, defaults to `True`):
@@ -62,10 +68,18 @@ class GenerationConfig:
             and each is validated. Rows carry their ``variant`` number when ``variants > 1``.
     """
 
-    concepts: Sequence[Concept] = field(
-        default=tuple(Concept),
-        metadata={"help": "comma-separated concepts to apply", "parse": _concepts, "metavar": "a,b,...",
-                  "default_text": "all five: " + ",".join(c.value for c in Concept)},
+    concepts: Sequence[AnyConcept] | None = field(
+        default=None,
+        metadata={"help": "comma-separated concepts to apply (built-in, or defined in --concept-rules)",
+                  "parse": _concepts, "metavar": "a,b,...",
+                  "default_text": "all five: " + ",".join(c.value for c in Concept)
+                                  + "; with --concept-rules: the concepts its rules define"},
+    )
+    concept_rules: str | None = field(
+        default=None,
+        metadata={"help": "YAML file of ast-grep rules (pattern, constraints, fix), each naming the concept it "
+                          "perturbs; their rewrites are validated like the built-in concepts' (see "
+                          "docs/concept_rules.md; examples in procure_trl/rules/)", "metavar": "RULES.yml"},
     )
     seed: int = field(
         default=0, metadata={"help": "base seed; each (task, concept) derives its own from it"}
@@ -98,6 +112,18 @@ class GenerationConfig:
     )
 
     def __post_init__(self) -> None:
+        rule_concepts: list[AnyConcept] = []
+        if self.concept_rules:
+            from procure_trl.perturbations.concept_rules import load_concept_rules
+
+            rule_concepts = list(load_concept_rules(self.concept_rules))
+        if self.concepts is None:
+            self.concepts = tuple(rule_concepts) if rule_concepts else tuple(Concept)
+        try:
+            self.concepts = tuple(Concept.parse(c) for c in self.concepts)
+        except ValueError as err:
+            hint = "" if self.concept_rules else " (user-defined concepts need --concept-rules RULES.yml)"
+            raise UserError(f"--concepts: {err}{hint}") from None
         if self.num_workers < 1:
             raise UserError(f"num_workers (--workers) must be >= 1, got {self.num_workers}")
         if self.sites < 1:
@@ -353,7 +379,7 @@ _COUNTS = ("problems", "applicable", "valid", "rejected", "bad_input", "not_appl
 def summarize(records: Iterable[CounterfactualRecord]) -> dict[str, dict[str, int]]:
     """Per concept: ``problems``, ``applicable`` (a program was produced), ``valid``, ``rejected``,
     ``bad_input`` (bad input rows: neither applicable nor rejected), ``not_applicable``; concepts in
-    registry order."""
+    registry order (built-in, then registered user concepts), then unknown ones (user concepts read back)."""
     counts: dict[str, dict[str, int]] = {}
     for record in records:
         entry = counts.setdefault(record.concept.value, dict.fromkeys(_COUNTS, 0))
@@ -364,7 +390,9 @@ def summarize(records: Iterable[CounterfactualRecord]) -> dict[str, dict[str, in
         entry[record.status] += 1
         if record.status != NOT_APPLICABLE:
             entry["applicable"] += 1
-    return {c.value: counts[c.value] for c in Concept if c.value in counts}
+    known = [c.value for c in all_concepts()]
+    order = [name for name in known if name in counts] + sorted(set(counts) - set(known))
+    return {name: counts[name] for name in order}
 
 
 def format_summary_table(rows: Iterable[CounterfactualRecord]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept, UserConcept
 from procure_trl.errors import UserError
 from procure_trl.masks import validate_spans
 from procure_trl.problems import json_error_text
@@ -64,6 +64,8 @@ class OutputConfig:
 
 
 #: Fields every line must have, whatever its status.
+#: ``generator`` of the rows of a user-defined concept (its ast-grep rules)
+AST_GREP = "ast-grep"
 RECORD_FIELDS = ("task_id", "concept", "status", "original")
 
 
@@ -81,7 +83,9 @@ class CounterfactualRecord:
         changed_spans: ``[start, end)`` character offsets into ``code`` of the changed text.
         stage: the step that decided (a :class:`~procure_trl.statuses.Stage`); ``""`` in files written
             before stages were recorded.
-        generator: who produced ``code``: ``rule`` or ``llm``.
+        generator: who produced ``code``: ``rule``, ``llm``, or ``ast-grep`` (the rules of a user-defined
+            concept, ``procure perturb --concept-rules``; only these rows may name a concept that is not
+            built in).
         attempts: LLM only: model answers used (``None`` for the rule engine).
         usage: LLM only: ``{"prompt_tokens", "completion_tokens"}`` over all attempts, cached or not.
         sites: rule engine: how many places ``code`` changes (flipped ifs, swapped pairs, split
@@ -91,7 +95,7 @@ class CounterfactualRecord:
     """
 
     task_id: str
-    concept: Concept
+    concept: AnyConcept
     status: str
     reason: str = ""
     original: str = ""
@@ -106,7 +110,9 @@ class CounterfactualRecord:
 
     def __post_init__(self) -> None:
         # Accept names as well as enums, and any span sequence: the record always holds the typed form.
-        object.__setattr__(self, "concept", Concept.parse(self.concept))
+        object.__setattr__(self, "concept", Concept.parse(self.concept, unregistered=self.generator == AST_GREP))
+        if isinstance(self.concept, UserConcept) and self.generator == "rule":
+            object.__setattr__(self, "generator", AST_GREP)  # rows of user concepts say so (and so read back)
         if self.stage in Stage._value2member_map_:
             object.__setattr__(self, "stage", Stage(self.stage))
         object.__setattr__(self, "changed_spans", tuple((int(s), int(e)) for s, e in self.changed_spans))
@@ -158,7 +164,7 @@ class CounterfactualRecord:
                 "(and code + changed_spans when status is 'valid') -- was the file written by `procure perturb`?"
             )
         try:
-            concept = Concept.parse(row["concept"])
+            concept = Concept.parse(row["concept"], unregistered=row.get("generator") == AST_GREP)
         except (ValueError, AttributeError) as err:
             raise ValueError(f"{where}: {err}") from None
         status = row["status"]

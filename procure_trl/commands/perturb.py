@@ -19,7 +19,7 @@ from procure_trl.errors import UserError
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
   task_id        the problem
-  concept        one of: {concepts}
+  concept        one of: {concepts}; or a concept defined in --concept-rules
   status         valid | not_applicable | rejected
   reason         why not valid (empty when valid)
   original       the full original program (prompt + solution)
@@ -27,12 +27,13 @@ output (one JSON object a line, per (problem, concept), in input order then conc
   changed_spans  [[start, end), ...] character offsets into code of the changed text
   stage          the step that decided (input, perturbation, duplicate, parse, no-op, concept, spans,
                  original, execution, passed, unvalidated)
-  generator      rule | llm
+  generator      rule | llm | ast-grep (a concept of --concept-rules)
   sites          places changed (rule engine, when code was produced)
   variant        0, 1, ... with --variants N > 1 (up to N distinct rows per (problem, concept))
 
 validation (skipped with --no-validate): de-duplication against the original and the accepted
-candidates of the same problem (in concept order), parsing, an AST check that the concept's change and only it happened, the changed spans, and the
+candidates of the same problem (in concept order), parsing, an AST check that the concept's change and only it happened
+(for --concept-rules concepts: that only sites of their rules changed, each into its fix), the changed spans, and the
 problem's tests in a sandboxed subprocess with a timeout. The same --seed gives byte-identical output.
 Bad input rows (invalid JSON, missing fields, unparsable code) become 'rejected' lines (stage input)
 naming the row and the fix; the rest of the batch goes on, and the end of the run lists them
@@ -50,6 +51,7 @@ examples:
   procure perturb --dataset my_org/sft_code --split train --output-dir outputs/sft_code_cf --num-proc 2
   procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0
   procure perturb problems.jsonl --output out.jsonl --concepts name_random,if_else_flip --workers 4
+  procure perturb --benchmark mbpp --concept-rules procure_trl/rules/example_concepts.yml --output out.jsonl
 """
 
 
@@ -97,6 +99,8 @@ def _run_dataset(args) -> int:
     jsonl_only = [flag for flag in ("--resume", "--overwrite", "--strict") if getattr(args, flag[2:])]
     if jsonl_only:
         raise UserError(f"{', '.join(jsonl_only)} apply to --output OUT.jsonl runs, not to --dataset; drop them")
+    if args.concept_rules:
+        raise UserError("--concept-rules applies to --benchmark and INPUT.jsonl, not to --dataset")
     # --concepts, --seed and --timeout are the engine's (GenerationConfig); --split and --limit this command's
     engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
     config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
@@ -149,26 +153,38 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
     except OSError as err:
         raise UserError(str(err)) from None
+    config = None  # the concepts before the problems load: a bad name fails fast
+    if args.generator == "llm":
+        if args.concept_rules:
+            raise UserError("--concept-rules applies to the rule generator; drop --generator llm")
+        try:
+            concepts = Concept.parse_list(args.concepts)
+        except ValueError as err:
+            raise UserError(f"--concepts: {err}") from None
+    else:
+        from procure_trl.engine import GenerationConfig
+
+        config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
+        concepts = list(config.concepts)
     try:
         problems = _load(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise UserError(str(err)) from err
-    total = len(problems) * len(args.concepts)
+    total = len(problems) * len(concepts)
     try:
         with _sigterm_as_interrupt():
-            if args.generator == "llm":
-                return int(llm_cli.run(args, problems, args.concepts, output) or 0)
-            return _run_rule_engine(args, problems, output)
+            if config is None:
+                return int(llm_cli.run(args, problems, concepts, output) or 0)
+            return _run_rule_engine(args, problems, output, config)
     except KeyboardInterrupt:
         print(f"interrupted: {_lines_written(args.output)} of {total} pairs written; rerun with --resume",
               file=sys.stderr)
         return 130
 
 
-def _run_rule_engine(args: argparse.Namespace, problems: list, output) -> int:
-    from procure_trl.engine import GenerationConfig, format_summary_table, generate_to_jsonl
+def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
+    from procure_trl.engine import format_summary_table, generate_to_jsonl
 
-    config = GenerationConfig(**config_kwargs(GenerationConfig, args))
     try:
         records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite)
     except (ValueError, OSError) as err:  # e.g. --resume on another generator's file, a corrupt line

@@ -1,4 +1,4 @@
-"""The five rule-based perturbations, one module per concept, and a registry.
+"""The five rule-based perturbations, one module per concept, a registry, and user-defined concepts (ast-grep).
 
 Each perturbation is a pure function ``(source, seed=0, *, protected_names=()) -> PerturbationResult``:
 the same inputs always give the same result, the source is the full program (prompt + solution), and a
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept, UserConcept
 from procure_trl.perturbations.base import InvalidProgramError, PerturbationResult
+from procure_trl.perturbations.concept_rules import apply_concept_rules, load_concept_rules
 from procure_trl.perturbations.def_use_break import def_use_break
 from procure_trl.perturbations.if_else_flip import if_else_flip
 from procure_trl.perturbations.independent_swap import independent_swap
@@ -34,15 +35,18 @@ MULTI_SITE_CONCEPTS = (Concept.IF_ELSE_FLIP, Concept.INDEPENDENT_SWAP, Concept.D
 
 
 def perturb(
-    source: str, concept: Concept | str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
+    source: str, concept: AnyConcept | str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
 ) -> PerturbationResult:
     """Apply the perturbation for ``concept`` to the full program ``source``.
 
     Args:
         source: the full program (prompt + solution).
-        concept: a :class:`Concept` or its string value (``"if_else_flip"``...).
+        concept: a :class:`Concept` or its string value (``"if_else_flip"``...), or a user-defined concept
+            (:class:`~procure_trl.concepts.UserConcept`, or the name of a registered one): its ast-grep rules
+            rewrite ``sites`` of their matches (:mod:`procure_trl.perturbations.concept_rules`).
         seed: chooses among the possible perturbations; same inputs, same result.
-        protected_names: names that must keep their name (e.g. names the tests read).
+        protected_names: names that must keep their name (e.g. names the tests read); user rules ignore it
+            (their candidates are checked by the tests).
         sites: how many places to change at once (flip K ifs, swap K pairs, split K definitions); not
             applicable when the program has fewer. Ignored by the renaming concepts, which rename every
             renameable name.
@@ -54,6 +58,8 @@ def perturb(
     concept = Concept.parse(concept)
     if sites < 1:
         raise ValueError(f"sites must be >= 1, got {sites}")
+    if isinstance(concept, UserConcept):
+        return apply_concept_rules(source, concept, seed, sites=sites)
     if concept in MULTI_SITE_CONCEPTS and sites > 1:
         return PERTURBATIONS[concept](source, seed, protected_names=tuple(protected_names), sites=sites)
     return PERTURBATIONS[concept](source, seed, protected_names=tuple(protected_names))
@@ -64,6 +70,8 @@ __all__ = [
     "PERTURBATIONS",
     "InvalidProgramError",
     "PerturbationResult",
+    "apply_concept_rules",
+    "load_concept_rules",
     "def_use_break",
     "if_else_flip",
     "independent_swap",

@@ -819,6 +819,9 @@ def check_concept(original: ast.AST, candidate: ast.AST, concept: Concept | str,
     definitions); the renaming checks ignore it (a renaming covers every name it renames).
     """
     concept = Concept.parse(concept)
+    if not isinstance(concept, Concept):  # a user concept is checked on text and spans (rule_checks)
+        raise ValueError(f"{concept} is defined by ast-grep rules: check it with "
+                         "procure_trl.validation.rule_checks.check_rule_rewrite")
     if concept in (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE):
         return check_rename(original, candidate, concept, protected_names)
     if concept == Concept.IF_ELSE_FLIP:

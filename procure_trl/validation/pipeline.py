@@ -4,7 +4,8 @@
 2. **parse**: it is valid Python;
 3. **no-op**: its AST equals the original's (only formatting or comments changed);
 4. **concept**: the intended change, and only it, happened (:mod:`procure_trl.validation.concept_checks`,
-   which compares ASTs and never trusts what the generator reports);
+   which compares ASTs and never trusts what the generator reports; for a user-defined concept,
+   :mod:`procure_trl.validation.rule_checks`: only sites of its ast-grep rules changed, each into its fix);
 5. **spans**: the changed spans, when given, are in bounds, sorted, disjoint, and every character
    outside them is the original's (the training mask depends on them);
 6. **execution**: the problem's tests pass on the candidate, in a sandboxed subprocess with a timeout.
@@ -24,11 +25,12 @@ import ast
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, UserConcept
 from procure_trl.problems import Problem
 from procure_trl.statuses import REJECTED, VALID, Stage
 from procure_trl.validation.concept_checks import check_concept
 from procure_trl.validation.duplicates import AcceptedCandidates
+from procure_trl.validation.rule_checks import check_rule_rewrite
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Candidate:
     """A perturbed program to validate."""
 
     problem: Problem
-    concept: Concept
+    concept: AnyConcept
     code: str
     """The perturbed full program (the counterpart of ``problem.program``)."""
     changed_spans: tuple[tuple[int, int], ...] | None = None
@@ -193,8 +195,12 @@ class Validator:
                                      "fix its prompt/solution", Stage.PARSE)
         if ast.dump(cand_tree) == ast.dump(orig_tree):
             return Verdict(REJECTED, "same program as the original (only formatting or comments differ)", Stage.NO_OP)
-        reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,),
-                               sites=candidate.sites)
+        if isinstance(candidate.concept, UserConcept):
+            reason = check_rule_rewrite(original, candidate.code, candidate.changed_spans, candidate.concept,
+                                        sites=candidate.sites)
+        else:
+            reason = check_concept(orig_tree, cand_tree, candidate.concept, protected_names=(problem.entry_point,),
+                                   sites=candidate.sites)
         if reason is not None:
             return Verdict(REJECTED, f"{candidate.concept} check: {reason}", Stage.CONCEPT)
         if self.config.check_spans and candidate.changed_spans is not None:
