@@ -19,6 +19,10 @@ What it models, because the clients depend on it:
 * downloads with content-dependent ETags (git blob sha1 for regular files, sha256 for LFS files),
   ``X-Repo-Commit``, ``Content-Length`` and byte ranges (``HfFileSystem`` reads with ``Range``).
 
+Repository types ``model``, ``dataset`` and ``space`` share these routes; a metric Space is a ``space`` repository,
+and ``evaluate.load("<user>/<name>")`` downloads ``<name>.py`` through ``/spaces/<user>/<name>/resolve/<rev>/``
+(after asking for a version tag the server does not have: the 404 sends it to ``main``).
+
 Not modelled: pagination (everything fits one page), pull requests, branches other than ``main``, Xet.
 """
 
