@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",
     "compare": "evaluation runs side by side: pass@k and CCS with intervals, paired differences",
+    "experiment": "train and evaluate variants x seeds of an experiment (ablation, lambda sweep, ...) into one table",
     "publish-metrics": "publish the pass_at_k and ccs metric modules as Spaces on the Hub",
     "attention-report": "per layer, the attention mass on perturbed tokens beside a control (base vs adapter)",
 }

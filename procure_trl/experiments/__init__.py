@@ -1,0 +1,16 @@
+"""Experiments: training variants x seeds, each trained on a counterfactual dataset's train split and evaluated on
+its test split, collected into one table and plots (``procure experiment --config experiments/<name>.yaml``)."""
+
+from procure_trl.experiments.config import ExperimentConfig, RunPlan, SmokeConfig, VariantConfig, load_experiment
+from procure_trl.experiments.runner import ExperimentResult, RunOutcome, run_experiment
+
+__all__ = [
+    "ExperimentConfig",
+    "VariantConfig",
+    "SmokeConfig",
+    "RunPlan",
+    "load_experiment",
+    "run_experiment",
+    "ExperimentResult",
+    "RunOutcome",
+]

@@ -1,0 +1,370 @@
+"""Run an experiment: build its datasets, train and evaluate every (variant, seed), compare them.
+
+Training is ``procure train``'s library (:func:`~procure_trl.training.recipe.run_recipe` on the run's
+``recipe.yaml``, which ``procure train --config`` runs the same way), evaluation ``procure evaluate``'s
+(:func:`~procure_trl.harness.run.evaluate_model` on the dataset's eval split). Everything runs in this process:
+importing torch and TRL once matters on small machines.
+
+Resuming: each run records in ``status.json`` what it finished and with which settings. A rerun skips a run whose
+training (the saved adapter or model) and evaluation (``report.json``) are complete with the same settings,
+resumes an interrupted training from its last checkpoint, and re-evaluates when only the evaluation settings
+changed. A finished training is never replaced silently: other training settings for a finished run fail that
+run with a message saying what changed. A run that fails does not stop the others; the result lists it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from procure_trl.errors import UserError
+from procure_trl.experiments.config import ExperimentConfig, RunPlan
+
+__all__ = ["RunOutcome", "ExperimentResult", "run_experiment", "prepare_datasets", "saved_weights"]
+
+#: Files that show a finished ``save_model``: a PEFT adapter, or a full model (single file or sharded).
+_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+#: Per-step training logs kept in status.json (the ProCURE trainer logs its two loss terms beside TRL's loss).
+_LOGGED = ("loss", "loss_token", "loss_att")
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one (variant, seed) run.
+
+    Attributes:
+        plan: the run.
+        state: ``"done"`` (trained and evaluated), ``"skipped"`` (both were complete already) or ``"failed"``.
+        trained / evaluated: whether this call trained / evaluated (``False`` when reused or failed).
+        error: the failure, one line (``None`` unless failed).
+        status: the run's ``status.json`` content.
+    """
+
+    plan: RunPlan
+    state: str
+    trained: bool = False
+    evaluated: bool = False
+    error: str | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentResult:
+    """Every run's outcome and the files written (table, comparison, plots)."""
+
+    config: ExperimentConfig
+    outcomes: list[RunOutcome]
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.state == "failed"]
+
+
+# --------------------------------------------------------------------------------------------------
+# status.json
+# --------------------------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """Settings as JSON would give them back (tuples become lists), so a fingerprint compares equal after a reload."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _write_json(path: str, data: Mapping[str, Any]) -> None:
+    """Write through a temporary file and a rename: an interruption never leaves half a status."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+def saved_weights(folder: str) -> bool:
+    """Whether ``folder`` holds a saved adapter or model (``save_model`` writes the weights last)."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in _ADAPTER_WEIGHTS + _MODEL_WEIGHTS)
+
+
+# --------------------------------------------------------------------------------------------------
+# datasets and the smoke model
+# --------------------------------------------------------------------------------------------------
+
+
+def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
+    """The path or Hub id of every dataset; those given as ``procure build`` fields are built once (a folder that
+    already holds a built dataset is reused, unless the experiment built it with other settings)."""
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+
+    paths = {}
+    for name, spec in config.datasets.items():
+        out = config.dataset_build_dir(name)
+        if out is None:
+            paths[name] = str(spec)
+            continue
+        settings = _canonical({**spec, "output_dir": out})
+        marker = os.path.join(out, "experiment_build.json")
+        if os.path.isfile(os.path.join(out, "README.md")):  # the builder writes the card last
+            built_with = _read_json(marker)
+            if built_with and built_with != settings:
+                changed = sorted(k for k in set(built_with) | set(settings) if built_with.get(k) != settings.get(k))
+                raise UserError(
+                    f"dataset {name}: {out} was built with other settings ({', '.join(changed)}); remove the folder "
+                    "to rebuild it, or give this dataset another output_dir"
+                )
+            print(f"dataset {name}: using {out} (built earlier)", flush=True)
+        else:
+            print(f"dataset {name}: building into {out}", flush=True)
+            try:
+                build_config = BuildConfig(**settings)
+            except (TypeError, ValueError) as err:
+                raise UserError(f"dataset {name}: {err}") from err
+            build_counterfactual_dataset(build_config)
+            _write_json(marker, settings)
+        paths[name] = out
+    return paths
+
+
+def _smoke_model(config: ExperimentConfig) -> dict[str, Any]:
+    """Under ``--smoke`` without a model of its own: a tiny random Llama saved in ``OUTPUT/tiny-model``."""
+    if "model_name_or_path" in config.smoke.training:
+        return {}
+    from procure_trl.testing_utils import save_tiny_model
+
+    folder = os.path.join(config.output_dir, "tiny-model")
+    if not saved_weights(folder):  # made once: the finished runs of a rerun keep their base model
+        save_tiny_model(folder)
+    return {"model_name_or_path": folder}
+
+
+# --------------------------------------------------------------------------------------------------
+# one run
+# --------------------------------------------------------------------------------------------------
+
+
+def _free_memory() -> None:
+    """Release the previous run's model before the next one loads (the GPU cache too)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def _write_recipe(path: str, recipe: Mapping[str, Any]) -> None:
+    import yaml
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("# written by procure experiment; `procure train --config` this file reruns the training\n")
+        yaml.safe_dump(dict(recipe), handle, sort_keys=False)
+
+
+def _train(plan: RunPlan, recipe: dict[str, Any], status: dict[str, Any], save) -> None:
+    from procure_trl.training.recipe import parse_recipe, run_recipe
+
+    fingerprint = _canonical(recipe)
+    previous = status.get("train") or {}
+    resume = None
+    if previous.get("fingerprint") == fingerprint:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(plan.train_dir) if os.path.isdir(plan.train_dir) else None
+    elif os.path.isdir(plan.train_dir):  # an unfinished run with other settings: its checkpoints do not apply
+        shutil.rmtree(plan.train_dir)
+    recipe_path = os.path.join(plan.run_dir, "recipe.yaml")
+    _write_recipe(recipe_path, recipe)
+    script_args, training_args, model_args = parse_recipe(recipe_path, [])
+    if resume:
+        print(f"[{plan.name}] resuming training from {resume}", flush=True)
+        training_args.resume_from_checkpoint = resume
+    status["train"] = {"state": "running", "fingerprint": fingerprint}
+    status.pop("evaluate", None)  # a new training makes any earlier evaluation stale
+    save()
+    start = time.perf_counter()
+    trainer = run_recipe(script_args, training_args, model_args)
+    history = [
+        {key: entry[key] for key in ("step", *_LOGGED) if key in entry}
+        for entry in trainer.state.log_history if "loss" in entry
+    ]
+    summary = next((e for e in reversed(trainer.state.log_history) if "train_loss" in e), {})
+    del trainer
+    _free_memory()
+    status["train"] = {
+        "state": "done",
+        "fingerprint": fingerprint,
+        "seconds": round(time.perf_counter() - start, 2),
+        "train_loss": summary.get("train_loss"),
+        "steps": summary.get("step"),
+        "history": history,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    save()
+
+
+def _evaluation_summary(report) -> dict[str, Any]:
+    """The headline numbers of an evaluation report, kept in status.json for the table."""
+    original = report.pass_at_k.get("original", {})
+    ccs = report.ccs or {}
+    return {
+        "pass_at_k": {k: v for k, v in original.items() if k.startswith("pass@")},
+        "ccs": ccs.get("ccs"),
+        "ccs_ci": ccs.get("ccs_ci"),
+        "ccs_rows": ccs.get("rows"),
+    }
+
+
+def _evaluate(plan: RunPlan, kwargs: dict[str, Any], fingerprint: Any, status: dict[str, Any], save) -> None:
+    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.harness.run import evaluate_model
+
+    status["evaluate"] = {"state": "running", "fingerprint": fingerprint}
+    save()
+    start = time.perf_counter()
+    report = evaluate_model(EvaluationConfig(**kwargs))
+    _free_memory()
+    status["evaluate"] = {
+        "state": "done",
+        "fingerprint": fingerprint,
+        "seconds": round(time.perf_counter() - start, 2),
+        "report": report.files.get("report", os.path.join(plan.evaluation_dir, "report.json")),
+        **_canonical(_evaluation_summary(report)),
+    }
+    save()
+
+
+def _training_changed(previous: Mapping[str, Any], recipe: Mapping[str, Any]) -> str:
+    old, new = previous.get("fingerprint") or {}, _canonical(recipe)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
+
+
+def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -> RunOutcome:
+    """Train (unless finished) and evaluate (unless finished with these settings) one run."""
+    status_path = os.path.join(plan.run_dir, "status.json")
+    status = _read_json(status_path) or {"variant": plan.variant.name, "seed": plan.seed}
+
+    def save() -> None:
+        _write_json(status_path, status)
+
+    previous = status.get("train") or {}
+    trained = evaluated = False
+    if previous.get("state") == "done" and saved_weights(plan.train_dir):
+        if previous.get("fingerprint") != _canonical(recipe):
+            return RunOutcome(plan, "failed", status=status, error=(
+                f"{plan.train_dir} was trained with other settings ({_training_changed(previous, recipe)}); "
+                f"remove {plan.run_dir} to retrain, or give the experiment another output_dir"))
+    else:
+        print(f"[{plan.name}] training", flush=True)
+        _train(plan, recipe, status, save)
+        trained = True
+    # the evaluation belongs to this training: a new training makes the old report stale
+    fingerprint = _canonical({**evaluation, "trained_at": status["train"].get("finished_at")})
+    done = status.get("evaluate") or {}
+    report_path = os.path.join(plan.evaluation_dir, "report.json")
+    if not (done.get("state") == "done" and done.get("fingerprint") == fingerprint and os.path.isfile(report_path)):
+        if done.get("state") == "done":
+            print(f"[{plan.name}] evaluation settings changed: evaluating again", flush=True)
+        print(f"[{plan.name}] evaluating", flush=True)
+        _evaluate(plan, evaluation, fingerprint, status, save)
+        evaluated = True
+    state = "done" if trained or evaluated else "skipped"
+    return RunOutcome(plan, state, trained=trained, evaluated=evaluated, status=status)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, UserError) else f"{type(err).__name__}: {text}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the experiment
+# --------------------------------------------------------------------------------------------------
+
+
+def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_training: Mapping[str, Any]):
+    """Every run's recipe and evaluation settings; each recipe parsed now, so a bad value stops the experiment
+    before the first training instead of after it."""
+    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.training.recipe import parse_recipe
+
+    resolved = []
+    for plan in config.runs():
+        plan.training.update(extra_training)
+        recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
+        evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
+        check_path = os.path.join(config.output_dir, ".check", plan.variant.name, f"seed-{plan.seed}.yaml")
+        _write_recipe(check_path, recipe)
+        parse_recipe(check_path, [])  # a UserError naming the file and the value
+        try:
+            EvaluationConfig(**evaluation)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
+        resolved.append((plan, recipe, evaluation))
+    shutil.rmtree(os.path.join(config.output_dir, ".check"), ignore_errors=True)
+    return resolved
+
+
+def run_experiment(config: ExperimentConfig, *, smoke: bool = False) -> ExperimentResult:
+    """Build the datasets, run every (variant, seed), then write the table, the comparison and the plots.
+
+    Args:
+        config: the experiment (``--smoke``: already its :meth:`~ExperimentConfig.smoke_version`).
+        smoke: make the tiny local model for runs that name none (``config.smoke.training``).
+
+    Raises:
+        UserError: bad settings, a dataset that cannot be built, or code execution not allowed (checked before
+            anything is trained: evaluation runs the model's programs).
+    """
+    from procure_trl.experiments.table import write_experiment_report
+    from procure_trl.harness.run import _require_code_execution_opt_in
+
+    try:
+        _require_code_execution_opt_in()
+    except PermissionError as err:
+        raise UserError(str(err)) from err
+    os.makedirs(config.output_dir, exist_ok=True)
+    datasets = prepare_datasets(config)
+    extra = _smoke_model(config) if smoke else {}
+    runs = _resolved(config, datasets, extra)
+    outcomes = []
+    for index, (plan, recipe, evaluation) in enumerate(runs, start=1):
+        print(f"=== run {index}/{len(runs)}: {plan.name}", flush=True)
+        try:
+            outcome = run_one(plan, recipe, evaluation)
+        except Exception as err:  # noqa: BLE001 - one failed run must not stop the others
+            traceback.print_exc(file=sys.stderr)
+            status = _read_json(os.path.join(plan.run_dir, "status.json"))
+            for step in ("train", "evaluate"):
+                if (status.get(step) or {}).get("state") == "running":
+                    status[step]["state"] = "failed"
+                    status[step]["error"] = _one_line(err)
+                    _write_json(os.path.join(plan.run_dir, "status.json"), status)
+            outcome = RunOutcome(plan, "failed", error=_one_line(err), status=status)
+            _free_memory()
+        if outcome.state == "failed":
+            print(f"[{plan.name}] FAILED: {outcome.error}", flush=True)
+        elif outcome.state == "skipped":
+            print(f"[{plan.name}] finished earlier: skipped", flush=True)
+        outcomes.append(outcome)
+    result = ExperimentResult(config, outcomes)
+    result.files = write_experiment_report(result)
+    return result
