@@ -149,3 +149,15 @@ def test_harness_plot_titles_name_model_and_adapter(runs, monkeypatch, tmp_path)
         report_module.write_report(report, str(tmp_path / "re"))
     assert len(titles) == 4 and len(set(titles)) == 4
     assert "tiny-coder + adapter outputs/procure-qlora" in titles[2]
+
+
+def test_given_labels_name_the_runs_in_tables_and_differences(runs, tmp_path, capsys):
+    from procure_trl.cli import main
+
+    comparison = compare_runs(CompareConfig(runs=runs, output_dir=str(tmp_path / "c"), n_bootstrap=20,
+                                            labels=["sft", "procure"]))
+    assert [run["label"] for run in comparison.runs] == ["sft", "procure"]
+    assert (comparison.differences[0]["baseline"], comparison.differences[0]["other"]) == ("sft", "procure")
+    assert "| `procure` |" in (tmp_path / "c" / "comparison.md").read_text()
+    assert main(["compare", *runs, "--labels", "only-one", "--output", str(tmp_path / "x")]) == 2
+    assert "1 given for 2 runs" in capsys.readouterr().err

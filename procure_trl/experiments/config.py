@@ -47,6 +47,7 @@ SMOKE_TRAINING: dict[str, Any] = {
     "bf16": False,
     "dtype": "float32",
     "warmup_steps": 0,
+    "disable_tqdm": True,
 }
 SMOKE_EVALUATION: dict[str, Any] = {
     "limit": 2,

@@ -14,7 +14,7 @@ from procure_trl.harness.report import format_value
 if TYPE_CHECKING:
     from procure_trl.experiments.runner import ExperimentResult
 
-__all__ = ["experiment_rows", "experiment_markdown", "write_experiment_report", "varying_fields"]
+__all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "write_experiment_report", "varying_fields"]
 
 
 def varying_fields(result: "ExperimentResult") -> list[str]:
@@ -79,10 +79,11 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
         lines += [" ".join(config.description.split()), ""]
     lines += [
         f"Trained on the `{config.train_split}` split, evaluated on the `{config.eval_split}` split (held-out "
-        "tasks). pass@k over the split's problems; CCS with its bootstrap interval over (problem, concept) rows.",
+        "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure compare` "
+        "(bootstrap).",
         "",
         "| variant | seed | " + " | ".join(f"`{f}`" for f in fields) + " | train loss | train s | "
-        + " | ".join(ks) + " | CCS [interval] | CCS rows | eval s | state |",
+        + " | ".join(f"{k} [interval]" for k in ks) + " | CCS [interval] | CCS rows | eval s | state |",
         "|---|---|" + "---|" * len(fields) + "---|---|" + "---|" * len(ks) + "---|---|---|---|",
     ]
     for row in rows:
@@ -91,7 +92,9 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
         cells = [row["variant"], str(row["seed"])]
         cells += [_cell(row["settings"][f]) for f in fields]
         cells += [_cell(row["train_loss"]), _cell(row["train_seconds"])]
-        cells += [_cell(row["pass_at_k"].get(k)) for k in ks]
+        intervals = row.get("pass_at_k_ci") or {}
+        cells += [_cell(row["pass_at_k"].get(k)) + (f" {format_value(intervals[k])}" if intervals.get(k) else "")
+                  for k in ks]
         cells += [ccs, _cell(row["ccs_rows"]), _cell(row["eval_seconds"]), row["state"]]
         lines.append("| " + " | ".join(cells) + " |")
     described = [v for v in config.variants if v.description]
@@ -104,13 +107,57 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
     return "\n".join(lines) + "\n"
 
 
+def _label(row: dict[str, Any], seeds: int) -> str:
+    return row["variant"] if seeds == 1 else f"{row['variant']} seed {row['seed']}"
+
+
+def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``procure compare`` over the evaluated runs, one comparison per eval dataset (runs on different datasets
+    share no task to pair); each row then takes its scores and intervals from the comparison.
+
+    Returns:
+        eval dataset name -> :class:`~procure_trl.harness.compare.Comparison` (datasets with under two
+        evaluated runs have none; their rows keep the evaluation's own numbers).
+    """
+    from procure_trl.harness.compare import CompareConfig, compare_runs
+
+    config = result.config
+    groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    for row, outcome in zip(rows, result.outcomes):
+        if row["evaluation_dir"]:
+            groups.setdefault(outcome.plan.eval_dataset, []).append((row, outcome.plan))
+    several = len({o.plan.eval_dataset for o in result.outcomes}) > 1
+    comparisons = {}
+    for name, members in groups.items():
+        if len(members) < 2:
+            continue
+        settings = members[0][1].evaluation  # the same bootstrap as the evaluations
+        comparison = compare_runs(CompareConfig(
+            runs=[row["evaluation_dir"] for row, _ in members],
+            output_dir=os.path.join(config.output_dir, "comparison", *([name] if several else [])),
+            labels=[_label(row, len(config.seeds)) for row, _ in members],
+            **{key: settings[key] for key in ("confidence", "n_bootstrap") if key in settings},
+        ))
+        comparisons[name] = comparison
+        by_dir = {summary["run_dir"]: summary for summary in comparison.runs}
+        for row, _ in members:
+            summary = by_dir[row["evaluation_dir"]]
+            row["pass_at_k"] = {k: cell["value"] for k, cell in summary["pass_at_k"].items()}
+            row["pass_at_k_ci"] = {k: cell["ci"] for k, cell in summary["pass_at_k"].items()}
+            ccs = summary["ccs"] or {}
+            row["ccs"], row["ccs_ci"], row["ccs_rows"] = ccs.get("value"), ccs.get("ci"), ccs.get("rows")
+    return comparisons
+
+
 def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
-    """Write ``experiment.md``, ``experiment.json`` and the plots into the experiment's output folder."""
+    """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
     from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
+    from procure_trl.harness.compare_report import comparison_markdown
 
     out = result.config.output_dir
     os.makedirs(out, exist_ok=True)
     rows = experiment_rows(result)
+    comparisons = compare_experiment(result, rows)
     files = {"table": os.path.join(out, "experiment.md"), "report": os.path.join(out, "experiment.json")}
     scored = [row for row in rows if row["evaluation_dir"]]
     if scored:
@@ -120,8 +167,15 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     if any(row["history"] for row in rows):
         files["loss_plot"] = plot_training_loss(
             rows, os.path.join(out, "training_loss.png"), title=f"{result.config.name}: training loss")
+    text = experiment_markdown(result, rows)
+    for name, comparison in comparisons.items():
+        title = "Comparison" + (f" on {name}" if len(comparisons) > 1 else "")
+        body = comparison_markdown(comparison).replace("# Comparison of evaluation runs", f"## {title}", 1)
+        text += "\n" + body.replace("\n## Paired", "\n### Paired")
+        for key, path in comparison.files.items():
+            files[f"comparison_{name}_{key}" if len(comparisons) > 1 else f"comparison_{key}"] = path
     with open(files["table"], "w", encoding="utf-8") as handle:
-        handle.write(experiment_markdown(result, rows))
+        handle.write(text)
     with open(files["report"], "w", encoding="utf-8") as handle:
         json.dump({"name": result.config.name, "output_dir": out, "varying": varying_fields(result), "runs": rows,
                    "files": files}, handle, indent=2, default=str)

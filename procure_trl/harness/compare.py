@@ -50,6 +50,8 @@ class CompareConfig:
             Bootstrap resamples per interval.
         seed (`int`, defaults to `0`):
             Seed of the resamples (the same seed gives the same intervals).
+        labels (`list[str]`, *optional*):
+            Names of the runs in tables and plots, one per run; `None`: model and adapter of each run.
     """
 
     runs: list[str] = field(metadata={"help": "output folders of procure evaluate; the first is the baseline"})
@@ -61,10 +63,15 @@ class CompareConfig:
     confidence: float = field(default=0.95, metadata={"help": "coverage of the bootstrap intervals"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples per interval"})
     seed: int = field(default=0, metadata={"help": "seed of the bootstrap resamples"})
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "names of the runs in tables and plots, one per run (default: model + adapter)"}
+    )
 
     def __post_init__(self) -> None:
         if len(self.runs) < 2:
             raise ValueError(f"compare needs at least two runs, got {len(self.runs)}: pass two or more RUN_DIRs")
+        if self.labels is not None and len(self.labels) != len(self.runs):
+            raise ValueError(f"labels: {len(self.labels)} given for {len(self.runs)} runs; give one label per run")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence={self.confidence} must lie strictly between 0 and 1 (e.g. 0.95)")
         if self.n_bootstrap < 1:
@@ -308,6 +315,8 @@ def compare_runs(config: CompareConfig) -> Comparison:
     from procure_trl.harness.compare_report import write_comparison
 
     runs = [load_run(run_dir) for run_dir in config.runs]
+    for run, label in zip(runs, config.labels or ()):
+        run.label = label
     _unique_labels(runs)
     ks = _common_ks(runs, config.k)
     summaries = [run_summary(run, ks, config) for run in runs]

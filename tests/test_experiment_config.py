@@ -1,0 +1,139 @@
+"""``procure experiment`` configs: the shipped experiments hold the variants they promise, ``--smoke`` changes only
+what it says, and every misspelled or misplaced key is one line naming it (before anything runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from procure_trl.cli import main
+from procure_trl.errors import UserError
+from procure_trl.experiments import ExperimentConfig, load_experiment
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _by_name(config: ExperimentConfig) -> dict:
+    return {plan.variant.name: plan.training for plan in config.runs() if plan.seed == config.seeds[0]}
+
+
+def test_ablation_holds_plain_sft_each_term_alone_and_both_in_both_readings():
+    runs = _by_name(load_experiment(str(EXPERIMENTS / "ablation.yaml")))
+    settings = {
+        name: (t["concept_loss_weight"], t.get("perturbed_token_weight", 1.0), t.get("token_loss", "weighted"))
+        for name, t in runs.items()
+    }
+    lam_alpha = {(lam, alpha if reading == "weighted" else "perturbed_only") for lam, alpha, reading in settings.values()}
+    assert (0.0, 0.0) in lam_alpha  # plain SFT
+    assert any(lam == 0 and alpha not in (0.0, "perturbed_only") for lam, alpha in lam_alpha)  # token term only
+    assert any(lam > 0 and alpha == 0 for lam, alpha in lam_alpha)  # attention term only
+    assert (0.1, 1.0) in lam_alpha  # the paper
+    assert (0.0, "perturbed_only") in lam_alpha and (0.1, "perturbed_only") in lam_alpha  # the other reading
+    assert list(runs)[0] == "sft"  # the baseline of the paired differences
+
+
+def test_lambda_sweep_covers_the_five_values_and_plots_against_lambda():
+    config = load_experiment(str(EXPERIMENTS / "lambda_sweep.yaml"))
+    assert sorted(t["concept_loss_weight"] for t in _by_name(config).values()) == [0.0, 0.05, 0.1, 0.2, 0.5]
+    assert config.sweep == "concept_loss_weight"
+
+
+def test_generalization_trains_on_one_benchmark_and_evaluates_on_the_other():
+    config = load_experiment(str(EXPERIMENTS / "generalization.yaml"))
+    benchmarks = {name: spec["benchmarks"] for name, spec in config.datasets.items()}
+    pairs = {(benchmarks[p.train_dataset], benchmarks[p.eval_dataset]) for p in config.runs()}
+    assert pairs == {("humaneval", "mbpp"), ("mbpp", "humaneval")}
+
+
+@pytest.mark.parametrize("name", ["ablation", "lambda_sweep", "generalization"])
+def test_a_real_model_is_one_line_away(name):
+    """Every variant trains the model of the shared `training` block: changing model_name_or_path there is enough."""
+    config = load_experiment(str(EXPERIMENTS / f"{name}.yaml"))
+    assert all("model_name_or_path" not in v.training for v in config.variants)
+    assert "model_name_or_path" in config.training
+
+
+def test_smoke_version_is_small_separate_and_keeps_the_variants():
+    config = load_experiment(str(EXPERIMENTS / "ablation.yaml"))
+    smoke = config.smoke_version()
+    assert smoke.output_dir == config.output_dir + "-smoke"
+    assert smoke.seeds == config.seeds[:1]
+    spec = smoke.datasets["counterfactuals"]
+    assert spec["limit"] == 10 and spec["output_dir"].startswith(smoke.output_dir)  # never the real dataset's folder
+    real, small = _by_name(config), _by_name(smoke)
+    assert list(real) == list(small)
+    for name in real:
+        assert small[name]["max_steps"] == 2 and small[name]["load_in_4bit"] is False
+        for key in ("concept_loss_weight", "perturbed_token_weight", "token_loss"):
+            assert small[name].get(key) == real[name].get(key)
+    assert smoke.runs()[0].evaluation["limit"] == 2
+
+
+def _write(tmp_path, data) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _minimal(**changes):
+    data = {
+        "datasets": {"d": "some/dataset"},
+        "training": {"model_name_or_path": "m"},
+        "variants": [{"name": "a", "training": {"concept_loss_weight": 0.0}}],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"varaints": []}, "unknown field 'varaints' (did you mean 'variants'?)"),
+        ({"training": {"model_name_or_path": "m", "concept_los_weight": 1}},
+         "training: unknown field 'concept_los_weight' (did you mean 'concept_loss_weight'?)"),
+        ({"evaluation": {"temprature": 0.2}}, "evaluation: unknown field 'temprature' (did you mean 'temperature'?)"),
+        ({"variants": [{"name": "a", "trainig": {}}]}, "variant 1: unknown field 'trainig' (did you mean 'training'?)"),
+        ({"variants": [{"name": "a", "training": {"perturbed_token_wieght": 0}}]},
+         "variant 'a' training: unknown field 'perturbed_token_wieght' (did you mean 'perturbed_token_weight'?)"),
+        ({"datasets": {"d": {"benchmark": "humaneval"}}},
+         "datasets d: unknown field 'benchmark' (did you mean 'benchmarks'?)"),
+        ({"variants": [{"name": "a", "train_dataset": "e"}]}, "train_dataset 'e' is not in datasets"),
+        ({"training": {"model_name_or_path": "m", "output_dir": "x"}}, "'output_dir' is set by the experiment"),
+        ({"evaluation": {"adapter": "x"}}, "'adapter' is set by the experiment"),
+        ({"variants": [{"name": "a"}, {"name": "a"}]}, "variant name 'a' is used twice"),
+        ({"smoke": {"evaluation": {"limt": 1}}}, "smoke evaluation: unknown field 'limt' (did you mean 'limit'?)"),
+        ({"sweep": "concept_loss_wieght"}, "sweep: unknown field 'concept_loss_wieght'"),
+        ({"training": {}}, "training sets no model_name_or_path"),
+    ],
+)
+def test_bad_keys_are_one_line_naming_them(tmp_path, changes, expected):
+    path = _write(tmp_path, _minimal(**changes))
+    with pytest.raises(UserError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert expected in message and message.startswith(path) and "\n" not in message
+
+
+def test_the_command_reports_a_typo_as_one_line_with_exit_2(tmp_path, capsys):
+    path = _write(tmp_path, _minimal(seeds=[0], evaluation={"n_bootstraps": 10}))
+    assert main(["experiment", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("procure experiment: error:") and "did you mean 'n_bootstrap'" in err
+    assert err.count("\n") == 1
+
+
+def test_the_command_refuses_to_start_without_the_code_execution_opt_in(tmp_path, capsys, monkeypatch):
+    """Evaluation runs the models' programs; finding out after hours of training would be too late."""
+    monkeypatch.delenv("HF_ALLOW_CODE_EVAL", raising=False)
+    out = tmp_path / "out"
+    path = _write(tmp_path, _minimal(output_dir=str(out)))
+    assert main(["experiment", "--config", path]) == 2
+    assert "HF_ALLOW_CODE_EVAL" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_missing_config_file_is_named(tmp_path, capsys):
+    assert main(["experiment", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml' does not exist" in capsys.readouterr().err
