@@ -198,6 +198,8 @@ class RunPlan:
         training: the recipe fields of this run, except those that the experiment sets once the datasets exist
             (``dataset_name``, ``dataset_train_split``, ``output_dir``, ``seed``: see :meth:`recipe`).
         evaluation: the evaluation fields of this run, except model, adapter, dataset, split and output folder.
+        settings: the values the run trains with of the fields some variant sets, defaults included (filled when
+            the recipe is parsed; the table shows them).
     """
 
     variant: VariantConfig
@@ -207,6 +209,7 @@ class RunPlan:
     eval_dataset: str
     training: dict[str, Any]
     evaluation: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -21,10 +21,8 @@ def varying_fields(result: "ExperimentResult") -> list[str]:
     """The training fields whose value is not the same in every run (what the variants change), in the order the
     variants name them; the datasets too when variants train or evaluate on different ones."""
     plans = [o.plan for o in result.outcomes]
-    names = list(dict.fromkeys(k for p in plans for k in p.variant.training))
-    if result.config.sweep and result.config.sweep not in names:
-        names.insert(0, result.config.sweep)
-    fields = [n for n in names if len({json.dumps(p.training.get(n), default=str) for p in plans}) > 1]
+    names = list(dict.fromkeys(k for p in plans for k in p.settings))
+    fields = [n for n in names if len({json.dumps(p.settings.get(n), default=str) for p in plans}) > 1]
     for role in ("train_dataset", "eval_dataset"):
         if len({getattr(p, role) for p in plans}) > 1:
             fields.append(role)
@@ -32,7 +30,7 @@ def varying_fields(result: "ExperimentResult") -> list[str]:
 
 
 def _setting(plan, name: str) -> Any:
-    return getattr(plan, name) if name in ("train_dataset", "eval_dataset") else plan.training.get(name)
+    return getattr(plan, name) if name in ("train_dataset", "eval_dataset") else plan.settings.get(name)
 
 
 def experiment_rows(result: "ExperimentResult") -> list[dict[str, Any]]:
@@ -69,6 +67,10 @@ def _cell(value: Any) -> str:
     return format_value(value) if not isinstance(value, str) else value
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
 def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any]]) -> str:
     """The table of runs, the variants' descriptions and the failures."""
     config = result.config
@@ -91,11 +93,11 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
             f" {format_value(row['ccs_ci'])}" if row["ccs_ci"] else "")
         cells = [row["variant"], str(row["seed"])]
         cells += [_cell(row["settings"][f]) for f in fields]
-        cells += [_cell(row["train_loss"]), _cell(row["train_seconds"])]
+        cells += [_cell(row["train_loss"]), _seconds(row["train_seconds"])]
         intervals = row.get("pass_at_k_ci") or {}
         cells += [_cell(row["pass_at_k"].get(k)) + (f" {format_value(intervals[k])}" if intervals.get(k) else "")
                   for k in ks]
-        cells += [ccs, _cell(row["ccs_rows"]), _cell(row["eval_seconds"]), row["state"]]
+        cells += [ccs, _cell(row["ccs_rows"]), _seconds(row["eval_seconds"]), row["state"]]
         lines.append("| " + " | ".join(cells) + " |")
     described = [v for v in config.variants if v.description]
     if described:
