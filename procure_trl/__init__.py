@@ -136,6 +136,12 @@ _EXPORTS: dict[str, str] = {
     # procure_trl.harness.run
     "evaluate_model": "procure_trl.harness.run",
     "EvaluationReport": "procure_trl.harness.run",
+    # procure_trl.experiments
+    "ExperimentConfig": "procure_trl.experiments",
+    "VariantConfig": "procure_trl.experiments",
+    "ExperimentResult": "procure_trl.experiments",
+    "load_experiment": "procure_trl.experiments",
+    "run_experiment": "procure_trl.experiments",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -174,3 +180,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from procure_trl.metrics import module_path
     from procure_trl.harness.config import EvaluationConfig
     from procure_trl.harness.run import EvaluationReport, evaluate_model
+    from procure_trl.experiments import ExperimentConfig, ExperimentResult, VariantConfig, load_experiment, run_experiment

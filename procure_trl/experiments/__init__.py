@@ -4,13 +4,5 @@ its test split, collected into one table and plots (``procure experiment --confi
 from procure_trl.experiments.config import ExperimentConfig, RunPlan, SmokeConfig, VariantConfig, load_experiment
 from procure_trl.experiments.runner import ExperimentResult, RunOutcome, run_experiment
 
-__all__ = [
-    "ExperimentConfig",
-    "VariantConfig",
-    "SmokeConfig",
-    "RunPlan",
-    "load_experiment",
-    "run_experiment",
-    "ExperimentResult",
-    "RunOutcome",
-]
+__all__ = ["ExperimentConfig", "ExperimentResult", "RunOutcome", "RunPlan", "SmokeConfig", "VariantConfig",
+           "load_experiment", "run_experiment"]

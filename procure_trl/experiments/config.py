@@ -83,28 +83,29 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _check_section(values: Mapping[str, Any], where: str, known: Iterable[str], hint: str,
+                   set_by_experiment: Iterable[str], how: str) -> None:
+    """Refuse unknown keys of a ``training``/``evaluation`` section, and the keys the experiment sets per run."""
+    _check_names(values, known, where, hint)
+    taken = [name for name in values if name in set_by_experiment]
+    if taken:
+        raise UserError(f"{where}: {taken[0]!r} is set by the experiment for each run ({how}); remove it")
+
+
 def _check_training_keys(values: Mapping[str, Any], where: str) -> None:
     from procure_trl.training.recipe_fields import recipe_field_names
 
-    _check_names(values, recipe_field_names(), where, "`procure train --show-options` lists every recipe field")
-    taken = [name for name in values if name in EXPERIMENT_SET_TRAINING]
-    if taken:
-        raise UserError(
-            f"{where}: {taken[0]!r} is set by the experiment for each run (dataset_name from `datasets`, seed from "
-            "`seeds`, output_dir under the experiment's output_dir); remove it"
-        )
+    _check_section(values, where, recipe_field_names(), "`procure train --show-options` lists every recipe field",
+                   EXPERIMENT_SET_TRAINING,
+                   "dataset_name from `datasets`, seed from `seeds`, output_dir under the experiment's output_dir")
 
 
 def _check_evaluation_keys(values: Mapping[str, Any], where: str) -> None:
     from procure_trl.harness.config import EvaluationConfig
 
-    _check_names(values, _field_names(EvaluationConfig), where, "`procure evaluate --help` lists every field")
-    taken = [name for name in values if name in EXPERIMENT_SET_EVALUATION]
-    if taken:
-        raise UserError(
-            f"{where}: {taken[0]!r} is set by the experiment for each run (the trained model or adapter, the "
-            "dataset's eval split, a folder under output_dir); remove it"
-        )
+    _check_section(values, where, _field_names(EvaluationConfig), "`procure evaluate --help` lists every field",
+                   EXPERIMENT_SET_EVALUATION,
+                   "the trained model or adapter, the dataset's eval split, a folder under output_dir")
 
 
 def _check_build_keys(values: Mapping[str, Any], where: str) -> None:

@@ -55,8 +55,12 @@ def plot_experiment_scores(
             ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str) -> str:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
@@ -75,7 +79,4 @@ def plot_training_loss(rows: Sequence[Mapping[str, Any]], path: str, *, title: s
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
