@@ -155,3 +155,20 @@ def test_cli_dataset_mode(tmp_path, capsys):
     assert "--code-column 'x' is not a column of the dataset (columns: prompt, completion)" in capsys.readouterr().err
     assert main(["perturb", "--benchmark", "mbpp", "--output-dir", str(tmp_path / "o")]) == 2
     assert "--output-dir apply to --dataset only" in capsys.readouterr().err
+
+
+def test_outputs_in_folders_of_the_same_name_load_as_themselves_and_keep_the_split(tmp_path):
+    from datasets import load_dataset
+
+    from procure_trl.scale.config import DatasetPerturbConfig
+    from procure_trl.scale.run import perturb_dataset
+
+    lengths = {}
+    for name, count in (("a", 1), ("b", 3)):
+        source = _write_jsonl(tmp_path / f"{name}.jsonl",
+                              [{"prompt": "Add.", "completion": CODE.format(k=k)} for k in range(count)])
+        output = tmp_path / name / "out"  # the same folder name: datasets must not serve one for the other
+        perturb_dataset(DatasetPerturbConfig(dataset=str(source), output_dir=str(output), split="test",
+                                             concepts=["name_random"]))
+        lengths[name] = len(load_dataset(str(output))["test"])
+    assert lengths == {"a": 2, "b": 6}

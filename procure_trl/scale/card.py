@@ -85,14 +85,9 @@ def format_counts_table(counts: DatasetCounts) -> str:
 
 def write_card(output_dir: str | Path, *, source: str, split: str, fmt_description: str,
                counts: DatasetCounts) -> Path:
-    """Write ``output_dir/README.md``: the YAML header ``load_dataset`` reads (one split, the Parquet shards)
-    and the counts."""
+    """Write ``output_dir/README.md``: what the rows hold and the counts (``load_dataset`` finds the split in the
+    shard names)."""
     text = f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: {split}
-    path: data/*.parquet
 tags:
 - procure
 - counterfactual

@@ -9,8 +9,9 @@ reads, and returns the counts.
   does not depend on the input size, and a rerun after an interruption reuses the shards datasets
   finished (its cache, keyed by the input and the transform's settings). ``streaming=True`` reads the
   input as an ``IterableDataset`` and writes shards as it goes.
-* ``ray``: ``map_batches`` with one actor per worker (each owns its executor); connects to the cluster
-  in ``RAY_ADDRESS`` or starts a local one with ``num_proc`` CPUs, and shuts down what it started.
+* ``ray``: ``map_batches`` with one actor per worker (each owns its executor) over blocks of about one
+  batch; connects to the cluster in ``RAY_ADDRESS`` or starts a local one with ``num_proc`` CPUs, and
+  shuts down what it started.
 """
 
 from __future__ import annotations
@@ -113,7 +114,18 @@ def perturb_dataset(config: DatasetPerturbConfig) -> PerturbDatasetResult:
 
 
 def _shard_name(split: str, index: int, total: int) -> str:
+    # the name datasets reads the split from (no `configs:` in the card: datasets caches a folder by its
+    # name and that YAML, so two outputs in folders of the same name would read as the same dataset)
     return f"{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def _name_shards(data_dir: Path, split: str) -> None:
+    """Rename the Parquet files an engine wrote (in name order) to ``{split}-NNNNN-of-NNNNN.parquet``."""
+    files = sorted(data_dir.glob("*.parquet"))
+    for index, path in enumerate(files):
+        path.rename(data_dir / ("." + _shard_name(split, index, len(files))))
+    for path in data_dir.glob(".*.parquet"):
+        path.rename(data_dir / path.name[1:])
 
 
 def _run_datasets(dataset, transform, features, config: DatasetPerturbConfig, data_dir: Path) -> None:
@@ -141,7 +153,7 @@ def _run_streaming(dataset, transform, features, config: DatasetPerturbConfig, d
         with tqdm(desc="perturbing (stream)", unit="row") as bar:
             for batch in mapped.iter(batch_size=config.batch_size):
                 if writer is None:
-                    writer = pq.ParquetWriter(data_dir / f"{config.split}-{index:05d}.parquet", schema)
+                    writer = pq.ParquetWriter(data_dir / f"part-{index:05d}.parquet", schema)
                 table = pa.Table.from_pydict({name: batch[name] for name in schema.names}, schema=schema)
                 writer.write_table(table)
                 rows_in_file += table.num_rows
@@ -153,6 +165,7 @@ def _run_streaming(dataset, transform, features, config: DatasetPerturbConfig, d
         if writer is not None:
             writer.close()
         transform.close()
+    _name_shards(data_dir, config.split)
 
 
 class _RayBatchTransform:
@@ -185,12 +198,17 @@ def _run_ray(dataset, transform, features, config: DatasetPerturbConfig, data_di
         local = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": config.num_proc}
         ray.init(include_dashboard=False, log_to_driver=False, **local)
     try:
-        source = ray.data.from_huggingface(dataset)
+        # from_arrow, not from_huggingface: the latter re-loads the dataset by its builder name ("parquet",
+        # "json") to look for Hub files, and for a local file that can pick up another cached dataset.
+        # Blocks of about one batch each, so that every worker gets work.
+        blocks = max(config.num_proc, min(-(-len(dataset) // config.batch_size), 10_000))
+        source = ray.data.from_arrow(dataset.with_format("arrow")[:], override_num_blocks=blocks)
         mapped = source.map_batches(_RayBatchTransform, fn_constructor_kwargs={"transform": transform,
                                                                                "schema": features.arrow_schema},
                                     batch_size=config.batch_size, batch_format="pyarrow",
                                     concurrency=config.num_proc, num_cpus=1)
         mapped.write_parquet(str(data_dir))
+        _name_shards(data_dir, config.split)
     finally:
         if started:
             ray.shutdown()
