@@ -1,4 +1,4 @@
-# Two entry points, both doing their own set-up on a fresh machine:
+# Entry points, each doing its own set-up on a fresh machine:
 #   make demo   perturb HumanEval with all five concepts (rule-based, offline), validate, print the table
 #   make test       run the whole test suite (what CI runs)
 #   make test-fast  leave out the tests marked slow or gpu (a few minutes on a laptop CPU)
