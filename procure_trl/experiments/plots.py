@@ -25,7 +25,8 @@ def plot_experiment_scores(
     (sweep) or a bar. x: the swept field's value when ``sweep`` names one, else the variants."""
     plt = _pyplot()
     xs, names = _positions(rows, sweep)
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * len(set(xs)) + 4.0), 3.8))
+    # one x axis for both panels: a panel with no score (CCS undefined everywhere) keeps the runs' positions
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * len(set(xs)) + 4.0), 3.8), sharex=True)
     panels = (("pass@1", lambda r: r["pass_at_k"].get("pass@1"), None),
               ("CCS", lambda r: r["ccs"], lambda r: r["ccs_ci"]))
     for ax, (label, value, interval) in zip(axes, panels):
@@ -53,6 +54,7 @@ def plot_experiment_scores(
         else:
             ax.set_xticks(range(len(names)))
             ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+            ax.set_xlim(-0.6, len(names) - 0.4)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(plt, fig, path)
@@ -74,6 +76,9 @@ def plot_training_loss(rows: Sequence[Mapping[str, Any]], path: str, *, title: s
         if history:
             ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".",
                     label=f"{row['variant']} (seed {row['seed']})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # optimizer steps
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.legend(fontsize=7)
