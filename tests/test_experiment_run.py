@@ -15,7 +15,7 @@ from procure_trl.cli import main
 pytestmark = pytest.mark.slow  # builds a dataset, trains three tiny models (about a minute here)
 
 
-def _experiment(tmp_path, sft_lambda: float = 0.0) -> str:
+def _experiment(tmp_path, sft_lambda: float = 0.0, max_new_tokens: int = 4) -> str:
     data = {
         "name": "tiny-ablation",
         "output_dir": str(tmp_path / "exp"),
@@ -29,7 +29,7 @@ def _experiment(tmp_path, sft_lambda: float = 0.0) -> str:
             {"name": "broken", "training": {"attention_layers": "0,7"}},
         ],
         "smoke": {"build": {"limit": 6}, "training": {"max_steps": 1, "max_length": 256},
-                  "evaluation": {"limit": 1, "max_new_tokens": 4, "n": 1, "num_workers": 1}},
+                  "evaluation": {"limit": 1, "max_new_tokens": max_new_tokens, "n": 1, "num_workers": 1}},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -86,3 +86,32 @@ def test_smoke_experiment_runs_resumes_and_reports_failures(tmp_path, monkeypatc
     assert "[sft/seed-0] FAILED:" in third and "concept_loss_weight: 0.0 -> 0.5" in third
     assert "[procure/seed-0] finished earlier: skipped" in third
     assert _mtimes(out / "runs" / "sft" / "seed-0") == before["sft"]
+
+    # other evaluation settings: the finished adapters are evaluated again, not retrained
+    assert main(["experiment", "--config", _experiment(tmp_path, max_new_tokens=5), "--smoke"]) == 1
+    fourth = capsys.readouterr().out
+    for name in ("sft", "procure"):
+        assert f"[{name}/seed-0] evaluation settings changed: evaluating again" in fourth
+        assert f"[{name}/seed-0] training" not in fourth
+        after = _mtimes(out / "runs" / name / "seed-0")
+        assert after["train/adapter_model.safetensors"] == before[name]["train/adapter_model.safetensors"]
+        assert after["evaluation/report.json"] > before[name]["evaluation/report.json"]
+        report = json.loads((out / "runs" / name / "seed-0" / "evaluation" / "report.json").read_text())
+        assert report["config"]["max_new_tokens"] == 5
+
+
+def test_a_bad_value_in_any_variant_stops_the_experiment_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    data = {
+        "output_dir": str(tmp_path / "exp"),
+        "datasets": {"d": str(tmp_path / "dataset")},
+        "training": {"model_name_or_path": "m", "bf16": False},  # a CPU has no bf16
+        "variants": [{"name": "fine", "training": {"concept_loss_weight": 0.1}},
+                     {"name": "negative", "training": {"concept_loss_weight": -1}}],
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["experiment", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "variant 'negative'" in err and "concept_loss_weight" in err
+    assert not (tmp_path / "exp" / "runs").exists()

@@ -321,6 +321,8 @@ def _one_line(err: BaseException) -> str:
 def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_training: Mapping[str, Any]):
     """Every run's recipe and evaluation settings; each recipe parsed now, so a bad value stops the experiment
     before the first training instead of after it."""
+    import tempfile
+
     from procure_trl.harness.config import EvaluationConfig
     from procure_trl.training.recipe import parse_recipe
 
@@ -328,21 +330,24 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_train
     plans = config.runs()
     shown = list(dict.fromkeys([*([config.sweep] if config.sweep else []),
                                 *(key for plan in plans for key in plan.variant.training)]))
-    for plan in plans:
-        plan.training.update(extra_training)
-        recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
-        evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
-        check_path = os.path.join(config.output_dir, ".check", plan.variant.name, f"seed-{plan.seed}.yaml")
-        _write_recipe(check_path, recipe)
-        parsed = parse_recipe(check_path, [])  # a UserError naming the file and the value
-        # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1)
-        plan.settings = {key: next(getattr(args, key) for args in parsed if hasattr(args, key)) for key in shown}
-        try:
-            EvaluationConfig(**evaluation)
-        except (TypeError, ValueError) as err:
-            raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
-        resolved.append((plan, recipe, evaluation))
-    shutil.rmtree(os.path.join(config.output_dir, ".check"), ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="procure-experiment-") as scratch:
+        for plan in plans:
+            plan.training.update(extra_training)
+            recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
+            evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
+            check_path = os.path.join(scratch, plan.variant.name, f"seed-{plan.seed}.yaml")
+            _write_recipe(check_path, recipe)
+            try:
+                parsed = parse_recipe(check_path, [])
+            except UserError as err:  # name the variant, not the scratch file
+                raise UserError(str(err).replace(check_path, f"variant {plan.variant.name!r}")) from err
+            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1)
+            plan.settings = {key: next(getattr(args, key) for args in parsed if hasattr(args, key)) for key in shown}
+            try:
+                EvaluationConfig(**evaluation)
+            except (TypeError, ValueError) as err:
+                raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
+            resolved.append((plan, recipe, evaluation))
     return resolved
 
 
