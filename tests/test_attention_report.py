@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from procure_trl.attention_report.control import control_shift, shift_left
+from procure_trl.attention_report.control import control_pairs, matched_queries, perturbed_runs, positions_mask
 from procure_trl.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,24 +21,30 @@ FIXTURE = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
 @pytest.mark.parametrize(
     ("perturbed", "first", "expected"),
     [
-        ([5, 6, 7], 0, 3),  # one run of n tokens: the n tokens just before it
-        ([5, 7], 0, 1),  # gaps: one step back already misses every perturbed token
-        ([4, 5, 9, 10], 0, 2),
+        ([5, 6, 7], 0, [(5, 4), (6, 3), (7, 2)]),  # one run of n tokens: the n tokens just before it
+        ([5, 7], 0, [(5, 4), (7, 6)]),  # two runs of one token: the token before each
+        ([4, 5, 9, 10], 0, [(4, 3), (5, 2), (9, 8), (10, 7)]),
+        ([3, 4, 6, 7], 0, [(3, 2), (4, 1), (6, 5), (7, 0)]),  # the second run passes the first run and its control
         ([2, 3, 4], 0, None),  # no room before the run
         ([6, 7], 5, None),  # the room before the run is padding
-        ([6, 7], 4, 2),
+        ([6, 7], 4, [(6, 5), (7, 4)]),
+        ([0], 0, None),
         ([], 0, None),
     ],
 )
-def test_control_shift(perturbed, first, expected):
-    assert control_shift(perturbed, first) == expected
+def test_control_pairs(perturbed, first, expected):
+    assert control_pairs(perturbed, first) == expected
 
 
-def test_shift_left_moves_entries_earlier_and_keeps_length():
-    assert shift_left([0, 0, 0, 1, 1, 0], 2) == [0, 1, 1, 0, 0, 0]
-    assert shift_left([1, 0], 0) == [1, 0]
-    with pytest.raises(ValueError, match="shift=-1"):
-        shift_left([1], -1)
+def test_matched_queries_drop_the_windows_that_see_only_the_control():
+    queries = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    # pairs (4, 3) and (7, 5): queries 3 and 5, 6 see a control token before its perturbed counterpart
+    assert matched_queries(queries, [(4, 3), (7, 5)]) == [0, 0, 0, 0, 1, 0, 0, 1, 1, 1]
+
+
+def test_runs_and_masks():
+    assert perturbed_runs([7, 3, 4, 9, 8]) == [(3, 2), (7, 3)]
+    assert positions_mask([1, 3], 5) == [0, 1, 0, 1, 0]
 
 
 # ---- the command against an eager computation ------------------------------------------------------
@@ -60,6 +66,10 @@ def workspace(tmp_path_factory):
                                              output_dir=str(root / "data"), test_size=0.5, seed=0))
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_llama(tokenizer, num_hidden_layers=2)
+    with torch.no_grad():  # sharper queries and keys: a freshly initialised model attends almost evenly, which would
+        for layer in model.model.layers:  # leave perturbed and control equal and the comparison unable to tell them apart
+            layer.self_attn.q_proj.weight.mul_(6.0)
+            layer.self_attn.k_proj.weight.mul_(6.0)
     model.save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
     torch.manual_seed(3)
@@ -69,21 +79,24 @@ def workspace(tmp_path_factory):
 
 
 def _eager_reference(model, ids: list[int], delta: list[int], completion: list[int]) -> dict[str, list[float]]:
-    """Per layer: mean over queries of the head-averaged attention on the perturbed tokens, and the control,
-    from the attention probabilities that eager attention materialises (one unpadded row)."""
+    """Per layer, from the attention probabilities that eager attention materialises (one unpadded row): the mean
+    over the attention term's queries of the head-averaged attention on the perturbed tokens, and over the matched
+    queries the same on the perturbed tokens and on the control."""
     with torch.no_grad():
         attentions = model(input_ids=torch.tensor([ids]), output_attentions=True).attentions
     perturbed = [k for k, d in enumerate(delta) if d]
     first = min(k for k in perturbed if completion[k])
     queries = [q for q in range(first, len(ids)) if completion[q]]
-    shift = next(s for s in range(1, len(ids)) if all(p - s >= 0 and p - s not in perturbed for p in perturbed))
-    out: dict[str, list[float]] = {"perturbed": [], "control": []}
+    pairs = control_pairs(perturbed)  # which tokens and queries the control uses is tested by hand above
+    matched = [q for q in queries if not any(c <= q < p for p, c in pairs)]
+    control = [c for _, c in pairs]
+    out: dict[str, list[float]] = {"perturbed": [], "perturbed_matched": [], "control": []}
     for probs in attentions:
         probs = probs[0].mean(dim=0)  # (L, L), heads averaged like m_q
-        out["perturbed"].append(sum(float(probs[q, perturbed].sum()) for q in queries) / len(queries))
-        control_keys = [p - shift for p in perturbed]
-        out["control"].append(sum(float(probs[q - shift, control_keys].sum()) for q in queries) / len(queries))
-    return out
+        for name, keys, chosen in (("perturbed", perturbed, queries), ("perturbed_matched", perturbed, matched),
+                                   ("control", control, matched)):
+            out[name].append(sum(float(probs[q, keys].sum()) for q in chosen) / max(len(chosen), 1))
+    return out, bool(matched)
 
 
 def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
@@ -99,7 +112,7 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
                  "--batch-size", "3", "--device", "cpu"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| layer | base perturbed | base control | adapter perturbed | adapter control |" in printed
+    assert "| layer | base m_q | base matched: perturbed | base matched: control | adapter m_q |" in printed
     report = json.loads((out_dir / "attention_report.json").read_text())
     assert (out_dir / "attention_by_layer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -107,7 +120,8 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
     counterfactuals = [i for i, r in enumerate(rows) if r["changed_spans"]]
     assert [r["row"] for r in report["per_row"]] == counterfactuals and 2 <= len(counterfactuals) <= 3
     assert report["rows"] == {"in_split": len(rows), "originals": len(rows) - len(counterfactuals),
-                              "counterfactual": len(counterfactuals), "measured": len(counterfactuals), "skipped": {}}
+                              "counterfactual": len(counterfactuals), "measured": len(counterfactuals),
+                              "matched": len(counterfactuals), "skipped": {}}
 
     tokenizer = AutoTokenizer.from_pretrained(workspace / "model")
     eager = {"base": AutoModelForCausalLM.from_pretrained(workspace / "model", attn_implementation="eager"),
@@ -120,21 +134,25 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
         tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer)
         lengths.add(len(tokens["input_ids"]))
         for name, model in eager.items():
-            expected = _eager_reference(model.eval(), tokens["input_ids"], tokens["perturbation_mask"],
-                                        tokens["completion_mask"])
-            for key in ("perturbed", "control"):
+            expected, has_matched = _eager_reference(model.eval(), tokens["input_ids"], tokens["perturbation_mask"],
+                                                     tokens["completion_mask"])
+            assert has_matched  # every row of this split has matched queries, so all three numbers are compared
+            for key in ("perturbed", "perturbed_matched", "control"):
                 torch.testing.assert_close(torch.tensor(entry[name][key]), torch.tensor(expected[key]),
                                            rtol=0, atol=1e-5, msg=f"row {entry['row']} {name} {key}")
     assert len(lengths) == len(counterfactuals)  # rows of different lengths in one batch of 3: left padding
+    assert all(0 < e["matched_queries"] < e["queries"] for e in report["per_row"])  # the two query sets differ
 
     # the summary is the mean over rows; the numbers distinguish what they should
     for name in ("base", "adapter"):
-        per_row = torch.tensor([[e[name]["perturbed"], e[name]["control"]] for e in report["per_row"]])
         layers = report["results"][name]["layers"]
-        summary = torch.tensor([[[l["perturbed"]["mean"] for l in layers], [l["control"]["mean"] for l in layers]]])
-        torch.testing.assert_close(summary[0], per_row.mean(dim=0), rtol=0, atol=1e-6)
-        # a random tiny model spreads attention almost evenly, yet the two differ far beyond the tolerance above
-        assert (per_row[:, 0] - per_row[:, 1]).abs().max() > 1e-4
+        for key in ("perturbed", "perturbed_matched", "control"):
+            per_row = torch.tensor([e[name][key] for e in report["per_row"]])
+            torch.testing.assert_close(torch.tensor([l[key]["mean"] for l in layers]), per_row.mean(dim=0),
+                                       rtol=0, atol=1e-6)
+        difference = torch.tensor([e[name]["perturbed_matched"] for e in report["per_row"]]) - torch.tensor(
+            [e[name]["control"] for e in report["per_row"]])
+        assert difference.abs().max() > 1e-3  # far beyond the tolerance above: a mix-up of the two would show
     base = torch.tensor([e["base"]["perturbed"] for e in report["per_row"]])
     adapter = torch.tensor([e["adapter"]["perturbed"] for e in report["per_row"]])
     assert (base - adapter).abs().max() > 1e-3  # the adapter really was applied

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from procure_trl.attention_report.control import control_shift, shift_left
+from procure_trl.attention_report.control import control_pairs, matched_queries, positions_mask
 from procure_trl.training.data import concept_dataset_kind, tokenize_concept_row
 from procure_trl.training.loss import IGNORE_INDEX, attention_query_mask
 
@@ -36,10 +36,10 @@ class AttentionExample:
         concept: the row's concept (``None`` when the dataset has no ``concept`` column).
         input_ids: the tokens.
         perturbation_mask: 1 on perturbed tokens (the keys of ``m_q``).
-        query_mask: 1 on the queries: completion tokens at or after the first perturbed one.
-        control_mask: the perturbation mask moved ``shift`` tokens earlier (the control's keys).
-        control_query_mask: the query mask moved ``shift`` tokens earlier (the control's queries).
-        shift: the control's shift (see :mod:`procure_trl.attention_report.control`).
+        query_mask: 1 on the queries of the attention term: completion tokens at or after the first perturbed one.
+        control_mask: 1 on the control's tokens (see :mod:`procure_trl.attention_report.control`).
+        matched_query_mask: 1 on the queries that see each perturbed token exactly when they see its control.
+        control_offset: how much farther from the queries the control lies, in tokens (mean over the pairs).
     """
 
     row: int
@@ -49,8 +49,8 @@ class AttentionExample:
     perturbation_mask: list[int]
     query_mask: list[int]
     control_mask: list[int]
-    control_query_mask: list[int]
-    shift: int
+    matched_query_mask: list[int]
+    control_offset: float
 
 
 @dataclass
@@ -62,7 +62,7 @@ class PreparedExamples:
         rows: rows read from the split.
         originals: rows without a perturbed completion token (originals; nothing to measure).
         skipped: counterfactual rows left out, by reason: ``cut_off`` (every perturbed token lies beyond
-            ``max_length``), ``no_control`` (the perturbed tokens start too early for a control).
+            ``max_length``), ``no_control`` (too few unperturbed tokens before the changes for a control).
     """
 
     examples: list[AttentionExample]
@@ -115,14 +115,16 @@ def prepare_examples(
         if not any(queries):
             skipped["cut_off"] += 1
             continue
-        shift = control_shift([i for i, d in enumerate(delta) if d])
-        if shift is None:
+        pairs = control_pairs([i for i, d in enumerate(delta) if d])
+        if pairs is None:
             skipped["no_control"] += 1
             continue
         prepared.examples.append(AttentionExample(
             row=index, task_id=example.get("task_id"), concept=example.get("concept"), input_ids=ids,
-            perturbation_mask=list(delta), query_mask=queries, control_mask=shift_left(delta, shift),
-            control_query_mask=shift_left(queries, shift), shift=shift,
+            perturbation_mask=list(delta), query_mask=queries,
+            control_mask=positions_mask([c for _, c in pairs], len(ids)),
+            matched_query_mask=matched_queries(queries, pairs),
+            control_offset=sum(p - c for p, c in pairs) / len(pairs),
         ))
     prepared.skipped = dict(skipped)
     return prepared
@@ -140,7 +142,7 @@ def collate_left(examples: Sequence[AttentionExample], pad_token_id: int) -> dic
         "input_ids": torch.tensor([pad(e.input_ids, pad_token_id) for e in examples]),
         "attention_mask": torch.tensor([pad([1] * len(e.input_ids), 0) for e in examples]),
     }
-    for name in ("perturbation_mask", "query_mask", "control_mask", "control_query_mask"):
+    for name in ("perturbation_mask", "query_mask", "control_mask", "matched_query_mask"):
         batch[name] = torch.tensor([pad(getattr(e, name), 0) for e in examples])
     batch["position_ids"] = (batch["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)
     return batch

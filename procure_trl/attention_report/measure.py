@@ -37,11 +37,17 @@ def mean_over_queries(mass: torch.Tensor, query_mask: torch.Tensor) -> torch.Ten
 
 
 def measure_batch(model, batch: dict[str, torch.Tensor], layers: Sequence[int]) -> dict[str, torch.Tensor]:
-    """``{"perturbed": (layers, batch), "control": (layers, batch)}`` for a batch from
-    :func:`~procure_trl.attention_report.examples.collate_left` (already on the model's device)."""
+    """Per row and layer, ``(layers, batch)`` each, for a batch from
+    :func:`~procure_trl.attention_report.examples.collate_left` (already on the model's device):
+
+    * ``perturbed``: mean ``m_q`` over the attention term's queries (the quantity of the loss);
+    * ``perturbed_matched`` and ``control``: mean mass on the perturbed tokens and on the control over the
+      matched queries (0 for a row without matched queries).
+    """
     perturbed = layer_masses(model, batch, batch["perturbation_mask"], layers)
     control = layer_masses(model, batch, batch["control_mask"], layers)
     return {
         "perturbed": mean_over_queries(perturbed, batch["query_mask"]),
-        "control": mean_over_queries(control, batch["control_query_mask"]),
+        "perturbed_matched": mean_over_queries(perturbed, batch["matched_query_mask"]),
+        "control": mean_over_queries(control, batch["matched_query_mask"]),
     }

@@ -21,8 +21,13 @@ __all__ = ["run_attention_report", "measure_examples", "summarize", "format_summ
 REPORT_FILE = "attention_report.json"
 PLOT_FILE = "attention_by_layer.png"
 CONTROL_DESCRIPTION = (
-    "query q-s on the tokens P-s, for each query q on the perturbed tokens P; s is the smallest shift that puts "
-    "every token of P-s on an unperturbed token (same number of keys, each at the same distance from its query)"
+    "as many unperturbed tokens: each run of n perturbed tokens is paired with the n nearest earlier tokens that "
+    "are neither perturbed nor taken by another run's control (control_offset: how many tokens farther from the "
+    "queries the control lies, mean over pairs)"
+)
+MATCHED_DESCRIPTION = (
+    "the queries outside every [control token, its perturbed token) window: they see each perturbed token exactly "
+    "when they see its control; perturbed_matched and control are averaged over them"
 )
 
 
@@ -66,41 +71,54 @@ def load_model(config: AttentionReportConfig):
 
 def measure_examples(model, examples: Sequence[AttentionExample], layers: Sequence[int], *, pad_token_id: int,
                      batch_size: int = 8) -> dict[str, torch.Tensor]:
-    """``{"perturbed": (layers, rows), "control": (layers, rows)}``, rows in the order of ``examples``.
-
-    Rows are batched by length (less padding); results are put back in order.
-    """
+    """The values of :func:`~procure_trl.attention_report.measure.measure_batch`, ``(layers, rows)`` each, rows in
+    the order of ``examples``. Rows are batched by length (less padding); results are put back in order."""
     device = next(model.parameters()).device
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    out = {key: torch.zeros(len(layers), len(examples)) for key in ("perturbed", "control")}
+    out: dict[str, torch.Tensor] = {}
     for start in range(0, len(order), batch_size):
         chosen = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate_left([examples[i] for i in chosen], pad_token_id).items()}
         for key, values in measure_batch(model, batch, layers).items():
-            out[key][:, chosen] = values.float().cpu()
+            out.setdefault(key, torch.zeros(len(layers), len(examples)))[:, chosen] = values.float().cpu()
     return out
 
 
-def _mean_sem(values: torch.Tensor) -> dict[str, float]:
+def _mean_sem(values: torch.Tensor) -> dict[str, float | None]:
     n = values.numel()
+    if n == 0:
+        return {"mean": None, "sem": None}
     sem = float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
     return {"mean": float(values.mean()), "sem": sem}
 
 
-def summarize(values: dict[str, torch.Tensor], layers: Sequence[int], concepts: Sequence[str | None]) -> dict[str, Any]:
-    """Per-layer mean and standard error over rows, the mean over layers, and per-concept per-layer means."""
+def _columns(values: dict[str, torch.Tensor], rows: Sequence[int], matched: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The loss's quantity over ``rows``; the matched comparison over those of ``rows`` with matched queries."""
+    matched = set(matched)
+    chosen = {"perturbed": list(rows)}
+    chosen["perturbed_matched"] = chosen["control"] = [i for i in rows if i in matched]
+    return {key: values[key][:, columns] for key, columns in chosen.items()}
+
+
+def summarize(values: dict[str, torch.Tensor], layers: Sequence[int], concepts: Sequence[str | None],
+              matched: Sequence[int]) -> dict[str, Any]:
+    """Per-layer mean and standard error over rows, the mean over layers, and per-concept per-layer means.
+
+    ``matched``: the rows with matched queries, the only ones ``perturbed_matched`` and ``control`` average over.
+    """
+    every = _columns(values, range(len(concepts)), matched)
     by_concept: dict[str, Any] = {}
     for concept in sorted({c or "unknown" for c in concepts}):
-        columns = [i for i, c in enumerate(concepts) if (c or "unknown") == concept]
-        by_concept[concept] = {"rows": len(columns)} | {
-            key: [float(v) for v in values[key][:, columns].mean(dim=1)] for key in ("perturbed", "control")
+        part = _columns(values, [i for i, c in enumerate(concepts) if (c or "unknown") == concept], matched)
+        by_concept[concept] = {"rows": part["perturbed"].shape[1], "matched_rows": part["control"].shape[1]} | {
+            key: [_mean_sem(v)["mean"] for v in columns] for key, columns in part.items()
         }
     return {
-        "layers": [
-            {"layer": layer} | {key: _mean_sem(values[key][i]) for key in ("perturbed", "control")}
-            for i, layer in enumerate(layers)
-        ],
-        "mean_over_layers": {key: float(values[key].mean()) for key in ("perturbed", "control")},
+        "rows": every["perturbed"].shape[1],
+        "matched_rows": every["control"].shape[1],
+        "layers": [{"layer": layer} | {key: _mean_sem(columns[i]) for key, columns in every.items()}
+                   for i, layer in enumerate(layers)],
+        "mean_over_layers": {key: _mean_sem(columns.mean(dim=0))["mean"] for key, columns in every.items()},
         "by_concept": by_concept,
     }
 
@@ -109,11 +127,13 @@ def _per_row(examples: Sequence[AttentionExample], measured: dict[str, dict[str,
     rows = []
     for j, example in enumerate(examples):
         entry: dict[str, Any] = {
-            "row": example.row, "task_id": example.task_id, "concept": example.concept, "shift": example.shift,
-            "queries": sum(example.query_mask), "perturbed_tokens": sum(example.perturbation_mask),
+            "row": example.row, "task_id": example.task_id, "concept": example.concept,
+            "perturbed_tokens": sum(example.perturbation_mask), "queries": sum(example.query_mask),
+            "matched_queries": sum(example.matched_query_mask), "control_offset": example.control_offset,
         }
         for name, values in measured.items():
-            entry[name] = {key: [float(v) for v in values[key][:, j]] for key in ("perturbed", "control")}
+            entry[name] = {key: [float(v) for v in column[:, j]] if entry["matched_queries"] or key == "perturbed"
+                           else None for key, column in values.items()}
         rows.append(entry)
     return rows
 
@@ -152,40 +172,48 @@ def run_attention_report(config: AttentionReportConfig) -> dict[str, Any]:
         measured["adapter"] = measure()
 
     concepts = [e.concept for e in prepared.examples]
+    matched = [i for i, e in enumerate(prepared.examples) if any(e.matched_query_mask)]
     os.makedirs(config.output_dir, exist_ok=True)
     json_path, png_path = os.path.join(config.output_dir, REPORT_FILE), os.path.join(config.output_dir, PLOT_FILE)
-    results = {name: summarize(values, layers, concepts) for name, values in measured.items()}
+    results = {name: summarize(values, layers, concepts, matched) for name, values in measured.items()}
     report = {
         "model": config.model, "adapter": config.adapter, "dataset": config.dataset,
         "dataset_config": config.dataset_config, "split": config.split, "max_length": config.max_length,
         "rows": {"in_split": prepared.rows, "originals": prepared.originals,
                  "counterfactual": len(prepared.examples) + sum(prepared.skipped.values()),
-                 "measured": len(prepared.examples), "skipped": prepared.skipped},
+                 "measured": len(prepared.examples), "matched": len(matched), "skipped": prepared.skipped},
         "queries": "completion tokens at or after the first perturbed completion token (the attention term's queries)",
+        "matched_queries": MATCHED_DESCRIPTION,
         "control": CONTROL_DESCRIPTION,
+        "control_offset": _mean_sem(torch.tensor([e.control_offset for e in prepared.examples])),
         "results": results,
         "per_row": _per_row(prepared.examples, measured),
         "files": {"report": json_path, "plot": png_path},
     }
-    plot_attention_by_layer(results, png_path, title=f"{os.path.basename(config.model.rstrip('/'))}: attention "
-                                                     f"on perturbed tokens ({len(prepared.examples)} rows)")
+    name = os.path.basename(config.model.rstrip("/"))
+    plot_attention_by_layer(results, png_path, title=f"{name}: attention of completion queries on perturbed tokens "
+                                                     f"({config.dataset_config}/{config.split})")
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
     return report
 
 
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def format_summary(report: dict[str, Any]) -> str:
-    """A Markdown table: per layer, the mean mass on perturbed tokens and on the control, per model."""
+    """A Markdown table: per layer and model, ``m_q`` over the attention term's queries, then the mass on the
+    perturbed tokens and on the control over the matched queries."""
     names = list(report["results"])
-    header = "| layer | " + " | ".join(f"{n} perturbed | {n} control" for n in names) + " |"
-    lines = [header, "|" + "---|" * (1 + 2 * len(names))]
+    keys = ("perturbed", "perturbed_matched", "control")
+    header = "| layer | " + " | ".join(f"{n} m_q | {n} matched: perturbed | {n} matched: control" for n in names)
+    lines = [header + " |", "|" + "---|" * (1 + len(keys) * len(names))]
     for i, entry in enumerate(report["results"][names[0]]["layers"]):
-        cells = []
-        for name in names:
-            layer = report["results"][name]["layers"][i]
-            cells += [f"{layer['perturbed']['mean']:.4f}", f"{layer['control']['mean']:.4f}"]
+        cells = [_cell(report["results"][n]["layers"][i][key]["mean"]) for n in names for key in keys]
         lines.append(f"| {entry['layer']} | " + " | ".join(cells) + " |")
     rows = report["rows"]
-    lines.append(f"\n{rows['measured']} counterfactual rows measured ({rows['in_split']} rows in the split, "
-                 f"{rows['originals']} originals, skipped: {rows['skipped'] or 'none'})")
+    lines.append(f"\n{rows['measured']} counterfactual rows measured, {rows['matched']} with matched queries "
+                 f"({rows['in_split']} rows in the split, {rows['originals']} originals, skipped: "
+                 f"{rows['skipped'] or 'none'})")
     return "\n".join(lines)
