@@ -185,3 +185,59 @@ def test_bad_inputs_are_one_line_errors(workspace, tmp_path, capsys):
                  "--adapter", str(tmp_path / "not-an-adapter"), *common]) == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "not-an-adapter" in err[0]
+
+
+def _adapter_copy(workspace, tmp_path, name: str, **files) -> str:
+    """A copy of the workspace adapter with some of its JSON files replaced."""
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(workspace / "adapter", folder)
+    for filename, update in files.items():
+        path = folder / f"{filename}.json"
+        content = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps(content | update))
+    return str(folder)
+
+
+def test_an_adapter_of_another_base_or_trained_on_the_split_is_refused(workspace, tmp_path, capsys):
+    from datasets import load_dataset
+
+    common = ["--model", str(workspace / "model"), "--dataset", str(workspace / "data"), "--output",
+              str(tmp_path / "out"), "--device", "cpu"]
+    other_base = _adapter_copy(workspace, tmp_path, "other-base", adapter_config={"base_model_name_or_path": "org/other"})
+    assert main(["attention-report", *common, "--adapter", other_base]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "org/other" in err[0] and "--allow-base-mismatch" in err[0]
+
+    test_tasks = sorted(set(load_dataset(str(workspace / "data"), "all", split="test")["task_id"]))
+    trained = _adapter_copy(workspace, tmp_path, "trained-on-test", procure_training_data={
+        "dataset": str(workspace / "data"), "config": "all", "split": "train", "task_ids": test_tasks[:1]})
+    assert main(["attention-report", *common, "--adapter", trained]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and test_tasks[0] in err[0] and "--allow-train-overlap" in err[0]
+    assert main(["attention-report", *common, "--adapter", trained, "--allow-train-overlap"]) == 0
+
+
+def test_pre_tokenized_rows_give_the_same_numbers_and_other_tokenizers_are_refused(workspace, tmp_path, capsys):
+    from procure_trl.attention_report import AttentionReportConfig, run_attention_report
+    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.testing_utils import build_tiny_tokenizer
+
+    engine_rows = str(workspace / "humaneval.jsonl")
+    build_counterfactual_dataset(BuildConfig(input_jsonl=engine_rows, benchmarks="humaneval", test_size=0.5, seed=0,
+                                             output_dir=str(tmp_path / "tokenized"), tokenizer=str(workspace / "model")))
+    tokenized, spans = (
+        run_attention_report(AttentionReportConfig(model=str(workspace / "model"), dataset=str(dataset),
+                                                   output_dir=str(tmp_path / f"out-{dataset.name}"), device="cpu"))
+        for dataset in (tmp_path / "tokenized", workspace / "data")
+    )
+    assert tokenized["per_row"] == spans["per_row"] and len(spans["per_row"]) >= 2
+
+    build_tiny_tokenizer("wordpiece").save_pretrained(tmp_path / "wordpiece")
+    build_counterfactual_dataset(BuildConfig(input_jsonl=engine_rows, benchmarks="humaneval", test_size=0.5, seed=0,
+                                             output_dir=str(tmp_path / "other"), tokenizer=str(tmp_path / "wordpiece")))
+    assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(tmp_path / "other"),
+                 "--output", str(tmp_path / "out-other"), "--device", "cpu"]) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "wordpiece" in err[0] and "tokenized with" in err[0]

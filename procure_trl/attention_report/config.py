@@ -42,6 +42,11 @@ class AttentionReportConfig:
             Torch device; `None`: CUDA when available, else CPU.
         trust_remote_code (`bool`, defaults to `False`):
             Allow model repositories with custom code.
+        allow_train_overlap (`bool`, defaults to `False`):
+            Measure an adapter on tasks it was trained on (its `procure_training_data.json` lists them); refused by
+            default.
+        allow_base_mismatch (`bool`, defaults to `False`):
+            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
     """
 
     model: str = field(metadata={"help": "Hub model id or local directory of the base causal LM"})
@@ -61,6 +66,14 @@ class AttentionReportConfig:
     dtype: DType = field(default="float32", metadata={"help": "weights dtype"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when available)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model repositories with custom code"})
+    allow_train_overlap: bool = field(
+        default=False, metadata={"help": "measure an adapter on tasks it was trained on (refused by default)"}
+    )
+    allow_base_mismatch: bool = field(
+        default=False,
+        metadata={"help": "load an adapter on another base model than its adapter_config.json names (refused by "
+                          "default)"},
+    )
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:

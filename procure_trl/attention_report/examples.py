@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from procure_trl.attention_report.control import control_pairs, matched_queries, positions_mask
-from procure_trl.training.data import concept_dataset_kind, tokenize_concept_row
+from procure_trl.provenance import tokenizer_fingerprint
+from procure_trl.training.data import check_concept_row, concept_dataset_kind, tokenize_concept_row
 from procure_trl.training.loss import IGNORE_INDEX, attention_query_mask
 
 __all__ = ["AttentionExample", "PreparedExamples", "prepare_examples", "collate_left"]
@@ -71,11 +72,15 @@ class PreparedExamples:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _tokens(example: dict[str, Any], index: int, kind: str, tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
-    """``(input_ids, perturbation_mask, completion)`` of one row, as the trainer makes them."""
-    if kind == "spans":
+def _tokens(example: dict[str, Any], index: int, tokenizer: Any,
+            identity: dict[str, str] | None) -> tuple[list[int], list[int], list[int]]:
+    """``(input_ids, perturbation_mask, completion)`` of one row, as the trainer makes them. ``identity``: the
+    tokenizer's name and fingerprint for a pre-tokenized dataset, ``None`` for rows with spans."""
+    if identity is None:
         example = tokenize_concept_row(example, index, tokenizer=tokenizer, spans_column=SPANS_COLUMN,
                                        mask_column=MASK_COLUMN)
+    else:  # the trainer's checks: a 0/1 mask as long as the ids, ids made by this tokenizer
+        check_concept_row(example, index, mask_column=MASK_COLUMN, tokenizer=identity)
     ids = list(example["input_ids"])
     # as TRL: the loss covers the completion when the row says where it is, else every token
     completion = example.get("completion_mask") or [1] * len(ids)
@@ -97,6 +102,8 @@ def prepare_examples(
         ValueError: the dataset lacks the columns the trainer needs (naming them), or a row's spans do not fit.
     """
     kind = concept_dataset_kind(column_names, MASK_COLUMN, SPANS_COLUMN, dataset_name)
+    identity = None if kind == "spans" else {"tokenizer_name": str(getattr(tokenizer, "name_or_path", "")),
+                                             "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     prepared = PreparedExamples(examples=[])
     skipped: Counter[str] = Counter()
     counterfactuals = 0
@@ -104,7 +111,7 @@ def prepare_examples(
         if limit is not None and counterfactuals >= limit:
             break
         prepared.rows += 1
-        ids, delta, completion = _tokens(example, index, kind, tokenizer)
+        ids, delta, completion = _tokens(example, index, tokenizer, identity)
         if not any(d and c for d, c in zip(delta, completion)):
             prepared.originals += 1
             continue

@@ -147,13 +147,19 @@ def run_attention_report(config: AttentionReportConfig) -> dict[str, Any]:
     """Measure the base model (and the adapter when given) on the dataset split; write the JSON and the plot.
 
     Raises:
-        ValueError: the model, adapter or dataset cannot be used (the message names it), or the split has no
-            counterfactual row that can be measured.
+        ValueError: the model, adapter or dataset cannot be used (the message names it), the split has no
+            counterfactual row that can be measured, or the adapter was trained on tasks of the split (unless
+            ``allow_train_overlap``) or on another base model (unless ``allow_base_mismatch``).
         FileNotFoundError: the dataset is a local path that does not exist.
     """
     from procure_trl.counterfactual_dataset import load_dataset_split
+    from procure_trl.provenance import check_adapter_base, check_train_overlap
 
     dataset = load_dataset_split(config.dataset, config.dataset_config, config.split)
+    if config.adapter and not config.allow_base_mismatch:
+        check_adapter_base(config.adapter, config.model)
+    if config.adapter and not config.allow_train_overlap and "task_id" in dataset.column_names:
+        check_train_overlap(config.adapter, set(dataset["task_id"]))
     model, tokenizer = load_model(config)
     prepared = prepare_examples(dataset, dataset.column_names, tokenizer, max_length=config.max_length,
                                 limit=config.limit, dataset_name=config.split)
