@@ -25,10 +25,18 @@ from procure_trl.metrics.ccs import concept_consistency_score
 TUNED = {**COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2, "def double(x):\n": ["    return x + x\n"] * 2}
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    """Two real run folders, written by `evaluate_model`: the base model, and the same model with an adapter."""
-    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two real run folders, written by `evaluate_model`: the base model, and the same model with an adapter.
+
+    Made once for the module: the tests only read them."""
+    tmp_path = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+        return _evaluated_runs(tmp_path)
+
+
+def _evaluated_runs(tmp_path):
     path = tmp_path / "counterfactuals.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in (
         _line(SIGN, "if_else_flip", FLIPPED), _line(SIGN, "name_random", RENAMED))))

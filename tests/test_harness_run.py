@@ -226,6 +226,7 @@ def test_without_counterfactuals_only_pass_at_k(tmp_path, allow_exec):
     assert {r.prompt for call in backend.calls for r in call} == {SIGN_PROMPT}
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_with_a_tiny_model(
     tmp_path, tiny_tokenizer, tiny_llama, counterfactual_file, allow_exec, capsys
 ):

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import ChatServer, Fault, fenced, task_program  # noqa: E402
 
@@ -73,6 +75,7 @@ def generate(problems: list[Problem], out: Path, url: str, cache: Path, concurre
     return LLMGenerator(config).generate_to_jsonl(problems, None, out)
 
 
+@pytest.mark.slow
 def test_rows_do_not_depend_on_completion_order(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     problems = [problem(i) for i in range(N_PROBLEMS)]

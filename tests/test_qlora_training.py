@@ -30,6 +30,7 @@ def test_quantization_config_is_qlora():
         get_quantization_config(quant_type="int3")
 
 
+@pytest.mark.slow
 def test_qlora_trains_saves_and_reloads(tmp_path, tiny_checkpoint, tiny_tokenizer):
     import bitsandbytes as bnb
     from peft import PeftModel
