@@ -68,14 +68,17 @@ def test_one_set_of_paths_and_one_base_model():
         assert smoke[key] == qlora[key], key
     assert smoke["model_name_or_path"] == TINY_MODEL
     assert smoke["bf16"] is False and smoke["dtype"] == "float32" and smoke["use_cpu"] is True
-    # every code model the docs and examples name is the base model (docs/llm.md's endpoint model is a generator)
-    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").iterdir()]:
+    # every code model the docs, examples and commands' help name is the base model (docs/llm.md's endpoint
+    # model is a generator)
+    documented = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "examples").iterdir(),
+                  *(ROOT / "experiments").glob("*.yaml"), *(ROOT / "procure_trl" / "commands").glob("*.py")]
+    for path in documented:
         if path.name == "llm.md":
             continue
         names = set(re.findall(r"Qwen/[\w.-]+", path.read_text(encoding="utf-8")))
         assert names <= {BASE_MODEL}, f"{path.relative_to(ROOT)} names {names - {BASE_MODEL}}"
     # the folders: one spelling each, everywhere
-    text = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+    text = "\n".join(p.read_text(encoding="utf-8") for p in documented)
     for stale in ("outputs/procure-cf", "outputs/procure_lora", "outputs/eval_base", "outputs/eval_procure"):
         assert stale not in text, stale
 

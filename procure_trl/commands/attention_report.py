@@ -17,7 +17,7 @@ perturbed token, the attention it puts on the perturbed tokens, per layer and av
 a control with as many unperturbed tokens at the same distances from their queries.
 
 example:
-  procure attention-report --model Qwen/Qwen2.5-Coder-1.5B --adapter outputs/procure-lora \\
+  procure attention-report --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter outputs/procure-qlora \\
       --dataset outputs/procure-counterfactuals --split test --output outputs/attention
 """
 
