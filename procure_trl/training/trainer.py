@@ -179,8 +179,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         map_kwargs: dict[str, Any] = {"with_indices": True}
         if isinstance(dataset, Dataset):  # IterableDataset.map takes neither num_proc nor desc
             map_kwargs["num_proc"] = args.dataset_num_proc
+        tokenizer = processing_class.tokenizer if isinstance(processing_class, ProcessorMixin) else processing_class
         if kind == "spans":
-            tokenizer = processing_class.tokenizer if isinstance(processing_class, ProcessorMixin) else processing_class
             if formatting_func is not None:
                 raise ValueError(
                     "a formatting_func would rewrite the text and invalidate changed_spans; format prompt/completion "
@@ -198,7 +198,6 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         else:
             if isinstance(dataset, Dataset):
                 map_kwargs["desc"] = f"Checking {dataset_name} perturbation masks"
-            tokenizer = getattr(processing_class, "tokenizer", processing_class)
             expected = {
                 "tokenizer_name": str(getattr(tokenizer, "name_or_path", "")),
                 "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
