@@ -110,9 +110,10 @@ class CounterfactualBatchTransform:
         """Each row followed by its valid counterfactuals (rows with the added columns)."""
         from procure_trl.problems import Problem
 
+        ids = [pair_id_of(row) for row in rows]
         unique: dict[str, Mapping[str, Any]] = {}
-        for row in rows:
-            unique.setdefault(pair_id_of(row), row)  # a repeated row is perturbed once, the same way
+        for pair_id, row in zip(ids, rows):
+            unique.setdefault(pair_id, row)  # a repeated row is perturbed once, the same way
         tested, static = [], []
         tested_rows: set[str] = set()
         programs: dict[str, list[tuple[int, str, list[tuple[int, int, str]]]]] = {}
@@ -136,7 +137,7 @@ class CounterfactualBatchTransform:
         records = {r.key: r for r in self._run_engine(static, execute=False) + self._run_engine(tested, execute=True)}
         cache = {pair_id: self._row_outputs(unique[pair_id], pair_id, programs[pair_id], records,
                                             pair_id in tested_rows) for pair_id in unique}
-        return [out for row in rows for out in cache[pair_id_of(row)]]
+        return [out for pair_id in ids for out in cache[pair_id]]
 
     def _run_engine(self, problems: list, execute: bool) -> list:
         if not problems:
