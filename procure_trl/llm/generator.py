@@ -181,8 +181,8 @@ class LLMGenerator:
                 if record.key not in done:
                     sink([replace(record, generator="llm", attempts=0, usage=Usage().to_dict())])
         problems = [p for p in problems if not isinstance(p, InvalidProblem)]
-        todo = iter([(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done])
-        pending = sum(1 for p in problems for c in parsed if (p.task_id, c.value) not in done)
+        pairs = [(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done]
+        todo, pending = iter(pairs), len(pairs)
         client = ChatClient(
             model=cfg.model,
             api_key=self._api_key,
