@@ -336,10 +336,10 @@ class _ProblemRows:
     def _deduplicated(self, row: CounterfactualRecord) -> CounterfactualRecord:
         if row.status != VALID or row.stage == Stage.UNVALIDATED:  # --no-validate checks nothing
             return row
-        repeated = self.accepted.admit(row.task_id, row.concept.value, row.code)
-        if repeated is None:
+        duplicate = self.accepted.admit(row.task_id, row.concept.value, row.code)
+        if duplicate is None:
             return row
-        return replace(row, status=REJECTED, reason=f"duplicate of {repeated}", stage=Stage.DUPLICATE)
+        return replace(row, status=REJECTED, reason=duplicate, stage=Stage.DUPLICATE)
 
 
 def _run_sync(coroutine):

@@ -31,11 +31,11 @@ class AcceptedCandidates:
         self._by_task: dict[str, dict[str, str]] = {}  # task_id -> text digest -> concept that has it
 
     def admit(self, task_id: str, concept: str, code: str) -> str | None:
-        """``None`` when ``code`` is new for ``task_id`` (it is now accepted), else a description of the
-        accepted candidate it duplicates, e.g. ``"the accepted name_random candidate"``."""
+        """``None`` when ``code`` is new for ``task_id`` (it is now accepted), else the reason to reject it,
+        e.g. ``"duplicate of the accepted name_random candidate"`` (with :attr:`Stage.DUPLICATE`)."""
         accepted = self._by_task.setdefault(task_id, {})
         key = digest(code)
         if key in accepted:
-            return f"the accepted {accepted[key]} candidate"
+            return f"duplicate of the accepted {accepted[key]} candidate"
         accepted[key] = str(concept)
         return None

@@ -222,9 +222,9 @@ class Validator:
             return verdicts
         out = []
         for candidate, verdict in zip(candidates, verdicts):
-            repeated = (self.accepted.admit(candidate.problem.task_id, candidate.concept.value, candidate.code)
-                        if verdict.valid else None)
-            out.append(verdict if repeated is None else Verdict(REJECTED, f"duplicate of {repeated}", Stage.DUPLICATE))
+            duplicate = (self.accepted.admit(candidate.problem.task_id, candidate.concept.value, candidate.code)
+                         if verdict.valid else None)
+            out.append(verdict if duplicate is None else Verdict(REJECTED, duplicate, Stage.DUPLICATE))
         return out
 
     def _checked(self, candidates: Sequence[Candidate]) -> list[Verdict]:
