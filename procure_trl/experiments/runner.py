@@ -97,6 +97,11 @@ def _write_json(path: str, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keys whose value differs between two settings dicts (missing on one side counts), sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def saved_weights(folder: str) -> bool:
     """Whether ``folder`` holds a saved adapter or model (``save_model`` writes the weights last)."""
     return any(os.path.isfile(os.path.join(folder, name)) for name in _ADAPTER_WEIGHTS + _MODEL_WEIGHTS)
@@ -123,7 +128,7 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
         if os.path.isfile(os.path.join(out, "README.md")):  # the builder writes the card last
             built_with = _read_json(marker)
             if built_with and built_with != settings:
-                changed = sorted(k for k in set(built_with) | set(settings) if built_with.get(k) != settings.get(k))
+                changed = _changed_keys(built_with, settings)
                 raise UserError(
                     f"dataset {name}: {out} was built with other settings ({', '.join(changed)}); remove the folder "
                     "to rebuild it, or give this dataset another output_dir"
@@ -254,7 +259,7 @@ def _evaluate(plan: RunPlan, kwargs: dict[str, Any], fingerprint: Any, status: d
 
 def _training_changed(previous: Mapping[str, Any], recipe: Mapping[str, Any]) -> str:
     old, new = previous.get("fingerprint") or {}, _canonical(recipe)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = _changed_keys(old, new)
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
 
 
