@@ -16,7 +16,7 @@ from procure_trl.problems import Problem
 from procure_trl.records import CounterfactualRecord, read_records
 from procure_trl.statuses import VALID
 
-__all__ = ["load_counterfactual_variants", "check_variants"]
+__all__ = ["load_counterfactual_variants", "check_variants", "keep_concepts"]
 
 
 def load_counterfactual_variants(
@@ -46,10 +46,17 @@ def load_counterfactual_variants(
             "(check the perturbation run's rejection reasons)"
         )
     check_variants(variants, problems, str(path), benchmark)
-    if concepts is not None:
-        wanted = set(concepts)
-        variants = [v for v in variants if v.concept in wanted]
-    return variants
+    return keep_concepts(variants, concepts)
+
+
+def keep_concepts(
+    variants: Sequence[CounterfactualRecord], concepts: Sequence[Concept] | None
+) -> list[CounterfactualRecord]:
+    """The ``variants`` whose concept is in ``concepts`` (all of them when ``concepts`` is ``None``)."""
+    if concepts is None:
+        return list(variants)
+    wanted = set(concepts)
+    return [v for v in variants if v.concept in wanted]
 
 
 def check_variants(

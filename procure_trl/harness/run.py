@@ -32,7 +32,7 @@ from procure_trl.concepts import Concept
 from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
-from procure_trl.harness.counterfactuals import check_variants, load_counterfactual_variants
+from procure_trl.harness.counterfactuals import check_variants, keep_concepts, load_counterfactual_variants
 from procure_trl.harness.sampling import (
     CompletionCache,
     GenerationBackend,
@@ -375,8 +375,7 @@ def _dataset_tasks(
         )
     check_variants(variants, by_id, source, str(config.benchmark))
     if config.concepts:
-        wanted = set(Concept.parse_list(config.concepts))
-        variants = [v for v in variants if v.concept in wanted]
+        variants = keep_concepts(variants, Concept.parse_list(config.concepts))
     return [by_id[t] for t in task_ids], variants
 
 
