@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.errors import first_line
 from procure_trl.masks import prompt_completion_mask
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.records import CounterfactualRecord
@@ -379,8 +380,7 @@ def load_dataset_split(name: str, config: str | None = "all", split: str = "trai
                                download_mode="force_redownload" if local else None)
     except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
         where = "local folder" if local else "no such local folder; Hub id"
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {message}") from err
+        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {first_line(err)}") from err
     if isinstance(dataset, DatasetDict) and split not in dataset:
         raise ValueError(f"dataset {name!r} config {config!r} has no split {split!r} (splits: {', '.join(dataset)})")
     return dataset[split]

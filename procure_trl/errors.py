@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "did_you_mean"]
+__all__ = ["UserError", "did_you_mean", "first_line"]
 
 
 class UserError(ValueError):
@@ -21,3 +21,10 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the known name closest to ``word``, or ``""`` when none is close."""
     match = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (its type name when the message is empty): libraries' errors can
+    run to many lines, and a user error is one."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -15,6 +15,7 @@ from procure_trl.attention_report.config import AttentionReportConfig
 from procure_trl.attention_report.examples import AttentionExample, collate_left, prepare_examples
 from procure_trl.attention_report.measure import measure_batch
 from procure_trl.attention_report.plot import plot_attention_by_layer
+from procure_trl.errors import first_line
 
 __all__ = ["run_attention_report", "measure_examples", "summarize", "format_summary", "CONTROL_DESCRIPTION"]
 
@@ -29,11 +30,6 @@ MATCHED_DESCRIPTION = (
     "the queries outside every [control token, its perturbed token) window: they see each perturbed token exactly "
     "when they see its control; perturbed_matched and control are averaged over them"
 )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def load_model(config: AttentionReportConfig):
@@ -54,7 +50,7 @@ def load_model(config: AttentionReportConfig):
             config.model, dtype=config.dtype, attn_implementation="sdpa", trust_remote_code=config.trust_remote_code
         )
     except (OSError, ValueError) as err:
-        raise ValueError(f"model {config.model!r} could not be loaded: {_first_line(err)}") from err
+        raise ValueError(f"model {config.model!r} could not be loaded: {first_line(err)}") from err
     enable_concept_attention(model)  # the loss's attention function; ValueError when the model cannot use it
     if config.adapter:
         from peft import PeftModel
@@ -63,7 +59,7 @@ def load_model(config: AttentionReportConfig):
             model = PeftModel.from_pretrained(model, config.adapter)
         except (OSError, ValueError) as err:
             raise ValueError(f"adapter {config.adapter!r} could not be loaded on {config.model!r}: "
-                             f"{_first_line(err)}") from err
+                             f"{first_line(err)}") from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer

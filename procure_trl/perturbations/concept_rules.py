@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from procure_trl.concepts import UserConcept, register_concept
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, first_line
 from procure_trl.perturbations.base import PerturbationResult, parse_program, pick_sites
 
 __all__ = ["ConceptRule", "ConceptRulesError", "RuleSite", "apply_concept_rules", "apply_sites", "load_concept_rules",
@@ -124,7 +124,7 @@ def _rule_from_document(doc: Any, where: str, default_id: str) -> ConceptRule:
     try:
         _find(config, "x = 1\n")  # ast-grep checks the rule itself
     except Exception as err:  # ast-grep raises RuntimeError/ValueError/TypeError for a malformed rule
-        raise _fail(where, f"ast-grep refused the rule: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+        raise _fail(where, f"ast-grep refused the rule: {first_line(err)}")
     return ConceptRule(
         id=str(doc.get("id") or default_id), concept=str(doc["concept"]), config=config, fix=doc["fix"],
         category=str(doc.get("category") or "user-defined"),
