@@ -226,8 +226,16 @@ def read_records(path: str | os.PathLike, *, allow_empty: bool = False,
             run does; otherwise they are read as a line.
     """
     data = Path(path).read_bytes()
-    if torn_tail:
-        data = data[: data.rfind(b"\n") + 1]
+    return _parse_records(_whole_lines(data) if torn_tail else data, path, allow_empty=allow_empty)
+
+
+def _whole_lines(data: bytes) -> bytes:
+    """``data`` up to its last newline: without the torn line a write cut short by a kill leaves."""
+    return data[: data.rfind(b"\n") + 1]
+
+
+def _parse_records(data: bytes, path: str | os.PathLike, *, allow_empty: bool) -> list[CounterfactualRecord]:
+    """The records of the JSONL bytes ``data`` read from ``path`` (named in errors); see :func:`read_records`."""
     records = []
     for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if not line.strip():
@@ -337,10 +345,12 @@ class RecordWriter:
     def open(self) -> "RecordWriter":
         check_output_path(self.path, resume=self.resume, overwrite=self.overwrite)
         if self.resume and self.path.exists():
-            self.existing = read_records(self.path, allow_empty=True, torn_tail=True)
-            good_end = self.path.read_bytes().rfind(b"\n") + 1
-            with open(self.path, "r+b") as handle:  # drop a torn last line left by a kill
-                handle.truncate(good_end)
+            # one read: the records kept and the length cut to are then of the same bytes
+            data = self.path.read_bytes()
+            whole = _whole_lines(data)
+            self.existing = _parse_records(whole, self.path, allow_empty=True)
+            if len(whole) < len(data):  # drop a torn last line left by a kill
+                os.truncate(self.path, len(whole))
             foreign = [r for r in self.existing if self.generator and r.generator != self.generator]
             if foreign:
                 raise ValueError(

@@ -53,6 +53,33 @@ def test_write_then_resume_skips_done_pairs_and_drops_torn_tail(tmp_path):
     assert [r.task_id for r in read_records(path)] == ["t1", "t2", "t3"]
 
 
+def test_resume_reads_the_output_once(tmp_path, monkeypatch):
+    """The kept records and the cut of a torn tail come from one read, so they cannot disagree."""
+    import builtins
+    import io
+    import os
+
+    path = tmp_path / "out.jsonl"
+    with RecordWriter(path) as w:
+        w.write_many([record("t1"), record("t2")])
+    with open(path, "a") as handle:
+        handle.write('{"task_id": "t3", "conc')
+    real_open, reads = io.open, []
+
+    def spy(file, mode="r", *args, **kwargs):  # pathlib reads through io.open, the writer through open
+        if not isinstance(file, int) and os.fspath(file) == str(path) and "a" not in mode:
+            reads.append(mode)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", spy)
+    monkeypatch.setattr(builtins, "open", spy)
+    with RecordWriter(path, resume=True) as w:
+        assert [r.task_id for r in w.existing] == ["t1", "t2"]
+    monkeypatch.undo()
+    assert reads == ["rb"]
+    assert path.read_bytes() == (record("t1").to_json() + "\n" + record("t2").to_json() + "\n").encode()
+
+
 def test_retain_drops_earlier_lines(tmp_path):
     path = tmp_path / "out.jsonl"
     with RecordWriter(path) as w:
