@@ -158,6 +158,26 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
     assert (base - adapter).abs().max() > 1e-3  # the adapter really was applied
 
 
+def test_one_forward_pass_per_batch(workspace):
+    """The perturbed tokens and the control are measured in the same forward pass."""
+    from datasets import load_dataset
+
+    from procure_trl.attention_report.config import AttentionReportConfig
+    from procure_trl.attention_report.examples import prepare_examples
+    from procure_trl.attention_report.report import load_model, measure_examples
+
+    model, tokenizer = load_model(AttentionReportConfig(model=str(workspace / "model"), dataset=str(workspace / "data"),
+                                                        device="cpu"))
+    rows = load_dataset(str(workspace / "data"), "all", split="test")
+    examples = prepare_examples(rows, rows.column_names, tokenizer).examples
+    calls = []
+    forward = model.forward
+    model.forward = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)
+    values = measure_examples(model, examples, [0, 1], pad_token_id=tokenizer.pad_token_id, batch_size=1)
+    assert len(calls) == len(examples) >= 2
+    assert set(values) == {"perturbed", "perturbed_matched", "control"}
+
+
 def _error_lines(capsys) -> list[str]:
     """The command's error lines on stderr (progress bars of the dataset loader may come before them)."""
     return [line for line in capsys.readouterr().err.splitlines() if "error:" in line]

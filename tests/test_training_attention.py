@@ -76,6 +76,24 @@ def test_attention_mass_equals_materialised_probabilities(tiny_tokenizer):
     torch.testing.assert_close(top.attention_mass()[real], per_layer[1][real], rtol=1e-5, atol=1e-6)
 
 
+def test_extra_key_masks_are_measured_in_the_same_forward(tiny_tokenizer):
+    """Each extra key mask gets its own exact mass; nine masks (head_dim 16) need a wider padding than one."""
+    model = build_tiny_llama(tiny_tokenizer).eval()
+    ids, attention_mask, delta = _left_padded_batch(len(tiny_tokenizer), tiny_tokenizer.pad_token_id)
+    extra = [(torch.rand(delta.shape) < 0.3).float() * attention_mask for _ in range(8)]
+    with torch.no_grad():
+        expected = [_eager_mass(model, ids, attention_mask, mask)[1] for mask in (delta, *extra)]
+        enable_concept_attention(model)
+        probe = ConceptAttentionProbe(delta, [0, 1], extra_masks=extra)
+        model(input_ids=ids, attention_mask=attention_mask, concept_probe=probe)
+    real = attention_mask.bool()
+    for i, per_layer in enumerate(expected):
+        for layer, mass in probe.layer_mass(i).items():
+            torch.testing.assert_close(mass[real], per_layer[layer][real], rtol=1e-5, atol=1e-6, msg=f"mask {i}")
+    with pytest.raises(ValueError, match="extra_masks must have perturbation_mask's shape"):
+        ConceptAttentionProbe(delta, [0], extra_masks=[delta[:, 1:]])
+
+
 def test_non_reentrant_checkpointing_keeps_the_gradient(tiny_tokenizer):
     ids, attention_mask, delta = _left_padded_batch(len(tiny_tokenizer), tiny_tokenizer.pad_token_id)
 

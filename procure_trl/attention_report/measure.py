@@ -3,7 +3,8 @@
 ``m_q`` comes from :class:`~procure_trl.training.ConceptAttentionProbe` and the registered
 concept-aware SDPA function (:mod:`procure_trl.training.attention`), the very computation behind the
 attention term of the loss; here it is read per layer instead of averaged over the selected layers.
-The control is the same computation with the control's key mask in place of the perturbation mask.
+The control is the same computation with the control's key mask in place of the perturbation mask, in
+the same forward pass: the probe carries both masks, each one more value channel of the same SDPA call.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from procure_trl.training.attention import ConceptAttentionProbe
 __all__ = ["layer_masses", "mean_over_queries", "measure_batch"]
 
 
-def layer_masses(model, batch: dict[str, torch.Tensor], key_mask: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """``(layers, batch, length)``: ``m_q`` of every query position for the keys in ``key_mask``.
+def layer_masses(model, batch: dict[str, torch.Tensor], key_masks: Sequence[torch.Tensor],
+                 layers: Sequence[int]) -> torch.Tensor:
+    """``(key masks, layers, batch, length)``: ``m_q`` of every query position for the keys of each of
+    ``key_masks``, all from one forward pass.
 
     ``model`` must run the concept-aware attention (:func:`~procure_trl.training.enable_concept_attention`).
     """
-    probe = ConceptAttentionProbe(key_mask, layers)
+    probe = ConceptAttentionProbe(key_masks[0], layers, extra_masks=key_masks[1:])
     with torch.no_grad():
         # logits_to_keep=1: the report needs no logits, and a real vocabulary's logits are the largest tensor
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
               position_ids=batch["position_ids"], concept_probe=probe, logits_to_keep=1)
-    return torch.stack(list(probe.layer_mass().values()))
+    return torch.stack([torch.stack(list(probe.layer_mass(i).values())) for i in range(len(key_masks))])
 
 
 def mean_over_queries(mass: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
@@ -44,8 +47,7 @@ def measure_batch(model, batch: dict[str, torch.Tensor], layers: Sequence[int]) 
     * ``perturbed_matched`` and ``control``: mean mass on the perturbed tokens and on the control over the
       matched queries (0 for a row without matched queries).
     """
-    perturbed = layer_masses(model, batch, batch["perturbation_mask"], layers)
-    control = layer_masses(model, batch, batch["control_mask"], layers)
+    perturbed, control = layer_masses(model, batch, [batch["perturbation_mask"], batch["control_mask"]], layers)
     return {
         "perturbed": mean_over_queries(perturbed, batch["query_mask"]),
         "perturbed_matched": mean_over_queries(perturbed, batch["matched_query_mask"]),

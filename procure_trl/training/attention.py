@@ -12,7 +12,8 @@ CUDA); with a value one channel wider SDPA silently falls back to the math kerne
 full ``L x L`` matrix (measured on CPU: 4x the memory at L=2048). Zero channels appended to the
 queries and keys leave every score ``q.k`` unchanged, and the softmax scale is passed explicitly,
 so the first ``head_dim`` output channels are the layer's normal attention output and channel
-``head_dim`` is ``m_q``; the remaining channels are zeros.
+``head_dim`` is ``m_q``; the remaining channels are zeros. A probe with more key masks (the attention
+report's control) puts each in one more channel, so one SDPA call measures them all.
 
 How ``delta`` reaches the kernel and how ``m_q`` comes back: a :class:`ConceptAttentionProbe` is
 passed as the keyword argument ``concept_probe`` to the model's forward. transformers 5 forwards
@@ -33,7 +34,7 @@ Registration: :func:`register_concept_attention` registers the function with tra
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 
@@ -57,31 +58,40 @@ class ConceptAttentionProbe:
     Args:
         perturbation_mask: ``(batch, seq_len)`` 0/1 tensor, 1 on perturbed key positions (0 on padding).
         layers: indices of the decoder layers whose attention mass is wanted.
+        extra_masks: more ``(batch, seq_len)`` key masks whose attention mass the same forward should
+            measure (``procure attention-report``'s control); each is one more value channel of the
+            same SDPA call, read back with ``layer_mass(i)`` for the ``i``-th of them (from 1).
     """
 
-    def __init__(self, perturbation_mask: torch.Tensor, layers: Iterable[int]):
+    def __init__(self, perturbation_mask: torch.Tensor, layers: Iterable[int], *,
+                 extra_masks: Sequence[torch.Tensor] = ()):
         if perturbation_mask.dim() != 2:
             raise ValueError(
                 f"perturbation_mask must be (batch, seq_len), got shape {tuple(perturbation_mask.shape)}"
             )
+        for mask in extra_masks:
+            if mask.shape != perturbation_mask.shape:
+                raise ValueError(f"extra_masks must have perturbation_mask's shape "
+                                 f"{tuple(perturbation_mask.shape)}, got {tuple(mask.shape)}")
         self.perturbation_mask = perturbation_mask
+        self.key_masks = (perturbation_mask, *extra_masks)
         self.layers = frozenset(int(i) for i in layers)
         self._mass: dict[int, torch.Tensor] = {}
         self._channels: dict[tuple, torch.Tensor] = {}
 
     def value_channels(self, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """``(batch, 1, seq_len, width)``: the mask in channel 0, zeros after; built once per forward."""
+        """``(batch, 1, seq_len, width)``: the key masks in the first channels, zeros after; built once per forward."""
         key = (width, dtype, device)
         if key not in self._channels:
-            delta = self.perturbation_mask.to(device=device, dtype=dtype)
-            self._channels[key] = torch.nn.functional.pad(delta[:, None, :, None], (0, width - 1))
+            delta = torch.stack(self.key_masks, dim=-1).to(device=device, dtype=dtype)
+            self._channels[key] = torch.nn.functional.pad(delta[:, None], (0, width - len(self.key_masks)))
         return self._channels[key]
 
     def wants(self, layer_idx: int | None) -> bool:
         return layer_idx is not None and layer_idx in self.layers
 
     def record(self, layer_idx: int, mass: torch.Tensor) -> None:
-        """Store ``m_q`` of one layer, ``(batch, seq_len)``, already averaged over heads.
+        """Store ``m_q`` of one layer, ``(batch, seq_len, key masks)``, already averaged over heads.
 
         The first value of a layer wins. Gradient checkpointing re-runs the layer during backward;
         keeping that recomputed value would keep the recomputed attention's saved tensors alive
@@ -102,9 +112,10 @@ class ConceptAttentionProbe:
         """
         return torch.stack(list(self.layer_mass().values())).mean(dim=0)
 
-    def layer_mass(self) -> dict[int, torch.Tensor]:
+    def layer_mass(self, key_mask: int = 0) -> dict[int, torch.Tensor]:
         """``m_q`` of each selected layer, ``(batch, seq_len)`` float32, by layer index in ascending order.
 
+        ``key_mask``: whose keys: 0 the perturbation mask, ``i`` the ``i``-th of ``extra_masks``.
         Raises ``RuntimeError`` like :meth:`attention_mass` when a layer was not computed.
         """
         missing = sorted(self.layers - set(self._mass))
@@ -115,7 +126,7 @@ class ConceptAttentionProbe:
                 f"attn_implementation='sdpa' and let ConceptAwareSFTTrainer switch it, or call "
                 f"procure_trl.training.enable_concept_attention(model)."
             )
-        return {i: self._mass[i].float() for i in sorted(self.layers)}
+        return {i: self._mass[i][..., key_mask].float() for i in sorted(self.layers)}
 
     def clear(self) -> None:
         self._mass.clear()
@@ -150,7 +161,8 @@ def concept_sdpa_attention_forward(
     head_dim = query.shape[-1]
     if scaling is None:  # must be explicit: the padded head dim would change SDPA's default scale
         scaling = head_dim**-0.5
-    padded = ((head_dim + 1 + _HEAD_DIM_MULTIPLE - 1) // _HEAD_DIM_MULTIPLE) * _HEAD_DIM_MULTIPLE
+    masks = len(concept_probe.key_masks)
+    padded = ((head_dim + masks + _HEAD_DIM_MULTIPLE - 1) // _HEAD_DIM_MULTIPLE) * _HEAD_DIM_MULTIPLE
     extra = padded - head_dim
 
     batch, kv_heads, kv_len, _ = value.shape
@@ -159,7 +171,7 @@ def concept_sdpa_attention_forward(
             f"layer {layer_idx}: perturbation mask has shape {tuple(concept_probe.perturbation_mask.shape)} but the "
             f"keys are (batch={batch}, kv_len={kv_len}); the mask must be padded together with input_ids"
         )
-    # zeros on queries/keys leave q.k unchanged; the value gets [delta, 0, ..., 0]
+    # zeros on queries/keys leave q.k unchanged; the value gets [delta, extra masks, 0, ..., 0]
     query = torch.nn.functional.pad(query, (0, extra))
     key = torch.nn.functional.pad(key, (0, extra))
     channels = concept_probe.value_channels(extra, value.dtype, value.device)
@@ -168,8 +180,8 @@ def concept_sdpa_attention_forward(
     output, _ = sdpa_attention_forward(
         module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
     )
-    # output: (batch, q_len, heads, padded); channel head_dim holds m_q per head
-    concept_probe.record(layer_idx, output[..., head_dim].mean(dim=-1))
+    # output: (batch, q_len, heads, padded); channels head_dim, head_dim + 1, ... hold m_q per head and key mask
+    concept_probe.record(layer_idx, output[..., head_dim:head_dim + masks].mean(dim=2))
     return output[..., :head_dim], None
 
 
