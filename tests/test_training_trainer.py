@@ -216,6 +216,26 @@ def test_pretokenized_rows_are_accepted(tmp_path, tiny_tokenizer):
         assert a["perturbation_mask"] == b["perturbation_mask"]
 
 
+@pytest.mark.parametrize("pretokenized", [False, True])
+def test_cached_rows_are_keyed_on_the_procure_trl_version(tmp_path, tiny_tokenizer, monkeypatch, pretokenized):
+    """datasets caches each map under a fingerprint: a procure_trl that tokenizes, masks or checks rows
+    differently must not reuse the rows an older one cached."""
+    import procure_trl
+    from procure_trl.masks import prompt_completion_mask
+
+    rows = make_rows()[:4]
+    if pretokenized:
+        rows = [prompt_completion_mask(r["prompt"], r["completion"], r["changed_spans"], tiny_tokenizer) for r in rows]
+
+    def fingerprint() -> str:
+        return _trainer(tmp_path, tiny_tokenizer, rows, max_length=64).train_dataset._fingerprint
+
+    first = fingerprint()
+    assert fingerprint() == first  # otherwise the key is stable: the cache is used
+    monkeypatch.setattr(procure_trl, "__version__", procure_trl.__version__ + ".post1")
+    assert fingerprint() != first
+
+
 def test_missing_columns_fail_before_a_model_given_by_name_is_loaded(tmp_path, tiny_tokenizer):
     from datasets import Dataset
 

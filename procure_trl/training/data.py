@@ -17,7 +17,8 @@ naming the row when something does not line up.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 from procure_trl.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
 
@@ -128,3 +129,32 @@ def truncate_mask(
     mask = mask[-max_length:] if keep_end else mask[:max_length]
     check_mask_alignment(example["input_ids"], mask, where=f"row {idx} after truncation to max_length={max_length}")
     return {mask_column: mask}
+
+
+def tokenization_versions() -> tuple[tuple[str, str], ...]:
+    """``(package, version)`` of the code that makes a row's tokens, mask and checks: procure_trl (masks,
+    checks, truncation), transformers and tokenizers (the tokenizer's Python and Rust code, chat templates)."""
+    import tokenizers
+    import transformers
+
+    import procure_trl
+
+    return (("procure_trl", procure_trl.__version__), ("tokenizers", tokenizers.__version__),
+            ("transformers", transformers.__version__))
+
+
+@dataclass(frozen=True)
+class VersionedRowFunction:
+    """A row function of this module for ``Dataset.map``, cached under the code versions as well.
+
+    datasets keys a map's cache on the function by reference (its module and name, not its code), its
+    arguments and the input's fingerprint: a newer procure_trl or transformers that tokenizes or masks
+    differently would reuse the rows an older one cached. datasets hashes this object's fields too, so
+    :func:`tokenization_versions` is part of the key.
+    """
+
+    function: Callable[..., dict]
+    versions: tuple[tuple[str, str], ...] = field(default_factory=tokenization_versions)
+
+    def __call__(self, example: dict[str, Any], idx: int | None, **kwargs: Any) -> dict:
+        return self.function(example, idx, **kwargs)

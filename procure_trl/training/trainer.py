@@ -38,7 +38,13 @@ from procure_trl.training.attention import ConceptAttentionProbe, enable_concept
 from procure_trl.training.collator import DataCollatorForConceptLM
 from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
 from procure_trl.training.extension_points import require_extension_points
-from procure_trl.training.data import check_concept_row, concept_dataset_kind, tokenize_concept_row, truncate_mask
+from procure_trl.training.data import (
+    VersionedRowFunction,
+    check_concept_row,
+    concept_dataset_kind,
+    tokenize_concept_row,
+    truncate_mask,
+)
 from procure_trl.training.loss import (
     LossNormalizer,
     concept_sensitive_loss,
@@ -189,7 +195,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             if isinstance(dataset, Dataset):
                 map_kwargs["desc"] = f"Tokenizing {dataset_name} dataset with perturbation masks"
             dataset = dataset.map(
-                tokenize_concept_row,
+                VersionedRowFunction(tokenize_concept_row),
                 fn_kwargs={"tokenizer": tokenizer, "spans_column": spans_column, "mask_column": mask_column,
                            "message_column": args.changed_message_column,
                            "assistant_only_loss": args.assistant_only_loss},
@@ -204,7 +210,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             }
             # map (not a loop) so that IterableDatasets are checked lazily, row by row
             dataset = dataset.map(
-                check_concept_row, fn_kwargs={"mask_column": mask_column, "tokenizer": expected}, **map_kwargs
+                VersionedRowFunction(check_concept_row), fn_kwargs={"mask_column": mask_column, "tokenizer": expected},
+                **map_kwargs,
             )
             present = [c for c in TOKENIZER_COLUMNS if c in (get_dataset_column_names(dataset) or [])]
             if present:  # checked; strings the collator has no use for
@@ -216,7 +223,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             if isinstance(dataset, Dataset):
                 map_kwargs["desc"] = f"Truncating {dataset_name} perturbation masks"
             dataset = dataset.map(
-                truncate_mask,
+                VersionedRowFunction(truncate_mask),
                 fn_kwargs={
                     "mask_column": mask_column,
                     "max_length": args.max_length,
