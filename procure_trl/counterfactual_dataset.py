@@ -62,6 +62,8 @@ __all__ = [
     "BuiltDataset",
     "concept_counts",
     "records_from_rows",
+    "load_dataset_dict",
+    "select_split",
     "load_dataset_split",
     "check_dataset_name",
 ]
@@ -355,22 +357,47 @@ def check_dataset_name(name: str) -> None:
         )
 
 
+def load_dataset_dict(name: str, config: str | None = "all", *, streaming: bool = False) -> Any:
+    """All splits of a dataset: a folder written by the dataset builder (Parquet + card), a ``save_to_disk``
+    folder, or a Hub id (``streaming`` applies to the first and last).
+
+    Raises:
+        FileNotFoundError: ``name`` is a local path that does not exist (never reported as a Hub error).
+        ValueError: no such config, or a Hub id that cannot be loaded (one line).
+    """
+    from datasets import load_dataset, load_from_disk
+
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "dataset_dict.json")):
+        return load_from_disk(path)
+    check_dataset_name(name)
+    local = os.path.isdir(path)
+    try:
+        # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
+        # rebuilt in place would otherwise come back with its old rows.
+        return load_dataset(path if local else name, name=config, streaming=streaming,
+                            download_mode="force_redownload" if local else None)
+    except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
+        where = "local folder" if local else "no such local folder; Hub id"
+        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {first_line(err)}") from err
+
+
+def select_split(dataset: Any, name: str, split: str, config: str | None = None) -> Any:
+    """``dataset[split]``, or a one-line ValueError naming ``name`` (and ``config``) and the splits there are."""
+    if split not in dataset:
+        which = f"dataset {name!r}" + (f" config {config!r}" if config is not None else "")
+        raise ValueError(f"{which} has no split {split!r} (splits: {', '.join(dataset)})")
+    return dataset[split]
+
+
 def load_dataset_split(name: str, config: str | None = "all", split: str = "train") -> Any:
-    """One split of a dataset: a folder written by the dataset builder (Parquet + card), a ``save_to_disk``
-    folder, or a Hub id.
+    """One split of a dataset loaded by :func:`load_dataset_dict`.
 
     Raises:
         FileNotFoundError: ``name`` is a local path that does not exist (never reported as a Hub error).
         ValueError: no such config or split (naming the ones there are), or a Hub id that cannot be loaded.
     """
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
-    path = os.path.expanduser(name)
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "dataset_dict.json")):
-        dataset = load_from_disk(path)
-        if split not in dataset:
-            raise ValueError(f"dataset {name!r} has no split {split!r} (splits: {', '.join(dataset)})")
-        return dataset[split]
+    return select_split(load_dataset_dict(name, config), name, split, config)
     check_dataset_name(name)
     local = os.path.isdir(path)
     try:

@@ -61,9 +61,9 @@ def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -
 def load_training_datasets(script_args) -> tuple[Any, Any]:
     """``(train, eval)`` from ``dataset_name``: a Hub id, a folder written by ``procure build``
     (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
-    from datasets import DatasetDict, load_dataset, load_from_disk
+    from datasets import DatasetDict, load_dataset
 
-    from procure_trl.counterfactual_dataset import check_dataset_name
+    from procure_trl.counterfactual_dataset import load_dataset_dict, select_split
 
     name = script_args.dataset_name
     if not name:
@@ -71,32 +71,27 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
             "the recipe sets no dataset_name; point it at a counterfactual dataset (a Hub id or the output folder "
             "of procure build)"
         )
+    config = None  # a single file has no configs
     if os.path.isfile(name):
         ext = name.rsplit(".", 1)[-1].lower()
         builder = {"jsonl": "json", "json": "json", "parquet": "parquet"}.get(ext)
         if builder is None:
             raise UserError(f"dataset file {name!r}: expected .jsonl, .json or .parquet")
         dataset = load_dataset(builder, data_files=name)
-    elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
-        dataset = load_from_disk(name)
     else:
+        config = script_args.dataset_config
         try:
-            check_dataset_name(name)
-        except FileNotFoundError as err:
+            dataset = load_dataset_dict(name, config, streaming=script_args.dataset_streaming)
+        except (FileNotFoundError, ValueError) as err:
             raise UserError(str(err)) from err
-        # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
-        # rebuilt in place would otherwise train on its old rows.
-        dataset = load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming,
-                               download_mode="force_redownload" if os.path.isdir(name) else None)
     if not isinstance(dataset, (dict, DatasetDict)) and not hasattr(dataset, "keys"):
-        return dataset, None
-    if script_args.dataset_train_split not in dataset:
-        raise UserError(
-            f"dataset {name!r} has no split {script_args.dataset_train_split!r} (splits: {list(dataset.keys())}); "
-            "set dataset_train_split"
-        )
+        return dataset, None  # a save_to_disk folder of one Dataset: it is the train split
+    try:
+        train = select_split(dataset, name, script_args.dataset_train_split, config)
+    except ValueError as err:
+        raise UserError(f"{err}; set dataset_train_split") from err
     eval_split = dataset.get(script_args.dataset_test_split) if script_args.dataset_test_split else None
-    return dataset[script_args.dataset_train_split], eval_split
+    return train, eval_split
 
 
 def load_model_for_recipe(model_args, training_args):
