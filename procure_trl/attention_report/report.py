@@ -15,7 +15,6 @@ from procure_trl.attention_report.config import AttentionReportConfig
 from procure_trl.attention_report.examples import AttentionExample, collate_left, prepare_examples
 from procure_trl.attention_report.measure import measure_batch
 from procure_trl.attention_report.plot import plot_attention_by_layer
-from procure_trl.errors import first_line
 
 __all__ = ["run_attention_report", "measure_examples", "summarize", "format_summary", "CONTROL_DESCRIPTION"]
 
@@ -35,34 +34,17 @@ MATCHED_DESCRIPTION = (
 def load_model(config: AttentionReportConfig):
     """``(model, tokenizer)``: the base model on SDPA switched to the concept-aware attention, with the adapter
     when one is given, in eval mode on the configured device."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from procure_trl.pretrained import load_model_and_tokenizer
     from procure_trl.training.attention import enable_concept_attention
 
-    for what, name in (("model", config.model), ("adapter", config.adapter)):
-        if name and name.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(name)):
-            raise FileNotFoundError(f"{what} folder {name!r} does not exist; pass a Hub id or a folder that "
-                                    f"holds the {what} (its config and weights)")
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            config.model, dtype=config.dtype, attn_implementation="sdpa", trust_remote_code=config.trust_remote_code
-        )
-    except (OSError, ValueError) as err:
-        raise ValueError(f"model {config.model!r} could not be loaded: {first_line(err)}") from err
-    enable_concept_attention(model)  # the loss's attention function; ValueError when the model cannot use it
-    if config.adapter:
-        from peft import PeftModel
-
-        try:
-            model = PeftModel.from_pretrained(model, config.adapter)
-        except (OSError, ValueError) as err:
-            raise ValueError(f"adapter {config.adapter!r} could not be loaded on {config.model!r}: "
-                             f"{first_line(err)}") from err
+    # enable_concept_attention: the loss's attention function; ValueError when the model cannot use it
+    model, tokenizer = load_model_and_tokenizer(
+        config.model, config.adapter, dtype=config.dtype, device=config.device,
+        trust_remote_code=config.trust_remote_code, attn_implementation="sdpa", prepare=enable_concept_attention,
+    )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device).eval(), tokenizer
+    return model, tokenizer
 
 
 def measure_examples(model, examples: Sequence[AttentionExample], layers: Sequence[int], *, pad_token_id: int,

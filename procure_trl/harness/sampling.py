@@ -206,31 +206,15 @@ class TransformersBackend:
 
     @classmethod
     def from_pretrained(cls, config: EvaluationConfig) -> "TransformersBackend":
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        """The backend over ``config.model`` (with ``config.adapter`` on top when given); a model or adapter that
+        cannot be loaded is a :class:`~procure_trl.errors.UserError`."""
+        from procure_trl.pretrained import load_model_and_tokenizer
 
-        from procure_trl.errors import UserError
-
-        device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(
-                config.model, dtype=config.dtype, trust_remote_code=config.trust_remote_code
-            )
-        except OSError as err:  # not found locally, not on the Hub, or offline without a cached copy
-            raise UserError(
-                f"--model {config.model!r} cannot be loaded ({err}); give a local directory with the model and its "
-                "tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)"
-            ) from err
-        if config.adapter:
-            from peft import PeftModel
-
-            try:
-                model = PeftModel.from_pretrained(model, config.adapter)
-            except (OSError, ValueError) as err:
-                raise UserError(f"--adapter {config.adapter!r} cannot be loaded ({err}); give a PEFT adapter "
-                                "directory (adapter_config.json + weights) trained on --model") from err
-        return cls(model.to(device), tokenizer, config)
+        model, tokenizer = load_model_and_tokenizer(
+            config.model, config.adapter, dtype=config.dtype, device=config.device,
+            trust_remote_code=config.trust_remote_code,
+        )
+        return cls(model, tokenizer, config)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         import torch
