@@ -395,6 +395,19 @@ def summarize(records: Iterable[CounterfactualRecord]) -> dict[str, dict[str, in
     return {name: counts[name] for name in order}
 
 
+def format_totals_table(header: Sequence[str], body: Sequence[Sequence[str]], total: Sequence[str]) -> str:
+    """A plain-text table: ``header``, a rule, the ``body`` rows, a rule, the ``total`` row. The first column
+    (names) is left-aligned, the others (counts and rates) right-aligned, each as wide as its widest cell."""
+    table = [header, *body, total]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+
+    def fmt(row: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), rule, *map(fmt, body), *([rule] if body else []), fmt(total)])
+
+
 def format_summary_table(rows: Iterable[CounterfactualRecord]) -> str:
     """A plain-text table of per-concept counts and totals, then the rejections by stage."""
     rows = list(rows)
@@ -407,13 +420,6 @@ def format_summary_table(rows: Iterable[CounterfactualRecord]) -> str:
         rate = f"{100.0 * c['valid'] / c['applicable']:.1f}%" if c["applicable"] else "-"
         return (name, *(str(c[key]) for key in _COUNTS), rate)
 
-    table = [header] + [cells(name, c) for name, c in summary.items()] + [cells("total", totals)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-
-    def fmt(row) -> str:
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-
-    rule = "  ".join("-" * w for w in widths)
-    lines = [fmt(table[0]), rule] + [fmt(r) for r in table[1:-1]] + [rule, fmt(table[-1])]
+    lines = [format_totals_table(header, [cells(name, c) for name, c in summary.items()], cells("total", totals))]
     by_stage = format_rejects_by_stage(rows)
     return "\n".join(lines + ([by_stage] if by_stage else []))

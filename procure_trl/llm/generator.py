@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 from procure_trl.concepts import Concept
-from procure_trl.engine import format_rejects_by_stage, invalid_records, pair_order, protected_names
+from procure_trl.engine import format_rejects_by_stage, format_totals_table, invalid_records, pair_order, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
 from procure_trl.llm.prompts import (
@@ -386,12 +386,7 @@ def format_llm_summary(report: GenerationReport) -> str:
                      f"all retries (e.g. {first.task_id} {first.concept}: {first.reason}); "
                      "rerun with --resume to ask again")
         lines.append("")
-    table = [head] + [line(c, by_concept[c]) for c in order] + [line("total", report.rows)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for i, cells in enumerate(table):
-        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
-        if i == 0 or i == len(table) - 2:
-            lines.append("  ".join("-" * w for w in widths))
+    lines.append(format_totals_table(head, [line(c, by_concept[c]) for c in order], line("total", report.rows)))
     s = report.stats
     lines.append("")
     by_stage = format_rejects_by_stage(report.rows)
