@@ -42,7 +42,7 @@ from procure_trl.harness.sampling import (
 )
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.harness.verdicts import completion_verdict
-from procure_trl.metrics.ccs import concept_consistency_score
+from procure_trl.metrics.ccs import ccs_per_group, concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem, load_problems
 from procure_trl.provenance import check_adapter_base, check_train_overlap
@@ -262,30 +262,20 @@ def _sample(
     return completions
 
 
-def ccs_by_sites(rows: Sequence[PromptRow], passed: Sequence[tuple[list[int], list[int]]],
+def ccs_by_sites(rows: Sequence[PromptRow], predictions: Sequence[list[int]], references: Sequence[list[int]],
                  config: EvaluationConfig) -> list[dict[str, Any]]:
     """CCS per (concept, site count): the CCS metric over the same pairs, grouped by both.
 
-    ``passed[i]``: the (counterfactual, reference) pass vectors of ``rows[i]``.
+    ``predictions[i]`` and ``references[i]``: the counterfactual and reference pass vectors of ``rows[i]``.
     """
-    if not rows:
-        return []
-    labels = [f"{r.concept.value}\x00{r.sites}" for r in rows]
-    ccs = concept_consistency_score(
-        predictions=[p for p, _ in passed], references=[r for _, r in passed], concepts=labels,
-        confidence=config.confidence, n_bootstrap=config.n_bootstrap, seed=config.seed,
-    )
+    label = "{}\x00{}".format  # one group name per (concept, site count)
+    scores = ccs_per_group(predictions, references, [label(r.concept.value, r.sites) for r in rows],
+                           confidence=config.confidence, n_bootstrap=config.n_bootstrap, seed=config.seed)
     out = []
-    for label in sorted(set(labels), key=lambda text: (text.split("\x00")[0], int(text.split("\x00")[1]))):
-        concept, sites = label.split("\x00")
-        out.append({
-            "concept": concept,
-            "sites": int(sites),
-            "rows": labels.count(label),
-            "ccs": ccs["ccs_per_concept"].get(label),
-            "ccs_ci": ccs["ccs_ci_per_concept"].get(label),
-            "ame": ccs["ame_per_concept"].get(label),
-        })
+    for concept, sites in sorted({(r.concept.value, r.sites) for r in rows}):
+        part = scores[label(concept, sites)]
+        out.append({"concept": concept, "sites": sites, "rows": part["rows"], "ccs": part["ccs"],
+                    "ccs_ci": part["ccs_ci"], "ame": part["ame"]})
     return out
 
 
@@ -444,11 +434,13 @@ def evaluate_model(
         for i, scored in zip(index[concept], sides):
             row_sides.setdefault(i, {})[side] = scored
 
+    predictions = [row_sides[i]["counterfactual"].passed for i in range(len(rows))]
+    references = [row_sides[i]["reference"].passed for i in range(len(rows))]
     ccs = None
     if rows:
         ccs = concept_consistency_score(
-            predictions=[row_sides[i]["counterfactual"].passed for i in range(len(rows))],
-            references=[row_sides[i]["reference"].passed for i in range(len(rows))],
+            predictions=predictions,
+            references=references,
             concepts=[r.concept.value for r in rows],
             confidence=config.confidence,
             n_bootstrap=config.n_bootstrap,
@@ -471,9 +463,7 @@ def evaluate_model(
     for item in skipped:
         task_index[item["task_id"]]["skipped"].append({k: v for k, v in item.items() if k != "task_id"})
     per_concept = _per_concept_rows(accounting, ccs, pass_at_k)
-    per_sites = ccs_by_sites(
-        rows, [(row_sides[i]["counterfactual"].passed, row_sides[i]["reference"].passed) for i in range(len(rows))],
-        config)
+    per_sites = ccs_by_sites(rows, predictions, references, config)
     timeouts: dict[str, Any] = {
         "original": sum(side.statuses.count("timed_out") for side in original_sides),
         "reference": Counter(),

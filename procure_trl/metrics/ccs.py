@@ -32,7 +32,7 @@ import numpy as np
 
 from procure_trl.metrics.bootstrap import percentile_interval, pooled_ratio_samples, resample_counts
 
-__all__ = ["concept_consistency_score", "bootstrap_ccs_interval", "row_pair_counts", "check_rows"]
+__all__ = ["concept_consistency_score", "ccs_per_group", "bootstrap_ccs_interval", "row_pair_counts", "check_rows"]
 
 
 def check_rows(name: str, rows: Sequence[Sequence[int]]) -> list[list[int]]:
@@ -129,6 +129,32 @@ def _summary(
     }
 
 
+def ccs_per_group(
+    predictions: Sequence[list[int]],
+    references: Sequence[list[int]],
+    groups: Sequence[str],
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``ccs``, ``ccs_ci``, ``consistent_pairs``, ``valid_pairs``, ``ame`` and ``rows`` of each group of rows
+    (``groups[i]``: the group of row ``i``), keyed in order of first appearance, without the overall score.
+
+    Rows are lists of 0/1 (as :func:`check_rows` returns them). Group ``k`` (0-based, in that order) is
+    bootstrapped with ``seed + 1 + k``, so the groups' resamples are independent of each other and of the
+    overall score's (``seed``).
+    """
+    rows_of: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        rows_of.setdefault(str(group), []).append(i)
+    return {
+        group: _summary(
+            [predictions[i] for i in rows], [references[i] for i in rows], confidence, n_bootstrap, seed + 1 + offset
+        )
+        for offset, (group, rows) in enumerate(rows_of.items())
+    }
+
+
 def concept_consistency_score(
     predictions: Sequence[Sequence[int]],
     references: Sequence[Sequence[int]],
@@ -189,31 +215,14 @@ def concept_consistency_score(
             stacklevel=2,
         )
 
-    per_concept: dict[str, Any] = {}
-    per_concept_ci: dict[str, Any] = {}
-    per_concept_ame: dict[str, Any] = {}
-    per_concept_pairs: dict[str, Any] = {}
-    if concepts is not None:
-        groups: dict[str, list[int]] = {}
-        for i, concept in enumerate(concepts):
-            groups.setdefault(str(concept), []).append(i)
-        for offset, (concept, rows) in enumerate(groups.items()):
-            # A distinct seed per concept keeps the concepts' resamples independent of each other.
-            part = _summary(
-                [preds[i] for i in rows], [refs[i] for i in rows], confidence, n_bootstrap, seed + 1 + offset
-            )
-            per_concept[concept] = part["ccs"]
-            per_concept_ci[concept] = part["ccs_ci"]
-            per_concept_ame[concept] = part["ame"]
-            per_concept_pairs[concept] = {
-                "consistent": part["consistent_pairs"],
-                "valid": part["valid_pairs"],
-                "rows": part["rows"],
-            }
+    groups = ccs_per_group(preds, refs, concepts, confidence, n_bootstrap, seed) if concepts is not None else {}
     result.update(
-        ccs_per_concept=per_concept,
-        ccs_ci_per_concept=per_concept_ci,
-        ame_per_concept=per_concept_ame,
-        pairs_per_concept=per_concept_pairs,
+        ccs_per_concept={concept: part["ccs"] for concept, part in groups.items()},
+        ccs_ci_per_concept={concept: part["ccs_ci"] for concept, part in groups.items()},
+        ame_per_concept={concept: part["ame"] for concept, part in groups.items()},
+        pairs_per_concept={
+            concept: {"consistent": part["consistent_pairs"], "valid": part["valid_pairs"], "rows": part["rows"]}
+            for concept, part in groups.items()
+        },
     )
     return result
