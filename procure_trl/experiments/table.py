@@ -33,9 +33,9 @@ def _setting(plan, name: str) -> Any:
     return getattr(plan, name) if name in ("train_dataset", "eval_dataset") else plan.settings.get(name)
 
 
-def experiment_rows(result: "ExperimentResult") -> list[dict[str, Any]]:
-    """One dict per run: variant, seed, the varying settings, state, training and evaluation numbers."""
-    fields = varying_fields(result)
+def experiment_rows(result: "ExperimentResult", fields: Sequence[str]) -> list[dict[str, Any]]:
+    """One dict per run: variant, seed, the settings named by ``fields`` (:func:`varying_fields`), state, training
+    and evaluation numbers."""
     rows = []
     for outcome in result.outcomes:
         train = outcome.status.get("train") or {}
@@ -71,10 +71,9 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
-def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any]]) -> str:
-    """The table of runs, the variants' descriptions and the failures."""
+def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
+    """The table of runs (a column per setting in ``fields``), the variants' descriptions and the failures."""
     config = result.config
-    fields = varying_fields(result)
     ks = list(dict.fromkeys(k for row in rows for k in row["pass_at_k"])) or ["pass@1"]
     lines = [f"# Experiment: {config.name}", ""]
     if config.description:
@@ -158,7 +157,8 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
 
     out = result.config.output_dir
     os.makedirs(out, exist_ok=True)
-    rows = experiment_rows(result)
+    fields = varying_fields(result)
+    rows = experiment_rows(result, fields)
     comparisons = compare_experiment(result, rows)
     files = {"table": os.path.join(out, "experiment.md"), "report": os.path.join(out, "experiment.json")}
     scored = [row for row in rows if row["evaluation_dir"]]
@@ -169,7 +169,7 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     if any(row["history"] for row in rows):
         files["loss_plot"] = plot_training_loss(
             rows, os.path.join(out, "training_loss.png"), title=f"{result.config.name}: training loss")
-    text = experiment_markdown(result, rows)
+    text = experiment_markdown(result, rows, fields)
     for name, comparison in comparisons.items():
         title = "Comparison" + (f" on {name}" if len(comparisons) > 1 else "")
         body = comparison_markdown(comparison).replace("# Comparison of evaluation runs", f"## {title}", 1)
@@ -179,6 +179,6 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     with open(files["table"], "w", encoding="utf-8") as handle:
         handle.write(text)
     with open(files["report"], "w", encoding="utf-8") as handle:
-        json.dump({"name": result.config.name, "output_dir": out, "varying": varying_fields(result), "runs": rows,
+        json.dump({"name": result.config.name, "output_dir": out, "varying": fields, "runs": rows,
                    "files": files}, handle, indent=2, default=str)
     return files
