@@ -5,11 +5,17 @@
 
 The dataset: MBPP's reference solutions (all 974), copied with varied names (copy ``c`` renames the function
 ``f`` to ``f_v<c>`` in the code and in its tests) until there are ``--rows`` rows, written as Parquet
-(``prompt``, ``completion``, and for the tested variant ``tests``). Each configuration runs
-``procure_trl.scale.perturb_dataset`` in a fresh Python process; this script samples that process and all
-its descendants (the datasets.map workers, the executors, the local Ray's raylet, GCS and workers) every
-0.2 s and reports the peak of their summed resident memory. Rows/s counts input rows over the wall time
-of ``perturb_dataset`` (interpreter start excluded).
+(``prompt``, ``completion``, and for the tested variant ``tests``) in row groups of 1,000 rows. Each
+configuration runs ``procure_trl.scale.perturb_dataset`` in a fresh Python process with a cold datasets
+cache; this script samples that process and all its descendants (the datasets.map workers, the executors,
+the local Ray's raylet, GCS and workers) every 0.2 s and reports two peaks of their summed memory:
+
+* private: anonymous memory (``RssAnon``: heaps, Arrow buffers, Python objects), what the job holds;
+* resident: ``VmRSS``, which also counts the pages of memory-mapped files it has read (the Arrow files of
+  datasets' cache, shared libraries). Those are page cache the kernel reclaims under pressure, and they
+  grow with the files a run reads, so the memory-growth ratio is taken on the private peak.
+
+Rows/s counts input rows over the wall time of ``perturb_dataset`` (interpreter start excluded).
 
 Table: one process, ``num_proc=2`` and Ray local (2 CPUs) without tests, then with tests (every row's
 tests run in the executor), then one process on ``--large-rows`` rows, with the ratios against one process
@@ -66,32 +72,49 @@ def synthetic_rows(count: int, with_tests: bool, mbpp_dir: str | None) -> list[d
     return rows
 
 
+#: Rows per row group of the synthetic Parquet files. Reading Parquet holds one row group at a time, so a
+#: file written as a single huge row group (``Dataset.to_parquet``'s default for small rows) would make the
+#: reader's memory grow with the file; Hub datasets come in row groups of about this size.
+ROW_GROUP_ROWS = 1_000
+
+
 def write_parquet(rows: list[dict], path: Path) -> Path:
     from datasets import Dataset
 
-    Dataset.from_list(rows).to_parquet(str(path))
+    Dataset.from_list(rows).to_parquet(str(path), batch_size=ROW_GROUP_ROWS)
     return path
 
 
-def _tree_rss(pid: int) -> int:
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """``(RssAnon, VmRSS)`` of one process in KiB, from ``/proc/PID/status``; zeros once it has exited."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("RssAnon", "VmRSS"):
+                    fields[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return fields.get("RssAnon", 0), fields.get("VmRSS", 0)
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """Summed ``(private, resident)`` bytes of ``pid`` and all its descendants."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        pids = [pid, *(child.pid for child in root.children(recursive=True))]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+        return 0, 0
+    kib = [_memory_kib(p) for p in pids]
+    return sum(k[0] for k in kib) * 1024, sum(k[1] for k in kib) * 1024
 
 
 def measure(options: dict) -> dict:
-    """Run one configuration in a fresh process; its result plus the peak resident memory of its process tree."""
+    """Run one configuration in a fresh process; its result plus the peak private and resident memory of its
+    process tree (MiB)."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -99,15 +122,16 @@ def measure(options: dict) -> dict:
         env["HF_DATASETS_CACHE"] = cache  # a cold cache: nothing reused from an earlier configuration
         process = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(options)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, env=env)
-        peak = 0
+        private = resident = 0
         while process.poll() is None:
-            peak = max(peak, _tree_rss(process.pid))
+            sample = _tree_memory(process.pid)
+            private, resident = max(private, sample[0]), max(resident, sample[1])
             time.sleep(0.2)
         out, err = process.communicate()
     if process.returncode != 0:
         raise SystemExit(f"configuration {options} failed:\n{err[-3000:]}")
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-    result["peak_mb"] = peak / 2**20
+    result["private_mb"], result["resident_mb"] = private / 2**20, resident / 2**20
     return result
 
 
@@ -136,30 +160,33 @@ def main() -> None:
     for variant, path, rows in variants:
         baseline = None
         for name, engine in engines:
-            options = {"dataset": str(path), "output_dir": str(work / "out"), "batch_size": args.batch_size, **engine}
-            result = measure(options)
-            rate = rows / result["seconds"]
-            baseline = baseline or (rate, result["peak_mb"])
-            table.append((variant, rows, name, rate, rate / baseline[0], result["peak_mb"],
-                          result["peak_mb"] / baseline[1], result["counterfactuals"], result["tested"]))
-            print(f"  {variant}, {name}: {rate:.1f} rows/s, peak {result['peak_mb']:.0f} MiB", file=sys.stderr)
-    plain_baseline = table[0]
+            result = measure({"dataset": str(path), "output_dir": str(work / "out"), "batch_size": args.batch_size,
+                              **engine})
+            baseline = baseline or result
+            table.append(_line(variant, rows, name, result, baseline, rows))
     large = write_parquet(synthetic_rows(args.large_rows, False, args.mbpp_dir), work / "large.parquet")
     result = measure({"dataset": str(large), "output_dir": str(work / "out"), "batch_size": args.batch_size})
-    rate = args.large_rows / result["seconds"]
-    table.append(("no tests", args.large_rows, "one process", rate, rate / plain_baseline[3], result["peak_mb"],
-                  result["peak_mb"] / plain_baseline[5], result["counterfactuals"], result["tested"]))
+    table.append(_line("no tests", args.large_rows, "one process", result, table[0][-1], args.rows))
 
-    header = ("input", "rows", "engine", "rows/s", "x one process", "peak MiB", "x one process", "counterfactuals",
-              "tested originals")
+    header = ("input", "rows", "engine", "rows/s", "x one process", "private MiB", "x one process", "resident MiB",
+              "x one process", "counterfactuals", "tested originals")
     print(f"CPUs: {os.cpu_count()}, batch size {args.batch_size}; ratios against one process on the same input "
           f"(the {args.large_rows}-row line against one process on {args.rows} rows)\n")
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(["---"] * 3 + ["---:"] * 6) + "|")
-    for variant, rows, name, rate, speedup, peak, growth, cfs, tested in table:
-        print(f"| {variant} | {rows} | {name} | {rate:.1f} | {speedup:.2f} | {peak:.0f} | {growth:.2f} | {cfs} | "
-              f"{tested} |")
+    print("|" + "|".join(["---"] * 3 + ["---:"] * 8) + "|")
+    for line in table:
+        print("| " + " | ".join(line[:-1]) + " |")
 
+
+def _line(variant: str, rows: int, engine: str, result: dict, baseline: dict, baseline_rows: int) -> tuple:
+    """One table line (strings), with the result itself last so later lines can use it as their baseline."""
+    rate, base_rate = rows / result["seconds"], baseline_rows / baseline["seconds"]
+    print(f"  {variant}, {rows} rows, {engine}: {rate:.1f} rows/s, private {result['private_mb']:.0f} MiB, "
+          f"resident {result['resident_mb']:.0f} MiB", file=sys.stderr)
+    return (variant, str(rows), engine, f"{rate:.1f}", f"{rate / base_rate:.2f}", f"{result['private_mb']:.0f}",
+            f"{result['private_mb'] / baseline['private_mb']:.2f}", f"{result['resident_mb']:.0f}",
+            f"{result['resident_mb'] / baseline['resident_mb']:.2f}", str(result["counterfactuals"]),
+            str(result["tested"]), result)
 
 if __name__ == "__main__":
     main()

@@ -28,6 +28,8 @@ from procure_trl.scale.transform import CounterfactualBatchTransform
 
 #: Rows per output Parquet file (datasets engine).
 ROWS_PER_SHARD = 50_000
+#: Rows per Parquet row group: what writing (and later reading) a shard holds in memory at once.
+WRITE_BATCH_ROWS = 1_000
 _FILE_LOADERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 
 
@@ -138,7 +140,7 @@ def _run_datasets(dataset, transform, features, config: DatasetPerturbConfig, da
     total = max(1, -(-len(mapped) // ROWS_PER_SHARD))
     for index in range(total):
         shard = mapped.shard(total, index, contiguous=True)
-        shard.to_parquet(str(data_dir / _shard_name(config.split, index, total)))
+        shard.to_parquet(str(data_dir / _shard_name(config.split, index, total)), batch_size=WRITE_BATCH_ROWS)
 
 
 def _run_streaming(dataset, transform, features, config: DatasetPerturbConfig, data_dir: Path) -> None:
