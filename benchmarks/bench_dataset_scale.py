@@ -18,8 +18,9 @@ the local Ray's raylet, GCS and workers) every 0.2 s and reports two peaks of th
 Rows/s counts input rows over the wall time of ``perturb_dataset`` (interpreter start excluded).
 
 Table: one process, ``num_proc=2`` and Ray local (2 CPUs) without tests, then with tests (every row's
-tests run in the executor), then one process on ``--large-rows`` rows, with the ratios against one process
-on ``--rows`` rows, all measured in this one run.
+tests run in the executor), with ratios against one process on the same input; then one process with
+``streaming=True``, and both single-process engines on ``--large-rows`` rows, with ratios against the same
+engine on ``--rows`` rows. All lines come from this one run.
 """
 
 from __future__ import annotations
@@ -164,14 +165,22 @@ def main() -> None:
                               **engine})
             baseline = baseline or result
             table.append(_line(variant, rows, name, result, baseline, rows))
+    # memory against input size: each single-process engine on --rows, then on --large-rows rows
+    plain = variants[0][1]
+    streaming = measure({"dataset": str(plain), "output_dir": str(work / "out"), "batch_size": args.batch_size,
+                         "streaming": True})
+    table.append(_line("no tests", args.rows, "one process, streaming", streaming, table[0][-1], args.rows))
     large = write_parquet(synthetic_rows(args.large_rows, False, args.mbpp_dir), work / "large.parquet")
-    result = measure({"dataset": str(large), "output_dir": str(work / "out"), "batch_size": args.batch_size})
-    table.append(_line("no tests", args.large_rows, "one process", result, table[0][-1], args.rows))
+    for name, options, baseline in (("one process", {}, table[0][-1]), ("one process, streaming", {"streaming": True},
+                                                                        streaming)):
+        result = measure({"dataset": str(large), "output_dir": str(work / "out"), "batch_size": args.batch_size,
+                          **options})
+        table.append(_line("no tests", args.large_rows, name, result, baseline, args.rows))
 
     header = ("input", "rows", "engine", "rows/s", "x one process", "private MiB", "x one process", "resident MiB",
               "x one process", "counterfactuals", "tested originals")
     print(f"CPUs: {os.cpu_count()}, batch size {args.batch_size}; ratios against one process on the same input "
-          f"(the {args.large_rows}-row line against one process on {args.rows} rows)\n")
+          f"(the {args.large_rows}-row lines against the same engine on {args.rows} rows)\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] * 3 + ["---:"] * 8) + "|")
     for line in table:

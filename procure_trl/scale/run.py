@@ -42,6 +42,17 @@ class PerturbDatasetResult:
     counts: DatasetCounts
 
 
+def _reader_options(loader: str) -> dict[str, Any]:
+    """Builder options for a local file. Parquet: no pre-buffering. With it, pyarrow caches the byte ranges of
+    every row group it is about to read, so reading holds about the whole file in memory (a 19 MB file of
+    80,000 rows: 18 MiB more at the peak than 20,000 rows); without it, one row group at a time."""
+    if loader != "parquet":
+        return {}
+    import pyarrow.dataset as pads
+
+    return {"fragment_scan_options": pads.ParquetFragmentScanOptions(pre_buffer=False)}
+
+
 def load_input(config: DatasetPerturbConfig):
     """The input split as a ``Dataset`` (or ``IterableDataset`` when streaming); raises ``ValueError`` naming it."""
     from datasets import load_dataset
@@ -53,7 +64,7 @@ def load_input(config: DatasetPerturbConfig):
             if loader is None:
                 raise ValueError(f"--dataset {config.dataset!r}: a file must be .parquet, .jsonl or .json")
             dataset = load_dataset(loader, data_files={config.split: str(path)}, split=config.split,
-                                   streaming=config.streaming)
+                                   streaming=config.streaming, **_reader_options(loader))
         else:
             dataset = load_dataset(config.dataset, config.dataset_config, split=config.split,
                                    streaming=config.streaming)
@@ -153,7 +164,9 @@ def _run_streaming(dataset, transform, features, config: DatasetPerturbConfig, d
     writer, rows_in_file, index = None, 0, 0
     try:
         with tqdm(desc="perturbing (stream)", unit="row") as bar:
-            for batch in mapped.iter(batch_size=config.batch_size):
+            # one row group per WRITE_BATCH_ROWS output rows: the writer keeps every row group's metadata
+            # (with min/max statistics of each column) until the file is closed
+            for batch in mapped.iter(batch_size=WRITE_BATCH_ROWS):
                 if writer is None:
                     writer = pq.ParquetWriter(data_dir / f"part-{index:05d}.parquet", schema)
                 table = pa.Table.from_pydict({name: batch[name] for name in schema.names}, schema=schema)
