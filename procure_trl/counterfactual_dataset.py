@@ -398,16 +398,3 @@ def load_dataset_split(name: str, config: str | None = "all", split: str = "trai
         ValueError: no such config or split (naming the ones there are), or a Hub id that cannot be loaded.
     """
     return select_split(load_dataset_dict(name, config), name, split, config)
-    check_dataset_name(name)
-    local = os.path.isdir(path)
-    try:
-        # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
-        # rebuilt in place would otherwise come back with its old rows.
-        dataset = load_dataset(path if local else name, name=config,
-                               download_mode="force_redownload" if local else None)
-    except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
-        where = "local folder" if local else "no such local folder; Hub id"
-        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {first_line(err)}") from err
-    if isinstance(dataset, DatasetDict) and split not in dataset:
-        raise ValueError(f"dataset {name!r} config {config!r} has no split {split!r} (splits: {', '.join(dataset)})")
-    return dataset[split]
