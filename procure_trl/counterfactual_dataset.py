@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.errors import first_line
+from procure_trl.hub import require_hub
 from procure_trl.masks import prompt_completion_mask
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.records import CounterfactualRecord
@@ -372,6 +373,8 @@ def load_dataset_dict(name: str, config: str | None = "all", *, streaming: bool 
         return load_from_disk(path)
     check_dataset_name(name)
     local = os.path.isdir(path)
+    if not local:
+        require_hub(f"dataset {name!r}", "build it locally with `procure build --output-dir DIR` and pass DIR")
     try:
         # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
         # rebuilt in place would otherwise come back with its old rows.

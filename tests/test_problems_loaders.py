@@ -52,7 +52,7 @@ def test_humaneval_tests_catch_a_wrong_solution():
 def test_mbpp_format_on_the_fixture_rows():
     full = load_mbpp(data_dir=FIXTURE_MBPP_DIR)
     sanitized = load_mbpp(data_dir=FIXTURE_MBPP_DIR, sanitized=True)
-    assert len(full) == 14 and len(sanitized) == 10
+    assert len(full) == 15 and len(sanitized) == 10
     first = full[0]
     assert first.task_id == "MBPP/1" and first.entry_point == "min_cost"
     assert "\r" not in first.program and "\r" not in first.tests
@@ -249,6 +249,6 @@ def test_mbpp_from_the_hub_equals_the_local_copy(tmp_path):
     from_hub = json.loads((tmp_path / "hub.json").read_text())
     local = {f"{name}:{split}": [p.to_dict() for p in load_problems(name, split=split, mbpp_dir=FIXTURE_MBPP_DIR)]
              for name in ("mbpp", "mbpp-sanitized") for split in (None, "test")}
-    assert [p["task_id"] for p in local["mbpp:None"]] == [f"MBPP/{i}" for i in (*range(1, 13), 82, 367)]
+    assert [p["task_id"] for p in local["mbpp:None"]] == [f"MBPP/{i}" for i in (*range(1, 13), 66, 82, 367)]
     assert [p["task_id"] for p in local["mbpp-sanitized:test"]] == ["MBPP/11", "MBPP/12", "MBPP/82"]
     assert from_hub == local
