@@ -165,7 +165,9 @@ class EvaluationConfig:
     if_else_at_branch: bool = field(
         default=True,
         metadata={"help": "cut if_else_flip programs at the then-branch of the flipped if, not by lines",
-                  "flags": "--if-else-line-cut"},
+                  "flags": "--if-else-line-cut",
+                  "off_help": "cut if_else_flip programs by lines, like the other concepts, instead of at the "
+                              "then-branch of the flipped if"},
     )
     timeout: float = field(default=5.0, metadata={"help": "seconds each program (with its tests) may run"})
     num_workers: int = field(default=4, metadata={"help": "programs executed in parallel"})
