@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import datasets
 import pytest
 from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
@@ -194,8 +195,10 @@ def test_mbpp_missing_folder_is_reported_as_a_folder(tmp_path):
         load_mbpp(tmp_path / "nowhere")
 
 
-def test_mbpp_offline_without_a_local_copy_says_how_to_use_one(monkeypatch):
+def test_mbpp_offline_without_a_local_copy_says_how_to_use_one(monkeypatch, tmp_path):
     monkeypatch.delenv("PROCURE_MBPP_DIR")
+    # an empty datasets cache: another test may have cached MBPP from the loopback Hub under the suite's cache
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=r"google-research-datasets/mbpp.*set \$PROCURE_MBPP_DIR"):

@@ -97,7 +97,10 @@ def _scratch_clone(dest: Path) -> Path:
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for name in filter(None, listed):
         source = ROOT / name
-        if source.is_file():
+        if source.is_symlink():  # as git checks it out: the link itself (examples/, evaluation/metrics/)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / ".venv").symlink_to(Path(sys.prefix))
@@ -118,7 +121,8 @@ def test_a_fresh_clone_runs_the_demo_then_the_cpu_chain_as_written_then_the_fast
         pytest.skip(f"the tests run outside a virtual environment ({sys.prefix}); the chain activates .venv")
     clone = _scratch_clone(tmp_path / "clone")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_ALLOW_CODE_EVAL", "PROCURE_MBPP_DIR", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST")}
+           if k not in ("HF_ALLOW_CODE_EVAL", "PROCURE_MBPP_DIR", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST",
+                        "HF_DATASETS_CACHE")}  # a fresh clone has none of this suite's cached datasets
     env["PYTHONPATH"] = str(clone)  # the clone's code, whichever way python or procure is started
     demo = _make("demo", clone, env)
     assert demo.returncode == 0, f"{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
