@@ -175,3 +175,167 @@ def test_a_sample_does_not_depend_on_its_batch(tiny_tokenizer, tiny_llama):
     assert together == [backend.generate([r])[0] for r in requests]
     assert together == backend.generate(requests[::-1])[::-1]
     assert len(set(together[:3])) > 1  # the samples of one prompt differ: it samples, with a seed per index
+
+
+# ------------------------------------------------------------------------------- on the tiny model, end to end
+
+TOY_PROBLEMS = [
+    {"task_id": f"toy/{name}", "prompt": prompt, "solution": solution, "tests": tests, "entry_point": name}
+    for name, prompt, solution, tests in [
+        ("double", "def double(x):\n", "    return 2 * x\n", "assert double(2) == 4\n"),
+        ("inc", "def inc(x):\n    \"\"\"x plus one.\"\"\"\n", "    return x + 1\n", "assert inc(1) == 2\n"),
+        ("neg", "def neg(x):\n", "    return -x\n", "assert neg(1) == -1\n"),
+    ]
+]
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_tokenizer, tiny_llama):
+    path = tmp_path / "tiny-model"
+    tiny_llama.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def toy_benchmark(tmp_path):
+    path = tmp_path / "toy.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in TOY_PROBLEMS))
+    return path
+
+
+def _completions(report) -> dict[tuple[str, int], str]:
+    """Every completion of a report, by (prompt, sample index)."""
+    out = {}
+    for task in report["tasks"] if isinstance(report, dict) else report.tasks:
+        side = task["original"]
+        for index, verdict in enumerate(side["completions"]):
+            out[(side["prompt"], index)] = verdict["completion"]
+    return out
+
+
+@pytest.mark.slow
+def test_an_interrupted_evaluation_resumes_to_the_same_completions(tmp_path, tiny_model_dir, toy_benchmark,
+                                                                    monkeypatch):
+    from procure_trl.harness.run import evaluate_model
+    from procure_trl.problems import load_problems
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    problems = load_problems(str(toy_benchmark))
+
+    def config(name):
+        return EvaluationConfig(model=str(tiny_model_dir), output_dir=str(tmp_path / name), n=4, k=(1,),
+                                temperature=0.8, max_new_tokens=12, batch_size=3, backend="transformers",
+                                timeout=2.0, num_workers=2, n_bootstrap=0)
+
+    whole = evaluate_model(config("whole"), problems=problems)
+
+    class Stopped(Exception):
+        pass
+
+    class StopsAfterTwoBatches(TransformersBackend):
+        calls = 0
+
+        def generate(self, requests):
+            StopsAfterTwoBatches.calls += 1
+            if StopsAfterTwoBatches.calls == 3:
+                raise Stopped  # the user pressed Ctrl-C while the third batch generated
+            return super().generate(requests)
+
+    base = TransformersBackend.from_pretrained(config("cut"))
+    with pytest.raises(Stopped):
+        evaluate_model(config("cut"), problems=problems,
+                       backend=StopsAfterTwoBatches(base.model, base.tokenizer, config("cut")))
+    cached = (tmp_path / "cut" / "completions.jsonl").read_text().splitlines()
+    assert len(cached) == 2 * 3  # two batches of three written before the interruption, of 12 completions
+    resumed = evaluate_model(config("cut"), problems=problems)  # a fresh backend, as a rerun has
+    assert len((tmp_path / "cut" / "completions.jsonl").read_text().splitlines()) == 12
+    assert _completions(resumed) == _completions(whole)
+    assert len(set(_completions(whole).values())) > 3  # it sampled: the samples of a prompt differ
+
+
+def _save_adapter(model_dir, adapter_dir, seed: int) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)  # random A and B
+    get_peft_model(model, lora).save_pretrained(adapter_dir)
+
+
+@pytest.mark.slow
+def test_an_adapter_retrained_into_its_folder_is_sampled_again(tmp_path, tiny_model_dir, toy_benchmark, monkeypatch,
+                                                               capsys):
+    from procure_trl.cli import main
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    adapter = tmp_path / "adapter"
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--benchmark", str(toy_benchmark),
+            "--n", "2", "--k", "1", "--max-new-tokens", "8", "--backend", "transformers", "--timeout", "2",
+            "--num-workers", "2", "--n-bootstrap", "0", "--output", str(out)]
+    cache = out / "completions.jsonl"
+
+    def lines():
+        return [json.loads(line) for line in cache.read_text().splitlines()]
+
+    _save_adapter(tiny_model_dir, adapter, seed=1)
+    assert main(args) == 0
+    first = lines()
+    assert len(first) == 3 * 2
+    assert main(args) == 0
+    assert lines() == first  # unchanged adapter: every completion reused
+    _save_adapter(tiny_model_dir, adapter, seed=2)  # retrained into the same folder
+    assert main(args) == 0
+    again = lines()
+    assert len(again) == 2 * len(first)  # every completion sampled again, by the new adapter
+    assert {r["key"] for r in again[len(first):]}.isdisjoint({r["key"] for r in first})
+    report = json.loads((out / "report.json").read_text())
+    new = {(r["key"], r["sample_index"]): r["completion"] for r in again[len(first):]}
+    assert sorted(_completions(report).values()) == sorted(new.values())  # the report holds the new ones
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_cli_and_a_rerun_give_the_uninterrupted_completions(tmp_path, tiny_model_dir, toy_benchmark,
+                                                                         monkeypatch):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from procure_trl.cli import main
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+
+    def args(out):
+        return ["evaluate", "--model", str(tiny_model_dir), "--benchmark", str(toy_benchmark), "--n", "8", "--k", "1",
+                "--max-new-tokens", "24", "--batch-size", "1", "--backend", "transformers", "--timeout", "2",
+                "--num-workers", "2", "--n-bootstrap", "0", "--output", str(out)]
+
+    total = 3 * 8
+    cache = tmp_path / "cut" / "completions.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "procure_trl.cli", *args(tmp_path / "cut")], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (cache.exists() and cache.read_bytes().count(b"\n") >= 2):
+            assert proc.poll() is None, f"the run ended before the interrupt: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the run wrote no completion in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    written = cache.read_bytes().count(b"\n")
+    assert 2 <= written < total, "the interrupt did not land in the middle of the sampling"
+    assert main(args(tmp_path / "cut")) == 0
+    assert main(args(tmp_path / "whole")) == 0
+    resumed = json.loads((tmp_path / "cut" / "report.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+    assert len(_completions(whole)) == total
+    assert _completions(resumed) == _completions(whole)
