@@ -40,6 +40,7 @@ from procure_trl.harness.sampling import (
     build_backend,
     generate_completions,
 )
+from procure_trl.harness.dependence import row_dependence
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import ccs_per_group, concept_consistency_score
@@ -72,6 +73,10 @@ class PromptRow:
     counterfactual_prompt: str
     sites: int = 1
     """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
+    remainder_differs: bool = True
+    """The text left to complete differs between the two sides (:mod:`procure_trl.harness.dependence`)."""
+    dependent: bool = True
+    """The counterfactual's text left to complete uses a name or value the change touched."""
 
 
 @dataclass
@@ -160,8 +165,11 @@ def cut_rows(
                 {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
             )
             continue
+        # From the raw cuts, before any prompt format: what is left of each program to complete.
+        facts = row_dependence(variant.original, variant.code, pair.reference, pair.counterfactual,
+                               variant.changed_spans)
         rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
-                              variant.sites or 1))
+                              variant.sites or 1, facts.remainder_differs, facts.dependent))
     return rows, skipped
 
 

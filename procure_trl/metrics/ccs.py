@@ -132,13 +132,8 @@ def _summary(
     total_valid = int(sum(valid))
     # One set of resamples serves every interval of these rows (CCS, its gap, the pass-rate gap).
     weights = resample_counts(len(valid), n_bootstrap, seed) if n_bootstrap > 0 and valid else None
-    ccs_ci = None
-    if weights is not None and total_valid:
-        ccs_ci = percentile_interval(pooled_ratio_samples(consistent, valid, weights), confidence)
     (a, n), (b, m) = pass_counts(references), pass_counts(predictions)
     return {
-        "ccs": (sum(consistent) / total_valid) if total_valid else None,
-        "ccs_ci": ccs_ci,
         **gap_summary(a, n, b, m, weights, confidence, n_permutations, seed),
         "consistent_pairs": int(sum(consistent)),
         "valid_pairs": total_valid,

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, pooled_ratio_samples
+from procure_trl.metrics.bootstrap import percentile_interval
 
 __all__ = [
     "EXACT_SIGN_FLIP_ROWS",
@@ -44,7 +44,6 @@ __all__ = [
     "pair_counts",
     "expected_pair_counts",
     "ccs_expected",
-    "ccs_gap_samples",
     "row_pass_gaps",
     "sign_flip_p_value",
     "gap_summary",
@@ -108,17 +107,6 @@ def ccs_expected(a: np.ndarray, n: np.ndarray, b: np.ndarray, m: np.ndarray) -> 
     return _ratio(*expected_pair_counts(a, n, b, m))
 
 
-def ccs_gap_samples(
-    consistent: np.ndarray, valid: np.ndarray, expected_consistent: np.ndarray, expected_valid: np.ndarray,
-    weights: np.ndarray,
-) -> np.ndarray:
-    """``ccs - ccs_expected`` of every bootstrap resample (``weights``: :func:`~procure_trl.metrics.bootstrap.resample_counts`);
-    NaN where a resample has no valid pair (a row has expected valid pairs exactly when it has valid pairs)."""
-    return pooled_ratio_samples(consistent, valid, weights) - pooled_ratio_samples(
-        expected_consistent, expected_valid, weights
-    )
-
-
 def row_pass_gaps(a: np.ndarray, n: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Per row: counterfactual pass rate minus reference pass rate, ``b / m - a / n``."""
     return np.asarray(b, dtype=float) / np.asarray(m, dtype=float) - np.asarray(a, dtype=float) / np.asarray(n, dtype=float)
@@ -149,11 +137,19 @@ def sign_flip_p_value(differences: Sequence[float] | np.ndarray, n_permutations:
     return (1 + hits) / (1 + n_permutations)
 
 
+def _resampled_ratio(totals: np.ndarray, numerator: int, denominator: int) -> np.ndarray:
+    """Column ``numerator`` over column ``denominator`` of per-resample totals; NaN where the denominator is 0."""
+    out = np.full(len(totals), np.nan)
+    np.divide(totals[:, numerator], totals[:, denominator], out=out, where=totals[:, denominator] > 0)
+    return out
+
+
 def gap_summary(
     a: np.ndarray, n: np.ndarray, b: np.ndarray, m: np.ndarray, weights: np.ndarray | None, confidence: float,
     n_permutations: int, seed: int,
 ) -> dict[str, Any]:
-    """``ccs_expected``, ``ccs_gap``, ``ccs_gap_ci``, ``pass_gap``, ``pass_gap_ci`` and ``pass_gap_p`` of a set of rows.
+    """``ccs``, ``ccs_ci`` and the gap statistics (``ccs_expected``, ``ccs_gap``, ``ccs_gap_ci``, ``pass_gap``,
+    ``pass_gap_ci``, ``pass_gap_p``) of a set of rows.
 
     Args:
         a, n: per row, passing and sampled reference completions.
@@ -168,6 +164,8 @@ def gap_summary(
     observed, expected = _ratio(consistent, valid), _ratio(expected_consistent, expected_valid)
     gaps = row_pass_gaps(a, n, b, m)
     out: dict[str, Any] = {
+        "ccs": observed,
+        "ccs_ci": None,
         "ccs_expected": expected,
         "ccs_gap": None if observed is None or expected is None else observed - expected,
         "ccs_gap_ci": None,
@@ -175,9 +173,13 @@ def gap_summary(
         "pass_gap_ci": None,
         "pass_gap_p": sign_flip_p_value(gaps, n_permutations, seed),
     }
-    if weights is not None and gaps.size:
-        if out["ccs_gap"] is not None:
-            samples = ccs_gap_samples(consistent, valid, expected_consistent, expected_valid, weights)
-            out["ccs_gap_ci"] = percentile_interval(samples, confidence)
-        out["pass_gap_ci"] = percentile_interval(mean_samples(gaps, weights), confidence)
+    if weights is None or not gaps.size:
+        return out
+    # Every resample's totals in one product: the resampled rows carry their observed and expected counts.
+    totals = np.asarray(weights, dtype=float) @ np.column_stack([consistent, valid, expected_consistent, expected_valid, gaps])
+    if observed is not None:
+        ccs_samples = _resampled_ratio(totals, 0, 1)
+        out["ccs_ci"] = percentile_interval(ccs_samples, confidence)
+        out["ccs_gap_ci"] = percentile_interval(ccs_samples - _resampled_ratio(totals, 2, 3), confidence)
+    out["pass_gap_ci"] = percentile_interval(totals[:, 4] / gaps.size, confidence)
     return out
