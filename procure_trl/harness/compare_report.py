@@ -14,7 +14,7 @@ from procure_trl.harness.report import format_p, format_signed, format_value
 if TYPE_CHECKING:
     from procure_trl.harness.compare import Comparison
 
-__all__ = ["comparison_markdown", "write_comparison"]
+__all__ = ["comparison_markdown", "gap_cell", "pass_gap_cell", "write_comparison"]
 
 
 def _with_ci(cell: dict[str, Any] | None, signed: bool = False) -> str:
@@ -28,12 +28,12 @@ def _with_ci(cell: dict[str, Any] | None, signed: bool = False) -> str:
     return text + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed and ci else f" {format_value(ci)}" if ci else "")
 
 
-def _gap(cell: dict[str, Any] | None) -> str:
+def gap_cell(cell: dict[str, Any] | None) -> str:
     """The CCS gap of a run (or a concept of it) with its interval."""
     return format_signed(cell.get("ccs_gap"), cell.get("ccs_gap_ci")) if cell else "n/a"
 
 
-def _pass_gap(cell: dict[str, Any] | None) -> str:
+def pass_gap_cell(cell: dict[str, Any] | None) -> str:
     """The paired pass-rate gap with its interval and sign-flip p-value."""
     if not cell or cell.get("pass_gap") is None:
         return "n/a"
@@ -75,7 +75,8 @@ def comparison_markdown(comparison: "Comparison") -> str:
         cells += [_with_ci(run["ccs"]), str((run["ccs"] or {}).get("rows", 0))]
         cells += [_with_ci(run["ccs_per_concept"].get(c)) for c in concepts]
         dependent = run.get("ccs_dependent")
-        cells += [_gap(run["ccs"]), _pass_gap(run["ccs"]), _dependent_rows(run), _with_ci(dependent), _gap(dependent)]
+        cells += [gap_cell(run["ccs"]), pass_gap_cell(run["ccs"]), _dependent_rows(run), _with_ci(dependent),
+                  gap_cell(dependent)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (about 0 for a "
               "model whose answers do not depend on the concept, whatever its pass rate). Pass gap: mean per-row "
@@ -86,7 +87,7 @@ def comparison_markdown(comparison: "Comparison") -> str:
                   "|---|" + "---|" * len(concepts)]
         for run in comparison.runs:
             cells = [f"`{run['label']}`"]
-            cells += [f"{_gap(run['ccs_per_concept'].get(c))}; {_pass_gap(run['ccs_per_concept'].get(c))}"
+            cells += [f"{gap_cell(run['ccs_per_concept'].get(c))}; {pass_gap_cell(run['ccs_per_concept'].get(c))}"
                       for c in concepts]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"## Paired differences against `{comparison.runs[0]['label']}`", "",
