@@ -31,10 +31,12 @@ TUNED = {**COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2
 def runs(tmp_path_factory):
     """Two real run folders, written by `evaluate_model`: the base model, and the same model with an adapter.
 
-    Made once for the module: the tests only read them."""
+    Made once for the module: the tests only read them. They run in a scratch folder, so the relative adapter
+    path never names a real adapter (a finished README chain leaves one at ./outputs/procure-qlora)."""
     tmp_path = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+        monkeypatch.chdir(tmp_path)
         return _evaluated_runs(tmp_path)
 
 

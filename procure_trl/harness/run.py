@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept, concept_names_in
 from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
@@ -80,7 +80,7 @@ class PromptRow:
     """One (problem, concept) counterfactual row that was cut: the two prompts it is scored on."""
 
     task_id: str
-    concept: Concept
+    concept: AnyConcept
     reference_prompt: str
     counterfactual_prompt: str
     sites: int = 1
@@ -191,7 +191,7 @@ def cut_rows(
 
 
 def row_accounting(
-    given: Sequence[Concept | str], scored: Sequence[Concept | str], skipped: Sequence[dict[str, str]]
+    given: Sequence[AnyConcept | str], scored: Sequence[AnyConcept | str], skipped: Sequence[dict[str, str]]
 ) -> dict[str, dict[str, Any]]:
     """Per concept: counterfactual rows given, scored, and skipped by reason code.
 
@@ -203,11 +203,11 @@ def row_accounting(
         scored: the concept of every row that was cut and scored.
         skipped: the rows that were not scored, each with its ``concept`` and ``reason`` code.
     """
-    given_counts = Counter(Concept.parse(c).value for c in given)
-    scored_counts = Counter(Concept.parse(c).value for c in scored)
+    given_counts = Counter(concept_names_in([c])[0] for c in given)
+    scored_counts = Counter(concept_names_in([c])[0] for c in scored)
     out: dict[str, dict[str, Any]] = {}
-    for concept in Concept:
-        name = concept.value
+    # The concepts present (user-defined ones too), built-in ones first.
+    for name in concept_names_in([*given, *scored, *(s["concept"] for s in skipped)]):
         reasons = Counter(s["reason"] for s in skipped if s["concept"] == name)
         if given_counts[name] or scored_counts[name] or reasons:
             out[name] = {"given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))}
@@ -472,8 +472,10 @@ def evaluate_model(
     completions = _sample(list(dict.fromkeys(prompts)), config, backend)
 
     # Groups of (prompt, tests): the originals, then per concept the reference and the counterfactual sides.
-    concepts_present = [c for c in Concept if any(r.concept is c for r in rows)]
-    index = {c: [i for i, r in enumerate(rows) if r.concept is c] for c in concepts_present}
+    # Every concept of the rows, user-defined ones included (one concept object per name).
+    by_name = {r.concept.value: r.concept for r in rows}
+    concepts_present = [by_name[name] for name in concept_names_in(by_name)]
+    index = {c: [i for i, r in enumerate(rows) if r.concept.value == c.value] for c in concepts_present}
     original_group = [(p.prompt, p.tests) for p in selected]
     side_groups = {
         (c, side): [(getattr(rows[i], f"{side}_prompt"), by_id[rows[i].task_id].tests) for i in index[c]]
