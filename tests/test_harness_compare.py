@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pytest
-from test_harness_run import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, _line
+from harness_rows import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, counterfactual_line
 
 from procure_trl.harness.compare import (
     CompareConfig,
@@ -43,7 +42,7 @@ def runs(tmp_path_factory):
 def _evaluated_runs(tmp_path):
     path = tmp_path / "counterfactuals.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in (
-        _line(SIGN, "if_else_flip", FLIPPED), _line(SIGN, "name_random", RENAMED))))
+        counterfactual_line(SIGN, "if_else_flip", FLIPPED), counterfactual_line(SIGN, "name_random", RENAMED))))
     dirs = []
     for name, adapter, completions in (("base", None, COMPLETIONS), ("tuned", "outputs/procure-qlora", TUNED)):
         config = EvaluationConfig(model="tiny-coder", adapter=adapter, benchmark="toy", counterfactuals=str(path),
