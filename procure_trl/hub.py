@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from procure_trl.errors import UserError
 
-__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub"]
+__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push"]
 
 #: How long a TCP connection to the Hub may take before it counts as unreachable.
 CONNECT_TIMEOUT_S = 2.0
@@ -60,3 +60,21 @@ def require_hub(what: str, fix: str) -> None:
     if reason is not None:
         raise UserError(f"cannot load {what} from the Hugging Face Hub: {reason}; {fix} (or set "
                         "HF_HUB_OFFLINE=1 to use a copy in the Hugging Face cache)")
+
+
+def require_hub_push(repo_id: str) -> None:
+    """Raise a one-line :class:`UserError` when a push to ``repo_id`` cannot succeed: the libraries are offline,
+    no token is configured, or the Hub cannot be reached. Called before the work that ends in the push, so a
+    build does not run for minutes to fail at its last step."""
+    from huggingface_hub import get_token
+
+    variable = offline_variable()
+    if variable is not None:
+        raise UserError(f"cannot push to {repo_id!r}: {variable} is set (offline); unset it, or leave out "
+                        "--push-to-hub and push the folder later")
+    if get_token() is None:
+        raise UserError(f"cannot push to {repo_id!r}: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or leave out "
+                        "--push-to-hub and push the folder later")
