@@ -106,7 +106,9 @@ def test_paper_smoke_writes_one_block_per_model_and_a_column_group_per_benchmark
     assert runs == {(m, v) for m in ("llama-3.1-8b", "codellama-13b") for v in ("untuned", "sft", "procure")}
     text = (out / "experiment.md").read_text()
     assert "### llama-3.1-8b (`meta-llama/Llama-3.1-8B`)" in text and "### codellama-13b" in text
-    assert "HumanEval pass@1 | HumanEval CCS | MBPP pass@1" in text and "CodeContests CCS" in text
+    assert "HumanEval pass@1 | HumanEval CCS | HumanEval ccs_gap | MBPP pass@1" in text
+    assert "CodeContests CCS | CodeContests ccs_gap |" in text
+    assert table["metrics"] == ["pass@1", "ccs", "ccs_gap"]
     assert "| procure − sft | 1 pairs |" in text and "task-clustered bootstrap" in text
 
 
