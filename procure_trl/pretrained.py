@@ -124,9 +124,13 @@ def load_model_and_tokenizer(
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
     prepare: Callable[[Any], None] | None = None,
+    load_in_4bit: bool = False,
 ) -> tuple[Any, Any]:
     """``(model, tokenizer)``: ``model`` (a local folder or Hub id) with ``adapter`` on top when given, in eval mode
     on ``device`` (``None``: CUDA when available, else CPU).
+
+    ``load_in_4bit`` loads the base model with the quantization QLoRA training uses
+    (:func:`procure_trl.qlora.get_quantization_config`, compute in ``dtype``, bfloat16 for ``auto``).
 
     ``prepare`` is called on the base model before the adapter wraps it (e.g. to switch its attention function).
 
@@ -137,10 +141,12 @@ def load_model_and_tokenizer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _check_local_folders(model, adapter)
+    quantized = _quantized_loading(dtype, device) if load_in_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         loaded = AutoModelForCausalLM.from_pretrained(
-            model, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+            model, dtype=quantized.pop("dtype", dtype), attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code, **quantized,
         )
     except (OSError, ValueError) as err:  # not found locally, not on the Hub, offline without a cached copy, bad config
         raise UserError(f"--model {model!r} cannot be loaded: {first_line(err)}; give a local directory with the "
@@ -155,5 +161,27 @@ def load_model_and_tokenizer(
         except (OSError, ValueError) as err:
             raise UserError(f"--adapter {adapter!r} cannot be loaded on {model!r}: {first_line(err)}; give a PEFT "
                             "adapter directory (adapter_config.json + weights) trained on --model") from err
+    if quantized:  # placed by device_map: a quantized model cannot be moved
+        return loaded.eval(), tokenizer
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return loaded.to(device).eval(), tokenizer
+
+
+def _quantized_loading(dtype: str, device: str | None) -> dict[str, Any]:
+    """``from_pretrained`` arguments of a 4-bit base model: QLoRA's quantization, on one device.
+
+    Raises:
+        UserError: bitsandbytes is missing.
+    """
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("--load-in-4bit needs bitsandbytes: pip install bitsandbytes, or drop --load-in-4bit")
+    from procure_trl.qlora import get_quantization_config
+
+    compute = "bfloat16" if dtype in ("auto", None) else dtype
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return {"quantization_config": get_quantization_config(compute), "dtype": getattr(torch, compute),
+            "device_map": {"": device}}

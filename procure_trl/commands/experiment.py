@@ -21,6 +21,7 @@ command exits with status 1 when any failed.
 examples:
   HF_ALLOW_CODE_EVAL=1 procure experiment --config experiments/ablation.yaml --smoke   # tiny model, CPU, minutes
   HF_ALLOW_CODE_EVAL=1 procure experiment --config experiments/lambda_sweep.yaml
+  procure experiment --plan experiments/paper.yaml       # rows per concept and benchmark, detectable differences
 """
 
 
@@ -29,8 +30,12 @@ class ExperimentArguments:
     r"""The options of ``procure experiment``.
 
     Parameters:
-        config (`str`):
+        config (`str`, *optional*):
             The experiment's YAML file, e.g. `experiments/ablation.yaml`.
+        plan (`str`, *optional*):
+            Print the design of this experiment YAML file instead of running it: rows per concept and benchmark
+            of its eval split (the dataset is built first when the experiment builds it) and the smallest pass@1
+            and CCS differences it detects with 80 % power.
         smoke (`bool`, defaults to `False`):
             Run the experiment's smoke version: a tiny local model, a few steps and a few problems, into
             `<output_dir>-smoke` (a check of the whole pipeline on a CPU in minutes, not a result).
@@ -38,8 +43,11 @@ class ExperimentArguments:
             Replaces the YAML file's `output_dir`.
     """
 
-    config: str = field(metadata={"help": "the experiment's YAML file, or the name of a shipped one (ablation, "
-                                          "lambda_sweep, generalization, ...)"})
+    config: str | None = field(default=None, metadata={
+        "help": "the experiment's YAML file, or the name of a shipped one (ablation, lambda_sweep, paper, ...)"})
+    plan: str | None = field(default=None, metadata={
+        "help": "print the design of this experiment (rows per concept and benchmark of its eval split, smallest "
+                "differences detected with 80 %% power) instead of running it"})
     smoke: bool = field(
         default=False,
         metadata={"help": "tiny local model, few steps, few problems, into OUTPUT-smoke: checks the whole pipeline "
@@ -59,12 +67,21 @@ def run(args: argparse.Namespace) -> int:
 
     from procure_trl.experiments import load_experiment, run_experiment
 
+    from procure_trl.errors import UserError
+
     options = ExperimentArguments(**config_kwargs(ExperimentArguments, args))
-    experiment = load_experiment(resolve_config("experiments", options.config))
+    if (options.config is None) == (options.plan is None):
+        raise UserError("give --config FILE to run an experiment, or --plan FILE to print its design (one of them)")
+    experiment = load_experiment(resolve_config("experiments", options.config or options.plan))
     if options.output_dir:
         experiment = dataclasses.replace(experiment, output_dir=options.output_dir)
     if options.smoke:
         experiment = experiment.smoke_version()
+    if options.plan:
+        from procure_trl.experiments.design import plan_experiment, plan_markdown
+
+        print(plan_markdown(plan_experiment(experiment)), end="")
+        return 0
     result = run_experiment(experiment, smoke=options.smoke)
     with open(result.files["table"], encoding="utf-8") as handle:
         print(handle.read())

@@ -59,6 +59,7 @@ SMOKE_EVALUATION: dict[str, Any] = {
     "num_workers": 2,
     "backend": "transformers",
     "dtype": "float32",
+    "load_in_4bit": False,
 }
 SMOKE_BUILD: dict[str, Any] = {"limit": 10}
 
@@ -131,6 +132,9 @@ class VariantConfig:
             Name of the entry of `datasets` trained on; `None`: the experiment's `train_dataset`.
         eval_dataset (`str`, *optional*):
             Name of the entry of `datasets` evaluated on; `None`: the experiment's `eval_dataset`.
+        untuned (`bool`, defaults to `False`):
+            Train nothing: evaluate the base model (`model_name_or_path`) as it is, once per seed, on the same
+            split as the others (the row that shows what fine-tuning adds at all). It takes no `training` fields.
     """
 
     name: str = field(metadata={"help": "short name of the variant (its folder under OUTPUT/runs)"})
@@ -143,9 +147,15 @@ class VariantConfig:
     )
     train_dataset: str | None = field(default=None, metadata={"help": "entry of datasets trained on"})
     eval_dataset: str | None = field(default=None, metadata={"help": "entry of datasets evaluated on"})
+    untuned: bool = field(default=False, metadata={"help": "evaluate the base model untrained (no training fields)"})
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
+        if not isinstance(self.untuned, bool):
+            raise UserError(f"{where}: untuned must be true or false, got {self.untuned!r}")
+        if self.untuned and self.training:
+            raise UserError(f"{where} is untuned (trains nothing) but sets training fields "
+                            f"({', '.join(map(str, self.training))}); remove them")
         if not self.name or not str(self.name).replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise UserError(f"{where}: a variant name is letters, digits, '-', '_' or '.' (it names a folder)")
         self.training = _mapping(self.training, f"{where} training")
@@ -170,12 +180,16 @@ class SmokeConfig:
             benchmark); the smoke datasets go to `OUTPUT/datasets/<name>`.
         seeds (`list[int]`, *optional*):
             Seeds of the smoke run; `None`: the experiment's first seed only.
+        models (`list[str]`, *optional*):
+            Entries of the experiment's `models` the smoke run keeps (each gets a tiny random model of its own);
+            `None`: every entry.
     """
 
     training: dict[str, Any] = field(default_factory=dict, metadata={"help": "recipe fields set by --smoke"})
     evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "evaluation fields set by --smoke"})
     build: dict[str, Any] = field(default_factory=dict, metadata={"help": "procure build fields set by --smoke"})
     seeds: list[int] | None = field(default=None, metadata={"help": "smoke seeds (default: the first seed)"})
+    models: list[str] | None = field(default=None, metadata={"help": "entries of models kept (default: all)"})
 
     def __post_init__(self) -> None:
         self.training = {**SMOKE_TRAINING, **_mapping(self.training, "smoke training")}
@@ -201,6 +215,7 @@ class RunPlan:
         evaluation: the evaluation fields of this run, except model, adapter, dataset, split and output folder.
         settings: the values the run trains with of the fields some variant sets, defaults included (filled when
             the recipe is parsed; the table shows them).
+        model: the entry of the experiment's ``models`` this run fine-tunes (``None`` without ``models``).
     """
 
     variant: VariantConfig
@@ -211,10 +226,11 @@ class RunPlan:
     training: dict[str, Any]
     evaluation: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.variant.name}/seed-{self.seed}"
+        return f"{self.model + '/' if self.model else ''}{self.variant.name}/seed-{self.seed}"
 
     @property
     def train_dir(self) -> str:
@@ -225,9 +241,14 @@ class RunPlan:
         return os.path.join(self.run_dir, "evaluation")
 
     @property
+    def untuned(self) -> bool:
+        """The base model evaluated as it is: no training."""
+        return self.variant.untuned
+
+    @property
     def uses_adapter(self) -> bool:
         """LoRA training saves an adapter, evaluated on top of the base model; full fine-tuning saves a model."""
-        return bool(self.training.get("use_peft") or self.training.get("load_in_4bit"))
+        return not self.untuned and bool(self.training.get("use_peft") or self.training.get("load_in_4bit"))
 
     def recipe(self, dataset_path: str, train_split: str) -> dict[str, Any]:
         """The ``procure train`` recipe of this run (written to ``run_dir/recipe.yaml``)."""
@@ -237,7 +258,10 @@ class RunPlan:
     def evaluation_kwargs(self, dataset_path: str, eval_split: str) -> dict[str, Any]:
         """Keyword arguments of this run's :class:`~procure_trl.harness.config.EvaluationConfig`."""
         model = self.training["model_name_or_path"]
-        trained = {"model": model, "adapter": self.train_dir} if self.uses_adapter else {"model": self.train_dir}
+        if self.untuned:
+            trained = {"model": model}
+        else:
+            trained = {"model": model, "adapter": self.train_dir} if self.uses_adapter else {"model": self.train_dir}
         return {**self.evaluation, **trained, "dataset": dataset_path, "split": eval_split,
                 "output_dir": self.evaluation_dir}
 
@@ -273,7 +297,14 @@ class ExperimentConfig:
         evaluation (`dict[str, Any]`, *optional*):
             `procure evaluate` fields shared by every variant (e.g. `n`, `k`, `temperature`).
         variants (`list[VariantConfig]`):
-            The variants, in table order; the first is the baseline of the paired differences.
+            The variants, in table order.
+        baseline (`str`, *optional*):
+            The variant every other variant is compared with: variant seed `s` against the baseline's seed `s`
+            of the same model, on the same tasks; `None`: the first variant.
+        models (`dict[str, str]`, *optional*):
+            Named base models (name: Hub id or folder). Every variant x seed runs once per model (runs go to
+            `OUTPUT/runs/<model>/<variant>/seed-<seed>`) and the table has one block per model; `None`: the one
+            `model_name_or_path` of `training`.
         sweep (`str`, *optional*):
             A recipe field the variants vary (e.g. `concept_loss_weight`): the plots put its value on the x axis.
         smoke (`SmokeConfig`, *optional*):
@@ -281,7 +312,10 @@ class ExperimentConfig:
     """
 
     datasets: dict[str, Any] = field(metadata={"help": "named datasets: an existing one or procure build fields"})
-    variants: list[VariantConfig] = field(metadata={"help": "the training variants, baseline first"})
+    variants: list[VariantConfig] = field(metadata={"help": "the training variants, in table order"})
+    baseline: str | None = field(default=None, metadata={"help": "variant the others are compared with (default: "
+                                                                  "the first)"})
+    models: dict[str, str] | None = field(default=None, metadata={"help": "named base models: one block each"})
     name: str | None = field(default=None, metadata={"help": "name of the experiment (default: the file name)"})
     description: str = field(default="", metadata={"help": "what the experiment asks"})
     output_dir: str = field(
@@ -331,10 +365,34 @@ class ExperimentConfig:
                                     f"{did_you_mean(str(chosen), self.datasets)} (names: {', '.join(self.datasets)})")
         if self.sweep is not None:
             _check_training_keys({self.sweep: None}, "sweep")
+        self._check_baseline_and_models(names)
+        if self.models:
+            return
         if "model_name_or_path" not in self.training and not all(
             "model_name_or_path" in v.training for v in self.variants
         ):
             raise UserError("training sets no model_name_or_path: name the model every variant fine-tunes")
+
+    def _check_baseline_and_models(self, names: list[str]) -> None:
+        self.baseline = self.baseline or names[0]
+        if self.baseline not in names:
+            raise UserError(f"baseline {self.baseline!r} is not a variant{did_you_mean(str(self.baseline), names)} "
+                            f"(variants: {', '.join(names)})")
+        if self.models is None:
+            return
+        self.models = _mapping(self.models, "models")
+        if not self.models or not all(isinstance(v, str) and v for v in self.models.values()):
+            raise UserError("models: give name: Hub id (or folder) lines, e.g. {llama: meta-llama/Llama-3.1-8B}")
+        for name in self.models:
+            if not str(name).replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise UserError(f"models: {name!r} names a folder: use letters, digits, '-', '_' or '.'")
+        set_model = [v.name for v in self.variants if "model_name_or_path" in v.training]
+        if "model_name_or_path" in self.training or set_model:
+            raise UserError(f"{'variant ' + repr(set_model[0]) if set_model else 'training'} sets model_name_or_path"
+                            " although models names the base models: remove it (each run takes its model's)")
+        for name in self.smoke.models or []:
+            if name not in self.models:
+                raise UserError(f"smoke models: {name!r} is not in models{did_you_mean(str(name), self.models)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "experiment") -> "ExperimentConfig":
@@ -374,15 +432,18 @@ class ExperimentConfig:
             if isinstance(spec, Mapping) else spec
             for name, spec in self.datasets.items()
         }
+        models = ({name: self.models[name] for name in (self.smoke.models or self.models)}
+                  if self.models else None)
         return dataclasses.replace(
             self,
             output_dir=output_dir,
+            models=models,
             datasets=datasets,
             seeds=list(self.smoke.seeds or self.seeds[:1]),
             training={**self.training, **self.smoke.training},
             evaluation={**self.evaluation, **self.smoke.evaluation},
             variants=[
-                dataclasses.replace(v, training={**v.training, **self.smoke.training},
+                dataclasses.replace(v, training={} if v.untuned else {**v.training, **self.smoke.training},
                                     evaluation={**v.evaluation, **self.smoke.evaluation})
                 for v in self.variants
             ],
@@ -396,19 +457,25 @@ class ExperimentConfig:
         return str(spec.get("output_dir") or os.path.join(self.output_dir, "datasets", name))
 
     def runs(self) -> list[RunPlan]:
-        """Every (variant, seed) run, variants in order, seeds in order within a variant."""
+        """Every (model, variant, seed) run: models in order, then variants, then seeds."""
         plans = []
-        for variant in self.variants:
-            for seed in self.seeds:
-                plans.append(RunPlan(
-                    variant=variant,
-                    seed=seed,
-                    run_dir=os.path.join(self.output_dir, "runs", variant.name, f"seed-{seed}"),
-                    train_dataset=variant.train_dataset or str(self.train_dataset),
-                    eval_dataset=variant.eval_dataset or str(self.eval_dataset),
-                    training={**self.training, **variant.training},
-                    evaluation={**self.evaluation, **variant.evaluation},
-                ))
+        models: dict[str | None, dict[str, Any]] = (
+            {name: {"model_name_or_path": hub_id} for name, hub_id in self.models.items()} if self.models
+            else {None: {}})
+        for model, model_training in models.items():
+            for variant in self.variants:
+                for seed in self.seeds:
+                    plans.append(RunPlan(
+                        variant=variant,
+                        seed=seed,
+                        run_dir=os.path.join(self.output_dir, "runs", *([model] if model else []), variant.name,
+                                             f"seed-{seed}"),
+                        train_dataset=variant.train_dataset or str(self.train_dataset),
+                        eval_dataset=variant.eval_dataset or str(self.eval_dataset),
+                        training={**self.training, **model_training, **variant.training},
+                        evaluation={**self.evaluation, **variant.evaluation},
+                        model=model,
+                    ))
         return plans
 
 

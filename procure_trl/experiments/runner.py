@@ -146,16 +146,21 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
     return paths
 
 
-def _smoke_model(config: ExperimentConfig) -> dict[str, Any]:
-    """Under ``--smoke`` without a model of its own: a tiny random Llama saved in ``OUTPUT/tiny-model``."""
+def _smoke_model(config: ExperimentConfig) -> dict[str | None, dict[str, Any]]:
+    """Under ``--smoke`` without a model of its own: a tiny random Llama saved in ``OUTPUT/tiny-model``, one per
+    entry of ``models`` (``OUTPUT/tiny-model-<name>``, each from its own seed: different models)."""
     if "model_name_or_path" in config.smoke.training:
         return {}
     from procure_trl.testing_utils import save_tiny_model
 
-    folder = os.path.join(config.output_dir, "tiny-model")
-    if not saved_weights(folder):  # made once: the finished runs of a rerun keep their base model
-        save_tiny_model(folder)
-    return {"model_name_or_path": folder}
+    names: list[str | None] = list(config.models) if config.models else [None]
+    extra: dict[str | None, dict[str, Any]] = {}
+    for index, name in enumerate(names):
+        folder = os.path.join(config.output_dir, "tiny-model" + (f"-{name}" if name else ""))
+        if not saved_weights(folder):  # made once: the finished runs of a rerun keep their base model
+            save_tiny_model(folder, seed=index)
+        extra[name] = {"model_name_or_path": folder}
+    return extra
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,7 +272,7 @@ def _training_changed(previous: Mapping[str, Any], recipe: Mapping[str, Any]) ->
 
 
 def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -> RunOutcome:
-    """Train (unless finished) and evaluate (unless finished with these settings) one run."""
+    """Train (unless finished, or untuned) and evaluate (unless finished with these settings) one run."""
     status_path = os.path.join(plan.run_dir, "status.json")
     status = _read_json(status_path) or {"variant": plan.variant.name, "seed": plan.seed}
 
@@ -276,7 +281,9 @@ def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -
 
     previous = status.get("train") or {}
     trained = evaluated = False
-    if previous.get("state") == "done" and saved_weights(plan.train_dir):
+    if plan.untuned:  # the base model as it is: nothing to train
+        status["train"] = {"state": "untuned"}
+    elif previous.get("state") == "done" and saved_weights(plan.train_dir):
         if previous.get("fingerprint") != _canonical(recipe):
             return RunOutcome(plan, "failed", status=status, error=(
                 f"{plan.train_dir} was trained with other settings ({_training_changed(previous, recipe)}); "
@@ -326,7 +333,8 @@ def _one_line(err: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_training: Mapping[str, Any]):
+def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
+              extra_training: Mapping[str | None, Mapping[str, Any]]):
     """Every run's recipe and evaluation settings; each recipe parsed now, so a bad value stops the experiment
     before the first training instead of after it."""
     import tempfile
@@ -340,7 +348,7 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_train
                                 *(key for plan in plans for key in plan.variant.training)]))
     with tempfile.TemporaryDirectory(prefix="procure-experiment-") as scratch:
         for plan in plans:
-            plan.training.update(extra_training)
+            plan.training.update(extra_training.get(plan.model, {}))
             recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
             evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
             check_path = os.path.join(scratch, plan.variant.name, f"seed-{plan.seed}.yaml")
@@ -349,8 +357,10 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_train
                 parsed = parse_recipe(check_path, [])
             except UserError as err:  # name the variant, not the scratch file
                 raise UserError(str(err).replace(check_path, f"variant {plan.variant.name!r}")) from err
-            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1)
-            plan.settings = {key: next(getattr(args, key) for args in parsed if hasattr(args, key)) for key in shown}
+            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1);
+            # an untuned run trains with nothing
+            plan.settings = {key: None if plan.untuned else next(getattr(args, key) for args in parsed
+                                                                   if hasattr(args, key)) for key in shown}
             try:
                 EvaluationConfig(**evaluation)
             except (TypeError, ValueError) as err:

@@ -84,7 +84,8 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
     lines += [
         f"Trained on the `{config.train_split}` split, evaluated on the `{config.eval_split}` split (held-out "
         "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure compare` "
-        "(bootstrap). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
+        "(bootstrap over the run's own problems and rows; the main table below pairs the seeds and clusters by "
+        "task). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
         "the pass rate); pass gap: mean per-row pass rate, counterfactual minus reference, with the sign-flip "
         "test's p.",
         "",
@@ -132,11 +133,13 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
     config = result.config
     groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
     for row, outcome in zip(rows, result.outcomes):
-        if row["evaluation_dir"]:
-            groups.setdefault(outcome.plan.eval_dataset, []).append((row, outcome.plan))
-    several = len({o.plan.eval_dataset for o in result.outcomes}) > 1
+        if row["evaluation_dir"]:  # runs of one model on one dataset; the baseline's runs first
+            key = "/".join(filter(None, [outcome.plan.model, outcome.plan.eval_dataset]))
+            groups.setdefault(key, []).append((row, outcome.plan))
+    several = len(groups) > 1
     comparisons = {}
     for name, members in groups.items():
+        members.sort(key=lambda member: member[1].variant.name != config.baseline)
         if len(members) < 2:
             continue
         settings = members[0][1].evaluation  # the same bootstrap as the evaluations
@@ -161,7 +164,7 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
 def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
     from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
-    from procure_trl.harness.compare_report import comparison_markdown
+    from procure_trl.experiments.paired import main_table, main_table_json, main_table_markdown
 
     out = result.config.output_dir
     os.makedirs(out, exist_ok=True)
@@ -178,15 +181,22 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
         files["loss_plot"] = plot_training_loss(
             rows, os.path.join(out, "training_loss.png"), title=f"{result.config.name}: training loss")
     text = experiment_markdown(result, rows, fields)
+    main = main_table(result, **{key: value for key, value in _bootstrap_settings(result).items()})
+    text += "\n" + main_table_markdown(main)
     for name, comparison in comparisons.items():
-        title = "Comparison" + (f" on {name}" if len(comparisons) > 1 else "")
-        body = comparison_markdown(comparison).replace("# Comparison of evaluation runs", f"## {title}", 1)
-        text += "\n" + body.replace("\n## Paired", "\n### Paired")
+        # procure compare's per-run figures; its paired differences (rows resampled, one seed pair) stay in
+        # comparison.md: the main table's pairs are seed by seed with task-clustered intervals
         for key, path in comparison.files.items():
             files[f"comparison_{name}_{key}" if len(comparisons) > 1 else f"comparison_{key}"] = path
     with open(files["table"], "w", encoding="utf-8") as handle:
         handle.write(text)
     with open(files["report"], "w", encoding="utf-8") as handle:
         json.dump({"name": result.config.name, "output_dir": out, "varying": fields, "runs": rows,
-                   "files": files}, handle, indent=2, default=str)
+                   "main_table": main_table_json(main), "files": files}, handle, indent=2, default=str)
     return files
+
+
+def _bootstrap_settings(result: "ExperimentResult") -> dict[str, Any]:
+    """The evaluations' confidence and resamples, for the main table's intervals."""
+    settings = {**result.config.evaluation}
+    return {key: settings[key] for key in ("confidence", "n_bootstrap") if key in settings}

@@ -288,7 +288,7 @@ class TransformersBackend:
 
         model, tokenizer = load_model_and_tokenizer(
             config.model, config.adapter, dtype=config.dtype, device=config.device,
-            trust_remote_code=config.trust_remote_code,
+            trust_remote_code=config.trust_remote_code, load_in_4bit=config.load_in_4bit,
         )
         return cls(model, tokenizer, config)
 
@@ -388,7 +388,8 @@ def _vllm_usable() -> bool:
 
 
 def build_backend(config: EvaluationConfig) -> GenerationBackend:
-    """The backend ``config.backend`` names (``auto``: vLLM when installed with a GPU, else transformers)."""
-    if config.backend == "vllm" or (config.backend == "auto" and _vllm_usable()):
+    """The backend ``config.backend`` names (``auto``: vLLM when installed with a GPU, else transformers;
+    transformers with ``load_in_4bit``)."""
+    if config.backend == "vllm" or (config.backend == "auto" and not config.load_in_4bit and _vllm_usable()):
         return VLLMBackend(config)
     return TransformersBackend.from_pretrained(config)
