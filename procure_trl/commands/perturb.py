@@ -114,7 +114,7 @@ def _run_dataset(args) -> int:
     return 0
 
 
-def _load(args) -> list:
+def _load(args, max_program_kb: int | None = None) -> list:
     from procure_trl.problems import load_problems, read_jsonl
 
     if bool(args.input) == bool(args.benchmark):
@@ -122,7 +122,7 @@ def _load(args) -> list:
     if args.input:
         if args.split:
             raise UserError("--split applies to --benchmark only")
-        problems = read_jsonl(args.input)
+        problems = read_jsonl(args.input, max_program_kb=max_program_kb)  # a huge program is not even parsed
     else:
         problems = load_problems(args.benchmark, split=args.split)
     if args.limit is not None and args.limit < 1:
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
         concepts = list(config.concepts)
     try:
-        problems = _load(args)
+        problems = _load(args, config.max_source_kb if config is not None else None)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise UserError(str(err)) from err
     total = len(problems) * len(concepts)
