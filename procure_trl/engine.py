@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -276,6 +277,7 @@ def generate_to_jsonl(
     resume: bool = False,
     overwrite: bool = False,
     validator=None,
+    inputs: dict | None = None,
 ) -> list[CounterfactualRecord]:
     """:func:`generate_counterfactuals`, appending each problem's lines to ``path`` as soon as they are decided.
 
@@ -289,16 +291,40 @@ def generate_to_jsonl(
         resume: keep the problems already done in ``path`` and add the others.
         overwrite: replace an existing ``path`` (without ``resume`` or ``overwrite`` it is refused).
         validator: a :class:`~procure_trl.validation.Validator` to share.
+        inputs: where the problems came from (e.g. ``{"input": ..., "limit": ...}``), recorded with the run's
+            settings (:func:`run_settings`); ``resume`` refuses a file made with other settings.
 
     Returns:
         Every line of the finished file, in its order.
     """
     config = config or GenerationConfig()
     order = pair_order(problems, config.concepts)
-    with RecordWriter(path, resume=resume, overwrite=overwrite, generator="rule") as writer:
+    settings = {**(inputs or {}), **run_settings(problems, config)}
+    with RecordWriter(path, resume=resume, overwrite=overwrite, generator="rule", settings=settings) as writer:
         done = writer.keep_whole_problems(order)
         _run([p for p in problems if row_id(p) not in done], config, validator, writer.write_many)
         return writer.finish(order)
+
+
+def _fingerprint(value) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def run_settings(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig) -> dict:
+    """What decides the lines of a run (recorded beside its output; ``--resume`` continues a run only when these
+    match): a fingerprint of the problems, and the generator settings that change rows (not workers, timeouts,
+    progress or the per-problem bounds: bad-input rows are redone on resume anyway)."""
+    rows = [p.to_dict() if isinstance(p, Problem) else [p.where, p.reason] for p in problems]
+    rules = None
+    if config.concept_rules:
+        try:
+            with open(config.concept_rules, "rb") as handle:
+                rules = "sha256:" + hashlib.sha256(handle.read()).hexdigest()[:16]
+        except OSError:
+            rules = str(config.concept_rules)
+    return {"problems": f"{len(rows)} ({_fingerprint(rows)})", "generator": "rule", "seed": config.seed,
+            "concepts": [Concept.parse(c).value for c in config.concepts], "concept_rules": rules,
+            "sites": config.sites, "variants": config.variants, "validate": config.validate}
 
 
 def _run(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator,

@@ -186,11 +186,20 @@ def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -
     from procure_trl.engine import format_summary_table, generate_to_jsonl
 
     try:
-        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite)
+        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,
+                                    inputs=_inputs(args))
     except (ValueError, OSError) as err:  # e.g. --resume on another generator's file, a corrupt line
         raise UserError(str(err)) from err
     print(format_summary_table(records))
     return report_run(records, args.output, output.strict)
+
+
+def _inputs(args: argparse.Namespace) -> dict:
+    """Where the problems came from, as recorded with the run (the file's own fingerprint is the engine's)."""
+    import os
+
+    source = os.path.abspath(args.input) if args.input else args.benchmark
+    return {"input": source, "split": args.split, "limit": args.limit}
 
 
 def report_run(records: list, path: str, strict: bool) -> int:
