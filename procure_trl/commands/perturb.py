@@ -8,13 +8,12 @@ input rows, and turns ^C / SIGTERM into one line and exit status 130.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
+from procure_trl.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -172,14 +171,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from err
     total = len(problems) * len(concepts)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             if config is None:
                 return int(llm_cli.run(args, problems, concepts, output) or 0)
             return _run_rule_engine(args, problems, output, config)
     except KeyboardInterrupt:
         print(f"interrupted: {_lines_written(args.output)} of {total} pairs written; rerun with --resume",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
 
 
 def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
@@ -224,20 +223,3 @@ def _lines_written(path: str) -> int:
         return len(read_records(path, allow_empty=True, torn_tail=True))
     except (OSError, ValueError):
         return 0
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops the run as ^C does: the lines written stay, worker processes are closed, exit 130."""
-
-    def interrupt(signum, frame):
-        if callable(signal.getsignal(signal.SIGINT)):
-            signal.raise_signal(signal.SIGINT)  # the SIGINT handler in force (asyncio's cancels the LLM run)
-        else:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
