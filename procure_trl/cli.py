@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from procure_trl.commands.options import CommandParser
 from procure_trl.errors import UserError
+from procure_trl.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
@@ -79,10 +80,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug: bool = False) -> int:
-    """Call ``function``; a :class:`UserError` becomes one line on stderr and exit code 2 (unless ``debug``)."""
+def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug: bool = False,
+                         interrupted: Callable[[BaseException], str] | None = None) -> int:
+    """Call ``function``; a :class:`UserError` becomes one line on stderr and exit code 2 (unless ``debug``).
+
+    ^C or SIGTERM (:func:`~procure_trl.interrupts.sigterm_as_interrupt`) becomes one line, ``interrupted: ``
+    followed by what ``interrupted(error)`` says was kept and how to continue, and exit code 130.
+    """
     try:
-        return int(function() or 0)
+        with sigterm_as_interrupt():
+            return int(function() or 0)
+    except KeyboardInterrupt as err:
+        if debug or os.environ.get("PROCURE_DEBUG", "") not in ("", "0"):
+            raise
+        hint = interrupted(err) if interrupted is not None else ""
+        print(f"{prog}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return INTERRUPTED_EXIT
     except UserError as err:
         if debug or os.environ.get("PROCURE_DEBUG", "") not in ("", "0"):
             raise
@@ -93,9 +106,10 @@ def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    return run_reporting_errors(
-        f"procure {args.command}", lambda: _command_module(args.command).run(args), debug=args.debug
-    )
+    module = _command_module(args.command)
+    hint = getattr(module, "interrupted_hint", None)
+    return run_reporting_errors(f"procure {args.command}", lambda: module.run(args), debug=args.debug,
+                                interrupted=(lambda err: hint(args, err)) if hint else None)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -66,6 +67,15 @@ class GenerationConfig:
             Up to this many distinct counterfactuals per (problem, concept): seeds are drawn until
             ``variants`` different programs came out (at most ``VARIANT_ATTEMPTS * variants`` draws),
             and each is validated. Rows carry their ``variant`` number when ``variants > 1``.
+        max_source_kb (`int`, defaults to `200`):
+            Largest program (prompt + solution, in kB of UTF-8) that is analysed; a bigger one becomes a bad
+            input row (stage ``input``) and the run goes on. Every HumanEval and MBPP program is under 5 kB.
+        analysis_timeout (`float`, defaults to `10.0`):
+            Seconds allowed for the analyses of one problem (every concept and variant together); past it the
+            problem becomes a bad input row. The analyses run in a worker process, which is then replaced.
+        analysis_memory_mb (`int`, defaults to `1024`):
+            Address space (MiB) of that worker process; an analysis that needs more makes its problem a bad
+            input row. 0: no limit.
     """
 
     concepts: Sequence[AnyConcept] | None = field(
@@ -113,6 +123,22 @@ class GenerationConfig:
                           "validated; rows then carry a 'variant' number"},
     )
 
+    max_source_kb: int = field(
+        default=200,
+        metadata={"help": "largest program (prompt + solution, kB) that is analysed; a bigger one becomes a bad "
+                          "input row and the run goes on"},
+    )
+    analysis_timeout: float = field(
+        default=10.0,
+        metadata={"help": "seconds allowed for the analyses of one problem (all its concepts and variants); past "
+                          "it the problem becomes a bad input row"},
+    )
+    analysis_memory_mb: int = field(
+        default=1024,
+        metadata={"help": "memory (MiB of address space) of the process that analyses the programs; a problem "
+                          "whose analysis needs more becomes a bad input row (0: no limit)"},
+    )
+
     def __post_init__(self) -> None:
         rule_concepts: list[AnyConcept] = []
         if self.concept_rules:
@@ -134,6 +160,12 @@ class GenerationConfig:
             raise UserError(f"variants (--variants) must be >= 1, got {self.variants}")
         if not self.timeout > 0:
             raise UserError(f"timeout (--timeout) must be > 0 seconds, got {self.timeout}")
+        if self.max_source_kb < 1:
+            raise UserError(f"max_source_kb (--max-source-kb) must be >= 1, got {self.max_source_kb}")
+        if not self.analysis_timeout > 0:
+            raise UserError(f"analysis_timeout (--analysis-timeout) must be > 0 seconds, got {self.analysis_timeout}")
+        if self.analysis_memory_mb < 0:
+            raise UserError(f"analysis_memory_mb (--analysis-memory-mb) must be >= 0, got {self.analysis_memory_mb}")
 
 
 #: draws per wanted variant before giving up on finding more distinct counterfactuals
@@ -247,6 +279,7 @@ def generate_to_jsonl(
     resume: bool = False,
     overwrite: bool = False,
     validator=None,
+    inputs: dict | None = None,
 ) -> list[CounterfactualRecord]:
     """:func:`generate_counterfactuals`, appending each problem's lines to ``path`` as soon as they are decided.
 
@@ -260,16 +293,40 @@ def generate_to_jsonl(
         resume: keep the problems already done in ``path`` and add the others.
         overwrite: replace an existing ``path`` (without ``resume`` or ``overwrite`` it is refused).
         validator: a :class:`~procure_trl.validation.Validator` to share.
+        inputs: where the problems came from (e.g. ``{"input": ..., "limit": ...}``), recorded with the run's
+            settings (:func:`run_settings`); ``resume`` refuses a file made with other settings.
 
     Returns:
         Every line of the finished file, in its order.
     """
     config = config or GenerationConfig()
     order = pair_order(problems, config.concepts)
-    with RecordWriter(path, resume=resume, overwrite=overwrite, generator="rule") as writer:
+    settings = {**(inputs or {}), **run_settings(problems, config)}
+    with RecordWriter(path, resume=resume, overwrite=overwrite, generator="rule", settings=settings) as writer:
         done = writer.keep_whole_problems(order)
         _run([p for p in problems if row_id(p) not in done], config, validator, writer.write_many)
         return writer.finish(order)
+
+
+def _fingerprint(value) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def run_settings(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig) -> dict:
+    """What decides the lines of a run (recorded beside its output; ``--resume`` continues a run only when these
+    match): a fingerprint of the problems, and the generator settings that change rows (not workers, timeouts,
+    progress or the per-problem bounds: bad-input rows are redone on resume anyway)."""
+    rows = [p.to_dict() if isinstance(p, Problem) else [p.where, p.reason] for p in problems]
+    rules = None
+    if config.concept_rules:
+        try:
+            with open(config.concept_rules, "rb") as handle:
+                rules = "sha256:" + hashlib.sha256(handle.read()).hexdigest()[:16]
+        except OSError:
+            rules = str(config.concept_rules)
+    return {"problems": f"{len(rows)} ({_fingerprint(rows)})", "generator": "rule", "seed": config.seed,
+            "concepts": [Concept.parse(c).value for c in config.concepts], "concept_rules": rules,
+            "sites": config.sites, "variants": config.variants, "validate": config.validate}
 
 
 def _run(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator,
@@ -295,33 +352,57 @@ def _run(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig,
             validator.close()  # also on KeyboardInterrupt: no worker process is left behind
 
 
+def _over_size(problem: Problem, config: GenerationConfig) -> InvalidProblem | None:
+    """The bad input row of a program over ``config.max_source_kb`` (checked before anything analyses it)."""
+    from procure_trl.problems import oversize_reason
+
+    reason = oversize_reason(problem.program, config.max_source_kb, problem.task_id)
+    return None if reason is None else InvalidProblem(problem.task_id, problem.task_id, reason, problem.program)
+
+
+def _over_limit(problem: Problem, reason: str) -> InvalidProblem:
+    """The bad input row of a problem whose analysis passed a bound."""
+    flag = "--analysis-timeout" if "longer than" in reason else "--analysis-memory-mb"
+    return InvalidProblem(problem.task_id, problem.task_id,
+                          f"{problem.task_id}: {reason} (limit: {flag}); shorten the program or raise the limit",
+                          problem.program)
+
+
 def _decide(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator) -> list[CounterfactualRecord]:
-    """The lines of ``problems``: perturb every (problem, concept), then validate the candidates in one batch."""
-    from procure_trl.perturbations import InvalidProgramError
+    """The lines of ``problems``: perturb every (problem, concept) in the bounded worker
+    (:mod:`procure_trl.perturbations.bounded`), then validate the candidates in one batch."""
+    from procure_trl.perturbations.bounded import OverLimit, shared_perturber
     from procure_trl.validation import Candidate
 
     concepts = [Concept.parse(c) for c in config.concepts]
+    perturber = shared_perturber(config.analysis_memory_mb)
     slots: list[CounterfactualRecord] = []
     candidates: list[Candidate] = []
     candidate_slots: list[int] = []
     for problem in problems:
+        if isinstance(problem, Problem):
+            problem = _over_size(problem, config) or problem
         if isinstance(problem, InvalidProblem):
             slots.extend(invalid_records(problem, concepts))
             continue
-        keep = protected_names(problem)
-        for concept in concepts:
-            original = problem.program
-            line = partial(CounterfactualRecord, problem.task_id, concept, original=original)
-            try:
-                results = perturb_variants(original, problem.task_id, concept, config, keep)
-            except InvalidProgramError as err:
-                slots.append(line(REJECTED, f"invalid input: {err} (task {problem.task_id}: fix its prompt/solution)",
-                                  stage=Stage.INPUT))
+        job = {"source": problem.program, "task_id": problem.task_id, "concepts": concepts, "config": config,
+               "protected": protected_names(problem)}
+        try:
+            outcomes = perturber.run(job, config.analysis_timeout)
+        except OverLimit as err:
+            slots.extend(invalid_records(_over_limit(problem, str(err)), concepts))
+            continue
+        for concept, outcome in zip(concepts, outcomes):
+            line = partial(CounterfactualRecord, problem.task_id, concept, original=problem.program)
+            if outcome.error == "invalid":
+                slots.append(line(REJECTED, f"invalid input: {outcome.message} (task {problem.task_id}: fix its "
+                                            "prompt/solution)", stage=Stage.INPUT))
                 continue
-            except Exception as err:  # a bug in one perturbation must not cost the rest of the batch
-                slots.append(line(REJECTED, f"the {concept} perturbation crashed: {type(err).__name__}: {err}",
+            if outcome.error == "crash":
+                slots.append(line(REJECTED, f"the {concept} perturbation crashed: {outcome.message}",
                                   stage=Stage.PERTURBATION))
                 continue
+            results = outcome.results
             if not results[0].applied:
                 slots.append(line(NOT_APPLICABLE, results[0].reason, stage=Stage.PERTURBATION))
                 continue

@@ -109,23 +109,49 @@ def _check_parses(problem: Problem, where: str) -> None:
                          "fix the row's prompt or solution") from None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
+def oversize_reason(program: str, max_kb: int | None, where: str) -> str | None:
+    """Why ``program`` is too big to analyse (over ``max_kb`` kB of UTF-8), naming ``where`` and the fix; None when
+    it is not (or ``max_kb`` is None)."""
+    if max_kb is None or len(program) <= max_kb * 250:  # (4 bytes a character at most: surely small enough)
+        return None
+    size = len(program.encode("utf-8", "surrogatepass"))
+    if size <= max_kb * 1000:
+        return None
+    return (f"{where}: the program is {size / 1000:,.0f} kB, over the {max_kb} kB limit on one program "
+            "(--max-source-kb); shorten it or raise the limit")
+
+
+def _decode_line(data: bytes, where: str) -> tuple[str, str | None]:
+    """``(text, None)``, or the text with undecodable bytes replaced and the reason naming ``where`` and the byte."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        reason = (f"{where}: not UTF-8 (byte 0x{data[err.start]:02x} at column {err.start + 1}); "
+                  "save the file as UTF-8")
+        return data.decode("utf-8", "replace"), reason
+
+
+def read_jsonl(path: str | os.PathLike, *, max_program_kb: int | None = None) -> list[Problem | InvalidProblem]:
     """Read problems from a JSONL file, keeping bad rows as :class:`InvalidProblem` (never raises for a row).
 
-    Blank lines are skipped. Duplicate ``task_id`` values are reported as invalid (every row after the
-    first), since outputs are keyed by ``task_id``.
+    Blank lines are skipped. A line that is not UTF-8, or (with ``max_program_kb``) whose program is bigger
+    than that, is a bad row (the big program is not parsed). Duplicate ``task_id`` values are reported as
+    invalid (every row after the first), since outputs are keyed by ``task_id``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"problem file {str(path)!r} does not exist; pass a JSONL file with one problem a line")
     out: list[Problem | InvalidProblem] = []
     seen: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
+    with path.open("rb") as handle:
+        for lineno, data in enumerate(handle, start=1):
+            if not data.strip():
                 continue
             where = f"{path}:{lineno}"
-            raw = line.rstrip("\n")
+            raw, undecodable = _decode_line(data.rstrip(b"\r\n"), where)
+            if undecodable:
+                out.append(InvalidProblem(where, None, undecodable, raw))
+                continue
             try:
                 row = json.loads(raw)
             except json.JSONDecodeError as err:
@@ -139,6 +165,9 @@ def read_jsonl(path: str | os.PathLike) -> list[Problem | InvalidProblem]:
                 program = row["prompt"] + row["solution"] or raw
             try:
                 problem = Problem.from_dict(row, where=where)
+                too_big = oversize_reason(problem.program, max_program_kb, where)
+                if too_big:
+                    raise ValueError(too_big)
                 _check_parses(problem, where)
             except ValueError as err:
                 out.append(InvalidProblem(where, task_id, str(err), program))

@@ -311,6 +311,26 @@ def _not_bad_input(record: CounterfactualRecord) -> bool:
     return record.stage != Stage.INPUT
 
 
+def settings_path(path: str | os.PathLike) -> Path:
+    """Where the settings that made the output ``path`` are recorded: ``OUT.jsonl.run.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".run.json")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "(none)"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def settings_difference(then: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """``"seed 0 then, 3 now; limit ..."``: the settings that differ (in ``now``'s order), or None."""
+    keys = [k for k in now if then.get(k) != now[k]] + [k for k in then if k not in now]
+    if not keys:
+        return None
+    return "; ".join(f"{k} {_show(then.get(k, '(unset)'))} then, {_show(now.get(k, '(unset)'))} now" for k in keys)
+
+
 class RecordWriter:
     """Appends records to ``path``, one ``fsync``'ed line each; see the module docstring.
 
@@ -323,14 +343,19 @@ class RecordWriter:
         overwrite: replace an existing ``path``. Without ``resume`` or ``overwrite`` an existing,
             non-empty ``path`` raises :class:`FileExistsError` on :meth:`open`.
         generator: ``rule`` or ``llm``: with ``resume``, refuse a file written by the other generator.
+        settings: what makes the run (input fingerprint, limit, seed, concepts, generator settings), JSON
+            values. Recorded beside the output (:func:`settings_path`) when a run starts; with ``resume``, an
+            existing output is continued only when its record holds the same settings (else ``ValueError``
+            naming the difference).
     """
 
     def __init__(self, path: str | os.PathLike, resume: bool = False, overwrite: bool = False,
-                 generator: str | None = None) -> None:
+                 generator: str | None = None, settings: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.resume = resume
         self.overwrite = overwrite
         self.generator = generator
+        self.settings = dict(settings) if settings is not None else None
         self.existing: list[CounterfactualRecord] = []
         """Lines kept from an earlier run."""
         self.written: list[CounterfactualRecord] = []
@@ -357,9 +382,31 @@ class RecordWriter:
                     f"{self.path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
                     f"--resume continues a run of --generator {self.generator} only: choose another --output"
                 )
+            if self.existing:
+                self._check_settings()
+        self._record_settings()
         self._handle = open(self.path, "a" if self.resume else "w", encoding="utf-8", newline="\n")
         return self
 
+    def _check_settings(self) -> None:
+        """With ``resume``: the earlier run had the same :attr:`settings` (raises ``ValueError`` naming what differs)."""
+        if self.settings is None:
+            return
+        record = settings_path(self.path)
+        try:
+            then = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ValueError(f"--resume: {self.path} has no readable record of the settings that made it ({record}); "
+                             "rerun with --overwrite to start again, or choose another --output") from None
+        difference = settings_difference(then, self.settings)
+        if difference:
+            raise ValueError(f"--resume continues the same run only, and {self.path} was made with other settings: "
+                             f"{difference}; rerun with those settings, or with --overwrite to start again")
+
+    def _record_settings(self) -> None:
+        if self.settings is not None:
+            record = settings_path(self.path)
+            record.write_text(json.dumps(self.settings, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     def keep_whole_problems(
         self, order: Sequence[tuple[str, str]], done: Callable[[CounterfactualRecord], bool] = _not_bad_input
     ) -> set[str]:

@@ -10,7 +10,8 @@ How a leftover is found, two ways, because either alone can miss one:
   orphaned is re-parented to pytest and found among its descendants.
 
 Leftovers are listed, killed (so one bad run does not litter the machine), and the session fails. The
-helpers multiprocessing keeps for the life of the interpreter (resource tracker, forkserver) are allowed.
+helpers multiprocessing keeps for the life of the interpreter (resource tracker, forkserver) and the rule engine's
+analysis worker are allowed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ TOKEN_VARIABLE = "PROCURE_PROCESS_GUARD"
 #: Seconds leftovers get to exit on their own (an executor closing, a server shutting down) before they count;
 #: the environment variable PROCURE_PROCESS_GUARD_GRACE overrides it.
 GRACE_SECONDS = 10.0
-_ALLOWED = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+# The rule engine's analysis worker (procure_trl.perturbations.bounded) is one such helper too: one per
+# interpreter, reused by every run, closed at exit and killed with its parent.
+_ALLOWED = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "procure_trl.perturbations.bounded")
 _PR_SET_CHILD_SUBREAPER = 36
 
 

@@ -186,3 +186,41 @@ def test_output_options_are_refused_with_dataset_mode(tmp_path, capsys):
                  "--strict"]) == 2
     assert "--resume, --strict apply to --output OUT.jsonl runs, not to --dataset" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_continues_the_same_run_only(tmp_path, capsys):
+    problems_path = tmp_path / "problems.jsonl"
+    write_problems(problems_path, 3)
+    out = tmp_path / "out.jsonl"
+    base = ["perturb", str(problems_path), "--output", str(out), "--no-validate", "--no-progress"]
+    assert main([*base, "--limit", "2", "--seed", "1"]) == 0
+    made = out.read_bytes()
+    capsys.readouterr()
+
+    def refused(extra: list[str]) -> str:
+        assert main([*base, "--resume", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--overwrite" in err
+        assert out.read_bytes() == made  # nothing lost or added
+        return err
+
+    assert "seed 1 then, 2 now" in refused(["--limit", "2", "--seed", "2"])
+    assert "limit 2 then, 3 now" in refused(["--limit", "3", "--seed", "1"])
+    err = refused(["--limit", "2", "--seed", "1", "--concepts", "name_random"])
+    assert "concepts if_else_flip,independent_swap,def_use_break,name_random,name_shuffle then, name_random now" in err
+    # another input file; then the same file with other contents
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(problems_path.read_bytes())
+    assert main([*base[:1], str(other), *base[2:], "--resume", "--limit", "2", "--seed", "1"]) == 2
+    assert f"input {problems_path} then, {other} now" in capsys.readouterr().err
+    original = problems_path.read_text()
+    problems_path.write_text(original.replace("return", "return  "))
+    assert "problems 2 (sha256:" in refused(["--limit", "2", "--seed", "1"])
+    problems_path.write_text(original)
+    # the same settings continue it
+    assert main([*base, "--resume", "--limit", "2", "--seed", "1"]) == 0
+    assert out.read_bytes() == made
+    # a file without its record is not continued blindly
+    settings = out.with_name(out.name + ".run.json")
+    settings.unlink()
+    assert "no readable record" in refused(["--limit", "2", "--seed", "1"])

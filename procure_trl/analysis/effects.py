@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import builtins
 import sys
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from procure_trl.analysis.scopes import BUILTIN_NAMES, BindingKind, Scope, ScopeAnalysis, ScopeKind
@@ -137,7 +138,7 @@ class EffectAnalyzer:
             return function_value_kinds(self.analysis, scope.node)
         return {}
 
-    def bound_before(self, stmt: ast.stmt, scope: Scope) -> frozenset[str]:
+    def bound_before(self, stmt: ast.stmt, scope: Scope) -> AbstractSet[str]:
         """Local names bound on every path to ``stmt`` (empty outside functions)."""
         if scope.kind is not ScopeKind.FUNCTION:
             return frozenset()
@@ -335,7 +336,7 @@ class _LazyNames:
 
     def __init__(self, compute) -> None:
         self._compute = compute
-        self._names: frozenset[str] | None = None
+        self._names: AbstractSet[str] | None = None
 
     def __contains__(self, name: str) -> bool:
         if self._names is None:

@@ -190,11 +190,13 @@ class ScopeAnalysis:
 
     @property
     def shadowed_builtins(self) -> frozenset[str]:
-        """Builtin names the program binds somewhere (a star-import may bind any of them)."""
-        names = {b.name for b in self.bindings()} | {o.name for o in self.occurrences if o.kind is OccurrenceKind.DECLARATION}
-        if self.has_star_import:
-            return BUILTIN_NAMES
-        return frozenset(names & BUILTIN_NAMES)
+        """Builtin names the program binds somewhere (a star-import may bind any of them); computed once
+        (the analyses ask for it per statement pair)."""
+        if "shadowed_builtins" not in self.memo:
+            names = {b.name for b in self.bindings()} | {o.name for o in self.occurrences
+                                                         if o.kind is OccurrenceKind.DECLARATION}
+            self.memo["shadowed_builtins"] = BUILTIN_NAMES if self.has_star_import else frozenset(names & BUILTIN_NAMES)
+        return self.memo["shadowed_builtins"]
 
     def _by_node(self) -> dict[int, list[Occurrence]]:
         cache = getattr(self, "_node_index", None)

@@ -10,7 +10,9 @@ guards* (:func:`exclusive_guards`): ``if n == 0: return 0`` and ``if n == 1: ret
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 from procure_trl.analysis.blocks import Block, is_class_body, iter_blocks
 from procure_trl.analysis.effects import EffectAnalyzer, independent
@@ -41,6 +43,12 @@ class SwapCandidate:
     def adjacent(self) -> bool:
         return self.partner == self.index + 1
 
+
+#: Farthest apart two swapped statements of one block may be (in statements). Every block of HumanEval and
+#: MBPP is shorter, so there it allows every pair; in a long straight-line function it keeps the search
+#: linear (each statement is checked against at most this many neighbours on each side) and the number of
+#: candidates at most this many per statement.
+MAX_SWAP_DISTANCE = 32
 
 #: statements that end their block's straight-line flow; moving one above another would make it dead code
 _JUMPS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
@@ -111,21 +119,47 @@ def _live_statements(block: Block) -> int:
     return len(block.statements)
 
 
-def _commutation(analyzer: EffectAnalyzer, analysis: ScopeAnalysis, block: Block, live: int) -> list[list[bool]]:
-    """``table[i][j]``: statements ``i`` and ``j`` (``i < j < live``) may trade places."""
+def _commutation(analyzer: EffectAnalyzer, analysis: ScopeAnalysis, block: Block, live: int) -> Callable[[int, int], bool]:
+    """``commute(i, j)``: statements ``i`` and ``j`` (``i < j < live``) may trade places; each pair is decided
+    once (the forward and backward scans of :func:`independent_pairs` ask for many of the same pairs)."""
     statements = block.statements[:live]
     effects = [analyzer.effects(s, block.scope) for s in statements]
-    table = [[False] * live for _ in range(live)]
+    shadowed = analysis.shadowed_builtins
+
+    @functools.cache
+    def commute(i: int, j: int) -> bool:
+        ok, _ = independent(effects[i], effects[j], inside_try=block.inside_try)
+        return ok or exclusive_guards(statements[i], statements[j], shadowed)
+
+    return commute
+
+
+def _first_conflicts(commute: Callable[[int, int], bool], live: int) -> tuple[list[int], list[int]]:
+    """``(after, before)``: ``after[i]`` is the first statement past ``i`` (at most :data:`MAX_SWAP_DISTANCE`
+    on) that does not commute with ``i``, or the end of that window; ``before[j]`` the last statement before
+    ``j`` (at most :data:`MAX_SWAP_DISTANCE` back) that does not commute with ``j``, or one before the window.
+
+    A scan stops at the first conflict, so dependent code costs about one check per statement and fully
+    independent code ``MAX_SWAP_DISTANCE`` checks per statement: linear in the block's length.
+    """
+    after, before = [], []
     for i in range(live):
-        for j in range(i + 1, live):
-            ok, _ = independent(effects[i], effects[j], inside_try=block.inside_try)
-            table[i][j] = ok or exclusive_guards(statements[i], statements[j], analysis.shadowed_builtins)
-    return table
+        end = min(live, i + MAX_SWAP_DISTANCE + 1)
+        after.append(next((k for k in range(i + 1, end) if not commute(i, k)), end))
+    for j in range(live):
+        start = max(0, j - MAX_SWAP_DISTANCE)
+        before.append(next((k for k in range(j - 1, start - 1, -1) if not commute(k, j)), start - 1))
+    return after, before
 
 
 def independent_pairs(analysis: ScopeAnalysis, *, adjacent_only: bool = False) -> list[SwapCandidate]:
-    """Every pair of statements, in any block, that can be swapped (adjacent pairs first, block by block).
+    """Every pair of statements, in any block, that can be swapped (adjacent pairs first, block by block),
+    at most :data:`MAX_SWAP_DISTANCE` statements apart.
 
+    ``i < j`` qualify when ``j`` comes before the first statement past ``i`` that ``i`` does not commute
+    with (so ``i`` commutes with ``i+1 .. j``) and the last statement before ``j`` that ``j`` does not
+    commute with comes before ``i`` (so ``j`` commutes with ``i .. j-1``): the rule of the module docstring,
+    found with two scans per statement instead of checking every statement between every pair.
     ``adjacent_only`` keeps the pairs of neighbouring statements.
     """
     analyzer = EffectAnalyzer(analysis, analysis.shadowed_builtins)
@@ -137,16 +171,21 @@ def independent_pairs(analysis: ScopeAnalysis, *, adjacent_only: bool = False) -
         live = _live_statements(block)  # dead code after a jump is left alone
         if live < 2:
             continue
-        table = _commutation(analyzer, analysis, block, live)
+        after, before = _first_conflicts(_commutation(analyzer, analysis, block, live), live)
         statements = block.statements
+        dumps: dict[int, str] = {}
+
+        def dump(index: int) -> str:
+            if index not in dumps:
+                dumps[index] = ast.dump(statements[index])
+            return dumps[index]
+
         for i in range(live - 1):
             if not _swappable_shape(statements[i]):
                 continue
-            for j in range(i + 1, live):
-                if not table[i][j] or any(not (table[i][k] and table[k][j]) for k in range(i + 1, j)):
-                    continue
-                if not _swappable_shape(statements[j]) or ast.dump(statements[i]) == ast.dump(statements[j]):
-                    continue  # swapping identical statements changes nothing
+            for j in range(i + 1, after[i]):
+                if before[j] >= i or not _swappable_shape(statements[j]) or dump(i) == dump(j):
+                    continue  # (swapping identical statements changes nothing)
                 if j == i + 1:
                     adjacent.append(SwapCandidate(block, i))
                 elif not adjacent_only:

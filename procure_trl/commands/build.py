@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, BuildConfig)
 
 
+def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
+    """What an interrupted build keeps (see :func:`procure_trl.cli.run_reporting_errors`)."""
+    return "the output folder may be incomplete; rerun the same command to build it again"
+
+
 def run(args: argparse.Namespace) -> int:
     from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
 

@@ -35,6 +35,12 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         raise UserError(str(err)) from err
 
 
+def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
+    """What an interrupted evaluation keeps (see :func:`procure_trl.cli.run_reporting_errors`)."""
+    return ("the completions sampled so far are kept in the completion cache (unless --no-cache); "
+            "rerun the same command to continue")
+
+
 def run(args: argparse.Namespace) -> int:
     from procure_trl.harness.report import markdown_summary
     from procure_trl.harness.run import evaluate_model

@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, ExperimentArguments)
 
 
+def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
+    """What an interrupted experiment keeps (see :func:`procure_trl.cli.run_reporting_errors`)."""
+    return "finished runs are kept (status.json in each run's folder); rerun the same command to continue"
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 

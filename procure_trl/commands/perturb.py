@@ -8,13 +8,12 @@ input rows, and turns ^C / SIGTERM into one line and exit status 130.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
+from procure_trl.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -114,7 +113,7 @@ def _run_dataset(args) -> int:
     return 0
 
 
-def _load(args) -> list:
+def _load(args, max_program_kb: int | None = None) -> list:
     from procure_trl.problems import load_problems, read_jsonl
 
     if bool(args.input) == bool(args.benchmark):
@@ -122,7 +121,7 @@ def _load(args) -> list:
     if args.input:
         if args.split:
             raise UserError("--split applies to --benchmark only")
-        problems = read_jsonl(args.input)
+        problems = read_jsonl(args.input, max_program_kb=max_program_kb)  # a huge program is not even parsed
     else:
         problems = load_problems(args.benchmark, split=args.split)
     if args.limit is not None and args.limit < 1:
@@ -167,30 +166,39 @@ def run(args: argparse.Namespace) -> int:
         config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
         concepts = list(config.concepts)
     try:
-        problems = _load(args)
+        problems = _load(args, config.max_source_kb if config is not None else None)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise UserError(str(err)) from err
     total = len(problems) * len(concepts)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             if config is None:
                 return int(llm_cli.run(args, problems, concepts, output) or 0)
             return _run_rule_engine(args, problems, output, config)
     except KeyboardInterrupt:
         print(f"interrupted: {_lines_written(args.output)} of {total} pairs written; rerun with --resume",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
 
 
 def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
     from procure_trl.engine import format_summary_table, generate_to_jsonl
 
     try:
-        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite)
+        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,
+                                    inputs=_inputs(args))
     except (ValueError, OSError) as err:  # e.g. --resume on another generator's file, a corrupt line
         raise UserError(str(err)) from err
     print(format_summary_table(records))
     return report_run(records, args.output, output.strict)
+
+
+def _inputs(args: argparse.Namespace) -> dict:
+    """Where the problems came from, as recorded with the run (the file's own fingerprint is the engine's)."""
+    import os
+
+    source = os.path.abspath(args.input) if args.input else args.benchmark
+    return {"input": source, "split": args.split, "limit": args.limit}
 
 
 def report_run(records: list, path: str, strict: bool) -> int:
@@ -215,20 +223,3 @@ def _lines_written(path: str) -> int:
         return len(read_records(path, allow_empty=True, torn_tail=True))
     except (OSError, ValueError):
         return 0
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops the run as ^C does: the lines written stay, worker processes are closed, exit 130."""
-
-    def interrupt(signum, frame):
-        if callable(signal.getsignal(signal.SIGINT)):
-            signal.raise_signal(signal.SIGINT)  # the SIGINT handler in force (asyncio's cancels the LLM run)
-        else:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -13,6 +13,7 @@ See ``examples/procure_qlora.yaml`` and ``docs/training.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from procure_trl.configs import resolve_config
@@ -134,6 +135,66 @@ def check_recipe_names(config_path: str | None, overrides: list[str]) -> None:
             )
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by ^C / SIGTERM after saving the resumable checkpoint :attr:`checkpoint`."""
+
+    def __init__(self, checkpoint: str) -> None:
+        super().__init__(checkpoint)
+        self.checkpoint = checkpoint
+
+
+def _save_on_interrupt():
+    """A TrainerCallback: the first ^C (or SIGTERM, turned into one by the CLI) during training lets the current
+    step finish, saves a checkpoint (model, optimizer, scheduler, RNG: ``--resume_from_checkpoint`` continues
+    it) and stops with :class:`TrainingInterrupted`; a second ^C stops at once."""
+    import signal
+
+    from transformers import TrainerCallback
+
+    class SaveOnInterrupt(TrainerCallback):
+        def __init__(self) -> None:
+            self.requested = False
+            self.previous = None
+
+        def _request(self, signum, frame) -> None:
+            self.requested = True
+            self._restore()  # a second ^C interrupts whatever runs
+
+        def _restore(self) -> None:
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+                self.previous = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._request)
+            except ValueError:  # not the main thread: leave ^C alone
+                self.previous = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.requested:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_save(self, args, state, control, **kwargs):
+            if self.requested:
+                self._restore()
+                raise TrainingInterrupted(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._restore()
+
+    return SaveOnInterrupt()
+
+
+def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
+    """What an interrupted training run keeps (see :func:`procure_trl.cli.run_reporting_errors`)."""
+    if isinstance(error, TrainingInterrupted):
+        return (f"checkpoint saved to {error.checkpoint}; continue with the same command and "
+                f"--resume_from_checkpoint {error.checkpoint}")
+    return "nothing was saved (stopped before training began)"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.show_options:
         sys.stdout.write(show_options())
@@ -148,6 +209,6 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.training.recipe import parse_recipe, run_recipe
 
     script_args, training_args, model_args = parse_recipe(args.config, overrides)
-    trainer = run_recipe(script_args, training_args, model_args)
+    trainer = run_recipe(script_args, training_args, model_args, callbacks=[_save_on_interrupt()])
     trainer.accelerator.print(f"saved to {training_args.output_dir}")
     return 0

@@ -136,8 +136,9 @@ def load_model_for_recipe(model_args, training_args):
     return model_args.model_name_or_path, peft_config
 
 
-def run_recipe(script_args, training_args, model_args):
-    """Build the trainer from parsed recipe arguments, train, save; returns the trainer."""
+def run_recipe(script_args, training_args, model_args, callbacks=None):
+    """Build the trainer from parsed recipe arguments (and ``callbacks``, TrainerCallbacks), train, save; returns
+    the trainer."""
     from transformers import AutoTokenizer
 
     from procure_trl.training.trainer import ConceptAwareSFTTrainer
@@ -173,6 +174,7 @@ def run_recipe(script_args, training_args, model_args):
             processing_class=tokenizer,
             peft_config=peft_config,
             train_dataset_origin=origin,
+            callbacks=callbacks,
         )
     except ValueError as err:  # the data or the settings do not fit (e.g. ids made by another tokenizer)
         raise UserError(" ".join(str(err).split())) from err

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -667,6 +668,24 @@ def _owner(tree: ast.AST, block: list) -> ast.AST | None:
     return owner
 
 
+def _positions(before: list, after: list) -> list[int]:
+    """Where each statement of ``before`` sits in ``after`` (a reordering of it); equal statements keep their
+    relative order."""
+    places: dict[str, deque[int]] = {}
+    for k, stmt in enumerate(after):
+        places.setdefault(_dump(stmt), deque()).append(k)
+    return [places[_dump(stmt)].popleft() for stmt in before]
+
+
+def _inversions(position: list[int]) -> list[tuple[int, int]]:
+    """The pairs ``i < j`` whose order ``position`` reverses, in order. Only statements that moved can be in
+    one (two that stayed keep their order), so a swap in a long block costs a pass per moved statement, not
+    one per pair of statements."""
+    moved = [i for i, p in enumerate(position) if p != i]
+    pairs = {(min(i, k), max(i, k)) for i in moved for k in range(len(position)) if k != i}
+    return sorted((i, j) for i, j in pairs if position[i] > position[j])
+
+
 def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | None:
     """``independent_swap``: one block (at most ``sites`` blocks) holds the same statements in another
     order, each pair whose order changed independent."""
@@ -683,23 +702,14 @@ def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | N
     moved = 0
     for change in changes:
         before, after = change.original, change.candidate
-        dumps = [_dump(s) for s in before]
-        # position of each original statement in the candidate (equal statements keep their relative order)
-        used: set[int] = set()
-        position = []
-        for d in dumps:
-            j = next(k for k, s in enumerate(after) if k not in used and _dump(s) == d)
-            used.add(j)
-            position.append(j)
+        position = _positions(before, after)
         moved += sum(p != i for i, p in enumerate(position))
         owner = _owner(original, before)
         ints = _int_names(owner, rebound) if owner is not None else set()
-        for i in range(len(before)):
-            for j in range(i + 1, len(before)):
-                if position[i] > position[j]:
-                    reason = _swap_conflict(before[i], before[j], rebound, ints)
-                    if reason:
-                        return f"{_where(before[i])} and {_where(before[j])}: {reason}"
+        for i, j in _inversions(position):
+            reason = _swap_conflict(before[i], before[j], rebound, ints)
+            if reason:
+                return f"{_where(before[i])} and {_where(before[j])}: {reason}"
     if sites > 1 and moved != 2 * sites:  # (one site keeps accepting any independent reordering of one block)
         return f"{moved} statements changed places; {sites} swaps of two statements move {2 * sites}"
     return None
