@@ -45,7 +45,7 @@ from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import ccs_per_group, concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem, load_problems
-from procure_trl.provenance import check_adapter_base, check_train_overlap
+from procure_trl.provenance import check_adapter_base, check_near_duplicate_overlap, check_train_overlap
 from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ def evaluate_model(
     Raises:
         PermissionError: ``HF_ALLOW_CODE_EVAL`` is not ``1`` (checked before anything is generated).
         ValueError: a bad counterfactual file, e.g. one made for another benchmark; an adapter asked to score
-            tasks it was trained on (unless ``allow_train_overlap``) or loaded on another base model (unless
+            tasks it was trained on or near duplicates of them (unless ``allow_train_overlap``) or loaded on another base model (unless
             ``allow_base_mismatch``).
         FileNotFoundError: a local dataset folder that does not exist.
     """
@@ -406,6 +406,7 @@ def evaluate_model(
     selected_ids = {p.task_id for p in selected}
     if config.adapter and not config.allow_train_overlap:
         check_train_overlap(config.adapter, [p.task_id for p in selected])
+        check_near_duplicate_overlap(config.adapter, selected, problems)
     given = [v for v in variants if v.task_id in selected_ids]
     rows, skipped = cut_rows(given, by_id, config)
     for item in skipped:
