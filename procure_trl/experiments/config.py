@@ -131,6 +131,9 @@ class VariantConfig:
             Name of the entry of `datasets` trained on; `None`: the experiment's `train_dataset`.
         eval_dataset (`str`, *optional*):
             Name of the entry of `datasets` evaluated on; `None`: the experiment's `eval_dataset`.
+        untuned (`bool`, defaults to `False`):
+            Train nothing: evaluate the base model (`model_name_or_path`) as it is, once per seed, on the same
+            split as the others (the row that shows what fine-tuning adds at all). It takes no `training` fields.
     """
 
     name: str = field(metadata={"help": "short name of the variant (its folder under OUTPUT/runs)"})
@@ -143,9 +146,15 @@ class VariantConfig:
     )
     train_dataset: str | None = field(default=None, metadata={"help": "entry of datasets trained on"})
     eval_dataset: str | None = field(default=None, metadata={"help": "entry of datasets evaluated on"})
+    untuned: bool = field(default=False, metadata={"help": "evaluate the base model untrained (no training fields)"})
 
     def __post_init__(self) -> None:
         where = f"variant {self.name!r}"
+        if not isinstance(self.untuned, bool):
+            raise UserError(f"{where}: untuned must be true or false, got {self.untuned!r}")
+        if self.untuned and self.training:
+            raise UserError(f"{where} is untuned (trains nothing) but sets training fields "
+                            f"({', '.join(map(str, self.training))}); remove them")
         if not self.name or not str(self.name).replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise UserError(f"{where}: a variant name is letters, digits, '-', '_' or '.' (it names a folder)")
         self.training = _mapping(self.training, f"{where} training")
@@ -225,9 +234,14 @@ class RunPlan:
         return os.path.join(self.run_dir, "evaluation")
 
     @property
+    def untuned(self) -> bool:
+        """The base model evaluated as it is: no training."""
+        return self.variant.untuned
+
+    @property
     def uses_adapter(self) -> bool:
         """LoRA training saves an adapter, evaluated on top of the base model; full fine-tuning saves a model."""
-        return bool(self.training.get("use_peft") or self.training.get("load_in_4bit"))
+        return not self.untuned and bool(self.training.get("use_peft") or self.training.get("load_in_4bit"))
 
     def recipe(self, dataset_path: str, train_split: str) -> dict[str, Any]:
         """The ``procure train`` recipe of this run (written to ``run_dir/recipe.yaml``)."""
@@ -237,7 +251,10 @@ class RunPlan:
     def evaluation_kwargs(self, dataset_path: str, eval_split: str) -> dict[str, Any]:
         """Keyword arguments of this run's :class:`~procure_trl.harness.config.EvaluationConfig`."""
         model = self.training["model_name_or_path"]
-        trained = {"model": model, "adapter": self.train_dir} if self.uses_adapter else {"model": self.train_dir}
+        if self.untuned:
+            trained = {"model": model}
+        else:
+            trained = {"model": model, "adapter": self.train_dir} if self.uses_adapter else {"model": self.train_dir}
         return {**self.evaluation, **trained, "dataset": dataset_path, "split": eval_split,
                 "output_dir": self.evaluation_dir}
 
@@ -382,7 +399,7 @@ class ExperimentConfig:
             training={**self.training, **self.smoke.training},
             evaluation={**self.evaluation, **self.smoke.evaluation},
             variants=[
-                dataclasses.replace(v, training={**v.training, **self.smoke.training},
+                dataclasses.replace(v, training={} if v.untuned else {**v.training, **self.smoke.training},
                                     evaluation={**v.evaluation, **self.smoke.evaluation})
                 for v in self.variants
             ],

@@ -264,7 +264,7 @@ def _training_changed(previous: Mapping[str, Any], recipe: Mapping[str, Any]) ->
 
 
 def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -> RunOutcome:
-    """Train (unless finished) and evaluate (unless finished with these settings) one run."""
+    """Train (unless finished, or untuned) and evaluate (unless finished with these settings) one run."""
     status_path = os.path.join(plan.run_dir, "status.json")
     status = _read_json(status_path) or {"variant": plan.variant.name, "seed": plan.seed}
 
@@ -273,7 +273,9 @@ def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -
 
     previous = status.get("train") or {}
     trained = evaluated = False
-    if previous.get("state") == "done" and saved_weights(plan.train_dir):
+    if plan.untuned:  # the base model as it is: nothing to train
+        status["train"] = {"state": "untuned"}
+    elif previous.get("state") == "done" and saved_weights(plan.train_dir):
         if previous.get("fingerprint") != _canonical(recipe):
             return RunOutcome(plan, "failed", status=status, error=(
                 f"{plan.train_dir} was trained with other settings ({_training_changed(previous, recipe)}); "
@@ -346,8 +348,10 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str], extra_train
                 parsed = parse_recipe(check_path, [])
             except UserError as err:  # name the variant, not the scratch file
                 raise UserError(str(err).replace(check_path, f"variant {plan.variant.name!r}")) from err
-            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1)
-            plan.settings = {key: next(getattr(args, key) for args in parsed if hasattr(args, key)) for key in shown}
+            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1);
+            # an untuned run trains with nothing
+            plan.settings = {key: None if plan.untuned else next(getattr(args, key) for args in parsed
+                                                                   if hasattr(args, key)) for key in shown}
             try:
                 EvaluationConfig(**evaluation)
             except (TypeError, ValueError) as err:

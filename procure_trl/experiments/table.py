@@ -19,10 +19,12 @@ __all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "writ
 
 def varying_fields(result: "ExperimentResult") -> list[str]:
     """The training fields whose value is not the same in every run (what the variants change), in the order the
-    variants name them; the datasets too when variants train or evaluate on different ones."""
+    variants name them; the datasets too when variants train or evaluate on different ones. An untuned run trains
+    with no setting at all: it is left out of the comparison, or every field would count as changed."""
     plans = [o.plan for o in result.outcomes]
-    names = list(dict.fromkeys(k for p in plans for k in p.settings))
-    fields = [n for n in names if len({json.dumps(p.settings.get(n), default=str) for p in plans}) > 1]
+    trained = [p for p in plans if not p.untuned] or plans
+    names = list(dict.fromkeys(k for p in trained for k in p.settings))
+    fields = [n for n in names if len({json.dumps(p.settings.get(n), default=str) for p in trained}) > 1]
     for role in ("train_dataset", "eval_dataset"):
         if len({getattr(p, role) for p in plans}) > 1:
             fields.append(role)
