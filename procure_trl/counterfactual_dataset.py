@@ -12,6 +12,9 @@ column              type                                    meaning
 ``prompt``          string                                  the problem statement (natural language)
 ``completion``      string                                  the full program
 ``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
+``sites``           int32                                   places the counterfactual changes (0 for originals)
+``variant``         int32 (null)                            which of a (task, concept)'s counterfactuals
+                                                            (``procure perturb --variants N``); null otherwise
 ``input_ids``       list of int32 (optional)                tokens of prompt + completion (one tokenizer)
 ``completion_mask`` list of int8 (optional)                 1 on completion tokens, as TRL computes it
 ``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
@@ -90,7 +93,7 @@ def config_names(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """:data:`CONFIG_NAMES`, then the user-defined concepts that ``rows`` hold."""
     return (*CONFIG_NAMES, *_user_concepts(rows))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
-TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
+TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans", "sites", "variant")
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask", *TOKENIZER_COLUMNS)
 
 
@@ -180,7 +183,7 @@ def build_rows(
         pair_id = pair_id_for(record.task_id, record.original)
         if pair_id not in seen_originals:
             seen_originals.add(pair_id)
-            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, []))
+            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, [], 0, None))
         if record.status != VALID:
             continue
         key = (pair_id, record.code or "")
@@ -188,14 +191,17 @@ def build_rows(
             continue
         seen_counterfactuals.add(key)
         rows.append(
-            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "", [list(s) for s in record.changed_spans])
+            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "",
+                 [list(s) for s in record.changed_spans], 1 if record.sites is None else record.sites, record.variant)
         )
     return rows
 
 
-def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list) -> dict[str, Any]:
+def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list, sites: int,
+         variant: int | None) -> dict[str, Any]:
+    # sites: a line without the field (written before the engine counted sites) changed one place
     return {"task_id": task_id, "pair_id": pair_id, "concept": concept, "prompt": prompt,
-            "completion": completion, "changed_spans": spans}
+            "completion": completion, "changed_spans": spans, "sites": sites, "variant": variant}
 
 
 def task_source(task_id: str) -> str:
@@ -369,6 +375,8 @@ def dataset_features(tokenized: bool = False) -> "Features":
         "prompt": Value("string"),
         "completion": Value("string"),
         "changed_spans": List(List(Value("int32"), length=2)),
+        "sites": Value("int32"),
+        "variant": Value("int32"),
     }
     if tokenized:
         columns["input_ids"] = List(Value("int32"))
@@ -402,11 +410,19 @@ def build_dataset_dict(
         for split, rows in splits.items():
             selected = config_rows(rows, config)
             if selected:
-                parts[split] = Dataset.from_list([{c: r[c] for c in columns} for r in selected], features=features)
+                parts[split] = Dataset.from_list([_schema_row(r, columns) for r in selected], features=features)
         if parts:
             configs[config] = DatasetDict(parts)
             counts[config] = {split: len(ds) for split, ds in parts.items()}
     return BuiltDataset(configs, counts)
+
+
+#: Columns a row may lack (rows made before they existed): they are written as null.
+_OPTIONAL_COLUMNS = ("sites", "variant")
+
+
+def _schema_row(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    return {c: row.get(c) if c in _OPTIONAL_COLUMNS else row[c] for c in columns}
 
 
 def concept_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -443,6 +459,7 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
             CounterfactualRecord(
                 task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
                 code=row["completion"], changed_spans=tuple(tuple(s) for s in row["changed_spans"]),
+                sites=row.get("sites"), variant=row.get("variant"),  # absent in datasets built before they were kept
             )
         )
     return tasks, records

@@ -89,6 +89,12 @@ class BuildConfig:
             Accept `valid` lines the engine did not validate (`procure perturb --no-validate`); the card says so.
         limit (`int`, *optional*):
             When the builder runs the engine: only the first N problems of each benchmark (quick trials).
+        sites (`str`, *optional*, defaults to `"1"`):
+            When the builder runs the engine: places changed at once (`procure perturb --sites`); comma-separated
+            values (`1,2,3`) run the engine once per value, so the dataset holds counterfactuals of every strength.
+        variants (`int`, *optional*, defaults to `1`):
+            When the builder runs the engine: distinct counterfactuals per (problem, concept) (`procure perturb
+            --variants`).
     """
 
     benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
@@ -108,6 +114,8 @@ class BuildConfig:
     pretty_name: str = field(default="ProCURE counterfactual code pairs", metadata={"help": "Card title."})
     allow_unvalidated: bool = field(default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."})
     limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
+    sites: str = field(default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
+    variants: int = field(default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."})
 
     def __post_init__(self):
         from procure_trl.problems import BENCHMARKS
@@ -125,10 +133,24 @@ class BuildConfig:
         if not 0 < self.near_duplicate_threshold <= 1:
             raise ValueError(f"--near-duplicate-threshold must be in (0, 1], got {self.near_duplicate_threshold}")
         self.test_size_map  # noqa: B018 - parsed now, so a bad --test-sizes fails before any work
+        self.site_counts  # noqa: B018 - likewise --sites
+        if self.variants < 1:
+            raise ValueError(f"--variants must be >= 1, got {self.variants}")
 
     @property
     def benchmark_list(self) -> list[str]:
         return [b.strip() for b in self.benchmarks.split(",") if b.strip()]
+
+    @property
+    def site_counts(self) -> list[int]:
+        """``sites`` as a list of distinct positive integers (``"1,2,3"`` -> ``[1, 2, 3]``)."""
+        try:
+            counts = [int(v) for v in str(self.sites).split(",") if v.strip()]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+            raise ValueError(f"--sites must be distinct positive integers, e.g. 1 or 1,2,3; got {self.sites!r}")
+        return counts
 
     @property
     def test_size_map(self) -> dict[str, float]:
@@ -179,14 +201,18 @@ def load_statements(benchmarks: Sequence[str], problems_path: str | None = None)
     return statements
 
 
-def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None) -> list[Path]:
-    """Run ``procure perturb`` (its CLI is the contract) on every benchmark; returns the JSONL paths it wrote."""
+def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None,
+               sites: Sequence[int] = (1,), variants: int = 1) -> list[Path]:
+    """Run ``procure perturb`` (its CLI is the contract) on every benchmark, once per site count; returns the JSONL
+    paths it wrote."""
     paths = []
     work_dir.mkdir(parents=True, exist_ok=True)
-    for benchmark in benchmarks:
-        path = work_dir / f"{benchmark}_counterfactuals.jsonl"
+    for benchmark, count in ((b, k) for b in benchmarks for k in sites):
+        name = benchmark if list(sites) == [1] else f"{benchmark}_sites{count}"
+        path = work_dir / f"{name}_counterfactuals.jsonl"
         command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark,
                    "--output", str(path), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
+        command += (["--sites", str(count)] if count != 1 else []) + (["--variants", str(variants)] if variants > 1 else [])
         print(f"running: {' '.join(command)}", flush=True)
         returncode = subprocess.run(command).returncode
         if returncode:
@@ -339,7 +365,8 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     if args.input_jsonl:
         paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
-        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit)
+        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit, args.site_counts,
+                           args.variants)
     records = read_record_files(paths)
     statements = load_statements(args.benchmark_list, args.problems)
     rows = build_rows(records, statements, allow_unvalidated=args.allow_unvalidated)

@@ -69,6 +69,13 @@ def test_alpha_is_swept_in_its_own_file():
     assert config.training["concept_loss_weight"] == 0.1 and config.training["token_loss"] == "weighted"
 
 
+def test_strength_builds_one_to_three_sites_with_several_variants():
+    config = load_experiment(str(EXPERIMENTS / "strength.yaml"))
+    (spec,) = config.datasets.values()
+    assert spec["sites"] == "1,2,3" and spec["variants"] > 1
+    assert set(config.evaluation["concepts"]) == {"if_else_flip", "independent_swap", "def_use_break"}
+
+
 def test_an_untuned_variant_takes_no_training_fields(tmp_path):
     data = yaml.safe_load((EXPERIMENTS / "ablation.yaml").read_text())
     data["variants"][1]["training"] = {"concept_loss_weight": 0.1}
@@ -76,7 +83,7 @@ def test_an_untuned_variant_takes_no_training_fields(tmp_path):
         ExperimentConfig.from_dict(data)
 
 
-@pytest.mark.parametrize("name", ["ablation", "lambda_sweep", "alpha_sweep", "generalization"])
+@pytest.mark.parametrize("name", ["ablation", "lambda_sweep", "alpha_sweep", "generalization", "strength"])
 def test_a_real_model_is_one_line_away(name):
     """Every variant trains the model of the shared `training` block: changing model_name_or_path there is enough."""
     config = load_experiment(str(EXPERIMENTS / f"{name}.yaml"))

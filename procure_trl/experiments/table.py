@@ -152,6 +152,20 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
     return comparisons
 
 
+def _strength_section(result: "ExperimentResult", scored: Sequence[dict[str, Any]], files: dict[str, str]) -> str:
+    """CCS against the number of changed sites (:mod:`procure_trl.experiments.strength`) when the runs hold
+    several site counts; ``""`` otherwise."""
+    from procure_trl.experiments.strength import write_strength
+
+    settings = result.config.evaluation
+    section, written = write_strength(
+        [(_label(row, len(result.config.seeds)), row["evaluation_dir"]) for row in scored], result.config.output_dir,
+        title=f"{result.config.name}: CCS against sites changed",
+        **{key: settings[key] for key in ("confidence", "n_bootstrap") if key in settings})
+    files.update(written)
+    return "\n" + section if section else ""
+
+
 def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
     from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
@@ -172,6 +186,7 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
         files["loss_plot"] = plot_training_loss(
             rows, os.path.join(out, "training_loss.png"), title=f"{result.config.name}: training loss")
     text = experiment_markdown(result, rows, fields)
+    text += _strength_section(result, scored, files)
     for name, comparison in comparisons.items():
         title = "Comparison" + (f" on {name}" if len(comparisons) > 1 else "")
         body = comparison_markdown(comparison).replace("# Comparison of evaluation runs", f"## {title}", 1)

@@ -72,6 +72,8 @@ class PromptRow:
     counterfactual_prompt: str
     sites: int = 1
     """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
+    variant: int | None = None
+    """Which of the (problem, concept)'s counterfactuals this is (``procure perturb --variants N``); ``None`` for one."""
 
 
 @dataclass
@@ -161,7 +163,7 @@ def cut_rows(
             )
             continue
         rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
-                              variant.sites or 1))
+                              variant.sites or 1, variant.variant))
     return rows, skipped
 
 
@@ -457,6 +459,8 @@ def evaluate_model(
         task_index[row.task_id]["variants"].append(
             {
                 "concept": row.concept.value,
+                "sites": row.sites,
+                "variant": row.variant,
                 "reference": row_sides[i]["reference"].to_dict(),
                 "counterfactual": row_sides[i]["counterfactual"].to_dict(),
             }
