@@ -42,11 +42,24 @@ def test_lambda_sweep_covers_the_five_values_and_plots_against_lambda():
     assert config.sweep == "concept_loss_weight"
 
 
-def test_generalization_trains_on_one_benchmark_and_evaluates_on_the_other():
+def test_generalization_scores_every_unseen_task_beside_in_distribution_controls():
+    from procure_trl.dataset_builder import parse_test_sizes
+
     config = load_experiment(str(EXPERIMENTS / "generalization.yaml"))
-    benchmarks = {name: spec["benchmarks"] for name, spec in config.datasets.items()}
-    pairs = {(benchmarks[p.train_dataset], benchmarks[p.eval_dataset]) for p in config.runs()}
-    assert pairs == {("humaneval", "mbpp"), ("mbpp", "humaneval")}
+    cross, controls = set(), set()
+    for plan in config.runs():
+        train, evaluated = config.datasets[plan.train_dataset], config.datasets[plan.eval_dataset]
+        if "test_sizes" in train:  # a cross-benchmark run: one dataset, one benchmark whole on each side
+            assert plan.train_dataset == plan.eval_dataset
+            sizes = parse_test_sizes(train["test_sizes"])
+            assert sorted(sizes.values()) == [0.0, 1.0] and set(sizes) == set(train["benchmarks"].split(","))
+            cross.add((min(sizes, key=sizes.get), max(sizes, key=sizes.get)))
+        else:  # a control: the held-out tasks of the benchmark it trained on
+            assert train is evaluated and 0 < train["test_size"] < 1 and "," not in train["benchmarks"]
+            controls.add(train["benchmarks"])
+        assert "limit" not in plan.evaluation  # every test task is scored
+    assert cross == {("humaneval", "mbpp"), ("mbpp", "humaneval")} and controls == {"humaneval", "mbpp"}
+    assert all(plan.evaluation["limit"] is None for plan in config.smoke_version().runs())
 
 
 def test_ablation_separates_the_data_from_the_loss():
