@@ -12,6 +12,9 @@ column              type                                    meaning
 ``prompt``          string                                  the problem statement (natural language)
 ``completion``      string                                  the full program
 ``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
+``sites``           int32                                   places the counterfactual changes (0 for originals)
+``variant``         int32 (null)                            which of a (task, concept)'s counterfactuals
+                                                            (``procure perturb --variants N``); null otherwise
 ``input_ids``       list of int32 (optional)                tokens of prompt + completion (one tokenizer)
 ``completion_mask`` list of int8 (optional)                 1 on completion tokens, as TRL computes it
 ``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
@@ -20,7 +23,8 @@ column              type                                    meaning
 Configs (subsets): ``all`` holds every row; each concept's config (the five built-in ones, then every
 user-defined concept the rows hold) holds that concept's counterfactuals *and the originals they pair
 with*, so every config trains on complete pairs.
-Splits are drawn per task (seeded), so no task is in both ``train`` and ``test`` of any config.
+Splits are drawn per group of near-duplicate tasks (seeded, :mod:`procure_trl.near_duplicates`), so no task, and
+no near duplicate of a task, is in both ``train`` and ``test`` of any config.
 
 Only ``datasets`` is imported (lazily, by the functions that build ``Dataset`` objects); the row
 logic is pure Python and testable on its own.
@@ -48,6 +52,8 @@ from procure_trl.statuses import REJECTED, VALID, Stage
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
 
+    from procure_trl.near_duplicates import TaskText
+
 __all__ = [
     "CONFIG_NAMES",
     "config_names",
@@ -55,7 +61,12 @@ __all__ = [
     "problem_statement",
     "build_rows",
     "excluded_tasks",
+    "task_source",
+    "TaskSplit",
+    "split_tasks",
     "split_by_task",
+    "rows_of_split",
+    "task_texts",
     "config_rows",
     "add_token_columns",
     "dataset_features",
@@ -83,7 +94,7 @@ def config_names(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
     """:data:`CONFIG_NAMES`, then the user-defined concepts that ``rows`` hold."""
     return (*CONFIG_NAMES, *_user_concepts(rows))
 #: Text columns every row has; tokenized columns come after them when a tokenizer is given.
-TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans")
+TEXT_COLUMNS = ("task_id", "pair_id", "concept", "prompt", "completion", "changed_spans", "sites", "variant")
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "perturbation_mask", *TOKENIZER_COLUMNS)
 
 
@@ -173,7 +184,7 @@ def build_rows(
         pair_id = pair_id_for(record.task_id, record.original)
         if pair_id not in seen_originals:
             seen_originals.add(pair_id)
-            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, []))
+            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, [], 0, None))
         if record.status != VALID:
             continue
         key = (pair_id, record.code or "")
@@ -181,38 +192,147 @@ def build_rows(
             continue
         seen_counterfactuals.add(key)
         rows.append(
-            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "", [list(s) for s in record.changed_spans])
+            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "",
+                 [list(s) for s in record.changed_spans], 1 if record.sites is None else record.sites, record.variant)
         )
     return rows
 
 
-def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list) -> dict[str, Any]:
+def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list, sites: int,
+         variant: int | None) -> dict[str, Any]:
+    # sites: a line without the field (written before the engine counted sites) changed one place
     return {"task_id": task_id, "pair_id": pair_id, "concept": concept, "prompt": prompt,
-            "completion": completion, "changed_spans": spans}
+            "completion": completion, "changed_spans": spans, "sites": sites, "variant": variant}
+
+
+def task_source(task_id: str) -> str:
+    """The source of a task, lower-cased, from its id: ``HumanEval/0`` -> ``humaneval``, ``MBPP/2`` -> ``mbpp``
+    (``""`` for an id without ``/``). Per-source test sizes are keyed by it."""
+    return task_id.split("/", 1)[0].lower() if "/" in task_id else ""
+
+
+@dataclass
+class TaskSplit:
+    """Which tasks go to ``train`` and ``test``, and the tasks left out of both with the reason."""
+
+    train: list[str]
+    test: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+def _check_size(size: float, name: str) -> None:
+    if not 0 <= size <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {size}")
+
+
+def split_tasks(
+    tasks: Sequence[str],
+    test_size: float = 0.2,
+    seed: int = 0,
+    *,
+    groups: Sequence[Sequence[str]] | None = None,
+    test_sizes: Mapping[str, float] | None = None,
+) -> TaskSplit:
+    """Split ``tasks`` into ``train``/``test`` by group, each group whole on one side.
+
+    Args:
+        tasks: the task ids.
+        test_size: fraction of the tasks of each source (:func:`task_source`) that go to ``test``; ``1`` puts
+            every task in ``test``, ``0`` every task in ``train``.
+        seed: seed of the shuffle of the groups (``random.Random(seed)`` over the groups in sorted order).
+        groups: near-duplicate groups (:func:`procure_trl.near_duplicates.near_duplicate_groups`); ``None`` or a
+            task in no group: the task is a group of its own.
+        test_sizes: per-source test size overriding ``test_size`` (``{"mbpp": 1.0}``: all of MBPP in ``test``).
+
+    A group with a task of a source whose test size is 1 goes to ``test``; its tasks of sources whose test size is
+    0 are left out (they near-duplicate a test task but may not be tested). A group with a task of a source whose
+    test size is 0 goes to ``train``. The other groups are shuffled and go to ``test`` while no source would exceed
+    ``round(size * n)`` test tasks (at least one task on each side when ``0 < size < 1`` and the source has two
+    tasks or more), so each source keeps its proportion up to the groups that do not fit.
+    """
+    _check_size(test_size, "test_size")
+    sizes = dict(test_sizes or {})
+    for name, size in sizes.items():
+        _check_size(size, f"test size of {name!r}")
+    size_of = {task: sizes.get(task_source(task), test_size) for task in tasks}
+    grouped = {t for g in groups or () for t in g}
+    all_groups = [sorted(g) for g in groups or () if g] + [[t] for t in tasks if t not in grouped]
+    all_groups = sorted((g for g in all_groups if all(t in size_of for t in g)), key=lambda g: g[0])
+    split = TaskSplit([], [])
+    free = []
+    for group in all_groups:
+        if any(size_of[t] == 1 for t in group):
+            tested = [t for t in group if size_of[t] > 0]
+            split.test += tested
+            for task in group:
+                if size_of[task] == 0:
+                    split.left_out[task] = f"near duplicate of test task {tested[0]} (its source is all train)"
+        elif any(size_of[t] == 0 for t in group):
+            split.train += group
+        else:
+            free.append(group)
+    random.Random(seed).shuffle(free)
+    kept = Counter(task_source(t) for t in tasks if t not in split.left_out)
+    in_test = Counter(task_source(t) for t in split.test)
+    target = {}
+    for source, n in kept.items():
+        size = sizes.get(source, test_size)
+        target[source] = round(size * n)
+        if 0 < size < 1 and n > 1:
+            target[source] = min(max(target[source], 1), n - 1)
+    for group in free:
+        counts = Counter(task_source(t) for t in group)
+        if all(in_test[s] + k <= target[s] for s, k in counts.items()):
+            split.test += group
+            in_test.update(counts)
+        else:
+            split.train += group
+    return split
 
 
 def split_by_task(
-    rows: Sequence[Mapping[str, Any]], test_size: float = 0.2, seed: int = 0
+    rows: Sequence[Mapping[str, Any]],
+    test_size: float = 0.2,
+    seed: int = 0,
+    *,
+    groups: Sequence[Sequence[str]] | None = None,
+    test_sizes: Mapping[str, float] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Split rows into ``train``/``test`` by task: every row of a task lands in the same split.
+    """Split rows into ``train``/``test`` by task (:func:`split_tasks`): every row of a task lands in the same
+    split, every task of a near-duplicate group too; rows of tasks left out are dropped.
 
-    The tasks are shuffled with ``random.Random(seed)`` and ``round(test_size * n_tasks)`` go to test,
-    clamped so that with ``test_size > 0`` and two tasks or more each split keeps at least one task
-    (rounding would otherwise send both of two tasks to test at ``test_size=0.75``). ``test_size=0``
-    gives only ``train``.
+    Without groups and with one source this is the plain task split: the sorted tasks shuffled with
+    ``random.Random(seed)``, the first ``round(test_size * n_tasks)`` to test. ``test_size=0`` gives no ``test``,
+    ``test_size=1`` an empty ``train``.
     """
-    if not 0 <= test_size < 1:
-        raise ValueError(f"test_size must be in [0, 1), got {test_size}")
     tasks = sorted({row["task_id"] for row in rows})
-    random.Random(seed).shuffle(tasks)
-    n_test = round(test_size * len(tasks))
-    if test_size > 0 and len(tasks) > 1:
-        n_test = min(max(n_test, 1), len(tasks) - 1)
-    test_tasks = set(tasks[:n_test])
+    return rows_of_split(rows, split_tasks(tasks, test_size, seed, groups=groups, test_sizes=test_sizes))
+
+
+def rows_of_split(rows: Sequence[Mapping[str, Any]], split: TaskSplit) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each side of ``split``: ``train`` always (maybe empty: configs leave empty splits out), ``test``
+    when it has rows."""
+    side = {**{t: "train" for t in split.train}, **{t: "test" for t in split.test}}
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     for row in rows:
-        splits["test" if row["task_id"] in test_tasks else "train"].append(dict(row))
+        if row["task_id"] in side:
+            splits[side[row["task_id"]]].append(dict(row))
     return {name: part for name, part in splits.items() if part or name == "train"}
+
+
+def task_texts(
+    rows: Iterable[Mapping[str, Any]], statements: Mapping[str, str] | None = None
+) -> dict[str, "TaskText"]:
+    """Per task, what near-duplicate grouping compares: the statement (from ``statements``, else the row's
+    ``prompt``) and the task's first original program."""
+    from procure_trl.near_duplicates import TaskText
+
+    statements = statements or {}
+    out: dict[str, TaskText] = {}
+    for row in rows:
+        if row["concept"] == ORIGINAL and row["task_id"] not in out:
+            out[row["task_id"]] = TaskText(statements.get(row["task_id"], row["prompt"]), row["completion"])
+    return out
 
 
 def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str, Any]]:
@@ -256,6 +376,8 @@ def dataset_features(tokenized: bool = False) -> "Features":
         "prompt": Value("string"),
         "completion": Value("string"),
         "changed_spans": List(List(Value("int32"), length=2)),
+        "sites": Value("int32"),
+        "variant": Value("int32"),
     }
     if tokenized:
         columns["input_ids"] = List(Value("int32"))
@@ -291,11 +413,19 @@ def build_dataset_dict(
             present = config in CONFIG_NAMES or any(r["concept"] == config for r in rows)
             selected = config_rows(rows, config) if present else []
             if selected:
-                parts[split] = Dataset.from_list([{c: r[c] for c in columns} for r in selected], features=features)
+                parts[split] = Dataset.from_list([_schema_row(r, columns) for r in selected], features=features)
         if parts:
             configs[config] = DatasetDict(parts)
             counts[config] = {split: len(ds) for split, ds in parts.items()}
     return BuiltDataset(configs, counts)
+
+
+#: Columns a row may lack (rows made before they existed): they are written as null.
+_OPTIONAL_COLUMNS = ("sites", "variant")
+
+
+def _schema_row(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    return {c: row.get(c) if c in _OPTIONAL_COLUMNS else row[c] for c in columns}
 
 
 def concept_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -332,6 +462,7 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
             CounterfactualRecord(
                 task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
                 code=row["completion"], changed_spans=tuple(tuple(s) for s in row["changed_spans"]),
+                sites=row.get("sites"), variant=row.get("variant"),  # absent in datasets built before they were kept
                 # a concept that is not built in was made by user-defined rules: read it back as such
                 generator="rule" if row["concept"] in Concept._value2member_map_ else AST_GREP,
             )

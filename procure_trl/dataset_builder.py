@@ -28,17 +28,22 @@ from typing import Any, Mapping, Sequence
 
 from procure_trl.counterfactual_dataset import (
     BuiltDataset,
+    TaskSplit,
     add_token_columns,
     build_dataset_dict,
     build_rows,
     problem_statement,
-    split_by_task,
+    rows_of_split,
+    split_tasks,
+    task_source,
+    task_texts,
 )
 from procure_trl.dataset_card import card_variables, render_card
 from procure_trl.errors import UserError, did_you_mean
 from procure_trl.records import CounterfactualRecord, read_records
 
-__all__ = ["BuildConfig", "build_counterfactual_dataset", "load_statements", "run_engine", "write_local", "push"]
+__all__ = ["BuildConfig", "build_counterfactual_dataset", "load_statements", "run_engine", "write_local", "push",
+           "parse_test_sizes", "split_without_near_duplicates", "split_summary"]
 
 
 @dataclass
@@ -58,7 +63,14 @@ class BuildConfig:
         output_dir (`str`, *optional*, defaults to `"outputs/procure-counterfactuals"`):
             Where the Parquet files (`<config>/<split>-00000-of-00001.parquet`) and `README.md` are written.
         test_size (`float`, *optional*, defaults to `0.2`):
-            Fraction of *tasks* in the `test` split (0 for train only).
+            Fraction of the *tasks* of each benchmark in the `test` split (0: train only; 1: test only, e.g. a
+            benchmark held out whole for a generalization test).
+        test_sizes (`str`, *optional*):
+            Per-benchmark test sizes overriding `test_size`, e.g. `humaneval=0,mbpp=1` (train on all of HumanEval,
+            test on all of MBPP). Near duplicates of a test task from a benchmark sized 0 are left out.
+        near_duplicate_threshold (`float`, *optional*, defaults to `0.8`):
+            Tasks whose statements share at least this Jaccard fraction of their words (or of their content words),
+            or whose solutions are equal up to names, are grouped and split together (docs/datasets.md).
         seed (`int`, *optional*, defaults to `0`):
             Seed of the task split and of the engine run.
         tokenizer (`str`, *optional*):
@@ -77,13 +89,22 @@ class BuildConfig:
             Accept `valid` lines the engine did not validate (`procure perturb --no-validate`); the card says so.
         limit (`int`, *optional*):
             When the builder runs the engine: only the first N problems of each benchmark (quick trials).
+        sites (`str`, *optional*, defaults to `"1"`):
+            When the builder runs the engine: places changed at once (`procure perturb --sites`); comma-separated
+            values (`1,2,3`) run the engine once per value, so the dataset holds counterfactuals of every strength.
+        variants (`int`, *optional*, defaults to `1`):
+            When the builder runs the engine: distinct counterfactuals per (problem, concept) (`procure perturb
+            --variants`).
     """
 
     benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
     input_jsonl: str | None = field(default=None, metadata={"help": "Comma-separated engine JSONL files; unset = run `procure perturb`."})
     problems: str | None = field(default=None, metadata={"help": "Problems JSONL giving statements for other tasks."})
     output_dir: str = field(default="outputs/procure-counterfactuals", metadata={"help": "Local output directory."})
-    test_size: float = field(default=0.2, metadata={"help": "Fraction of tasks in the test split."})
+    test_size: float = field(default=0.2, metadata={"help": "Fraction of each benchmark's tasks in the test split (0 to 1)."})
+    test_sizes: str | None = field(default=None, metadata={"help": "Per-benchmark test sizes, e.g. humaneval=0,mbpp=1."})
+    near_duplicate_threshold: float = field(default=0.8, metadata={
+        "help": "Statement word overlap (Jaccard) at which tasks are grouped and split together."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of the engine."})
     tokenizer: str | None = field(default=None, metadata={"help": "Fast tokenizer for the optional token columns."})
     chat_template: bool = field(default=False, metadata={"help": "Tokenize through the tokenizer's chat template."})
@@ -93,6 +114,8 @@ class BuildConfig:
     pretty_name: str = field(default="ProCURE counterfactual code pairs", metadata={"help": "Card title."})
     allow_unvalidated: bool = field(default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."})
     limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
+    sites: str = field(default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
+    variants: int = field(default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."})
 
     def __post_init__(self):
         from procure_trl.problems import BENCHMARKS
@@ -105,12 +128,60 @@ class BuildConfig:
                 )
         if self.push_to_hub and not self.repo_id:
             raise ValueError("--push-to-hub needs --repo-id NAMESPACE/NAME")
-        if not 0 <= self.test_size < 1:
-            raise ValueError(f"--test-size must be in [0, 1), got {self.test_size}")
+        if not 0 <= self.test_size <= 1:
+            raise ValueError(f"--test-size must be in [0, 1], got {self.test_size}")
+        if not 0 < self.near_duplicate_threshold <= 1:
+            raise ValueError(f"--near-duplicate-threshold must be in (0, 1], got {self.near_duplicate_threshold}")
+        self.test_size_map  # noqa: B018 - parsed now, so a bad --test-sizes fails before any work
+        self.site_counts  # noqa: B018 - likewise --sites
+        if self.variants < 1:
+            raise ValueError(f"--variants must be >= 1, got {self.variants}")
 
     @property
     def benchmark_list(self) -> list[str]:
         return [b.strip() for b in self.benchmarks.split(",") if b.strip()]
+
+    @property
+    def site_counts(self) -> list[int]:
+        """``sites`` as a list of distinct positive integers (``"1,2,3"`` -> ``[1, 2, 3]``)."""
+        try:
+            counts = [int(v) for v in str(self.sites).split(",") if v.strip()]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+            raise ValueError(f"--sites must be distinct positive integers, e.g. 1 or 1,2,3; got {self.sites!r}")
+        return counts
+
+    @property
+    def test_size_map(self) -> dict[str, float]:
+        """``test_sizes`` as ``{task source: size}`` (``mbpp-sanitized`` counts as ``mbpp``, its task ids' source)."""
+        return parse_test_sizes(self.test_sizes)
+
+
+def parse_test_sizes(text: str | None) -> dict[str, float]:
+    """``"humaneval=0,mbpp=1"`` -> ``{"humaneval": 0.0, "mbpp": 1.0}``, keyed by task source
+    (:func:`~procure_trl.counterfactual_dataset.task_source`).
+
+    Raises:
+        ValueError: an entry that is not ``NAME=SIZE`` with a size in [0, 1], or a name given twice.
+    """
+    sizes: dict[str, float] = {}
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        name, _, value = entry.partition("=")
+        name = name.strip().lower().removesuffix("-sanitized")
+        try:
+            size = float(value)
+        except ValueError:
+            size = -1.0
+        if not name or not 0 <= size <= 1:
+            raise ValueError(f"--test-sizes: {entry.strip()!r} is not BENCHMARK=SIZE with a size in [0, 1]; "
+                             "e.g. --test-sizes humaneval=0,mbpp=1")
+        if name in sizes:
+            raise ValueError(f"--test-sizes names {name!r} twice; give each benchmark once")
+        sizes[name] = size
+    return sizes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -130,14 +201,18 @@ def load_statements(benchmarks: Sequence[str], problems_path: str | None = None)
     return statements
 
 
-def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None) -> list[Path]:
-    """Run ``procure perturb`` (its CLI is the contract) on every benchmark; returns the JSONL paths it wrote."""
+def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None,
+               sites: Sequence[int] = (1,), variants: int = 1) -> list[Path]:
+    """Run ``procure perturb`` (its CLI is the contract) on every benchmark, once per site count; returns the JSONL
+    paths it wrote."""
     paths = []
     work_dir.mkdir(parents=True, exist_ok=True)
-    for benchmark in benchmarks:
-        path = work_dir / f"{benchmark}_counterfactuals.jsonl"
+    for benchmark, count in ((b, k) for b in benchmarks for k in sites):
+        name = benchmark if list(sites) == [1] else f"{benchmark}_sites{count}"
+        path = work_dir / f"{name}_counterfactuals.jsonl"
         command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark,
                    "--output", str(path), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
+        command += (["--sites", str(count)] if count != 1 else []) + (["--variants", str(variants)] if variants > 1 else [])
         print(f"running: {' '.join(command)}", flush=True)
         returncode = subprocess.run(command).returncode
         if returncode:
@@ -243,6 +318,42 @@ def verify_hub_counts(repo_id: str, built: BuiltDataset) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# split
+# ------------------------------------------------------------------------------------------------
+
+
+def split_without_near_duplicates(rows: Sequence[Mapping[str, Any]], statements: Mapping[str, str],
+                                  args: BuildConfig) -> TaskSplit:
+    """The task split of ``rows``: near-duplicate groups (:mod:`procure_trl.near_duplicates`) kept whole, each
+    benchmark's test share as ``args`` asks."""
+    from procure_trl.near_duplicates import near_duplicate_groups
+
+    texts = task_texts(rows, statements)
+    unknown = sorted(set(args.test_size_map) - {task_source(t) for t in texts})
+    if unknown:
+        raise ValueError(f"--test-sizes names {unknown[0]!r}, but no task comes from it (sources: "
+                         f"{', '.join(sorted({task_source(t) for t in texts}))})")
+    groups = near_duplicate_groups(texts, args.near_duplicate_threshold)
+    return split_tasks(sorted(texts), args.test_size, args.seed, groups=groups, test_sizes=args.test_size_map)
+
+
+def split_summary(split: TaskSplit, texts: Mapping[str, Any], args: BuildConfig) -> dict[str, Any]:
+    """What the card says about the split: per-source task counts, the largest statement-word overlap between a
+    train and a test task, the tasks left out."""
+    from procure_trl.near_duplicates import largest_cross_similarity, statement_words
+
+    words = {task: statement_words(text.statement) for task, text in texts.items()}
+    similarity, train_task, test_task = largest_cross_similarity(
+        {t: words[t] for t in split.train}, {t: words[t] for t in split.test})
+    sources = sorted({task_source(t) for t in [*split.train, *split.test, *split.left_out]})
+    per_source = {s: {"train": sum(task_source(t) == s for t in split.train),
+                      "test": sum(task_source(t) == s for t in split.test)} for s in sources}
+    return {"per_source": per_source, "largest_cross_similarity": similarity, "closest_pair": (train_task, test_task),
+            "left_out": dict(split.left_out), "threshold": args.near_duplicate_threshold,
+            "test_tasks": len(split.test), "tasks": len(split.train) + len(split.test)}
+
+
+# ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
 
@@ -254,7 +365,8 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     if args.input_jsonl:
         paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
-        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit)
+        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit, args.site_counts,
+                           args.variants)
     records = read_record_files(paths)
     statements = load_statements(args.benchmark_list, args.problems)
     rows = build_rows(records, statements, allow_unvalidated=args.allow_unvalidated)
@@ -263,9 +375,11 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, use_fast=True)
         rows = add_token_columns(rows, tokenizer, chat_template=args.chat_template)
-    splits = split_by_task(rows, test_size=args.test_size, seed=args.seed)
+    split = split_without_near_duplicates(rows, statements, args)
+    splits = rows_of_split(rows, split)
     built = build_dataset_dict(splits, tokenized=bool(args.tokenizer))
-    variables = card_variables(args, built, rows, records, args.repo_id or "NAMESPACE/NAME")
+    variables = card_variables(args, built, rows, records, args.repo_id or "NAMESPACE/NAME",
+                               split=split_summary(split, task_texts(rows, statements), args))
     card_path = write_local(built, output_dir, variables)
     print(f"wrote {len(rows)} rows in {len(built.configs)} configs to {output_dir} (card: {card_path})")
     print(json.dumps(built.counts, indent=1))

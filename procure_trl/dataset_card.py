@@ -33,9 +33,35 @@ def _sources(task_ids: Sequence[str]) -> list[str]:
     return [prefix for prefix in SOURCE_LICENSES if any(t.startswith(prefix) for t in task_ids)]
 
 
+def split_text(split: Mapping[str, Any] | None) -> str:
+    """The card's sentences about the split (:func:`~procure_trl.dataset_builder.split_summary`): the test share
+    of each source, the largest statement-word overlap across the split, the tasks left out."""
+    if not split:
+        return ""
+    shares = []
+    for source, counts in split["per_source"].items():
+        total = counts["train"] + counts["test"]
+        shares.append(f"{source or 'other'}: {counts['test']} of {total} tasks in `test`"
+                      + (f" ({100 * counts['test'] / total:.1f} %)" if total else ""))
+    text = "; ".join(shares) + "."
+    similarity, (train_task, test_task) = split["largest_cross_similarity"], split["closest_pair"]
+    if train_task is not None:
+        text += (f" The largest share of statement words between a `train` and a `test` task is "
+                 f"{100 * similarity:.0f} % (`{train_task}` and `{test_task}`; grouping threshold "
+                 f"{100 * split['threshold']:.0f} %).")
+    left_out = split["left_out"]
+    if left_out:
+        tasks = sorted(left_out)
+        text += (f" {len(tasks)} task(s) are left out as near duplicates of `test` tasks from a benchmark kept whole "
+                 f"for training ({', '.join(tasks[:5])}{', ...' if len(tasks) > 5 else ''}).")
+    return text
+
+
 def card_variables(args: "BuildConfig", built: BuiltDataset, rows: Sequence[Mapping[str, Any]],
-                   records: Sequence[CounterfactualRecord], repo_id: str) -> dict[str, Any]:
-    """Everything the card template needs, computed from the built data (no hand-typed numbers)."""
+                   records: Sequence[CounterfactualRecord], repo_id: str,
+                   split: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the card template needs, computed from the built data (no hand-typed numbers); ``split`` is the
+    builder's :func:`~procure_trl.dataset_builder.split_summary`."""
     task_ids = sorted({r["task_id"] for r in rows})
     prefixes = _sources(task_ids)
     unknown = [t for t in task_ids if not any(t.startswith(p) for p in SOURCE_LICENSES)]
@@ -73,6 +99,9 @@ def card_variables(args: "BuildConfig", built: BuiltDataset, rows: Sequence[Mapp
         "sources_text": " and ".join(SOURCE_NAMES[p] for p in prefixes) or "the input problems",
         "seed": args.seed,
         "test_percent": round(100 * args.test_size),
+        "test_sizes": getattr(args, "test_sizes", None),
+        "split_text": split_text(split),
+        "near_duplicate_percent": round(100 * getattr(args, "near_duplicate_threshold", 0.8)),
         "engine_summary": engine_summary,
         "concepts": [{"name": c.value, "category": c.category, "description": c.description}
                      for c in (Concept.parse(name, unregistered=True) for name in counts if name != ORIGINAL)],

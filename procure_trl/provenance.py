@@ -3,7 +3,8 @@
 * **Training data.** Next to every saved model (and checkpoint), the concept-aware trainer writes
   ``procure_training_data.json``: the dataset (Hub id or path), config, split, a fingerprint of its rows
   (:func:`dataset_fingerprint`) and the task ids it trained on. Nothing else: no argument, token or key (adapters get pushed to the Hub).
-  :func:`check_train_overlap` refuses to score an adapter on its own training tasks.
+  :func:`check_train_overlap` refuses to score an adapter on its own training tasks, and
+  :func:`check_near_duplicate_overlap` on near duplicates of them (:mod:`procure_trl.near_duplicates`).
 * **Tokenizer.** A pre-tokenized dataset stores the tokenizer's name and a fingerprint of its vocabulary
   (:func:`tokenizer_fingerprint`); the trainer refuses token ids made by another tokenizer.
 * **Base model.** :func:`check_adapter_base` refuses to load an adapter on another base model than the one in its
@@ -28,6 +29,7 @@ __all__ = [
     "write_training_data",
     "read_adapter_file",
     "check_train_overlap",
+    "check_near_duplicate_overlap",
     "check_adapter_base",
 ]
 
@@ -136,6 +138,63 @@ def check_train_overlap(adapter: str, task_ids: Iterable[str]) -> None:
             f"adapter {adapter} was trained on {len(overlap)} of the tasks to score ({_short_list(overlap)}) from "
             f"{source}; score held-out tasks (e.g. --dataset {record.get('dataset')} --split test), or pass "
             "--allow-train-overlap to score them anyway"
+        )
+
+
+#: Benchmarks whose problems can be loaded to look up the statements of training tasks, by task source.
+_LOADABLE_SOURCES = {"humaneval": "humaneval", "mbpp": "mbpp", "codecontests": "codecontests"}
+
+
+def _training_problems(task_ids: set[str], given: Iterable[Any]) -> list[Any]:
+    """The problems of ``task_ids``: from ``given`` first, else from the benchmark of their task source. A source
+    that cannot be loaded here (a problems JSONL, no data) leaves its tasks unchecked."""
+    from procure_trl.counterfactual_dataset import task_source
+    from procure_trl.problems import load_problems
+
+    found = {p.task_id: p for p in given if p.task_id in task_ids}
+    for source in sorted({task_source(t) for t in task_ids if t not in found}):
+        name = _LOADABLE_SOURCES.get(source)
+        if name is None:
+            continue
+        try:
+            found.update({p.task_id: p for p in load_problems(name) if p.task_id in task_ids})
+        except (OSError, ValueError, ImportError):  # the data is not here: nothing to compare with
+            continue
+    return list(found.values())
+
+
+def check_near_duplicate_overlap(adapter: str, problems: Iterable[Any], known: Iterable[Any] = (),
+                                 threshold: float | None = None) -> None:
+    """Refuse to score ``problems`` with an adapter trained on near duplicates of some of them (its
+    :data:`TRAINING_DATA_FILE` lists the training tasks; :mod:`procure_trl.near_duplicates` says what a near
+    duplicate is). The training tasks' statements and programs come from ``known`` problems, else from their
+    benchmark (HumanEval, MBPP, CodeContests); tasks found in neither are not checked. Tasks the adapter trained on
+    themselves are :func:`check_train_overlap`'s business.
+
+    Raises:
+        ValueError: one line naming the pairs, and the fixes.
+    """
+    from procure_trl.counterfactual_dataset import problem_statement
+    from procure_trl.near_duplicates import DEFAULT_THRESHOLD, TaskText, near_duplicates_of
+
+    record = read_adapter_file(adapter, TRAINING_DATA_FILE)
+    if not record or record.get("task_ids") is None:
+        return
+    trained = set(record["task_ids"])
+    problems = list(problems)
+
+    def text(problem: Any) -> TaskText:
+        return TaskText(problem_statement(problem.prompt, problem.entry_point), problem.program)
+
+    queries = {p.task_id: text(p) for p in problems if p.task_id not in trained}
+    corpus = {p.task_id: text(p) for p in _training_problems(trained, [*problems, *known])}
+    found = near_duplicates_of(queries, corpus, DEFAULT_THRESHOLD if threshold is None else threshold)
+    if found:
+        pairs = [f"{task} ~ {others[0][0]} ({others[0][1]})" for task, others in sorted(found.items())]
+        raise ValueError(
+            f"adapter {adapter} was trained on near duplicates of {len(found)} of the tasks to score "
+            f"({_short_list(pairs, 3)}) from {record.get('dataset')}; score a split built by `procure build` (it keeps "
+            "near duplicates on one side), or pass --allow-train-overlap to score them anyway"
         )
 
 

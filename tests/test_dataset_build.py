@@ -149,8 +149,10 @@ def test_split_keeps_each_task_on_one_side(n_tasks, test_size, seed):
 
 
 def test_split_rejects_bad_size():
-    with pytest.raises(ValueError, match=r"test_size must be in \[0, 1\)"):
-        split_by_task([], test_size=1.0)
+    with pytest.raises(ValueError, match=r"test_size must be in \[0, 1\]"):
+        split_by_task([], test_size=1.5)
+    with pytest.raises(ValueError, match=r"--test-sizes: 'mbpp=2' is not BENCHMARK=SIZE"):
+        BuildConfig(test_sizes="humaneval=0,mbpp=2")
 
 
 def test_problem_statement_from_benchmark_prompts():

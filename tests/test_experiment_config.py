@@ -16,14 +16,16 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _by_name(config: ExperimentConfig) -> dict:
-    return {plan.variant.name: plan.training for plan in config.runs() if plan.seed == config.seeds[0]}
+    """The training settings of every trained variant (first seed)."""
+    return {plan.variant.name: plan.training for plan in config.runs()
+            if plan.seed == config.seeds[0] and not plan.untuned}
 
 
 def test_ablation_holds_plain_sft_each_term_alone_and_both_in_both_readings():
     runs = _by_name(load_experiment(str(EXPERIMENTS / "ablation.yaml")))
     settings = {
         name: (t["concept_loss_weight"], t.get("perturbed_token_weight", 1.0), t.get("token_loss", "weighted"))
-        for name, t in runs.items()
+        for name, t in runs.items() if t.get("train_on", "all") == "all"
     }
     lam_alpha = {(lam, alpha if reading == "weighted" else "perturbed_only") for lam, alpha, reading in settings.values()}
     assert (0.0, 0.0) in lam_alpha  # plain SFT
@@ -40,14 +42,61 @@ def test_lambda_sweep_covers_the_five_values_and_plots_against_lambda():
     assert config.sweep == "concept_loss_weight"
 
 
-def test_generalization_trains_on_one_benchmark_and_evaluates_on_the_other():
+def test_generalization_scores_every_unseen_task_beside_in_distribution_controls():
+    from procure_trl.dataset_builder import parse_test_sizes
+
     config = load_experiment(str(EXPERIMENTS / "generalization.yaml"))
-    benchmarks = {name: spec["benchmarks"] for name, spec in config.datasets.items()}
-    pairs = {(benchmarks[p.train_dataset], benchmarks[p.eval_dataset]) for p in config.runs()}
-    assert pairs == {("humaneval", "mbpp"), ("mbpp", "humaneval")}
+    cross, controls = set(), set()
+    for plan in config.runs():
+        train, evaluated = config.datasets[plan.train_dataset], config.datasets[plan.eval_dataset]
+        if "test_sizes" in train:  # a cross-benchmark run: one dataset, one benchmark whole on each side
+            assert plan.train_dataset == plan.eval_dataset
+            sizes = parse_test_sizes(train["test_sizes"])
+            assert sorted(sizes.values()) == [0.0, 1.0] and set(sizes) == set(train["benchmarks"].split(","))
+            cross.add((min(sizes, key=sizes.get), max(sizes, key=sizes.get)))
+        else:  # a control: the held-out tasks of the benchmark it trained on
+            assert train is evaluated and 0 < train["test_size"] < 1 and "," not in train["benchmarks"]
+            controls.add(train["benchmarks"])
+        assert "limit" not in plan.evaluation  # every test task is scored
+    assert cross == {("humaneval", "mbpp"), ("mbpp", "humaneval")} and controls == {"humaneval", "mbpp"}
+    assert all(plan.evaluation["limit"] is None for plan in config.smoke_version().runs())
 
 
-@pytest.mark.parametrize("name", ["ablation", "lambda_sweep", "generalization"])
+def test_ablation_separates_the_data_from_the_loss():
+    config = load_experiment(str(EXPERIMENTS / "ablation.yaml"))
+    variants = {v.name: v for v in config.variants}
+    assert variants["untuned"].untuned and not variants["untuned"].training
+    originals = variants["sft-originals"].training
+    assert originals["train_on"] == "originals"
+    assert originals["concept_loss_weight"] == originals["perturbed_token_weight"] == 0.0
+    untuned = next(p for p in config.runs() if p.variant.name == "untuned")
+    assert untuned.evaluation_kwargs("data", "test") | {} == {**untuned.evaluation, "model": config.training[
+        "model_name_or_path"], "dataset": "data", "split": "test", "output_dir": untuned.evaluation_dir}
+    assert "paper's setting" not in (EXPERIMENTS / "ablation.yaml").read_text()
+
+
+def test_alpha_is_swept_in_its_own_file():
+    config = load_experiment(str(EXPERIMENTS / "alpha_sweep.yaml"))
+    alphas = sorted(t["perturbed_token_weight"] for t in _by_name(config).values())
+    assert config.sweep == "perturbed_token_weight" and len(set(alphas)) >= 4 and 0.0 in alphas
+    assert config.training["concept_loss_weight"] == 0.1 and config.training["token_loss"] == "weighted"
+
+
+def test_strength_builds_one_to_three_sites_with_several_variants():
+    config = load_experiment(str(EXPERIMENTS / "strength.yaml"))
+    (spec,) = config.datasets.values()
+    assert spec["sites"] == "1,2,3" and spec["variants"] > 1
+    assert set(config.evaluation["concepts"]) == {"if_else_flip", "independent_swap", "def_use_break"}
+
+
+def test_an_untuned_variant_takes_no_training_fields(tmp_path):
+    data = yaml.safe_load((EXPERIMENTS / "ablation.yaml").read_text())
+    data["variants"][1]["training"] = {"concept_loss_weight": 0.1}
+    with pytest.raises(UserError, match="variant 'untuned' is untuned .* sets training fields"):
+        ExperimentConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("name", ["ablation", "lambda_sweep", "alpha_sweep", "generalization", "strength"])
 def test_a_real_model_is_one_line_away(name):
     """Every variant trains the model of the shared `training` block: changing model_name_or_path there is enough."""
     config = load_experiment(str(EXPERIMENTS / f"{name}.yaml"))

@@ -21,10 +21,12 @@ __all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "writ
 
 def varying_fields(result: "ExperimentResult") -> list[str]:
     """The training fields whose value is not the same in every run (what the variants change), in the order the
-    variants name them; the datasets too when variants train or evaluate on different ones."""
+    variants name them; the datasets too when variants train or evaluate on different ones. An untuned run trains
+    with no setting at all: it is left out of the comparison, or every field would count as changed."""
     plans = [o.plan for o in result.outcomes]
-    names = list(dict.fromkeys(k for p in plans for k in p.settings))
-    fields = [n for n in names if len({json.dumps(p.settings.get(n), default=str) for p in plans}) > 1]
+    trained = [p for p in plans if not p.untuned] or plans
+    names = list(dict.fromkeys(k for p in trained for k in p.settings))
+    fields = [n for n in names if len({json.dumps(p.settings.get(n), default=str) for p in trained}) > 1]
     for role in ("train_dataset", "eval_dataset"):
         if len({getattr(p, role) for p in plans}) > 1:
             fields.append(role)
@@ -161,6 +163,20 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
     return comparisons
 
 
+def _strength_section(result: "ExperimentResult", scored: Sequence[dict[str, Any]], files: dict[str, str]) -> str:
+    """CCS against the number of changed sites (:mod:`procure_trl.experiments.strength`) when the runs hold
+    several site counts; ``""`` otherwise."""
+    from procure_trl.experiments.strength import write_strength
+
+    settings = result.config.evaluation
+    section, written = write_strength(
+        [(_label(row, len(result.config.seeds)), row["evaluation_dir"]) for row in scored], result.config.output_dir,
+        title=f"{result.config.name}: CCS against sites changed",
+        **{key: settings[key] for key in ("confidence", "n_bootstrap") if key in settings})
+    files.update(written)
+    return "\n" + section if section else ""
+
+
 def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
     from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
@@ -183,6 +199,7 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     text = experiment_markdown(result, rows, fields)
     main = main_table(result, **{key: value for key, value in _bootstrap_settings(result).items()})
     text += "\n" + main_table_markdown(main)
+    text += _strength_section(result, scored, files)
     for name, comparison in comparisons.items():
         # procure compare's per-run figures; its paired differences (rows resampled, one seed pair) stay in
         # comparison.md: the main table's pairs are seed by seed with task-clustered intervals

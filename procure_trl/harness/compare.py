@@ -6,7 +6,8 @@ per-completion results stored there, with the package's estimators (:func:`~proc
 intervals of different runs are comparable.
 
 * **pass@k** of the benchmark prompts, with a percentile bootstrap interval over problems.
-* **CCS**, overall and per concept, with a percentile bootstrap interval over rows (one row: a (problem, concept)),
+* **CCS**, overall and per concept, with a percentile bootstrap interval over rows (one row: a (problem, concept,
+  variant): every scored counterfactual row is kept, see :class:`RowKey`),
   and beside it what separates consistency from accuracy (:mod:`procure_trl.metrics.ccs_gap`): ``ccs_expected``,
   ``ccs_gap`` with ``ccs_gap_ci``, and the paired pass-rate test ``pass_gap``, ``pass_gap_ci``, ``pass_gap_p``;
   the same over the *dependent* rows (whose text left to complete uses what the change touched) when the reports
@@ -23,7 +24,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,8 +36,28 @@ from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
 
 __all__ = ["CompareConfig", "RunScores", "Comparison", "load_run", "compare_runs", "paired_difference"]
 
-#: Key of one CCS row: (task id, concept).
-RowKey = tuple[str, str]
+class RowKey(NamedTuple):
+    """Key of one scored counterfactual row. A (task, concept) can hold several rows (``procure perturb --variants N``
+    or ``--sites K``, several site counts in one dataset): the variant number and the site count tell them apart, and
+    ``occurrence`` numbers rows equal in all of these in report order, so no row is ever merged with another."""
+
+    task_id: str
+    concept: str
+    sites: int | None = None
+    variant: int | None = None
+    occurrence: int = 0
+
+
+def _row_keys(tasks: Sequence[dict[str, Any]]) -> list[tuple[RowKey, dict[str, Any]]]:
+    """Every counterfactual row of a report's ``tasks`` with its :class:`RowKey`."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for task in tasks:
+        for row in task.get("variants", []):
+            base = (task["task_id"], row["concept"], row.get("sites", 1), row.get("variant"))  # reports before sites: 1
+            seen[base] = seen.get(base, -1) + 1
+            out.append((RowKey(*base, seen[base]), row))
+    return out
 
 
 @dataclass
@@ -98,7 +119,7 @@ class RunScores:
         n: completions per prompt.
         ks: the k of pass@k the run reported.
         original: task id -> 0/1 result of each completion of the benchmark prompt.
-        rows: (task id, concept) -> (reference results, counterfactual results).
+        rows: :class:`RowKey` -> (reference results, counterfactual results), one entry per scored row.
         dependent: the rows whose text left to complete uses what the change touched; ``None`` when the report
             does not record it (written by an older version).
     """
@@ -112,9 +133,15 @@ class RunScores:
     rows: dict[RowKey, tuple[list[int], list[int]]]
     dependent: set[RowKey] | None = None
 
+    def __post_init__(self) -> None:
+        # a plain (task id, concept[, sites, variant]) tuple as key is read as the RowKey it abbreviates
+        self.rows = {key if isinstance(key, RowKey) else RowKey(*key): value for key, value in self.rows.items()}
+        if self.dependent is not None:
+            self.dependent = {key if isinstance(key, RowKey) else RowKey(*key) for key in self.dependent}
+
     @property
     def concepts(self) -> list[str]:
-        return list(dict.fromkeys(concept for _, concept in self.rows))
+        return list(dict.fromkeys(key.concept for key in self.rows))
 
 
 @dataclass
@@ -149,12 +176,9 @@ def load_run(run_dir: str) -> RunScores:
     try:
         config, tasks = report["config"], report["tasks"]
         original = {t["task_id"]: list(t["original"]["passed"]) for t in tasks}
-        rows = {
-            (t["task_id"], v["concept"]): (list(v["reference"]["passed"]), list(v["counterfactual"]["passed"]))
-            for t in tasks
-            for v in t.get("variants", [])
-        }
-        flags = [((t["task_id"], v["concept"]), v.get("dependent")) for t in tasks for v in t.get("variants", [])]
+        keyed = _row_keys(tasks)
+        rows = {key: (list(v["reference"]["passed"]), list(v["counterfactual"]["passed"])) for key, v in keyed}
+        flags = [(key, v.get("dependent")) for key, v in keyed]
     except (KeyError, TypeError) as err:
         raise ValueError(
             f"{path} lacks the per-completion results ({err}); re-run `procure evaluate` with this version"
@@ -198,7 +222,7 @@ def _ccs(rows: dict[RowKey, tuple[list[int], list[int]]], config: CompareConfig)
         return concept_consistency_score(
             predictions=[rows[key][1] for key in keys],
             references=[rows[key][0] for key in keys],
-            concepts=[concept for _, concept in keys],
+            concepts=[key.concept for key in keys],
             confidence=config.confidence,
             n_bootstrap=config.n_bootstrap,
             seed=config.seed,
@@ -268,7 +292,7 @@ def paired_ccs_difference(
     n_bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
-    """CCS(other) - CCS(baseline) over the same rows (row i of both is the same (problem, concept)), and the same
+    """CCS(other) - CCS(baseline) over the same rows (row i of both is the same :class:`RowKey`), and the same
     for the gap to the CCS expected by chance (``gap_difference``), each with the interval of a paired bootstrap:
     each resample draws the same rows for both runs."""
     base_rows, other_rows = _row_arrays(baseline), _row_arrays(other)
@@ -320,8 +344,8 @@ def paired_difference(baseline: RunScores, other: RunScores, config: CompareConf
     if keys:
         out["ccs"] = paired_ccs_difference([baseline.rows[key] for key in keys], [other.rows[key] for key in keys],
                                            config.confidence, config.n_bootstrap, config.seed)
-        for offset, concept in enumerate(dict.fromkeys(c for _, c in keys)):
-            mine = [key for key in keys if key[1] == concept]
+        for offset, concept in enumerate(dict.fromkeys(key.concept for key in keys)):
+            mine = [key for key in keys if key.concept == concept]
             out["ccs_per_concept"][concept] = paired_ccs_difference(
                 [baseline.rows[key] for key in mine], [other.rows[key] for key in mine],
                 config.confidence, config.n_bootstrap, config.seed + 1 + offset,

@@ -102,8 +102,8 @@ class EvaluationConfig:
             Seed of sampling and of the bootstrap. Each sample gets a seed of its own from it, its prompt and its
             index, so a completion does not depend on the batch it was generated in.
         allow_train_overlap (`bool`, defaults to `False`):
-            Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them); refused by
-            default.
+            Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them) or on near
+            duplicates of them (docs/datasets.md); refused by default.
         allow_base_mismatch (`bool`, defaults to `False`):
             Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
         cache_file (`str`, *optional*):
@@ -185,7 +185,7 @@ class EvaluationConfig:
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
     allow_train_overlap: bool = field(
-        default=False, metadata={"help": "score an adapter on tasks it was trained on (refused by default)"}
+        default=False, metadata={"help": "score an adapter on tasks it was trained on, or near duplicates of them (refused by default)"}
     )
     allow_base_mismatch: bool = field(
         default=False,

@@ -47,7 +47,7 @@ from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import GAP_KEYS, ccs_per_group, concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem, load_problems
-from procure_trl.provenance import check_adapter_base, check_train_overlap
+from procure_trl.provenance import check_adapter_base, check_near_duplicate_overlap, check_train_overlap
 from procure_trl.records import CounterfactualRecord
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class PromptRow:
     counterfactual_prompt: str
     sites: int = 1
     """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
+    variant: int | None = None
+    """Which of the (problem, concept)'s counterfactuals this is (``procure perturb --variants N``); ``None`` for one."""
     remainder_differs: bool = True
     """The text left to complete differs between the two sides (:mod:`procure_trl.harness.dependence`)."""
     dependent: bool = True
@@ -186,7 +188,7 @@ def cut_rows(
         facts = row_dependence(variant.original, variant.code, pair.reference, pair.counterfactual,
                                variant.changed_spans)
         rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
-                              variant.sites or 1, facts.remainder_differs, facts.dependent))
+                              variant.sites or 1, variant.variant, facts.remainder_differs, facts.dependent))
     return rows, skipped
 
 
@@ -444,7 +446,7 @@ def evaluate_model(
     Raises:
         PermissionError: ``HF_ALLOW_CODE_EVAL`` is not ``1`` (checked before anything is generated).
         ValueError: a bad counterfactual file, e.g. one made for another benchmark; an adapter asked to score
-            tasks it was trained on (unless ``allow_train_overlap``) or loaded on another base model (unless
+            tasks it was trained on or near duplicates of them (unless ``allow_train_overlap``) or loaded on another base model (unless
             ``allow_base_mismatch``).
         FileNotFoundError: a local dataset folder that does not exist.
     """
@@ -462,6 +464,7 @@ def evaluate_model(
     selected_ids = {p.task_id for p in selected}
     if config.adapter and not config.allow_train_overlap:
         check_train_overlap(config.adapter, [p.task_id for p in selected])
+        check_near_duplicate_overlap(config.adapter, selected, problems)
     given = [v for v in variants if v.task_id in selected_ids]
     rows, skipped = cut_rows(given, by_id, config)
     for item in skipped:
@@ -508,6 +511,8 @@ def evaluate_model(
         task_index[row.task_id]["variants"].append(
             {
                 "concept": row.concept.value,
+                "sites": row.sites,
+                "variant": row.variant,
                 "remainder_differs": row.remainder_differs,
                 "dependent": row.dependent,
                 "reference": row_sides[i]["reference"].to_dict(),

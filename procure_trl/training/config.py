@@ -9,6 +9,9 @@ from trl import SFTConfig
 
 from procure_trl.training.loss import TOKEN_LOSSES
 
+#: Values of ``train_on``: every row, or the original programs only.
+TRAIN_ON = ("all", "originals")
+
 
 def parse_attention_layers(value: "list[int] | int | str | None") -> "list[int] | int | None":
     """Normalise the ``attention_layers`` setting.
@@ -95,6 +98,11 @@ class ConceptAwareSFTConfig(SFTConfig):
             How the paper's masked-token term is read. ``"weighted"``: the NLL of every completion
             token, perturbed ones weighted ``1 + alpha``. ``"perturbed_only"``: a counterfactual's NLL
             over its perturbed tokens only (``alpha`` is not used; originals keep the plain NLL).
+        train_on (`str`, defaults to `"all"`):
+            Which rows to train on. ``"all"``: originals and counterfactuals. ``"originals"``: the original programs
+            only (rows whose ``concept`` is ``original``, or without a ``concept`` column the rows with no changed
+            span): the plain-SFT baseline without the counterfactual data, which separates the effect of the data
+            from that of the loss.
         attention_layers (`list[int]`, `int` or `str`, *optional*):
             Decoder layers whose attention mass enters ``L_att`` (averaged over them and over heads).
             ``None`` (default) or ``"all"``: every layer; an int ``k``: the top ``k`` layers; a list
@@ -126,6 +134,11 @@ class ConceptAwareSFTConfig(SFTConfig):
             "help": "Reading of the masked-token term: 'weighted' (every completion token, perturbed ones weigh "
             "1 + alpha) or 'perturbed_only' (a counterfactual's NLL over its perturbed tokens only; alpha unused).",
         },
+    )
+    train_on: Literal["all", "originals"] = field(
+        default="all",
+        metadata={"help": "Rows trained on: 'all' (originals and counterfactuals) or 'originals' (the original "
+                  "programs only: SFT without the counterfactual data)."},
     )
     # `list[int] | str | int` so that HfArgumentParser/TrlParser read it as a string on the command line
     attention_layers: list[int] | str | int | None = field(
@@ -164,6 +177,8 @@ class ConceptAwareSFTConfig(SFTConfig):
                 f"perturbed_token_weight (alpha) must be >= 0, got {self.perturbed_token_weight}; use 0 for "
                 "unweighted tokens"
             )
+        if self.train_on not in TRAIN_ON:
+            raise ValueError(f"train_on={self.train_on!r} is not one of {', '.join(TRAIN_ON)}")
         if self.token_loss not in TOKEN_LOSSES:
             raise ValueError(f"token_loss={self.token_loss!r} is not one of {', '.join(TOKEN_LOSSES)}")
         if not self.attention_loss_eps > 0:

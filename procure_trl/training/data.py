@@ -51,6 +51,32 @@ def concept_dataset_kind(column_names: Sequence[str], mask_column: str, spans_co
     return "spans"
 
 
+def is_original_row(example: dict[str, Any], *, spans_column: str, mask_column: str) -> bool:
+    """Whether a row is an original program (``train_on="originals"`` keeps only these): its ``concept`` says
+    ``original``; without a ``concept`` column, it has no changed span (spans rows) or no perturbed token
+    (pre-tokenized rows)."""
+    if "concept" in example:
+        return example["concept"] == "original"
+    if spans_column in example:
+        return not example[spans_column]
+    return not any(example.get(mask_column) or ())
+
+
+def keep_originals(dataset: Any, *, spans_column: str, mask_column: str) -> Any:
+    """The original-program rows of a ``Dataset`` or ``IterableDataset`` (:func:`is_original_row`).
+
+    Raises:
+        ValueError: a ``Dataset`` without a single original row (training on nothing would be silent).
+    """
+    kwargs = {"desc": "Keeping original programs"} if hasattr(dataset, "num_rows") else {}
+    kept = dataset.filter(is_original_row, fn_kwargs={"spans_column": spans_column, "mask_column": mask_column},
+                          **kwargs)
+    if hasattr(kept, "num_rows") and kept.num_rows == 0:
+        raise ValueError("train_on='originals' but the train dataset holds no original program (no row with concept "
+                         "'original' or without changed spans); train on a dataset built by `procure build`")
+    return kept
+
+
 def _last_assistant(messages: Sequence[dict]) -> int:
     return max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
 

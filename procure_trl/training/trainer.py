@@ -42,6 +42,7 @@ from procure_trl.training.data import (
     VersionedRowFunction,
     check_concept_row,
     concept_dataset_kind,
+    keep_originals,
     tokenize_concept_row,
     truncate_mask,
 )
@@ -120,6 +121,10 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         **kwargs,
     ):
         require_extension_points()
+        if getattr(args, "train_on", "all") == "originals" and train_dataset is not None:
+            # the plain-SFT baseline without counterfactual data: the rows go before anything is recorded or tokenized
+            train_dataset = keep_originals(train_dataset, spans_column=args.changed_spans_column,
+                                           mask_column=args.perturbation_mask_column)
         # Read from the rows as given (before tokenization), so the task ids are the dataset's own.
         self._training_data = (
             training_data_record(train_dataset, train_dataset_origin) if train_dataset is not None else None
