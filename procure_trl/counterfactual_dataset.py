@@ -390,6 +390,26 @@ def select_split(dataset: Any, name: str, split: str, config: str | None = None)
     return dataset[split]
 
 
+def dataset_prompt_format(name: str, config: str | None = "all", split: str = "test") -> str | None:
+    """The prompt format a dataset was built in (:mod:`procure_trl.prompt_format`): the ``prompt_format`` of its
+    card (a folder written by ``procure build``), else the format of its rows (``None`` when it has none)."""
+    from procure_trl.prompt_format import PROMPT_FORMATS, rows_format
+
+    readme = os.path.join(os.path.expanduser(name), "README.md")
+    if os.path.isfile(readme):
+        import yaml
+
+        text = open(readme, encoding="utf-8").read()
+        if text.startswith("---\n") and "\n---" in text[4:]:
+            data = yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+            if data.get("prompt_format") in PROMPT_FORMATS:
+                return data["prompt_format"]
+    try:
+        return rows_format(load_dataset_split(name, config, split))
+    except ValueError:  # no such split: the dataset's rows tell nothing here
+        return None
+
+
 def load_dataset_split(name: str, config: str | None = "all", split: str = "train") -> Any:
     """One split of a dataset loaded by :func:`load_dataset_dict`.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from procure_trl.errors import UserError, first_line
 
-__all__ = ["load_model_and_tokenizer"]
+__all__ = ["load_model_and_tokenizer", "load_tokenizer"]
 
 
 def _check_local_folders(model: str, adapter: str | None) -> None:
@@ -67,3 +67,19 @@ def load_model_and_tokenizer(
                             "adapter directory (adapter_config.json + weights) trained on --model") from err
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return loaded.to(device).eval(), tokenizer
+
+
+def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of ``model`` alone (cheap: to render prompts before deciding to load any weights).
+
+    Raises:
+        UserError: it cannot be loaded (the same line as :func:`load_model_and_tokenizer`'s).
+    """
+    from transformers import AutoTokenizer
+
+    _check_local_folders(model, None)
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--model {model!r} cannot be loaded: {first_line(err)}; give a local directory with the "
+                        "model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)") from err
