@@ -9,13 +9,18 @@ column              type                                    meaning
 ``task_id``         string                                  benchmark task, e.g. ``HumanEval/0``
 ``pair_id``         string                                  shared by an original and its counterfactuals
 ``concept``         string                                  ``original``, a built-in or a user-defined concept
-``prompt``          string                                  the problem statement (natural language)
-``completion``      string                                  the full program
-``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
+``prompt``          string, or a list of messages (chat)    what the model reads (see below)
+``completion``      string, or a list of messages (chat)    what it writes: the program, or its rest
+``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of the completion's program
 ``input_ids``       list of int32 (optional)                tokens of prompt + completion (one tokenizer)
 ``completion_mask`` list of int8 (optional)                 1 on completion tokens, as TRL computes it
 ``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
 ==================  ======================================  ============================================
+
+``prompt`` and ``completion`` follow the dataset's prompt format (:mod:`procure_trl.prompt_format`, recorded
+on the card as ``prompt_format``): ``completion`` rows split the program where the harness's prompt ends (for
+an original, ``prompt + completion`` is the task's program); ``chat`` rows are conversational (user: the
+statement and an instruction; assistant: the program).
 
 Configs (subsets): ``all`` holds every row; each concept's config (the five built-in ones, then every
 user-defined concept the rows hold) holds that concept's counterfactuals *and the originals they pair
@@ -46,6 +51,8 @@ from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
+
+    from procure_trl.prompt_format import TaskText
 
 __all__ = [
     "CONFIG_NAMES",
@@ -140,15 +147,20 @@ def excluded_tasks(records: Iterable[CounterfactualRecord]) -> dict[str, str]:
 
 
 def build_rows(
-    records: Iterable[CounterfactualRecord], statements: Mapping[str, str], *, allow_unvalidated: bool = False
+    records: Iterable[CounterfactualRecord], tasks: Mapping[str, "TaskText | str"], *, allow_unvalidated: bool = False,
+    prompt_format: str = "completion",
 ) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
 
-    ``statements`` maps task ids to their problem statement (the ``prompt`` column); a task without a
-    statement raises, naming the task and how to provide one. Tasks in :func:`excluded_tasks` give no
-    rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
+    ``tasks`` maps task ids to their :class:`~procure_trl.prompt_format.TaskText` (a plain string is taken as the
+    statement of a task whose program start is unknown: its ``completion`` rows have an empty prompt); a task
+    without one raises, naming the task and how to provide it. ``prompt`` and ``completion`` are written in
+    ``prompt_format`` (:func:`procure_trl.prompt_format.training_example`). Tasks in :func:`excluded_tasks` give
+    no rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
     ``allow_unvalidated``: the card promises executed, checked counterfactuals.
     """
+    from procure_trl.prompt_format import TaskText
+
     records = list(records)
     excluded = excluded_tasks(records)
     rows: list[dict[str, Any]] = []
@@ -163,31 +175,34 @@ def build_rows(
                 "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "
                 "--allow_unvalidated to build from unchecked programs"
             )
-        if record.task_id not in statements:
+        if record.task_id not in tasks:
             raise ValueError(
                 f"no problem statement for task {record.task_id!r}; pass the benchmark it comes from "
                 "(--benchmarks humaneval,mbpp) or a problems JSONL (--problems PATH) that contains it"
             )
-        prompt = statements[record.task_id]
+        task = tasks[record.task_id]
+        task = task if isinstance(task, TaskText) else TaskText(record.task_id, "", task)
         pair_id = pair_id_for(record.task_id, record.original)
         if pair_id not in seen_originals:
             seen_originals.add(pair_id)
-            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, []))
+            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt_format, task, record.original, []))
         if record.status != VALID:
             continue
         key = (pair_id, record.code or "")
         if key in seen_counterfactuals:  # the same program twice (e.g. two concepts agreeing): keep the first
             continue
         seen_counterfactuals.add(key)
-        rows.append(
-            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "", [list(s) for s in record.changed_spans])
-        )
+        rows.append(_row(record.task_id, pair_id, record.concept.value, prompt_format, task, record.code or "",
+                         [list(s) for s in record.changed_spans]))
     return rows
 
 
-def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list) -> dict[str, Any]:
-    return {"task_id": task_id, "pair_id": pair_id, "concept": concept, "prompt": prompt,
-            "completion": completion, "changed_spans": spans}
+def _row(task_id: str, pair_id: str, concept: str, prompt_format: str, task: "TaskText", program: str,
+         spans: list) -> dict[str, Any]:
+    from procure_trl.prompt_format import training_example
+
+    return {"task_id": task_id, "pair_id": pair_id, "concept": concept,
+            **training_example(prompt_format, task, program, spans)}
 
 
 def split_by_task(
@@ -226,34 +241,46 @@ def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str
 def add_token_columns(
     rows: Sequence[Mapping[str, Any]], tokenizer: Any, *, chat_template: bool = False, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as TRL's SFTTrainer would tokenize,
-    and the tokenizer that made them (``tokenizer_name``, ``tokenizer_fingerprint``: the trainer refuses the
+    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as the concept-aware trainer tokenizes the
+    rows, and the tokenizer that made them (``tokenizer_name``, ``tokenizer_fingerprint``: the trainer refuses the
     ids with another tokenizer).
 
-    Uses :func:`procure_trl.masks.prompt_completion_mask` (EOS appended without a chat template, as TRL
-    does), so the stored tokens are exactly the trainer's.
+    Uses :func:`procure_trl.masks.prompt_completion_mask` for string rows (EOS appended, as TRL does;
+    ``chat_template``: rendered as a user/assistant conversation) and :func:`procure_trl.masks.conversation_mask`
+    for chat rows, so the stored tokens are exactly the trainer's.
     """
     from tqdm.auto import tqdm
+
+    from procure_trl.masks import conversation_mask
 
     identity = {"tokenizer_name": str(tokenizer.name_or_path), "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     out = []
     for row in tqdm(rows, desc="tokenizing", disable=not progress):
-        tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
-                                        chat_template=chat_template)
+        if isinstance(row["prompt"], list):  # a chat row: its spans index the assistant message
+            prompt, completion = row["prompt"], row["completion"]
+            tokens = conversation_mask(prompt + completion, len(prompt), row["changed_spans"], tokenizer,
+                                       prompt_messages=len(prompt))
+        else:
+            tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
+                                            chat_template=chat_template)
         out.append({**row, **tokens, **identity})
     return out
 
 
-def dataset_features(tokenized: bool = False) -> "Features":
-    """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``)."""
+def dataset_features(tokenized: bool = False, prompt_format: str = "completion") -> "Features":
+    """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``); ``prompt`` and
+    ``completion`` are strings, or lists of ``{"role", "content"}`` messages in the ``chat`` format."""
     from datasets import Features, List, Value
 
+    text: Any = Value("string")
+    if prompt_format == "chat":
+        text = List({"role": Value("string"), "content": Value("string")})
     columns: dict[str, Any] = {
         "task_id": Value("string"),
         "pair_id": Value("string"),
         "concept": Value("string"),
-        "prompt": Value("string"),
-        "completion": Value("string"),
+        "prompt": text,
+        "completion": text,
         "changed_spans": List(List(Value("int32"), length=2)),
     }
     if tokenized:
@@ -279,7 +306,10 @@ def build_dataset_dict(
     """One ``DatasetDict`` per config from task-level splits; configs without rows are left out."""
     from datasets import Dataset, DatasetDict
 
-    features = dataset_features(tokenized)
+    from procure_trl.prompt_format import rows_format
+
+    prompt_format = rows_format(row for rows in splits.values() for row in rows) or "completion"
+    features = dataset_features(tokenized, prompt_format)
     columns = list(features)
     configs: dict[str, DatasetDict] = {}
     counts: dict[str, dict[str, int]] = {}
