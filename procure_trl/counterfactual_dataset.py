@@ -420,23 +420,35 @@ def select_split(dataset: Any, name: str, split: str, config: str | None = None)
     return dataset[split]
 
 
-def dataset_prompt_format(name: str, config: str | None = "all", split: str = "test") -> str | None:
-    """The prompt format a dataset was built in (:mod:`procure_trl.prompt_format`): the ``prompt_format`` of its
-    card (a folder written by ``procure build``), else the format of its rows (``None`` when it has none)."""
-    from procure_trl.prompt_format import PROMPT_FORMATS, rows_format
+def card_prompt_format(name: str) -> str | None:
+    """The ``prompt_format`` a dataset folder's card records (``procure build`` writes it), or ``None``."""
+    from procure_trl.prompt_format import PROMPT_FORMATS
 
     readme = os.path.join(os.path.expanduser(name), "README.md")
-    if os.path.isfile(readme):
-        import yaml
+    if not os.path.isfile(readme):
+        return None
+    import yaml
 
-        text = open(readme, encoding="utf-8").read()
-        if text.startswith("---\n") and "\n---" in text[4:]:
-            data = yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
-            if data.get("prompt_format") in PROMPT_FORMATS:
-                return data["prompt_format"]
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    data = yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    fmt = data.get("prompt_format") if isinstance(data, dict) else None
+    return fmt if fmt in PROMPT_FORMATS else None
+
+
+def dataset_prompt_format(name: str, config: str | None = "all", split: str = "test") -> str | None:
+    """The prompt format a dataset was built in (:mod:`procure_trl.prompt_format`): the one its card records, else
+    the format of its rows (``None`` when the split does not exist)."""
+    from procure_trl.prompt_format import rows_format
+
+    recorded = card_prompt_format(name)
+    if recorded:
+        return recorded
     try:
         return rows_format(load_dataset_split(name, config, split))
-    except ValueError:  # no such split: the dataset's rows tell nothing here
+    except ValueError:  # no such split: its rows tell nothing here
         return None
 
 
