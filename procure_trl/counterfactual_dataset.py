@@ -47,6 +47,7 @@ from procure_trl.errors import first_line
 from procure_trl.masks import prompt_completion_mask
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.records import CounterfactualRecord
+from procure_trl.prompt_format import row_program
 from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
@@ -338,13 +339,14 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
     """The tasks of dataset rows, in first-seen order, and one valid record per counterfactual row.
 
     The inverse of :func:`build_rows`: each counterfactual row is paired with the ``original`` row of its
-    ``pair_id`` (the program it rewrites).
+    ``pair_id`` (the program it rewrites); rows of either prompt format give the whole programs
+    (:func:`procure_trl.prompt_format.row_program`).
 
     Raises:
         ValueError: a counterfactual row whose original is not among the rows (the rows were filtered apart).
     """
     rows = list(rows)
-    originals = {r["pair_id"]: r["completion"] for r in rows if r["concept"] == ORIGINAL}
+    originals = {r["pair_id"]: row_program(r)[0] for r in rows if r["concept"] == ORIGINAL}
     tasks = list(dict.fromkeys(r["task_id"] for r in rows))
     records = []
     for row in rows:
@@ -355,10 +357,11 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
                 f"row {row['task_id']} / {row['concept']}: no 'original' row with pair_id {row['pair_id']!r}; "
                 "load a whole config split of the dataset (each config holds the originals its rows pair with)"
             )
+        code, offset = row_program(row)  # rows hold a program split in their format; records hold it whole
         records.append(
             CounterfactualRecord(
                 task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
-                code=row["completion"], changed_spans=tuple(tuple(s) for s in row["changed_spans"]),
+                code=code, changed_spans=tuple((s + offset, e + offset) for s, e in row["changed_spans"]),
             )
         )
     return tasks, records

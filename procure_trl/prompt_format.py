@@ -43,6 +43,7 @@ __all__ = [
     "prompt_split",
     "training_example",
     "row_format",
+    "row_program",
     "rows_format",
     "default_format",
     "check_format",
@@ -137,6 +138,16 @@ def training_example(fmt: str, task: TaskText, program: str, changed_spans: Sequ
     split = prompt_split(task.prompt, program, spans)
     return {"prompt": program[:split], "completion": program[split:],
             "changed_spans": [[s - split, e - split] for s, e in spans]}
+
+
+def row_program(row: Mapping[str, Any]) -> tuple[str, int]:
+    """The inverse of :func:`training_example`: ``(program, offset)`` of a row in either format, where ``offset``
+    is added to the row's ``changed_spans`` to index the program (the completion string follows the prompt; the
+    assistant message's content is the program)."""
+    prompt, completion = row["prompt"], row["completion"]
+    if isinstance(completion, list):
+        return (completion[-1]["content"] if completion else ""), 0
+    return prompt + completion, len(prompt)
 
 
 def _check_name(fmt: str) -> str:

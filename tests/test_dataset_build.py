@@ -140,6 +140,20 @@ def test_rows_pair_counterfactuals_with_their_original(prompt_format):
     assert all(r["changed_spans"] == [] for r in originals)
 
 
+@pytest.mark.parametrize("prompt_format", ["completion", "chat"])
+def test_rows_give_back_the_records_they_were_built_from(prompt_format):
+    """What `procure evaluate --dataset` reads: whole programs and spans into them, in either format."""
+    from procure_trl.counterfactual_dataset import records_from_rows
+    from procure_trl.dataset_builder import load_tasks
+
+    records = [r for r in read_records(FIXTURE) if r.status == "valid"]
+    rows = build_rows(records, load_tasks(["humaneval", "mbpp"]), prompt_format=prompt_format)
+    _, back = records_from_rows(rows)
+    expected = {(r.task_id, r.concept.value): (r.original, r.code, [list(s) for s in r.changed_spans]) for r in records}
+    assert {(r.task_id, r.concept.value): (r.original, r.code, [list(s) for s in r.changed_spans]) for r in back} \
+        == expected
+
+
 def test_concept_configs_hold_their_counterfactuals_and_those_originals_only():
     rows = build_rows(read_records(FIXTURE), {t: "s" for t in ("HumanEval/0", "HumanEval/3", "HumanEval/4",
                                                                       "HumanEval/7", "MBPP/2", "MBPP/3")})
