@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0 --overwrite
+	$(VENV)/bin/procure perturb --benchmark humaneval --output outputs/demo/humaneval_counterfactuals.jsonl --seed 0 --overwrite
 
 # pytest exits 5 when it collects no tests: that is not a failure of the code under test.
 PYTEST := HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(PY) -m pytest

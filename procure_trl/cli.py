@@ -42,11 +42,18 @@ def _command_module(name: str):
     return importlib.import_module(f"procure_trl.commands.{name.replace('-', '_')}")
 
 
+def _version() -> str:
+    from procure_trl import __version__
+
+    return __version__
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="procure",
         description="ProCURE: concept-aware fine-tuning of code LLMs with counterfactual programs.",
     )
+    parser.add_argument("--version", action="version", version=f"procure_trl {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Only the chosen subcommand's module is imported; the others get a stub parser for --help.
     chosen = next((a for a in (argv or []) if a in SUBCOMMANDS), None)

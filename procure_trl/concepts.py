@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
 
 class Concept(str, Enum):
@@ -130,6 +130,15 @@ def register_concept(concept: UserConcept) -> UserConcept:
 def all_concepts() -> list[AnyConcept]:
     """The five built-in concepts, then the registered user concepts in registration order."""
     return [*Concept, *_USER_CONCEPTS.values()]
+
+
+def concept_names_in(concepts: "Iterable[str | AnyConcept]") -> list[str]:
+    """The distinct concept names of ``concepts`` (names or concepts, e.g. the ``concept`` of every row), in
+    report order: the built-in ones in :class:`Concept` order, then the others (user-defined, registered or
+    only named in the rows) in first-seen order. Every per-concept loop over rows iterates this, so rows of a
+    user-defined concept are never dropped."""
+    names = dict.fromkeys(getattr(c, "value", c) for c in concepts)
+    return [c.value for c in Concept if c.value in names] + [n for n in names if n not in Concept._value2member_map_]
 
 
 #: The ``concept`` value that marks an unperturbed program in datasets and reports.

@@ -44,10 +44,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.errors import first_line
+from procure_trl.hub import require_hub
 from procure_trl.masks import prompt_completion_mask
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
-from procure_trl.records import CounterfactualRecord
 from procure_trl.prompt_format import row_program
+from procure_trl.records import AST_GREP, CounterfactualRecord
 from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
@@ -317,7 +318,9 @@ def build_dataset_dict(
     for config in config_names(row for rows in splits.values() for row in rows):
         parts = {}
         for split, rows in splits.items():
-            selected = config_rows(rows, config)
+            # A user-defined concept whose rows all fell in the other split has none here.
+            present = config in CONFIG_NAMES or any(r["concept"] == config for r in rows)
+            selected = config_rows(rows, config) if present else []
             if selected:
                 parts[split] = Dataset.from_list([{c: r[c] for c in columns} for r in selected], features=features)
         if parts:
@@ -362,6 +365,8 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
             CounterfactualRecord(
                 task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
                 code=code, changed_spans=tuple((s + offset, e + offset) for s, e in row["changed_spans"]),
+                # a concept that is not built in was made by user-defined rules: read it back as such
+                generator="rule" if row["concept"] in Concept._value2member_map_ else AST_GREP,
             )
         )
     return tasks, records
@@ -405,6 +410,8 @@ def load_dataset_dict(name: str, config: str | None = "all", *, streaming: bool 
         return load_from_disk(path)
     check_dataset_name(name)
     local = os.path.isdir(path)
+    if not local:
+        require_hub(f"dataset {name!r}", "build it locally with `procure build --output-dir DIR` and pass DIR")
     try:
         # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
         # rebuilt in place would otherwise come back with its old rows.

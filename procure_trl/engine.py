@@ -87,7 +87,9 @@ class GenerationConfig:
     validate: bool = field(
         default=True,
         metadata={"help": "validate every candidate (dedup, parse, concept check, tests); off: every produced "
-                          "program is written as 'valid' (unchecked)"},
+                          "program is written as 'valid' (unchecked)",
+                  "off_help": "skip validation: write every produced program as 'valid' without de-duplication, "
+                              "parsing, the concept check or the tests"},
     )
     num_workers: int = field(
         default_factory=default_num_workers,
@@ -98,7 +100,7 @@ class GenerationConfig:
         metadata={"help": "seconds allowed for one program's tests (generous, so that slow reference "
                           "solutions give the same verdict on a loaded machine)"},
     )
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars", "off_help": "hide the progress bars"})
     sites: int = field(
         default=1,
         metadata={"help": "places changed at once by if_else_flip, independent_swap and def_use_break (flip K "

@@ -4,17 +4,107 @@
 :func:`load_model_and_tokenizer`, so a model or adapter that cannot be loaded reads the same in both. Whether the
 adapter was trained on this base model is checked by the callers (:func:`procure_trl.provenance.check_adapter_base`)
 before any weights load.
+
+:func:`model_fingerprint` says *what* a model name stands for (a local folder's files, or a Hub id at its
+revision), so that what a model wrote is never credited to another model kept under the same name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from procure_trl.errors import UserError, first_line
 
-__all__ = ["load_model_and_tokenizer", "load_tokenizer"]
+__all__ = ["load_model_and_tokenizer", "load_tokenizer", "resolve_model_name", "model_fingerprint", "folder_fingerprint"]
+
+#: Files up to this size (configs, tokenizers) are hashed whole; larger ones (weights) by size, mtime and a
+#: hash of their first and last :data:`EDGE_BYTES`, which keeps a multi-GB model's fingerprint to milliseconds.
+WHOLE_FILE_LIMIT = 8 * 2**20
+EDGE_BYTES = 2**20
+
+
+def resolve_model_name(name: str) -> str:
+    """``name`` as one spelling per model: a local folder as its absolute real path (``~`` expanded, links and
+    ``..`` resolved), so that ``outputs/m``, ``./outputs/m/`` and ``/abs/outputs/m`` compare equal; a Hub id
+    (anything that is not an existing folder) unchanged."""
+    path = os.path.expanduser(name)
+    return os.path.realpath(path) if os.path.isdir(path) else name
+
+
+def _file_digest(path: str, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if size <= WHOLE_FILE_LIMIT:
+            digest.update(handle.read())
+        else:
+            digest.update(handle.read(EDGE_BYTES))
+            handle.seek(-EDGE_BYTES, os.SEEK_END)
+            digest.update(handle.read(EDGE_BYTES))
+    return digest.hexdigest()
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{file name: {"size", "sha256"[, "mtime_ns"]}}`` for the files a model or adapter folder loads from.
+
+    Every file at the top of the folder counts (configs, tokenizer files, weights, custom code), except hidden
+    files and Markdown (model cards); subfolders (a training run's ``checkpoint-*``) are not loaded and do not
+    count. Files up to :data:`WHOLE_FILE_LIMIT` (``config.json``, ``adapter_config.json``, tokenizers) are hashed
+    whole. Larger files (weights) are fingerprinted by their size, their modification time (ns) and a hash of
+    their first and last MiB: fast for multi-GB weights, and a retrained model, which rewrites its weights,
+    always changes the modification time. Links are followed (a Hub cache snapshot links to its blobs).
+    """
+    files: dict[str, dict[str, Any]] = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name.lower().endswith(".md") or not entry.is_file():
+            continue
+        size = entry.stat().st_size
+        item: dict[str, Any] = {"size": size, "sha256": _file_digest(entry.path, size)}
+        if size > WHOLE_FILE_LIMIT:
+            item["mtime_ns"] = entry.stat().st_mtime_ns
+        files[entry.name] = item
+    return files
+
+
+def _hub_revision(repo_id: str) -> str | None:
+    """The commit a Hub id loads: asked of the Hub when online, else the cached snapshot's; ``None`` when neither
+    is known (an id that is not cached, offline)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    if not constants.HF_HUB_OFFLINE:
+        from huggingface_hub import HfApi
+
+        try:
+            return HfApi().model_info(repo_id).sha
+        except Exception:  # noqa: BLE001 - best effort (no network, gated repo): the cached snapshot is next
+            pass
+    for filename in ("config.json", "adapter_config.json"):
+        try:
+            cached = try_to_load_from_cache(repo_id, filename)
+        except HFValidationError:  # not a well-formed repo id: nothing to look up
+            return None
+        if isinstance(cached, str):
+            return Path(cached).parent.name  # .../snapshots/<commit>/config.json
+    return None
+
+
+def model_fingerprint(name: str | None) -> dict[str, Any] | None:
+    """What ``name`` (a ``--model`` or ``--adapter``) stands for, never only where it is.
+
+    A local folder: :func:`folder_fingerprint` of its files (its path is left out: a copy of the same files is
+    the same model). A Hub id: ``{"hub_id", "revision"}``, the revision being the commit that loads
+    (:func:`_hub_revision`; ``None`` when it cannot be known offline). ``None`` for no name.
+    """
+    if name is None:
+        return None
+    path = os.path.expanduser(name)
+    if os.path.isdir(path):
+        return {"files": folder_fingerprint(path)}
+    return {"hub_id": name, "revision": _hub_revision(name)}
 
 
 def _check_local_folders(model: str, adapter: str | None) -> None:

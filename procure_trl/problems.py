@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from procure_trl.hub import require_hub
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -309,6 +311,7 @@ def _mbpp_hub_rows(sanitized: bool) -> list[tuple[Mapping, str]]:
     import datasets
 
     config = "sanitized" if sanitized else "full"
+    require_hub(f"MBPP ({MBPP_DATASET!r})", f"set ${MBPP_DIR_ENV} to a folder holding mbpp.jsonl and sanitized-mbpp.json")
     try:
         splits = datasets.load_dataset(MBPP_DATASET, config)
     except Exception as err:  # offline, no cache: say how to use a local copy instead
@@ -504,6 +507,8 @@ def load_codecontests(
         return codecontests_problems(rows, max_tests=max_tests, where=str(path))
     import datasets
 
+    require_hub(f"CodeContests ({CODECONTESTS_DATASET!r})",
+                f"set ${CODECONTESTS_FILE_ENV} to a JSONL file with rows in the Hub schema")
     try:
         dataset = datasets.load_dataset(CODECONTESTS_DATASET, split=split)
     except Exception as err:  # offline, no cache, unknown split: say what to do instead

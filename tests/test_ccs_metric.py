@@ -36,6 +36,21 @@ def test_kwargs_reach_the_estimator(ccs_metric):
     assert a["ccs_ci"] is None and a["ccs_per_concept"] == {}
 
 
+def test_module_returns_the_gap_statistics_of_the_estimator(ccs_metric):
+    from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
+
+    preds = [[1, 0, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]]
+    refs = [[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]]
+    concepts = ["if_else_flip", "if_else_flip", "name_random", "name_random"]
+    kwargs = dict(concepts=concepts, n_bootstrap=100, seed=3, n_permutations=50)
+    out = ccs_metric.compute(predictions=preds, references=refs, **kwargs)
+    direct = concept_consistency_score(preds, refs, **kwargs)
+    for key in GAP_KEYS:
+        assert out[key] == direct[key] and out[f"{key}_per_concept"] == direct[f"{key}_per_concept"], key
+    assert out["pass_gap"] < 0 and out["ccs_gap"] < 0
+    assert ccs_metric.compute(predictions=preds, references=refs, n_permutations=0)["pass_gap_p"] is None
+
+
 def test_no_valid_pair_is_none_not_nan(ccs_metric):
     with pytest.warns(RuntimeWarning):
         out = ccs_metric.compute(predictions=[[0]], references=[[0, 0]])

@@ -39,3 +39,12 @@ def test_a_subcommand_is_required(capsys):
     with pytest.raises(SystemExit):
         main([])
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version_and_exits_0(capsys):
+    from procure_trl import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"procure_trl {__version__}"

@@ -54,7 +54,7 @@ def test_humaneval_reference_solutions_pass_and_broken_ones_fail(executor):
 def test_mbpp_reference_solutions_pass_and_broken_ones_fail(executor):
     # All 974 when the full file is next to the repository, else the fixture rows (tests/mbpp_data.py).
     programs = corpora.mbpp()
-    assert len(programs) == (974 if FULL_MBPP_DIR is not None else 14)
+    assert len(programs) == (974 if FULL_MBPP_DIR is not None else 15)
     _check(executor, programs, should_pass=True)
     _check(executor, corpora.broken(programs), should_pass=False)
 

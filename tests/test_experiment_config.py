@@ -136,4 +136,4 @@ def test_the_command_refuses_to_start_without_the_code_execution_opt_in(tmp_path
 
 def test_a_missing_config_file_is_named(tmp_path, capsys):
     assert main(["experiment", "--config", str(tmp_path / "nope.yaml")]) == 2
-    assert "nope.yaml' does not exist" in capsys.readouterr().err
+    assert "nope.yaml': no such file, and no shipped experiment config" in capsys.readouterr().err

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from test_harness_run import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, _line
+from harness_rows import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, counterfactual_line
 
 from procure_trl.harness.compare import (
     CompareConfig,
@@ -29,17 +30,19 @@ TUNED = {**COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2
 def runs(tmp_path_factory):
     """Two real run folders, written by `evaluate_model`: the base model, and the same model with an adapter.
 
-    Made once for the module: the tests only read them."""
+    Made once for the module: the tests only read them. They run in a scratch folder, so the relative adapter
+    path never names a real adapter (a finished README chain leaves one at ./outputs/procure-qlora)."""
     tmp_path = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+        monkeypatch.chdir(tmp_path)
         return _evaluated_runs(tmp_path)
 
 
 def _evaluated_runs(tmp_path):
     path = tmp_path / "counterfactuals.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in (
-        _line(SIGN, "if_else_flip", FLIPPED), _line(SIGN, "name_random", RENAMED))))
+        counterfactual_line(SIGN, "if_else_flip", FLIPPED), counterfactual_line(SIGN, "name_random", RENAMED))))
     dirs = []
     for name, adapter, completions in (("base", None, COMPLETIONS), ("tuned", "outputs/procure-qlora", TUNED)):
         config = EvaluationConfig(model="tiny-coder", adapter=adapter, benchmark="toy", counterfactuals=str(path),
@@ -95,6 +98,7 @@ def test_identical_runs_have_a_zero_width_paired_interval():
     config = CompareConfig(runs=["a", "b"], n_bootstrap=500)
     diff = paired_difference(run, run, config)
     assert diff["ccs"]["difference"] == 0.0 and diff["ccs"]["ci"] == (0.0, 0.0)
+    assert diff["ccs"]["gap_difference"] == 0.0 and diff["ccs"]["gap_ci"] == (0.0, 0.0)
     assert diff["pass@1"]["difference"] == 0.0 and diff["pass@1"]["ci"] == (0.0, 0.0)
     own = pass_at_k_with_interval(list(original.values()), 1, 0.95, 500, 0)["ci"]
     assert own[1] - own[0] > 0.1
@@ -169,3 +173,41 @@ def test_given_labels_name_the_runs_in_tables_and_differences(runs, tmp_path, ca
     assert "| `procure` |" in (tmp_path / "c" / "comparison.md").read_text()
     assert main(["compare", *runs, "--labels", "only-one", "--output", str(tmp_path / "x")]) == 2
     assert "1 given for 2 runs" in capsys.readouterr().err
+
+
+def test_gap_statistics_and_dependent_rows_read_back_from_the_reports(runs, tmp_path):
+    comparison = compare_runs(CompareConfig(runs=runs, output_dir=str(tmp_path / "g"), n_bootstrap=100))
+    for run, run_dir in zip(comparison.runs, runs):
+        report = json.loads((tmp_path / run_dir / "report.json").read_text())
+        for key in ("ccs_expected", "ccs_gap", "pass_gap", "pass_gap_p"):
+            assert run["ccs"][key] == pytest.approx(report["ccs"][key]), key
+            for concept, cell in run["ccs_per_concept"].items():
+                assert cell[key] == pytest.approx(report["ccs"][f"{key}_per_concept"][concept]), (key, concept)
+        flagged = [v for t in report["tasks"] for v in t["variants"] if v["dependent"]]
+        assert run["ccs_dependent"]["rows"] == len(flagged) == report["ccs_dependent"]["rows"]
+        assert run["ccs_dependent"]["value"] == pytest.approx(report["ccs_dependent"]["ccs"])
+    base, tuned = comparison.runs
+    (diff,) = comparison.differences
+    assert diff["ccs"]["gap_difference"] == pytest.approx(tuned["ccs"]["ccs_gap"] - base["ccs"]["ccs_gap"])
+    assert diff["ccs_dependent"]["rows"] == base["ccs_dependent"]["rows"]
+    table = (tmp_path / "g" / "comparison.md").read_text()
+    assert "| CCS gap | pass gap | dependent rows |" in table and "Δ CCS gap [interval]" in table
+    assert f"{tuned['ccs']['ccs_gap']:+.3f}" in table
+
+
+def test_a_run_that_only_solves_more_gains_ccs_but_not_gap():
+    """Both runs are concept-invariant (the same pass rate on both sides of every row); the second solves more.
+    Raw CCS rises with the pass rate; the paired difference of the gap stays at 0."""
+    rng = np.random.default_rng(0)
+    excluded, covered = 0, 0
+    for trial in range(10):
+        def run(p, name):
+            rows = {(f"T/{i}", "name_random"): ((rng.random(5) < p).astype(int).tolist(),
+                                                (rng.random(5) < p).astype(int).tolist()) for i in range(300)}
+            return RunScores(name, name, "toy", 5, [1], {}, rows)
+
+        diff = paired_difference(run(0.3, "base"), run(0.7, "tuned"), CompareConfig(runs=["a", "b"], seed=trial))
+        excluded += diff["ccs"]["ci"][0] > 0
+        covered += diff["ccs"]["gap_ci"][0] <= 0 <= diff["ccs"]["gap_ci"][1]
+    assert excluded == 10  # CCS "gains" about 0.54 - 0.18 every time
+    assert covered >= 8

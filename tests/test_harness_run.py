@@ -5,76 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from harness_rows import COMPLETIONS, DOUBLE, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, counterfactual_line
 
 from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.sampling import ScriptedBackend
 from procure_trl.harness.run import evaluate_model
-from procure_trl.problems import Problem
-
-SIGN_PROMPT = 'def sign(x):\n    """Sign of x."""\n'
-SIGN = Problem(
-    task_id="toy/sign",
-    prompt=SIGN_PROMPT,
-    solution="    if x > 0:\n        y = 1\n    else:\n        y = -1\n    return y\n",
-    tests="assert sign(3) == 1\nassert sign(-2) == -1\n",
-    entry_point="sign",
-)
-DOUBLE = Problem(
-    task_id="toy/double",
-    prompt="def double(x):\n",
-    solution="    return 2 * x\n",
-    tests="assert double(2) == 4\n",
-    entry_point="double",
-)
-PROBLEMS = [SIGN, DOUBLE]
-
-FLIPPED = SIGN_PROMPT + "    if not x > 0:\n        y = -1\n    else:\n        y = 1\n    return y\n"
-RENAMED = SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n        v = -1\n    return v\n"
-
-# What the scripted "model" writes after each prompt (sample 0, sample 1).
-KEEP_BRANCHES = "        y = 1\n    else:\n        y = -1\n    return y\n"
-SWAP_BRANCHES = "        y = -1\n    else:\n        y = 1\n    return y\n"
-COMPLETIONS = {
-    SIGN_PROMPT: ["    return 1 if x > 0 else -1\n", "    return 1\n"],  # pass, fail
-    SIGN_PROMPT + "    if x > 0:\n": [KEEP_BRANCHES, KEEP_BRANCHES],  # reference of the flip: pass, pass
-    SIGN_PROMPT + "    if not x > 0:\n": [KEEP_BRANCHES, SWAP_BRANCHES],  # ignores the `not`: fail, pass
-    SIGN_PROMPT + "    if x > 0:\n        y = 1\n    else:\n": ["        y = -1\n    return y\n"] * 2,  # pass, pass
-    SIGN_PROMPT + "    if x > 0:\n        v = 1\n    else:\n": [
-        "        v = -1\n    return v\n",  # pass
-        "        y = -1\n    return y\n",  # UnboundLocalError on sign(3): fail
-    ],
-    "def double(x):\n": ["    while True:\n        pass\n", "    return x + x\n"],  # timed out, pass
-}
-
-
-def _spans(original: str, code: str) -> list[list[int]]:
-    import difflib
-
-    ops = difflib.SequenceMatcher(a=original, b=code, autojunk=False).get_opcodes()
-    return [[j1, j2] for tag, _, _, j1, j2 in ops if tag != "equal" and j2 > j1]  # deletions leave no span
-
-
-def _line(problem, concept, code, status="valid"):
-    original = problem.prompt + problem.solution
-    return {
-        "task_id": problem.task_id,
-        "concept": concept,
-        "status": status,
-        "reason": "",
-        "original": original,
-        "code": code,
-        "changed_spans": _spans(original, code),
-    }
+from procure_trl.harness.sampling import ScriptedBackend
 
 
 @pytest.fixture
 def counterfactual_file(tmp_path):
     path = tmp_path / "counterfactuals.jsonl"
     lines = [
-        _line(SIGN, "if_else_flip", FLIPPED),
-        _line(SIGN, "name_random", RENAMED),
-        _line(DOUBLE, "if_else_flip", "def double(x):\n    return x * 2\n"),  # no if: skipped with a reason
-        {**_line(DOUBLE, "name_shuffle", "def double(x):\n    return 2 * x\n"), "status": "not_applicable",
+        counterfactual_line(SIGN, "if_else_flip", FLIPPED),
+        counterfactual_line(SIGN, "name_random", RENAMED),
+        counterfactual_line(DOUBLE, "if_else_flip", "def double(x):\n    return x * 2\n"),  # no if: skipped with a reason
+        {**counterfactual_line(DOUBLE, "name_shuffle", "def double(x):\n    return 2 * x\n"), "status": "not_applicable",
          "code": None, "changed_spans": None},
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -172,7 +117,7 @@ def test_rerun_uses_the_cache_and_an_interrupted_run_resumes(tmp_path, counterfa
 
 def test_counterfactuals_of_another_benchmark_are_refused(tmp_path, allow_exec):
     path = tmp_path / "mbpp.jsonl"
-    line = _line(SIGN, "name_random", RENAMED)
+    line = counterfactual_line(SIGN, "name_random", RENAMED)
     line["task_id"] = "Mbpp/2"
     path.write_text(json.dumps(line) + "\n")
     with pytest.raises(ValueError, match=r"1 task id\(s\) are not in toy \(Mbpp/2\).*--benchmark"):
@@ -181,7 +126,7 @@ def test_counterfactuals_of_another_benchmark_are_refused(tmp_path, allow_exec):
 
 def test_counterfactuals_of_another_benchmark_version_are_refused(tmp_path, allow_exec):
     path = tmp_path / "other_version.jsonl"
-    line = _line(SIGN, "name_random", RENAMED)
+    line = counterfactual_line(SIGN, "name_random", RENAMED)
     line["original"] = line["original"].replace("Sign of x.", "Return the sign of x.")
     path.write_text(json.dumps(line) + "\n")
     with pytest.raises(ValueError, match=r"toy/sign.*does not start with that problem's prompt"):
@@ -256,7 +201,7 @@ def test_cli_end_to_end_with_a_tiny_model(
     assert "CCS n/a" in capsys.readouterr().out
 
 
-def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
+def test_cli_bad_input_is_onecounterfactual_line(tmp_path, capsys, allow_exec):
     from procure_trl.cli import main
 
     rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
@@ -264,7 +209,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, allow_exec):
     assert "k=[5] exceeds n=1" in capsys.readouterr().err
 
 
-def test_cli_model_that_cannot_be_loaded_is_one_line(tmp_path, capsys, allow_exec):
+def test_cli_model_that_cannot_be_loaded_is_onecounterfactual_line(tmp_path, capsys, allow_exec):
     from procure_trl.cli import main
 
     rc = main(["evaluate", "--model", str(tmp_path / "no-model"), "--limit", "1", "--output", str(tmp_path / "o")])

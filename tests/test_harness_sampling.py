@@ -37,9 +37,25 @@ def test_cache_skips_done_work_and_survives_a_torn_last_line(tmp_path):
     backend.calls.clear()
     cache = CompletionCache(path, fingerprint)
     assert len(cache) == 4
-    second = generate_completions(requests, backend, cache, batch_size=8)
+    second = generate_completions(requests, backend, cache, batch_size=2)
     assert second == ["a-0", "a-1", "a-2", "bb-0", "bb-1", "bb-2"]
+    # Batches [a0 a1] [a2 bb0] are cached: only the last one is asked.
     assert [[(r.prompt, r.sample_index) for r in call] for call in backend.calls] == [[("bb", 1), ("bb", 2)]]
+    assert len(path.read_text().splitlines()) == 4 + 1 + 2
+
+
+def test_a_partly_cached_batch_is_generated_whole_and_only_its_missing_part_stored(tmp_path):
+    path = tmp_path / "completions.jsonl"
+    requests = [GenerationRequest(p, i) for p in ("a", "bb") for i in range(2)]
+    generate_completions(requests[:1], ScriptedBackend(lambda p, i: f"{p}-{i}"), CompletionCache(path, {}))
+    backend = ScriptedBackend(lambda p, i: f"{p}-{i} again")
+    out = generate_completions(requests, backend, CompletionCache(path, {}), batch_size=3)
+    # The batches of the whole list are [a0 a1 bb0] [bb1]: the first is asked whole, as an uninterrupted run
+    # would have generated it (same padding), but its cached a0 is kept.
+    assert [[(r.prompt, r.sample_index) for r in call] for call in backend.calls] == [
+        [("a", 0), ("a", 1), ("bb", 0)], [("bb", 1)]]
+    assert out == ["a-0", "a-1 again", "bb-0 again", "bb-1 again"]
+    assert len(path.read_text().splitlines()) == 4
 
 
 def test_cache_is_keyed_by_model_and_sampling(tmp_path):

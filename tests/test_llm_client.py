@@ -160,32 +160,35 @@ def test_cache_serves_a_repeat_without_a_request(server, tmp_path):
 
 def test_concurrency_is_bounded():
     import threading
-    import time
 
     lock = threading.Lock()
     live = {"now": 0, "max": 0}
+    # Requests are let through in pairs: a pair's first request waits for a second one in flight, so a client
+    # that serialized its requests would break the barrier (a failed request) instead of passing by timing luck.
+    pairs = threading.Barrier(2, timeout=10)
 
-    def slow(body):
+    def paired(body):
         with lock:
             live["now"] += 1
             live["max"] = max(live["max"], live["now"])
-        time.sleep(0.2)  # long enough that requests overlap even on a loaded machine
+        pairs.wait()
         with lock:
             live["now"] -= 1
         return "ok"
 
-    with ChatServer(slow) as srv:
-        client = make_client(srv, max_concurrency=2, request_timeout=5.0)
+    with ChatServer(paired) as srv:
+        client = make_client(srv, max_concurrency=2, request_timeout=15.0, max_retries=0)
 
         async def go():
             try:
-                await asyncio.gather(*[client.complete([{"role": "user", "content": str(i)}]) for i in range(8)])
+                return await asyncio.gather(*[client.complete([{"role": "user", "content": str(i)}])
+                                              for i in range(8)])
             finally:
                 await client.aclose()
 
-        asyncio.run(go())
-        assert srv.request_count == 8
-    assert live["max"] == 2
+        replies = asyncio.run(go())
+        assert srv.request_count == 8 and [r.text for r in replies] == ["ok"] * 8
+    assert live["max"] <= 2  # never more in flight than max_concurrency (and 2 were: the barrier passed)
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter():

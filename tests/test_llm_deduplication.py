@@ -46,13 +46,13 @@ def renamed(program: str) -> str:
     return program.replace("above", "hi_q7")  # a fresh name: a correct name_random answer
 
 
-def faulty_renaming_server() -> ChatServer:
+def faulty_renaming_server(seed: int) -> ChatServer:
     """Every distinct request fails once (the fault kinds in turn), then gets the renaming, after a
-    random delay: completion order differs from run to run."""
+    random delay (drawn from ``seed``): completion order differs between servers of different seeds."""
     seen: set[str] = set()
     kinds = itertools.cycle([Fault.error(429, retry_after=0.01), Fault.error(500), Fault.malformed(), Fault.drop()])
     lock = threading.Lock()
-    jitter = random.Random()  # unseeded on purpose
+    jitter = random.Random(seed)
 
     def script(body: dict):
         key = json.dumps(body["messages"], sort_keys=True)
@@ -80,14 +80,14 @@ def test_rows_do_not_depend_on_completion_order(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     problems = [problem(i) for i in range(N_PROBLEMS)]
     outputs, requests = {}, {}
-    for name, concurrency, workers in [("c16", 16, 2), ("c1", 1, 1)]:
-        with faulty_renaming_server() as srv:
+    for seed, (name, concurrency, workers) in enumerate([("c16", 16, 2), ("c1", 1, 1)]):
+        with faulty_renaming_server(seed) as srv:
             generate(problems, tmp_path / f"{name}.jsonl", srv.url, tmp_path / f"cache-{name}", concurrency, workers)
             requests[name] = srv.request_count
             answers = sum(entry.answer == "text" for entry in srv.log)
         outputs[name] = (tmp_path / f"{name}.jsonl").read_bytes()
         assert requests[name] == 2 * answers  # every request failed once and was retried
-    with faulty_renaming_server() as srv:  # the same cache: nothing is asked again
+    with faulty_renaming_server(2) as srv:  # the same cache: nothing is asked again
         report = generate(problems, tmp_path / "rerun.jsonl", srv.url, tmp_path / "cache-c16", 16, 2)
         assert srv.request_count == 0 and report.stats.requests == 0
 

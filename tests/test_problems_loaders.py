@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import datasets
 import pytest
 from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
@@ -52,7 +53,7 @@ def test_humaneval_tests_catch_a_wrong_solution():
 def test_mbpp_format_on_the_fixture_rows():
     full = load_mbpp(data_dir=FIXTURE_MBPP_DIR)
     sanitized = load_mbpp(data_dir=FIXTURE_MBPP_DIR, sanitized=True)
-    assert len(full) == 14 and len(sanitized) == 10
+    assert len(full) == 15 and len(sanitized) == 10
     first = full[0]
     assert first.task_id == "MBPP/1" and first.entry_point == "min_cost"
     assert "\r" not in first.program and "\r" not in first.tests
@@ -194,8 +195,10 @@ def test_mbpp_missing_folder_is_reported_as_a_folder(tmp_path):
         load_mbpp(tmp_path / "nowhere")
 
 
-def test_mbpp_offline_without_a_local_copy_says_how_to_use_one(monkeypatch):
+def test_mbpp_offline_without_a_local_copy_says_how_to_use_one(monkeypatch, tmp_path):
     monkeypatch.delenv("PROCURE_MBPP_DIR")
+    # an empty datasets cache: another test may have cached MBPP from the loopback Hub under the suite's cache
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=r"google-research-datasets/mbpp.*set \$PROCURE_MBPP_DIR"):
@@ -249,6 +252,6 @@ def test_mbpp_from_the_hub_equals_the_local_copy(tmp_path):
     from_hub = json.loads((tmp_path / "hub.json").read_text())
     local = {f"{name}:{split}": [p.to_dict() for p in load_problems(name, split=split, mbpp_dir=FIXTURE_MBPP_DIR)]
              for name in ("mbpp", "mbpp-sanitized") for split in (None, "test")}
-    assert [p["task_id"] for p in local["mbpp:None"]] == [f"MBPP/{i}" for i in (*range(1, 13), 82, 367)]
+    assert [p["task_id"] for p in local["mbpp:None"]] == [f"MBPP/{i}" for i in (*range(1, 13), 66, 82, 367)]
     assert [p["task_id"] for p in local["mbpp-sanitized:test"]] == ["MBPP/11", "MBPP/12", "MBPP/82"]
     assert from_hub == local

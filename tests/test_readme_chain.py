@@ -3,6 +3,7 @@ variant run command by command from a fresh folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -45,8 +46,14 @@ def _without_cpu_options(command: list[str]) -> list[str]:
     return out
 
 
+#: The CPU block's set-up lines: the environment `make demo` made, and MBPP offline from the tests' rows.
+CPU_SETUP = [["source", ".venv/bin/activate"], ["export", "PROCURE_MBPP_DIR=tests/fixtures/mbpp"]]
+
+
 def test_the_cpu_chain_is_the_full_chain_with_the_model_swapped():
     full, cpu = _commands(_block("full")), _commands(_block("cpu"))
+    assert cpu[:2] == CPU_SETUP
+    cpu = cpu[2:]
     assert cpu[0] == ["python", "-m", "procure_trl.testing_utils", TINY_MODEL]  # how the tiny model is made
     swapped = [
         [TINY_MODEL if a == BASE_MODEL else "examples/cpu_smoke.yaml" if a == "examples/procure_qlora.yaml" else a
@@ -83,22 +90,48 @@ def test_one_set_of_paths_and_one_base_model():
         assert stale not in text, stale
 
 
-@pytest.mark.slow
-def test_the_cpu_chain_runs_as_written(tmp_path):
-    """The README's CPU block, line by line, in a fresh folder that holds the repository's examples/."""
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    bin_dir = str(Path(sys.executable).parent)  # `python` and `procure` of the environment under test
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("HF_ALLOW_CODE_EVAL", None)  # the block exports it itself
-    script = "set -euo pipefail\n" + _block("cpu")
-    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=1800)
-    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-    out = tmp_path / "outputs"
-    assert (out / "procure-qlora" / "adapter_model.safetensors").is_file()
-    import json
+def _scratch_clone(dest: Path) -> Path:
+    """The working tree as a fresh clone sees it (tracked and untracked files that git does not ignore), with the
+    environment under test as its ``.venv``: what `make demo` would have installed there."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_symlink():  # as git checks it out: the link itself (examples/, evaluation/metrics/)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).symlink_to(os.readlink(source))
+        elif source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / ".venv").symlink_to(Path(sys.prefix))
+    return dest
 
+
+def _make(target: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    # -o: the environment exists already (it runs these tests), so make does not reinstall it
+    return subprocess.run(["make", target, "-o", ".venv/.installed"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=2400)
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_runs_the_demo_then_the_cpu_chain_as_written_then_the_fast_suite(tmp_path):
+    """README order on a fresh clone: `make demo`, the CPU block exactly as README.md has it (its own `source` and
+    `export` lines included), then `make test-fast` in the folder the chain filled."""
+    if not (Path(sys.prefix) / "bin" / "activate").is_file():
+        pytest.skip(f"the tests run outside a virtual environment ({sys.prefix}); the chain activates .venv")
+    clone = _scratch_clone(tmp_path / "clone")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_ALLOW_CODE_EVAL", "PROCURE_MBPP_DIR", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST",
+                        "HF_DATASETS_CACHE")}  # a fresh clone has none of this suite's cached datasets
+    env["PYTHONPATH"] = str(clone)  # the clone's code, whichever way python or procure is started
+    demo = _make("demo", clone, env)
+    assert demo.returncode == 0, f"{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}"
+    assert (clone / "outputs" / "demo" / "humaneval_counterfactuals.jsonl").is_file()
+    result = subprocess.run(["bash", "-c", "set -euo pipefail\n" + _block("cpu")], cwd=clone, env=env,
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    out = clone / "outputs"
+    assert (out / "procure-qlora" / "adapter_model.safetensors").is_file()
     base = json.loads((out / "eval-base" / "report.json").read_text())
     tuned = json.loads((out / "eval-procure" / "report.json").read_text())
     trained = set(json.loads((out / "procure-qlora" / "procure_training_data.json").read_text())["task_ids"])
@@ -107,3 +140,6 @@ def test_the_cpu_chain_runs_as_written(tmp_path):
     comparison = (out / "comparison" / "comparison.md").read_text()
     assert "`outputs/tiny-model + adapter outputs/procure-qlora`" in comparison
     assert (out / "comparison" / "difference_1.png").is_file()
+    # the fast suite, from the folder that now holds a finished chain, without the full MBPP copy
+    fast = _make("test-fast", clone, env)
+    assert fast.returncode == 0, f"{fast.stdout[-6000:]}\n{fast.stderr[-3000:]}"

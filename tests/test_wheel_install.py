@@ -112,3 +112,11 @@ def test_wheel_in_a_fresh_venv_runs_the_chain_from_outside_the_repository(tmp_pa
     assert all(path.startswith(venv_site) for path in out["modules"])
     assert out["ccs_equal"] is True
     assert out["pass_at_k"] == out["pass_at_k_function"] == {"pass@1": 0.5, "pass@2": 1.0}
+
+    # the shipped recipe and experiment config, by name, from outside the repository
+    _run([procure, "train", "--config", "cpu_smoke", "--model_name_or_path", "tiny-model", "--dataset_name", "dataset",
+          "--output_dir", "adapter", "--max_steps", "2"], work, env)
+    assert (work / "adapter" / "adapter_model.safetensors").is_file()
+    _run([procure, "experiment", "--config", "ablation", "--smoke", "--output-dir", "ablation"], work, env,
+         timeout=1200)
+    assert list(work.glob("ablation*/*.md")), sorted(p.name for p in work.iterdir())

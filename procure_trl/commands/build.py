@@ -32,8 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
 
+    from procure_trl.hub import require_hub_push
+
     try:
         config = BuildConfig(**config_kwargs(BuildConfig, args))
+        if config.push_to_hub:
+            require_hub_push(config.repo_id)  # before perturbing and building, not after
         build_counterfactual_dataset(config)
     except (ValueError, FileNotFoundError) as err:
         # Bad input (flags, engine lines, a missing file): one line that says what to fix.

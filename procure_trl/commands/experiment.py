@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from procure_trl.commands.options import add_options, config_kwargs
+from procure_trl.configs import resolve_config
 
 _EPILOG = """\
 evaluation runs the models' programs, so it refuses to start unless HF_ALLOW_CODE_EVAL=1 is set
@@ -37,7 +38,8 @@ class ExperimentArguments:
             Replaces the YAML file's `output_dir`.
     """
 
-    config: str = field(metadata={"help": "the experiment's YAML file, e.g. experiments/ablation.yaml"})
+    config: str = field(metadata={"help": "the experiment's YAML file, or the name of a shipped one (ablation, "
+                                          "lambda_sweep, generalization, ...)"})
     smoke: bool = field(
         default=False,
         metadata={"help": "tiny local model, few steps, few problems, into OUTPUT-smoke: checks the whole pipeline "
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.experiments import load_experiment, run_experiment
 
     options = ExperimentArguments(**config_kwargs(ExperimentArguments, args))
-    experiment = load_experiment(options.config)
+    experiment = load_experiment(resolve_config("experiments", options.config))
     if options.output_dir:
         experiment = dataclasses.replace(experiment, output_dir=options.output_dir)
     if options.smoke:

@@ -11,6 +11,8 @@ stays instant.
 
 Optional field metadata read here:
 
+``off_help``
+    for a ``bool`` that is on by default (its flag turns it off): what giving the flag does. Required there.
 ``flags``
     the flag names, e.g. ``("--output", "-o")`` (default: ``--field-name``). ``--field_name`` is
     always accepted too, unlisted, as in ``HfArgumentParser``.
@@ -161,13 +163,14 @@ def _is_bool(hint: Any) -> bool:
     return _strip_optional(hint) is bool
 
 
-def _help(field: dataclasses.Field, default: Any, shown: bool) -> str:
-    text = field.metadata.get("help")
+def _help(field: dataclasses.Field, default: Any, shown: bool, key: str = "help") -> str:
+    text = field.metadata.get(key)
     if not text:
-        raise ValueError(f"field {field.name!r} has no metadata['help']; every option needs help text")
+        raise ValueError(f"field {field.name!r} has no metadata[{key!r}]; every option needs help text (a bool "
+                         "that is on by default needs 'off_help': what its flag does)")
     text = text.rstrip()
-    if shown and "(default" not in text:
-        shown_default = field.metadata.get("default_text", format_default(default))
+    shown_default = field.metadata.get("default_text", format_default(default)) if shown else ""
+    if shown_default and "(default" not in text:  # an empty default (no value) is not worth showing
         text += f" (default: {shown_default})"
     return text.replace("%", "%%")  # argparse %-formats help strings
 
@@ -209,9 +212,9 @@ def add_options(
             if on_by_default and not (rename or {}).get(field.name) and not field.metadata.get("flags"):
                 flags = ["--no-" + field.name.replace("_", "-")]
             kwargs.update(action="store_false" if on_by_default else "store_true", default=bool(default))
-            kwargs["help"] = _help(field, default, shown=False)
-            if on_by_default:  # the help describes the setting; say what the flag does to it
-                kwargs["help"] += f" (default: on; {flags[0]} turns it off)"
+            # A flag's help says what giving it does: a setting that is on by default is turned off by its
+            # flag, so its help is the field's `off_help`, not the description of the setting.
+            kwargs["help"] = _help(field, default, shown=False, key="off_help" if on_by_default else "help")
         else:
             parse, choices, _ = _value_parser(field, hints[field.name])
             kwargs["type"] = _argparse_type(parse)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from procure_trl.configs import resolve_config
 from procure_trl.errors import UserError, did_you_mean
 
 _PROCURE_GROUP = "ProCURE loss (ConceptAwareSFTConfig)"
@@ -43,7 +44,7 @@ def add_recipe_field(group, field) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from procure_trl.training.recipe_fields import COMMON_FIELDS, recipe_fields
 
-    parser.add_argument("--config", metavar="RECIPE.yaml", help="YAML recipe (see examples/procure_qlora.yaml)")
+    parser.add_argument("--config", metavar="RECIPE.yaml", help="YAML recipe: a file, or the name of a shipped recipe (cpu_smoke, procure_qlora)")
     parser.add_argument(
         "--show-options", action="store_true",
         help="list every recipe field (dataset, training, model) with its help and default, and exit",
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(show_options())
         return 0
     overrides = recipe_overrides(args)
+    if args.config:
+        args.config = resolve_config("recipes", args.config)  # a path, or the name of a shipped recipe
     if not args.config and not overrides:
         raise UserError("give a recipe with --config recipe.yaml (see examples/procure_qlora.yaml)")
     check_recipe_names(args.config, overrides)

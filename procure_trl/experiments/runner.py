@@ -228,6 +228,8 @@ def _train(plan: RunPlan, recipe: dict[str, Any], status: dict[str, Any], save) 
 
 def _evaluation_summary(report) -> dict[str, Any]:
     """The headline numbers of an evaluation report, kept in status.json for the table."""
+    from procure_trl.metrics.ccs import GAP_KEYS
+
     original = report.pass_at_k.get("original", {})
     ccs = report.ccs or {}
     return {
@@ -235,6 +237,7 @@ def _evaluation_summary(report) -> dict[str, Any]:
         "ccs": ccs.get("ccs"),
         "ccs_ci": ccs.get("ccs_ci"),
         "ccs_rows": ccs.get("rows"),
+        **{key: ccs.get(key) for key in GAP_KEYS},  # consistency beyond chance and the paired pass-rate test
     }
 
 

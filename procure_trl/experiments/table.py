@@ -9,7 +9,9 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from procure_trl.harness.compare_report import gap_cell, pass_gap_cell
 from procure_trl.harness.report import format_value
+from procure_trl.metrics.ccs import GAP_KEYS
 
 if TYPE_CHECKING:
     from procure_trl.experiments.runner import ExperimentResult
@@ -57,6 +59,7 @@ def experiment_rows(result: "ExperimentResult", fields: Sequence[str]) -> list[d
             "ccs": evaluation.get("ccs") if finished else None,
             "ccs_ci": evaluation.get("ccs_ci") if finished else None,
             "ccs_rows": evaluation.get("ccs_rows") if finished else None,
+            **{key: evaluation.get(key) if finished else None for key in GAP_KEYS},
             "run_dir": outcome.plan.run_dir,
             "evaluation_dir": outcome.plan.evaluation_dir if finished else None,
         })
@@ -81,11 +84,14 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
     lines += [
         f"Trained on the `{config.train_split}` split, evaluated on the `{config.eval_split}` split (held-out "
         "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure compare` "
-        "(bootstrap).",
+        "(bootstrap). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
+        "the pass rate); pass gap: mean per-row pass rate, counterfactual minus reference, with the sign-flip "
+        "test's p.",
         "",
         "| variant | seed | " + " | ".join(f"`{f}`" for f in fields) + " | train loss | train s | "
-        + " | ".join(f"{k} [interval]" for k in ks) + " | CCS [interval] | CCS rows | eval s | state |",
-        "|---|---|" + "---|" * len(fields) + "---|---|" + "---|" * len(ks) + "---|---|---|---|",
+        + " | ".join(f"{k} [interval]" for k in ks)
+        + " | CCS [interval] | CCS gap [interval] | pass gap [interval], p | CCS rows | eval s | state |",
+        "|---|---|" + "---|" * len(fields) + "---|---|" + "---|" * len(ks) + "---|---|---|---|---|---|",
     ]
     for row in rows:
         ccs = "n/a" if row["ccs"] is None else f"{row['ccs']:.3f}" + (
@@ -96,7 +102,8 @@ def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any
         intervals = row.get("pass_at_k_ci") or {}
         cells += [_cell(row["pass_at_k"].get(k)) + (f" {format_value(intervals[k])}" if intervals.get(k) else "")
                   for k in ks]
-        cells += [ccs, _cell(row["ccs_rows"]), _seconds(row["eval_seconds"]), row["state"]]
+        cells += [ccs, gap_cell(row), pass_gap_cell(row)]
+        cells += [_cell(row["ccs_rows"]), _seconds(row["eval_seconds"]), row["state"]]
         lines.append("| " + " | ".join(cells) + " |")
     described = [v for v in config.variants if v.description]
     if described:
@@ -147,6 +154,7 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
             row["pass_at_k_ci"] = {k: cell["ci"] for k, cell in summary["pass_at_k"].items()}
             ccs = summary["ccs"] or {}
             row["ccs"], row["ccs_ci"], row["ccs_rows"] = ccs.get("value"), ccs.get("ci"), ccs.get("rows")
+            row.update({key: ccs.get(key) for key in GAP_KEYS})
     return comparisons
 
 

@@ -6,10 +6,14 @@ per-completion results stored there, with the package's estimators (:func:`~proc
 intervals of different runs are comparable.
 
 * **pass@k** of the benchmark prompts, with a percentile bootstrap interval over problems.
-* **CCS**, overall and per concept, with a percentile bootstrap interval over rows (one row: a (problem, concept)).
-* **Paired differences**, every run against the first: over the problems (for pass@1) and the rows (for CCS) that
-  both runs scored, each resample draws the same problems / rows for both runs, and the interval is that of the
-  difference. Runs on different benchmarks share nothing: no difference is reported for them.
+* **CCS**, overall and per concept, with a percentile bootstrap interval over rows (one row: a (problem, concept)),
+  and beside it what separates consistency from accuracy (:mod:`procure_trl.metrics.ccs_gap`): ``ccs_expected``,
+  ``ccs_gap`` with ``ccs_gap_ci``, and the paired pass-rate test ``pass_gap``, ``pass_gap_ci``, ``pass_gap_p``;
+  the same over the *dependent* rows (whose text left to complete uses what the change touched) when the reports
+  record it.
+* **Paired differences**, every run against the first: over the problems (for pass@1) and the rows (for CCS and
+  its gap) that both runs scored, each resample draws the same problems / rows for both runs, and the interval is
+  that of the difference. Runs on different benchmarks share nothing: no difference is reported for them.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from procure_trl.harness.report import run_label
 from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, pooled_ratio_samples, resample_counts
-from procure_trl.metrics.ccs import concept_consistency_score, row_pair_counts
+from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
+from procure_trl.metrics.ccs_gap import expected_pair_counts, pair_counts, pass_counts
 from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
 
 __all__ = ["CompareConfig", "RunScores", "Comparison", "load_run", "compare_runs", "paired_difference"]
@@ -92,6 +99,8 @@ class RunScores:
         ks: the k of pass@k the run reported.
         original: task id -> 0/1 result of each completion of the benchmark prompt.
         rows: (task id, concept) -> (reference results, counterfactual results).
+        dependent: the rows whose text left to complete uses what the change touched; ``None`` when the report
+            does not record it (written by an older version).
     """
 
     run_dir: str
@@ -101,6 +110,7 @@ class RunScores:
     ks: list[int]
     original: dict[str, list[int]]
     rows: dict[RowKey, tuple[list[int], list[int]]]
+    dependent: set[RowKey] | None = None
 
     @property
     def concepts(self) -> list[str]:
@@ -144,13 +154,15 @@ def load_run(run_dir: str) -> RunScores:
             for t in tasks
             for v in t.get("variants", [])
         }
+        flags = [((t["task_id"], v["concept"]), v.get("dependent")) for t in tasks for v in t.get("variants", [])]
     except (KeyError, TypeError) as err:
         raise ValueError(
             f"{path} lacks the per-completion results ({err}); re-run `procure evaluate` with this version"
         ) from None
     benchmark = config["benchmark"] + (f" ({config['split']})" if config.get("split") else "")
+    dependent = None if any(flag is None for _, flag in flags) else {key for key, flag in flags if flag}
     return RunScores(run_dir, run_label(config["model"], config.get("adapter")), benchmark, int(config["n"]),
-                     [int(k) for k in config["k"]], original, rows)
+                     [int(k) for k in config["k"]], original, rows, dependent)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,10 +205,20 @@ def _ccs(rows: dict[RowKey, tuple[list[int], list[int]]], config: CompareConfig)
         )
 
 
+def _scores(ccs: dict[str, Any], concept: str | None = None) -> dict[str, Any]:
+    """``value``, ``ci`` and the :data:`GAP_KEYS` of a CCS metric output (of one concept when given)."""
+    pick = (lambda key: ccs[f"{key}_per_concept"][concept]) if concept else (lambda key: ccs[key])
+    return {"value": pick("ccs"), "ci": pick("ccs_ci"), **{key: pick(key) for key in GAP_KEYS}}
+
+
 def run_summary(run: RunScores, ks: Sequence[int], config: CompareConfig) -> dict[str, Any]:
-    """pass@k (benchmark prompts) and CCS (overall and per concept) of one run, with intervals."""
+    """pass@k (benchmark prompts) and CCS with its gap statistics (overall, per concept, and over the dependent
+    rows), with intervals."""
     original = list(run.original.values())
     ccs = _ccs(run.rows, config)
+    dependent = None
+    if run.dependent is not None:
+        dependent = _ccs({key: value for key, value in run.rows.items() if key in run.dependent}, config)
     return {
         "run_dir": run.run_dir,
         "label": run.label,
@@ -206,13 +228,15 @@ def run_summary(run: RunScores, ks: Sequence[int], config: CompareConfig) -> dic
             f"pass@{k}": pass_at_k_with_interval(original, k, config.confidence, config.n_bootstrap, config.seed)
             for k in ks
         },
-        "ccs": None if ccs is None else {"value": ccs["ccs"], "ci": ccs["ccs_ci"], "rows": ccs["rows"],
-                                         "valid_pairs": ccs["valid_pairs"], "ame": ccs["ame"]},
+        "ccs": None if ccs is None else {**_scores(ccs), "rows": ccs["rows"], "valid_pairs": ccs["valid_pairs"],
+                                         "ame": ccs["ame"]},
         "ccs_per_concept": {} if ccs is None else {
-            concept: {"value": ccs["ccs_per_concept"][concept], "ci": ccs["ccs_ci_per_concept"][concept],
-                      "rows": ccs["pairs_per_concept"][concept]["rows"]}
+            concept: {**_scores(ccs, concept=concept), "rows": ccs["pairs_per_concept"][concept]["rows"]}
             for concept in ccs["ccs_per_concept"]
         },
+        # None: the reports do not say which rows are dependent; rows 0: none is
+        "ccs_dependent": None if run.dependent is None else (
+            {"rows": 0} if dependent is None else {**_scores(dependent), "rows": dependent["rows"]}),
     }
 
 
@@ -221,13 +245,20 @@ def run_summary(run: RunScores, ks: Sequence[int], config: CompareConfig) -> dic
 # --------------------------------------------------------------------------------------------------
 
 
-def _ccs_counts(rows: Sequence[tuple[list[int], list[int]]]) -> tuple[list[int], list[int]]:
-    counts = [row_pair_counts(counterfactual, reference) for reference, counterfactual in rows]
-    return [c for c, _ in counts], [v for _, v in counts]
+def _ratio(consistent: Sequence[float], valid: Sequence[float]) -> float | None:
+    total = float(np.sum(valid))
+    return float(np.sum(consistent)) / total if total > 0 else None
 
 
-def _ratio(consistent: Sequence[int], valid: Sequence[int]) -> float | None:
-    return sum(consistent) / sum(valid) if sum(valid) else None
+def _row_arrays(rows: Sequence[tuple[list[int], list[int]]]) -> tuple[np.ndarray, ...]:
+    """Per row: observed consistent and valid pairs, then their expectations under exchangeable sides."""
+    (a, n), (b, m) = pass_counts([r for r, _ in rows]), pass_counts([c for _, c in rows])
+    return (*pair_counts(a, n, b, m), *expected_pair_counts(a, n, b, m))
+
+
+def _gap(consistent, valid, expected_consistent, expected_valid) -> float | None:
+    observed, expected = _ratio(consistent, valid), _ratio(expected_consistent, expected_valid)
+    return None if observed is None or expected is None else observed - expected
 
 
 def paired_ccs_difference(
@@ -237,17 +268,28 @@ def paired_ccs_difference(
     n_bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
-    """CCS(other) - CCS(baseline) over the same rows (row i of both is the same (problem, concept)), with the
-    interval of a paired bootstrap: each resample draws the same rows for both runs."""
-    base_c, base_v = _ccs_counts(baseline)
-    other_c, other_v = _ccs_counts(other)
-    base, new = _ratio(base_c, base_v), _ratio(other_c, other_v)
-    result: dict[str, Any] = {"rows": len(baseline), "baseline": base, "other": new,
-                              "difference": None if base is None or new is None else new - base, "ci": None}
+    """CCS(other) - CCS(baseline) over the same rows (row i of both is the same (problem, concept)), and the same
+    for the gap to the CCS expected by chance (``gap_difference``), each with the interval of a paired bootstrap:
+    each resample draws the same rows for both runs."""
+    base_rows, other_rows = _row_arrays(baseline), _row_arrays(other)
+    base, new = _ratio(*base_rows[:2]), _ratio(*other_rows[:2])
+    base_gap, new_gap = _gap(*base_rows), _gap(*other_rows)
+    result: dict[str, Any] = {
+        "rows": len(baseline), "baseline": base, "other": new,
+        "difference": None if base is None or new is None else new - base, "ci": None,
+        "baseline_gap": base_gap, "other_gap": new_gap,
+        "gap_difference": None if base_gap is None or new_gap is None else new_gap - base_gap, "gap_ci": None,
+    }
     if result["difference"] is not None:
         weights = resample_counts(len(baseline), n_bootstrap, seed)
-        diff = pooled_ratio_samples(other_c, other_v, weights) - pooled_ratio_samples(base_c, base_v, weights)
+
+        def resampled(arrays, offset):  # the pooled ratio of columns offset, offset + 1 in every resample
+            return pooled_ratio_samples(arrays[offset], arrays[offset + 1], weights)
+
+        diff = resampled(other_rows, 0) - resampled(base_rows, 0)
         result["ci"] = percentile_interval(diff, confidence)  # resamples where either CCS is undefined drop out
+        gap_diff = diff - (resampled(other_rows, 2) - resampled(base_rows, 2))
+        result["gap_ci"] = percentile_interval(gap_diff, confidence)
     return result
 
 
@@ -264,9 +306,10 @@ def paired_pass_at_k_difference(
 
 
 def paired_difference(baseline: RunScores, other: RunScores, config: CompareConfig) -> dict[str, Any]:
-    """``other`` minus ``baseline`` in pass@1 and CCS (overall and per concept), over what both runs scored."""
+    """``other`` minus ``baseline`` in pass@1, CCS and its gap (overall, per concept, and over the rows both
+    reports mark dependent), over what both runs scored."""
     out: dict[str, Any] = {"baseline": baseline.label, "other": other.label, "pass@1": None, "ccs": None,
-                           "ccs_per_concept": {}}
+                           "ccs_per_concept": {}, "ccs_dependent": None}
     tasks = [t for t in baseline.original if t in other.original]
     if tasks:
         out["pass@1"] = paired_pass_at_k_difference(
@@ -283,6 +326,13 @@ def paired_difference(baseline: RunScores, other: RunScores, config: CompareConf
                 [baseline.rows[key] for key in mine], [other.rows[key] for key in mine],
                 config.confidence, config.n_bootstrap, config.seed + 1 + offset,
             )
+        if baseline.dependent is not None and other.dependent is not None:
+            mine = [key for key in keys if key in baseline.dependent and key in other.dependent]
+            if mine:
+                out["ccs_dependent"] = paired_ccs_difference(
+                    [baseline.rows[key] for key in mine], [other.rows[key] for key in mine],
+                    config.confidence, config.n_bootstrap, config.seed,
+                )
     return out
 
 

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from procure_trl.harness.plots import plot_paired_differences, plot_runs_grouped
-from procure_trl.harness.report import format_value
+from procure_trl.harness.report import format_p, format_signed, format_value
 
 if TYPE_CHECKING:
     from procure_trl.harness.compare import Comparison
 
-__all__ = ["comparison_markdown", "write_comparison"]
+__all__ = ["comparison_markdown", "gap_cell", "pass_gap_cell", "write_comparison"]
 
 
 def _with_ci(cell: dict[str, Any] | None, signed: bool = False) -> str:
@@ -26,6 +26,27 @@ def _with_ci(cell: dict[str, Any] | None, signed: bool = False) -> str:
     ci = cell.get("ci")
     text = f"{value:+.3f}" if signed else format_value(value)
     return text + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed and ci else f" {format_value(ci)}" if ci else "")
+
+
+def gap_cell(cell: dict[str, Any] | None) -> str:
+    """The CCS gap of a run (or a concept of it) with its interval."""
+    return format_signed(cell.get("ccs_gap"), cell.get("ccs_gap_ci")) if cell else "n/a"
+
+
+def pass_gap_cell(cell: dict[str, Any] | None) -> str:
+    """The paired pass-rate gap with its interval and sign-flip p-value."""
+    if not cell or cell.get("pass_gap") is None:
+        return "n/a"
+    return f"{format_signed(cell['pass_gap'], cell.get('pass_gap_ci'))}, p {format_p(cell.get('pass_gap_p'))}"
+
+
+def _gap_difference(cell: dict[str, Any] | None) -> str:
+    return format_signed(cell.get("gap_difference"), cell.get("gap_ci")) if cell else "n/a"
+
+
+def _dependent_rows(run: dict[str, Any]) -> str:
+    dependent = run.get("ccs_dependent")
+    return "n/a" if dependent is None else f"{dependent['rows']} of {(run['ccs'] or {}).get('rows', 0)}"
 
 
 def _concepts(comparison: "Comparison") -> list[str]:
@@ -44,26 +65,47 @@ def comparison_markdown(comparison: "Comparison") -> str:
         " over problems for pass@k and over (problem, concept) rows for CCS.",
         "",
         "| run (model + adapter) | benchmark | n | " + " | ".join(keys) + " | CCS | rows | "
-        + " | ".join(f"CCS {c}" for c in concepts) + " |",
-        "|---|---|---|" + "---|" * len(keys) + "---|---|" + "---|" * len(concepts),
+        + " | ".join(f"CCS {c}" for c in concepts) + " | CCS gap | pass gap | dependent rows | CCS dependent "
+        "| CCS gap dependent |",
+        "|---|---|---|" + "---|" * len(keys) + "---|---|" + "---|" * len(concepts) + "---|---|---|---|---|",
     ]
     for run in comparison.runs:
         cells = [f"`{run['label']}`", run["benchmark"], str(run["n"])]
         cells += [_with_ci(run["pass_at_k"][key]) for key in keys]
         cells += [_with_ci(run["ccs"]), str((run["ccs"] or {}).get("rows", 0))]
         cells += [_with_ci(run["ccs_per_concept"].get(c)) for c in concepts]
+        dependent = run.get("ccs_dependent")
+        cells += [gap_cell(run["ccs"]), pass_gap_cell(run["ccs"]), _dependent_rows(run), _with_ci(dependent),
+                  gap_cell(dependent)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (about 0 for a "
+              "model whose answers do not depend on the concept, whatever its pass rate). Pass gap: mean per-row "
+              "pass rate, counterfactual minus reference, with the sign-flip test's p. Dependent rows: those whose "
+              "text left to complete uses what the change touched (cite these).", ""]
+    if concepts:
+        lines += ["| run | " + " | ".join(f"{c}: CCS gap; pass gap" for c in concepts) + " |",
+                  "|---|" + "---|" * len(concepts)]
+        for run in comparison.runs:
+            cells = [f"`{run['label']}`"]
+            cells += [f"{gap_cell(run['ccs_per_concept'].get(c))}; {pass_gap_cell(run['ccs_per_concept'].get(c))}"
+                      for c in concepts]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"## Paired differences against `{comparison.runs[0]['label']}`", "",
               "Over the problems (pass@1) and rows (CCS) both runs scored; each resample draws the same ones for "
               "both runs. An interval that excludes 0 is a difference the resampling does not explain.", "",
               "| other run | problems | Δ pass@1 [interval] | rows | Δ CCS [interval] | "
-              + " | ".join(f"Δ CCS {c}" for c in concepts) + " |",
-              "|---|---|---|---|---|" + "---|" * len(concepts)]
+              + " | ".join(f"Δ CCS {c}" for c in concepts) + " | Δ CCS gap [interval] | dependent rows "
+              "| Δ CCS dependent | Δ CCS gap dependent |",
+              "|---|---|---|---|---|" + "---|" * len(concepts) + "---|---|---|---|"]
     for diff in comparison.differences:
         cells = [f"`{diff['other']}`", str((diff["pass@1"] or {}).get("problems", 0)), _with_ci(diff["pass@1"], True),
                  str((diff["ccs"] or {}).get("rows", 0)), _with_ci(diff["ccs"], True)]
         cells += [_with_ci(diff["ccs_per_concept"].get(c), True) for c in concepts]
+        dependent = diff.get("ccs_dependent")
+        cells += [_gap_difference(diff["ccs"]), str((dependent or {}).get("rows", 0)), _with_ci(dependent, True),
+                  _gap_difference(dependent)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "A Δ CCS that comes with a Δ CCS gap near 0 is explained by the pass rate, not by consistency."]
     if any(d["pass@1"] is None and d["ccs"] is None for d in comparison.differences):
         lines += ["", "n/a: the two runs share no problem (another benchmark or split): nothing to pair."]
     return "\n".join(lines) + "\n"

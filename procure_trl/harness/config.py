@@ -119,15 +119,17 @@ class EvaluationConfig:
         n_bootstrap (`int`, defaults to `1000`):
             Bootstrap resamples for the CCS intervals.
         seed (`int`, defaults to `0`):
-            Seed of sampling and of the bootstrap.
+            Seed of sampling and of the bootstrap. Each sample gets a seed of its own from it, its prompt and its
+            index, so a completion does not depend on the batch it was generated in.
         allow_train_overlap (`bool`, defaults to `False`):
             Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them); refused by
             default.
         allow_base_mismatch (`bool`, defaults to `False`):
             Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
         cache_file (`str`, *optional*):
-            The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model and
-            sampling settings reuses it, so an interrupted run resumes.
+            The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model (the same
+            files: a model or adapter rewritten in place is sampled afresh) and sampling settings reuses it, so an
+            interrupted run resumes, with the same completions as a run that was not interrupted.
     """
 
     model: str = field(metadata={"help": "Hub model id or local directory of a causal LM"})
@@ -202,7 +204,9 @@ class EvaluationConfig:
     if_else_at_branch: bool = field(
         default=True,
         metadata={"help": "cut if_else_flip programs at the then-branch of the flipped if, not by lines",
-                  "flags": "--if-else-line-cut"},
+                  "flags": "--if-else-line-cut",
+                  "off_help": "cut if_else_flip programs by lines, like the other concepts, instead of at the "
+                              "then-branch of the flipped if"},
     )
     timeout: float = field(default=5.0, metadata={"help": "seconds each program (with its tests) may run"})
     num_workers: int = field(default=4, metadata={"help": "programs executed in parallel"})
@@ -274,10 +278,20 @@ class EvaluationConfig:
         return self.cache_file or os.path.join(self.output_dir, "completions.jsonl")
 
     def sampling_fingerprint(self) -> dict[str, Any]:
-        """What makes two completions of one prompt interchangeable: the cache key besides prompt and index."""
+        """What makes two completions of one prompt interchangeable: the cache key besides prompt and index.
+
+        The model and the adapter enter by what they are, not by their names
+        (:func:`procure_trl.pretrained.model_fingerprint`: a local folder's config, tokenizer and weight files; a
+        Hub id at its revision), so a model retrained into the same folder never reuses the old one's
+        completions. The seed enters when sampling: each sample is drawn with a seed of its own, derived from
+        it (:func:`procure_trl.harness.sampling.request_seed`).
+        """
+        from procure_trl.pretrained import model_fingerprint
+
         return {
-            "model": self.model,
-            "adapter": self.adapter,
+            "model": model_fingerprint(self.model),
+            "adapter": model_fingerprint(self.adapter),
+            "seed": self.seed if self.temperature > 0 else None,
             "temperature": self.temperature,
             "top_p": self.top_p if self.temperature > 0 else None,
             "max_new_tokens": self.max_new_tokens,

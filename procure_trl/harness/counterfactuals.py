@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept
 from procure_trl.problems import Problem
 from procure_trl.records import CounterfactualRecord, read_records
 from procure_trl.statuses import VALID
@@ -23,7 +23,7 @@ def load_counterfactual_variants(
     path: str | os.PathLike,
     problems: Mapping[str, Problem],
     benchmark: str = "the benchmark",
-    concepts: Sequence[Concept] | None = None,
+    concepts: Sequence[AnyConcept] | None = None,
 ) -> list[CounterfactualRecord]:
     """The valid counterfactuals of ``path`` whose concept is in ``concepts`` (default: all).
 
@@ -50,13 +50,13 @@ def load_counterfactual_variants(
 
 
 def keep_concepts(
-    variants: Sequence[CounterfactualRecord], concepts: Sequence[Concept] | None
+    variants: Sequence[CounterfactualRecord], concepts: Sequence[AnyConcept] | None
 ) -> list[CounterfactualRecord]:
     """The ``variants`` whose concept is in ``concepts`` (all of them when ``concepts`` is ``None``)."""
     if concepts is None:
         return list(variants)
-    wanted = set(concepts)
-    return [v for v in variants if v.concept in wanted]
+    wanted = {getattr(c, "value", c) for c in concepts}  # by name: a user concept read back has no rules
+    return [v for v in variants if v.concept.value in wanted]
 
 
 def check_variants(

@@ -12,7 +12,7 @@ from procure_trl.harness.prompts import SKIP_REASONS
 if TYPE_CHECKING:
     from procure_trl.harness.run import EvaluationReport
 
-__all__ = ["write_report", "markdown_summary", "run_label", "format_value"]
+__all__ = ["write_report", "markdown_summary", "run_label", "format_value", "format_signed", "format_p", "gap_sentence"]
 
 
 def run_label(model: str, adapter: str | None = None) -> str:
@@ -30,6 +30,61 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def format_signed(value: float | None, interval: Any = None) -> str:
+    """A difference with its sign and, when given, its interval: ``-0.031 [-0.052, -0.010]``; ``n/a`` for ``None``."""
+    if value is None:
+        return "n/a"
+    text = f"{value:+.3f}"
+    return text + (f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "")
+
+
+def format_p(value: float | None) -> str:
+    """A p-value: 2 significant digits (``0.0001`` stays visible), ``n/a`` for ``None``."""
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def gap_sentence(scores: dict[str, Any], confidence: float) -> str:
+    """One sentence: the CCS expected by chance, the gap to it, and the paired pass-rate test of a set of rows
+    (``scores``: a CCS metric output or a per-concept row holding the same keys)."""
+    return (
+        f"CCS expected if the two sides were exchangeable {format_value(scores.get('ccs_expected'))}, "
+        f"**gap {format_signed(scores.get('ccs_gap'), scores.get('ccs_gap_ci'))}**; paired pass-rate gap "
+        f"(counterfactual − reference) {format_signed(scores.get('pass_gap'), scores.get('pass_gap_ci'))}, "
+        f"sign-flip p = {format_p(scores.get('pass_gap_p'))} ({confidence:.0%} intervals)."
+    )
+
+
+def _consistency_lines(report: "EvaluationReport") -> list[str]:
+    """What separates consistency from accuracy: overall, on the dependent rows, and per concept."""
+    ccs, dependent = report.ccs or {}, report.ccs_dependent or {}
+    lines = ["", "Consistency beyond chance, all rows: " + gap_sentence(ccs, report.config.confidence)]
+    rows = sum(row["dependent_rows"] for row in report.per_concept)
+    lines += ["", f"Dependent rows (the text left to complete uses what the change touched; cite these): {rows} of "
+              f"{ccs.get('rows', 0)} rows, **CCS {format_value(dependent.get('ccs'))}** "
+              f"{format_value(dependent.get('ccs_ci'))}; " + gap_sentence(dependent, report.config.confidence)]
+    if report.config.n == 1:
+        lines += ["", "With one completion per prompt the gap is 0 by construction (a shuffle of one outcome per "
+                  "side changes no pair): read the paired pass-rate test."]
+    lines += [
+        "",
+        "| concept | rows | dependent | remainder differs | CCS | expected | gap [interval] | pass gap [interval] | p "
+        "| CCS dependent | gap dependent [interval] | pass gap dependent | p dependent |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report.per_concept:
+        dep = row["dependent"]
+        cells = [row["concept"], row["rows"], row["dependent_rows"], row["remainder_differs_rows"],
+                 format_value(row["ccs"]), format_value(row["ccs_expected"]),
+                 format_signed(row["ccs_gap"], row["ccs_gap_ci"]), format_signed(row["pass_gap"], row["pass_gap_ci"]),
+                 format_p(row["pass_gap_p"]), format_value(dep["ccs"]), format_signed(dep["ccs_gap"], dep["ccs_gap_ci"]),
+                 format_signed(dep["pass_gap"], dep["pass_gap_ci"]), format_p(dep["pass_gap_p"])]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "Gap: CCS minus the CCS expected by chance (about 0 for a model whose answers do not depend on "
+              "the concept, whatever its pass rate; raw CCS follows the pass rate). Pass gap: mean per-row pass rate, "
+              "counterfactual minus reference. See docs/evaluation.md."]
+    return lines
 
 
 def markdown_summary(report: "EvaluationReport") -> str:
@@ -69,6 +124,7 @@ def markdown_summary(report: "EvaluationReport") -> str:
             "Original (cut): the original program cut like its counterfactual; CCS pairs its completions with the "
             "counterfactual's. See report.json `definitions`.",
         ]
+        lines += _consistency_lines(report)
         if len({row["sites"] for row in report.per_sites}) > 1:
             lines += ["", "CCS by site count (places the counterfactual changed):", "",
                       "| concept | sites | rows | CCS | interval |", "|---|---|---|---|---|"]

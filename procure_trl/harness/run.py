@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept, concept_names_in
 from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
@@ -41,11 +42,12 @@ from procure_trl.harness.sampling import (
     build_backend,
     generate_completions,
 )
+from procure_trl.harness.dependence import row_dependence
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.harness.truncation import truncate_completion
 from procure_trl.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
 from procure_trl.harness.verdicts import completion_verdict
-from procure_trl.metrics.ccs import ccs_per_group, concept_consistency_score
+from procure_trl.metrics.ccs import GAP_KEYS, ccs_per_group, concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
 from procure_trl.problems import Problem, load_problems
 from procure_trl.provenance import check_adapter_base, check_train_overlap
@@ -62,6 +64,17 @@ DEFINITIONS = {
     "line_fraction of the solution lines), completed n times",
     "ccs.references": "per row: pass/fail of the reference completions",
     "ccs.predictions": "per row: pass/fail of the counterfactual completions",
+    "ccs_expected": "the CCS expected if each row's reference and counterfactual outcomes were exchangeable "
+    "(shuffled between the sides; exact hypergeometric expectation, pooled like CCS)",
+    "ccs_gap": "ccs - ccs_expected, with a row-bootstrap interval (ccs_gap_ci): about 0 for a concept-invariant "
+    "model at any pass rate, negative when a row's passes cluster on one side; 0 by construction at n=1",
+    "pass_gap": "mean over rows of (counterfactual pass rate - reference pass rate), with a row-bootstrap "
+    "interval (pass_gap_ci) and the two-sided p-value of a sign-flip permutation test (pass_gap_p)",
+    "remainder_differs": "per row: the text left to complete differs between the reference and counterfactual "
+    "programs",
+    "dependent": "per row: the counterfactual's text left to complete holds a changed span, reads a value "
+    "defined in a changed span (def-use chains), or reads an object changed code mutates; ccs_dependent scores "
+    "only these rows",
 }
 
 
@@ -70,11 +83,15 @@ class PromptRow:
     """One (problem, concept) counterfactual row that was cut: the two prompts it is scored on."""
 
     task_id: str
-    concept: Concept
+    concept: AnyConcept
     reference_prompt: str
     counterfactual_prompt: str
     sites: int = 1
     """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
+    remainder_differs: bool = True
+    """The text left to complete differs between the two sides (:mod:`procure_trl.harness.dependence`)."""
+    dependent: bool = True
+    """The counterfactual's text left to complete uses a name or value the change touched."""
 
 
 @dataclass
@@ -84,7 +101,10 @@ class EvaluationReport:
     Attributes:
         config: the run's settings.
         pass_at_k: ``{"original": {"pass@1": ...}, "reference": {concept: {...}}, "counterfactual": {concept: {...}}}``.
-        ccs: the CCS metric's output over all rows (``None`` without counterfactual rows).
+        ccs: the CCS metric's output over all rows (``None`` without counterfactual rows), with the CCS expected
+            by chance, the gap to it and the paired pass-rate test.
+        ccs_dependent: the same over the *dependent* rows only (those whose text left to complete uses what the
+            change touched; ``None`` when there is none).
         per_concept: one summary dict per concept (rows given, scored and skipped by reason, CCS with interval,
             AME, pass@k of both sides).
         per_sites: CCS by concept and site count (how many places the counterfactual changed): one dict
@@ -106,6 +126,7 @@ class EvaluationReport:
     timeouts: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     per_sites: list[dict[str, Any]] = field(default_factory=list)
+    ccs_dependent: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +134,7 @@ class EvaluationReport:
             "definitions": DEFINITIONS,
             "pass_at_k": self.pass_at_k,
             "ccs": self.ccs,
+            "ccs_dependent": self.ccs_dependent,
             "per_concept": self.per_concept,
             "per_sites": self.per_sites,
             "skipped": self.skipped,
@@ -163,13 +185,16 @@ def cut_rows(
                 {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
             )
             continue
+        # From the raw cuts, before any prompt format: what is left of each program to complete.
+        facts = row_dependence(variant.original, variant.code, pair.reference, pair.counterfactual,
+                               variant.changed_spans)
         rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
-                              variant.sites or 1))
+                              variant.sites or 1, facts.remainder_differs, facts.dependent))
     return rows, skipped
 
 
 def row_accounting(
-    given: Sequence[Concept | str], scored: Sequence[Concept | str], skipped: Sequence[dict[str, str]]
+    given: Sequence[AnyConcept | str], scored: Sequence[AnyConcept | str], skipped: Sequence[dict[str, str]]
 ) -> dict[str, dict[str, Any]]:
     """Per concept: counterfactual rows given, scored, and skipped by reason code.
 
@@ -181,11 +206,11 @@ def row_accounting(
         scored: the concept of every row that was cut and scored.
         skipped: the rows that were not scored, each with its ``concept`` and ``reason`` code.
     """
-    given_counts = Counter(Concept.parse(c).value for c in given)
-    scored_counts = Counter(Concept.parse(c).value for c in scored)
+    given_counts = Counter(concept_names_in([c])[0] for c in given)
+    scored_counts = Counter(concept_names_in([c])[0] for c in scored)
     out: dict[str, dict[str, Any]] = {}
-    for concept in Concept:
-        name = concept.value
+    # The concepts present (user-defined ones too), built-in ones first.
+    for name in concept_names_in([*given, *scored, *(s["concept"] for s in skipped)]):
         reasons = Counter(s["reason"] for s in skipped if s["concept"] == name)
         if given_counts[name] or scored_counts[name] or reasons:
             out[name] = {"given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))}
@@ -269,6 +294,23 @@ def _sample(
     return completions
 
 
+def _ccs_of(rows: Sequence[PromptRow], predictions: Sequence[list[int]], references: Sequence[list[int]],
+            config: EvaluationConfig, quiet: bool = False) -> dict[str, Any] | None:
+    """The CCS metric (with its gap statistics) over ``rows``, per concept too; ``None`` without rows.
+
+    ``quiet``: no warning when no pair is valid (for a subset of the rows; the report says n/a).
+    """
+    if not rows:
+        return None
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return concept_consistency_score(
+            predictions=predictions, references=references, concepts=[r.concept.value for r in rows],
+            confidence=config.confidence, n_bootstrap=config.n_bootstrap, seed=config.seed,
+        )
+
+
 def ccs_by_sites(rows: Sequence[PromptRow], predictions: Sequence[list[int]], references: Sequence[list[int]],
                  config: EvaluationConfig) -> list[dict[str, Any]]:
     """CCS per (concept, site count): the CCS metric over the same pairs, grouped by both.
@@ -286,12 +328,24 @@ def ccs_by_sites(rows: Sequence[PromptRow], predictions: Sequence[list[int]], re
     return out
 
 
+#: The scores of one set of rows that the report repeats per concept (all rows and dependent rows).
+ROW_SCORE_KEYS = ("ccs", "ccs_ci", *GAP_KEYS)
+
+
+def _concept_scores(ccs: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """``ROW_SCORE_KEYS`` of concept ``name`` from a CCS metric output (``None`` each when it has no such rows)."""
+    return {key: (ccs[f"{key}_per_concept"].get(name) if ccs else None) for key in ROW_SCORE_KEYS}
+
+
 def _per_concept_rows(
-    accounting: dict[str, dict[str, Any]], ccs: dict[str, Any] | None, pass_at_k: dict[str, Any]
+    accounting: dict[str, dict[str, Any]], ccs: dict[str, Any] | None, pass_at_k: dict[str, Any],
+    rows: Sequence[PromptRow] = (), ccs_dependent: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     table = []
     for name, counts in accounting.items():
         pairs = ccs["pairs_per_concept"].get(name, {}) if ccs else {}
+        mine = [r for r in rows if r.concept.value == name]
+        dependent = sum(r.dependent for r in mine)
         table.append(
             {
                 "concept": name,
@@ -299,11 +353,13 @@ def _per_concept_rows(
                 "rows": counts["scored"],
                 "skipped": sum(counts["skipped"].values()),
                 "skipped_by_reason": counts["skipped"],
-                "ccs": ccs["ccs_per_concept"].get(name) if ccs else None,
-                "ccs_ci": ccs["ccs_ci_per_concept"].get(name) if ccs else None,
+                **_concept_scores(ccs, name),
                 "ame": ccs["ame_per_concept"].get(name) if ccs else None,
                 "consistent_pairs": pairs.get("consistent", 0),
                 "valid_pairs": pairs.get("valid", 0),
+                "remainder_differs_rows": sum(r.remainder_differs for r in mine),
+                "dependent_rows": dependent,
+                "dependent": {"rows": dependent, **_concept_scores(ccs_dependent, name)},
                 "pass_at_k_reference": pass_at_k["reference"].get(name, {}),
                 "pass_at_k_counterfactual": pass_at_k["counterfactual"].get(name, {}),
             }
@@ -435,8 +491,10 @@ def evaluate_model(
     completions = _sample(list(dict.fromkeys(prompts)), config, backend, entry_points)
 
     # Groups of (prompt, tests): the originals, then per concept the reference and the counterfactual sides.
-    concepts_present = [c for c in Concept if any(r.concept is c for r in rows)]
-    index = {c: [i for i, r in enumerate(rows) if r.concept is c] for c in concepts_present}
+    # Every concept of the rows, user-defined ones included (one concept object per name).
+    by_name = {r.concept.value: r.concept for r in rows}
+    concepts_present = [by_name[name] for name in concept_names_in(by_name)]
+    index = {c: [i for i, r in enumerate(rows) if r.concept.value == c.value] for c in concepts_present}
     original_group = [(prompt, p.tests) for prompt, p in zip(original_requests, selected)]
     side_groups = {
         (c, side): [(side_requests[i][side], by_id[rows[i].task_id].tests) for i in index[c]]
@@ -455,16 +513,10 @@ def evaluate_model(
 
     predictions = [row_sides[i]["counterfactual"].passed for i in range(len(rows))]
     references = [row_sides[i]["reference"].passed for i in range(len(rows))]
-    ccs = None
-    if rows:
-        ccs = concept_consistency_score(
-            predictions=predictions,
-            references=references,
-            concepts=[r.concept.value for r in rows],
-            confidence=config.confidence,
-            n_bootstrap=config.n_bootstrap,
-            seed=config.seed,
-        )
+    ccs = _ccs_of(rows, predictions, references, config)
+    dependent = [i for i, r in enumerate(rows) if r.dependent]
+    ccs_dependent = _ccs_of([rows[i] for i in dependent], [predictions[i] for i in dependent],
+                            [references[i] for i in dependent], config, quiet=True)
 
     tasks = [
         {"task_id": p.task_id, "original": side.to_dict(), "variants": [], "skipped": []}
@@ -475,13 +527,15 @@ def evaluate_model(
         task_index[row.task_id]["variants"].append(
             {
                 "concept": row.concept.value,
+                "remainder_differs": row.remainder_differs,
+                "dependent": row.dependent,
                 "reference": row_sides[i]["reference"].to_dict(),
                 "counterfactual": row_sides[i]["counterfactual"].to_dict(),
             }
         )
     for item in skipped:
         task_index[item["task_id"]]["skipped"].append({k: v for k, v in item.items() if k != "task_id"})
-    per_concept = _per_concept_rows(accounting, ccs, pass_at_k)
+    per_concept = _per_concept_rows(accounting, ccs, pass_at_k, rows, ccs_dependent)
     per_sites = ccs_by_sites(rows, predictions, references, config)
     timeouts: dict[str, Any] = {
         "original": sum(side.statuses.count("timed_out") for side in original_sides),
@@ -492,7 +546,8 @@ def evaluate_model(
         for side in ("reference", "counterfactual"):
             timeouts[side][row.concept.value] += row_sides[i][side].statuses.count("timed_out")
     timeouts["reference"], timeouts["counterfactual"] = dict(timeouts["reference"]), dict(timeouts["counterfactual"])
-    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts, per_sites=per_sites)
+    report = EvaluationReport(config, pass_at_k, ccs, per_concept, tasks, skipped, timeouts, per_sites=per_sites,
+                              ccs_dependent=ccs_dependent)
     report.files["completions"] = config.completion_cache_path
     write_report(report, config.output_dir)
     return report

@@ -1,9 +1,14 @@
 """Sampling completions: backends (transformers, vLLM, scripted) and a resumable completion cache.
 
 A backend turns a batch of :class:`GenerationRequest` (a prompt and the index of the sample) into one
-completion each. :func:`generate_completions` asks the backend only for what the :class:`CompletionCache`
-does not hold yet and appends every batch to the cache as soon as it is done, so an interrupted run resumes
-where it stopped.
+completion each. :func:`generate_completions` asks the backend only for the batches holding a request the
+:class:`CompletionCache` does not hold yet and appends every batch to the cache as soon as it is done, so an
+interrupted run resumes where it stopped.
+
+A resumed run writes the same completions as one that was not interrupted: every sample is drawn with a seed
+of its own (:func:`request_seed`: the run's seed, the prompt and the sample index), not from one random
+stream shared by whatever was generated before it, and the batches are cut from the whole request list, so a
+resumed batch holds the same requests (the same padding, the same numerics) as it would have.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ __all__ = [
     "generate_completions",
     "truncate_at_stop",
     "build_backend",
+    "request_seed",
+    "SeededSampler",
 ]
 
 
@@ -47,6 +54,13 @@ class GenerationBackend(Protocol):
     """Anything that completes prompts: one completion (text after the prompt) per request, in order."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]: ...
+
+
+def request_seed(seed: int, request: GenerationRequest) -> int:
+    """The seed of one sample: a function of the run's ``seed``, the prompt and the sample index only, so the
+    sample comes out the same whichever batch generates it, and whether or not the run was interrupted."""
+    text = f"{seed}\0{request.sample_index}\0{request.prompt}".encode("utf-8")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
 def truncate_at_stop(text: str, stop_sequences: Sequence[str]) -> str:
@@ -66,9 +80,10 @@ def truncate_at_stop(text: str, stop_sequences: Sequence[str]) -> str:
 class CompletionCache:
     """Completions on disk, keyed by (sampling fingerprint, prompt, sample index); one JSON object a line.
 
-    The fingerprint (model, adapter, sampling settings: :meth:`EvaluationConfig.sampling_fingerprint`) is
-    part of the key, so changing the model or the temperature never reuses stale completions. Lines are
-    appended and flushed batch by batch; a last line cut short by an interruption is ignored on reload.
+    The fingerprint (:meth:`EvaluationConfig.sampling_fingerprint`: the model's and adapter's files or Hub
+    revision, the seed and the sampling settings) is part of the key, so a changed model (even one rewritten in
+    the same folder) or another temperature never reuses stale completions. Lines are appended and flushed
+    batch by batch; a last line cut short by an interruption is ignored on reload.
     """
 
     def __init__(self, path: str | os.PathLike, fingerprint: Mapping[str, Any]):
@@ -103,7 +118,10 @@ class CompletionCache:
     def put_many(self, requests: Sequence[GenerationRequest], completions: Sequence[str]) -> None:
         """Store completions and append them to the file (flushed, so they survive an interruption)."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        torn = _ends_without_newline(self.path)
         with open(self.path, "a", encoding="utf-8") as handle:
+            if torn:  # end the line an interrupted write left, or the first new line would be glued to it
+                handle.write("\n")
             for request, completion in zip(requests, completions):
                 key = self._prompt_key(request.prompt)
                 self._entries[(key, request.sample_index)] = completion
@@ -111,6 +129,14 @@ class CompletionCache:
                 handle.write(json.dumps(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _ends_without_newline(path: str) -> bool:
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def generate_completions(
@@ -123,24 +149,30 @@ def generate_completions(
 ) -> list[str]:
     """One completion per request, in order: cached ones are reused, the rest generated batch by batch.
 
-    Every completion is cut at ``stop_sequences`` (backends may stop early, but not all can stop exactly).
+    The batches are cut from all of ``requests`` (sorted by prompt length), not from the missing ones: a batch
+    is generated when it holds a missing request, whole, so that a resumed run pads and computes each request
+    exactly as an uninterrupted run did; only its missing completions are stored. Every completion is cut at
+    ``stop_sequences`` (backends may stop early, but not all can stop exactly).
     """
-    missing = [r for r in dict.fromkeys(requests) if cache is None or r not in cache]
+    ordered = sorted(dict.fromkeys(requests), key=lambda r: (len(r.prompt), r.prompt, r.sample_index))
+    # Similar prompt lengths in one batch waste less padding.
+    batches = [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+    if cache is not None:
+        batches = [b for b in batches if any(r not in cache for r in b)]
     fresh: dict[GenerationRequest, str] = {}
-    # Similar prompt lengths in one batch waste less padding; the cache makes the order irrelevant.
-    missing.sort(key=lambda r: (len(r.prompt), r.prompt, r.sample_index))
-    with tqdm(total=len(missing), desc=desc, unit="completion", disable=not missing) as bar:
-        for start in range(0, len(missing), batch_size):
-            batch = missing[start : start + batch_size]
+    total = sum(len(b) for b in batches)
+    with tqdm(total=total, desc=desc, unit="completion", disable=not batches) as bar:
+        for batch in batches:
             outputs = backend.generate(batch)
             if len(outputs) != len(batch):
                 raise RuntimeError(
                     f"{type(backend).__name__}.generate returned {len(outputs)} completions for {len(batch)} requests"
                 )
-            outputs = [truncate_at_stop(text, stop_sequences) for text in outputs]
+            new = [(r, truncate_at_stop(text, stop_sequences)) for r, text in zip(batch, outputs)
+                   if cache is None or r not in cache]
             if cache is not None:
-                cache.put_many(batch, outputs)
-            fresh.update(zip(batch, outputs))
+                cache.put_many([r for r, _ in new], [text for _, text in new])
+            fresh.update(new)
             bar.update(len(batch))
     return [fresh[r] if r in fresh else cache.get(r) for r in requests]  # type: ignore[union-attr]
 
@@ -183,9 +215,56 @@ class ScriptedBackend:
         return out
 
 
+class SeededSampler:
+    """A logits processor that samples each row's next token with the row's own random stream.
+
+    ``model.generate`` samples from one global random stream, so a sample depends on every sample drawn before it
+    in the process (which batches came first, and what an interrupted run already did). This processor draws
+    row ``i``'s token with a generator seeded by ``seeds[i]``: temperature, then nucleus (``top_p``) filtering,
+    then inverse-CDF sampling with one uniform number per step from that generator; it returns scores that are
+    ``-inf`` except at the drawn token, for ``generate(do_sample=False)`` to pick. The uniform numbers come from
+    CPU generators, so the draws do not depend on the device. Only ``temperature`` and ``top_p`` shape the
+    distribution (a model's ``generation_config`` top-k is not applied; its non-sampling processors, such as a
+    repetition penalty, still run before this one).
+
+    Args:
+        seeds: one seed per row of the batch, in order (:func:`request_seed`).
+        temperature: > 0.
+        top_p: nucleus threshold in (0, 1]: the most likely tokens whose mass reaches it are kept (at least one).
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if scores.shape[0] != len(self.generators):
+            raise RuntimeError(f"SeededSampler has {len(self.generators)} seeds for a batch of {scores.shape[0]} rows")
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        # Nucleus: keep a token while the mass of the more likely ones is below top_p (the first always stays).
+        kept = sorted_probs * ((sorted_probs.cumsum(-1) - sorted_probs) < self.top_p)
+        cdf = kept.cumsum(-1)
+        uniform = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+        targets = (uniform.to(cdf.device, cdf.dtype) * cdf[:, -1]).unsqueeze(-1)
+        index = torch.searchsorted(cdf, targets).clamp(max=cdf.shape[-1] - 1)
+        chosen = order.gather(-1, index)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, chosen, 0.0)
+
+
 class TransformersBackend:
     """Batched sampling with ``model.generate``: prompts rendered in their format, left padding, stop strings,
     optional PEFT adapter.
+
+    With ``temperature > 0`` every request is sampled with its own seed (:class:`SeededSampler`,
+    :func:`request_seed`): its completion does not depend on the other requests of its batch or on what the
+    process generated before.
 
     Args:
         model: a causal LM (already on its device).
@@ -201,9 +280,6 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        import torch
-
-        torch.manual_seed(config.seed)  # sampling is reproducible for the same pending requests
 
     @classmethod
     def from_pretrained(cls, config: EvaluationConfig) -> "TransformersBackend":
@@ -221,10 +297,14 @@ class TransformersBackend:
         import torch
 
         batch = self._encode([r.prompt for r in requests])
-        sampling = self.config.temperature > 0
-        kwargs: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": self.config.max_new_tokens}
-        if sampling:
-            kwargs.update(temperature=self.config.temperature, top_p=self.config.top_p)
+        kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.config.max_new_tokens}
+        if self.config.temperature > 0:
+            # Greedy search over one-hot scores: each row samples from a random stream of its own (SeededSampler).
+            from transformers import LogitsProcessorList
+
+            sampler = SeededSampler([request_seed(self.config.seed, r) for r in requests],
+                                    self.config.temperature, self.config.top_p)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if self.config.stop_sequences:
             kwargs.update(stop_strings=list(self.config.stop_sequences), tokenizer=self.tokenizer)
         with torch.inference_mode():
@@ -295,13 +375,18 @@ class VLLMBackend:
             self.lora = LoRARequest("adapter", 1, config.adapter)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:  # pragma: no cover - needs a GPU
-        params = self._sampling_params(
-            n=1,
-            temperature=self.config.temperature,
-            top_p=self.config.top_p if self.config.temperature > 0 else 1.0,
-            max_tokens=self.config.max_new_tokens,
-            stop=list(self.config.stop_sequences),
-        )
+        # One seed per request (vLLM's per-request seed): a sample does not depend on its batch.
+        params = [
+            self._sampling_params(
+                n=1,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p if self.config.temperature > 0 else 1.0,
+                max_tokens=self.config.max_new_tokens,
+                stop=list(self.config.stop_sequences),
+                seed=request_seed(self.config.seed, r),
+            )
+            for r in requests
+        ]
         from procure_trl.prompt_format import model_input_ids
 
         tokenizer = self.llm.get_tokenizer()

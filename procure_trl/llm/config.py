@@ -120,7 +120,9 @@ class LLMGeneratorConfig:
         default=60.0, metadata={"help": "longest wait before a retry (also caps a server's Retry-After)"}
     )
     use_cache: bool = field(
-        default=True, metadata={"help": "read and write the persistent response cache", "flags": "--no-cache"}
+        default=True, metadata={"help": "read and write the persistent response cache", "flags": "--no-cache",
+                                "off_help": "neither read nor write the persistent response cache: every request "
+                                            "goes to the endpoint"}
     )
     cache_dir: str | None = field(
         default=None,
@@ -132,13 +134,18 @@ class LLMGeneratorConfig:
         metadata={"help": "USD per 1M (prompt, completion) tokens by model name", "cli": False},
     )
     seed: int | None = field(default=0, metadata={"help": "seed of the retry jitter"})
-    show_progress: bool = field(default=True, metadata={"help": "show a progress bar over the pairs"})
+    show_progress: bool = field(default=True, metadata={"help": "show a progress bar over the pairs",
+                                                          "off_help": "hide the progress bar over the pairs"})
     skip_without_site: bool = field(
         default=True,
         metadata={"help": "mark a pair not_applicable without a request when the static analysis finds no site "
-                          "for its concept"},
+                          "for its concept",
+                  "off_help": "send a request for every pair, also where the static analysis finds no site for "
+                              "its concept"},
     )
-    validate: bool = field(default=True, metadata={"help": "run the validation pipeline (and the repairs)"})
+    validate: bool = field(default=True, metadata={"help": "run the validation pipeline (and the repairs)",
+                                                     "off_help": "skip the validation pipeline and the repairs: "
+                                                                 "every answer is written unchecked"})
     validation: ValidationConfig = field(
         default_factory=ValidationConfig, metadata={"help": "settings of the validation pipeline", "cli": False}
     )

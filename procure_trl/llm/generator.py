@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import Concept, concept_names_in
 from procure_trl.engine import format_rejects_by_stage, format_totals_table, invalid_records, pair_order, protected_names
 from procure_trl.llm.cache import ResponseCache
 from procure_trl.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
@@ -366,7 +366,7 @@ def format_llm_summary(report: GenerationReport) -> str:
     by_concept: dict[str, list[CounterfactualRecord]] = {}
     for r in report.rows:
         by_concept.setdefault(r.concept.value, []).append(r)
-    order = [c.value for c in Concept if c.value in by_concept]
+    order = concept_names_in(by_concept)  # every concept of the rows, built-in ones first
     head = ["concept", "pairs", "valid", "n/a", "rejected", "bad input", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
     lines = []
 

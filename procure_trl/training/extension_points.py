@@ -14,10 +14,21 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import re
 from typing import Any
 
-#: The versions the trainer is tested on (the bounds in setup.cfg); named in the error message.
-TESTED_VERSIONS = "trl>=1.16,<1.17 and transformers>=5.0,<5.25"
+
+
+def tested_versions() -> str:
+    """The trl and transformers versions the trainer is tested on: the bounds of the installed package's
+    requirements (written once, in setup.cfg), e.g. ``"transformers<5.25,>=5.0 and trl<1.17,>=1.16"``."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires("procure_trl") or []
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "the trl and transformers versions setup.cfg allows"
+    return " and ".join(r for r in requirements if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] in ("trl", "transformers"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,5 +189,5 @@ def require_extension_points() -> None:
         raise RuntimeError(
             f"ConceptAwareSFTTrainer cannot run on trl {trl.__version__} / transformers {transformers.__version__}: "
             + "; ".join(problems)
-            + f". It is tested on {TESTED_VERSIONS}: install versions in that range"
+            + f". It is tested on {tested_versions()}: install versions in that range"
         )

@@ -54,11 +54,14 @@ class ValidationConfig:
     """
 
     timeout: float = field(default=30.0, metadata={"help": "seconds allowed for one program's tests"})
-    execute: bool = field(default=True, metadata={"help": "run the problem's tests on each candidate"})
+    execute: bool = field(default=True, metadata={"help": "run the problem's tests on each candidate",
+                                                    "off_help": "do not run the problem's tests on the candidates"})
     check_original: bool = field(
-        default=True, metadata={"help": "also run the original program's tests, to tell broken problems apart"}
+        default=True, metadata={"help": "also run the original program's tests, to tell broken problems apart",
+                                  "off_help": "do not run the original program's tests"}
     )
-    check_spans: bool = field(default=True, metadata={"help": "check changed_spans when a candidate carries them"})
+    check_spans: bool = field(default=True, metadata={"help": "check changed_spans when a candidate carries them",
+                                                        "off_help": "do not check the changed_spans candidates carry"})
     num_workers: int = field(default=2, metadata={"help": "executor worker processes"})
     progress: bool = field(default=False, metadata={"help": "show a progress bar while the tests run"})
 

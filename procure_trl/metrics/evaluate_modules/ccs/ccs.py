@@ -8,6 +8,7 @@ package; in a clone also ``evaluation/metrics/ccs``).
 import datasets
 import evaluate
 
+from procure_trl.metrics.ccs import DEFAULT_PERMUTATIONS
 from procure_trl.metrics.ccs import check_rows
 from procure_trl.metrics.ccs import concept_consistency_score
 
@@ -28,6 +29,9 @@ def-use break, variable renaming). Row i is one (problem, concept) pair: `refere
 fail (0) of the completions sampled for the original program, `predictions[i]` the same for the
 counterfactual. Over all pairs of one original and one counterfactual completion, a pair is valid if at
 least one side passes and consistent if both pass; CCS = consistent / valid, pooled over rows.
+Raw CCS follows the pass rate (p / (2 - p) for a model with the same pass rate p on both sides), so the metric
+also returns the CCS expected if each row's two sides were exchangeable (`ccs_expected`), the gap to it
+(`ccs_gap`, with a row-bootstrap interval) and a paired sign-flip test of per-row pass rates (`pass_gap`).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -37,11 +41,18 @@ Args:
     concepts (`list[str]`, optional): the concept of each row; adds per-concept scores.
     confidence (`float`, default 0.95): coverage of the bootstrap interval.
     n_bootstrap (`int`, default 1000): bootstrap resamples of rows (0: no interval).
-    seed (`int`, default 0): seed of the bootstrap.
+    seed (`int`, default 0): seed of the bootstrap and of the sign-flip test.
+    n_permutations (`int`, default 10000): random sign patterns of the paired test (exact enumeration for few
+        rows); 0 skips its p-value.
 Returns:
     ccs (`float` or `None`): pooled consistent / valid pairs; `None` (with a warning) when no pair is valid.
     ccs_ci (`tuple[float, float]` or `None`): percentile bootstrap interval over rows.
-    ccs_per_concept, ccs_ci_per_concept, ame_per_concept, pairs_per_concept (`dict`): per concept.
+    ccs_expected (`float` or `None`): the CCS expected if each row's outcomes were shuffled between the sides.
+    ccs_gap (`float` or `None`), ccs_gap_ci (`tuple` or `None`): ccs - ccs_expected and its bootstrap interval.
+    pass_gap (`float`), pass_gap_ci (`tuple` or `None`), pass_gap_p (`float` or `None`): mean over rows of the
+        counterfactual minus the original pass rate, its bootstrap interval and the sign-flip test's p-value.
+    ccs_per_concept, ccs_ci_per_concept, ame_per_concept, pairs_per_concept, and `<key>_per_concept` for each
+        of the six keys above (`dict`): per concept.
     consistent_pairs, valid_pairs (`int`): the pooled pair counts.
     ame (`float` or `None`): mean |pass rate(counterfactual) - pass rate(original)| over rows not
         all-fail on both sides.
@@ -81,7 +92,8 @@ class CCS(evaluate.Metric):
             check_rows("references", references)
         return super().add_batch(predictions=predictions, references=references, **kwargs)
 
-    def _compute(self, predictions, references, concepts=None, confidence=0.95, n_bootstrap=1000, seed=0):
+    def _compute(self, predictions, references, concepts=None, confidence=0.95, n_bootstrap=1000, seed=0,
+                 n_permutations=DEFAULT_PERMUTATIONS):
         # `concepts` and the bootstrap settings are not features: evaluate passes them through as kwargs.
         return concept_consistency_score(
             predictions=predictions,
@@ -90,4 +102,5 @@ class CCS(evaluate.Metric):
             confidence=confidence,
             n_bootstrap=n_bootstrap,
             seed=seed,
+            n_permutations=n_permutations,
         )

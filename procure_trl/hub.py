@@ -1,0 +1,80 @@
+"""Reaching the Hugging Face Hub: fail in seconds, with the fix, when it cannot be reached.
+
+Without a route to the Hub, ``datasets.load_dataset`` retries for about half a minute before it raises an
+error that does not say what to do instead. Every loader of this package that may go to the Hub calls
+:func:`require_hub` first: when the Hub's host cannot be reached within :data:`CONNECT_TIMEOUT_S` seconds it
+raises one line naming what was being loaded and how to do without the Hub. With ``HF_HUB_OFFLINE`` (or
+``HF_DATASETS_OFFLINE``) set it does not probe: the libraries then read their cache and fail at once when
+the data is not there, and the caller turns that error into the same kind of line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+from procure_trl.errors import UserError
+
+__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push"]
+
+#: How long a TCP connection to the Hub may take before it counts as unreachable.
+CONNECT_TIMEOUT_S = 2.0
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+def offline_variable() -> str | None:
+    """The name of the set variable that puts the Hugging Face libraries offline, or ``None``."""
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in _TRUTHY:
+            return name
+    return None
+
+
+def hub_unreachable_reason(timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the Hub cannot be reached now (``None`` when a TCP connection to its host succeeds).
+
+    The endpoint is ``huggingface_hub``'s (``HF_ENDPOINT`` included), so a mirror or a test server counts.
+    """
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"{url.hostname}:{port} cannot be reached ({err.strerror or type(err).__name__})"
+
+
+def require_hub(what: str, fix: str) -> None:
+    """Raise a one-line :class:`UserError` when the Hub cannot be reached to load ``what``.
+
+    Parameters:
+        what: what was about to be loaded, e.g. ``"MBPP ('google-research-datasets/mbpp')"``.
+        fix: how to go on without the Hub, e.g. ``"set $PROCURE_MBPP_DIR to a folder holding mbpp.jsonl"``.
+    """
+    if offline_variable() is not None:
+        return  # offline on purpose: the caller reads the cache, which fails fast
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        raise UserError(f"cannot load {what} from the Hugging Face Hub: {reason}; {fix} (or set "
+                        "HF_HUB_OFFLINE=1 to use a copy in the Hugging Face cache)")
+
+
+def require_hub_push(repo_id: str) -> None:
+    """Raise a one-line :class:`UserError` when a push to ``repo_id`` cannot succeed: the libraries are offline,
+    no token is configured, or the Hub cannot be reached. Called before the work that ends in the push, so a
+    build does not run for minutes to fail at its last step."""
+    from huggingface_hub import get_token
+
+    variable = offline_variable()
+    if variable is not None:
+        raise UserError(f"cannot push to {repo_id!r}: {variable} is set (offline); unset it, or leave out "
+                        "--push-to-hub and push the folder later")
+    if get_token() is None:
+        raise UserError(f"cannot push to {repo_id!r}: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or leave out "
+                        "--push-to-hub and push the folder later")
