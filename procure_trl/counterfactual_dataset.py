@@ -9,9 +9,9 @@ column              type                                    meaning
 ``task_id``         string                                  benchmark task, e.g. ``HumanEval/0``
 ``pair_id``         string                                  shared by an original and its counterfactuals
 ``concept``         string                                  ``original``, a built-in or a user-defined concept
-``prompt``          string                                  the problem statement (natural language)
-``completion``      string                                  the full program
-``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of ``completion``
+``prompt``          string, or a list of messages (chat)    what the model reads (see below)
+``completion``      string, or a list of messages (chat)    what it writes: the program, or its rest
+``changed_spans``   list of ``[start, end)`` int32 pairs    changed characters of the completion's program
 ``sites``           int32                                   places the counterfactual changes (0 for originals)
 ``variant``         int32 (null)                            which of a (task, concept)'s counterfactuals
                                                             (``procure perturb --variants N``); null otherwise
@@ -19,6 +19,11 @@ column              type                                    meaning
 ``completion_mask`` list of int8 (optional)                 1 on completion tokens, as TRL computes it
 ``perturbation_mask`` list of int8 (optional)               1 on tokens overlapping ``changed_spans``
 ==================  ======================================  ============================================
+
+``prompt`` and ``completion`` follow the dataset's prompt format (:mod:`procure_trl.prompt_format`, recorded
+on the card as ``prompt_format``): ``completion`` rows split the program where the harness's prompt ends (for
+an original, ``prompt + completion`` is the task's program); ``chat`` rows are conversational (user: the
+statement and an instruction; assistant: the program).
 
 Configs (subsets): ``all`` holds every row; each concept's config (the five built-in ones, then every
 user-defined concept the rows hold) holds that concept's counterfactuals *and the originals they pair
@@ -46,13 +51,15 @@ from procure_trl.errors import first_line
 from procure_trl.hub import require_hub
 from procure_trl.masks import prompt_completion_mask
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
+from procure_trl.prompt_format import row_program
 from procure_trl.records import AST_GREP, CounterfactualRecord
 from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
 
-    from procure_trl.near_duplicates import TaskText
+    from procure_trl.near_duplicates import ComparableTask
+    from procure_trl.prompt_format import TaskText
 
 __all__ = [
     "CONFIG_NAMES",
@@ -152,15 +159,20 @@ def excluded_tasks(records: Iterable[CounterfactualRecord]) -> dict[str, str]:
 
 
 def build_rows(
-    records: Iterable[CounterfactualRecord], statements: Mapping[str, str], *, allow_unvalidated: bool = False
+    records: Iterable[CounterfactualRecord], tasks: Mapping[str, "TaskText | str"], *, allow_unvalidated: bool = False,
+    prompt_format: str = "completion",
 ) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
 
-    ``statements`` maps task ids to their problem statement (the ``prompt`` column); a task without a
-    statement raises, naming the task and how to provide one. Tasks in :func:`excluded_tasks` give no
-    rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
+    ``tasks`` maps task ids to their :class:`~procure_trl.prompt_format.TaskText` (a plain string is taken as the
+    statement of a task whose program start is unknown: its ``completion`` rows have an empty prompt); a task
+    without one raises, naming the task and how to provide it. ``prompt`` and ``completion`` are written in
+    ``prompt_format`` (:func:`procure_trl.prompt_format.training_example`). Tasks in :func:`excluded_tasks` give
+    no rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
     ``allow_unvalidated``: the card promises executed, checked counterfactuals.
     """
+    from procure_trl.prompt_format import TaskText
+
     records = list(records)
     excluded = excluded_tasks(records)
     rows: list[dict[str, Any]] = []
@@ -175,34 +187,36 @@ def build_rows(
                 "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "
                 "--allow_unvalidated to build from unchecked programs"
             )
-        if record.task_id not in statements:
+        if record.task_id not in tasks:
             raise ValueError(
                 f"no problem statement for task {record.task_id!r}; pass the benchmark it comes from "
                 "(--benchmarks humaneval,mbpp) or a problems JSONL (--problems PATH) that contains it"
             )
-        prompt = statements[record.task_id]
+        task = tasks[record.task_id]
+        task = task if isinstance(task, TaskText) else TaskText(record.task_id, "", task)
         pair_id = pair_id_for(record.task_id, record.original)
         if pair_id not in seen_originals:
             seen_originals.add(pair_id)
-            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt, record.original, [], 0, None))
+            rows.append(_row(record.task_id, pair_id, ORIGINAL, prompt_format, task, record.original, [], 0, None))
         if record.status != VALID:
             continue
         key = (pair_id, record.code or "")
         if key in seen_counterfactuals:  # the same program twice (e.g. two concepts agreeing): keep the first
             continue
         seen_counterfactuals.add(key)
-        rows.append(
-            _row(record.task_id, pair_id, record.concept.value, prompt, record.code or "",
-                 [list(s) for s in record.changed_spans], 1 if record.sites is None else record.sites, record.variant)
-        )
+        rows.append(_row(record.task_id, pair_id, record.concept.value, prompt_format, task, record.code or "",
+                         [list(s) for s in record.changed_spans], 1 if record.sites is None else record.sites,
+                         record.variant))
     return rows
 
 
-def _row(task_id: str, pair_id: str, concept: str, prompt: str, completion: str, spans: list, sites: int,
-         variant: int | None) -> dict[str, Any]:
+def _row(task_id: str, pair_id: str, concept: str, prompt_format: str, task: "TaskText", program: str,
+         spans: list, sites: int, variant: int | None) -> dict[str, Any]:
     # sites: a line without the field (written before the engine counted sites) changed one place
-    return {"task_id": task_id, "pair_id": pair_id, "concept": concept, "prompt": prompt,
-            "completion": completion, "changed_spans": spans, "sites": sites, "variant": variant}
+    from procure_trl.prompt_format import training_example
+
+    return {"task_id": task_id, "pair_id": pair_id, "concept": concept,
+            **training_example(prompt_format, task, program, spans), "sites": sites, "variant": variant}
 
 
 def task_source(task_id: str) -> str:
@@ -322,16 +336,19 @@ def rows_of_split(rows: Sequence[Mapping[str, Any]], split: TaskSplit) -> dict[s
 
 def task_texts(
     rows: Iterable[Mapping[str, Any]], statements: Mapping[str, str] | None = None
-) -> dict[str, "TaskText"]:
-    """Per task, what near-duplicate grouping compares: the statement (from ``statements``, else the row's
-    ``prompt``) and the task's first original program."""
-    from procure_trl.near_duplicates import TaskText
+) -> dict[str, "ComparableTask"]:
+    """Per task, what near-duplicate grouping compares: the statement (from ``statements``, else the words of the
+    row's prompt) and the task's first original program, in either prompt format."""
+    from procure_trl.near_duplicates import ComparableTask
+    from procure_trl.prompt_format import row_program
 
     statements = statements or {}
-    out: dict[str, TaskText] = {}
+    out: dict[str, ComparableTask] = {}
     for row in rows:
         if row["concept"] == ORIGINAL and row["task_id"] not in out:
-            out[row["task_id"]] = TaskText(statements.get(row["task_id"], row["prompt"]), row["completion"])
+            prompt = row["prompt"]
+            words = " ".join(m["content"] for m in prompt) if isinstance(prompt, list) else prompt
+            out[row["task_id"]] = ComparableTask(statements.get(row["task_id"], words), row_program(row)[0])
     return out
 
 
@@ -347,34 +364,46 @@ def config_rows(rows: Sequence[Mapping[str, Any]], config: str) -> list[dict[str
 def add_token_columns(
     rows: Sequence[Mapping[str, Any]], tokenizer: Any, *, chat_template: bool = False, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as TRL's SFTTrainer would tokenize,
-    and the tokenizer that made them (``tokenizer_name``, ``tokenizer_fingerprint``: the trainer refuses the
+    """Add ``input_ids``, ``completion_mask`` and ``perturbation_mask`` as the concept-aware trainer tokenizes the
+    rows, and the tokenizer that made them (``tokenizer_name``, ``tokenizer_fingerprint``: the trainer refuses the
     ids with another tokenizer).
 
-    Uses :func:`procure_trl.masks.prompt_completion_mask` (EOS appended without a chat template, as TRL
-    does), so the stored tokens are exactly the trainer's.
+    Uses :func:`procure_trl.masks.prompt_completion_mask` for string rows (EOS appended, as TRL does;
+    ``chat_template``: rendered as a user/assistant conversation) and :func:`procure_trl.masks.conversation_mask`
+    for chat rows, so the stored tokens are exactly the trainer's.
     """
     from tqdm.auto import tqdm
+
+    from procure_trl.masks import conversation_mask
 
     identity = {"tokenizer_name": str(tokenizer.name_or_path), "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     out = []
     for row in tqdm(rows, desc="tokenizing", disable=not progress):
-        tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
-                                        chat_template=chat_template)
+        if isinstance(row["prompt"], list):  # a chat row: its spans index the assistant message
+            prompt, completion = row["prompt"], row["completion"]
+            tokens = conversation_mask(prompt + completion, len(prompt), row["changed_spans"], tokenizer,
+                                       prompt_messages=len(prompt))
+        else:
+            tokens = prompt_completion_mask(row["prompt"], row["completion"], row["changed_spans"], tokenizer,
+                                            chat_template=chat_template)
         out.append({**row, **tokens, **identity})
     return out
 
 
-def dataset_features(tokenized: bool = False) -> "Features":
-    """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``)."""
+def dataset_features(tokenized: bool = False, prompt_format: str = "completion") -> "Features":
+    """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``); ``prompt`` and
+    ``completion`` are strings, or lists of ``{"role", "content"}`` messages in the ``chat`` format."""
     from datasets import Features, List, Value
 
+    text: Any = Value("string")
+    if prompt_format == "chat":
+        text = List({"role": Value("string"), "content": Value("string")})
     columns: dict[str, Any] = {
         "task_id": Value("string"),
         "pair_id": Value("string"),
         "concept": Value("string"),
-        "prompt": Value("string"),
-        "completion": Value("string"),
+        "prompt": text,
+        "completion": text,
         "changed_spans": List(List(Value("int32"), length=2)),
         "sites": Value("int32"),
         "variant": Value("int32"),
@@ -402,7 +431,10 @@ def build_dataset_dict(
     """One ``DatasetDict`` per config from task-level splits; configs without rows are left out."""
     from datasets import Dataset, DatasetDict
 
-    features = dataset_features(tokenized)
+    from procure_trl.prompt_format import rows_format
+
+    prompt_format = rows_format(row for rows in splits.values() for row in rows) or "completion"
+    features = dataset_features(tokenized, prompt_format)
     columns = list(features)
     configs: dict[str, DatasetDict] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -441,13 +473,14 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
     """The tasks of dataset rows, in first-seen order, and one valid record per counterfactual row.
 
     The inverse of :func:`build_rows`: each counterfactual row is paired with the ``original`` row of its
-    ``pair_id`` (the program it rewrites).
+    ``pair_id`` (the program it rewrites); rows of either prompt format give the whole programs
+    (:func:`procure_trl.prompt_format.row_program`).
 
     Raises:
         ValueError: a counterfactual row whose original is not among the rows (the rows were filtered apart).
     """
     rows = list(rows)
-    originals = {r["pair_id"]: r["completion"] for r in rows if r["concept"] == ORIGINAL}
+    originals = {r["pair_id"]: row_program(r)[0] for r in rows if r["concept"] == ORIGINAL}
     tasks = list(dict.fromkeys(r["task_id"] for r in rows))
     records = []
     for row in rows:
@@ -458,10 +491,11 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
                 f"row {row['task_id']} / {row['concept']}: no 'original' row with pair_id {row['pair_id']!r}; "
                 "load a whole config split of the dataset (each config holds the originals its rows pair with)"
             )
+        code, offset = row_program(row)  # rows hold a program split in their format; records hold it whole
         records.append(
             CounterfactualRecord(
                 task_id=row["task_id"], concept=row["concept"], status=VALID, original=originals[row["pair_id"]],
-                code=row["completion"], changed_spans=tuple(tuple(s) for s in row["changed_spans"]),
+                code=code, changed_spans=tuple((s + offset, e + offset) for s, e in row["changed_spans"]),
                 sites=row.get("sites"), variant=row.get("variant"),  # absent in datasets built before they were kept
                 # a concept that is not built in was made by user-defined rules: read it back as such
                 generator="rule" if row["concept"] in Concept._value2member_map_ else AST_GREP,
@@ -526,6 +560,38 @@ def select_split(dataset: Any, name: str, split: str, config: str | None = None)
         which = f"dataset {name!r}" + (f" config {config!r}" if config is not None else "")
         raise ValueError(f"{which} has no split {split!r} (splits: {', '.join(dataset)})")
     return dataset[split]
+
+
+def card_prompt_format(name: str) -> str | None:
+    """The ``prompt_format`` a dataset folder's card records (``procure build`` writes it), or ``None``."""
+    from procure_trl.prompt_format import PROMPT_FORMATS
+
+    readme = os.path.join(os.path.expanduser(name), "README.md")
+    if not os.path.isfile(readme):
+        return None
+    import yaml
+
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    data = yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    fmt = data.get("prompt_format") if isinstance(data, dict) else None
+    return fmt if fmt in PROMPT_FORMATS else None
+
+
+def dataset_prompt_format(name: str, config: str | None = "all", split: str = "test") -> str | None:
+    """The prompt format a dataset was built in (:mod:`procure_trl.prompt_format`): the one its card records, else
+    the format of its rows (``None`` when the split does not exist)."""
+    from procure_trl.prompt_format import rows_format
+
+    recorded = card_prompt_format(name)
+    if recorded:
+        return recorded
+    try:
+        return rows_format(load_dataset_split(name, config, split))
+    except ValueError:  # no such split: its rows tell nothing here
+        return None
 
 
 def load_dataset_split(name: str, config: str | None = "all", split: str = "train") -> Any:

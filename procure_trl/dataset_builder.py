@@ -24,7 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from procure_trl.counterfactual_dataset import (
     BuiltDataset,
@@ -40,9 +40,10 @@ from procure_trl.counterfactual_dataset import (
 )
 from procure_trl.dataset_card import card_variables, render_card
 from procure_trl.errors import UserError, did_you_mean
+from procure_trl.prompt_format import TaskText, default_format
 from procure_trl.records import CounterfactualRecord, read_records
 
-__all__ = ["BuildConfig", "build_counterfactual_dataset", "load_statements", "run_engine", "write_local", "push",
+__all__ = ["BuildConfig", "build_counterfactual_dataset", "load_tasks", "run_engine", "write_local", "push",
            "parse_test_sizes", "split_without_near_duplicates", "split_summary"]
 
 
@@ -75,8 +76,13 @@ class BuildConfig:
             Seed of the task split and of the engine run.
         tokenizer (`str`, *optional*):
             Name or path of a fast tokenizer: adds `input_ids`, `completion_mask` and `perturbation_mask`.
+        prompt_format (`str`, *optional*, defaults to `"auto"`):
+            `completion` (the prompt is the program start the evaluation gives the model, the completion the rest
+            of the program: base models) or `chat` (conversational rows: user = statement and instruction,
+            assistant = the program: instruct models); see `procure_trl.prompt_format`. `auto`: `chat` when
+            `tokenizer` has a chat template, else `completion`.
         chat_template (`bool`, *optional*, defaults to `False`):
-            Tokenize rows as conversations through the tokenizer's chat template.
+            The same as `prompt_format: chat` (kept for older commands).
         push_to_hub (`bool`, *optional*, defaults to `False`):
             Publish every config and the card to the Hub.
         repo_id (`str`, *optional*):
@@ -107,7 +113,11 @@ class BuildConfig:
         "help": "Statement word overlap (Jaccard) at which tasks are grouped and split together."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of the engine."})
     tokenizer: str | None = field(default=None, metadata={"help": "Fast tokenizer for the optional token columns."})
-    chat_template: bool = field(default=False, metadata={"help": "Tokenize through the tokenizer's chat template."})
+    prompt_format: Literal["auto", "completion", "chat"] = field(
+        default="auto",
+        metadata={"help": "completion (base models) or chat (instruct models); auto: chat when --tokenizer has a chat "
+                          "template, else completion."})
+    chat_template: bool = field(default=False, metadata={"help": "Same as --prompt-format chat."})
     push_to_hub: bool = field(default=False, metadata={"help": "Publish every config and the card on the Hub."})
     repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repository id (with --push-to-hub)."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repository private."})
@@ -136,6 +146,10 @@ class BuildConfig:
         self.site_counts  # noqa: B018 - likewise --sites
         if self.variants < 1:
             raise ValueError(f"--variants must be >= 1, got {self.variants}")
+        if self.chat_template:
+            if self.prompt_format == "completion":
+                raise ValueError("--chat-template asks for --prompt-format chat; drop one of them")
+            self.prompt_format = "chat"
 
     @property
     def benchmark_list(self) -> list[str]:
@@ -189,16 +203,16 @@ def parse_test_sizes(text: str | None) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------
 
 
-def load_statements(benchmarks: Sequence[str], problems_path: str | None = None) -> dict[str, str]:
-    """task id -> problem statement, from the named benchmarks and an optional problems JSONL."""
+def load_tasks(benchmarks: Sequence[str], problems_path: str | None = None) -> dict[str, TaskText]:
+    """task id -> its texts (program start and statement), from the named benchmarks and an optional problems JSONL."""
     from procure_trl.problems import load_problems
 
-    statements: dict[str, str] = {}
+    tasks: dict[str, TaskText] = {}
     sources = list(benchmarks) + ([problems_path] if problems_path else [])
     for source in sources:
         for problem in load_problems(source):
-            statements[problem.task_id] = problem_statement(problem.prompt, problem.entry_point)
-    return statements
+            tasks[problem.task_id] = TaskText.from_problem(problem)
+    return tasks
 
 
 def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None,
@@ -368,20 +382,29 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
         paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit, args.site_counts,
                            args.variants)
     records = read_record_files(paths)
-    statements = load_statements(args.benchmark_list, args.problems)
-    rows = build_rows(records, statements, allow_unvalidated=args.allow_unvalidated)
+    tokenizer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, use_fast=True)
-        rows = add_token_columns(rows, tokenizer, chat_template=args.chat_template)
+    if args.prompt_format == "auto":
+        args.prompt_format = default_format(tokenizer) if tokenizer is not None else "completion"
+    if args.prompt_format == "chat" and tokenizer is not None and not tokenizer.chat_template:
+        raise UserError(f"--prompt-format chat: the tokenizer {args.tokenizer} has no chat template to tokenize the "
+                        "rows with; use --prompt-format completion, or a tokenizer with a chat template")
+    tasks = load_tasks(args.benchmark_list, args.problems)
+    statements = {task_id: task.statement for task_id, task in tasks.items()}
+    rows = build_rows(records, tasks, allow_unvalidated=args.allow_unvalidated, prompt_format=args.prompt_format)
+    if tokenizer is not None:
+        rows = add_token_columns(rows, tokenizer)
     split = split_without_near_duplicates(rows, statements, args)
     splits = rows_of_split(rows, split)
     built = build_dataset_dict(splits, tokenized=bool(args.tokenizer))
     variables = card_variables(args, built, rows, records, args.repo_id or "NAMESPACE/NAME",
                                split=split_summary(split, task_texts(rows, statements), args))
     card_path = write_local(built, output_dir, variables)
-    print(f"wrote {len(rows)} rows in {len(built.configs)} configs to {output_dir} (card: {card_path})")
+    print(f"wrote {len(rows)} rows ({args.prompt_format} format) in {len(built.configs)} configs to {output_dir} "
+          f"(card: {card_path})")
     print(json.dumps(built.counts, indent=1))
     if args.push_to_hub:
         push(built, args, variables)

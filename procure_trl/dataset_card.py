@@ -109,7 +109,7 @@ def card_variables(args: "BuildConfig", built: BuiltDataset, rows: Sequence[Mapp
         "count_rows": count_rows,
         "concept_counts_text": ", ".join(f"`{k}` {v}" for k, v in counts.items()),
         "tokenizer": args.tokenizer,
-        "chat_template": args.chat_template,
+        "prompt_format": args.prompt_format,
         "repo_id": repo_id,
         "example_config": next((c for c in built.configs if c != "all"), None),
         "license_text": "\n".join(f"- {line}" for line in license_lines),
@@ -134,6 +134,7 @@ def render_card(card_data: Any, variables: Mapping[str, Any]) -> Any:
     card_data.task_categories = ["text-generation"]
     card_data.language = ["en", "code"]
     card_data.tags = ["code", "counterfactual", "procure", "trl"]
+    card_data.prompt_format = variables["prompt_format"]  # machine-readable: read back by evaluation and training
     card_data.size_categories = [_size_category(variables["_n_rows"])]
     public = {k: v for k, v in variables.items() if not k.startswith("_")}  # template variables win over card data
     return DatasetCard.from_template(card_data, template_path=str(TEMPLATE_PATH), **public)

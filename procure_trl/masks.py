@@ -22,6 +22,8 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, Sequence
 
+from procure_trl.prompt_format import segment_texts
+
 __all__ = [
     "spans_to_token_mask",
     "perturbation_mask",
@@ -166,14 +168,17 @@ def prompt_completion_mask(
     chat_template: bool = False,
     add_eos: bool = True,
 ) -> dict[str, list[int]]:
-    """Tokenize a prompt/completion row as TRL 1.16's ``SFTTrainer`` does, with a perturbation mask.
+    """Tokenize a prompt/completion row as TRL 1.16's ``SFTTrainer`` does, with a perturbation mask, except that
+    the prompt's tokens are always the prompt tokenized alone.
 
-    Without a chat template (``chat_template=False``) the trainer appends the EOS token to the
-    completion (unless it already ends with it), tokenizes ``prompt + completion`` with the
-    tokenizer's special tokens, tokenizes the prompt alone, and starts the completion where the two
-    token sequences diverge. With ``chat_template=True`` the row is the conversation
-    ``[{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]`` rendered
-    by ``tokenizer.apply_chat_template`` (no EOS appended: the template decides how a turn ends).
+    Without a chat template (``chat_template=False``) the EOS token is appended to the completion
+    (unless it already ends with it), as TRL does; the prompt is tokenized with the tokenizer's special
+    tokens and the completion after it without them (:func:`procure_trl.prompt_format.segment_texts`).
+    Where no token spans the boundary this is TRL's tokenization; where one would (byte-level BPE merges
+    a line break with the indentation after it), TRL trains on a prompt the model never reads at
+    inference, and this keeps the prompt the model reads. With ``chat_template=True`` the row is the
+    conversation ``[{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]``
+    rendered by ``tokenizer.apply_chat_template`` (no EOS appended: the template decides how a turn ends).
 
     Args:
         prompt: the instruction / problem statement.
@@ -193,19 +198,19 @@ def prompt_completion_mask(
     if chat_template:
         return _chat_prompt_completion_mask(prompt, completion, completion_spans, tokenizer)
 
-    eos = getattr(tokenizer, "eos_token", None)
-    if add_eos and eos and not completion.endswith(eos):
-        completion = completion + eos  # spans into the completion stay valid: EOS goes after them
-    text = prompt + completion
-    prompt_ids = list(tokenizer(prompt)["input_ids"])
-    input_ids, offsets = _encode_with_offsets(tokenizer, text, add_special_tokens=True)
-    shift = len(prompt)
-    spans = [(s + shift, e + shift) for s, e in completion_spans]
-    pert = spans_to_token_mask(offsets, spans, len(text))
-    prompt_len = _common_prefix_length(prompt_ids, input_ids)
+    # The prompt and the completion are tokenized apart (procure_trl.prompt_format.segment_texts): the prompt's
+    # tokens are then exactly what the model reads at evaluation, even where a tokenizer would merge the prompt's
+    # last characters with the completion's first ones (TRL then starts the completion where the two diverge and
+    # warns that the model trains on another context than it reads).
+    prompt_text, completion_text, _ = segment_texts({"prompt": prompt, "completion": completion}, tokenizer,
+                                                    add_eos=add_eos)
+    prompt_ids = list(tokenizer(prompt_text)["input_ids"])
+    completion_ids, offsets = _encode_with_offsets(tokenizer, completion_text, add_special_tokens=False)
+    pert = [0] * len(prompt_ids) + spans_to_token_mask(offsets, completion_spans, len(completion_text))
+    input_ids = prompt_ids + completion_ids
     result = {
         "input_ids": input_ids,
-        "completion_mask": [0] * prompt_len + [1] * (len(input_ids) - prompt_len),
+        "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids),
         "perturbation_mask": pert,
     }
     check_mask_alignment(input_ids, pert, where="prompt_completion_mask")
@@ -231,8 +236,9 @@ def conversation_mask(
     """Tokenize a conversation as TRL 1.16's ``SFTTrainer`` does, with a perturbation mask on one message.
 
     TRL renders a conversational row with ``tokenizer.apply_chat_template``: the ``messages`` of a
-    language-modeling row, or ``prompt + completion`` of a prompt/completion row (then the completion
-    starts where the tokens of the prompt rendered with ``add_generation_prompt=True`` diverge). The
+    language-modeling row, or ``prompt + completion`` of a prompt/completion row (here the prompt rendered
+    with ``add_generation_prompt=True`` and the rest of the conversation are tokenized apart, so the prompt's
+    tokens are those the model reads at evaluation: see :mod:`procure_trl.prompt_format`). The
     rendered text is tokenized once more with offsets, and the spans, offsets into the content of
     ``messages[message_index]``, are moved to where that content sits in the rendered text.
 
@@ -269,6 +275,18 @@ def conversation_mask(
             "conversation_mask: re-tokenizing the rendered chat did not reproduce apply_chat_template's "
             "input_ids; the tokenizer's chat path differs from its plain call, so no mask can be aligned"
         )
+    joint_ids, joint_offsets = input_ids, offsets
+    prompt_len = None
+    if prompt_messages is not None:
+        # A prompt/completion row: the prompt (rendered with its generation prompt) and the rest are tokenized apart,
+        # so the prompt's tokens are what the model reads at evaluation (procure_trl.prompt_format).
+        head, rest, _ = segment_texts({"prompt": messages[:prompt_messages], "completion": messages[prompt_messages:]},
+                                      tokenizer)
+        prompt_ids, head_offsets = _encode_with_offsets(tokenizer, head, add_special_tokens=False)
+        rest_ids, rest_offsets = _encode_with_offsets(tokenizer, rest, add_special_tokens=False)
+        input_ids = prompt_ids + rest_ids
+        offsets = head_offsets + [(a + len(head), b + len(head)) for a, b in rest_offsets]
+        prompt_len = len(prompt_ids)
     if spans:
         where = _content_offset(messages, message_index, rendered, tokenizer)
         validate_spans(spans, len(messages[message_index]["content"]), where="changed_spans")
@@ -276,13 +294,14 @@ def conversation_mask(
     pert = spans_to_token_mask(offsets, spans, len(rendered))
     check_mask_alignment(input_ids, pert, where="conversation_mask")
     result = {"input_ids": input_ids, "perturbation_mask": pert}
-    if prompt_messages is not None:
-        prompt_ids = list(tokenizer.apply_chat_template(messages[:prompt_messages], tokenize=True, return_dict=True,
-                                                        add_generation_prompt=True)["input_ids"])
-        prompt_len = _common_prefix_length(prompt_ids, input_ids)
+    if prompt_len is not None:
         result["completion_mask"] = [0] * prompt_len + [1] * (len(input_ids) - prompt_len)
     if assistant_masks:
-        result["assistant_masks"] = list(processed["assistant_masks"])
+        masks = list(processed["assistant_masks"])
+        if input_ids != joint_ids:  # the template's mask is per joint token: carry it over by characters
+            chars = [(a, b) for (a, b), m in zip(joint_offsets, masks) if m]
+            masks = spans_to_token_mask(offsets, [c for c in chars if c[1] > c[0]], len(rendered))
+        result["assistant_masks"] = masks
     return result
 
 

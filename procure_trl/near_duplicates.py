@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_THRESHOLD",
-    "TaskText",
+    "ComparableTask",
     "statement_text",
     "statement_words",
     "content_words",
@@ -67,7 +67,7 @@ STOP_WORDS = frozenset(
 
 
 @dataclass(frozen=True)
-class TaskText:
+class ComparableTask:
     """What two tasks are compared on: the natural-language statement and the reference program."""
 
     statement: str
@@ -244,7 +244,7 @@ def similar_pairs(
 
 
 def _links(
-    tasks: Mapping[str, TaskText], threshold: float, others: Mapping[str, TaskText] | None = None
+    tasks: Mapping[str, ComparableTask], threshold: float, others: Mapping[str, ComparableTask] | None = None
 ) -> list[tuple[str, str, str]]:
     """``(a, b, why)`` for every linked pair (see the module docstring), within ``tasks`` or from ``tasks`` to
     ``others``; a pair linked several ways is listed once, with the first reason."""
@@ -266,7 +266,7 @@ def _links(
     return [(a, b, why) for (a, b), why in found.items()]
 
 
-def _shape_index(tasks: Mapping[str, TaskText]) -> dict[str, list[str]]:
+def _shape_index(tasks: Mapping[str, ComparableTask]) -> dict[str, list[str]]:
     index: dict[str, list[str]] = defaultdict(list)
     for task, text in tasks.items():
         shape = solution_shape(text.program)
@@ -275,7 +275,7 @@ def _shape_index(tasks: Mapping[str, TaskText]) -> dict[str, list[str]]:
     return index
 
 
-def near_duplicate_groups(tasks: Mapping[str, TaskText], threshold: float = DEFAULT_THRESHOLD) -> list[list[str]]:
+def near_duplicate_groups(tasks: Mapping[str, ComparableTask], threshold: float = DEFAULT_THRESHOLD) -> list[list[str]]:
     """The tasks in groups of near duplicates (single linkage over the links of the module docstring): every task
     is in exactly one group; groups keep the order of ``tasks`` inside and come in the order of their first task."""
     if not 0 < threshold <= 1:
@@ -300,7 +300,7 @@ def near_duplicate_groups(tasks: Mapping[str, TaskText], threshold: float = DEFA
 
 
 def near_duplicates_of(
-    queries: Mapping[str, TaskText], corpus: Mapping[str, TaskText], threshold: float = DEFAULT_THRESHOLD
+    queries: Mapping[str, ComparableTask], corpus: Mapping[str, ComparableTask], threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, list[tuple[str, str]]]:
     """For each query task linked to some corpus task: ``[(corpus task, why), ...]``. A task never counts as a
     near duplicate of itself (the same id on both sides is the caller's business)."""

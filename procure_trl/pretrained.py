@@ -19,7 +19,7 @@ from typing import Any
 
 from procure_trl.errors import UserError, first_line
 
-__all__ = ["load_model_and_tokenizer", "resolve_model_name", "model_fingerprint", "folder_fingerprint"]
+__all__ = ["load_model_and_tokenizer", "load_tokenizer", "resolve_model_name", "model_fingerprint", "folder_fingerprint"]
 
 #: Files up to this size (configs, tokenizers) are hashed whole; larger ones (weights) by size, mtime and a
 #: hash of their first and last :data:`EDGE_BYTES`, which keeps a multi-GB model's fingerprint to milliseconds.
@@ -185,3 +185,19 @@ def _quantized_loading(dtype: str, device: str | None) -> dict[str, Any]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return {"quantization_config": get_quantization_config(compute), "dtype": getattr(torch, compute),
             "device_map": {"": device}}
+
+
+def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of ``model`` alone (cheap: to render prompts before deciding to load any weights).
+
+    Raises:
+        UserError: it cannot be loaded (the same line as :func:`load_model_and_tokenizer`'s).
+    """
+    from transformers import AutoTokenizer
+
+    _check_local_folders(model, None)
+    try:
+        return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--model {model!r} cannot be loaded: {first_line(err)}; give a local directory with the "
+                        "model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)") from err

@@ -175,7 +175,7 @@ def check_near_duplicate_overlap(adapter: str, problems: Iterable[Any], known: I
         ValueError: one line naming the pairs, and the fixes.
     """
     from procure_trl.counterfactual_dataset import problem_statement
-    from procure_trl.near_duplicates import DEFAULT_THRESHOLD, TaskText, near_duplicates_of
+    from procure_trl.near_duplicates import DEFAULT_THRESHOLD, ComparableTask, near_duplicates_of
 
     record = read_adapter_file(adapter, TRAINING_DATA_FILE)
     if not record or record.get("task_ids") is None:
@@ -183,8 +183,8 @@ def check_near_duplicate_overlap(adapter: str, problems: Iterable[Any], known: I
     trained = set(record["task_ids"])
     problems = list(problems)
 
-    def text(problem: Any) -> TaskText:
-        return TaskText(problem_statement(problem.prompt, problem.entry_point), problem.program)
+    def text(problem: Any) -> ComparableTask:
+        return ComparableTask(problem_statement(problem.prompt, problem.entry_point), problem.program)
 
     queries = {p.task_id: text(p) for p in problems if p.task_id not in trained}
     corpus = {p.task_id: text(p) for p in _training_problems(trained, [*problems, *known])}

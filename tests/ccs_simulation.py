@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from procure_trl.counterfactual_dataset import build_rows, records_from_rows, split_by_task
-from procure_trl.dataset_builder import BuildConfig, load_statements
+from procure_trl.dataset_builder import BuildConfig, load_tasks
 from procure_trl.engine import GenerationConfig, generate_counterfactuals
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.harness.run import cut_rows
@@ -63,7 +63,7 @@ def split_test_rows() -> SplitRows:
     test_tasks = {r["task_id"] for r in split_by_task([{"task_id": p.task_id} for p in parsed], **split_settings)["test"]}
     test_problems = [p for p in parsed if p.task_id in test_tasks]
     records = generate_counterfactuals(test_problems, GenerationConfig(validate=False, progress=False))
-    rows = build_rows(records, load_statements(BENCHMARKS), allow_unvalidated=True)
+    rows = build_rows(records, load_tasks(BENCHMARKS), allow_unvalidated=True)
     _, variants = records_from_rows(rows)
     config = EvaluationConfig(model="simulated", output_dir="unused")
     scored, _ = cut_rows(variants, {p.task_id: p for p in problems}, config)

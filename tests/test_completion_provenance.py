@@ -293,8 +293,18 @@ def test_an_adapter_retrained_into_its_folder_is_sampled_again(tmp_path, tiny_mo
     assert len(again) == 2 * len(first)  # every completion sampled again, by the new adapter
     assert {r["key"] for r in again[len(first):]}.isdisjoint({r["key"] for r in first})
     report = json.loads((out / "report.json").read_text())
-    new = {(r["key"], r["sample_index"]): r["completion"] for r in again[len(first):]}
-    assert sorted(_completions(report).values()) == sorted(new.values())  # the report holds the new ones
+    # the report holds the new adapter's completions, truncated where their program ends
+    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.harness.sampling import CompletionCache, GenerationRequest
+    from procure_trl.harness.truncation import truncate_completion
+
+    fingerprint = EvaluationConfig(model=str(tiny_model_dir), adapter=str(adapter), n=2, k=(1,),
+                                   max_new_tokens=8).sampling_fingerprint()
+    new_cache = CompletionCache(str(cache), fingerprint)
+    entry_of = {p["prompt"]: p["entry_point"] for p in TOY_PROBLEMS}
+    for (prompt, index), completion in _completions(report).items():
+        raw = new_cache.get(GenerationRequest(prompt, index))
+        assert raw is not None and completion == truncate_completion(prompt, raw, entry_of[prompt])
 
 
 @pytest.mark.slow

@@ -103,22 +103,55 @@ def test_tokenizer_without_offsets_is_refused():
 # ---- rows, pairs, configs ---------------------------------------------------------------------
 
 
-def test_rows_pair_counterfactuals_with_their_original():
+@pytest.mark.parametrize("prompt_format", ["completion", "chat"])
+def test_rows_pair_counterfactuals_with_their_original(prompt_format):
+    from procure_trl.dataset_builder import load_tasks
+
     records = read_records(FIXTURE)
-    statements = {r.task_id: f"statement of {r.task_id}" for r in records}
-    rows = build_rows(records, statements)
+    tasks = load_tasks(["humaneval", "mbpp"])
+    rows = build_rows(records, tasks, prompt_format=prompt_format)
     originals = [r for r in rows if r["concept"] == ORIGINAL]
     counterfactuals = [r for r in rows if r["concept"] != ORIGINAL]
     assert len(originals) == len({r.task_id for r in records})  # one original per task, even with 3 lines
     assert len(counterfactuals) == sum(r.status == "valid" for r in records)
+
+    def program(row):  # the program a row trains on
+        return row["prompt"] + row["completion"] if prompt_format == "completion" else row["completion"][0]["content"]
+
+    def changed_text(row):
+        text = row["completion"] if prompt_format == "completion" else row["completion"][0]["content"]
+        return [text[s:e] for s, e in row["changed_spans"]]
+
     by_pair = {r["pair_id"]: r for r in originals}
+    programs = {(r.task_id, r.concept.value): r for r in records if r.status == "valid"}
     for row in counterfactuals:
         original = by_pair[row["pair_id"]]
-        assert original["task_id"] == row["task_id"] and original["completion"] != row["completion"]
-        assert row["pair_id"] == pair_id_for(row["task_id"], original["completion"])
-        assert row["changed_spans"] and all(0 <= s < e <= len(row["completion"]) for s, e in row["changed_spans"])
-        assert row["prompt"] == f"statement of {row['task_id']}"
+        record = programs[(row["task_id"], row["concept"])]
+        assert program(row) == record.code and program(original) == record.original
+        assert row["pair_id"] == pair_id_for(row["task_id"], program(original))
+        assert changed_text(row) == [record.code[s:e] for s, e in record.changed_spans]
+    for row in rows:
+        task = tasks[row["task_id"]]
+        if prompt_format == "completion":  # the prompt is the program start the harness gives the model
+            assert row["prompt"] == task.prompt or row["concept"] != ORIGINAL
+        else:
+            assert [m["role"] for m in row["prompt"] + row["completion"]] == ["user", "assistant"]
+            assert task.statement in row["prompt"][0]["content"] and task.prompt in row["prompt"][0]["content"]
     assert all(r["changed_spans"] == [] for r in originals)
+
+
+@pytest.mark.parametrize("prompt_format", ["completion", "chat"])
+def test_rows_give_back_the_records_they_were_built_from(prompt_format):
+    """What `procure evaluate --dataset` reads: whole programs and spans into them, in either format."""
+    from procure_trl.counterfactual_dataset import records_from_rows
+    from procure_trl.dataset_builder import load_tasks
+
+    records = [r for r in read_records(FIXTURE) if r.status == "valid"]
+    rows = build_rows(records, load_tasks(["humaneval", "mbpp"]), prompt_format=prompt_format)
+    _, back = records_from_rows(rows)
+    expected = {(r.task_id, r.concept.value): (r.original, r.code, [list(s) for s in r.changed_spans]) for r in records}
+    assert {(r.task_id, r.concept.value): (r.original, r.code, [list(s) for s in r.changed_spans]) for r in back} \
+        == expected
 
 
 def test_concept_configs_hold_their_counterfactuals_and_those_originals_only():

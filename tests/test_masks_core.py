@@ -124,7 +124,8 @@ def test_property_pure_function_matches_oracle(offsets, spans):
 
 
 @pytest.mark.parametrize("fixture", ["tiny_tokenizer", "tiny_wordpiece_tokenizer"])
-def test_property_prompt_completion_mask_shifts_spans_into_the_full_row(fixture, request):
+def test_property_prompt_completion_mask_keeps_the_prompt_tokens_and_shifts_spans(fixture, request):
+    """The prompt is tokenized alone (what the model reads at inference), the completion after it."""
     from procure_trl.masks import prompt_completion_mask
 
     tokenizer = request.getfixturevalue(fixture)
@@ -134,11 +135,10 @@ def test_property_prompt_completion_mask_shifts_spans_into_the_full_row(fixture,
     def check(prompt, case):
         completion, spans = case
         out = prompt_completion_mask(prompt, completion, spans, tokenizer)
-        full = prompt + completion + tokenizer.eos_token
-        encoding = tokenizer(full, return_offsets_mapping=True)
-        assert out["input_ids"] == encoding["input_ids"]
-        shifted = [(s + len(prompt), e + len(prompt)) for s, e in spans]
-        assert out["perturbation_mask"] == _oracle(encoding["offset_mapping"], shifted)
-        assert len(out["completion_mask"]) == len(out["input_ids"])
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        rest = tokenizer(completion + tokenizer.eos_token, add_special_tokens=False, return_offsets_mapping=True)
+        assert out["input_ids"] == prompt_ids + rest["input_ids"]
+        assert out["completion_mask"] == [0] * len(prompt_ids) + [1] * len(rest["input_ids"])
+        assert out["perturbation_mask"] == [0] * len(prompt_ids) + _oracle(rest["offset_mapping"], spans)
 
     check()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from procure_trl.counterfactual_dataset import problem_statement, split_by_task, split_tasks, task_source
 from procure_trl.near_duplicates import (
-    TaskText,
+    ComparableTask,
     content_words,
     jaccard,
     largest_cross_similarity,
@@ -77,20 +77,20 @@ def test_similar_pairs_are_exactly_the_brute_force_pairs(sets, other, threshold)
 
 def test_groups_are_single_link_components_of_every_kind_of_link():
     tasks = {
-        "A/1": TaskText("Count the vowels of a word in a sentence quickly"),
-        "A/2": TaskText("Count the vowels of a word in a sentence"),  # 7 of 8 words: linked to A/1
-        "A/3": TaskText("Reverse every word of the sentence"),
-        "B/1": TaskText("Return length of given string"),
-        "B/2": TaskText("Write a function to find length of the string."),  # same content words as B/1
-        "B/3": TaskText("Something else entirely", "def g(a):\n    return len(a)\n"),
-        "B/4": TaskText("Unrelated wording here", "def h(xs):\n    return len(xs)\n"),  # same solution as B/3
+        "A/1": ComparableTask("Count the vowels of a word in a sentence quickly"),
+        "A/2": ComparableTask("Count the vowels of a word in a sentence"),  # 7 of 8 words: linked to A/1
+        "A/3": ComparableTask("Reverse every word of the sentence"),
+        "B/1": ComparableTask("Return length of given string"),
+        "B/2": ComparableTask("Write a function to find length of the string."),  # same content words as B/1
+        "B/3": ComparableTask("Something else entirely", "def g(a):\n    return len(a)\n"),
+        "B/4": ComparableTask("Unrelated wording here", "def h(xs):\n    return len(xs)\n"),  # same solution as B/3
     }
     groups = near_duplicate_groups(tasks)
     assert groups == [["A/1", "A/2"], ["A/3"], ["B/1", "B/2"], ["B/3", "B/4"]]
     assert near_duplicate_groups(tasks, threshold=1.0)[0] == ["A/1"]  # 7/8 < 1: no longer linked
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
         near_duplicate_groups(tasks, threshold=0)
-    found = near_duplicates_of({"Q/1": TaskText("Find the length of a string")}, tasks)
+    found = near_duplicates_of({"Q/1": ComparableTask("Find the length of a string")}, tasks)
     assert [other for other, _ in found["Q/1"]] == ["B/1", "B/2"]
 
 

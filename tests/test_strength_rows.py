@@ -49,7 +49,10 @@ def test_compare_reports_every_row_the_evaluation_scored(strength_dataset, tmp_p
     from procure_trl.harness.sampling import ScriptedBackend
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
-    programs = load_dataset_split(strength_dataset, "all", "test")["completion"]  # originals and counterfactuals
+    from procure_trl.prompt_format import row_program
+
+    rows = load_dataset_split(strength_dataset, "all", "test").to_list()
+    programs = [row_program(row)[0] for row in rows]  # originals and counterfactuals, whole
     reports = []
     for seed in (0, 1):
         config = EvaluationConfig(model=f"scripted-{seed}", dataset=strength_dataset, split="test", n=2, k=(1,),

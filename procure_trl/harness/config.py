@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from procure_trl.concepts import Concept
+from procure_trl.prompt_format import PROMPT_FORMAT_CHOICES
 
-__all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS"]
+__all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS", "parse_stop_sequences"]
 
-#: Completions end where a new top-level statement starts (the Codex paper's HumanEval stop sequences,
-#: plus a Markdown fence). They only match at column 0, so a completion inside a function body is not cut.
-#: Note that ``"\ndef "`` also ends a completion before a helper function the model might add after the
-#: entry point; drop it for benchmarks whose solutions need helpers.
-DEFAULT_STOP_SEQUENCES: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\n```")
+#: Generation stops at these strings, which only start top-level statements no program needs (a main block, a
+#: print, a test) and never appear in a reference solution: they save tokens, while where a completion ends is
+#: decided by program-aware truncation (:mod:`procure_trl.harness.truncation`). Stop strings that start code a
+#: program may need (``"\ndef "``, ``"\nclass "``, ``"\n#"``) would cut helpers and globals written before the
+#: entry point.
+DEFAULT_STOP_SEQUENCES: tuple[str, ...] = ("\nif __name__", "\nprint(", "\nassert ")
+
+#: ``--prompt-format``: a format of :mod:`procure_trl.prompt_format`, or ``auto``.
+PromptFormatChoice = Literal["auto", "completion", "chat"]
+
+
+def parse_stop_sequences(text: str) -> tuple[str, ...]:
+    r"""``--stop-sequences``: comma-separated strings with ``\n``, ``\t`` and ``\\`` escapes; an empty value: none."""
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    unescape = functools.partial(re.sub, r"\\([nt\\])", lambda m: escapes[m.group(1)])
+    return tuple(unescape(part) for part in text.split(",") if part)
+
 
 #: Generation backends: ``auto`` picks vLLM when it is installed and a GPU is visible, transformers otherwise.
 Backend = Literal["auto", "transformers", "vllm"]
@@ -30,7 +45,7 @@ def _ks(text: str) -> tuple[int, ...]:
 
 @dataclass
 class EvaluationConfig:
-    r"""Settings of one evaluation run (every field but ``stop_sequences`` is a ``procure evaluate`` option).
+    r"""Settings of one evaluation run (every field is a ``procure evaluate`` option).
 
     Parameters:
         model (`str`):
@@ -72,7 +87,16 @@ class EvaluationConfig:
             Prompts per generation call; the cache is written after each call, so this is also the most work
             an interruption loses.
         stop_sequences (`tuple[str, ...]`, defaults to `DEFAULT_STOP_SEQUENCES`):
-            A completion is cut before the first of these strings.
+            Generation stops at the first of these strings (on the command line: comma-separated, with `\n`
+            escapes; an empty value: none). The completion is then truncated where its program ends.
+        prompt_format (`str`, defaults to `"auto"`):
+            `completion` (the model continues the program text) or `chat` (the user turn states the task, the
+            program is the assistant's answer); see `procure_trl.prompt_format`. `auto`: the format the adapter
+            was trained in, else the format of `dataset`, else `chat` when the tokenizer has a chat template and
+            `completion` otherwise.
+        allow_format_mismatch (`bool`, defaults to `False`):
+            Evaluate in another `prompt_format` than the adapter was trained in (or the dataset was built in);
+            refused by default.
         backend (`str`, defaults to `"auto"`):
             `auto`, `transformers` or `vllm`.
         dtype (`str`, defaults to `"auto"`):
@@ -155,7 +179,20 @@ class EvaluationConfig:
     )
     stop_sequences: tuple[str, ...] = field(
         default=DEFAULT_STOP_SEQUENCES,
-        metadata={"help": "a completion is cut before the first of these strings", "cli": False},
+        metadata={"help": "generation stops at these strings: comma-separated, \\n escapes, empty for none (where "
+                          "a completion ends is then decided by parsing its program)",
+                  "parse": parse_stop_sequences, "metavar": "S,S,...",
+                  "default_text": ",".join(s.replace("\n", "\\n") for s in DEFAULT_STOP_SEQUENCES)},
+    )
+    prompt_format: PromptFormatChoice = field(
+        default="auto",
+        metadata={"help": "completion or chat; auto: the adapter's training format, else the dataset's, else chat "
+                          "when the tokenizer has a chat template"},
+    )
+    allow_format_mismatch: bool = field(
+        default=False,
+        metadata={"help": "evaluate in another --prompt-format than the adapter was trained in or the dataset was "
+                          "built in (refused by default)"},
     )
     backend: Backend = field(
         default="auto", metadata={"help": "auto: vLLM when installed and a GPU is visible, else transformers"}
@@ -214,6 +251,8 @@ class EvaluationConfig:
             raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
+        if self.prompt_format not in PROMPT_FORMAT_CHOICES:
+            raise ValueError(f"prompt_format={self.prompt_format!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.load_in_4bit and self.backend == "vllm":

@@ -33,6 +33,7 @@ from procure_trl.concepts import AnyConcept, Concept, concept_names_in
 from procure_trl.execution import ExecutionResult
 from procure_trl.harness.config import EvaluationConfig
 from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
+from procure_trl.harness.formats import resolve_prompt_format
 from procure_trl.harness.counterfactuals import check_variants, keep_concepts, load_counterfactual_variants
 from procure_trl.harness.sampling import (
     CompletionCache,
@@ -43,6 +44,8 @@ from procure_trl.harness.sampling import (
 )
 from procure_trl.harness.dependence import row_dependence
 from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
+from procure_trl.harness.truncation import truncate_completion
+from procure_trl.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
 from procure_trl.harness.verdicts import completion_verdict
 from procure_trl.metrics.ccs import GAP_KEYS, ccs_per_group, concept_consistency_score
 from procure_trl.metrics.functional_correctness import execute_candidates, score_candidates
@@ -245,7 +248,7 @@ def _execute_all(
     """
     keys = list(dict.fromkeys(key for group in groups for key in group))
     outcomes = execute_candidates(
-        [[prompt + c for c in completions[prompt]] for prompt, _ in keys],
+        [[program_prefix(prompt) + c for c in completions[prompt]] for prompt, _ in keys],
         [tests for _, tests in keys],
         num_workers=config.num_workers,
         timeout=config.timeout,
@@ -271,9 +274,12 @@ def _score_group(
 
 
 def _sample(
-    prompts: Sequence[str], config: EvaluationConfig, backend: GenerationBackend | None
+    prompts: Sequence[str], config: EvaluationConfig, backend: GenerationBackend | None,
+    entry_points: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
-    """``config.n`` completions of every prompt, from the cache where possible (the run resumes)."""
+    """``config.n`` completions of every request prompt, from the cache where possible (the run resumes), each
+    truncated where its program ends (:func:`~procure_trl.harness.truncation.truncate_completion`, with the
+    entry point of the prompt's task from ``entry_points``)."""
     requests = [GenerationRequest(prompt, i) for prompt in prompts for i in range(config.n)]
     cache = CompletionCache(config.completion_cache_path, config.sampling_fingerprint())
     if any(r not in cache for r in requests):
@@ -285,7 +291,8 @@ def _sample(
         texts = [cache.get(r) or "" for r in requests]
     completions: dict[str, list[str]] = {prompt: [] for prompt in prompts}
     for request, text in zip(requests, texts):
-        completions[request.prompt].append(text)
+        entry = (entry_points or {}).get(request.prompt)
+        completions[request.prompt].append(truncate_completion(program_prefix(request.prompt), text, entry))
     return completions
 
 
@@ -471,17 +478,29 @@ def evaluate_model(
         logger.info("skipped %s / %s: %s", item["task_id"], item["concept"], item["message"])
     accounting = row_accounting([v.concept for v in given], [r.concept for r in rows], skipped)
 
-    prompts = [p.prompt for p in selected] + [x for r in rows for x in (r.reference_prompt, r.counterfactual_prompt)]
-    completions = _sample(list(dict.fromkeys(prompts)), config, backend)
+    fmt = resolve_prompt_format(config, backend)
+    texts = {task_id: TaskText.from_problem(by_id[task_id]) for task_id in selected_ids}
+
+    def request(task_id: str, prefix: str) -> str:  # the key a completion is sampled and cached under
+        return request_prompt(fmt, texts[task_id], prefix)
+
+    original_requests = [request(p.task_id, original_prefix(fmt, texts[p.task_id])) for p in selected]
+    side_requests = [{side: request(r.task_id, getattr(r, f"{side}_prompt")) for side in ("reference", "counterfactual")}
+                     for r in rows]
+    entry_points = dict(zip(original_requests, (p.entry_point for p in selected)))
+    for r, pair in zip(rows, side_requests):
+        entry_points.update(dict.fromkeys(pair.values(), by_id[r.task_id].entry_point))
+    prompts = original_requests + [x for pair in side_requests for x in pair.values()]
+    completions = _sample(list(dict.fromkeys(prompts)), config, backend, entry_points)
 
     # Groups of (prompt, tests): the originals, then per concept the reference and the counterfactual sides.
     # Every concept of the rows, user-defined ones included (one concept object per name).
     by_name = {r.concept.value: r.concept for r in rows}
     concepts_present = [by_name[name] for name in concept_names_in(by_name)]
     index = {c: [i for i, r in enumerate(rows) if r.concept.value == c.value] for c in concepts_present}
-    original_group = [(p.prompt, p.tests) for p in selected]
+    original_group = [(prompt, p.tests) for prompt, p in zip(original_requests, selected)]
     side_groups = {
-        (c, side): [(getattr(rows[i], f"{side}_prompt"), by_id[rows[i].task_id].tests) for i in index[c]]
+        (c, side): [(side_requests[i][side], by_id[rows[i].task_id].tests) for i in index[c]]
         for c in concepts_present
         for side in ("reference", "counterfactual")
     }

@@ -259,7 +259,8 @@ class SeededSampler:
 
 
 class TransformersBackend:
-    """Batched sampling with ``model.generate``: left padding, stop strings, optional PEFT adapter.
+    """Batched sampling with ``model.generate``: prompts rendered in their format, left padding, stop strings,
+    optional PEFT adapter.
 
     With ``temperature > 0`` every request is sampled with its own seed (:class:`SeededSampler`,
     :func:`request_seed`): its completion does not depend on the other requests of its batch or on what the
@@ -295,9 +296,7 @@ class TransformersBackend:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         import torch
 
-        prompts = [r.prompt for r in requests]
-        # Prompts are program text: no BOS/EOS wrapping beyond what the tokenizer always adds.
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.model.device)
+        batch = self._encode([r.prompt for r in requests])
         kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.config.max_new_tokens}
         if self.config.temperature > 0:
             # Greedy search over one-hot scores: each row samples from a random stream of its own (SeededSampler).
@@ -317,6 +316,21 @@ class TransformersBackend:
             real_prompt = prompt_ids[mask.bool()].tolist()
             completions.append(self._decode_completion(real_prompt, row[width:].tolist()))
         return completions
+
+    def _encode(self, prompts: Sequence[str]) -> dict[str, Any]:
+        """Left-padded ``input_ids`` and ``attention_mask`` of request prompts, each rendered in its format
+        (:func:`procure_trl.prompt_format.model_input_ids`: the tokens the model was trained to read)."""
+        import torch
+
+        from procure_trl.prompt_format import model_input_ids
+
+        rows = [model_input_ids(self.tokenizer, prompt) for prompt in prompts]
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = [[pad] * (width - len(row)) + row for row in rows]
+        mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
+        device = self.model.device
+        return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
 
     def _decode_completion(self, prompt_ids: list[int], new_ids: list[int]) -> str:
         """The text the new tokens add to the prompt.
@@ -373,7 +387,11 @@ class VLLMBackend:
             )
             for r in requests
         ]
-        outputs = self.llm.generate([r.prompt for r in requests], params, lora_request=self.lora, use_tqdm=False)
+        from procure_trl.prompt_format import model_input_ids
+
+        tokenizer = self.llm.get_tokenizer()
+        inputs = [{"prompt_token_ids": model_input_ids(tokenizer, r.prompt)} for r in requests]
+        outputs = self.llm.generate(inputs, params, lora_request=self.lora, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 
 

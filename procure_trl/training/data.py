@@ -77,6 +77,22 @@ def keep_originals(dataset: Any, *, spans_column: str, mask_column: str) -> Any:
     return kept
 
 
+def training_prompt_format(dataset: Any) -> str | None:
+    """The prompt format of a training dataset's rows (:func:`procure_trl.prompt_format.row_format` of its first
+    row): ``chat`` for conversational rows, ``completion`` for prompt/completion strings, ``None`` for rows with
+    neither (pre-tokenized ids alone) or no rows."""
+    from procure_trl.prompt_format import row_format
+
+    columns = set(getattr(dataset, "column_names", None) or ())
+    if not columns & {"prompt", "messages"}:
+        return None
+    try:
+        first = dataset[0] if hasattr(dataset, "__getitem__") and hasattr(dataset, "num_rows") else next(iter(dataset))
+    except (IndexError, StopIteration):
+        return None
+    return row_format(first)
+
+
 def _last_assistant(messages: Sequence[dict]) -> int:
     return max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
 

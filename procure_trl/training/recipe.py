@@ -160,10 +160,13 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
             "with the model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)"
         ) from err
     model, peft_config = load_model_for_recipe(model_args, training_args)
+    from procure_trl.counterfactual_dataset import card_prompt_format
+
     origin = {
         "dataset": script_args.dataset_name,
         "config": script_args.dataset_config,
         "split": script_args.dataset_train_split,
+        "prompt_format": card_prompt_format(script_args.dataset_name),  # None: the trainer reads it off the rows
     }
     try:
         trainer = ConceptAwareSFTTrainer(

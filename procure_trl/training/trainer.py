@@ -43,6 +43,7 @@ from procure_trl.training.data import (
     check_concept_row,
     concept_dataset_kind,
     keep_originals,
+    training_prompt_format,
     tokenize_concept_row,
     truncate_mask,
 )
@@ -97,7 +98,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
     The loss and its reduction over batches, accumulation windows and processes are defined in
     :mod:`procure_trl.training.loss`.
 
-    Every saved model (and checkpoint) gets ``procure_training_data.json`` beside it: the training dataset,
+    Every saved model (and checkpoint) gets ``procure_training_data.json`` beside it: the training dataset, its
+    prompt format (:mod:`procure_trl.prompt_format`: ``procure evaluate --adapter`` renders prompts in it),
     config, split, fingerprint and task ids (:mod:`procure_trl.provenance`), so that evaluation can refuse to
     score the model on its own training tasks. ``train_dataset_origin`` (``{"dataset", "config", "split"}``)
     names where ``train_dataset`` came from; without it the dataset's own info is used. A pre-tokenized
@@ -129,6 +131,10 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         self._training_data = (
             training_data_record(train_dataset, train_dataset_origin) if train_dataset is not None else None
         )
+        if self._training_data is not None:  # evaluation renders prompts in the format the model was trained in
+            self._training_data["prompt_format"] = (
+                (train_dataset_origin or {}).get("prompt_format") or training_prompt_format(train_dataset)
+            )
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path or "model"
             args = ConceptAwareSFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-ConceptAwareSFT")
