@@ -6,7 +6,7 @@
 The dataset: MBPP's reference solutions (all 974), copied with varied names (copy ``c`` renames the function
 ``f`` to ``f_v<c>`` in the code and in its tests) until there are ``--rows`` rows, written as Parquet
 (``prompt``, ``completion``, and for the tested variant ``tests``) in row groups of 1,000 rows. Each
-configuration runs ``procure_trl.scale.perturb_dataset`` in a fresh Python process with a cold datasets
+configuration runs ``procure_trl.perturb.scale.perturb_dataset`` in a fresh Python process with a cold datasets
 cache; this script samples that process and all its descendants (the datasets.map workers, the executors,
 the local Ray's raylet, GCS and workers) every 0.2 s and reports two peaks of their summed memory:
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 _CHILD = """
 import json, sys, time
-from procure_trl.scale import DatasetPerturbConfig, perturb_dataset
+from procure_trl.perturb.scale import DatasetPerturbConfig, perturb_dataset
 options = json.loads(sys.argv[1])
 start = time.perf_counter()
 result = perturb_dataset(DatasetPerturbConfig(**options))

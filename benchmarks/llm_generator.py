@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 from openai_server import ChatServer, fenced, requested_concept, task_program  # noqa: E402
 
 from procure_trl.concepts import Concept  # noqa: E402
-from procure_trl.engine import derive_seed, protected_names  # noqa: E402
-from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig  # noqa: E402
-from procure_trl.llm.prompts import NOT_APPLICABLE_MARKER  # noqa: E402
+from procure_trl.perturb.engine import derive_seed, protected_names  # noqa: E402
+from procure_trl.perturb.llm.generator import LLMGenerator, LLMGeneratorConfig  # noqa: E402
+from procure_trl.perturb.llm.prompts import NOT_APPLICABLE_MARKER  # noqa: E402
 from procure_trl.perturbations import perturb  # noqa: E402
 from procure_trl.problems import load_problems  # noqa: E402
 from procure_trl.validation import ValidationConfig  # noqa: E402

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from procure_trl.concepts import Concept
-from procure_trl.engine import GenerationConfig, format_summary_table, generate_counterfactuals
-from procure_trl.records import write_records
+from procure_trl.perturb.engine import GenerationConfig, format_summary_table, generate_counterfactuals
+from procure_trl.perturb.records import write_records
 from procure_trl.problems import load_problems
 
 #: minimum valid pairs per concept over HumanEval + MBPP full (the issue's acceptance figures)

@@ -2,7 +2,7 @@
 
     python datasets_scripts/build_counterfactuals.py --benchmarks humaneval,mbpp --output-dir outputs/procure-counterfactuals
 
-The logic lives in :mod:`procure_trl.dataset_builder` (``build_counterfactual_dataset(BuildConfig(...))``).
+The logic lives in :mod:`procure_trl.dataset.builder` (``build_counterfactual_dataset(BuildConfig(...))``).
 """
 
 import sys

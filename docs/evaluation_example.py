@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from procure_trl.concepts import Concept
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.counterfactuals import load_counterfactual_variants
-from procure_trl.harness.sampling import ScriptedBackend
-from procure_trl.harness.prompts import TruncationError, counterfactual_prompt_pair
-from procure_trl.harness.run import evaluate_model
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.counterfactuals import load_counterfactual_variants
+from procure_trl.evaluation.sampling import ScriptedBackend
+from procure_trl.evaluation.prompts import TruncationError, counterfactual_prompt_pair
+from procure_trl.evaluation.run import evaluate_model
 from procure_trl.problems import load_problems
 
 #: Chance that the synthetic model writes a wrong completion, by what it is completing.

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from procure_trl.commands.options import CommandParser
 from procure_trl.errors import UserError
-from procure_trl.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
+from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
@@ -84,7 +84,7 @@ def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug
                          interrupted: Callable[[BaseException], str] | None = None) -> int:
     """Call ``function``; a :class:`UserError` becomes one line on stderr and exit code 2 (unless ``debug``).
 
-    ^C or SIGTERM (:func:`~procure_trl.interrupts.sigterm_as_interrupt`) becomes one line, ``interrupted: ``
+    ^C or SIGTERM (:func:`~procure_trl.commands.interrupts.sigterm_as_interrupt`) becomes one line, ``interrupted: ``
     followed by what ``interrupted(error)`` says was kept and how to continue, and exit code 130.
     """
     try:

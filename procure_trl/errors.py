@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "did_you_mean", "first_line"]
+__all__ = ["UserError", "did_you_mean", "first_line", "short_list"]
 
 
 class UserError(ValueError):
@@ -28,3 +28,10 @@ def first_line(err: BaseException) -> str:
     run to many lines, and a user error is one."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def short_list(items: Iterable[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``items`` joined by commas, and how many there are in all when some are left out:
+    a one-line error names a few offenders, not thousands."""
+    items = list(items)
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")

@@ -2,7 +2,7 @@
 ``benchmarks/ccs_gap_power.py``).
 
 The rows are made the way a user makes them, without a model: the rule engine on HumanEval and MBPP, the
-dataset builder's rows and its default task split, then the harness's cuts (:func:`procure_trl.harness.run.cut_rows`)
+dataset builder's rows and its default task split, then the harness's cuts (:func:`procure_trl.evaluation.run.cut_rows`)
 with the default evaluation settings; only the scored rows of the ``test`` split are kept. The engine runs
 without executing the tests (``validate=False``, a few seconds instead of minutes): validation rejects few
 rule-engine rows, so the counts are those of a validated build to within a few rows. The dataset builder
@@ -21,11 +21,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from procure_trl.counterfactual_dataset import build_rows, records_from_rows, split_by_task
-from procure_trl.dataset_builder import BuildConfig, load_tasks
-from procure_trl.engine import GenerationConfig, generate_counterfactuals
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.run import cut_rows
+from procure_trl.dataset.rows import build_rows, records_from_rows, split_by_task
+from procure_trl.dataset.builder import BuildConfig, load_tasks
+from procure_trl.perturb.engine import GenerationConfig, generate_counterfactuals
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import cut_rows
 from procure_trl.metrics.bootstrap import resample_counts
 from procure_trl.metrics.ccs_gap import gap_summary
 from procure_trl.problems import load_problems

@@ -28,9 +28,9 @@ TOKEN_VARIABLE = "PROCURE_PROCESS_GUARD"
 #: Seconds leftovers get to exit on their own (an executor closing, a server shutting down) before they count;
 #: the environment variable PROCURE_PROCESS_GUARD_GRACE overrides it.
 GRACE_SECONDS = 10.0
-# The rule engine's analysis worker (procure_trl.perturbations.bounded) is one such helper too: one per
+# The rule engine's analysis worker (procure_trl.perturb.bounded) is one such helper too: one per
 # interpreter, reused by every run, closed at exit and killed with its parent.
-_ALLOWED = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "procure_trl.perturbations.bounded")
+_ALLOWED = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "procure_trl.perturb.bounded")
 _PR_SET_CHILD_SUBREAPER = 36
 
 

@@ -55,7 +55,7 @@ def workspace(tmp_path_factory):
     """A dataset made by the dataset builder, a tiny 2-layer Llama and a LoRA adapter that changes attention."""
     from peft import LoraConfig, get_peft_model
 
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
     from procure_trl.testing_utils import build_tiny_llama, build_tiny_tokenizer
 
     root = tmp_path_factory.mktemp("attention-report")
@@ -104,7 +104,7 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from procure_trl.masks import prompt_completion_mask
+    from procure_trl.dataset.masks import prompt_completion_mask
 
     out_dir = workspace / "report"
     code = main(["attention-report", "--model", str(workspace / "model"), "--adapter", str(workspace / "adapter"),
@@ -241,7 +241,7 @@ def test_an_adapter_of_another_base_or_trained_on_the_split_is_refused(workspace
 
 def test_pre_tokenized_rows_give_the_same_numbers_and_other_tokenizers_are_refused(workspace, tmp_path, capsys):
     from procure_trl.attention_report import AttentionReportConfig, run_attention_report
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
     from procure_trl.testing_utils import build_tiny_tokenizer
 
     engine_rows = str(workspace / "humaneval.jsonl")

@@ -8,16 +8,16 @@ import os
 
 import pytest
 
-from procure_trl import pretrained
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.sampling import (
+from procure_trl.evaluation import model_loading as pretrained
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.sampling import (
     GenerationRequest,
     SeededSampler,
     TransformersBackend,
     request_seed,
 )
-from procure_trl.pretrained import folder_fingerprint, model_fingerprint, resolve_model_name
-from procure_trl.provenance import check_adapter_base
+from procure_trl.evaluation.model_loading import folder_fingerprint, model_fingerprint, resolve_model_name
+from procure_trl.evaluation.guards import check_adapter_base
 
 
 def _model_folder(path, weights: bytes = b"w" * 64):
@@ -217,7 +217,7 @@ def _completions(report) -> dict[tuple[str, int], str]:
 @pytest.mark.slow
 def test_an_interrupted_evaluation_resumes_to_the_same_completions(tmp_path, tiny_model_dir, toy_benchmark,
                                                                     monkeypatch):
-    from procure_trl.harness.run import evaluate_model
+    from procure_trl.evaluation.run import evaluate_model
     from procure_trl.problems import load_problems
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
@@ -294,9 +294,9 @@ def test_an_adapter_retrained_into_its_folder_is_sampled_again(tmp_path, tiny_mo
     assert {r["key"] for r in again[len(first):]}.isdisjoint({r["key"] for r in first})
     report = json.loads((out / "report.json").read_text())
     # the report holds the new adapter's completions, truncated where their program ends
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.sampling import CompletionCache, GenerationRequest
-    from procure_trl.harness.truncation import truncate_completion
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.sampling import CompletionCache, GenerationRequest
+    from procure_trl.evaluation.truncation import truncate_completion
 
     fingerprint = EvaluationConfig(model=str(tiny_model_dir), adapter=str(adapter), n=2, k=(1,),
                                    max_new_tokens=8).sampling_fingerprint()

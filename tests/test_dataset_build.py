@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procure_trl.concepts import ORIGINAL, Concept
-from procure_trl.counterfactual_dataset import (
+from procure_trl.dataset.rows import (
     CONFIG_NAMES,
     add_token_columns,
     build_dataset_dict,
@@ -24,8 +24,8 @@ from procure_trl.counterfactual_dataset import (
     problem_statement,
     split_by_task,
 )
-from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
-from procure_trl.records import CounterfactualRecord, read_records
+from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+from procure_trl.perturb.records import CounterfactualRecord, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
@@ -105,7 +105,7 @@ def test_tokenizer_without_offsets_is_refused():
 
 @pytest.mark.parametrize("prompt_format", ["completion", "chat"])
 def test_rows_pair_counterfactuals_with_their_original(prompt_format):
-    from procure_trl.dataset_builder import load_tasks
+    from procure_trl.dataset.builder import load_tasks
 
     records = read_records(FIXTURE)
     tasks = load_tasks(["humaneval", "mbpp"])
@@ -143,8 +143,8 @@ def test_rows_pair_counterfactuals_with_their_original(prompt_format):
 @pytest.mark.parametrize("prompt_format", ["completion", "chat"])
 def test_rows_give_back_the_records_they_were_built_from(prompt_format):
     """What `procure evaluate --dataset` reads: whole programs and spans into them, in either format."""
-    from procure_trl.counterfactual_dataset import records_from_rows
-    from procure_trl.dataset_builder import load_tasks
+    from procure_trl.dataset.rows import records_from_rows
+    from procure_trl.dataset.builder import load_tasks
 
     records = [r for r in read_records(FIXTURE) if r.status == "valid"]
     rows = build_rows(records, load_tasks(["humaneval", "mbpp"]), prompt_format=prompt_format)
@@ -200,7 +200,7 @@ def test_problem_statement_from_benchmark_prompts():
 
 
 def test_token_columns_match_the_trainer_tokenization(tiny_tokenizer):
-    from procure_trl.masks import prompt_completion_mask
+    from procure_trl.dataset.masks import prompt_completion_mask
 
     rows = build_rows([CounterfactualRecord.from_dict(_line())], {"T/1": "Add one to x."})
     tokenized = add_token_columns(rows, tiny_tokenizer, progress=False)
@@ -278,7 +278,7 @@ def test_a_misspelled_benchmark_is_one_line_with_a_suggestion_before_any_work(tm
 
 
 def test_a_failing_engine_run_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
-    import procure_trl.dataset_builder as builder
+    import procure_trl.dataset.builder as builder
     from procure_trl.cli import main
 
     monkeypatch.setattr(builder.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 3))

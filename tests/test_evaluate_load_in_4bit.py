@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.pretrained import load_model_and_tokenizer
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.model_loading import load_model_and_tokenizer
 from procure_trl.testing_utils import save_tiny_model
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from procure_trl.cli import main
-from procure_trl.counterfactual_dataset import load_dataset_split
+from procure_trl.dataset.rows import load_dataset_split
 from procure_trl.provenance import TRAINING_DATA_FILE, tokenizer_fingerprint
 from procure_trl.testing_utils import build_tiny_llama, build_tiny_tokenizer
 

@@ -42,7 +42,7 @@ def test_train_on_takes_two_values():
 
 @pytest.mark.slow  # builds a dataset, trains two tiny models, evaluates three runs (about a minute here)
 def test_the_ablation_smoke_runs_its_untuned_and_originals_only_rows(tmp_path, monkeypatch):
-    from procure_trl.counterfactual_dataset import load_dataset_split
+    from procure_trl.dataset.rows import load_dataset_split
     from procure_trl.experiments import load_experiment, run_experiment
     from procure_trl.provenance import TRAINING_DATA_FILE
 

@@ -43,7 +43,7 @@ def test_lambda_sweep_covers_the_five_values_and_plots_against_lambda():
 
 
 def test_generalization_scores_every_unseen_task_beside_in_distribution_controls():
-    from procure_trl.dataset_builder import parse_test_sizes
+    from procure_trl.dataset.builder import parse_test_sizes
 
     config = load_experiment(str(EXPERIMENTS / "generalization.yaml"))
     cross, controls = set(), set()

@@ -115,7 +115,7 @@ def test_paper_smoke_writes_one_block_per_model_and_a_column_group_per_benchmark
 @pytest.mark.slow  # builds a small dataset (about 10 s here)
 def test_plan_prints_rows_per_concept_and_benchmark_and_detectable_differences(tmp_path, capsys):
     from procure_trl.cli import main
-    from procure_trl.counterfactual_dataset import load_dataset_split
+    from procure_trl.dataset.rows import load_dataset_split
 
     data = {"output_dir": str(tmp_path / "exp"), "seeds": [0, 1],
             "datasets": {"he": {"benchmarks": "humaneval", "limit": 8, "test_size": 0.5,

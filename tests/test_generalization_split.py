@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from procure_trl.counterfactual_dataset import load_dataset_split, task_source
+from procure_trl.dataset.rows import load_dataset_split, task_source
 from procure_trl.experiments import load_experiment
 from procure_trl.experiments.config import SMOKE_BUILD
 from procure_trl.experiments.runner import prepare_datasets
@@ -20,9 +20,9 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 @pytest.mark.slow  # runs the engine on the smoke datasets' 2 x 10 problems and scores 10 tasks (about 15 s here)
 def test_the_smoke_run_scores_every_task_of_the_unseen_benchmark(tmp_path, monkeypatch):
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.run import evaluate_model
-    from procure_trl.harness.sampling import ScriptedBackend
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.run import evaluate_model
+    from procure_trl.evaluation.sampling import ScriptedBackend
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     config = load_experiment(str(EXPERIMENTS / "generalization.yaml"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from harness_rows import COMPLETIONS, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, SWAP_BRANCHES, counterfactual_line
 
-from procure_trl.harness.compare import (
+from procure_trl.evaluation.compare import (
     CompareConfig,
     RunScores,
     compare_runs,
@@ -17,9 +17,9 @@ from procure_trl.harness.compare import (
     paired_difference,
     pass_at_k_with_interval,
 )
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.run import evaluate_model
-from procure_trl.harness.sampling import ScriptedBackend
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import evaluate_model
+from procure_trl.evaluation.sampling import ScriptedBackend
 from procure_trl.metrics.ccs import concept_consistency_score
 
 # The "fine-tuned" model: like the base one, but it reads the flipped `if` right and solves `double` every time.
@@ -146,12 +146,12 @@ def test_same_model_and_adapter_get_their_folder_in_the_label(runs, tmp_path):
 
 def test_harness_plot_titles_name_model_and_adapter(runs, monkeypatch, tmp_path):
     """Per-run plots: a base model and its adapter never share a title."""
-    import procure_trl.harness.report as report_module
+    import procure_trl.evaluation.report as report_module
 
     titles = []
     monkeypatch.setattr(report_module, "plot_ccs_per_concept", lambda rows, path, title: titles.append(title) or path)
     monkeypatch.setattr(report_module, "plot_pass_at_k", lambda p, k, path, title: titles.append(title) or path)
-    from procure_trl.harness.run import EvaluationReport
+    from procure_trl.evaluation.run import EvaluationReport
 
     for run_dir in runs:
         saved = json.loads((tmp_path / run_dir / "report.json").read_text())

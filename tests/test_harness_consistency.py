@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.dependence import row_dependence
-from procure_trl.harness.run import evaluate_model
-from procure_trl.harness.sampling import ScriptedBackend
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.dependence import row_dependence
+from procure_trl.evaluation.run import evaluate_model
+from procure_trl.evaluation.sampling import ScriptedBackend
 from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
 from procure_trl.problems import Problem
 

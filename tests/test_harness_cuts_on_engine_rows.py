@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.counterfactuals import load_counterfactual_variants
-from procure_trl.harness.prompts import SKIP_REASONS, prompt_holds_change
-from procure_trl.harness.run import cut_rows, row_accounting
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.counterfactuals import load_counterfactual_variants
+from procure_trl.evaluation.prompts import SKIP_REASONS, prompt_holds_change
+from procure_trl.evaluation.run import cut_rows, row_accounting
 from procure_trl.problems import load_problems
 
 BENCHMARKS = ("humaneval", "mbpp")

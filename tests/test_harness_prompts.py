@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.harness.prompts import (
+from procure_trl.evaluation.prompts import (
     SKIP_REASONS,
     TruncationError,
     counterfactual_prompt_pair,

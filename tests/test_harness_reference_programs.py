@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.run import cut_rows, evaluate_model
-from procure_trl.harness.sampling import ScriptedBackend
-from procure_trl.prompt_format import decode_request
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import cut_rows, evaluate_model
+from procure_trl.evaluation.sampling import ScriptedBackend
+from procure_trl.dataset.prompt_format import decode_request
 
 from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
@@ -42,7 +42,7 @@ def _problems(benchmark: str):
 
 
 def _counterfactuals(problems, path: Path) -> Path:
-    from procure_trl.engine import GenerationConfig, generate_to_jsonl
+    from procure_trl.perturb.engine import GenerationConfig, generate_to_jsonl
 
     generate_to_jsonl(problems, path, GenerationConfig(seed=0, num_workers=2, progress=False))
     return path
@@ -95,7 +95,7 @@ def _check_reference_scores(benchmark, tmp_path, prompt_format="completion", n_p
     config = EvaluationConfig(model="scripted", benchmark=benchmark, counterfactuals=str(counterfactuals), n=1,
                               k=(1,), temperature=0.0, output_dir=str(tmp_path / "eval"), num_workers=2,
                               timeout=10.0, n_bootstrap=10, prompt_format=prompt_format, **extra)
-    from procure_trl.harness.counterfactuals import load_counterfactual_variants
+    from procure_trl.evaluation.counterfactuals import load_counterfactual_variants
 
     variants = load_counterfactual_variants(str(counterfactuals), {p.task_id: p for p in problems}, benchmark, None)
     backend = _reference_backend(problems, variants, config, prompt_format)

@@ -7,9 +7,9 @@ import json
 import pytest
 from harness_rows import COMPLETIONS, DOUBLE, FLIPPED, PROBLEMS, RENAMED, SIGN, SIGN_PROMPT, counterfactual_line
 
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.run import evaluate_model
-from procure_trl.harness.sampling import ScriptedBackend
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import evaluate_model
+from procure_trl.evaluation.sampling import ScriptedBackend
 
 
 @pytest.fixture
@@ -219,8 +219,8 @@ def test_cli_model_that_cannot_be_loaded_is_onecounterfactual_line(tmp_path, cap
 
 
 def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfactual_file, allow_exec):
-    from procure_trl.counterfactual_dataset import load_dataset_split
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.rows import load_dataset_split
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     problems = tmp_path / "toy.jsonl"
     problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.sampling import (
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.sampling import (
     CompletionCache,
     GenerationRequest,
     ScriptedBackend,
@@ -140,7 +140,7 @@ def test_transformers_backend_on_cuda_matches_unbatched(tiny_tokenizer, tiny_lla
 def test_vllm_backend_without_vllm_says_how_to_install():
     import importlib.util
 
-    from procure_trl.harness.sampling import build_backend
+    from procure_trl.evaluation.sampling import build_backend
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here; this checks the message shown when it is not")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from procure_trl.harness.truncation import strip_fences, truncate_completion
+from procure_trl.evaluation.truncation import strip_fences, truncate_completion
 
 CODECONTESTS_FIXTURE = Path(__file__).parent / "fixtures" / "code_contests_sample.jsonl"
 

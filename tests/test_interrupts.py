@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from procure_trl.cli import run_reporting_errors
-from procure_trl.interrupts import INTERRUPTED_EXIT
+from procure_trl.commands.interrupts import INTERRUPTED_EXIT
 
 
 def _stop(how: signal.Signals):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from procure_trl.llm.cache import ResponseCache, cache_key
+from procure_trl.perturb.llm.cache import ResponseCache, cache_key
 
 MSGS = [{"role": "user", "content": "x"}]
 
@@ -41,7 +41,7 @@ def test_corrupt_or_foreign_entry_is_a_miss_and_is_overwritten(tmp_path):
 
 
 def test_default_directory_follows_environment(tmp_path, monkeypatch):
-    from procure_trl.llm.cache import default_cache_dir
+    from procure_trl.perturb.llm.cache import default_cache_dir
 
     monkeypatch.setenv("PROCURE_LLM_CACHE", str(tmp_path / "c"))
     assert default_cache_dir() == tmp_path / "c"

@@ -14,8 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import ChatServer, Fault  # noqa: E402
 
-from procure_trl.llm.cache import ResponseCache
-from procure_trl.llm.client import (
+from procure_trl.perturb.llm.cache import ResponseCache
+from procure_trl.perturb.llm.client import (
     ChatClient,
     LLMFatalError,
     LLMRequestError,

@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_server import ChatServer, Fault, fenced, task_program  # noqa: E402
 
-from procure_trl.llm.generator import LLMGenerator, LLMGeneratorConfig
+from procure_trl.perturb.llm.generator import LLMGenerator, LLMGeneratorConfig
 from procure_trl.problems import Problem
 from procure_trl.validation import ValidationConfig
 

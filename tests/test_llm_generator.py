@@ -25,11 +25,11 @@ from openai_server import (  # noqa: E402
 )
 
 from procure_trl.concepts import Concept
-from procure_trl.llm.client import LLMFatalError
-from procure_trl.llm.generator import LLMConfigError, LLMGenerator, LLMGeneratorConfig, format_llm_summary
-from procure_trl.llm.prompts import NOT_APPLICABLE_MARKER
+from procure_trl.perturb.llm.client import LLMFatalError
+from procure_trl.perturb.llm.generator import LLMConfigError, LLMGenerator, LLMGeneratorConfig, format_llm_summary
+from procure_trl.perturb.llm.prompts import NOT_APPLICABLE_MARKER
 from procure_trl.problems import Problem
-from procure_trl.records import CounterfactualRecord, read_records
+from procure_trl.perturb.records import CounterfactualRecord, read_records
 
 CLAMP_PROMPT = 'import math\n\n\ndef clamp(x, lo, hi):\n    """Clamp x into [lo, hi]; NaN stays NaN."""\n'
 CLAMP_SOLUTION = "    if x < lo:\n        result = lo\n    else:\n        result = min(x, hi)\n    return result\n"
@@ -329,7 +329,7 @@ def test_broken_problem_is_not_repaired(config_factory):
 
 
 def test_rows_are_accepted_by_the_dataset_builder(config_factory, tmp_path):
-    from procure_trl.counterfactual_dataset import build_rows
+    from procure_trl.dataset.rows import build_rows
 
     replies = {
         (CLAMP.program, "if_else_flip"): [fenced(FLIP_OK)],
@@ -352,7 +352,7 @@ def test_all_ast_work_of_a_run_happens_on_one_thread(config_factory):
     ("AST constructor recursion depth mismatch") when two threads build ASTs at once."""
     import threading
 
-    from procure_trl.llm.prompts import default_facts
+    from procure_trl.perturb.llm.prompts import default_facts
     from procure_trl.validation import Validator
 
     threads: set[str] = set()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.llm.prompts import (
+from procure_trl.perturb.llm.prompts import (
     NOT_APPLICABLE_MARKER,
     _EXAMPLES,
     build_messages,
@@ -101,7 +101,7 @@ def test_repair_message_carries_the_reason():
 @pytest.mark.parametrize("concept", list(Concept))
 def test_worked_examples_have_real_facts_for_their_concept(concept):
     # With the real analysis, each example shows the model a non-empty site list for its concept.
-    from procure_trl.llm.prompts import default_facts
+    from procure_trl.perturb.llm.prompts import default_facts
 
     example = _EXAMPLES[concept]
     entry = example.program.split("def ", 1)[1].split("(", 1)[0]
@@ -112,7 +112,7 @@ def test_worked_examples_have_real_facts_for_their_concept(concept):
 
 
 def test_protected_names_are_listed_and_unparsable_program_has_no_facts():
-    from procure_trl.llm.prompts import default_facts
+    from procure_trl.perturb.llm.prompts import default_facts
 
     task = build_messages(PROGRAM, Concept.NAME_RANDOM, None, entry_point="f", facts_fn=None,
                           protected_names=["f", "HELPER"])[3]["content"]
@@ -123,7 +123,7 @@ def test_protected_names_are_listed_and_unparsable_program_has_no_facts():
 @pytest.mark.parametrize("concept", list(Concept))
 def test_worked_examples_pass_the_shared_concept_checks(concept):
     # The shot teaches what the validator accepts: each example answer is valid for its concept.
-    from procure_trl.llm.spans import changed_spans
+    from procure_trl.perturb.llm.spans import changed_spans
     from procure_trl.problems import Problem
     from procure_trl.validation import Candidate, ValidationConfig, Validator
 
@@ -152,6 +152,6 @@ def test_worked_examples_pass_the_shared_concept_checks(concept):
     ],
 )
 def test_has_candidate_site(concept, facts, expected):
-    from procure_trl.llm.prompts import has_candidate_site
+    from procure_trl.perturb.llm.prompts import has_candidate_site
 
     assert has_candidate_site(facts, concept) is expected

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from procure_trl.llm.spans import changed_spans
+from procure_trl.perturb.llm.spans import changed_spans
 
 
 def outside(candidate: str, spans) -> str:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from procure_trl.masks import check_mask_alignment, perturbation_mask, spans_to_token_mask, validate_spans
+from procure_trl.analysis.spans import validate_spans
+from procure_trl.dataset.masks import check_mask_alignment, perturbation_mask, spans_to_token_mask
 
 # Code-like text: identifiers, operators, indentation, newlines and a few non-ASCII characters
 # (multi-byte in UTF-8, so byte-level BPE splits them across tokens).
@@ -126,7 +127,7 @@ def test_property_pure_function_matches_oracle(offsets, spans):
 @pytest.mark.parametrize("fixture", ["tiny_tokenizer", "tiny_wordpiece_tokenizer"])
 def test_property_prompt_completion_mask_keeps_the_prompt_tokens_and_shifts_spans(fixture, request):
     """The prompt is tokenized alone (what the model reads at inference), the completion after it."""
-    from procure_trl.masks import prompt_completion_mask
+    from procure_trl.dataset.masks import prompt_completion_mask
 
     tokenizer = request.getfixturevalue(fixture)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from procure_trl.masks import prompt_completion_mask
+from procure_trl.dataset.masks import prompt_completion_mask
 
 # A minimal chat template in the usual shape: BOS, role headers, an end-of-turn token after each turn.
 CHAT_TEMPLATE = (

@@ -6,15 +6,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
 from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mbpp_data import requires_full_mbpp
 
-from procure_trl.counterfactual_dataset import problem_statement, split_by_task, split_tasks, task_source
-from procure_trl.near_duplicates import (
+from procure_trl.dataset.near_duplicates import (
     ComparableTask,
     content_words,
     jaccard,
@@ -26,14 +25,9 @@ from procure_trl.near_duplicates import (
     statement_text,
     statement_words,
 )
-from procure_trl.provenance import TRAINING_DATA_FILE, check_near_duplicate_overlap
-
-MBPP_DIR = os.environ.get("PROCURE_MBPP_DIR", "/work/shared/data/mbpp")
-needs_mbpp = pytest.mark.skipif(
-    not os.path.isfile(os.path.join(MBPP_DIR, "mbpp.jsonl")),
-    reason=f"MBPP data not found in {MBPP_DIR} (set PROCURE_MBPP_DIR to the folder holding mbpp.jsonl)",
-)
-
+from procure_trl.dataset.rows import problem_statement, split_by_task, split_tasks, task_source
+from procure_trl.evaluation.guards import check_near_duplicate_overlap
+from procure_trl.provenance import TRAINING_DATA_FILE
 
 # ---- the measures -------------------------------------------------------------------------------------------
 
@@ -148,9 +142,9 @@ def _cross_pairs_at(split, words, threshold=0.8):
     return [(a, b) for a in split.train for b in split.test if jaccard(words[a], words[b]) >= threshold]
 
 
-@needs_mbpp
+@requires_full_mbpp
 def test_default_split_of_humaneval_and_mbpp_has_no_near_duplicates_across_it():
-    from procure_trl.dataset_builder import BuildConfig, split_without_near_duplicates
+    from procure_trl.dataset.builder import BuildConfig, split_without_near_duplicates
 
     rows, statements = _corpus()
     words = {t: statement_words(s) for t, s in statements.items()}
@@ -167,7 +161,7 @@ def test_default_split_of_humaneval_and_mbpp_has_no_near_duplicates_across_it():
     assert len({b for _, b in _cross_pairs_at(plain, words)}) > 10
 
 
-@needs_mbpp
+@requires_full_mbpp
 def test_evaluation_refuses_near_duplicates_of_the_training_tasks(tmp_path):
     from procure_trl.problems import load_problems
 
@@ -183,9 +177,9 @@ def test_evaluation_refuses_near_duplicates_of_the_training_tasks(tmp_path):
 
 
 def test_evaluate_refuses_them_unless_overlap_is_allowed(tmp_path, monkeypatch):
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.run import evaluate_model
-    from procure_trl.harness.sampling import ScriptedBackend
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.run import evaluate_model
+    from procure_trl.evaluation.sampling import ScriptedBackend
     from procure_trl.problems import Problem
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
@@ -207,7 +201,7 @@ def test_evaluate_refuses_them_unless_overlap_is_allowed(tmp_path, monkeypatch):
 
 
 def test_the_builder_splits_per_benchmark_and_the_card_reports_the_closest_pair(tmp_path):
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     fixture = os.path.join(os.path.dirname(__file__), "fixtures", "engine_counterfactuals.jsonl")
     built = build_counterfactual_dataset(BuildConfig(input_jsonl=fixture, benchmarks="humaneval,mbpp",

@@ -133,7 +133,7 @@ def test_every_option_of_every_subcommand_has_help_and_shows_its_default(command
 def test_perturb_llm_defaults_are_the_dataclass_defaults():
     from procure_trl.commands import perturb_llm
     from procure_trl.commands.options import cli_fields
-    from procure_trl.llm.config import LLMGeneratorConfig
+    from procure_trl.perturb.llm.config import LLMGeneratorConfig
     from procure_trl.validation import ValidationConfig
 
     args = parse_args(["perturb", "problems.jsonl", "-o", "out.jsonl", "--generator", "llm", "--model", "m"])

@@ -9,7 +9,7 @@ import pytest
 
 from procure_trl.cli import main
 from procure_trl.concepts import Concept
-from procure_trl.engine import (
+from procure_trl.perturb.engine import (
     GenerationConfig,
     derive_seed,
     format_summary_table,
@@ -18,7 +18,7 @@ from procure_trl.engine import (
     summarize,
 )
 from procure_trl.problems import Problem, load_humaneval
-from procure_trl.records import CounterfactualRecord
+from procure_trl.perturb.records import CounterfactualRecord
 from procure_trl.validation import ValidationConfig, Validator, check_concept
 
 FIXTURE = Path(__file__).parent / "fixtures" / "code_contests_sample.jsonl"

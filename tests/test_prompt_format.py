@@ -1,9 +1,9 @@
 """One prompt format from training to evaluation: what the model reads for a task is the start of what it trained on.
 
 Every original program of HumanEval and MBPP (all 974 when the full copy is present, the fixture rows otherwise) is
-made into a training row (:func:`procure_trl.prompt_format.training_example`), tokenized by the trainer's own path
+made into a training row (:func:`procure_trl.dataset.prompt_format.training_example`), tokenized by the trainer's own path
 (:func:`procure_trl.training.data.tokenize_concept_row`), and compared with the tokens the harness gives the model
-for that task (:func:`procure_trl.prompt_format.model_input_ids` of its request prompt): in both formats, with a
+for that task (:func:`procure_trl.dataset.prompt_format.model_input_ids` of its request prompt): in both formats, with a
 tokenizer that has a chat template and one that has none.
 """
 
@@ -13,7 +13,7 @@ import ast
 
 import pytest
 
-from procure_trl.prompt_format import (
+from procure_trl.dataset.prompt_format import (
     CHAT_INSTRUCTION,
     TaskText,
     check_format,

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     from procure_trl.cli import main
-    from procure_trl.prompt_format import decode_request
+    from procure_trl.dataset.prompt_format import decode_request
     from procure_trl.testing_utils import save_tiny_model
     from transformers import AutoTokenizer
 

@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from procure_trl.counterfactual_dataset import check_dataset_name, load_dataset_split
+from procure_trl.dataset.rows import check_dataset_name, load_dataset_split
+from procure_trl.evaluation.guards import check_adapter_base, check_train_overlap
 from procure_trl.provenance import (
     TRAINING_DATA_FILE,
-    check_adapter_base,
-    check_train_overlap,
     dataset_fingerprint,
     tokenizer_fingerprint,
     training_data_record,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from procure_trl.scale.formats import CONVERSATIONAL, TEXT, detect_format, python_blocks
+from procure_trl.perturb.scale.formats import CONVERSATIONAL, TEXT, detect_format, python_blocks
 from procure_trl.validation.pipeline import check_spans
 
 CODE = (
@@ -55,8 +55,8 @@ def test_detect_format():
 def _run(tmp_path, rows, name, **options):
     from datasets import load_dataset
 
-    from procure_trl.scale.config import DatasetPerturbConfig
-    from procure_trl.scale.run import perturb_dataset
+    from procure_trl.perturb.scale.config import DatasetPerturbConfig
+    from procure_trl.perturb.scale.run import perturb_dataset
 
     source = tmp_path / f"{name}.jsonl"
     if not source.exists():  # a rewritten file is a new input for datasets' cache
@@ -131,7 +131,7 @@ def test_streaming_and_num_proc_give_the_same_rows(tmp_path):
 
 
 def test_rerun_reuses_the_finished_map(tmp_path, monkeypatch):
-    from procure_trl.scale.transform import CounterfactualBatchTransform
+    from procure_trl.perturb.scale.transform import CounterfactualBatchTransform
 
     rows = [{"prompt": f"Add {k}.", "completion": CODE.format(k=k)} for k in range(4)]
     _, first = _run(tmp_path, rows, "again")
@@ -160,8 +160,8 @@ def test_cli_dataset_mode(tmp_path, capsys):
 def test_outputs_in_folders_of_the_same_name_load_as_themselves_and_keep_the_split(tmp_path):
     from datasets import load_dataset
 
-    from procure_trl.scale.config import DatasetPerturbConfig
-    from procure_trl.scale.run import perturb_dataset
+    from procure_trl.perturb.scale.config import DatasetPerturbConfig
+    from procure_trl.perturb.scale.run import perturb_dataset
 
     lengths = {}
     for name, count in (("a", 1), ("b", 3)):

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from procure_trl.counterfactual_dataset import load_dataset_split
-from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+from procure_trl.dataset.rows import load_dataset_split
+from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,13 @@ def _completion(seed: int, programs: list[str]):
 
 
 def test_compare_reports_every_row_the_evaluation_scored(strength_dataset, tmp_path, monkeypatch):
-    from procure_trl.harness.compare import CompareConfig, compare_runs
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.run import evaluate_model
-    from procure_trl.harness.sampling import ScriptedBackend
+    from procure_trl.evaluation.compare import CompareConfig, compare_runs
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.run import evaluate_model
+    from procure_trl.evaluation.sampling import ScriptedBackend
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
-    from procure_trl.prompt_format import row_program
+    from procure_trl.dataset.prompt_format import row_program
 
     rows = load_dataset_split(strength_dataset, "all", "test").to_list()
     programs = [row_program(row)[0] for row in rows]  # originals and counterfactuals, whole
@@ -84,7 +84,7 @@ def test_ccs_against_sites_pools_the_concepts_of_each_site_count(tmp_path):
     import random
 
     from procure_trl.experiments.strength import ccs_by_sites, sites_markdown, write_strength
-    from procure_trl.harness.compare import RowKey
+    from procure_trl.evaluation.compare import RowKey
 
     rng = random.Random(3)
     rows = {RowKey(f"T/{i}", concept, sites, variant): ([rng.randint(0, 1) for _ in range(4)],

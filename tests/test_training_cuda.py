@@ -37,7 +37,7 @@ def test_mass_and_outputs_on_cuda(tiny_tokenizer, dtype):
 
 
 def test_qlora_on_cuda(tmp_path, tiny_tokenizer):
-    from procure_trl.qlora import default_lora_config, load_model_4bit
+    from procure_trl.training.qlora import default_lora_config, load_model_4bit
 
     path = tmp_path / "tiny"
     build_tiny_llama(tiny_tokenizer, hidden_size=128, intermediate_size=256).save_pretrained(path)

@@ -203,7 +203,7 @@ def test_mask_survives_truncation_and_padding(tmp_path, tiny_tokenizer):
 
 
 def test_pretokenized_rows_are_accepted(tmp_path, tiny_tokenizer):
-    from procure_trl.masks import prompt_completion_mask
+    from procure_trl.dataset.masks import prompt_completion_mask
 
     tokenized = []
     for r in make_rows():
@@ -221,7 +221,7 @@ def test_cached_rows_are_keyed_on_the_procure_trl_version(tmp_path, tiny_tokeniz
     """datasets caches each map under a fingerprint: a procure_trl that tokenizes, masks or checks rows
     differently must not reuse the rows an older one cached."""
     import procure_trl
-    from procure_trl.masks import prompt_completion_mask
+    from procure_trl.dataset.masks import prompt_completion_mask
 
     rows = make_rows()[:4]
     if pretokenized:

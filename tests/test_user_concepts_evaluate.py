@@ -10,9 +10,9 @@ import pytest
 
 import procure_trl
 from procure_trl.concepts import Concept, concept_names_in
-from procure_trl.harness.config import EvaluationConfig
-from procure_trl.harness.run import evaluate_model, row_accounting
-from procure_trl.harness.sampling import ScriptedBackend
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import evaluate_model, row_accounting
+from procure_trl.evaluation.sampling import ScriptedBackend
 
 RULES = Path(procure_trl.__file__).parent / "rules" / "example_concepts.yml"
 USER_CONCEPTS = ("negated_equality", "explicit_increment")
@@ -93,7 +93,7 @@ def test_user_concept_rows_are_scored_from_a_counterfactual_file(tmp_path, user_
 
 @pytest.mark.slow
 def test_user_concept_rows_are_scored_from_a_dataset(tmp_path, user_rows, monkeypatch):
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     path, valid = user_rows
@@ -123,7 +123,7 @@ def test_dataset_card_counts_user_concepts(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from procure_trl.scale.card import count_output, format_counts_table
+    from procure_trl.perturb.scale.card import count_output, format_counts_table
 
     (tmp_path / "data").mkdir()
     table = pa.table({
@@ -139,9 +139,9 @@ def test_dataset_card_counts_user_concepts(tmp_path):
 
 
 def test_llm_summary_lists_every_concept_of_its_rows():
-    from procure_trl.llm.client import ClientStats
-    from procure_trl.llm.generator import GenerationReport, format_llm_summary
-    from procure_trl.records import CounterfactualRecord
+    from procure_trl.perturb.llm.client import ClientStats
+    from procure_trl.perturb.llm.generator import GenerationReport, format_llm_summary
+    from procure_trl.perturb.records import CounterfactualRecord
 
     rows = [CounterfactualRecord(task_id="T/1", concept=name, status="valid", original="x = 1\n", code="x = 2\n",
                                  generator="ast-grep" if name == "my_rule" else "llm", attempts=1)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Span = tuple[int, int]
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -119,3 +121,40 @@ def same_structure(expected: ast.Module, actual: ast.Module, index: int) -> bool
     has the same ``ast.dump``. Used after a span edit confined to that statement: the text of the other
     statements is unchanged, so comparing the edited one proves the edit did what its ``ast`` twin does."""
     return len(expected.body) == len(actual.body) and ast.dump(expected.body[index]) == ast.dump(actual.body[index])
+
+
+def _where(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def validate_spans(spans: Sequence[Sequence[int]], text_length: int | None = None, where: str = "") -> list[tuple[int, int]]:
+    """Check that every span is a pair of integers ``0 <= start < end <= text_length``.
+
+    Returns the spans as a list of tuples. ``text_length=None`` skips the upper bound. The error names
+    the offending span and its index, so a bad row in a dataset can be found.
+    """
+    checked: list[tuple[int, int]] = []
+    for i, span in enumerate(spans):
+        if isinstance(span, (str, bytes)) or not hasattr(span, "__len__") or len(span) != 2:
+            raise ValueError(f"{_where(where)}span #{i} {span!r} is not a [start, end) pair of integers")
+        start, end = span
+        if isinstance(start, bool) or isinstance(end, bool) or not (_is_int(start) and _is_int(end)):
+            raise ValueError(f"{_where(where)}span #{i} {list(span)!r} must hold integers, got {type(start).__name__}/{type(end).__name__}")
+        start, end = int(start), int(end)
+        if not 0 <= start < end:
+            raise ValueError(
+                f"{_where(where)}span #{i} [{start}, {end}) is empty or negative; spans are [start, end) "
+                "character offsets with 0 <= start < end"
+            )
+        if text_length is not None and end > text_length:
+            raise ValueError(
+                f"{_where(where)}span #{i} [{start}, {end}) lies outside the text of length {text_length}; "
+                "spans must be character offsets into the text they were computed on"
+            )
+        checked.append((start, end))
+    return checked
+
+
+def _is_int(value: Any) -> bool:
+    # numpy / torch integer scalars define __index__ too; floats do not
+    return hasattr(value, "__index__")

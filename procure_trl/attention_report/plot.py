@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from procure_trl.harness.plots import _pyplot
+from procure_trl.plotting import pyplot
 
 __all__ = ["plot_attention_by_layer"]
 
@@ -22,7 +22,7 @@ def plot_attention_by_layer(results: Mapping[str, Mapping[str, Any]], path: str,
     """Left: ``m_q`` over the attention term's queries; right: over the matched queries, on the perturbed tokens
     (solid) and on the control (dashed). One color per model, a band of ±1 standard error over rows.
     ``results`` maps ``"base"``/``"adapter"`` to a model's results in the report."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True)
     for name, result in results.items():
         color = _COLORS.get(name)

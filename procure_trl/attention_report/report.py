@@ -34,7 +34,7 @@ MATCHED_DESCRIPTION = (
 def load_model(config: AttentionReportConfig):
     """``(model, tokenizer)``: the base model on SDPA switched to the concept-aware attention, with the adapter
     when one is given, in eval mode on the configured device."""
-    from procure_trl.pretrained import load_model_and_tokenizer
+    from procure_trl.evaluation.model_loading import load_model_and_tokenizer
     from procure_trl.training.attention import enable_concept_attention
 
     # enable_concept_attention: the loss's attention function; ValueError when the model cannot use it
@@ -130,8 +130,8 @@ def run_attention_report(config: AttentionReportConfig) -> dict[str, Any]:
             ``allow_train_overlap``) or on another base model (unless ``allow_base_mismatch``).
         FileNotFoundError: the dataset is a local path that does not exist.
     """
-    from procure_trl.counterfactual_dataset import load_dataset_split
-    from procure_trl.provenance import check_adapter_base, check_train_overlap
+    from procure_trl.dataset.rows import load_dataset_split
+    from procure_trl.evaluation.guards import check_adapter_base, check_train_overlap
 
     dataset = load_dataset_split(config.dataset, config.dataset_config, config.split)
     if config.adapter and not config.allow_base_mismatch:

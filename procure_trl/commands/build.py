@@ -1,6 +1,6 @@
 """``procure build``: engine JSONL -> the counterfactual dataset (Parquet + card), optionally pushed to the Hub.
 
-Every option is a field of :class:`~procure_trl.dataset_builder.BuildConfig` (help and default included);
+Every option is a field of :class:`~procure_trl.dataset.builder.BuildConfig` (help and default included);
 ``datasets_scripts/build_counterfactuals.py`` runs this same command.
 """
 
@@ -22,7 +22,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from procure_trl.dataset_builder import BuildConfig
+    from procure_trl.dataset.builder import BuildConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
@@ -35,7 +35,7 @@ def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     from procure_trl.hub import require_hub_push
 

@@ -1,6 +1,6 @@
 """``procure compare RUN_DIR RUN_DIR [...] --output DIR``: evaluation runs side by side, with paired differences.
 
-Every option but the run folders is a field of :class:`~procure_trl.harness.compare.CompareConfig`.
+Every option but the run folders is a field of :class:`~procure_trl.evaluation.compare.CompareConfig`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ example:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from procure_trl.harness.compare import CompareConfig
+    from procure_trl.evaluation.compare import CompareConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procure_trl.harness.compare import CompareConfig, compare_runs
-    from procure_trl.harness.compare_report import comparison_markdown
+    from procure_trl.evaluation.compare import CompareConfig, compare_runs
+    from procure_trl.evaluation.compare_report import comparison_markdown
 
     try:
         config = CompareConfig(runs=list(args.runs), **config_kwargs(CompareConfig, args, exclude=("runs",)))

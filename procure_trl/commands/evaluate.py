@@ -1,6 +1,6 @@
 """``procure evaluate``: pass@k and the Concept Consistency Score of a model on a benchmark.
 
-Every option is a field of :class:`~procure_trl.harness.config.EvaluationConfig` (help and default included).
+Every option is a field of :class:`~procure_trl.evaluation.config.EvaluationConfig` (help and default included).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.errors import UserError
-from procure_trl.harness.config import EvaluationConfig
+from procure_trl.evaluation.config import EvaluationConfig
 
 _EPILOG = """\
 code execution: the benchmark's tests run the model's completions, so evaluation refuses to start
@@ -42,8 +42,8 @@ def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from procure_trl.harness.report import markdown_summary
-    from procure_trl.harness.run import evaluate_model
+    from procure_trl.evaluation.report import markdown_summary
+    from procure_trl.evaluation.run import evaluate_model
 
     config = config_from_args(args)
     try:

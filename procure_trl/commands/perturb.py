@@ -1,6 +1,6 @@
 """``procure perturb``: generate counterfactual programs for a benchmark or a JSONL file, and validate them.
 
-Thin: parses arguments, checks the output, loads problems, calls :func:`procure_trl.engine.generate_to_jsonl`
+Thin: parses arguments, checks the output, loads problems, calls :func:`procure_trl.perturb.engine.generate_to_jsonl`
 (or the LLM generator, :mod:`procure_trl.commands.perturb_llm`), prints the per-concept table and the bad
 input rows, and turns ^C / SIGTERM into one line and exit status 130.
 """
@@ -13,7 +13,7 @@ import sys
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
-from procure_trl.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
+from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -55,9 +55,9 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from procure_trl.engine import GenerationConfig
+    from procure_trl.perturb.engine import GenerationConfig
     from procure_trl.problems import BENCHMARKS
-    from procure_trl.records import OutputConfig
+    from procure_trl.perturb.records import OutputConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG.format(concepts=", ".join(c.value for c in Concept))
@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
                         help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
                              "endpoint (options below)")
-    from procure_trl.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
+    from procure_trl.perturb.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
 
     group = parser.add_argument_group("any Hugging Face dataset (--dataset ID_OR_PATH --output-dir DIR): a dataset "
                                       "of the same format, with --split, --limit and the options above")
@@ -86,10 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_dataset(args) -> int:
-    from procure_trl.engine import GenerationConfig
-    from procure_trl.scale.card import format_counts_table
-    from procure_trl.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
-    from procure_trl.scale.run import perturb_dataset
+    from procure_trl.perturb.engine import GenerationConfig
+    from procure_trl.perturb.scale.card import format_counts_table
+    from procure_trl.perturb.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
+    from procure_trl.perturb.scale.run import perturb_dataset
 
     if args.input or args.benchmark or args.output:
         raise UserError("--dataset writes a dataset folder: give --output-dir, not INPUT.jsonl, --benchmark or --output")
@@ -131,7 +131,7 @@ def _load(args, max_program_kb: int | None = None) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from procure_trl.commands import perturb_llm as llm_cli
-    from procure_trl.records import OutputConfig, check_output_path
+    from procure_trl.perturb.records import OutputConfig, check_output_path
 
     llm_only = llm_cli.options_set(args)
     if args.generator == "rule" and llm_only:
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UserError(f"--concepts: {err}") from None
     else:
-        from procure_trl.engine import GenerationConfig
+        from procure_trl.perturb.engine import GenerationConfig
 
         config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
         concepts = list(config.concepts)
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
-    from procure_trl.engine import format_summary_table, generate_to_jsonl
+    from procure_trl.perturb.engine import format_summary_table, generate_to_jsonl
 
     try:
         records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,
@@ -203,7 +203,7 @@ def _inputs(args: argparse.Namespace) -> dict:
 
 def report_run(records: list, path: str, strict: bool) -> int:
     """Print the bad input rows and where the lines went; the exit status (1 for bad input with ``strict``)."""
-    from procure_trl.engine import bad_input_rows, format_bad_input
+    from procure_trl.perturb.engine import bad_input_rows, format_bad_input
 
     block = format_bad_input(records)
     if block:
@@ -217,7 +217,7 @@ def report_run(records: list, path: str, strict: bool) -> int:
 
 
 def _lines_written(path: str) -> int:
-    from procure_trl.records import read_records
+    from procure_trl.perturb.records import read_records
 
     try:
         return len(read_records(path, allow_empty=True, torn_tail=True))

@@ -2,7 +2,7 @@
 
 :mod:`procure_trl.commands.perturb` owns the subcommand; it calls :func:`add_arguments` to add the
 options below and, for the LLM generator, :func:`run` with the loaded problems and the parsed concepts.
-This module only turns arguments into an :class:`~procure_trl.llm.generator.LLMGeneratorConfig` and
+This module only turns arguments into an :class:`~procure_trl.perturb.llm.generator.LLMGeneratorConfig` and
 calls the library; everything it does, Python code can do too. It imports nothing heavy (``openai`` is
 imported only when the LLM generator runs).
 """
@@ -18,7 +18,7 @@ from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
 from procure_trl.problems import InvalidProblem, Problem
-from procure_trl.records import OutputConfig
+from procure_trl.perturb.records import OutputConfig
 
 
 #: LLM fields set from ``perturb``'s shared options instead (``--seed``, ``--no-validate``, ``--no-progress``)
@@ -27,7 +27,7 @@ _SHARED = ("seed", "validate", "show_progress")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the LLM generator's options to the ``perturb`` parser (all optional unless ``--generator llm``)."""
-    from procure_trl.llm.config import LLMGeneratorConfig
+    from procure_trl.perturb.llm.config import LLMGeneratorConfig
 
     group = parser.add_argument_group("LLM generator (--generator llm)")
     add_options(group, LLMGeneratorConfig, exclude=_SHARED, optional=("model",))
@@ -55,7 +55,7 @@ def options_set(args: argparse.Namespace) -> list[str]:
 
 def config_from_args(args: argparse.Namespace):
     """Build the generator configuration from parsed arguments; raises ``UserError`` on bad values."""
-    from procure_trl.llm.config import LLMGeneratorConfig, parse_price
+    from procure_trl.perturb.llm.config import LLMGeneratorConfig, parse_price
     from procure_trl.validation import ValidationConfig
 
     if not getattr(args, "model", None):
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
     ``KeyboardInterrupt`` propagates: ``procure perturb`` reports interrupts the same for both generators.
     """
     from procure_trl.commands.perturb import report_run
-    from procure_trl.llm.client import LLMFatalError
-    from procure_trl.llm.generator import LLMGenerator, format_llm_summary
+    from procure_trl.perturb.llm.client import LLMFatalError
+    from procure_trl.perturb.llm.generator import LLMGenerator, format_llm_summary
 
     try:
         config = config_from_args(args)

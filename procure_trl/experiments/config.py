@@ -3,7 +3,7 @@
 An experiment trains every variant with every seed on the ``train`` split of a counterfactual dataset
 (``procure train``'s library) and evaluates it on the ``test`` split (``procure evaluate``'s library). The YAML
 file holds the settings shared by all variants (``training``: recipe fields; ``evaluation``: fields of
-:class:`~procure_trl.harness.config.EvaluationConfig`), the datasets, and per variant what differs. Every key
+:class:`~procure_trl.evaluation.config.EvaluationConfig`), the datasets, and per variant what differs. Every key
 is checked against the field names before anything runs, so a typo is one line with the closest known name.
 """
 
@@ -102,7 +102,7 @@ def _check_training_keys(values: Mapping[str, Any], where: str) -> None:
 
 
 def _check_evaluation_keys(values: Mapping[str, Any], where: str) -> None:
-    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.evaluation.config import EvaluationConfig
 
     _check_section(values, where, _field_names(EvaluationConfig), "`procure evaluate --help` lists every field",
                    EXPERIMENT_SET_EVALUATION,
@@ -110,7 +110,7 @@ def _check_evaluation_keys(values: Mapping[str, Any], where: str) -> None:
 
 
 def _check_build_keys(values: Mapping[str, Any], where: str) -> None:
-    from procure_trl.dataset_builder import BuildConfig
+    from procure_trl.dataset.builder import BuildConfig
 
     _check_names(values, _field_names(BuildConfig), where, "`procure build --help` lists every field")
 
@@ -256,7 +256,7 @@ class RunPlan:
                 "output_dir": self.train_dir, "seed": self.seed}
 
     def evaluation_kwargs(self, dataset_path: str, eval_split: str) -> dict[str, Any]:
-        """Keyword arguments of this run's :class:`~procure_trl.harness.config.EvaluationConfig`."""
+        """Keyword arguments of this run's :class:`~procure_trl.evaluation.config.EvaluationConfig`."""
         model = self.training["model_name_or_path"]
         if self.untuned:
             trained = {"model": model}

@@ -59,7 +59,7 @@ SIMULATION_COLUMNS = ("problems", "rows", "pass@1", "consistent", "valid")
 
 def benchmark_of(task_id: str) -> str:
     """The benchmark a task id comes from (by the loaders' id prefixes), ``"other"`` when none matches."""
-    from procure_trl.harness.run import TASK_PREFIX_BENCHMARKS
+    from procure_trl.evaluation.selection import TASK_PREFIX_BENCHMARKS
 
     return next((name for prefix, name in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), "other")
 
@@ -138,9 +138,9 @@ def row_structure_of_split(dataset: str, split: str = "test", *, config: str = "
 
     Rows the evaluation would skip (no cut possible) are left out, as the evaluation leaves them out.
     """
-    from procure_trl.counterfactual_dataset import load_dataset_split, records_from_rows
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.run import cut_rows
+    from procure_trl.dataset.rows import load_dataset_split, records_from_rows
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.selection import cut_rows
     from procure_trl.problems import load_problems
 
     task_ids, records = records_from_rows(load_dataset_split(dataset, config, split))
@@ -269,7 +269,7 @@ def true_difference(model: OutcomeModel, other: Effect, baseline: Effect) -> dic
 def _row_bootstrap_interval(base: np.ndarray, other: np.ndarray, n: int, n_bootstrap: int, confidence: float,
                             seed: int) -> tuple[float, float] | None:
     """The per-row paired CCS interval that ``procure compare`` reports (rows resampled independently)."""
-    from procure_trl.harness.compare import paired_ccs_difference
+    from procure_trl.evaluation.compare import paired_ccs_difference
 
     def as_lists(counts: np.ndarray) -> list[tuple[list[int], list[int]]]:
         return [([1] * int(a) + [0] * (n - int(a)), [1] * int(b) + [0] * (n - int(b))) for a, b in counts]

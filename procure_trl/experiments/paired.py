@@ -36,7 +36,7 @@ _METRIC_TITLES = {"ccs": "CCS"}
 
 def task_results(run_dir: str) -> dict[str, TaskResults]:
     """Task id -> its results, from a ``procure evaluate`` output folder (every CCS row of a task kept)."""
-    from procure_trl.harness.compare import load_run
+    from procure_trl.evaluation.compare import load_run
 
     run = load_run(run_dir)
     rows: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procure_trl.harness.plots import _pyplot
+from procure_trl.plotting import pyplot
 
 __all__ = ["plot_experiment_scores", "plot_training_loss"]
 
@@ -23,7 +23,7 @@ def plot_experiment_scores(
 ) -> str:
     """pass@1 and CCS (with its interval) of every evaluated run; one point per seed, the seeds' mean as a line
     (sweep) or a bar. x: the swept field's value when ``sweep`` names one, else the variants."""
-    plt = _pyplot()
+    plt = pyplot()
     xs, names = _positions(rows, sweep)
     # one x axis for both panels: a panel with no score (CCS undefined everywhere) keeps the runs' positions
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * len(set(xs)) + 4.0), 3.8), sharex=True)
@@ -69,7 +69,7 @@ def _save(plt, fig, path: str) -> str:
 
 def plot_training_loss(rows: Sequence[Mapping[str, Any]], path: str, *, title: str = "") -> str:
     """The training loss logged per step of every run that logged one (one line per variant and seed)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for row in rows:
         history = [h for h in row["history"] if "loss" in h and "step" in h]

@@ -2,7 +2,7 @@
 
 Training is ``procure train``'s library (:func:`~procure_trl.training.recipe.run_recipe` on the run's
 ``recipe.yaml``, which ``procure train --config`` runs the same way), evaluation ``procure evaluate``'s
-(:func:`~procure_trl.harness.run.evaluate_model` on the dataset's eval split). Everything runs in this process:
+(:func:`~procure_trl.evaluation.run.evaluate_model` on the dataset's eval split). Everything runs in this process:
 importing torch and TRL once matters on small machines.
 
 Resuming: each run records in ``status.json`` what it finished and with which settings. A rerun skips a run whose
@@ -115,7 +115,7 @@ def saved_weights(folder: str) -> bool:
 def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
     """The path or Hub id of every dataset; those given as ``procure build`` fields are built once (a folder that
     already holds a built dataset is reused, unless the experiment built it with other settings)."""
-    from procure_trl.dataset_builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     paths = {}
     for name, spec in config.datasets.items():
@@ -247,8 +247,8 @@ def _evaluation_summary(report) -> dict[str, Any]:
 
 
 def _evaluate(plan: RunPlan, kwargs: dict[str, Any], fingerprint: Any, status: dict[str, Any], save) -> None:
-    from procure_trl.harness.config import EvaluationConfig
-    from procure_trl.harness.run import evaluate_model
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.run import evaluate_model
 
     status["evaluate"] = {"state": "running", "fingerprint": fingerprint}
     save()
@@ -339,7 +339,7 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
     before the first training instead of after it."""
     import tempfile
 
-    from procure_trl.harness.config import EvaluationConfig
+    from procure_trl.evaluation.config import EvaluationConfig
     from procure_trl.training.recipe import parse_recipe
 
     resolved = []
@@ -396,11 +396,11 @@ def run_experiment(config: ExperimentConfig, *, smoke: bool = False) -> Experime
         UserError: bad settings, a dataset that cannot be built, or code execution not allowed (checked before
             anything is trained: evaluation runs the model's programs).
     """
+    from procure_trl.evaluation.run import require_code_execution_opt_in
     from procure_trl.experiments.table import write_experiment_report
-    from procure_trl.harness.run import _require_code_execution_opt_in
 
     try:
-        _require_code_execution_opt_in()
+        require_code_execution_opt_in()
     except PermissionError as err:
         raise UserError(str(err)) from err
     os.makedirs(config.output_dir, exist_ok=True)

@@ -1,7 +1,7 @@
 """CCS against the number of changed sites, per run of an experiment (the strength test, experiments/strength.yaml).
 
 Each evaluated run's ``report.json`` keeps every counterfactual row with its site count
-(:class:`~procure_trl.harness.compare.RowKey`); the rows of a run are grouped by site count and scored with the CCS
+(:class:`~procure_trl.evaluation.compare.RowKey`); the rows of a run are grouped by site count and scored with the CCS
 metric (pooled over the concepts the run scored, bootstrap interval per group). Written into the experiment's table
 and ``ccs_by_sites.png`` when the runs hold more than one site count.
 """
@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procure_trl.harness.report import format_value
+from procure_trl.evaluation.report import format_value
 
 __all__ = ["ccs_by_sites", "sites_markdown", "plot_ccs_against_sites", "write_strength"]
 
@@ -60,9 +60,9 @@ def sites_markdown(per_run: Sequence[tuple[str, Mapping[int, Mapping[str, Any]]]
 def plot_ccs_against_sites(per_run: Sequence[tuple[str, Mapping[int, Mapping[str, Any]]]], path: str,
                            title: str = "") -> str:
     """CCS against the site count, one line per run, with the bootstrap intervals."""
-    from procure_trl.harness.plots import _pyplot
+    from procure_trl.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     for label, scores in per_run:
         points = [(k, part) for k, part in sorted(scores.items()) if part["ccs"] is not None]
@@ -88,7 +88,7 @@ def write_strength(runs: Sequence[tuple[str, str]], output_dir: str, *, confiden
                    n_bootstrap: int = 1000, title: str = "") -> tuple[str, dict[str, str]]:
     """For evaluated runs ``(label, evaluation folder)``: the Markdown section and ``ccs_by_sites.png`` when the
     runs hold more than one site count; ``("", {})`` otherwise."""
-    from procure_trl.harness.compare import load_run
+    from procure_trl.evaluation.compare import load_run
 
     per_run = [(label, ccs_by_sites(load_run(folder).rows, confidence, n_bootstrap)) for label, folder in runs]
     if len({sites for _, scores in per_run for sites in scores}) < 2:

@@ -9,8 +9,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from procure_trl.harness.compare_report import gap_cell, pass_gap_cell
-from procure_trl.harness.report import format_value
+from procure_trl.evaluation.compare_report import gap_cell, pass_gap_cell
+from procure_trl.evaluation.report import format_value
 from procure_trl.metrics.ccs import GAP_KEYS
 
 if TYPE_CHECKING:
@@ -127,10 +127,10 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
     share no task to pair); each row then takes its scores and intervals from the comparison.
 
     Returns:
-        eval dataset name -> :class:`~procure_trl.harness.compare.Comparison` (datasets with under two
+        eval dataset name -> :class:`~procure_trl.evaluation.compare.Comparison` (datasets with under two
         evaluated runs have none; their rows keep the evaluation's own numbers).
     """
-    from procure_trl.harness.compare import CompareConfig, compare_runs
+    from procure_trl.evaluation.compare import CompareConfig, compare_runs
 
     config = result.config
     groups: dict[str, list[tuple[dict[str, Any], Any]]] = {}
@@ -179,8 +179,8 @@ def _strength_section(result: "ExperimentResult", scored: Sequence[dict[str, Any
 
 def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
-    from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
     from procure_trl.experiments.paired import main_table, main_table_json, main_table_markdown
+    from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
 
     out = result.config.output_dir
     os.makedirs(out, exist_ok=True)

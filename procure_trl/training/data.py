@@ -5,9 +5,9 @@ Two row schemas are accepted (see ``docs/datasets.md`` for how ``procure build``
 * prompt/completion rows with ``changed_spans`` (``[start, end)`` character offsets into the
   completion, empty for originals): tokenized here exactly as TRL's ``SFTTrainer`` tokenizes
   prompt/completion rows (EOS appended, completion mask from the prompt's tokens), with the mask
-  from :func:`procure_trl.masks.prompt_completion_mask`; conversational rows (``messages``, or
+  from :func:`procure_trl.dataset.masks.prompt_completion_mask`; conversational rows (``messages``, or
   prompt/completion lists of messages, as ``procure perturb --dataset`` writes them) go through the
-  chat template with :func:`procure_trl.masks.conversation_mask`;
+  chat template with :func:`procure_trl.dataset.masks.conversation_mask`;
 * pre-tokenized rows with ``input_ids`` and ``perturbation_mask`` (and ``labels``, or
   ``completion_mask`` used when ``completion_only_loss=True``, as in TRL).
 
@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from procure_trl.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
+from procure_trl.dataset.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
 
 BUILD_HINT = (
     "Build a counterfactual dataset with `procure build` (rows with prompt, "
     "completion and changed_spans, or add --tokenizer for input_ids and perturbation_mask), or tokenize rows "
-    "yourself with procure_trl.masks.prompt_completion_mask"
+    "yourself with procure_trl.dataset.masks.prompt_completion_mask"
 )
 
 
@@ -78,10 +78,10 @@ def keep_originals(dataset: Any, *, spans_column: str, mask_column: str) -> Any:
 
 
 def training_prompt_format(dataset: Any) -> str | None:
-    """The prompt format of a training dataset's rows (:func:`procure_trl.prompt_format.row_format` of its first
+    """The prompt format of a training dataset's rows (:func:`procure_trl.dataset.prompt_format.row_format` of its first
     row): ``chat`` for conversational rows, ``completion`` for prompt/completion strings, ``None`` for rows with
     neither (pre-tokenized ids alone) or no rows."""
-    from procure_trl.prompt_format import row_format
+    from procure_trl.dataset.prompt_format import row_format
 
     columns = set(getattr(dataset, "column_names", None) or ())
     if not columns & {"prompt", "messages"}:
@@ -179,9 +179,9 @@ def tokenization_versions() -> tuple[tuple[str, str], ...]:
     import tokenizers
     import transformers
 
-    import procure_trl
+    from procure_trl import __version__
 
-    return (("procure_trl", procure_trl.__version__), ("tokenizers", tokenizers.__version__),
+    return (("procure_trl", __version__), ("tokenizers", tokenizers.__version__),
             ("transformers", transformers.__version__))
 
 

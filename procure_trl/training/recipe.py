@@ -63,7 +63,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     (Parquet + card), a ``save_to_disk`` folder, or a ``.jsonl``/``.json``/``.parquet`` file."""
     from datasets import DatasetDict, load_dataset
 
-    from procure_trl.counterfactual_dataset import load_dataset_dict, select_split
+    from procure_trl.dataset.rows import load_dataset_dict, select_split
 
     name = script_args.dataset_name
     if not name:
@@ -97,7 +97,7 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
 def load_model_for_recipe(model_args, training_args):
     """``(model, peft_config)``: a 4-bit model prepared for k-bit training when ``load_in_4bit``,
     otherwise the model id (the trainer loads it with ``model_init_kwargs``)."""
-    from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
+    from procure_trl.training.qlora import default_lora_config, get_quantization_config, load_model_4bit
 
     if not model_args.model_name_or_path:
         raise UserError("the recipe sets no model_name_or_path")
@@ -160,7 +160,7 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
             "with the model and its tokenizer, or a Hub id (cached, when HF_HUB_OFFLINE=1)"
         ) from err
     model, peft_config = load_model_for_recipe(model_args, training_args)
-    from procure_trl.counterfactual_dataset import card_prompt_format
+    from procure_trl.dataset.rows import card_prompt_format
 
     origin = {
         "dataset": script_args.dataset_name,

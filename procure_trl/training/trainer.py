@@ -99,7 +99,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
     :mod:`procure_trl.training.loss`.
 
     Every saved model (and checkpoint) gets ``procure_training_data.json`` beside it: the training dataset, its
-    prompt format (:mod:`procure_trl.prompt_format`: ``procure evaluate --adapter`` renders prompts in it),
+    prompt format (:mod:`procure_trl.dataset.prompt_format`: ``procure evaluate --adapter`` renders prompts in it),
     config, split, fingerprint and task ids (:mod:`procure_trl.provenance`), so that evaluation can refuse to
     score the model on its own training tasks. ``train_dataset_origin`` (``{"dataset", "config", "split"}``)
     names where ``train_dataset`` came from; without it the dataset's own info is used. A pre-tokenized
