@@ -65,7 +65,9 @@ def _task_ids(dataset: str, split: str) -> set[str]:
 
 def test_training_writes_what_it_trained_on(chain):
     record = json.loads((chain["root"] / "adapter" / TRAINING_DATA_FILE).read_text())
-    assert set(record) == {"dataset", "config", "split", "fingerprint", "num_rows", "task_ids"}  # no token, no key
+    # what it trained on and in which prompt format; no argument, token or key
+    assert set(record) == {"dataset", "config", "split", "fingerprint", "num_rows", "task_ids", "prompt_format"}
+    assert record["prompt_format"] == "completion"  # the tiny tokenizer has no chat template
     assert (record["dataset"], record["config"], record["split"]) == (chain["dataset"], "all", "train")
     assert set(record["task_ids"]) == _task_ids(chain["dataset"], "train")
     assert record["fingerprint"]
