@@ -53,7 +53,7 @@ class AttentionReportConfig:
     dataset: str = field(metadata={"help": "counterfactual dataset from `procure build`: folder or Hub id"})
     output_dir: str = field(
         default="outputs/attention-report",
-        metadata={"help": "output directory (attention_report.json, attention_by_layer.png)", "flags": "--output"},
+        metadata={"help": "output directory (attention_report.json, attention_by_layer.png)"},
     )
     adapter: str | None = field(
         default=None, metadata={"help": "PEFT adapter directory; base and adapter are then both measured"}

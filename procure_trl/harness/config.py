@@ -144,7 +144,7 @@ class EvaluationConfig:
     )
     output_dir: str = field(
         default="outputs/evaluation",
-        metadata={"help": "output directory (report.json, summary.md, plots, completion cache)", "flags": "--output"},
+        metadata={"help": "output directory (report.json, summary.md, plots, completion cache)"},
     )
     adapter: str | None = field(default=None, metadata={"help": "PEFT adapter directory applied on top of --model"})
     counterfactuals: str | None = field(
