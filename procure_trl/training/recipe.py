@@ -1,6 +1,7 @@
 """Run a training recipe: the library side of ``procure train --config recipe.yaml``.
 
-A recipe is a YAML file read by TRL's ``TrlParser`` into three dataclasses: TRL's ``ScriptArguments``
+A recipe is a YAML file (read by :func:`procure_trl.configs.load_yaml_config`, as experiment configs are) parsed by
+TRL's ``TrlParser`` into three dataclasses: TRL's ``ScriptArguments``
 (the dataset), :class:`~procure_trl.training.ConceptAwareSFTConfig` (training and the ProCURE loss)
 and TRL's ``ModelConfig`` (model, 4-bit loading, LoRA). Command-line flags override the file.
 """
@@ -8,6 +9,7 @@ and TRL's ``ModelConfig`` (model, 4-bit loading, LoRA). Command-line flags overr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from procure_trl.errors import UserError
@@ -22,24 +24,60 @@ def recipe_parser():
     return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
 
 
-def parse_recipe(config_path: str | None, overrides: list[str]):
-    """``(script_args, training_args, model_args)`` from a recipe file and ``--name value`` overrides.
+def check_recipe_fields(recipe: Mapping[str, Any], source: str) -> None:
+    """Refuse a recipe key that is no recipe field, naming ``source`` and the closest known field.
 
-    A value the configs refuse (``concept_loss_weight: -1``) is a :class:`UserError` naming it.
+    Reads the fields from the installed sources (:mod:`procure_trl.training.recipe_fields`): no TRL import.
     """
-    argv = (["--config", config_path] if config_path else []) + list(overrides)
+    from procure_trl.errors import did_you_mean
+    from procure_trl.training.recipe_fields import recipe_field_names
+
+    known = recipe_field_names()
+    for name in recipe:
+        if name != "env" and name not in known:  # `env:` sets environment variables (as TRL's TrlParser does)
+            raise UserError(f"{source}: unknown field {name!r}{did_you_mean(str(name), known)}; "
+                            "`procure train --show-options` lists every field")
+
+
+def parse_recipe(recipe: str | Mapping[str, Any] | None, overrides: list[str], source: str | None = None):
+    """``(script_args, training_args, model_args)`` from a recipe and ``--name value`` overrides (either spelling).
+
+    Args:
+        recipe: a YAML file (read by :func:`procure_trl.configs.load_yaml_config`), the recipe's ``field: value``
+            mapping itself, or ``None`` (overrides only).
+        overrides: command-line flags that replace the recipe's values.
+        source: how messages name the recipe (default: ``recipe PATH``).
+
+    A key that is no field, or a value the configs refuse (``concept_loss_weight: -1``), is a :class:`UserError`
+    naming it. ``env:`` sets environment variables, as in TRL's ``TrlParser``.
+    """
+    from procure_trl.configs import load_yaml_config
+
+    if isinstance(recipe, str):
+        source = source or f"recipe {recipe}"
+        values = load_yaml_config("recipes", recipe)
+    else:
+        source = source or "recipe (command line)"
+        values = dict(recipe or {})
+    check_recipe_fields(values, source)
+    env = values.pop("env", None) or {}
+    if not isinstance(env, Mapping):
+        raise UserError(f"{source}: env must be a mapping of NAME: value lines")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
     parser = recipe_parser()
 
     def one_line(message: str):  # argparse would print the usage of all the recipe fields first
         raise UserError(f"{message}; `procure train --show-options` lists every field and its type")
 
     parser.error = one_line
+    parser.set_defaults_with_config(**values)  # every key is a field (checked above)
     try:
-        return parser.parse_args_and_config(argv)
+        return parser.parse_args_into_dataclasses(args=list(overrides))
     except UserError:
         raise
     except ValueError as err:
-        raise UserError(f"recipe {config_path or '(command line)'}: {' '.join(str(err).split())}") from err
+        raise UserError(f"{source}: {' '.join(str(err).split())}") from err
 
 
 def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -> str:
