@@ -130,7 +130,7 @@ def load_model_and_tokenizer(
     on ``device`` (``None``: CUDA when available, else CPU).
 
     ``load_in_4bit`` loads the base model with the quantization QLoRA training uses
-    (:func:`procure_trl.qlora.get_quantization_config`, compute in ``dtype``, bfloat16 for ``auto``).
+    (:func:`procure_trl.qlora.default_quantization_config`, compute in ``dtype``, bfloat16 for ``auto``).
 
     ``prepare`` is called on the base model before the adapter wraps it (e.g. to switch its attention function).
 
@@ -179,11 +179,11 @@ def _quantized_loading(dtype: str, device: str | None) -> dict[str, Any]:
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UserError("--load-in-4bit needs bitsandbytes: pip install bitsandbytes, or drop --load-in-4bit")
-    from procure_trl.qlora import get_quantization_config
+    from procure_trl.qlora import default_quantization_config
 
     compute = "bfloat16" if dtype in ("auto", None) else dtype
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return {"quantization_config": get_quantization_config(compute), "dtype": getattr(torch, compute),
+    return {"quantization_config": default_quantization_config(compute), "dtype": getattr(torch, compute),
             "device_map": {"": device}}
 
 

@@ -132,39 +132,57 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     return train, eval_split
 
 
+def recipe_peft_config(model_args):
+    """The ``LoraConfig`` of a recipe's ``ModelConfig`` (``None`` without ``use_peft``), built by TRL's
+    ``get_peft_config``, so every ``lora_*`` field ``procure train --show-options`` lists reaches it. One default
+    differs from TRL's: without ``lora_target_modules`` the adapters go on every linear layer (``all-linear``)."""
+    import dataclasses
+
+    from trl import get_peft_config
+
+    if not model_args.use_peft:
+        return None
+    return get_peft_config(dataclasses.replace(model_args, lora_target_modules=model_args.lora_target_modules
+                                                or "all-linear"))
+
+
+def recipe_compute_dtype(model_args) -> str:
+    """The dtype 4-bit layers compute in: the recipe's ``dtype``, bfloat16 for ``auto`` or none (as QLoRA)."""
+    return model_args.dtype if model_args.dtype not in (None, "auto") else "bfloat16"
+
+
+def recipe_quantization_config(model_args):
+    """The ``BitsAndBytesConfig`` of a recipe's ``ModelConfig`` (``None`` without ``load_in_4bit``), built by TRL's
+    ``get_quantization_config`` from every ``bnb_*`` field, computing in :func:`recipe_compute_dtype`."""
+    import dataclasses
+
+    from trl import get_quantization_config
+
+    if not model_args.load_in_4bit:
+        return None
+    return get_quantization_config(dataclasses.replace(model_args, dtype=recipe_compute_dtype(model_args)))
+
+
 def load_model_for_recipe(model_args, training_args):
     """``(model, peft_config)``: a 4-bit model prepared for k-bit training when ``load_in_4bit``,
     otherwise the model id (the trainer loads it with ``model_init_kwargs``)."""
-    from procure_trl.qlora import default_lora_config, get_quantization_config, load_model_4bit
+    from procure_trl.qlora import load_model_4bit
 
     if not model_args.model_name_or_path:
         raise UserError("the recipe sets no model_name_or_path")
     if model_args.load_in_8bit:
         raise UserError("load_in_8bit is not supported by procure train; use load_in_4bit (QLoRA)")
+    if model_args.load_in_4bit and not model_args.use_peft:
+        raise UserError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
     attn = model_args.attn_implementation or "sdpa"
-    peft_config = None
-    if model_args.use_peft or model_args.load_in_4bit:
-        if model_args.load_in_4bit and not model_args.use_peft:
-            raise UserError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
-        peft_config = default_lora_config(
-            r=model_args.lora_r,
-            lora_alpha=model_args.lora_alpha,
-            lora_dropout=model_args.lora_dropout,
-            target_modules=model_args.lora_target_modules or "all-linear",
-            modules_to_save=model_args.lora_modules_to_save,
-            use_rslora=model_args.use_rslora,
-            use_dora=model_args.use_dora,
-        )
+    peft_config = recipe_peft_config(model_args)
     if model_args.load_in_4bit:
-        compute_dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "bfloat16"
         model = load_model_4bit(
             model_args.model_name_or_path,
-            compute_dtype=compute_dtype,
+            compute_dtype=recipe_compute_dtype(model_args),
             attn_implementation=attn,
             gradient_checkpointing=bool(training_args.gradient_checkpointing),
-            quantization_config=get_quantization_config(
-                compute_dtype, model_args.bnb_4bit_quant_type, model_args.use_bnb_nested_quant
-            ),
+            quantization_config=recipe_quantization_config(model_args),
             revision=model_args.model_revision,
             trust_remote_code=training_args.trust_remote_code,
         )
