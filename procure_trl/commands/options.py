@@ -221,6 +221,7 @@ def add_options(
         flags = option_flags(field, rename)
         default = field_default(field)
         kwargs: dict[str, Any] = {"dest": field.name}
+        check_given = False
         if _is_bool(hints[field.name]) and "parse" not in field.metadata:
             on_by_default = default is True
             if on_by_default and not (rename or {}).get(field.name) and not field.metadata.get("flags"):
@@ -243,14 +244,18 @@ def add_options(
             if field.name in optional and default is dataclasses.MISSING:
                 kwargs["default"] = default = None
             elif field.name in required or default is dataclasses.MISSING:
-                kwargs["required"] = True
+                if isinstance(parser, CommandParser):  # checked after parsing: --x_y must satisfy it too
+                    kwargs["default"], check_given = None, True
+                else:
+                    kwargs["required"] = True
             else:
                 kwargs["default"] = default
             if kwargs.get("action") == "append":  # argparse appends to the default itself: never share it
                 kwargs["default"] = None
             shown = default is not dataclasses.MISSING and default is not None and field.name not in required
             kwargs["help"] = _help(field, default, shown=shown)
-        parser.add_argument(*flags, **kwargs)
+        action = parser.add_argument(*flags, **kwargs)
+        action.procure_required = check_given
         _add_underscore_aliases(parser, flags, kwargs)
         added.append(field.name)
     return added
@@ -316,6 +321,15 @@ class CommandParser(argparse.ArgumentParser):
     argparse prints the whole usage before the error; with dozens of options that buries the one line
     that matters. A misspelled flag or choice gets the closest known one from this parser.
     """
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse's entry point
+        namespace, extra = super().parse_known_args(args, namespace)
+        # A required option is not argparse-required: its other spelling (--x_y, a second action) satisfies it too.
+        missing = [a.option_strings[0] for a in self._actions
+                   if getattr(a, "procure_required", False) and getattr(namespace, a.dest, None) is None]
+        if missing:
+            self.error(f"the following arguments are required: {', '.join(missing)}")
+        return namespace, extra
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}; see {self.prog} --help\n")
