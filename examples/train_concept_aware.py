@@ -1,7 +1,7 @@
 """Concept-aware QLoRA fine-tuning from Python: the same as `procure train --config procure_qlora.yaml`.
 
     python examples/train_concept_aware.py --model Qwen/Qwen2.5-Coder-1.5B-Instruct \
-        --dataset outputs/procure-counterfactuals --output outputs/procure-qlora
+        --dataset outputs/procure-counterfactuals --output-dir outputs/procure-qlora
 
 The dataset is the output of `procure build` (or its Hub copy): rows with
 `prompt`, `completion` and `changed_spans`. Multi-GPU: `accelerate launch examples/train_concept_aware.py ...`.
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True, help="Hub id or local folder of the counterfactual dataset")
     parser.add_argument("--config", default="all", help="dataset config: a concept name or 'all'")
-    parser.add_argument("--output", default="outputs/procure-qlora")
+    parser.add_argument("--output-dir", default="outputs/procure-qlora")
     parser.add_argument("--lambda", dest="lam", type=float, default=0.1, help="weight of the attention term")
     parser.add_argument("--max-steps", type=int, default=-1)
     args = parser.parse_args()
@@ -30,7 +30,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = load_model_4bit(args.model)  # NF4 + double quantization, bf16 compute, sdpa, k-bit prepared
     config = ConceptAwareSFTConfig(
-        output_dir=args.output,
+        output_dir=args.output_dir,
         concept_loss_weight=args.lam,
         perturbed_token_weight=1.0,
         max_length=1024,
@@ -50,7 +50,7 @@ def main() -> None:
         peft_config=default_lora_config(),
     )
     trainer.train()
-    trainer.save_model(args.output)  # the LoRA adapter
+    trainer.save_model(args.output_dir)  # the LoRA adapter
 
 
 if __name__ == "__main__":

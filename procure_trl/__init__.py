@@ -122,7 +122,7 @@ _EXPORTS: dict[str, str] = {
     "run_attention_report": "procure_trl.attention_report",
     # procure_trl.training.qlora
     "load_model_4bit": "procure_trl.training.qlora",
-    "get_quantization_config": "procure_trl.training.qlora",
+    "default_quantization_config": "procure_trl.training.qlora",
     "default_lora_config": "procure_trl.training.qlora",
     # procure_trl.metrics.pass_at_k
     "estimate_pass_at_k": "procure_trl.metrics.pass_at_k",
@@ -175,7 +175,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         concept_sensitive_loss, enable_concept_attention, register_concept_attention,
     )
     from procure_trl.attention_report import AttentionReportConfig, run_attention_report
-    from procure_trl.training.qlora import default_lora_config, get_quantization_config, load_model_4bit
+    from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
     from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
     from procure_trl.metrics.ccs import concept_consistency_score
     from procure_trl.metrics import module_path

@@ -108,7 +108,7 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
 
     out_dir = workspace / "report"
     code = main(["attention-report", "--model", str(workspace / "model"), "--adapter", str(workspace / "adapter"),
-                 "--dataset", str(workspace / "data"), "--split", "test", "--output", str(out_dir),
+                 "--dataset", str(workspace / "data"), "--split", "test", "--output-dir", str(out_dir),
                  "--batch-size", "3", "--device", "cpu"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -184,7 +184,7 @@ def _error_lines(capsys) -> list[str]:
 
 
 def test_bad_inputs_are_one_line_errors(workspace, tmp_path, capsys):
-    common = ["--output", str(tmp_path / "out"), "--device", "cpu"]
+    common = ["--output-dir", str(tmp_path / "out"), "--device", "cpu"]
     assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(tmp_path / "missing"),
                  *common]) == 2
     err = _error_lines(capsys)
@@ -223,7 +223,7 @@ def _adapter_copy(workspace, tmp_path, name: str, **files) -> str:
 def test_an_adapter_of_another_base_or_trained_on_the_split_is_refused(workspace, tmp_path, capsys):
     from datasets import load_dataset
 
-    common = ["--model", str(workspace / "model"), "--dataset", str(workspace / "data"), "--output",
+    common = ["--model", str(workspace / "model"), "--dataset", str(workspace / "data"), "--output-dir",
               str(tmp_path / "out"), "--device", "cpu"]
     other_base = _adapter_copy(workspace, tmp_path, "other-base", adapter_config={"base_model_name_or_path": "org/other"})
     assert main(["attention-report", *common, "--adapter", other_base]) == 2
@@ -258,6 +258,6 @@ def test_pre_tokenized_rows_give_the_same_numbers_and_other_tokenizers_are_refus
     build_counterfactual_dataset(BuildConfig(input_jsonl=engine_rows, benchmarks="humaneval", test_size=0.5, seed=0,
                                              output_dir=str(tmp_path / "other"), tokenizer=str(tmp_path / "wordpiece")))
     assert main(["attention-report", "--model", str(workspace / "model"), "--dataset", str(tmp_path / "other"),
-                 "--output", str(tmp_path / "out-other"), "--device", "cpu"]) == 2
+                 "--output-dir", str(tmp_path / "out-other"), "--device", "cpu"]) == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "wordpiece" in err[0] and "tokenized with" in err[0]

@@ -275,7 +275,7 @@ def test_an_adapter_retrained_into_its_folder_is_sampled_again(tmp_path, tiny_mo
     out = tmp_path / "eval"
     args = ["evaluate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--benchmark", str(toy_benchmark),
             "--n", "2", "--k", "1", "--max-new-tokens", "8", "--backend", "transformers", "--timeout", "2",
-            "--num-workers", "2", "--n-bootstrap", "0", "--output", str(out)]
+            "--num-workers", "2", "--n-bootstrap", "0", "--output-dir", str(out)]
     cache = out / "completions.jsonl"
 
     def lines():
@@ -322,7 +322,7 @@ def test_ctrl_c_on_the_cli_and_a_rerun_give_the_uninterrupted_completions(tmp_pa
     def args(out):
         return ["evaluate", "--model", str(tiny_model_dir), "--benchmark", str(toy_benchmark), "--n", "8", "--k", "1",
                 "--max-new-tokens", "24", "--batch-size", "1", "--backend", "transformers", "--timeout", "2",
-                "--num-workers", "2", "--n-bootstrap", "0", "--output", str(out)]
+                "--num-workers", "2", "--n-bootstrap", "0", "--output-dir", str(out)]
 
     total = 3 * 8
     cache = tmp_path / "cut" / "completions.jsonl"

@@ -205,7 +205,7 @@ def engine_output(tmp_path_factory):
     for benchmark in ("humaneval", "mbpp"):
         path = out / f"{benchmark}.jsonl"
         done = _procure("perturb", "--benchmark", benchmark, "--concept-rules", str(SHIPPED), "--output", str(path),
-                        "--workers", "2")
+                        "--num-workers", "2")
         assert done.returncode == 0, done.stderr[-2000:]
         paths.append(path)
     return out, paths

@@ -78,7 +78,7 @@ def test_adapter_scores_only_held_out_tasks(chain, allow_exec, tmp_path):
     assert train and test and not train & test
     out = tmp_path / "eval-test"
     assert main(["evaluate", "--model", chain["base"], "--adapter", chain["adapter"], "--dataset", chain["dataset"],
-                 "--split", "test", "--output", str(out), *EVALUATE]) == 0
+                 "--split", "test", "--output-dir", str(out), *EVALUATE]) == 0
     report = json.loads((out / "report.json").read_text())
     assert {t["task_id"] for t in report["tasks"]} == test
     rows = load_dataset_split(chain["dataset"], "all", "test")
@@ -91,7 +91,7 @@ def test_adapter_on_its_training_tasks_is_refused(chain, allow_exec, tmp_path, c
     out = tmp_path / "eval-train"
     capsys.readouterr()
     rc = main(["evaluate", "--model", chain["base"], "--adapter", chain["adapter"], "--dataset", chain["dataset"],
-               "--split", "train", "--output", str(out), *EVALUATE])
+               "--split", "train", "--output-dir", str(out), *EVALUATE])
     err = _one_error_line(capsys)
     assert rc == 2 and not (out / "report.json").exists()
     n_train = len(_task_ids(chain["dataset"], "train"))
@@ -103,7 +103,7 @@ def test_adapter_on_another_base_model_is_refused(chain, allow_exec, tmp_path, c
     other = _save_model(tmp_path / "other-base", build_tiny_tokenizer("bpe"))
     capsys.readouterr()
     rc = main(["evaluate", "--model", other, "--adapter", chain["adapter"], "--dataset", chain["dataset"],
-               "--output", str(tmp_path / "o"), *EVALUATE])
+               "--output-dir", str(tmp_path / "o"), *EVALUATE])
     err = _one_error_line(capsys)
     assert rc == 2
     assert f"was trained on base model {chain['base']}" in err and f"--model is {other}" in err

@@ -186,3 +186,31 @@ def test_the_command_refuses_to_start_without_the_code_execution_opt_in(tmp_path
 def test_a_missing_config_file_is_named(tmp_path, capsys):
     assert main(["experiment", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml': no such file, and no shipped experiment config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, problem", [
+    (None, "does not exist; give the path of a YAML {what}"),
+    ("a: [1\n", "is not valid YAML:"),
+    ("- a\n- b\n", "must be a YAML mapping of field: value lines"),
+])
+def test_recipes_and_experiment_configs_are_read_by_one_loader_with_one_error_format(tmp_path, text, problem):
+    from procure_trl.commands.train import check_recipe_names
+    from procure_trl.training.recipe import parse_recipe
+
+    path = tmp_path / "config.yaml"
+    if text is not None:
+        path.write_text(text)
+    messages = {}
+    for what, read in (("recipe", lambda: check_recipe_names(str(path), [])),
+                       ("recipe", lambda: parse_recipe(str(path), [])),
+                       ("experiment config", lambda: load_experiment(str(path)))):
+        with pytest.raises(UserError) as info:
+            read()
+        message = str(info.value)
+        assert message.startswith(f"{what} {str(path)!r} {problem.format(what=what).split(':')[0]}"), message
+        messages.setdefault(what, set()).add(message)
+    assert len(messages["recipe"]) == 1  # the command's early check and the library say the same
+    # one format: the two kinds differ only in what they are called and the example they point to
+    normalise = lambda m: m.replace("experiment config", "X").replace("recipe", "X").replace(
+        "experiments/ablation.yaml", "EX").replace("examples/procure_qlora.yaml", "EX")
+    assert {normalise(m) for ms in messages.values() for m in ms} == {normalise(next(iter(messages["recipe"])))}

@@ -126,14 +126,14 @@ def test_runs_on_different_problems_share_nothing_to_pair():
 def test_cli_compares_and_bad_input_is_one_line(runs, tmp_path, capsys):
     from procure_trl.cli import main
 
-    assert main(["compare", *runs, "--output", str(tmp_path / "cmp"), "--n-bootstrap", "50"]) == 0
+    assert main(["compare", *runs, "--output-dir", str(tmp_path / "cmp"), "--n-bootstrap", "50"]) == 0
     assert "Paired differences against `tiny-coder`" in capsys.readouterr().out
-    assert main(["compare", runs[0], "--output", str(tmp_path / "x")]) == 2
+    assert main(["compare", runs[0], "--output-dir", str(tmp_path / "x")]) == 2
     assert "at least two runs" in capsys.readouterr().err
-    assert main(["compare", runs[0], str(tmp_path), "--output", str(tmp_path / "x")]) == 2
+    assert main(["compare", runs[0], str(tmp_path), "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "holds no report.json" in err and str(tmp_path) in err
-    assert main(["compare", *runs, "--k", "5", "--output", str(tmp_path / "x")]) == 2
+    assert main(["compare", *runs, "--k", "5", "--output-dir", str(tmp_path / "x")]) == 2
     assert "k=[5] exceeds" in capsys.readouterr().err
 
 
@@ -171,7 +171,7 @@ def test_given_labels_name_the_runs_in_tables_and_differences(runs, tmp_path, ca
     assert [run["label"] for run in comparison.runs] == ["sft", "procure"]
     assert (comparison.differences[0]["baseline"], comparison.differences[0]["other"]) == ("sft", "procure")
     assert "| `procure` |" in (tmp_path / "c" / "comparison.md").read_text()
-    assert main(["compare", *runs, "--labels", "only-one", "--output", str(tmp_path / "x")]) == 2
+    assert main(["compare", *runs, "--labels", "only-one", "--output-dir", str(tmp_path / "x")]) == 2
     assert "1 given for 2 runs" in capsys.readouterr().err
 
 

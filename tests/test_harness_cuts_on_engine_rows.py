@@ -25,7 +25,7 @@ BENCHMARKS = ("humaneval", "mbpp")
 def _engine_rows(benchmark: str, out: Path, limit: int | None) -> Path:
     path = out / f"{benchmark}.jsonl"
     command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark, "--output", str(path),
-               "--seed", "0", "--workers", "2", "--no-progress"] + (["--limit", str(limit)] if limit else [])
+               "--seed", "0", "--num-workers", "2", "--no-progress"] + (["--limit", str(limit)] if limit else [])
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
     return path
 

@@ -187,7 +187,7 @@ def test_cli_end_to_end_with_a_tiny_model(
         "evaluate", "--model", str(model_dir), "--benchmark", str(problems), "--counterfactuals",
         str(counterfactual_file), "--n", "2", "--k", "1,2", "--max-new-tokens", "8", "--batch-size", "4",
         "--backend", "transformers", "--timeout", "2", "--num-workers", "2", "--n-bootstrap", "50",
-        "--output", str(out),
+        "--output-dir", str(out),
     ])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
@@ -204,7 +204,7 @@ def test_cli_end_to_end_with_a_tiny_model(
 def test_cli_bad_input_is_onecounterfactual_line(tmp_path, capsys, allow_exec):
     from procure_trl.cli import main
 
-    rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output", str(tmp_path)])
+    rc = main(["evaluate", "--model", "m", "--n", "1", "--k", "1,5", "--output-dir", str(tmp_path)])
     assert rc == 2
     assert "k=[5] exceeds n=1" in capsys.readouterr().err
 
@@ -212,7 +212,7 @@ def test_cli_bad_input_is_onecounterfactual_line(tmp_path, capsys, allow_exec):
 def test_cli_model_that_cannot_be_loaded_is_onecounterfactual_line(tmp_path, capsys, allow_exec):
     from procure_trl.cli import main
 
-    rc = main(["evaluate", "--model", str(tmp_path / "no-model"), "--limit", "1", "--output", str(tmp_path / "o")])
+    rc = main(["evaluate", "--model", str(tmp_path / "no-model"), "--limit", "1", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith(f"procure evaluate: error: --model '{tmp_path / 'no-model'}' cannot be loaded")

@@ -58,7 +58,7 @@ def test_offline_mode_does_not_probe(monkeypatch, unreachable_hub):
 
 @pytest.mark.parametrize("argv", [
     ["perturb", "--benchmark", "mbpp", "--limit", "1", "--output", "{tmp}/out.jsonl"],
-    ["evaluate", "--model", "m", "--dataset", "someone/no-such-dataset", "--output", "{tmp}/eval"],
+    ["evaluate", "--model", "m", "--dataset", "someone/no-such-dataset", "--output-dir", "{tmp}/eval"],
     ["build", "--benchmarks", "humaneval", "--limit", "2", "--output-dir", "{tmp}/built", "--push-to-hub",
      "--repo-id", "me/cf"],
 ])

@@ -43,7 +43,7 @@ def cli_args(problems_path, out, url, cache, *extra) -> list[str]:
     return [
         "perturb", str(problems_path), "--output", str(out), "--concepts", "name_random",
         "--generator", "llm", "--model", "test-model", "--base-url", url, "--cache-dir", str(cache),
-        "--max-concurrency", "2", "--request-timeout", "30", "--workers", "1", "--no-progress", *extra,
+        "--max-concurrency", "2", "--request-timeout", "30", "--num-workers", "1", "--no-progress", *extra,
     ]
 
 

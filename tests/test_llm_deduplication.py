@@ -4,7 +4,7 @@ The loopback endpoint answers every concept of a problem with the same correct r
 fault (429, 500, malformed body, dropped connection) on the first try of every request, and with random
 delays so that pairs finish in a different order on every run. Only the ``name_random`` answer passes
 its concept check, so each one must be kept: a candidate is a duplicate only of an *accepted* one. The
-rows must be the same bytes for any ``--max-concurrency`` and ``--workers``, and a rerun on the cache
+rows must be the same bytes for any ``--max-concurrency`` and ``--num-workers``, and a rerun on the cache
 must send nothing.
 """
 

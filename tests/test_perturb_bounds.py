@@ -94,7 +94,7 @@ def test_a_5mb_program_and_a_2000_statement_function_beside_ordinary_rows(tmp_pa
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "procure_trl.cli", "perturb", str(source), "--output", str(out),
-                           "--workers", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
+                           "--num-workers", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - start
     # the largest single process of the run (the command and its workers), in kB on Linux
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

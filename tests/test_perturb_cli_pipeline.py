@@ -54,7 +54,7 @@ def toy_output(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     source = _write(tmp, [TOY.to_dict()])
     out = tmp / "out.jsonl"
-    assert main(["perturb", str(source), "--output", str(out), "--seed", "3", "--workers", "2", "--no-progress"]) == 0
+    assert main(["perturb", str(source), "--output", str(out), "--seed", "3", "--num-workers", "2", "--no-progress"]) == 0
     return source, out, [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -84,14 +84,14 @@ def test_every_valid_row_passes_its_tests_and_its_concept_check(toy_output):
 def test_same_seed_gives_byte_identical_output_and_another_seed_may_differ(toy_output, tmp_path):
     source, out, _ = toy_output
     again = tmp_path / "again.jsonl"
-    assert main(["perturb", str(source), "-o", str(again), "--seed", "3", "--workers", "1", "--no-progress"]) == 0
+    assert main(["perturb", str(source), "-o", str(again), "--seed", "3", "--num-workers", "1", "--no-progress"]) == 0
     assert again.read_bytes() == out.read_bytes()
 
 
 def test_table_is_printed(toy_output, capsys, tmp_path):
     source, _, _ = toy_output
     main(["perturb", str(source), "-o", str(tmp_path / "o.jsonl"), "--concepts", "name_random,if_else_flip",
-          "--no-progress", "--workers", "1"])
+          "--no-progress", "--num-workers", "1"])
     printed = capsys.readouterr().out
     assert "concept" in printed and "applicable" in printed and "rejected" in printed
     assert "name_random" in printed and "if_else_flip" in printed and "independent_swap" not in printed
@@ -108,7 +108,7 @@ def test_bad_rows_are_reported_and_do_not_abort_the_batch(tmp_path, capsys):
     ])
     out = tmp_path / "out.jsonl"
     assert main(["perturb", str(source), "-o", str(out), "--concepts", "name_random", "--no-progress",
-                 "--workers", "1"]) == 0
+                 "--num-workers", "1"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["status"] for r in rows] == ["rejected"] * 4 + ["valid"]
     assert "in.jsonl:1" in rows[0]["reason"] and "must be strings" in rows[0]["reason"]
@@ -129,7 +129,7 @@ def test_bad_rows_are_reported_and_do_not_abort_the_batch(tmp_path, capsys):
         assert f"in.jsonl:{lineno}: " in block and reason in block
     # --strict: the same run fails
     assert main(["perturb", str(source), "-o", str(out), "--concepts", "name_random", "--no-progress",
-                 "--workers", "1", "--overwrite", "--strict"]) == 1
+                 "--num-workers", "1", "--overwrite", "--strict"]) == 1
     captured = capsys.readouterr()
     assert "bad input: 4 row(s)" in captured.out and "4 bad input row(s) and --strict" in captured.err
 
@@ -157,7 +157,7 @@ def test_help_documents_options_and_output(capsys):
     with pytest.raises(SystemExit):
         main(["perturb", "--help"])
     text = capsys.readouterr().out
-    for word in ("--benchmark", "--concepts", "--seed", "--no-validate", "--workers", "--generator", "changed_spans",
+    for word in ("--benchmark", "--concepts", "--seed", "--no-validate", "--num-workers", "--generator", "changed_spans",
                  "not_applicable", "PROCURE_MBPP_DIR"):
         assert word in text
 
@@ -175,7 +175,7 @@ def test_codecontests_and_humaneval_end_to_end(monkeypatch, tmp_path):
     monkeypatch.setenv("PROCURE_CODECONTESTS_FILE", str(FIXTURE))
     out = tmp_path / "cc.jsonl"
     assert main(["perturb", "--benchmark", "codecontests", "-o", str(out), "--concepts", "name_random",
-                 "--no-progress", "--workers", "2"]) == 0
+                 "--no-progress", "--num-workers", "2"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and sum(r["status"] == "valid" for r in rows) >= 3, rows
 

@@ -27,7 +27,7 @@ from procure_trl.cli import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 #: The MBPP fixture rows hold 14 problems: with one test worker the rule engine writes them in two batches.
-MBPP_ARGS = ["perturb", "--benchmark", "mbpp", "--limit", "14", "--workers", "1", "--no-progress"]
+MBPP_ARGS = ["perturb", "--benchmark", "mbpp", "--limit", "14", "--num-workers", "1", "--no-progress"]
 MBPP_PAIRS = 14 * 5
 
 

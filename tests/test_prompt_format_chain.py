@@ -43,7 +43,7 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     common = ["--n", "1", "--k", "1", "--max-new-tokens", "8", "--backend", "transformers", "--num-workers", "2",
               "--timeout", "2", "--n-bootstrap", "20", "--dataset", str(data), "--split", "test"]
     out = tmp_path / "eval-procure"
-    assert main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--output", str(out)]) == 0
+    assert main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--output-dir", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["prompt_format"] == "chat" and report["tasks"]
     # what the model was asked for an original: the user turn with the task's statement, an empty assistant turn
@@ -52,10 +52,10 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
 
     capsys.readouterr()
     refused = main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--prompt-format",
-                    "completion", "--output", str(tmp_path / "eval-completion")])
+                    "completion", "--output-dir", str(tmp_path / "eval-completion")])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error" in line]  # (stderr also holds datasets' progress bars)
     assert refused == 2 and len(errors) == 1 and errors[0].startswith("procure evaluate: error: --prompt-format")
     assert "is in the chat format" in errors[0] and "--allow-format-mismatch" in errors[0]
     assert main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--prompt-format", "completion",
-                 "--allow-format-mismatch", "--output", str(tmp_path / "eval-completion")]) == 0
+                 "--allow-format-mismatch", "--output-dir", str(tmp_path / "eval-completion")]) == 0

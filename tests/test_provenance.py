@@ -99,7 +99,7 @@ def test_cli_reports_a_missing_dataset_folder_in_one_line(tmp_path, monkeypatch,
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     monkeypatch.chdir(tmp_path)
-    rc = main(["evaluate", "--model", "m", "--dataset", "./outputs/procure-cf", "--output", "o"])
+    rc = main(["evaluate", "--model", "m", "--dataset", "./outputs/procure-cf", "--output-dir", "o"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("procure evaluate: error: dataset folder './outputs/procure-cf' does not exist")
     assert len(err.splitlines()) == 1

@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from training_ddp_worker import make_rows
 
-from procure_trl.training.qlora import default_lora_config, get_quantization_config, load_model_4bit
+from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
 from procure_trl.testing_utils import build_tiny_llama
 from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
 
@@ -23,11 +23,11 @@ def tiny_checkpoint(tmp_path, tiny_tokenizer):
 
 
 def test_quantization_config_is_qlora():
-    config = get_quantization_config()
+    config = default_quantization_config()
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
     with pytest.raises(ValueError, match="quant_type"):
-        get_quantization_config(quant_type="int3")
+        default_quantization_config(quant_type="int3")
 
 
 @pytest.mark.slow

@@ -156,3 +156,70 @@ def test_a_model_path_that_does_not_exist_is_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(path)]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"procure train: error: model_name_or_path '{tmp_path / 'no-model'}' cannot be loaded")
+
+
+#: ModelConfig fields of --show-options that are not LoRA or quantization settings
+_NOT_ADAPTER_OR_QUANTIZATION = {"model_name_or_path", "model_revision", "dtype", "attn_implementation", "use_peft",
+                                "load_in_8bit", "load_in_4bit"}
+#: recipe field -> (the config it must reach, its attribute there, a value that is not the default)
+_REACHES = {
+    "lora_r": ("lora", "r", 7),
+    "lora_alpha": ("lora", "lora_alpha", 11),
+    "lora_dropout": ("lora", "lora_dropout", 0.125),
+    "lora_target_modules": ("lora", "target_modules", ["q_proj", "v_proj"]),
+    "lora_target_parameters": ("lora", "target_parameters", ["mlp.experts.down_proj"]),
+    "lora_modules_to_save": ("lora", "modules_to_save", ["embed_tokens"]),
+    "lora_task_type": ("lora", "task_type", "SEQ_CLS"),
+    "use_rslora": ("lora", "use_rslora", True),
+    "use_dora": ("lora", "use_dora", True),
+    "bnb_4bit_quant_type": ("bnb", "bnb_4bit_quant_type", "fp4"),
+    "use_bnb_nested_quant": ("bnb", "bnb_4bit_use_double_quant", True),
+    "bnb_4bit_quant_storage": ("bnb", "bnb_4bit_quant_storage", "bfloat16"),
+}
+
+
+@pytest.mark.slow  # imports TRL and bitsandbytes (about 9 s here)
+def test_every_lora_and_quantization_field_of_show_options_reaches_the_configs(tmp_path):
+    import re
+
+    import torch
+
+    from procure_trl.commands.train import show_options
+    from procure_trl.training.recipe import parse_recipe, recipe_peft_config, recipe_quantization_config
+
+    text = show_options()
+    model_block = text[text.index("model (TRL ModelConfig)"):]
+    listed = set(re.findall(r"^  --(\w+)", model_block, flags=re.M)) - _NOT_ADAPTER_OR_QUANTIZATION
+    assert listed == set(_REACHES), "a LoRA/quantization field without a check here (or one --show-options lost)"
+    recipe = {"model_name_or_path": "m", "use_peft": True, "load_in_4bit": True, "dtype": "float16",
+              "bf16": False, "output_dir": str(tmp_path),
+              **{name: value for name, (_, _, value) in _REACHES.items() if name != "lora_r"}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    _, _, model_args = parse_recipe(str(path), ["--lora-r", "7"])  # an override, in the dashed spelling
+    built = {"lora": recipe_peft_config(model_args), "bnb": recipe_quantization_config(model_args)}
+    for name, (config, attribute, value) in _REACHES.items():
+        got = getattr(built[config], attribute)
+        if attribute == "bnb_4bit_quant_storage":
+            value = getattr(torch, value)
+        elif isinstance(value, list):
+            got = sorted(got)
+        assert got == value, f"{name}={value!r} reached {type(built[config]).__name__}.{attribute} as {got!r}"
+    assert built["bnb"].load_in_4bit and built["bnb"].bnb_4bit_compute_dtype == torch.float16
+
+
+@pytest.mark.slow  # imports TRL
+def test_recipe_defaults_give_all_linear_lora_and_bfloat16_compute():
+    from trl import ModelConfig
+
+    from procure_trl.training.recipe import recipe_peft_config, recipe_quantization_config
+
+    assert recipe_peft_config(ModelConfig(model_name_or_path="m")) is None
+    lora = recipe_peft_config(ModelConfig(model_name_or_path="m", use_peft=True))
+    assert lora.target_modules == "all-linear" and lora.task_type == "CAUSAL_LM" and lora.bias == "none"
+    assert recipe_quantization_config(ModelConfig(model_name_or_path="m", use_peft=True)) is None
+    import torch
+
+    bnb = recipe_quantization_config(ModelConfig(model_name_or_path="m", use_peft=True, load_in_4bit=True,
+                                                 dtype="auto"))
+    assert bnb.bnb_4bit_compute_dtype == torch.bfloat16 and bnb.bnb_4bit_quant_type == "nf4"

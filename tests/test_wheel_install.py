@@ -100,10 +100,10 @@ def test_wheel_in_a_fresh_venv_runs_the_chain_from_outside_the_repository(tmp_pa
     assert "ProCURE counterfactual code pairs" in (work / "dataset" / "README.md").read_text()  # template shipped
     _run([procure, "evaluate", "--model", "tiny-model", "--benchmark", "humaneval", "--limit", "2",
           "--counterfactuals", "cf.jsonl", "--n", "2", "--k", "1,2", "--max-new-tokens", "8", "--num-workers", "2",
-          "--n-bootstrap", "50", "--device", "cpu", "--output", "eval"], work, env)
+          "--n-bootstrap", "50", "--device", "cpu", "--output-dir", "eval"], work, env)
     report = json.loads((work / "eval" / "report.json").read_text())
     assert [t["task_id"] for t in report["tasks"]] == ["HumanEval/0", "HumanEval/1"]
-    _run([procure, "compare", "eval", "eval", "--output", "comparison", "--n-bootstrap", "20"], work, env)
+    _run([procure, "compare", "eval", "eval", "--output-dir", "comparison", "--n-bootstrap", "20"], work, env)
     assert (work / "comparison" / "comparison.md").is_file()
 
     _run([python, "-c", METRICS_FROM_THE_WHEEL, "metrics.json"], work, env)

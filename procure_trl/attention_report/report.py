@@ -34,14 +34,10 @@ MATCHED_DESCRIPTION = (
 def load_model(config: AttentionReportConfig):
     """``(model, tokenizer)``: the base model on SDPA switched to the concept-aware attention, with the adapter
     when one is given, in eval mode on the configured device."""
-    from procure_trl.evaluation.model_loading import load_model_and_tokenizer
     from procure_trl.training.attention import enable_concept_attention
 
     # enable_concept_attention: the loss's attention function; ValueError when the model cannot use it
-    model, tokenizer = load_model_and_tokenizer(
-        config.model, config.adapter, dtype=config.dtype, device=config.device,
-        trust_remote_code=config.trust_remote_code, attn_implementation="sdpa", prepare=enable_concept_attention,
-    )
+    model, tokenizer = config.load(attn_implementation="sdpa", prepare=enable_concept_attention)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -18,7 +18,7 @@ a control with as many unperturbed tokens at the same distances from their queri
 
 example:
   procure attention-report --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter outputs/procure-qlora \\
-      --dataset outputs/procure-counterfactuals --split test --output outputs/attention
+      --dataset outputs/procure-counterfactuals --split test --output-dir outputs/attention
 """
 
 

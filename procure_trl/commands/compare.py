@@ -1,4 +1,4 @@
-"""``procure compare RUN_DIR RUN_DIR [...] --output DIR``: evaluation runs side by side, with paired differences.
+"""``procure compare RUN_DIR RUN_DIR [...] --output-dir DIR``: evaluation runs side by side, with paired differences.
 
 Every option but the run folders is a field of :class:`~procure_trl.evaluation.compare.CompareConfig`.
 """
@@ -6,17 +6,16 @@ Every option but the run folders is a field of :class:`~procure_trl.evaluation.c
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.errors import UserError
 
 _EPILOG = """\
-each RUN_DIR is the --output folder of a finished `procure evaluate` run; the first is the baseline of the
+each RUN_DIR is the --output-dir folder of a finished `procure evaluate` run; the first is the baseline of the
 paired differences (every other run minus the first, over the problems and rows both scored).
 
 example:
-  procure compare outputs/eval-base outputs/eval-procure --output outputs/comparison
+  procure compare outputs/eval-base outputs/eval-procure --output-dir outputs/comparison
 """
 
 
@@ -25,9 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
-    runs = next(f for f in dataclasses.fields(CompareConfig) if f.name == "runs")
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help=runs.metadata["help"])
-    add_options(parser, CompareConfig, exclude=("runs",), required=("output_dir",))
+    add_options(parser, CompareConfig, required=("output_dir",))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.evaluation.compare_report import comparison_markdown
 
     try:
-        config = CompareConfig(runs=list(args.runs), **config_kwargs(CompareConfig, args, exclude=("runs",)))
+        config = CompareConfig(**config_kwargs(CompareConfig, args))
         comparison = compare_runs(config)
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err

@@ -18,7 +18,7 @@ subprocess with a timeout, which limits but does not remove the risk of running 
 
 example:
   HF_ALLOW_CODE_EVAL=1 procure evaluate --model Qwen/Qwen2.5-Coder-1.5B-Instruct --adapter outputs/procure-qlora \\
-      --dataset outputs/procure-counterfactuals --split test --output outputs/eval-procure
+      --dataset outputs/procure-counterfactuals --split test --output-dir outputs/eval-procure
 """
 
 

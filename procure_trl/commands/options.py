@@ -23,8 +23,17 @@ Optional field metadata read here:
     becomes argparse's one-line error naming the flag.
 ``default_text``
     what ``--help`` shows as the default when the value itself would mislead (computed defaults).
+``positional``
+    ``True`` for an input named without a flag (``procure perturb INPUT.jsonl``, ``procure compare RUN RUN``): one
+    value, optional when the field has a default; a list field takes one or more values (any number with a default).
+``repeat``
+    ``True`` for a list field whose flag may be given several times, one value each (``--price A --price B``),
+    for values that may contain commas themselves.
 ``cli``
     ``False`` for fields that are not command-line options (secrets, nested configs, dicts).
+
+Every flag ``--x-y`` is also accepted as ``--x_y`` (and the other way round for flags spelled with
+underscores), as ``HfArgumentParser`` does: :func:`flag_spellings` gives both.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Union
 
-__all__ = ["CommandParser", "add_options", "config_kwargs", "cli_fields", "format_default", "option_flags"]
+__all__ = ["CommandParser", "add_options", "config_kwargs", "cli_fields", "flag_spellings", "format_default",
+           "option_flags"]
 
 _SEQUENCE_ORIGINS = (list, tuple, Sequence, typing.Sequence, Iterable, frozenset, set)
 
@@ -204,9 +214,14 @@ def add_options(
     required, optional = set(required), set(optional)
     added = []
     for field in cli_fields(config_cls, only=only, exclude=exclude):
+        if field.metadata.get("positional"):
+            _add_positional(parser, field, hints[field.name])
+            added.append(field.name)
+            continue
         flags = option_flags(field, rename)
         default = field_default(field)
         kwargs: dict[str, Any] = {"dest": field.name}
+        check_given = False
         if _is_bool(hints[field.name]) and "parse" not in field.metadata:
             on_by_default = default is True
             if on_by_default and not (rename or {}).get(field.name) and not field.metadata.get("flags"):
@@ -216,7 +231,12 @@ def add_options(
             # flag, so its help is the field's `off_help`, not the description of the setting.
             kwargs["help"] = _help(field, default, shown=False, key="off_help" if on_by_default else "help")
         else:
-            parse, choices, _ = _value_parser(field, hints[field.name])
+            if field.metadata.get("repeat"):  # one value per flag: `parse` (or the item type) converts each
+                parse, choices = ((field.metadata["parse"], None) if "parse" in field.metadata
+                                  else _scalar_parser(_item_hint(hints[field.name]), field.name))
+                kwargs["action"] = "append"
+            else:
+                parse, choices, _ = _value_parser(field, hints[field.name])
             kwargs["type"] = _argparse_type(parse)
             kwargs["metavar"] = field.metadata.get("metavar") or (
                 "{" + ",".join(choices) + "}" if choices else _metavar(flags)
@@ -224,25 +244,66 @@ def add_options(
             if field.name in optional and default is dataclasses.MISSING:
                 kwargs["default"] = default = None
             elif field.name in required or default is dataclasses.MISSING:
-                kwargs["required"] = True
+                if isinstance(parser, CommandParser):  # checked after parsing: --x_y must satisfy it too
+                    kwargs["default"], check_given = None, True
+                else:
+                    kwargs["required"] = True
             else:
                 kwargs["default"] = default
+            if kwargs.get("action") == "append":  # argparse appends to the default itself: never share it
+                kwargs["default"] = None
             shown = default is not dataclasses.MISSING and default is not None and field.name not in required
             kwargs["help"] = _help(field, default, shown=shown)
-        parser.add_argument(*flags, **kwargs)
+        action = parser.add_argument(*flags, **kwargs)
+        action.procure_required = check_given
         _add_underscore_aliases(parser, flags, kwargs)
         added.append(field.name)
     return added
 
 
+def _item_hint(hint: Any) -> Any:
+    """The item type of a (possibly optional) sequence hint: ``list[str] | None`` -> ``str``."""
+    return _strip_optional((typing.get_args(_strip_optional(hint)) or (str,))[0])
+
+
+def _add_positional(parser, field: dataclasses.Field, hint: Any) -> None:
+    """An input named without a flag; a list field takes one or more values."""
+    default = field_default(field)
+    parse, choices, is_list = _value_parser(field, hint)
+    if is_list and "parse" not in field.metadata:  # one value per word, not comma-separated
+        parse, choices = _scalar_parser(_item_hint(hint), field.name)
+    if is_list:
+        nargs = "+" if default is dataclasses.MISSING else "*"
+    else:
+        nargs = None if default is dataclasses.MISSING else "?"
+    kwargs: dict[str, Any] = {"type": _argparse_type(parse), "help": _help(field, default, shown=False),
+                              "metavar": field.metadata.get("metavar") or field.name.upper()}
+    if nargs:
+        kwargs["nargs"] = nargs
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    if choices and not field.metadata.get("metavar"):  # the type converts and checks them; argparse only shows them
+        kwargs["metavar"] = "{" + ",".join(choices) + "}"
+    parser.add_argument(field.name, **kwargs)
+
+
 def _metavar(flags: Sequence[str]) -> str:
-    """The placeholder follows the flag the user sees (``--workers WORKERS``), not the field name."""
+    """The placeholder follows the flag the user sees (``--output OUTPUT``), not the field name."""
     return next((f for f in flags if f.startswith("--")), flags[0]).lstrip("-").replace("-", "_").upper()
+
+
+def flag_spellings(flag: str) -> list[str]:
+    """``flag`` and its other spelling: ``--x-y`` and ``--x_y`` (either given), as ``HfArgumentParser`` accepts."""
+    if not flag.startswith("--"):
+        return [flag]
+    name = flag[2:]
+    other = "--" + (name.replace("-", "_") if "-" in name else name.replace("_", "-"))
+    return [flag] if other == flag else [flag, other]
 
 
 def _add_underscore_aliases(parser, flags: Sequence[str], kwargs: Mapping[str, Any]) -> None:
     """Accept ``--field_name`` for ``--field-name`` (HfArgumentParser's and TRL's spelling), unlisted."""
-    aliases = [f.replace("-", "_").replace("__", "--", 1) for f in flags if f.startswith("--") and "-" in f[2:]]
+    aliases = [alias for f in flags for alias in flag_spellings(f)[1:]]
     if aliases:
         hidden = {k: v for k, v in kwargs.items() if k not in ("required", "metavar")}
         parser.add_argument(*aliases, **{**hidden, "help": argparse.SUPPRESS})
@@ -260,6 +321,15 @@ class CommandParser(argparse.ArgumentParser):
     argparse prints the whole usage before the error; with dozens of options that buries the one line
     that matters. A misspelled flag or choice gets the closest known one from this parser.
     """
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse's entry point
+        namespace, extra = super().parse_known_args(args, namespace)
+        # A required option is not argparse-required: its other spelling (--x_y, a second action) satisfies it too.
+        missing = [a.option_strings[0] for a in self._actions
+                   if getattr(a, "procure_required", False) and getattr(namespace, a.dest, None) is None]
+        if missing:
+            self.error(f"the following arguments are required: {', '.join(missing)}")
+        return namespace, extra
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}; see {self.prog} --help\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
+from typing import Literal
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
@@ -49,32 +51,69 @@ schema, for offline use).
 examples:
   procure perturb --dataset my_org/sft_code --split train --output-dir outputs/sft_code_cf --num-proc 2
   procure perturb --benchmark humaneval --output outputs/humaneval_counterfactuals.jsonl --seed 0
-  procure perturb problems.jsonl --output out.jsonl --concepts name_random,if_else_flip --workers 4
+  procure perturb problems.jsonl --output out.jsonl --concepts name_random,if_else_flip --num-workers 4
   procure perturb --benchmark mbpp --concept-rules procure_trl/rules/example_concepts.yml --output out.jsonl
 """
 
 
+def _benchmark(text: str) -> str:
+    from procure_trl.problems import BENCHMARKS
+
+    if text not in BENCHMARKS:
+        from procure_trl.errors import did_you_mean
+
+        raise ValueError(f"invalid choice {text!r}{did_you_mean(text, BENCHMARKS)} (choose from {', '.join(BENCHMARKS)})")
+    return text
+
+
+@dataclass
+class PerturbArguments:
+    r"""What ``procure perturb`` reads and where it writes (the engines' settings are their own configs).
+
+    Parameters:
+        input (`str`, *optional*):
+            Problems in the project's JSONL format (`task_id`, `prompt`, `solution`, `tests`, `entry_point`); the
+            command's positional argument.
+        benchmark (`str`, *optional*):
+            A built-in benchmark (`humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests`) instead of `input`.
+        split (`str`, *optional*):
+            Benchmark split: MBPP `train`/`test`/`validation`/`prompt` (`None`: all problems), CodeContests
+            `train`/`valid`/`test` (`None`: `test`); with `--dataset`, the dataset's split.
+        limit (`int`, *optional*):
+            Only the first `limit` problems; `None`: all.
+        output (`str`, *optional*):
+            The JSONL file the rows are written to (for `input` or `benchmark`).
+        generator (`str`, defaults to `"rule"`):
+            `rule`: the rule-based perturbations; `llm`: an LLM behind an OpenAI-compatible endpoint.
+    """
+
+    input: str | None = field(default=None, metadata={
+        "help": "problems in the project's JSONL format (task_id, prompt, solution, tests, entry_point)",
+        "positional": True, "metavar": "INPUT.jsonl"})
+    benchmark: str | None = field(default=None, metadata={
+        "help": "a built-in benchmark instead of INPUT.jsonl", "parse": _benchmark,
+        "metavar": "{humaneval,mbpp,mbpp-sanitized,codecontests}"})
+    split: str | None = field(default=None, metadata={
+        "help": "benchmark split: MBPP train/test/validation/prompt (default: all problems), CodeContests "
+                "train/valid/test (default: test)"})
+    limit: int | None = field(default=None, metadata={"help": "only the first N problems"})
+    output: str | None = field(default=None, metadata={
+        "help": "the JSONL file to write (for INPUT.jsonl or --benchmark)", "flags": ("--output", "-o"),
+        "metavar": "OUT.jsonl"})
+    generator: Literal["rule", "llm"] = field(default="rule", metadata={
+        "help": "rule: the rule-based perturbations; llm: an LLM via an OpenAI-compatible endpoint (options below)"})
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from procure_trl.perturb.engine import GenerationConfig
-    from procure_trl.problems import BENCHMARKS
     from procure_trl.perturb.records import OutputConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG.format(concepts=", ".join(c.value for c in Concept))
-    parser.add_argument("input", nargs="?", metavar="INPUT.jsonl",
-                        help="problems in the project's JSONL format (task_id, prompt, solution, tests, entry_point)")
-    parser.add_argument("--benchmark", choices=BENCHMARKS, help="a built-in benchmark instead of INPUT.jsonl")
-    parser.add_argument("--split", default=None,
-                        help="benchmark split: MBPP train/test/validation/prompt (default: all problems), "
-                             "CodeContests train/valid/test (default: test)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--output", "-o", metavar="OUT.jsonl",
-                        help="where to write the JSONL output (INPUT.jsonl or --benchmark)")
+    add_options(parser, PerturbArguments, exclude=("generator",))
     add_options(parser, GenerationConfig)
     add_options(parser, OutputConfig)
-    parser.add_argument("--generator", choices=("rule", "llm"), default="rule",
-                        help="rule: the rule-based perturbations (default); llm: an LLM via an OpenAI-compatible "
-                             "endpoint (options below)")
+    add_options(parser, PerturbArguments, only=("generator",))
     from procure_trl.perturb.scale.config import SHARED_WITH_GENERATION, DatasetPerturbConfig
 
     group = parser.add_argument_group("any Hugging Face dataset (--dataset ID_OR_PATH --output-dir DIR): a dataset "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,27 @@ from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
 from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.perturb.records import OutputConfig
+
+
+def _price(text: str) -> tuple[str, tuple[float, float]]:
+    from procure_trl.perturb.llm.config import parse_price
+
+    return parse_price(text)
+
+
+@dataclass
+class LLMCommandArguments:
+    r"""The ``--generator llm`` options of ``procure perturb`` that are not fields of ``LLMGeneratorConfig``.
+
+    Parameters:
+        price (`list[tuple[str, tuple[float, float]]]`, *optional*):
+            USD per one million prompt and completion tokens of a model, for the cost estimate; on the command line
+            `--price MODEL=IN,OUT`, repeatable. Added to (or replacing) `LLMGeneratorConfig.prices`.
+    """
+
+    price: list[tuple[str, tuple[float, float]]] | None = field(default=None, metadata={
+        "help": "USD per 1M prompt,completion tokens for a model, for the cost estimate (repeatable)",
+        "repeat": True, "parse": _price, "metavar": "MODEL=IN,OUT"})
 
 
 #: LLM fields set from ``perturb``'s shared options instead (``--seed``, ``--no-validate``, ``--no-progress``)
@@ -31,13 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("LLM generator (--generator llm)")
     add_options(group, LLMGeneratorConfig, exclude=_SHARED, optional=("model",))
-    group.add_argument(
-        "--price",
-        action="append",
-        default=[],
-        metavar="MODEL=IN,OUT",
-        help="USD per 1M prompt,completion tokens for a model, for the cost estimate (repeatable)",
-    )
+    add_options(group, LLMCommandArguments)
 
 
 def options_set(args: argparse.Namespace) -> list[str]:
@@ -55,15 +71,12 @@ def options_set(args: argparse.Namespace) -> list[str]:
 
 def config_from_args(args: argparse.Namespace):
     """Build the generator configuration from parsed arguments; raises ``UserError`` on bad values."""
-    from procure_trl.perturb.llm.config import LLMGeneratorConfig, parse_price
+    from procure_trl.perturb.llm.config import LLMGeneratorConfig
     from procure_trl.validation import ValidationConfig
 
     if not getattr(args, "model", None):
         raise UserError("--generator llm needs --model NAME (the model name the endpoint serves)")
-    try:
-        prices = dict(parse_price(p) for p in getattr(args, "price", []) or [])
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    prices = dict(getattr(args, "price", None) or [])  # parsed (MODEL, (IN, OUT)) pairs
     kwargs = config_kwargs(LLMGeneratorConfig, args)  # its own options, and perturb's --seed / --no-validate
     # perturb's shared options: validation settings and progress bars mean the same for both engines
     kwargs["show_progress"] = args.progress

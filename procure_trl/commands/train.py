@@ -2,8 +2,8 @@
 
 The recipe holds the fields of TRL's ``ScriptArguments`` (dataset), ``ConceptAwareSFTConfig``
 (training + ProCURE loss) and TRL's ``ModelConfig`` (model, load_in_4bit, LoRA); any of them can be
-overridden on the command line, e.g. ``procure train --config r.yaml --max_steps 10`` (a ``--`` before
-the overrides is accepted too). ``--help`` lists the ProCURE fields and the TRL fields set most often;
+overridden on the command line, e.g. ``procure train --config r.yaml --max_steps 10`` or ``--max-steps 10`` (a
+``--`` before the overrides is accepted too). ``--help`` lists the ProCURE fields and the TRL fields set most often;
 ``--show-options`` lists all of them. Both read the fields from the installed sources
 (:mod:`procure_trl.training.recipe_fields`), so they answer without importing torch, and so do recipe
 typos: an unknown field is refused, with the closest known name, before anything is loaded.
@@ -16,7 +16,8 @@ import argparse
 import os
 import sys
 
-from procure_trl.configs import resolve_config
+from procure_trl.commands.options import flag_spellings
+from procure_trl.configs import load_yaml_config, resolve_config
 from procure_trl.errors import UserError, did_you_mean
 
 _PROCURE_GROUP = "ProCURE loss (ConceptAwareSFTConfig)"
@@ -39,7 +40,7 @@ def add_recipe_field(group, field) -> None:
         kwargs.update(nargs="?", const="true", metavar="BOOL")
     else:
         kwargs["metavar"] = "VALUE"
-    group.add_argument(f"--{field.name}", **kwargs)
+    group.add_argument(*flag_spellings(f"--{field.name}"), **kwargs)  # --max_steps and --max-steps, as TRL's parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--config", metavar="RECIPE.yaml", help="YAML recipe: a file, or the name of a shipped recipe (cpu_smoke, procure_qlora)")
     parser.add_argument(
-        "--show-options", action="store_true",
+        *flag_spellings("--show-options"), action="store_true", dest="show_options",
         help="list every recipe field (dataset, training, model) with its help and default, and exit",
     )
     fields = recipe_fields()
@@ -113,26 +114,10 @@ def check_recipe_names(config_path: str | None, overrides: list[str]) -> None:
                     f"unknown recipe option --{name}{did_you_mean(name, known)}; "
                     "`procure train --show-options` lists every field"
                 )
-    if not config_path:
-        return
-    import yaml
+    if config_path:
+        from procure_trl.training.recipe import check_recipe_fields
 
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            recipe = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise UserError(f"recipe {config_path!r} does not exist; give the path of a YAML recipe "
-                        "(see examples/procure_qlora.yaml)") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"recipe {config_path!r} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(recipe, dict):
-        raise UserError(f"recipe {config_path!r} must be a YAML mapping of field: value lines")
-    for name in recipe:
-        if name != "env" and name not in known:  # `env:` sets environment variables (TRL's TrlParser)
-            raise UserError(
-                f"recipe {config_path}: unknown field {name!r}{did_you_mean(str(name), known)}; "
-                "`procure train --show-options` lists every field"
-            )
+        check_recipe_fields(load_yaml_config("recipes", config_path), f"recipe {config_path}")
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -82,10 +82,10 @@ class CompareConfig:
             Names of the runs in tables and plots, one per run; `None`: model and adapter of each run.
     """
 
-    runs: list[str] = field(metadata={"help": "output folders of procure evaluate; the first is the baseline"})
+    runs: list[str] = field(metadata={"help": "output folders of procure evaluate; the first is the baseline",
+                                      "positional": True, "metavar": "RUN_DIR"})
     output_dir: str = field(
-        default="outputs/comparison",
-        metadata={"help": "output directory (comparison.md, comparison.json, plots)", "flags": "--output"},
+        default="outputs/comparison", metadata={"help": "output directory (comparison.md, comparison.json, plots)"}
     )
     k: list[int] | None = field(default=None, metadata={"help": "k of pass@k (default: every k all runs allow)"})
     confidence: float = field(default=0.95, metadata={"help": "coverage of the bootstrap intervals"})
@@ -169,7 +169,7 @@ def load_run(run_dir: str) -> RunScores:
     path = os.path.join(run_dir, "report.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"{run_dir!r} holds no report.json: pass the --output folder of a finished `procure evaluate` run"
+            f"{run_dir!r} holds no report.json: pass the --output-dir folder of a finished `procure evaluate` run"
         )
     with open(path, encoding="utf-8") as handle:
         report = json.load(handle)

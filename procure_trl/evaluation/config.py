@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from procure_trl.concepts import Concept
+from procure_trl.evaluation.model_loading import ModelArguments
 from procure_trl.dataset.prompt_format import PROMPT_FORMAT_CHOICES
 
 __all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS", "parse_stop_sequences"]
@@ -44,8 +45,10 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 @dataclass
-class EvaluationConfig:
-    r"""Settings of one evaluation run (every field is a ``procure evaluate`` option).
+class EvaluationConfig(ModelArguments):
+    r"""Settings of one evaluation run (every field is a ``procure evaluate`` option). The model fields (`model`,
+    `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit`) are :class:`~procure_trl.evaluation.model_loading.ModelArguments`,
+    shared with ``procure attention-report``.
 
     Parameters:
         model (`str`):
@@ -136,7 +139,6 @@ class EvaluationConfig:
             interrupted run resumes, with the same completions as a run that was not interrupted.
     """
 
-    model: str = field(metadata={"help": "Hub model id or local directory of a causal LM"})
     benchmark: str | None = field(
         default=None,
         metadata={"help": "humaneval, mbpp, mbpp-sanitized, codecontests, or a problems JSONL path (default: "
@@ -144,9 +146,8 @@ class EvaluationConfig:
     )
     output_dir: str = field(
         default="outputs/evaluation",
-        metadata={"help": "output directory (report.json, summary.md, plots, completion cache)", "flags": "--output"},
+        metadata={"help": "output directory (report.json, summary.md, plots, completion cache)"},
     )
-    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter directory applied on top of --model"})
     counterfactuals: str | None = field(
         default=None, metadata={"help": "`procure perturb` JSONL for this benchmark; enables CCS"}
     )
@@ -197,15 +198,6 @@ class EvaluationConfig:
     backend: Backend = field(
         default="auto", metadata={"help": "auto: vLLM when installed and a GPU is visible, else transformers"}
     )
-    dtype: str = field(default="auto", metadata={"help": "weights dtype (auto, bfloat16, float16, float32)"})
-    load_in_4bit: bool = field(
-        default=False,
-        metadata={"help": "load the base model in 4-bit as QLoRA training does (NF4, bitsandbytes)"},
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "torch device for transformers (default: cuda when available)"}
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "allow model repositories with custom code"})
     line_fraction: float = field(
         default=0.75, metadata={"help": "share of solution lines kept in the prompts of non-if/else counterfactuals"}
     )
@@ -234,6 +226,7 @@ class EvaluationConfig:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.k = tuple(int(v) for v in self.k)
         self.stop_sequences = tuple(self.stop_sequences)
         if self.n < 1:

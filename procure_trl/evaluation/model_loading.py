@@ -14,12 +14,60 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from procure_trl.errors import UserError, first_line
 
-__all__ = ["load_model_and_tokenizer", "load_tokenizer", "resolve_model_name", "model_fingerprint", "folder_fingerprint"]
+__all__ = ["DTYPES", "ModelArguments", "load_model_and_tokenizer", "load_tokenizer", "resolve_model_name",
+           "model_fingerprint", "folder_fingerprint"]
+
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+#: the weights' dtypes a model can be loaded in (``auto``: the dtype the weights were saved in)
+DTYPES: tuple[str, ...] = get_args(DType)
+
+
+@dataclass
+class ModelArguments:
+    r"""Which model to run and how to load it: the options ``procure evaluate`` and ``procure attention-report`` share.
+
+    Parameters:
+        model (`str`):
+            A Hub model id or a local directory with a causal LM and its tokenizer (the base model).
+        adapter (`str`, *optional*):
+            A PEFT adapter directory applied on top of `model` (e.g. a ProCURE LoRA run).
+        dtype (`str`, defaults to `"auto"`):
+            Weights' dtype: `auto` (the dtype the weights were saved in), `bfloat16`, `float16` or `float32`.
+        device (`str`, *optional*):
+            Torch device; `None`: CUDA when available, else CPU.
+        trust_remote_code (`bool`, defaults to `False`):
+            Allow model repositories with custom code.
+        load_in_4bit (`bool`, defaults to `False`):
+            Load the base model with the 4-bit quantization `procure train` uses for QLoRA (NF4, double
+            quantization, compute in `dtype`, bfloat16 for `auto`), the adapter on top: a 13B model then needs
+            about 7 GB instead of 26 GB. Needs bitsandbytes.
+    """
+
+    model: str = field(metadata={"help": "Hub model id or local directory of a causal LM (the base model)"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter directory applied on top of --model"})
+    dtype: DType = field(default="auto", metadata={
+        "help": "weights dtype: auto (as saved), bfloat16, float16, float32"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when available)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model repositories with custom code"})
+    load_in_4bit: bool = field(default=False, metadata={
+        "help": "load the base model in 4-bit as QLoRA training does (NF4, bitsandbytes)"})
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r}; use one of {', '.join(DTYPES)}")
+
+    def load(self, **kwargs: Any) -> tuple[Any, Any]:
+        """``(model, tokenizer)`` as :func:`load_model_and_tokenizer` loads them with these settings (``kwargs``:
+        its other arguments, e.g. ``attn_implementation``)."""
+        return load_model_and_tokenizer(self.model, self.adapter, dtype=self.dtype, device=self.device,
+                                        trust_remote_code=self.trust_remote_code, load_in_4bit=self.load_in_4bit,
+                                        **kwargs)
 
 #: Files up to this size (configs, tokenizers) are hashed whole; larger ones (weights) by size, mtime and a
 #: hash of their first and last :data:`EDGE_BYTES`, which keeps a multi-GB model's fingerprint to milliseconds.
@@ -130,7 +178,7 @@ def load_model_and_tokenizer(
     on ``device`` (``None``: CUDA when available, else CPU).
 
     ``load_in_4bit`` loads the base model with the quantization QLoRA training uses
-    (:func:`procure_trl.training.qlora.get_quantization_config`, compute in ``dtype``, bfloat16 for ``auto``).
+    (:func:`procure_trl.training.qlora.default_quantization_config`, compute in ``dtype``, bfloat16 for ``auto``).
 
     ``prepare`` is called on the base model before the adapter wraps it (e.g. to switch its attention function).
 
@@ -179,11 +227,11 @@ def _quantized_loading(dtype: str, device: str | None) -> dict[str, Any]:
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise UserError("--load-in-4bit needs bitsandbytes: pip install bitsandbytes, or drop --load-in-4bit")
-    from procure_trl.training.qlora import get_quantization_config
+    from procure_trl.training.qlora import default_quantization_config
 
     compute = "bfloat16" if dtype in ("auto", None) else dtype
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return {"quantization_config": get_quantization_config(compute), "dtype": getattr(torch, compute),
+    return {"quantization_config": default_quantization_config(compute), "dtype": getattr(torch, compute),
             "device_map": {"": device}}
 
 

@@ -285,12 +285,7 @@ class TransformersBackend:
     def from_pretrained(cls, config: EvaluationConfig) -> "TransformersBackend":
         """The backend over ``config.model`` (with ``config.adapter`` on top when given); a model or adapter that
         cannot be loaded is a :class:`~procure_trl.errors.UserError`."""
-        from procure_trl.evaluation.model_loading import load_model_and_tokenizer
-
-        model, tokenizer = load_model_and_tokenizer(
-            config.model, config.adapter, dtype=config.dtype, device=config.device,
-            trust_remote_code=config.trust_remote_code, load_in_4bit=config.load_in_4bit,
-        )
+        model, tokenizer = config.load()  # the ModelArguments block: model, adapter, dtype, device, 4-bit
         return cls(model, tokenizer, config)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:

@@ -482,17 +482,9 @@ class ExperimentConfig:
 def load_experiment(path: str) -> ExperimentConfig:
     """Read an experiment YAML file; bad keys and values are one-line :class:`UserError`\\ s naming the file
     (:meth:`ExperimentConfig.smoke_version` gives what ``--smoke`` runs)."""
-    import yaml
+    from procure_trl.configs import load_yaml_config
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise UserError(f"experiment config {path!r} does not exist; see experiments/ablation.yaml") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"experiment config {path!r} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(data, Mapping):
-        raise UserError(f"experiment config {path!r} must be a YAML mapping of field: value lines")
+    data = load_yaml_config("experiments", path)
     data = dict(data)
     data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     try:

@@ -202,8 +202,8 @@ def _train(plan: RunPlan, recipe: dict[str, Any], status: dict[str, Any], save) 
     elif os.path.isdir(plan.train_dir):  # an unfinished run with other settings: its checkpoints do not apply
         shutil.rmtree(plan.train_dir)
     recipe_path = os.path.join(plan.run_dir, "recipe.yaml")
-    _write_recipe(recipe_path, recipe)
-    script_args, training_args, model_args = parse_recipe(recipe_path, [])
+    _write_recipe(recipe_path, recipe)  # the run's record: `procure train --config` it to rerun the training
+    script_args, training_args, model_args = parse_recipe(recipe, [], source=f"recipe {recipe_path}")
     if resume:
         print(f"[{plan.name}] resuming training from {resume}", flush=True)
         training_args.resume_from_checkpoint = resume
@@ -337,8 +337,6 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
               extra_training: Mapping[str | None, Mapping[str, Any]]):
     """Every run's recipe and evaluation settings; each recipe parsed now, so a bad value stops the experiment
     before the first training instead of after it."""
-    import tempfile
-
     from procure_trl.evaluation.config import EvaluationConfig
     from procure_trl.training.recipe import parse_recipe
 
@@ -346,26 +344,20 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
     plans = config.runs()
     shown = list(dict.fromkeys([*([config.sweep] if config.sweep else []),
                                 *(key for plan in plans for key in plan.variant.training)]))
-    with tempfile.TemporaryDirectory(prefix="procure-experiment-") as scratch:
-        for plan in plans:
-            plan.training.update(extra_training.get(plan.model, {}))
-            recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
-            evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
-            check_path = os.path.join(scratch, plan.variant.name, f"seed-{plan.seed}.yaml")
-            _write_recipe(check_path, recipe)
-            try:
-                parsed = parse_recipe(check_path, [])
-            except UserError as err:  # name the variant, not the scratch file
-                raise UserError(str(err).replace(check_path, f"variant {plan.variant.name!r}")) from err
-            # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1);
-            # an untuned run trains with nothing
-            plan.settings = {key: None if plan.untuned else next(getattr(args, key) for args in parsed
-                                                                   if hasattr(args, key)) for key in shown}
-            try:
-                EvaluationConfig(**evaluation)
-            except (TypeError, ValueError) as err:
-                raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
-            resolved.append((plan, recipe, evaluation))
+    for plan in plans:
+        plan.training.update(extra_training.get(plan.model, {}))
+        recipe = plan.recipe(datasets[plan.train_dataset], config.train_split)
+        evaluation = plan.evaluation_kwargs(datasets[plan.eval_dataset], config.eval_split)
+        parsed = parse_recipe(recipe, [], source=f"recipe of variant {plan.variant.name!r}")
+        # what the run trains with, defaults included (a variant that leaves alpha alone trains with alpha = 1);
+        # an untuned run trains with nothing
+        plan.settings = {key: None if plan.untuned else next(getattr(args, key) for args in parsed
+                                                               if hasattr(args, key)) for key in shown}
+        try:
+            EvaluationConfig(**evaluation)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
+        resolved.append((plan, recipe, evaluation))
     return resolved
 
 

@@ -103,7 +103,7 @@ class GenerationConfig:
     )
     num_workers: int = field(
         default_factory=default_num_workers,
-        metadata={"help": "processes that run the tests", "flags": "--workers", "default_text": "min(4, CPU count)"},
+        metadata={"help": "processes that run the tests", "default_text": "min(4, CPU count)"},
     )
     timeout: float = field(
         default=ValidationConfig.timeout,
@@ -153,7 +153,7 @@ class GenerationConfig:
             hint = "" if self.concept_rules else " (user-defined concepts need --concept-rules RULES.yml)"
             raise UserError(f"--concepts: {err}{hint}") from None
         if self.num_workers < 1:
-            raise UserError(f"num_workers (--workers) must be >= 1, got {self.num_workers}")
+            raise UserError(f"num_workers (--num-workers) must be >= 1, got {self.num_workers}")
         if self.sites < 1:
             raise UserError(f"sites (--sites) must be >= 1, got {self.sites}")
         if self.variants < 1:

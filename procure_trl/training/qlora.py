@@ -34,7 +34,7 @@ def _dtype(value: "torch.dtype | str") -> torch.dtype:
         raise ValueError(f"unknown dtype {value!r}; use one of {sorted(_DTYPES)}") from None
 
 
-def get_quantization_config(
+def default_quantization_config(
     compute_dtype: "torch.dtype | str" = torch.bfloat16,
     quant_type: str = "nf4",
     double_quant: bool = True,
@@ -73,7 +73,7 @@ def load_model_4bit(
 
     Args:
         name_or_path: Hub id or local directory of the model.
-        compute_dtype: see :func:`get_quantization_config`; also the dtype of the non-quantized weights.
+        compute_dtype: see :func:`default_quantization_config`; also the dtype of the non-quantized weights.
         attn_implementation: ``"sdpa"`` (default) is what ``ConceptAwareSFTTrainer`` needs for its
             attention term.
         gradient_checkpointing: enable non-reentrant gradient checkpointing (the reentrant variant
@@ -81,7 +81,7 @@ def load_model_4bit(
         device_map: ``"auto"`` puts the model on the current accelerator (this process's GPU under
             ``accelerate launch``/``torchrun``) or on the CPU when there is none; any value of
             ``from_pretrained`` is accepted.
-        quantization_config: a ``BitsAndBytesConfig`` replacing :func:`get_quantization_config`'s.
+        quantization_config: a ``BitsAndBytesConfig`` replacing :func:`default_quantization_config`'s.
         **from_pretrained_kwargs: passed to ``AutoModelForCausalLM.from_pretrained``.
     """
     from peft import prepare_model_for_kbit_training
@@ -96,7 +96,7 @@ def load_model_4bit(
             device_map = None
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
-        quantization_config=quantization_config or get_quantization_config(compute_dtype),
+        quantization_config=quantization_config or default_quantization_config(compute_dtype),
         dtype=_dtype(compute_dtype),
         attn_implementation=attn_implementation,
         device_map=device_map,

@@ -1,6 +1,7 @@
 """Run a training recipe: the library side of ``procure train --config recipe.yaml``.
 
-A recipe is a YAML file read by TRL's ``TrlParser`` into three dataclasses: TRL's ``ScriptArguments``
+A recipe is a YAML file (read by :func:`procure_trl.configs.load_yaml_config`, as experiment configs are) parsed by
+TRL's ``TrlParser`` into three dataclasses: TRL's ``ScriptArguments``
 (the dataset), :class:`~procure_trl.training.ConceptAwareSFTConfig` (training and the ProCURE loss)
 and TRL's ``ModelConfig`` (model, 4-bit loading, LoRA). Command-line flags override the file.
 """
@@ -8,6 +9,7 @@ and TRL's ``ModelConfig`` (model, 4-bit loading, LoRA). Command-line flags overr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from procure_trl.errors import UserError
@@ -22,24 +24,60 @@ def recipe_parser():
     return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
 
 
-def parse_recipe(config_path: str | None, overrides: list[str]):
-    """``(script_args, training_args, model_args)`` from a recipe file and ``--name value`` overrides.
+def check_recipe_fields(recipe: Mapping[str, Any], source: str) -> None:
+    """Refuse a recipe key that is no recipe field, naming ``source`` and the closest known field.
 
-    A value the configs refuse (``concept_loss_weight: -1``) is a :class:`UserError` naming it.
+    Reads the fields from the installed sources (:mod:`procure_trl.training.recipe_fields`): no TRL import.
     """
-    argv = (["--config", config_path] if config_path else []) + list(overrides)
+    from procure_trl.errors import did_you_mean
+    from procure_trl.training.recipe_fields import recipe_field_names
+
+    known = recipe_field_names()
+    for name in recipe:
+        if name != "env" and name not in known:  # `env:` sets environment variables (as TRL's TrlParser does)
+            raise UserError(f"{source}: unknown field {name!r}{did_you_mean(str(name), known)}; "
+                            "`procure train --show-options` lists every field")
+
+
+def parse_recipe(recipe: str | Mapping[str, Any] | None, overrides: list[str], source: str | None = None):
+    """``(script_args, training_args, model_args)`` from a recipe and ``--name value`` overrides (either spelling).
+
+    Args:
+        recipe: a YAML file (read by :func:`procure_trl.configs.load_yaml_config`), the recipe's ``field: value``
+            mapping itself, or ``None`` (overrides only).
+        overrides: command-line flags that replace the recipe's values.
+        source: how messages name the recipe (default: ``recipe PATH``).
+
+    A key that is no field, or a value the configs refuse (``concept_loss_weight: -1``), is a :class:`UserError`
+    naming it. ``env:`` sets environment variables, as in TRL's ``TrlParser``.
+    """
+    from procure_trl.configs import load_yaml_config
+
+    if isinstance(recipe, str):
+        source = source or f"recipe {recipe}"
+        values = load_yaml_config("recipes", recipe)
+    else:
+        source = source or "recipe (command line)"
+        values = dict(recipe or {})
+    check_recipe_fields(values, source)
+    env = values.pop("env", None) or {}
+    if not isinstance(env, Mapping):
+        raise UserError(f"{source}: env must be a mapping of NAME: value lines")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
     parser = recipe_parser()
 
     def one_line(message: str):  # argparse would print the usage of all the recipe fields first
         raise UserError(f"{message}; `procure train --show-options` lists every field and its type")
 
     parser.error = one_line
+    parser.set_defaults_with_config(**values)  # every key is a field (checked above)
     try:
-        return parser.parse_args_and_config(argv)
+        return parser.parse_args_into_dataclasses(args=list(overrides))
     except UserError:
         raise
     except ValueError as err:
-        raise UserError(f"recipe {config_path or '(command line)'}: {' '.join(str(err).split())}") from err
+        raise UserError(f"{source}: {' '.join(str(err).split())}") from err
 
 
 def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -> str:
@@ -94,39 +132,57 @@ def load_training_datasets(script_args) -> tuple[Any, Any]:
     return train, eval_split
 
 
+def recipe_peft_config(model_args):
+    """The ``LoraConfig`` of a recipe's ``ModelConfig`` (``None`` without ``use_peft``), built by TRL's
+    ``get_peft_config``, so every ``lora_*`` field ``procure train --show-options`` lists reaches it. One default
+    differs from TRL's: without ``lora_target_modules`` the adapters go on every linear layer (``all-linear``)."""
+    import dataclasses
+
+    from trl import get_peft_config
+
+    if not model_args.use_peft:
+        return None
+    return get_peft_config(dataclasses.replace(model_args, lora_target_modules=model_args.lora_target_modules
+                                                or "all-linear"))
+
+
+def recipe_compute_dtype(model_args) -> str:
+    """The dtype 4-bit layers compute in: the recipe's ``dtype``, bfloat16 for ``auto`` or none (as QLoRA)."""
+    return model_args.dtype if model_args.dtype not in (None, "auto") else "bfloat16"
+
+
+def recipe_quantization_config(model_args):
+    """The ``BitsAndBytesConfig`` of a recipe's ``ModelConfig`` (``None`` without ``load_in_4bit``), built by TRL's
+    ``get_quantization_config`` from every ``bnb_*`` field, computing in :func:`recipe_compute_dtype`."""
+    import dataclasses
+
+    from trl import get_quantization_config
+
+    if not model_args.load_in_4bit:
+        return None
+    return get_quantization_config(dataclasses.replace(model_args, dtype=recipe_compute_dtype(model_args)))
+
+
 def load_model_for_recipe(model_args, training_args):
     """``(model, peft_config)``: a 4-bit model prepared for k-bit training when ``load_in_4bit``,
     otherwise the model id (the trainer loads it with ``model_init_kwargs``)."""
-    from procure_trl.training.qlora import default_lora_config, get_quantization_config, load_model_4bit
+    from procure_trl.training.qlora import load_model_4bit
 
     if not model_args.model_name_or_path:
         raise UserError("the recipe sets no model_name_or_path")
     if model_args.load_in_8bit:
         raise UserError("load_in_8bit is not supported by procure train; use load_in_4bit (QLoRA)")
+    if model_args.load_in_4bit and not model_args.use_peft:
+        raise UserError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
     attn = model_args.attn_implementation or "sdpa"
-    peft_config = None
-    if model_args.use_peft or model_args.load_in_4bit:
-        if model_args.load_in_4bit and not model_args.use_peft:
-            raise UserError("load_in_4bit trains LoRA adapters only: set use_peft: true in the recipe")
-        peft_config = default_lora_config(
-            r=model_args.lora_r,
-            lora_alpha=model_args.lora_alpha,
-            lora_dropout=model_args.lora_dropout,
-            target_modules=model_args.lora_target_modules or "all-linear",
-            modules_to_save=model_args.lora_modules_to_save,
-            use_rslora=model_args.use_rslora,
-            use_dora=model_args.use_dora,
-        )
+    peft_config = recipe_peft_config(model_args)
     if model_args.load_in_4bit:
-        compute_dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "bfloat16"
         model = load_model_4bit(
             model_args.model_name_or_path,
-            compute_dtype=compute_dtype,
+            compute_dtype=recipe_compute_dtype(model_args),
             attn_implementation=attn,
             gradient_checkpointing=bool(training_args.gradient_checkpointing),
-            quantization_config=get_quantization_config(
-                compute_dtype, model_args.bnb_4bit_quant_type, model_args.use_bnb_nested_quant
-            ),
+            quantization_config=recipe_quantization_config(model_args),
             revision=model_args.model_revision,
             trust_remote_code=training_args.trust_remote_code,
         )
