@@ -118,6 +118,10 @@ class ConceptAwareSFTConfig(SFTConfig):
         changed_message_column (`str`, defaults to `"changed_message"`):
             Column of conversational rows holding the index of the message whose content the spans
             index (in ``messages``, or in the ``completion`` messages); absent: the last assistant message.
+        overwrite_output_dir (`bool`, defaults to `False`):
+            Train into an ``output_dir`` that already holds a trained model or checkpoints, replacing them.
+            Without it (or ``resume_from_checkpoint``) ``procure train`` refuses such a folder. transformers 5
+            dropped its own field of this name, so it is ProCURE's.
     """
 
     concept_loss_weight: float = field(
@@ -163,6 +167,12 @@ class ConceptAwareSFTConfig(SFTConfig):
     changed_message_column: str = field(
         default="changed_message",
         metadata={"help": "Column with the index of the message the spans of a conversational row refer to."},
+    )
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the trained model or checkpoints already in output_dir (without it, or "
+                          "resume_from_checkpoint, such a folder is refused)."},
     )
 
     def __post_init__(self):

@@ -13,6 +13,49 @@ from typing import Any
 from procure_trl.errors import UserError
 
 
+#: Files that show a finished ``save_model``: a PEFT adapter, or a full model (single file or sharded).
+_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def saved_weights(folder: str) -> bool:
+    """Whether ``folder`` holds a saved adapter or model (``save_model`` writes the weights last)."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in _ADAPTER_WEIGHTS + _MODEL_WEIGHTS)
+
+
+def check_output_dir(training_args) -> None:
+    """Refuse an ``output_dir`` that holds a trained model or checkpoints, unless ``overwrite_output_dir`` (replace
+    them) or ``resume_from_checkpoint`` (continue one) says what to do with it: a finished training is never
+    replaced silently, and an interrupted one is not restarted from scratch over its checkpoints."""
+    folder = training_args.output_dir
+    if not folder or training_args.resume_from_checkpoint or getattr(training_args, "overwrite_output_dir", False):
+        return
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"output_dir {folder} is a file, not a folder; choose another output_dir")
+    if saved_weights(folder):
+        raise UserError(f"output_dir {folder} already holds a trained model; pass --overwrite_output_dir true to "
+                        "replace it, --resume_from_checkpoint CHECKPOINT to continue a training, or choose another "
+                        "output_dir")
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(folder) if os.path.isdir(folder) else None
+    if checkpoint:
+        raise UserError(f"output_dir {folder} holds the checkpoints of an unfinished training; continue it with "
+                        f"--resume_from_checkpoint {checkpoint}, replace it with --overwrite_output_dir true, or "
+                        "choose another output_dir")
+
+
+def check_some_steps(training_args, train_dataset=None) -> None:
+    """Refuse a run that would take no optimizer step: it would save an untrained model as if trained (and an empty
+    dataset makes torch's sampler fail with ``num_samples=0``). ``train_dataset``: the rows the trainer kept."""
+    if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        raise UserError(f"max_steps {training_args.max_steps} and num_train_epochs {training_args.num_train_epochs} "
+                        "make no optimizer step; set max_steps > 0 or num_train_epochs > 0")
+    if train_dataset is not None and hasattr(train_dataset, "__len__") and len(train_dataset) == 0:
+        raise UserError(f"no training row is left after truncation to max_length={training_args.max_length} (rows "
+                        "whose completion is cut away entirely are dropped); raise max_length or use shorter rows")
+
+
 def recipe_parser():
     """The ``TrlParser`` over ``(ScriptArguments, ConceptAwareSFTConfig, ModelConfig)``."""
     from trl import ModelConfig, ScriptArguments, TrlParser
@@ -143,6 +186,8 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
 
     from procure_trl.training.trainer import ConceptAwareSFTTrainer
 
+    check_output_dir(training_args)  # before anything loads
+    check_some_steps(training_args)  # the settings alone, before anything loads
     train_dataset, eval_dataset = load_training_datasets(script_args)
     check_dataset_columns(train_dataset, training_args, "train")
     if eval_dataset is not None and training_args.eval_strategy != "no":
@@ -181,6 +226,7 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
         )
     except ValueError as err:  # the data or the settings do not fit (e.g. ids made by another tokenizer)
         raise UserError(" ".join(str(err).split())) from err
+    check_some_steps(training_args, trainer.train_dataset)  # the rows left after the trainer's truncation
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
