@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "did_you_mean", "first_line"]
+__all__ = ["UserError", "did_you_mean", "first_line", "require_folder_path"]
 
 
 class UserError(ValueError):
@@ -28,3 +28,12 @@ def first_line(err: BaseException) -> str:
     run to many lines, and a user error is one."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def require_folder_path(path: str, label: str) -> None:
+    """Raise a one-line :class:`UserError` when the output folder ``path`` (the option ``label``) names an existing
+    file: checked before any work, so a run does not end in a ``FileExistsError`` traceback once it is done."""
+    import os
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{label} {path} is a file, not a folder; give a folder path (it is created when missing)")

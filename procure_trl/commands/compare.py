@@ -32,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from procure_trl.harness.compare import CompareConfig, compare_runs
+    from procure_trl.errors import require_folder_path
     from procure_trl.harness.compare_report import comparison_markdown
 
     try:
         config = CompareConfig(runs=list(args.runs), **config_kwargs(CompareConfig, args, exclude=("runs",)))
+        require_folder_path(config.output_dir, "--output")
         comparison = compare_runs(config)
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err

@@ -370,19 +370,6 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
     return resolved
 
 
-def _looks_like_path(name: str) -> bool:
-    """A name meant as a local path (a Hub id is ``name`` or ``namespace/name``)."""
-    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-            or name.endswith((".json", ".jsonl", ".parquet")))
-
-
-def _in_hub_cache(name: str, kind: str) -> bool:
-    """Whether the Hugging Face cache holds a copy of the Hub ``kind`` (``model`` or ``dataset``) ``name``."""
-    from huggingface_hub import constants
-
-    return os.path.isdir(os.path.join(constants.HF_HUB_CACHE, f"{kind}s--{name.replace('/', '--')}"))
-
-
 def check_inputs(runs) -> None:
     """Every dataset and model the runs read (an adapter a run trains itself apart) exists: a local path must be
     there, and a Hub id must be in the cache when the Hub cannot be reached. Runs before the first run, so a
@@ -391,7 +378,7 @@ def check_inputs(runs) -> None:
     Raises:
         UserError: one line naming the first missing input and the variant that reads it.
     """
-    from procure_trl.hub import hub_unreachable_reason, offline_variable
+    from procure_trl.hub import require_local_or_hub
 
     wanted: dict[tuple[str, str], str] = {}
     for plan, recipe, evaluation in runs:
@@ -399,22 +386,8 @@ def check_inputs(runs) -> None:
                            ("dataset", evaluation.get("dataset")), ("model", evaluation.get("model"))):
             if name and name != plan.train_dir:  # a run's own training output is made by the run
                 wanted.setdefault((kind, str(name)), plan.variant.name)
-    offline = None
     for (kind, name), variant in wanted.items():
-        if os.path.exists(os.path.expanduser(name)):
-            continue
-        if _looks_like_path(name):
-            where = os.path.abspath(os.path.expanduser(name))
-            given = "" if where == name else f" ({name})"
-            raise UserError(f"variant {variant!r}: {kind}: no such folder: {where}{given}; fix the path in the "
-                            "experiment file")
-        if offline is None:
-            variable = offline_variable()
-            offline = f"{variable} is set" if variable else hub_unreachable_reason() or ""
-        if offline and not _in_hub_cache(name, kind):
-            raise UserError(f"variant {variant!r}: {kind} {name!r} is neither a local folder nor in the Hugging Face "
-                            f"cache, and the Hub cannot be used ({offline}); download it first, or point the "
-                            "experiment at a local copy")
+        require_local_or_hub(name, kind, f"variant {variant!r}: {kind}", probe=True)
 
 
 @contextlib.contextmanager

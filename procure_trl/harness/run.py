@@ -305,6 +305,9 @@ def _ccs_of(rows: Sequence[PromptRow], predictions: Sequence[list[int]], referen
     if not rows:
         return None
     with warnings.catch_warnings():
+        # The metric warns when no pair is valid; the report says so itself ("CCS n/a", "0 valid pairs"), so the
+        # warning, a raw line with a source path, tells the user nothing more.
+        warnings.filterwarnings("ignore", message="CCS is undefined", category=RuntimeWarning)
         if quiet:
             warnings.simplefilter("ignore", RuntimeWarning)
         return concept_consistency_score(
@@ -459,8 +462,17 @@ def evaluate_model(
     """
     from procure_trl.harness.report import write_report
 
+    from procure_trl.errors import require_folder_path
+
     _require_code_execution_opt_in()
+    require_folder_path(config.output_dir, "--output")  # before the model loads, not when the report is written
     if config.adapter and not config.allow_base_mismatch:
+        from procure_trl.hub import require_local_or_hub
+
+        # its files are read now: an adapter folder that is not there is one line, not a Hub error (the model is
+        # checked when it loads: a run whose completions are all cached loads none; a given backend loads nothing)
+        if backend is None:
+            require_local_or_hub(config.adapter, "model", "--adapter")
         check_adapter_base(config.adapter, config.model)
     if config.dataset:
         problems, variants = _dataset_tasks(config, problems)

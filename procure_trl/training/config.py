@@ -175,7 +175,18 @@ class ConceptAwareSFTConfig(SFTConfig):
                           "resume_from_checkpoint, such a folder is refused)."},
     )
 
+    def _resolve_checkpointing_aliases(self) -> None:
+        """transformers 5 renamed ``gradient_checkpointing[_kwargs]`` to ``activation_checkpointing[_kwargs]`` and
+        warns (FutureWarning) whenever only the old name is set, which TRL's ``SFTConfig`` default always does: every
+        ``procure train`` printed it. Carry the value over to the new name as transformers would, without the
+        warning; on a transformers without the new names nothing changes."""
+        for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                         ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+            if hasattr(self, new) and getattr(self, new) is None and getattr(self, old, None) is not None:
+                setattr(self, new, getattr(self, old))
+
     def __post_init__(self):
+        self._resolve_checkpointing_aliases()
         super().__post_init__()
         if self.concept_loss_weight is None or self.concept_loss_weight < 0:
             raise ValueError(

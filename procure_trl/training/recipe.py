@@ -65,6 +65,19 @@ def recipe_parser():
     return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
 
 
+def _name_recipe_field(message: str, config_path: str | None, overrides: list[str]) -> str:
+    """argparse's ``argument --lr/--l-r: invalid float value: 'fast'`` as ``recipe r.yaml: field lr: ...`` when the
+    value came from the recipe file (TrlParser hands the file's values to argparse as flags), else unchanged."""
+    import re
+
+    match = re.match(r"argument --([\w-]+)(?:/--[\w-]+)*: (.*)", message)
+    if not match or not config_path:
+        return message
+    name = match.group(1).replace("-", "_")
+    given = {token[2:].split("=", 1)[0].replace("-", "_") for token in overrides if token.startswith("--")}
+    return message if name in given else f"recipe {config_path}: field {name}: {match.group(2)}"
+
+
 def parse_recipe(config_path: str | None, overrides: list[str]):
     """``(script_args, training_args, model_args)`` from a recipe file and ``--name value`` overrides.
 
@@ -74,7 +87,8 @@ def parse_recipe(config_path: str | None, overrides: list[str]):
     parser = recipe_parser()
 
     def one_line(message: str):  # argparse would print the usage of all the recipe fields first
-        raise UserError(f"{message}; `procure train --show-options` lists every field and its type")
+        raise UserError(f"{_name_recipe_field(message, config_path, overrides)}; `procure train --show-options` "
+                        "lists every field and its type")
 
     parser.error = one_line
     try:
@@ -194,6 +208,9 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
         check_dataset_columns(eval_dataset, training_args, "eval")
     if not model_args.model_name_or_path:
         raise UserError("the recipe sets no model_name_or_path")
+    from procure_trl.hub import require_local_or_hub
+
+    require_local_or_hub(model_args.model_name_or_path, "model", "model_name_or_path")
     try:  # the tokenizer first: it is small, and a wrong model path fails here before any weights load
         tokenizer = AutoTokenizer.from_pretrained(
             model_args.model_name_or_path, revision=model_args.model_revision,
