@@ -104,6 +104,9 @@ def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug
 
 
 def main(argv: list[str] | None = None) -> int:
+    from procure_trl.commands.quiet import silence_known_library_messages
+
+    silence_known_library_messages()  # before any command imports bitsandbytes, peft or TRL
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     module = _command_module(args.command)

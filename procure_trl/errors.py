@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "did_you_mean", "first_line", "short_list"]
+__all__ = ["UserError", "did_you_mean", "first_line", "require_folder_path", "short_list"]
 
 
 class UserError(ValueError):
@@ -35,3 +35,12 @@ def short_list(items: Iterable[str], limit: int = 5) -> str:
     a one-line error names a few offenders, not thousands."""
     items = list(items)
     return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def require_folder_path(path: str, label: str) -> None:
+    """Raise a one-line :class:`UserError` when the output folder ``path`` (the option ``label``) names an existing
+    file: checked before any work, so a run does not end in a ``FileExistsError`` traceback once it is done."""
+    import os
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{label} {path} is a file, not a folder; give a folder path (it is created when missing)")

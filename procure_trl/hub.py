@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from procure_trl.errors import UserError
 
-__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push"]
+__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push",
+           "require_local_or_hub", "in_hub_cache"]
 
 #: How long a TCP connection to the Hub may take before it counts as unreachable.
 CONNECT_TIMEOUT_S = 2.0
@@ -78,3 +79,48 @@ def require_hub_push(repo_id: str) -> None:
     if reason is not None:
         raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or leave out "
                         "--push-to-hub and push the folder later")
+
+
+def _hub_id_shape(name: str) -> bool:
+    """Whether ``name`` can be a Hub repository id (``name`` or ``namespace/name``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.startswith((".", "/", "~")) or os.sep != "/" and os.sep in name:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def in_hub_cache(name: str, kind: str) -> bool:
+    """Whether the Hugging Face cache holds a copy of the Hub ``kind`` (``model`` or ``dataset``) ``name``."""
+    from huggingface_hub import constants
+
+    return os.path.isdir(os.path.join(constants.HF_HUB_CACHE, f"{kind}s--{name.replace('/', '--')}"))
+
+
+def require_local_or_hub(name: str, kind: str, label: str, *, probe: bool = False) -> None:
+    """Raise a one-line :class:`UserError` (``"LABEL: no such folder: /abs/path"``) when ``name`` is neither an
+    existing local path nor usable as a Hub id: it has the shape of a path, or the Hub is off (``HF_HUB_OFFLINE``;
+    with ``probe`` also when it cannot be reached) and the cache holds no copy. Without it transformers and peft
+    answer a missing folder with "Repo id must be in the form ..." or a connection error.
+
+    Parameters:
+        name: the model, adapter or dataset as given.
+        kind: ``model`` or ``dataset`` (where the cache keeps it; an adapter is a ``model``).
+        label: what the user set, e.g. ``"--adapter"`` or ``"model_name_or_path"``.
+        probe: also try to reach the Hub (up to :data:`CONNECT_TIMEOUT_S` seconds) when it is not off.
+    """
+    path = os.path.expanduser(name)
+    if os.path.exists(path):
+        return
+    where = os.path.abspath(path)
+    if not _hub_id_shape(name):
+        raise UserError(f"{label}: no such folder: {where}")
+    variable = offline_variable()
+    reason = f"{variable} is set" if variable else (hub_unreachable_reason() if probe else None)
+    if reason and not in_hub_cache(name, kind):
+        raise UserError(f"{label}: no such folder: {where}, and {name!r} is not in the Hugging Face cache to load "
+                        f"as a Hub id ({reason})")

@@ -277,15 +277,95 @@ def test_a_misspelled_benchmark_is_one_line_with_a_suggestion_before_any_work(tm
     assert not (tmp_path / "o").exists()  # refused before the engine ran
 
 
-def test_a_failing_engine_run_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+def test_a_failed_build_continues_with_the_engine_output_it_finished(tmp_path, monkeypatch, capsys):
+    """The engine runs in this process; a second `procure build` after a failure keeps the problems the engine
+    finished (its run record says they were made with the same settings) and decides only the others."""
     import procure_trl.dataset.builder as builder
+    import procure_trl.perturb.engine as engine
+    from procure_trl.cli import main
+    from procure_trl.errors import UserError
+
+    decided: list[str] = []
+    real_decide = engine._decide
+    monkeypatch.setattr(engine, "_decide", lambda problems, *a: decided.extend(p.task_id for p in problems)
+                        or real_decide(problems, *a))
+    real_load_tasks = builder.load_tasks
+
+    def failing_load_tasks(*args):
+        raise UserError("statements unavailable")
+
+    monkeypatch.setattr(builder, "load_tasks", failing_load_tasks)
+    argv = ["build", "--benchmarks", "humaneval", "--limit", "3", "--test-size", "0.34", "--output-dir", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "procure build: error: statements unavailable"
+    engine_file = tmp_path / "engine" / "humaneval_counterfactuals.jsonl"
+    finished = engine_file.read_text().splitlines()
+    assert len(finished) == 3 * len(Concept) and decided == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    # as if the first run had been stopped after its first problem
+    engine_file.write_text("\n".join(finished[: len(Concept)]) + "\n")
+    monkeypatch.setattr(builder, "load_tasks", real_load_tasks)
+    decided.clear()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert decided == ["HumanEval/1", "HumanEval/2"]  # HumanEval/0 was kept, not decided again
+    assert engine_file.read_text().splitlines() == finished  # the same lines as an uninterrupted run
+    assert json.loads((tmp_path / "build.json").read_text())["finished"] is True
+
+
+def _built(tmp_path, *extra):
     from procure_trl.cli import main
 
-    monkeypatch.setattr(builder.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 3))
-    assert main(["build", "--benchmarks", "humaneval", "--output-dir", str(tmp_path / "o")]) == 2
+    argv = ["build", "--input-jsonl", str(FIXTURE), "--benchmarks", "humaneval,mbpp", "--test-size", "0.34",
+            "--output-dir", str(tmp_path), *extra]
+    return main(argv)
+
+
+def test_a_folder_built_with_other_settings_is_refused_in_one_line_and_overwrite_rebuilds(tmp_path, capsys):
+    assert _built(tmp_path, "--seed", "1") == 0
+    card = (tmp_path / "README.md").read_bytes()
+    capsys.readouterr()
+    assert _built(tmp_path, "--seed", "2") == 2
     err = capsys.readouterr().err
-    assert err.startswith("procure build: error: `procure perturb --benchmark humaneval` failed with exit status 3")
-    assert err.count("\n") == 1
+    assert err.count("\n") == 1 and "was built with other settings: seed 1 then, 2 now;" in err and "--overwrite" in err
+    assert (tmp_path / "README.md").read_bytes() == card  # nothing replaced
+    assert _built(tmp_path, "--seed", "1") == 0  # the same settings: built again, the same card
+    assert (tmp_path / "README.md").read_bytes() == card
+    # a config of an earlier build that this one does not make, and a file of the user's
+    stale = tmp_path / "if_else_flip"
+    stale.mkdir()
+    (stale / "train-00000-of-00001.parquet").write_bytes((tmp_path / "all" / "train-00000-of-00001.parquet").read_bytes())
+    (tmp_path / "notes.txt").write_text("mine")
+    assert _built(tmp_path, "--seed", "2", "--overwrite") == 0
+    assert not stale.exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert json.loads((tmp_path / "build.json").read_text())["settings"]["seed"] == 2
+
+
+def test_an_input_file_changed_since_the_build_is_a_difference(tmp_path, capsys):
+    from procure_trl.cli import main
+
+    source = tmp_path / "engine.jsonl"
+    lines = FIXTURE.read_text().splitlines()
+    source.write_text("\n".join(lines) + "\n")
+    argv = ["build", "--input-jsonl", str(source), "--benchmarks", "humaneval,mbpp", "--output-dir", str(tmp_path / "o")]
+    assert main(argv) == 0
+    source.write_text("\n".join(lines[:-1]) + "\n")
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings: inputs" in err and str(source) in err
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign folder"])
+def test_an_output_dir_the_builder_did_not_make_is_one_line(tmp_path, capsys, kind):
+    target = tmp_path / "out"
+    if kind == "file":
+        target.write_text("x")
+    else:
+        target.mkdir()
+        (target / "data.txt").write_text("x")
+    assert _built(target) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"procure build: error: --output-dir {target}")
+    assert ("is a file" in err) if kind == "file" else ("--overwrite" in err and (target / "data.txt").exists())
 
 
 def test_bad_input_rows_and_broken_originals_give_no_rows():

@@ -215,7 +215,33 @@ def test_cli_model_that_cannot_be_loaded_is_onecounterfactual_line(tmp_path, cap
     rc = main(["evaluate", "--model", str(tmp_path / "no-model"), "--limit", "1", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert err.startswith(f"procure evaluate: error: --model '{tmp_path / 'no-model'}' cannot be loaded")
+    assert err == f"procure evaluate: error: --model: no such folder: {tmp_path / 'no-model'}\n"
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    from procure_trl.testing_utils import save_tiny_model
+
+    save_tiny_model(str(tmp_path / "tiny"))
+    return tmp_path / "tiny"
+
+
+@pytest.mark.parametrize("flag,name", [("--model", "outputs/a/b"), ("--adapter", "outputs/x/no-adapter"),
+                                       ("--adapter", "no-adapter-here")])
+def test_a_missing_model_or_adapter_folder_is_one_line_naming_it(tmp_path, capsys, allow_exec, monkeypatch,
+                                                                 tiny_model_dir, flag, name):
+    """Not transformers' "Repo id must be in the form ...": a name that cannot be a Hub id, or one the offline
+    cache does not hold, is a folder that is not there."""
+    from procure_trl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["evaluate", "--model", name if flag == "--model" else str(tiny_model_dir), "--limit", "1",
+            "--output-dir", str(tmp_path / "o")] + (["--adapter", name] if flag == "--adapter" else [])
+    capsys.readouterr()  # what saving the tiny model printed
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"procure evaluate: error: {flag}: no such folder: {tmp_path / name}") and err.count("\n") == 1
 
 
 def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfactual_file, allow_exec):

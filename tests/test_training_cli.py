@@ -155,7 +155,7 @@ def test_a_model_path_that_does_not_exist_is_one_line(tmp_path, capsys):
                                     "output_dir": str(tmp_path / "o"), "use_cpu": True, "report_to": "none"}))
     assert main(["train", "--config", str(path)]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
-    assert last.startswith(f"procure train: error: model_name_or_path '{tmp_path / 'no-model'}' cannot be loaded")
+    assert last == f"procure train: error: model_name_or_path: no such folder: {tmp_path / 'no-model'}"
 
 
 #: ModelConfig fields of --show-options that are not LoRA or quantization settings

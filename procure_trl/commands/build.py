@@ -12,7 +12,10 @@ from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.errors import UserError
 
 _EPILOG = """\
-without --input-jsonl the builder runs `procure perturb` on every benchmark first (into OUTPUT_DIR/engine).
+without --input-jsonl the builder runs the rule engine (`procure perturb`) on every benchmark first, into
+OUTPUT_DIR/engine. OUTPUT_DIR/build.json records the settings and input fingerprints that built the folder: the
+same command again continues an interrupted or failed build (finished engine output is kept); other settings
+are refused unless --overwrite, which removes the earlier build's configs and engine output first.
 
 examples:
   procure build --benchmarks humaneval,mbpp --output-dir outputs/procure-counterfactuals
@@ -31,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
     """What an interrupted build keeps (see :func:`procure_trl.cli.run_reporting_errors`)."""
-    return "the output folder may be incomplete; rerun the same command to build it again"
+    if getattr(args, "input_jsonl", None):
+        return "the output folder is unfinished; rerun the same command to build it"
+    return ("the engine output finished so far is kept in the output folder; rerun the same command to continue "
+            "the build")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,11 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from procure_trl.errors import require_folder_path
     from procure_trl.evaluation.compare import CompareConfig, compare_runs
     from procure_trl.evaluation.compare_report import comparison_markdown
 
     try:
         config = CompareConfig(**config_kwargs(CompareConfig, args))
+        require_folder_path(config.output_dir, "--output-dir")
         comparison = compare_runs(config)
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err

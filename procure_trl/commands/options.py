@@ -319,8 +319,13 @@ class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line with a "did you mean" (exit code 2, as argparse).
 
     argparse prints the whole usage before the error; with dozens of options that buries the one line
-    that matters. A misspelled flag or choice gets the closest known one from this parser.
+    that matters. A misspelled flag or choice gets the closest known one from this parser. A flag is given in
+    full (either spelling): no prefix of it is taken for it, so ``--output`` never means ``--output-dir``.
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse's entry point
         namespace, extra = super().parse_known_args(args, namespace)

@@ -19,10 +19,10 @@ card would wipe the YAML of the configs pushed before), and the row counts on th
 
 from __future__ import annotations
 
+import hashlib
 import json
-import subprocess
-import sys
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -44,7 +44,8 @@ from procure_trl.dataset.prompt_format import TaskText, default_format
 from procure_trl.perturb.records import CounterfactualRecord, read_records
 
 __all__ = ["BuildConfig", "build_counterfactual_dataset", "load_tasks", "run_engine", "write_local", "push",
-           "parse_test_sizes", "split_without_near_duplicates", "split_summary"]
+           "parse_test_sizes", "split_without_near_duplicates", "split_summary", "BUILD_RECORD", "build_settings",
+           "build_folder_state", "built_with_other_settings"]
 
 
 @dataclass
@@ -101,6 +102,11 @@ class BuildConfig:
         variants (`int`, *optional*, defaults to `1`):
             When the builder runs the engine: distinct counterfactuals per (problem, concept) (`procure perturb
             --variants`).
+        overwrite (`bool`, *optional*, defaults to `False`):
+            Rebuild into an `output_dir` that was built with other settings (or holds files no build recorded):
+            the configs, card, settings record and engine output of the earlier build are removed first. Without
+            it such a folder is refused; a folder built with the same settings is continued (a failed or
+            interrupted build picks up the engine output it finished) and rebuilt.
     """
 
     benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
@@ -126,6 +132,9 @@ class BuildConfig:
     limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
     sites: str = field(default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
     variants: int = field(default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."})
+    overwrite: bool = field(default=False, metadata={
+        "help": "Rebuild into an output folder built with other settings, removing its earlier configs and engine "
+                "output (without it such a folder is refused)."})
 
     def __post_init__(self):
         from procure_trl.problems import BENCHMARKS
@@ -215,31 +224,190 @@ def load_tasks(benchmarks: Sequence[str], problems_path: str | None = None) -> d
     return tasks
 
 
-def run_engine(benchmarks: Sequence[str], work_dir: Path, seed: int, limit: int | None = None,
+def engine_problems(config: BuildConfig) -> dict[str, list]:
+    """benchmark -> the problems the engine perturbs for it (the first ``config.limit`` with ``--limit``)."""
+    from procure_trl.problems import load_problems
+
+    try:
+        loaded = {name: load_problems(name) for name in config.benchmark_list}
+    except RuntimeError as err:  # e.g. the Hub cannot be reached: its one line names the fix
+        raise UserError(str(err)) from err
+    return {name: problems[: config.limit] if config.limit else problems for name, problems in loaded.items()}
+
+
+def _engine_config(config: BuildConfig, sites: int):
+    from procure_trl.perturb.engine import GenerationConfig
+
+    return GenerationConfig(seed=config.seed, sites=sites, variants=config.variants)
+
+
+def _engine_path(work_dir: Path, benchmark: str, sites: int, all_sites: Sequence[int]) -> Path:
+    name = benchmark if list(all_sites) == [1] else f"{benchmark}_sites{sites}"
+    return work_dir / f"{name}_counterfactuals.jsonl"
+
+
+def run_engine(benchmarks: Sequence[str] | Mapping[str, Sequence], work_dir: Path, seed: int, limit: int | None = None,
                sites: Sequence[int] = (1,), variants: int = 1) -> list[Path]:
-    """Run ``procure perturb`` (its CLI is the contract) on every benchmark, once per site count; returns the JSONL
-    paths it wrote."""
+    """Run the rule engine (what ``procure perturb --benchmark NAME --output ...`` runs) on every benchmark, once per
+    site count, in this process; returns the JSONL paths it wrote.
+
+    ``benchmarks`` are names, or ``{name: problems}`` already loaded (:func:`engine_problems`). An engine output
+    already in ``work_dir`` is continued (``procure perturb --resume``): the problems it finished are kept, and its
+    run record (``OUT.jsonl.run.json``) must hold the same settings (else ``ValueError`` naming the difference).
+    """
+    from procure_trl.perturb.engine import format_bad_input, format_summary_table, generate_to_jsonl
+
+    config = BuildConfig(benchmarks=",".join(benchmarks), seed=seed, limit=limit,
+                         sites=",".join(map(str, sites)), variants=variants)
+    problems = benchmarks if isinstance(benchmarks, Mapping) else engine_problems(config)
     paths = []
     work_dir.mkdir(parents=True, exist_ok=True)
-    for benchmark, count in ((b, k) for b in benchmarks for k in sites):
-        name = benchmark if list(sites) == [1] else f"{benchmark}_sites{count}"
-        path = work_dir / f"{name}_counterfactuals.jsonl"
-        command = [sys.executable, "-m", "procure_trl.cli", "perturb", "--benchmark", benchmark,
-                   "--output", str(path), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
-        command += (["--sites", str(count)] if count != 1 else []) + (["--variants", str(variants)] if variants > 1 else [])
-        print(f"running: {' '.join(command)}", flush=True)
-        returncode = subprocess.run(command).returncode
-        if returncode:
-            raise UserError(
-                f"`procure perturb --benchmark {benchmark}` failed with exit status {returncode} (its error is above); "
-                "fix that, or build from existing engine output with --input-jsonl"
-            )
+    for benchmark, count in ((b, k) for b in problems for k in sites):
+        path = _engine_path(work_dir, benchmark, count, sites)
+        resume = path.is_file() and path.stat().st_size > 0
+        print(f"perturbing {benchmark}" + (f" (sites {count})" if list(sites) != [1] else "")
+              + f" into {path}" + (" (continuing the finished problems there)" if resume else ""), flush=True)
+        # the same record as `procure perturb --benchmark NAME --limit N`, so either command can continue the file
+        inputs = {"input": benchmark, "split": None, "limit": limit}
+        records = generate_to_jsonl(problems[benchmark], path, _engine_config(config, count), resume=resume,
+                                    overwrite=not resume, inputs=inputs)
+        print(format_summary_table(records))
+        bad = format_bad_input(records)
+        if bad:
+            print(bad)
         paths.append(path)
     return paths
 
 
 def read_record_files(paths: Sequence[str | Path]) -> list[CounterfactualRecord]:
     return [record for path in paths for record in read_records(path)]
+
+
+# ------------------------------------------------------------------------------------------------
+# the record of what built a folder
+# ------------------------------------------------------------------------------------------------
+
+#: The file of a dataset folder that records the settings that built it (``load_dataset`` reads the card's
+#: ``configs``, so it never takes this file for data).
+BUILD_RECORD = "build.json"
+#: BuildConfig fields that say where and how to publish, not which rows are built: another value reuses the folder.
+_NOT_CONTENT = ("output_dir", "push_to_hub", "repo_id", "private", "overwrite")
+
+
+def _file_digest(path: str | Path) -> str:
+    """``sha256:<16 hex>`` of a file's bytes (the engine's record uses the same short form)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def build_settings(config: BuildConfig, problems: Mapping[str, Sequence] | None = None) -> dict[str, Any]:
+    """What decides the rows of a build: the :class:`BuildConfig` values (not where or whether it is published) and
+    the fingerprints of its inputs: each ``--input-jsonl`` file and ``--problems`` file, or, when the engine runs,
+    the problems it perturbs (as the engine's run record names them). ``problems``: :func:`engine_problems`, when
+    already loaded."""
+    from procure_trl.perturb.engine import run_settings
+
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_CONTENT}
+    inputs: dict[str, str] = {}
+    if config.input_jsonl:
+        for path in (p.strip() for p in config.input_jsonl.split(",") if p.strip()):
+            inputs[path] = _file_digest(path)
+    else:
+        problems = problems if problems is not None else engine_problems(config)
+        for benchmark, rows in problems.items():
+            inputs[benchmark] = run_settings(rows, _engine_config(config, 1))["problems"]
+    if config.problems:
+        inputs[config.problems] = _file_digest(config.problems)
+    settings["inputs"] = inputs
+    return json.loads(json.dumps(settings))  # as a reload gives it back (tuples become lists)
+
+
+def read_build_record(output_dir: str | Path) -> dict[str, Any] | None:
+    """The record of the build in ``output_dir`` (``{"settings": ..., "finished": bool}``), or None."""
+    try:
+        record = json.loads((Path(output_dir) / BUILD_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
+
+
+def _write_build_record(output_dir: Path, settings: Mapping[str, Any], finished: bool) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".{BUILD_RECORD}.tmp"
+    tmp.write_text(json.dumps({"settings": settings, "finished": finished}, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(output_dir / BUILD_RECORD)  # never half a record
+
+
+def built_with_other_settings(output_dir: str | Path, settings: Mapping[str, Any]) -> str | None:
+    """``"seed 0 then, 1 now; ..."``: how the build recorded in ``output_dir`` differs from ``settings``, or None
+    when it does not (or ``output_dir`` records no build)."""
+    from procure_trl.perturb.records import settings_difference
+
+    record = read_build_record(output_dir)
+    return None if record is None else settings_difference(record["settings"], settings)
+
+
+def build_folder_state(output_dir: str | Path, settings: Mapping[str, Any] | None = None) -> str:
+    """What ``output_dir`` holds: ``"empty"`` (missing or empty), ``"finished"`` / ``"unfinished"`` (a recorded build
+    with ``settings``, finished or not), ``"other"`` (a recorded build with other settings) or ``"unrecorded"``
+    (files, but no record of a build).
+
+    Raises:
+        UserError: ``output_dir`` is a file.
+    """
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output-dir {folder} is a file, not a folder; give a folder path (e.g. {folder}.d)")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return "empty"
+    record = read_build_record(folder)
+    if record is None:
+        return "unrecorded"
+    if settings is not None and built_with_other_settings(folder, settings):
+        return "other"
+    return "finished" if record.get("finished") else "unfinished"
+
+
+def _remove_earlier_build(folder: Path) -> None:
+    """Remove what a build wrote in ``folder`` (config folders of Parquet shards, the card, the record, the engine
+    output), and nothing else: ``--overwrite`` must not take a user's other files with it."""
+    for child in folder.iterdir():
+        shards = list(child.glob("*-of-*.parquet")) if child.is_dir() else []
+        if child.is_dir() and shards and len(shards) == len(list(child.iterdir())):
+            shutil.rmtree(child)
+        elif child.name == "engine" and child.is_dir() and all(
+                p.name.endswith(("_counterfactuals.jsonl", "_counterfactuals.jsonl.run.json")) for p in child.iterdir()):
+            shutil.rmtree(child)
+        elif child.name in ("README.md", BUILD_RECORD):
+            child.unlink()
+
+
+def _prepare_folder(args: BuildConfig, settings: Mapping[str, Any]) -> None:
+    """Refuse, continue or clear ``args.output_dir`` (see :attr:`BuildConfig.overwrite`); then record ``settings``
+    there as an unfinished build."""
+    folder = Path(args.output_dir)
+    state = build_folder_state(folder, settings)
+    if state == "other" and not args.overwrite:
+        raise UserError(f"--output-dir {folder} was built with other settings: "
+                        f"{built_with_other_settings(folder, settings)}; pass --overwrite to rebuild it (its earlier "
+                        "configs and engine output are removed), or choose another --output-dir")
+    if state == "unrecorded" and not args.overwrite:
+        raise UserError(f"--output-dir {folder} already holds files and no record of a build ({BUILD_RECORD}); pass "
+                        "--overwrite to build there (the configs, card and engine output of an earlier build are "
+                        "removed, other files kept), or choose another --output-dir")
+    if args.overwrite and state in ("other", "unrecorded", "finished", "unfinished"):
+        _remove_earlier_build(folder)
+    elif state == "unfinished":
+        print(f"continuing the unfinished build in {folder} (same settings)", flush=True)
+    elif state == "finished":
+        print(f"{folder} was built with the same settings: building it again from the same inputs", flush=True)
+    _write_build_record(folder, settings, finished=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,14 +541,21 @@ def split_summary(split: TaskSplit, texts: Mapping[str, Any], args: BuildConfig)
 
 
 def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
-    """Engine output (given, or made by running ``procure perturb``) -> rows -> task-level splits -> Parquet + card
-    in ``args.output_dir``, and on the Hub with ``args.push_to_hub``."""
+    """Engine output (given, or made by the rule engine) -> rows -> task-level splits -> Parquet + card in
+    ``args.output_dir``, and on the Hub with ``args.push_to_hub``.
+
+    ``args.output_dir`` records the settings that built it (:data:`BUILD_RECORD`, :func:`build_settings`). A folder
+    recorded with the same settings is continued (the engine keeps the problems it finished) and rebuilt; one built
+    with other settings, or holding files no build recorded, is refused unless ``args.overwrite``.
+    """
     output_dir = Path(args.output_dir)
+    problems = None if args.input_jsonl else engine_problems(args)
+    settings = build_settings(args, problems)  # before anything is written: prompt_format "auto" is resolved below
+    _prepare_folder(args, settings)
     if args.input_jsonl:
         paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
-        paths = run_engine(args.benchmark_list, output_dir / "engine", args.seed, args.limit, args.site_counts,
-                           args.variants)
+        paths = run_engine(problems, output_dir / "engine", args.seed, args.limit, args.site_counts, args.variants)
     records = read_record_files(paths)
     tokenizer = None
     if args.tokenizer:
@@ -403,6 +578,7 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     variables = card_variables(args, built, rows, records, args.repo_id or "NAMESPACE/NAME",
                                split=split_summary(split, task_texts(rows, statements), args))
     card_path = write_local(built, output_dir, variables)
+    _write_build_record(output_dir, settings, finished=True)
     print(f"wrote {len(rows)} rows ({args.prompt_format} format) in {len(built.configs)} configs to {output_dir} "
           f"(card: {card_path})")
     print(json.dumps(built.counts, indent=1))

@@ -155,12 +155,14 @@ def model_fingerprint(name: str | None) -> dict[str, Any] | None:
     return {"hub_id": name, "revision": _hub_revision(name)}
 
 
-def _check_local_folders(model: str, adapter: str | None) -> None:
-    """Refuse a model or adapter named by a path that does not exist, before transformers would ask the Hub."""
+def check_model_sources(model: str, adapter: str | None) -> None:
+    """Refuse a model or adapter that is neither a folder nor a usable Hub id, before transformers would ask the Hub
+    (and answer "Repo id must be in the form ..."): ``--model: no such folder: /abs/path``."""
+    from procure_trl.hub import require_local_or_hub
+
     for what, name in (("model", model), ("adapter", adapter)):
-        if name and name.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(name)):
-            raise UserError(f"--{what} {name!r} cannot be loaded: the {what} folder does not exist; give a Hub id or "
-                            f"a folder that holds the {what} (its config and weights)")
+        if name:
+            require_local_or_hub(name, "model", f"--{what}")
 
 
 def load_model_and_tokenizer(
@@ -188,7 +190,7 @@ def load_model_and_tokenizer(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _check_local_folders(model, adapter)
+    check_model_sources(model, adapter)
     quantized = _quantized_loading(dtype, device) if load_in_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
@@ -243,7 +245,7 @@ def load_tokenizer(model: str, *, trust_remote_code: bool = False) -> Any:
     """
     from transformers import AutoTokenizer
 
-    _check_local_folders(model, None)
+    check_model_sources(model, None)
     try:
         return AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:

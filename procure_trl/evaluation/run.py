@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from procure_trl.concepts import concept_names_in
+from procure_trl.errors import require_folder_path
+from procure_trl.hub import require_local_or_hub
 from procure_trl.dataset.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.formats import resolve_prompt_format
@@ -81,6 +83,11 @@ def evaluate_model(
     from procure_trl.evaluation.report import write_report
 
     require_code_execution_opt_in()
+    require_folder_path(config.output_dir, "--output-dir")  # before the model loads, not when the report is written
+    if config.adapter and backend is None:
+        # its files are read now: an adapter folder that is not there is one line, not a Hub error (the model is
+        # checked when it loads: a run whose completions are all cached loads none; a given backend loads nothing)
+        require_local_or_hub(config.adapter, "model", "--adapter")
     selection = select_rows(config, problems)
     requests = make_requests(selection, resolve_prompt_format(config, backend))
     completions = sample_completions(requests.unique(), config, backend, requests.entry_points)

@@ -67,6 +67,9 @@ def ccs_of(rows: Sequence[PromptRow], predictions: Sequence[list[int]], referenc
     if not rows:
         return None
     with warnings.catch_warnings():
+        # The metric warns when no pair is valid; the report says so itself ("CCS n/a", "0 valid pairs"), so the
+        # warning, a raw line with a source path, tells the user nothing more.
+        warnings.filterwarnings("ignore", message="CCS is undefined", category=RuntimeWarning)
         if quiet:
             warnings.simplefilter("ignore", RuntimeWarning)
         return concept_consistency_score(

@@ -28,12 +28,10 @@ from typing import Any
 
 from procure_trl.errors import UserError
 from procure_trl.experiments.config import ExperimentConfig, RunPlan
+from procure_trl.training.recipe import saved_weights
 
 __all__ = ["RunOutcome", "ExperimentResult", "run_experiment", "prepare_datasets", "saved_weights"]
 
-#: Files that show a finished ``save_model``: a PEFT adapter, or a full model (single file or sharded).
-_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 #: Per-step training logs kept in status.json (the ProCURE trainer logs its two loss terms beside TRL's loss).
 _LOGGED = ("loss", "loss_token", "loss_att")
 
@@ -102,20 +100,19 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def saved_weights(folder: str) -> bool:
-    """Whether ``folder`` holds a saved adapter or model (``save_model`` writes the weights last)."""
-    return any(os.path.isfile(os.path.join(folder, name)) for name in _ADAPTER_WEIGHTS + _MODEL_WEIGHTS)
-
-
 # --------------------------------------------------------------------------------------------------
 # datasets and the smoke model
 # --------------------------------------------------------------------------------------------------
 
 
 def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
-    """The path or Hub id of every dataset; those given as ``procure build`` fields are built once (a folder that
-    already holds a built dataset is reused, unless the experiment built it with other settings)."""
-    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+    """The path or Hub id of every dataset; those given as ``procure build`` fields are built once. A folder that the
+    builder recorded as finished with the same settings (:func:`~procure_trl.dataset.builder.build_settings`: the
+    fields and the fingerprints of the inputs) is reused; one built with other settings, or holding files without
+    such a record, stops the experiment with one line naming the difference."""
+    from procure_trl.dataset.builder import (
+        BuildConfig, build_counterfactual_dataset, build_folder_state, build_settings, built_with_other_settings,
+    )
 
     paths = {}
     for name, spec in config.datasets.items():
@@ -123,25 +120,27 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
         if out is None:
             paths[name] = str(spec)
             continue
-        settings = _canonical({**spec, "output_dir": out})
-        marker = os.path.join(out, "experiment_build.json")
-        if os.path.isfile(os.path.join(out, "README.md")):  # the builder writes the card last
-            built_with = _read_json(marker)
-            if built_with and built_with != settings:
-                changed = _changed_keys(built_with, settings)
-                raise UserError(
-                    f"dataset {name}: {out} was built with other settings ({', '.join(changed)}); remove the folder "
-                    "to rebuild it, or give this dataset another output_dir"
-                )
-            print(f"dataset {name}: using {out} (built earlier)", flush=True)
+        try:
+            build_config = BuildConfig(**{**spec, "output_dir": out})
+            settings = build_settings(build_config)
+            state = build_folder_state(out, settings)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"dataset {name}: {' '.join(str(err).split())}") from err
+        if state == "other":
+            raise UserError(f"dataset {name}: {out} was built with other settings: "
+                            f"{built_with_other_settings(out, settings)}; remove the folder to rebuild it there, or "
+                            "give this dataset another output_dir")
+        if state == "unrecorded":
+            raise UserError(f"dataset {name}: {out} holds files but no record of the build that made them; remove "
+                            "the folder to build it there, or give this dataset another output_dir")
+        if state == "finished":
+            print(f"dataset {name}: using {out} (built earlier with the same settings)", flush=True)
         else:
             print(f"dataset {name}: building into {out}", flush=True)
             try:
-                build_config = BuildConfig(**settings)
-            except (TypeError, ValueError) as err:
-                raise UserError(f"dataset {name}: {err}") from err
-            build_counterfactual_dataset(build_config)
-            _write_json(marker, settings)
+                build_counterfactual_dataset(build_config)
+            except (ValueError, FileNotFoundError) as err:
+                raise UserError(f"dataset {name}: {' '.join(str(err).split())}") from err
         paths[name] = out
     return paths
 
@@ -207,6 +206,8 @@ def _train(plan: RunPlan, recipe: dict[str, Any], status: dict[str, Any], save) 
     if resume:
         print(f"[{plan.name}] resuming training from {resume}", flush=True)
         training_args.resume_from_checkpoint = resume
+    else:  # status.json says this run's training is unfinished: what its folder holds is this run's to replace
+        training_args.overwrite_output_dir = True
     status["train"] = {"state": "running", "fingerprint": fingerprint}
     status.pop("evaluate", None)  # a new training makes any earlier evaluation stale
     save()
@@ -361,6 +362,26 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
     return resolved
 
 
+def check_inputs(runs) -> None:
+    """Every dataset and model the runs read (an adapter a run trains itself apart) exists: a local path must be
+    there, and a Hub id must be in the cache when the Hub cannot be reached. Runs before the first run, so a
+    missing input stops the experiment at once instead of failing run after run.
+
+    Raises:
+        UserError: one line naming the first missing input and the variant that reads it.
+    """
+    from procure_trl.hub import require_local_or_hub
+
+    wanted: dict[tuple[str, str], str] = {}
+    for plan, recipe, evaluation in runs:
+        for kind, name in (("dataset", recipe.get("dataset_name")), ("model", recipe.get("model_name_or_path")),
+                           ("dataset", evaluation.get("dataset")), ("model", evaluation.get("model"))):
+            if name and name != plan.train_dir:  # a run's own training output is made by the run
+                wanted.setdefault((kind, str(name)), plan.variant.name)
+    for (kind, name), variant in wanted.items():
+        require_local_or_hub(name, kind, f"variant {variant!r}: {kind}", probe=True)
+
+
 @contextlib.contextmanager
 def _few_threads_for_a_tiny_model(active: bool):
     """The smoke model's matrices are too small for CPU threads to pay off; on a busy machine their waits cost
@@ -399,6 +420,7 @@ def run_experiment(config: ExperimentConfig, *, smoke: bool = False) -> Experime
     datasets = prepare_datasets(config)
     extra = _smoke_model(config) if smoke else {}
     runs = _resolved(config, datasets, extra)
+    check_inputs(runs)
     outcomes = []
     with _few_threads_for_a_tiny_model(bool(extra)):
         for index, (plan, recipe, evaluation) in enumerate(runs, start=1):

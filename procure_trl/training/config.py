@@ -118,6 +118,10 @@ class ConceptAwareSFTConfig(SFTConfig):
         changed_message_column (`str`, defaults to `"changed_message"`):
             Column of conversational rows holding the index of the message whose content the spans
             index (in ``messages``, or in the ``completion`` messages); absent: the last assistant message.
+        overwrite_output_dir (`bool`, defaults to `False`):
+            Train into an ``output_dir`` that already holds a trained model or checkpoints, replacing them.
+            Without it (or ``resume_from_checkpoint``) ``procure train`` refuses such a folder. transformers 5
+            dropped its own field of this name, so it is ProCURE's.
     """
 
     concept_loss_weight: float = field(
@@ -165,7 +169,24 @@ class ConceptAwareSFTConfig(SFTConfig):
         metadata={"help": "Column with the index of the message the spans of a conversational row refer to."},
     )
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the trained model or checkpoints already in output_dir (without it, or "
+                          "resume_from_checkpoint, such a folder is refused)."},
+    )
+
+    def _resolve_checkpointing_aliases(self) -> None:
+        """transformers 5 renamed ``gradient_checkpointing[_kwargs]`` to ``activation_checkpointing[_kwargs]`` and
+        warns (FutureWarning) whenever only the old name is set, which TRL's ``SFTConfig`` default always does: every
+        ``procure train`` printed it. Carry the value over to the new name as transformers would, without the
+        warning; on a transformers without the new names nothing changes."""
+        for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                         ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+            if hasattr(self, new) and getattr(self, new) is None and getattr(self, old, None) is not None:
+                setattr(self, new, getattr(self, old))
+
     def __post_init__(self):
+        self._resolve_checkpointing_aliases()
         super().__post_init__()
         if self.concept_loss_weight is None or self.concept_loss_weight < 0:
             raise ValueError(

@@ -15,6 +15,49 @@ from typing import Any
 from procure_trl.errors import UserError
 
 
+#: Files that show a finished ``save_model``: a PEFT adapter, or a full model (single file or sharded).
+_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def saved_weights(folder: str) -> bool:
+    """Whether ``folder`` holds a saved adapter or model (``save_model`` writes the weights last)."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in _ADAPTER_WEIGHTS + _MODEL_WEIGHTS)
+
+
+def check_output_dir(training_args) -> None:
+    """Refuse an ``output_dir`` that holds a trained model or checkpoints, unless ``overwrite_output_dir`` (replace
+    them) or ``resume_from_checkpoint`` (continue one) says what to do with it: a finished training is never
+    replaced silently, and an interrupted one is not restarted from scratch over its checkpoints."""
+    folder = training_args.output_dir
+    if not folder or training_args.resume_from_checkpoint or getattr(training_args, "overwrite_output_dir", False):
+        return
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"output_dir {folder} is a file, not a folder; choose another output_dir")
+    if saved_weights(folder):
+        raise UserError(f"output_dir {folder} already holds a trained model; pass --overwrite_output_dir true to "
+                        "replace it, --resume_from_checkpoint CHECKPOINT to continue a training, or choose another "
+                        "output_dir")
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(folder) if os.path.isdir(folder) else None
+    if checkpoint:
+        raise UserError(f"output_dir {folder} holds the checkpoints of an unfinished training; continue it with "
+                        f"--resume_from_checkpoint {checkpoint}, replace it with --overwrite_output_dir true, or "
+                        "choose another output_dir")
+
+
+def check_some_steps(training_args, train_dataset=None) -> None:
+    """Refuse a run that would take no optimizer step: it would save an untrained model as if trained (and an empty
+    dataset makes torch's sampler fail with ``num_samples=0``). ``train_dataset``: the rows the trainer kept."""
+    if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        raise UserError(f"max_steps {training_args.max_steps} and num_train_epochs {training_args.num_train_epochs} "
+                        "make no optimizer step; set max_steps > 0 or num_train_epochs > 0")
+    if train_dataset is not None and hasattr(train_dataset, "__len__") and len(train_dataset) == 0:
+        raise UserError(f"no training row is left after truncation to max_length={training_args.max_length} (rows "
+                        "whose completion is cut away entirely are dropped); raise max_length or use shorter rows")
+
+
 def recipe_parser():
     """The ``TrlParser`` over ``(ScriptArguments, ConceptAwareSFTConfig, ModelConfig)``."""
     from trl import ModelConfig, ScriptArguments, TrlParser
@@ -22,6 +65,19 @@ def recipe_parser():
     from procure_trl.training.config import ConceptAwareSFTConfig
 
     return TrlParser((ScriptArguments, ConceptAwareSFTConfig, ModelConfig), prog="procure train")
+
+
+def _name_recipe_field(message: str, source: str, overrides: list[str]) -> str:
+    """argparse's ``argument --lr/--l-r: invalid float value: 'fast'`` as ``recipe r.yaml: field lr: ...`` when the
+    value came from the recipe (its values reach argparse as defaults), else unchanged (a flag names itself)."""
+    import re
+
+    match = re.match(r"argument --([\w-]+)(?:/--[\w-]+)*: (.*)", message)
+    if not match:
+        return message
+    name = match.group(1).replace("-", "_")
+    given = {token[2:].split("=", 1)[0].replace("-", "_") for token in overrides if token.startswith("--")}
+    return message if name in given else f"{source}: field {name}: {match.group(2)}"
 
 
 def check_recipe_fields(recipe: Mapping[str, Any], source: str) -> None:
@@ -68,7 +124,8 @@ def parse_recipe(recipe: str | Mapping[str, Any] | None, overrides: list[str], s
     parser = recipe_parser()
 
     def one_line(message: str):  # argparse would print the usage of all the recipe fields first
-        raise UserError(f"{message}; `procure train --show-options` lists every field and its type")
+        raise UserError(f"{_name_recipe_field(message, source, overrides)}; `procure train --show-options` "
+                        "lists every field and its type")
 
     parser.error = one_line
     parser.set_defaults_with_config(**values)  # every key is a field (checked above)
@@ -199,12 +256,17 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
 
     from procure_trl.training.trainer import ConceptAwareSFTTrainer
 
+    check_output_dir(training_args)  # before anything loads
+    check_some_steps(training_args)  # the settings alone, before anything loads
     train_dataset, eval_dataset = load_training_datasets(script_args)
     check_dataset_columns(train_dataset, training_args, "train")
     if eval_dataset is not None and training_args.eval_strategy != "no":
         check_dataset_columns(eval_dataset, training_args, "eval")
     if not model_args.model_name_or_path:
         raise UserError("the recipe sets no model_name_or_path")
+    from procure_trl.hub import require_local_or_hub
+
+    require_local_or_hub(model_args.model_name_or_path, "model", "model_name_or_path")
     try:  # the tokenizer first: it is small, and a wrong model path fails here before any weights load
         tokenizer = AutoTokenizer.from_pretrained(
             model_args.model_name_or_path, revision=model_args.model_revision,
@@ -237,6 +299,7 @@ def run_recipe(script_args, training_args, model_args, callbacks=None):
         )
     except ValueError as err:  # the data or the settings do not fit (e.g. ids made by another tokenizer)
         raise UserError(" ".join(str(err).split())) from err
+    check_some_steps(training_args, trainer.train_dataset)  # the rows left after the trainer's truncation
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
