@@ -460,6 +460,10 @@ def evaluate_model(
     from procure_trl.harness.report import write_report
 
     _require_code_execution_opt_in()
+    if config.task != "generate":  # the downstream tasks are a stage of their own
+        from procure_trl.evaluation.downstream import evaluate_downstream
+
+        return evaluate_downstream(config, problems=problems, backend=backend)
     if config.adapter and not config.allow_base_mismatch:
         check_adapter_base(config.adapter, config.model)
     if config.dataset:
