@@ -50,6 +50,10 @@ class Stage(str, Enum):
     """Validation: every check passed."""
     UNVALIDATED = "unvalidated"
     """Validation was skipped (``--no-validate``)."""
+    KILLED = "killed"
+    """``procure mutate``: the mutant fails the problem's tests (a kept mutant: a bug)."""
+    SURVIVED = "survived"
+    """``procure mutate``: the mutant passes every test of the problem; dropped, never called a bug."""
 
     def __str__(self) -> str:  # f-strings and tables show the name, not "Stage.X"
         return self.value

@@ -187,12 +187,13 @@ def _spellings_case(parser: argparse.ArgumentParser, action: argparse.Action) ->
 #: values that the generic "7" does not fit (choices and lists come from the type's own parser)
 _VALUES = {"concepts": "name_random", "benchmark": "humaneval", "price": "m=1,2", "k": "1", "stop_sequences": "x",
            "engine": "ray", "prompt_format": "chat", "backend": "transformers", "dtype": "float32",
-           "generator": "llm", "runs": "a"}
+           "generator": "llm", "runs": "a", "task": "repair", "kinds": "comparison"}
 #: the positional inputs each subcommand needs besides the flag under test
 _REQUIRED = {"perturb": [], "build": [], "train": [], "evaluate": ["--model", "m", "--output-dir", "o"],
              "compare": ["a", "b", "--output-dir", "o"],
              "experiment": [], "publish-metrics": ["--namespace", "me"],
-             "attention-report": ["--model", "m", "--dataset", "d"]}
+             "attention-report": ["--model", "m", "--dataset", "d"],
+             "mutate": ["--counterfactuals", "c.jsonl", "--output", "m.jsonl"]}
 
 
 @pytest.mark.parametrize("command", list(SUBCOMMANDS))

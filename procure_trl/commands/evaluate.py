@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, PermissionError, FileNotFoundError) as exc:
         # Bad input (flags, files, missing opt-in): one line that says what to fix, no traceback.
         raise UserError(str(exc)) from exc
-    print(markdown_summary(report))
+    print(report.summary() if config.task != "generate" else markdown_summary(report))
     print(f"report: {report.files['report']}")
     return 0

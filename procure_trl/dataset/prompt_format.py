@@ -216,7 +216,12 @@ def request_prompt(fmt: str, task: TaskText, prefix: str) -> str:
     """The key of a generation request for the program start ``prefix`` of ``task`` (see the module docstring)."""
     if _check_name(fmt) == "completion":
         return prefix
-    return _CHAT_REQUEST + json.dumps({"user": user_message(task), "assistant": prefix}, ensure_ascii=False)
+    return chat_request(user_message(task), prefix)
+
+
+def chat_request(user: str, assistant: str) -> str:
+    """The key of a chat generation request: the user turn, and the start of the assistant's answer."""
+    return _CHAT_REQUEST + json.dumps({"user": user, "assistant": assistant}, ensure_ascii=False)
 
 
 def decode_request(prompt: str) -> tuple[str | None, str]:

@@ -53,6 +53,12 @@ class EvaluationConfig(ModelArguments):
     Parameters:
         model (`str`):
             A Hub model id or a local directory with a causal LM and its tokenizer.
+        task (`str`, defaults to `"generate"`):
+            `generate` (pass@k and CCS of written programs), `repair` (fix the buggy programs of `mutants`: repair
+            pass@k and consistency across the two contexts of a bug) or `detect` (judge correct vs buggy by the
+            likelihood of two fixed answers: accuracy and consistency); see docs/downstream.md.
+        mutants (`str`, *optional*):
+            A `procure mutate` JSONL file: its killed mutant pairs are what `repair` and `detect` score.
         benchmark (`str`, *optional*):
             `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path: the problems and their
             tests. `None`: `humaneval`, or with `dataset` the benchmarks its task ids come from (comma-separated
@@ -139,6 +145,15 @@ class EvaluationConfig(ModelArguments):
             interrupted run resumes, with the same completions as a run that was not interrupted.
     """
 
+    task: Literal["generate", "repair", "detect"] = field(
+        default="generate",
+        metadata={"help": "generate: pass@k and CCS of written programs; repair: fix the buggy programs of --mutants "
+                          "(repair pass@k, consistency across the two contexts); detect: judge correct vs buggy by "
+                          "the likelihood of two fixed answers (accuracy, consistency); see docs/downstream.md"},
+    )
+    mutants: str | None = field(
+        default=None, metadata={"help": "`procure mutate` JSONL: the killed mutant pairs of --task repair/detect"}
+    )
     benchmark: str | None = field(
         default=None,
         metadata={"help": "humaneval, mbpp, mbpp-sanitized, codecontests, or a problems JSONL path (default: "
@@ -259,6 +274,12 @@ class EvaluationConfig(ModelArguments):
             raise ValueError("timeout must be > 0 seconds and num_workers >= 1")
         if self.concepts is not None:
             self.concepts = [c.value for c in Concept.parse_list(self.concepts)]
+        if self.task not in ("generate", "repair", "detect"):
+            raise ValueError(f"task={self.task!r}; use one of generate, repair, detect")
+        if self.task != "generate" and not self.mutants:
+            raise ValueError(f"task={self.task} needs mutants (--mutants MUTANTS.jsonl, the output of `procure mutate`)")
+        if self.mutants is not None and not os.path.isfile(self.mutants):
+            raise ValueError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):
             raise ValueError(f"counterfactuals={self.counterfactuals!r} is not a file; run `procure perturb` first")
         if self.dataset is not None:

@@ -83,6 +83,10 @@ def evaluate_model(
     from procure_trl.evaluation.report import write_report
 
     require_code_execution_opt_in()
+    if config.task != "generate":  # the downstream tasks are a stage of their own
+        from procure_trl.evaluation.downstream import evaluate_downstream
+
+        return evaluate_downstream(config, problems=problems, backend=backend)
     require_folder_path(config.output_dir, "--output-dir")  # before the model loads, not when the report is written
     if config.adapter and backend is None:
         # its files are read now: an adapter folder that is not there is one line, not a Hub error (the model is

@@ -187,15 +187,18 @@ class ScriptedBackend:
         completions: ``{prompt: [completion of sample 0, sample 1, ...]}`` (indices beyond the list reuse its
             last entry), or a function ``(prompt, sample_index) -> completion``.
         default: the completion for prompts not in the mapping; ``None`` makes them an error.
+        scorer: ``(prompt, answer) -> log-likelihood`` for :meth:`score` (``--task detect``); ``None``: no scoring.
     """
 
     def __init__(
         self,
         completions: Mapping[str, Sequence[str]] | Callable[[str, int], str],
         default: str | None = None,
+        scorer: Callable[[str, str], float] | None = None,
     ):
         self.completions = completions
         self.default = default
+        self.scorer = scorer
         self.calls: list[list[GenerationRequest]] = []  # what was asked, batch by batch
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
@@ -213,6 +216,13 @@ class ScriptedBackend:
             else:
                 raise KeyError(f"ScriptedBackend has no completion for the prompt {request.prompt[-80:]!r}")
         return out
+
+
+    def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
+        """The scripted log-likelihood of each answer after its prompt (``--task detect``): ``scorer(prompt, answer)``."""
+        if self.scorer is None:
+            raise ValueError("this ScriptedBackend has no scorer: pass scorer=(prompt, answer) -> log-likelihood")
+        return [float(self.scorer(p, a)) for p, a in zip(prompts, answers)]
 
 
 class SeededSampler:
@@ -311,6 +321,12 @@ class TransformersBackend:
             real_prompt = prompt_ids[mask.bool()].tolist()
             completions.append(self._decode_completion(real_prompt, row[width:].tolist()))
         return completions
+
+    def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
+        """Log-likelihood of each answer after its prompt (``--task detect``)."""
+        from procure_trl.evaluation.downstream import score_answers
+
+        return score_answers(self.model, self.tokenizer, prompts, answers)
 
     def _encode(self, prompts: Sequence[str]) -> dict[str, Any]:
         """Left-padded ``input_ids`` and ``attention_mask`` of request prompts, each rendered in its format

@@ -22,11 +22,11 @@ from procure_trl.evaluation.guards import check_adapter_base, check_near_duplica
 from procure_trl.evaluation.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.evaluation.results import PromptRow
 from procure_trl.perturb.records import CounterfactualRecord
-from procure_trl.problems import Problem, load_problems
+from procure_trl.problems import TASK_PREFIX_BENCHMARKS, Problem, load_problems
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Selection", "TASK_PREFIX_BENCHMARKS", "cut_rows", "row_accounting", "select_rows"]
+__all__ = ["Selection", "cut_rows", "row_accounting", "select_rows"]
 
 
 @dataclass
@@ -149,8 +149,6 @@ def _benchmark_tasks(
     return problems, variants
 
 
-#: The benchmark a task id comes from, by prefix (the benchmark loaders' id formats).
-TASK_PREFIX_BENCHMARKS = {"HumanEval/": "humaneval", "MBPP/": "mbpp", "CodeContests/": "codecontests"}
 
 
 def _benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:

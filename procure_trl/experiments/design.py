@@ -59,7 +59,7 @@ SIMULATION_COLUMNS = ("problems", "rows", "pass@1", "consistent", "valid")
 
 def benchmark_of(task_id: str) -> str:
     """The benchmark a task id comes from (by the loaders' id prefixes), ``"other"`` when none matches."""
-    from procure_trl.evaluation.selection import TASK_PREFIX_BENCHMARKS
+    from procure_trl.problems import TASK_PREFIX_BENCHMARKS
 
     return next((name for prefix, name in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), "other")
 

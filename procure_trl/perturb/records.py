@@ -67,6 +67,8 @@ class OutputConfig:
 #: ``generator`` of the rows of a user-defined concept (its ast-grep rules)
 AST_GREP = "ast-grep"
 RECORD_FIELDS = ("task_id", "concept", "status", "original")
+#: Fields only the lines of ``procure mutate`` have.
+MUTANT_FIELDS = ("mutation", "mutant_of", "counterfactual")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,13 @@ class CounterfactualRecord:
             definitions, renamed variables); ``None`` when no program was produced.
         variant: rule engine with ``--variants N > 1``: which of the (problem, concept)'s distinct
             counterfactuals this is (0, 1, ...); ``None`` otherwise.
+        mutation: ``procure mutate`` rows only: the :class:`~procure_trl.perturb.mutants.MutationKind` of the
+            mutant in ``code`` (``None`` on counterfactual rows). On such a row ``valid`` means a kept mutant:
+            it parses, differs from its source only inside ``changed_spans``, and fails the problem's tests.
+        mutant_of: ``procure mutate`` rows only: which program ``code`` mutates, ``original`` or
+            ``counterfactual``.
+        counterfactual: ``procure mutate`` rows only: the counterfactual program the row derives from (the source
+            of ``code`` when ``mutant_of`` is ``counterfactual``).
     """
 
     task_id: str
@@ -107,6 +116,9 @@ class CounterfactualRecord:
     usage: Mapping[str, int] | None = None
     sites: int | None = None
     variant: int | None = None
+    mutation: str | None = None
+    mutant_of: str | None = None
+    counterfactual: str | None = None
 
     def __post_init__(self) -> None:
         # Accept names as well as enums, and any span sequence: the record always holds the typed form.
@@ -121,9 +133,12 @@ class CounterfactualRecord:
     def key(self) -> tuple:
         """``(task_id, concept name)``, plus the variant number when there is one: a run has exactly one
         line per key."""
-        if self.variant is None:
-            return self.task_id, self.concept.value
-        return self.task_id, self.concept.value, self.variant
+        key: tuple = (self.task_id, self.concept.value)
+        if self.variant is not None:
+            key += (self.variant,)
+        if self.mutation is not None:  # a mutant row: one per (counterfactual, kind, side)
+            key += (self.mutation, self.mutant_of)
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the line (LLM-only fields only when set)."""
@@ -146,6 +161,9 @@ class CounterfactualRecord:
             row["sites"] = self.sites
         if self.variant is not None:
             row["variant"] = self.variant
+        for name in MUTANT_FIELDS:
+            if getattr(self, name) is not None:
+                row[name] = getattr(self, name)
         return row
 
     def to_json(self) -> str:
@@ -201,6 +219,14 @@ class CounterfactualRecord:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"{where}: field {name!r} must be a non-negative integer or absent, got {value!r}")
             counts[name] = value
+        for name in MUTANT_FIELDS:
+            value = row.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{where}: field {name!r} must be a string or absent, got {value!r}")
+            counts[name] = value
+        if counts["mutant_of"] not in (None, "original", "counterfactual"):
+            raise ValueError(f"{where}: field 'mutant_of' must be 'original' or 'counterfactual', "
+                             f"got {counts['mutant_of']!r}")
         return cls(
             task_id=row["task_id"], concept=concept, status=status, reason=str(row.get("reason") or ""),
             original=row["original"], code=code, changed_spans=tuple(spans), stage=stage,

@@ -18,6 +18,7 @@ Loaders (all return ``list[Problem]``, in the benchmark's order):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from procure_trl.problems.codecontests import (
     CODECONTESTS_DATASET,
@@ -32,10 +33,10 @@ from procure_trl.problems.mbpp import MBPP_DATASET, MBPP_DIR_ENV, MBPP_SPLITS, d
 from procure_trl.problems.problem import InvalidProblem, Problem
 
 __all__ = [
-    "BENCHMARKS", "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
+    "BENCHMARKS", "TASK_PREFIX_BENCHMARKS", "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
     "InvalidProblem", "Problem", "codecontests_problem", "codecontests_problems", "default_mbpp_dir",
     "json_error_text", "load_codecontests", "load_humaneval", "load_jsonl", "load_mbpp", "load_problems",
-    "oversize_reason", "read_jsonl", "write_jsonl",
+    "oversize_reason", "problems_of_tasks", "read_jsonl", "write_jsonl",
 ]
 
 #: Benchmark names accepted by :func:`load_problems` (and ``procure perturb --benchmark``).
@@ -63,3 +64,18 @@ def load_problems(source: str | os.PathLike, *, split: str | None = None,
     if name.endswith((".jsonl", ".json")) or os.path.exists(name):
         return load_jsonl(name)
     raise ValueError(f"unknown problem source {name!r}; use one of {', '.join(BENCHMARKS)} or a path to a JSONL file")
+
+
+#: The benchmark a task id comes from, by prefix (the id formats of the benchmark loaders).
+TASK_PREFIX_BENCHMARKS = {"HumanEval/": "humaneval", "MBPP/": "mbpp", "CodeContests/": "codecontests"}
+
+
+def problems_of_tasks(task_ids: Iterable[str], source: str | None = None) -> dict[str, Problem]:
+    """Task id -> :class:`Problem` from ``source`` (a benchmark name or a JSONL path), or else from every
+    benchmark the ids name by prefix (:data:`TASK_PREFIX_BENCHMARKS`); ids of no known benchmark are left out."""
+    if source:
+        names = [source]
+    else:
+        names = list(dict.fromkeys(b for t in task_ids for prefix, b in TASK_PREFIX_BENCHMARKS.items()
+                                   if t.startswith(prefix)))
+    return {p.task_id: p for name in names for p in load_problems(name)}

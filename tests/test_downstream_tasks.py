@@ -1,0 +1,130 @@
+"""``procure evaluate --task repair|detect`` through ``evaluate_model`` with scripted backends whose true scores are
+known: a repairer that returns the unmutated program, one that returns the bug, and detectors that judge by fixed
+rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from procure_trl.concepts import Concept
+from procure_trl.evaluation.downstream import DETECT_ANSWERS, repair_prompt
+from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.run import evaluate_model
+from procure_trl.evaluation.sampling import ScriptedBackend
+from procure_trl.perturb.mutate import MutationConfig, generate_mutants, killed_pairs
+from procure_trl.perturbations import perturb
+from procure_trl.problems import Problem
+from procure_trl.dataset.prompt_format import TaskText
+from procure_trl.perturb.records import CounterfactualRecord, write_records
+from procure_trl.statuses import VALID, Stage
+
+PROMPT = 'def clip_sum(values, limit):\n    """Sum the values clipped at limit, double it, add the count."""\n'
+SOLUTION = '''    total = 0
+    count = 0
+    for v in values:
+        if v > limit:
+            total = total + limit
+        else:
+            total = total + v
+        count += 1
+    scale = 2
+    total = total * scale
+    out = total + count
+    return out
+'''
+TESTS = ("assert clip_sum([1, 5, 2], 3) == 15\nassert clip_sum([], 3) == 0\n"
+         "assert clip_sum([4, 4], 4) == 18\nassert clip_sum([0, 9], 5) == 12\n")
+PROBLEM = Problem("Toy/0", PROMPT, SOLUTION, TESTS, "clip_sum")
+
+
+@pytest.fixture(scope="module")
+def mutants(tmp_path_factory):
+    rows = []
+    for concept in Concept:
+        cf = perturb(PROBLEM.program, concept, seed=0, protected_names=("clip_sum",))
+        rows.append(CounterfactualRecord(PROBLEM.task_id, concept, VALID, original=PROBLEM.program, code=cf.code,
+                                         changed_spans=cf.changed_spans, stage=Stage.PASSED, sites=cf.sites))
+    lines = generate_mutants(rows, {PROBLEM.task_id: PROBLEM}, MutationConfig(num_workers=1, progress=False))
+    path = tmp_path_factory.mktemp("mutants") / "mutants.jsonl"
+    write_records(lines, path)
+    pairs = killed_pairs(lines)
+    assert len(pairs) >= 5
+    return path, pairs
+
+
+def config(tmp_path, path, task, **kw) -> EvaluationConfig:
+    return EvaluationConfig(model="scripted", task=task, mutants=str(path), output_dir=str(tmp_path / task), n=1,
+                            k=(1,), temperature=0.0, prompt_format="completion", num_workers=1, **kw)
+
+
+def statement() -> str:
+    return TaskText.from_problem(PROBLEM).statement
+
+
+def repairer(pairs, fixed: bool) -> ScriptedBackend:
+    answers = {}
+    for o, c in pairs:
+        for mutant, source in ((o, o.original), (c, o.counterfactual)):
+            answers[repair_prompt("completion", statement(), mutant.code)] = source if fixed else mutant.code
+    return ScriptedBackend(lambda prompt, index: answers[prompt])
+
+
+def test_repair_of_the_unmutated_program_scores_one(tmp_path, mutants, monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    report = evaluate_model(config(tmp_path, path, "repair"), problems=[PROBLEM], backend=repairer(pairs, True))
+    assert report.metrics["repair_pass@1"] == 1.0 and report.metrics["consistency"] == 1.0
+    assert report.metrics["pairs"] == len(pairs)
+    assert all(entry["repair_pass@1"] == 1.0 for entry in report.per_group.values())
+    saved = json.loads((tmp_path / "repair" / "report.json").read_text())
+    assert saved["task"] == "repair" and saved["metrics"]["repair_pass@1"] == 1.0
+
+
+def test_repair_that_returns_the_bug_scores_zero(tmp_path, mutants, monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    report = evaluate_model(config(tmp_path, path, "repair"), problems=[PROBLEM], backend=repairer(pairs, False))
+    assert report.metrics["repair_pass@1"] == 0.0
+    assert {c.value for c in Concept} <= set(report.per_group)
+
+
+def _detector(rule) -> ScriptedBackend:
+    """Log-likelihood 0 for the answer ``rule(prompt)`` gives (True: buggy), -1 for the other."""
+    def score(prompt: str, answer: str) -> float:
+        return 0.0 if (answer.strip() == DETECT_ANSWERS[1]) == rule(prompt) else -1.0
+    return ScriptedBackend({}, scorer=score)
+
+
+def test_detector_by_a_fixed_rule_gives_the_accuracy_computed_by_hand(tmp_path, mutants, monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    rule = lambda program: "<=" in program or "+ 0" in program  # noqa: E731 -- calls a program buggy by its text
+    report = evaluate_model(config(tmp_path, path, "detect"), problems=[PROBLEM], backend=_detector(rule))
+    right = alike = 0
+    for o, c in pairs:
+        programs = [(o.original, False), (o.counterfactual, False), (o.code, True), (c.code, True)]
+        judged = [rule(text) for text, _ in programs]
+        right += sum(j == bug for j, (_, bug) in zip(judged, programs))
+        alike += (judged[0] == judged[1]) + (judged[2] == judged[3])
+    assert report.metrics["accuracy"] == pytest.approx(right / (4 * len(pairs)))
+    assert report.metrics["consistency"] == pytest.approx(alike / (2 * len(pairs)))
+    assert 0 < report.metrics["accuracy"] < 1  # the rule is neither always right nor always wrong here
+
+
+def test_a_detector_that_knows_the_bugs_is_perfect_and_one_that_always_says_correct_is_half(tmp_path, mutants,
+                                                                                            monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    bugs = {m.code for pair in pairs for m in pair}
+    oracle = evaluate_model(config(tmp_path, path, "detect"), problems=[PROBLEM],
+                            backend=_detector(lambda prompt: any(b.rstrip() + "\n\n# Is" in prompt for b in bugs)))
+    assert oracle.metrics["accuracy"] == 1.0 and oracle.metrics["consistency"] == 1.0
+    always = evaluate_model(config(tmp_path, path, "detect"), problems=[PROBLEM], backend=_detector(lambda p: False))
+    assert always.metrics["accuracy"] == 0.5 and always.metrics["consistency"] == 1.0
+
+
+def test_repair_and_detect_need_a_mutants_file(tmp_path):
+    with pytest.raises(ValueError, match="--mutants"):
+        EvaluationConfig(model="m", task="repair", output_dir=str(tmp_path))
