@@ -18,12 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from procure_trl.problems import problems_of_tasks
-from procure_trl.perturb.engine import format_rejects_by_stage
 from procure_trl.execution import ExecutionJob, ExecutionLimits, Executor
-from procure_trl.perturb.mutate import (MutationConfig, counterfactual_rows, format_mutation_table, killed_pairs,
-                                        mutants_to_jsonl, mutation_summary)
+from procure_trl.perturb.engine import format_rejects_by_stage
+from procure_trl.perturb.mutate import (
+    MutationConfig,
+    counterfactual_rows,
+    format_mutation_table,
+    killed_pairs,
+    mutants_to_jsonl,
+    mutation_summary,
+)
 from procure_trl.perturb.records import read_records
+from procure_trl.problems import problems_of_tasks
 
 
 def counterfactual_files(work: Path) -> list[Path]:

@@ -12,8 +12,8 @@ import argparse
 from datasets import load_dataset
 from transformers import AutoTokenizer
 
-from procure_trl.training.qlora import default_lora_config, load_model_4bit
 from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
+from procure_trl.training.qlora import default_lora_config, load_model_4bit
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ The public API. Names are imported lazily so that the analysis and perturbation 
 
 from __future__ import annotations
 
-from procure_trl._lazy import lazy_exports
 from typing import TYPE_CHECKING
+
+from procure_trl._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -151,35 +152,100 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from procure_trl.concepts import Concept, ORIGINAL, UserConcept, register_concept
-    from procure_trl.perturbations.concept_rules import load_concept_rules
-    from procure_trl.problems import InvalidProblem, Problem, load_codecontests, load_humaneval, load_jsonl, load_mbpp, load_problems, read_jsonl, write_jsonl
     from procure_trl.analysis import CFG, ProgramFacts, analyze, analyze_scopes, build_cfg
-    from procure_trl.perturbations import InvalidProgramError, PERTURBATIONS, PerturbationResult, def_use_break, if_else_flip, independent_swap, name_random, name_shuffle, perturb
-    from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept
-    from procure_trl.perturb.engine import GenerationConfig, format_bad_input, format_summary_table, generate_counterfactuals, generate_to_jsonl
-    from procure_trl.perturb.records import CounterfactualRecord, OutputConfig, PairRecord, RecordWriter, read_engine_jsonl, read_records, write_records
-    from procure_trl.statuses import Stage
-    from procure_trl.errors import UserError
-    from procure_trl.perturb.scale import CounterfactualBatchTransform, DatasetPerturbConfig, detect_format, perturb_dataset
-    from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
-    from procure_trl.perturb.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
-    from procure_trl.perturb.llm.prompts import build_messages
-    from procure_trl.dataset.masks import check_mask_alignment, perturbation_mask, prompt_completion_mask, spans_to_token_mask
-    from procure_trl.dataset.rows import CONFIG_NAMES, add_token_columns, build_dataset_dict, build_rows, config_rows, dataset_features, load_dataset_split, records_from_rows, split_by_task
-    from procure_trl.evaluation.guards import check_adapter_base, check_train_overlap
-    from procure_trl.provenance import TRAINING_DATA_FILE, tokenizer_fingerprint
-    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
-    from procure_trl.training import (
-        ConceptAttentionProbe, ConceptAwareSFTConfig, ConceptAwareSFTTrainer, DataCollatorForConceptLM,
-        concept_sensitive_loss, enable_concept_attention, register_concept_attention,
-    )
     from procure_trl.attention_report import AttentionReportConfig, run_attention_report
-    from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
-    from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
-    from procure_trl.metrics.ccs import concept_consistency_score
-    from procure_trl.metrics import module_path
+    from procure_trl.concepts import ORIGINAL, Concept, UserConcept, register_concept
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.masks import (
+        check_mask_alignment,
+        perturbation_mask,
+        prompt_completion_mask,
+        spans_to_token_mask,
+    )
+    from procure_trl.dataset.rows import (
+        CONFIG_NAMES,
+        add_token_columns,
+        build_dataset_dict,
+        build_rows,
+        config_rows,
+        dataset_features,
+        load_dataset_split,
+        records_from_rows,
+        split_by_task,
+    )
+    from procure_trl.errors import UserError
     from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.guards import check_adapter_base, check_train_overlap
     from procure_trl.evaluation.results import EvaluationReport
     from procure_trl.evaluation.run import evaluate_model
-    from procure_trl.experiments import ExperimentConfig, ExperimentResult, VariantConfig, load_experiment, run_experiment
+    from procure_trl.execution import ExecutionJob, ExecutionLimits, ExecutionResult, Executor, execute
+    from procure_trl.experiments import (
+        ExperimentConfig,
+        ExperimentResult,
+        VariantConfig,
+        load_experiment,
+        run_experiment,
+    )
+    from procure_trl.metrics import module_path
+    from procure_trl.metrics.ccs import concept_consistency_score
+    from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
+    from procure_trl.perturb.engine import (
+        GenerationConfig,
+        format_bad_input,
+        format_summary_table,
+        generate_counterfactuals,
+        generate_to_jsonl,
+    )
+    from procure_trl.perturb.llm.generator import LLMGenerator, LLMGeneratorConfig, format_llm_summary
+    from procure_trl.perturb.llm.prompts import build_messages
+    from procure_trl.perturb.records import (
+        CounterfactualRecord,
+        OutputConfig,
+        PairRecord,
+        RecordWriter,
+        read_engine_jsonl,
+        read_records,
+        write_records,
+    )
+    from procure_trl.perturb.scale import (
+        CounterfactualBatchTransform,
+        DatasetPerturbConfig,
+        detect_format,
+        perturb_dataset,
+    )
+    from procure_trl.perturbations import (
+        PERTURBATIONS,
+        InvalidProgramError,
+        PerturbationResult,
+        def_use_break,
+        if_else_flip,
+        independent_swap,
+        name_random,
+        name_shuffle,
+        perturb,
+    )
+    from procure_trl.perturbations.concept_rules import load_concept_rules
+    from procure_trl.problems import (
+        InvalidProblem,
+        Problem,
+        load_codecontests,
+        load_humaneval,
+        load_jsonl,
+        load_mbpp,
+        load_problems,
+        read_jsonl,
+        write_jsonl,
+    )
+    from procure_trl.provenance import TRAINING_DATA_FILE, tokenizer_fingerprint
+    from procure_trl.statuses import Stage
+    from procure_trl.training import (
+        ConceptAttentionProbe,
+        ConceptAwareSFTConfig,
+        ConceptAwareSFTTrainer,
+        DataCollatorForConceptLM,
+        concept_sensitive_loss,
+        enable_concept_attention,
+        register_concept_attention,
+    )
+    from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
+    from procure_trl.validation import Candidate, ValidationConfig, Validator, Verdict, check_concept

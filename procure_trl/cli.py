@@ -18,9 +18,9 @@ import os
 import sys
 from collections.abc import Callable
 
+from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import CommandParser
 from procure_trl.errors import UserError
-from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {

@@ -12,9 +12,10 @@ Users add concepts of their own as ast-grep rules (``procure perturb --concept-r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 
 class Concept(str, Enum):
@@ -39,7 +40,7 @@ class Concept(str, Enum):
         return _DESCRIPTIONS[self]
 
     @classmethod
-    def parse(cls, name: "str | AnyConcept", *, unregistered: bool = False) -> "AnyConcept":
+    def parse(cls, name: str | AnyConcept, *, unregistered: bool = False) -> AnyConcept:
         """Return the concept called ``name`` (built-in or registered), or raise a ``ValueError`` that lists the
         valid names. With ``unregistered``, a well-formed name that is neither gives a :class:`UserConcept`
         without rules (rows of a user concept read back from a file)."""
@@ -60,7 +61,7 @@ class Concept(str, Enum):
         ) from None
 
     @classmethod
-    def parse_list(cls, names: "str | list[str] | None") -> list["AnyConcept"]:
+    def parse_list(cls, names: str | list[str] | None) -> list[AnyConcept]:
         """Parse a comma-separated string (CLI style) or a list; ``None`` means all five, in order."""
         if names is None:
             return list(cls)
@@ -132,7 +133,7 @@ def all_concepts() -> list[AnyConcept]:
     return [*Concept, *_USER_CONCEPTS.values()]
 
 
-def concept_names_in(concepts: "Iterable[str | AnyConcept]") -> list[str]:
+def concept_names_in(concepts: Iterable[str | AnyConcept]) -> list[str]:
     """The distinct concept names of ``concepts`` (names or concepts, e.g. the ``concept`` of every row), in
     report order: the built-in ones in :class:`Concept` order, then the others (user-defined, registered or
     only named in the rows) in first-seen order. Every per-concept loop over rows iterates this, so rows of a

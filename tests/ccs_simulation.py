@@ -21,13 +21,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from procure_trl.dataset.rows import build_rows, records_from_rows, split_by_task
 from procure_trl.dataset.builder import BuildConfig, load_tasks
-from procure_trl.perturb.engine import GenerationConfig, generate_counterfactuals
+from procure_trl.dataset.rows import build_rows, records_from_rows, split_by_task
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.run import cut_rows
 from procure_trl.metrics.bootstrap import resample_counts
 from procure_trl.metrics.ccs_gap import gap_summary
+from procure_trl.perturb.engine import GenerationConfig, generate_counterfactuals
 from procure_trl.problems import load_problems
 
 BENCHMARKS = ("humaneval", "mbpp")

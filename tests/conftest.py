@@ -19,7 +19,6 @@ if "HF_DATASETS_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
 import pytest
-
 from mbpp_data import use_fixture_rows_if_needed
 
 use_fixture_rows_if_needed()

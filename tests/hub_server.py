@@ -123,7 +123,7 @@ class HubError(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "LoopbackHub._Server"
+    server: LoopbackHub._Server
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -503,7 +503,7 @@ class LoopbackHub:
         env.update(extra)
         return env
 
-    def start(self) -> "LoopbackHub":
+    def start(self) -> LoopbackHub:
         self._thread.start()
         return self
 
@@ -512,7 +512,7 @@ class LoopbackHub:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LoopbackHub":
+    def __enter__(self) -> LoopbackHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

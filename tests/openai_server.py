@@ -23,9 +23,10 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Union
+from typing import Union
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,19 @@ class Fault:
     seconds: float = 0.0
 
     @classmethod
-    def error(cls, status: int, retry_after: float | None = None) -> "Fault":
+    def error(cls, status: int, retry_after: float | None = None) -> Fault:
         return cls("status", status=status, retry_after=retry_after)
 
     @classmethod
-    def hang(cls, seconds: float) -> "Fault":
+    def hang(cls, seconds: float) -> Fault:
         return cls("hang", seconds=seconds)
 
     @classmethod
-    def malformed(cls) -> "Fault":
+    def malformed(cls) -> Fault:
         return cls("malformed")
 
     @classmethod
-    def drop(cls) -> "Fault":
+    def drop(cls) -> Fault:
         return cls("drop")
 
 
@@ -224,7 +225,7 @@ class ChatServer:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
-    def _completion(self, body: dict, answer: "str | Reply") -> dict:
+    def _completion(self, body: dict, answer: str | Reply) -> dict:
         reply = answer if isinstance(answer, Reply) else Reply(answer)
         text = reply.text
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
@@ -244,7 +245,7 @@ class ChatServer:
             },
         }
 
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         self._thread.start()
         return self
 
@@ -261,7 +262,7 @@ class ChatServer:
                 pass
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

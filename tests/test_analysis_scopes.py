@@ -204,7 +204,7 @@ def test_invalid_program_error_names_line_and_fix():
 def test_source_map_and_apply_edits():
     source = "é = 1\nb = é\n"
     smap = SourceMap(source)
-    assert smap.offset(2, len("b = ".encode())) == source.index("é", 2)
+    assert smap.offset(2, len(b"b = ")) == source.index("é", 2)
     assert smap.offset(1, len("é".encode())) == 1
     new, spans = apply_edits(source, [Edit(0, 1, "alpha"), Edit(10, 11, "alpha")])
     assert new == "alpha = 1\nb = alpha\n"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ccs_simulation import covers_zero, default_samples, gap_results, split_test_rows
+
 from procure_trl.concepts import Concept
 
 SEEDS = 200

@@ -7,17 +7,17 @@ import math
 import numpy as np
 import pytest
 
+from procure_trl.metrics.bootstrap import percentile_interval, pooled_ratio_samples, resample_counts
 from procure_trl.metrics.clustered import (
     TaskResults,
+    cluster_resample_counts,
     clustered_difference,
     clustered_estimate,
-    cluster_resample_counts,
     combine_seeds,
     metric_specs,
     t_quantile,
     task_table,
 )
-from procure_trl.metrics.bootstrap import pooled_ratio_samples, percentile_interval, resample_counts
 
 SPECS = {spec.name: spec for spec in metric_specs((1,), ccs_gap=False)}
 COLUMNS = ("problems", "rows", "pass@1", "consistent", "valid")

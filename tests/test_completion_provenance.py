@@ -10,14 +10,14 @@ import pytest
 
 from procure_trl.evaluation import model_loading as pretrained
 from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.guards import check_adapter_base
+from procure_trl.evaluation.model_loading import folder_fingerprint, model_fingerprint, resolve_model_name
 from procure_trl.evaluation.sampling import (
     GenerationRequest,
     SeededSampler,
     TransformersBackend,
     request_seed,
 )
-from procure_trl.evaluation.model_loading import folder_fingerprint, model_fingerprint, resolve_model_name
-from procure_trl.evaluation.guards import check_adapter_base
 
 
 def _model_folder(path, weights: bytes = b"w" * 64):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -13,10 +12,10 @@ import yaml
 
 from procure_trl.concepts import Concept, UserConcept
 from procure_trl.perturb.engine import GenerationConfig, generate_counterfactuals
+from procure_trl.perturb.records import CounterfactualRecord, read_records
 from procure_trl.perturbations import perturb
 from procure_trl.perturbations.concept_rules import ConceptRulesError, load_concept_rules, rule_sites
 from procure_trl.problems import Problem
-from procure_trl.perturb.records import CounterfactualRecord, read_records
 from procure_trl.validation.pipeline import check_spans
 from procure_trl.validation.rule_checks import check_rule_rewrite
 

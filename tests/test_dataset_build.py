@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 from procure_trl.dataset.rows import (
     CONFIG_NAMES,
     add_token_columns,
@@ -24,7 +25,6 @@ from procure_trl.dataset.rows import (
     problem_statement,
     split_by_task,
 )
-from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 from procure_trl.perturb.records import CounterfactualRecord, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,8 +143,8 @@ def test_rows_pair_counterfactuals_with_their_original(prompt_format):
 @pytest.mark.parametrize("prompt_format", ["completion", "chat"])
 def test_rows_give_back_the_records_they_were_built_from(prompt_format):
     """What `procure evaluate --dataset` reads: whole programs and spans into them, in either format."""
-    from procure_trl.dataset.rows import records_from_rows
     from procure_trl.dataset.builder import load_tasks
+    from procure_trl.dataset.rows import records_from_rows
 
     records = [r for r in read_records(FIXTURE) if r.status == "valid"]
     rows = build_rows(records, load_tasks(["humaneval", "mbpp"]), prompt_format=prompt_format)

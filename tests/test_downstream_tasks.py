@@ -9,15 +9,15 @@ import json
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.evaluation.downstream import DETECT_ANSWERS, repair_prompt
+from procure_trl.dataset.prompt_format import TaskText
 from procure_trl.evaluation.config import EvaluationConfig
+from procure_trl.evaluation.downstream import DETECT_ANSWERS, repair_prompt
 from procure_trl.evaluation.run import evaluate_model
 from procure_trl.evaluation.sampling import ScriptedBackend
 from procure_trl.perturb.mutate import MutationConfig, generate_mutants, killed_pairs
+from procure_trl.perturb.records import CounterfactualRecord, write_records
 from procure_trl.perturbations import perturb
 from procure_trl.problems import Problem
-from procure_trl.dataset.prompt_format import TaskText
-from procure_trl.perturb.records import CounterfactualRecord, write_records
 from procure_trl.statuses import VALID, Stage
 
 PROMPT = 'def clip_sum(values, limit):\n    """Sum the values clipped at limit, double it, add the count."""\n'

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import uuid
 
+
 def _run_pytest(tmp_path, body: str) -> subprocess.CompletedProcess:
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["plugin_process_guard"]\n')

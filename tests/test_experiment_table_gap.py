@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from procure_trl.evaluation.report import format_p, format_signed
 from procure_trl.experiments.runner import _evaluation_summary
 from procure_trl.experiments.table import experiment_markdown, experiment_rows
-from procure_trl.evaluation.report import format_p, format_signed
 from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
 
 

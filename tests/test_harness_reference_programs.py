@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
+from procure_trl.dataset.prompt_format import decode_request
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.run import cut_rows, evaluate_model
 from procure_trl.evaluation.sampling import ScriptedBackend
-from procure_trl.dataset.prompt_format import decode_request
-
-from mbpp_data import FIXTURE_MBPP_DIR, requires_full_mbpp
 
 CODECONTESTS_FIXTURE = Path(__file__).parent / "fixtures" / "code_contests_sample.jsonl"
 #: What a model writes after a program: a call (a stop string ends generation there) or, without stop

@@ -245,8 +245,8 @@ def test_a_missing_model_or_adapter_folder_is_one_line_naming_it(tmp_path, capsy
 
 
 def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfactual_file, allow_exec):
-    from procure_trl.dataset.rows import load_dataset_split
     from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.dataset.rows import load_dataset_split
 
     problems = tmp_path / "toy.jsonl"
     problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))

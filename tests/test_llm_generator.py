@@ -28,8 +28,8 @@ from procure_trl.concepts import Concept
 from procure_trl.perturb.llm.client import LLMFatalError
 from procure_trl.perturb.llm.generator import LLMConfigError, LLMGenerator, LLMGeneratorConfig, format_llm_summary
 from procure_trl.perturb.llm.prompts import NOT_APPLICABLE_MARKER
-from procure_trl.problems import Problem
 from procure_trl.perturb.records import CounterfactualRecord, read_records
+from procure_trl.problems import Problem
 
 CLAMP_PROMPT = 'import math\n\n\ndef clamp(x, lo, hi):\n    """Clamp x into [lo, hi]; NaN stays NaN."""\n'
 CLAMP_SOLUTION = "    if x < lo:\n        result = lo\n    else:\n        result = min(x, hi)\n    return result\n"

@@ -8,8 +8,8 @@ import pytest
 
 from procure_trl.concepts import Concept
 from procure_trl.perturb.llm.prompts import (
-    NOT_APPLICABLE_MARKER,
     _EXAMPLES,
+    NOT_APPLICABLE_MARKER,
     build_messages,
     build_repair_message,
     extract_code,

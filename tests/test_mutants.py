@@ -12,10 +12,10 @@ from procure_trl.cli import main
 from procure_trl.concepts import Concept
 from procure_trl.execution import ExecutionJob, Executor
 from procure_trl.perturb.mutants import CLASSIC_KINDS, CONCEPT_KINDS, MutationKind, mutate_pair, mutation_kinds
-from procure_trl.perturb.mutate import (MutationConfig, generate_mutants, killed_pairs, mutation_summary)
+from procure_trl.perturb.mutate import MutationConfig, generate_mutants, killed_pairs, mutation_summary
+from procure_trl.perturb.records import CounterfactualRecord, read_records
 from procure_trl.perturbations import perturb
 from procure_trl.problems import Problem, load_problems, write_jsonl
-from procure_trl.perturb.records import CounterfactualRecord, read_records
 from procure_trl.statuses import NOT_APPLICABLE, VALID, Stage
 from procure_trl.validation.pipeline import check_spans
 

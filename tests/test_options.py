@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import enum
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import pytest
 

@@ -7,13 +7,12 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.perturb.engine import GenerationConfig, bad_input_rows, generate_counterfactuals
 from procure_trl.perturb.bounded import BoundedPerturber, OverLimit
+from procure_trl.perturb.engine import GenerationConfig, bad_input_rows, generate_counterfactuals
 from procure_trl.problems import InvalidProblem, Problem, read_jsonl
 from procure_trl.statuses import Stage
 

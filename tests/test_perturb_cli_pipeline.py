@@ -17,8 +17,8 @@ from procure_trl.perturb.engine import (
     protected_names,
     summarize,
 )
-from procure_trl.problems import Problem, load_humaneval
 from procure_trl.perturb.records import CounterfactualRecord
+from procure_trl.problems import Problem, load_humaneval
 from procure_trl.validation import ValidationConfig, Validator, check_concept
 
 FIXTURE = Path(__file__).parent / "fixtures" / "code_contests_sample.jsonl"

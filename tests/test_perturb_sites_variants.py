@@ -11,9 +11,9 @@ import pytest
 
 from procure_trl.concepts import Concept
 from procure_trl.perturb.engine import GenerationConfig, generate_counterfactuals
+from procure_trl.perturb.records import CounterfactualRecord
 from procure_trl.perturbations import perturb
 from procure_trl.problems import Problem
-from procure_trl.perturb.records import CounterfactualRecord
 from procure_trl.validation import check_concept
 
 SOURCE = textwrap.dedent("""

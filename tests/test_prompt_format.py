@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 
 import pytest
+from test_masks_trl_alignment import CHAT_TEMPLATE
 
 from procure_trl.dataset.prompt_format import (
     CHAT_INSTRUCTION,
@@ -25,8 +26,6 @@ from procure_trl.dataset.prompt_format import (
     training_example,
 )
 from procure_trl.training.data import tokenize_concept_row
-
-from test_masks_trl_alignment import CHAT_TEMPLATE
 
 #: (prompt format, does the tokenizer have a chat template): chat needs one, completion works with either.
 CASES = [("completion", False), ("completion", True), ("chat", True)]

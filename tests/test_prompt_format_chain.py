@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_masks_trl_alignment import CHAT_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
+    from transformers import AutoTokenizer
+
     from procure_trl.cli import main
     from procure_trl.dataset.prompt_format import decode_request
     from procure_trl.testing_utils import save_tiny_model
-    from transformers import AutoTokenizer
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     model = str(save_tiny_model(str(tmp_path / "tiny-chat-model")))

@@ -9,9 +9,9 @@ import torch
 from datasets import Dataset
 from training_ddp_worker import make_rows
 
-from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
 from procure_trl.testing_utils import build_tiny_llama
 from procure_trl.training import ConceptAwareSFTConfig, ConceptAwareSFTTrainer
+from procure_trl.training.qlora import default_lora_config, default_quantization_config, load_model_4bit
 
 
 @pytest.fixture

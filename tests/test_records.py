@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from procure_trl.concepts import Concept
-from procure_trl.perturb.records import CounterfactualRecord, RecordWriter, check_output_path, read_records, sort_records
+from procure_trl.perturb.records import (
+    CounterfactualRecord,
+    RecordWriter,
+    check_output_path,
+    read_records,
+    sort_records,
+)
 from procure_trl.statuses import Stage
 
 FIXTURE = Path(__file__).parent / "fixtures" / "engine_counterfactuals.jsonl"

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from procure_trl.dataset.rows import load_dataset_split
 from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+from procure_trl.dataset.rows import load_dataset_split
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def _brute_ccs(rows):
 def test_ccs_against_sites_pools_the_concepts_of_each_site_count(tmp_path):
     import random
 
-    from procure_trl.experiments.strength import ccs_by_sites, sites_markdown, write_strength
     from procure_trl.evaluation.compare import RowKey
+    from procure_trl.experiments.strength import ccs_by_sites, sites_markdown, write_strength
 
     rng = random.Random(3)
     rows = {RowKey(f"T/{i}", concept, sites, variant): ([rng.randint(0, 1) for _ in range(4)],

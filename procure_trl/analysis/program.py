@@ -16,7 +16,7 @@ class InvalidProgramError(ValueError):
     """The source is not a Python program this version of Python can parse."""
 
     @classmethod
-    def from_syntax_error(cls, error: SyntaxError) -> "InvalidProgramError":
+    def from_syntax_error(cls, error: SyntaxError) -> InvalidProgramError:
         line = (error.text or "").rstrip("\n")
         where = f"line {error.lineno}, column {error.offset}"
         shown = f": {line.strip()!r}" if line.strip() else ""

@@ -24,9 +24,9 @@ import ast
 import builtins
 import keyword
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator
 
 from procure_trl.analysis.spans import SourceMap, Span
 
@@ -74,12 +74,12 @@ class Occurrence:
 
     name: str
     kind: OccurrenceKind
-    scope: "Scope"  # the scope the occurrence is evaluated in
+    scope: Scope  # the scope the occurrence is evaluated in
     node: ast.AST
     span: Span | None  # character span of exactly the identifier; None when it cannot be edited alone
     in_annotation: bool = False
     in_fstring: bool = False
-    binding: "Binding | None" = None  # filled by resolution; None = builtin / undefined global
+    binding: Binding | None = None  # filled by resolution; None = builtin / undefined global
 
     @property
     def line(self) -> int:
@@ -90,7 +90,7 @@ class Occurrence:
 class Binding:
     """A variable: one name in one scope, with every occurrence that refers to it."""
 
-    scope: "Scope"
+    scope: Scope
     name: str
     kinds: set[BindingKind] = field(default_factory=set)
     occurrences: list[Occurrence] = field(default_factory=list)
@@ -109,8 +109,8 @@ class Scope:
     kind: ScopeKind
     name: str
     node: ast.AST
-    parent: "Scope | None"
-    children: list["Scope"] = field(default_factory=list)
+    parent: Scope | None
+    children: list[Scope] = field(default_factory=list)
     bindings: dict[str, Binding] = field(default_factory=dict)
     declared_global: set[str] = field(default_factory=set)
     declared_nonlocal: set[str] = field(default_factory=set)
@@ -124,12 +124,12 @@ class Scope:
     def is_function_like(self) -> bool:
         return self.kind in (ScopeKind.FUNCTION, ScopeKind.LAMBDA, ScopeKind.COMPREHENSION)
 
-    def walk(self) -> Iterator["Scope"]:
+    def walk(self) -> Iterator[Scope]:
         yield self
         for child in self.children:
             yield from child.walk()
 
-    def top_level_function(self) -> "Scope | None":
+    def top_level_function(self) -> Scope | None:
         """The outermost function/lambda scope that contains this one (None at module/class level)."""
         found = None
         scope: Scope | None = self

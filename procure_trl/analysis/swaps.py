@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from procure_trl.analysis.blocks import Block, is_class_body, iter_blocks
 from procure_trl.analysis.effects import EffectAnalyzer, independent

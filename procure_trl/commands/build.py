@@ -42,7 +42,6 @@ def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
-
     from procure_trl.hub import require_hub_push
 
     try:

@@ -70,9 +70,8 @@ def interrupted_hint(args: argparse.Namespace, error: BaseException) -> str:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from procure_trl.experiments import load_experiment, run_experiment
-
     from procure_trl.errors import UserError
+    from procure_trl.experiments import load_experiment, run_experiment
 
     options = ExperimentArguments(**config_kwargs(ExperimentArguments, args))
     if (options.config is None) == (options.plan is None):

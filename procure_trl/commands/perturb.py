@@ -12,10 +12,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
+from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
-from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):

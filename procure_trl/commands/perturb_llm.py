@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError
-from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.perturb.records import OutputConfig
+from procure_trl.problems import InvalidProblem, Problem
 
 
 def _price(text: str) -> tuple[str, tuple[float, float]]:

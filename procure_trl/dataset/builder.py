@@ -22,25 +22,25 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
+from procure_trl.dataset.card import card_variables, render_card
+from procure_trl.dataset.prompt_format import TaskText, default_format
 from procure_trl.dataset.rows import (
     BuiltDataset,
     TaskSplit,
     add_token_columns,
     build_dataset_dict,
     build_rows,
-    problem_statement,
     rows_of_split,
     split_tasks,
     task_source,
     task_texts,
 )
-from procure_trl.dataset.card import card_variables, render_card
 from procure_trl.errors import UserError, did_you_mean
-from procure_trl.dataset.prompt_format import TaskText, default_format
 from procure_trl.perturb.records import CounterfactualRecord, read_records
 
 __all__ = ["BuildConfig", "build_counterfactual_dataset", "load_tasks", "run_engine", "write_local", "push",

@@ -6,8 +6,9 @@ The card is rendered from ``procure_trl/dataset/templates/dataset_card.md`` (shi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.dataset.rows import BuiltDataset, concept_counts, excluded_tasks
@@ -57,7 +58,7 @@ def split_text(split: Mapping[str, Any] | None) -> str:
     return text
 
 
-def card_variables(args: "BuildConfig", built: BuiltDataset, rows: Sequence[Mapping[str, Any]],
+def card_variables(args: BuildConfig, built: BuiltDataset, rows: Sequence[Mapping[str, Any]],
                    records: Sequence[CounterfactualRecord], repo_id: str,
                    split: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything the card template needs, computed from the built data (no hand-typed numbers); ``split`` is the

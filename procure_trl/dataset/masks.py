@@ -19,8 +19,9 @@ This module imports neither ``transformers`` nor ``trl``: tokenizers are used th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import accumulate
-from typing import Any, Sequence
+from typing import Any
 
 from procure_trl.analysis.spans import validate_spans
 from procure_trl.dataset.prompt_format import segment_texts

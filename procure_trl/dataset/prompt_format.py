@@ -87,7 +87,7 @@ class TaskText:
     statement: str
 
     @classmethod
-    def from_problem(cls, problem: Any) -> "TaskText":
+    def from_problem(cls, problem: Any) -> TaskText:
         """The texts of a :class:`~procure_trl.problems.Problem`."""
         from procure_trl.dataset.rows import problem_statement
 

@@ -43,16 +43,17 @@ import inspect
 import os
 import random
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.dataset.masks import prompt_completion_mask
+from procure_trl.dataset.prompt_format import row_program
 from procure_trl.errors import first_line
 from procure_trl.hub import require_hub
-from procure_trl.dataset.masks import prompt_completion_mask
-from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
-from procure_trl.dataset.prompt_format import row_program
 from procure_trl.perturb.records import AST_GREP, CounterfactualRecord
+from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.statuses import REJECTED, VALID, Stage
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def excluded_tasks(records: Iterable[CounterfactualRecord]) -> dict[str, str]:
 
 
 def build_rows(
-    records: Iterable[CounterfactualRecord], tasks: Mapping[str, "TaskText | str"], *, allow_unvalidated: bool = False,
+    records: Iterable[CounterfactualRecord], tasks: Mapping[str, TaskText | str], *, allow_unvalidated: bool = False,
     prompt_format: str = "completion",
 ) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
@@ -210,7 +211,7 @@ def build_rows(
     return rows
 
 
-def _row(task_id: str, pair_id: str, concept: str, prompt_format: str, task: "TaskText", program: str,
+def _row(task_id: str, pair_id: str, concept: str, prompt_format: str, task: TaskText, program: str,
          spans: list, sites: int, variant: int | None) -> dict[str, Any]:
     # sites: a line without the field (written before the engine counted sites) changed one place
     from procure_trl.dataset.prompt_format import training_example
@@ -336,7 +337,7 @@ def rows_of_split(rows: Sequence[Mapping[str, Any]], split: TaskSplit) -> dict[s
 
 def task_texts(
     rows: Iterable[Mapping[str, Any]], statements: Mapping[str, str] | None = None
-) -> dict[str, "ComparableTask"]:
+) -> dict[str, ComparableTask]:
     """Per task, what near-duplicate grouping compares: the statement (from ``statements``, else the words of the
     row's prompt) and the task's first original program, in either prompt format."""
     from procure_trl.dataset.near_duplicates import ComparableTask
@@ -390,7 +391,7 @@ def add_token_columns(
     return out
 
 
-def dataset_features(tokenized: bool = False, prompt_format: str = "completion") -> "Features":
+def dataset_features(tokenized: bool = False, prompt_format: str = "completion") -> Features:
     """The ``datasets.Features`` of the schema (with the token columns when ``tokenized``); ``prompt`` and
     ``completion`` are strings, or lists of ``{"role", "content"}`` messages in the ``chat`` format."""
     from datasets import Features, List, Value
@@ -421,7 +422,7 @@ def dataset_features(tokenized: bool = False, prompt_format: str = "completion")
 class BuiltDataset:
     """The DatasetDict of every non-empty config, and the per-config, per-split row counts."""
 
-    configs: dict[str, "DatasetDict"]
+    configs: dict[str, DatasetDict]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 

@@ -49,11 +49,11 @@ def _dependent_rows(run: dict[str, Any]) -> str:
     return "n/a" if dependent is None else f"{dependent['rows']} of {(run['ccs'] or {}).get('rows', 0)}"
 
 
-def _concepts(comparison: "Comparison") -> list[str]:
+def _concepts(comparison: Comparison) -> list[str]:
     return list(dict.fromkeys(c for run in comparison.runs for c in run["ccs_per_concept"]))
 
 
-def comparison_markdown(comparison: "Comparison") -> str:
+def comparison_markdown(comparison: Comparison) -> str:
     """The tables: one row per run (pass@k, CCS, CCS per concept), then each run's paired difference to the first."""
     config = comparison.config
     concepts = _concepts(comparison)
@@ -115,7 +115,7 @@ def _title(prefix: str, labels: Sequence[str]) -> str:
     return "\n".join(textwrap.wrap(f"{prefix}: " + " vs ".join(labels), 110))
 
 
-def write_comparison(comparison: "Comparison") -> dict[str, str]:
+def write_comparison(comparison: Comparison) -> dict[str, str]:
     """Write ``comparison.md``, ``comparison.json`` and the PNG plots into ``comparison.config.output_dir``."""
     output_dir = comparison.config.output_dir
     os.makedirs(output_dir, exist_ok=True)

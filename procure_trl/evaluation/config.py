@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from procure_trl.concepts import Concept
-from procure_trl.evaluation.model_loading import ModelArguments
 from procure_trl.dataset.prompt_format import PROMPT_FORMAT_CHOICES
+from procure_trl.evaluation.model_loading import ModelArguments
 
 __all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS", "parse_stop_sequences"]
 

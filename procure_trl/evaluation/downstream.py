@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from procure_trl.problems import Problem
 from procure_trl.dataset.prompt_format import chat_request
 from procure_trl.perturb.records import CounterfactualRecord
+from procure_trl.problems import Problem
 
 __all__ = ["DETECT_ANSWERS", "DownstreamReport", "REPAIR_INSTRUCTION", "detect_prompt", "evaluate_downstream",
            "repair_prompt"]
@@ -111,9 +112,9 @@ def killed_mutant_pairs(path: str | os.PathLike) -> list[tuple[CounterfactualRec
 
 def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, backend=None) -> DownstreamReport:
     """Run ``config.task`` (``repair`` or ``detect``) on the killed pairs of ``config.mutants``; write the report."""
+    from procure_trl.dataset.prompt_format import TaskText
     from procure_trl.evaluation.formats import resolve_prompt_format
     from procure_trl.evaluation.guards import check_train_overlap
-    from procure_trl.dataset.prompt_format import TaskText
 
     if not config.mutants:
         raise ValueError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`)")

@@ -56,7 +56,7 @@ def gap_sentence(scores: dict[str, Any], confidence: float) -> str:
     )
 
 
-def _consistency_lines(report: "EvaluationReport") -> list[str]:
+def _consistency_lines(report: EvaluationReport) -> list[str]:
     """What separates consistency from accuracy: overall, on the dependent rows, and per concept."""
     ccs, dependent = report.ccs or {}, report.ccs_dependent or {}
     lines = ["", "Consistency beyond chance, all rows: " + gap_sentence(ccs, report.config.confidence)]
@@ -87,7 +87,7 @@ def _consistency_lines(report: "EvaluationReport") -> list[str]:
     return lines
 
 
-def markdown_summary(report: "EvaluationReport") -> str:
+def markdown_summary(report: EvaluationReport) -> str:
     """A short Markdown page: pass@k on the originals, then one line per concept."""
     config = report.config
     ks = [f"pass@{k}" for k in config.k]
@@ -147,7 +147,7 @@ def markdown_summary(report: "EvaluationReport") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: "EvaluationReport", output_dir: str) -> dict[str, str]:
+def write_report(report: EvaluationReport, output_dir: str) -> dict[str, str]:
     """Write ``report.json``, ``summary.md`` and the PNG plots into ``output_dir``; return their paths."""
     os.makedirs(output_dir, exist_ok=True)
     files = report.files

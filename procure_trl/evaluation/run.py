@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from procure_trl.concepts import concept_names_in
-from procure_trl.errors import require_folder_path
-from procure_trl.hub import require_local_or_hub
 from procure_trl.dataset.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
+from procure_trl.errors import require_folder_path
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.formats import resolve_prompt_format
 from procure_trl.evaluation.results import DEFINITIONS, EvaluationReport, PromptRow, ScoredPrompt
@@ -44,6 +43,7 @@ from procure_trl.evaluation.sampling import (
 from procure_trl.evaluation.scoring import ccs_by_sites, ccs_of, execute_all, per_concept_rows, score_group
 from procure_trl.evaluation.selection import Selection, cut_rows, row_accounting, select_rows
 from procure_trl.evaluation.truncation import truncate_completion
+from procure_trl.hub import require_local_or_hub
 from procure_trl.problems import Problem
 
 __all__ = [

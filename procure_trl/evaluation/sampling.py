@@ -59,7 +59,7 @@ class GenerationBackend(Protocol):
 def request_seed(seed: int, request: GenerationRequest) -> int:
     """The seed of one sample: a function of the run's ``seed``, the prompt and the sample index only, so the
     sample comes out the same whichever batch generates it, and whether or not the run was interrupted."""
-    text = f"{seed}\0{request.sample_index}\0{request.prompt}".encode("utf-8")
+    text = f"{seed}\0{request.sample_index}\0{request.prompt}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
@@ -94,7 +94,7 @@ class CompletionCache:
             self._load()
 
     def _prompt_key(self, prompt: str) -> str:
-        return hashlib.sha256(f"{self._model_key}\0{prompt}".encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{self._model_key}\0{prompt}".encode()).hexdigest()
 
     def _load(self) -> None:
         with open(self.path, encoding="utf-8") as handle:
@@ -292,7 +292,7 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @classmethod
-    def from_pretrained(cls, config: EvaluationConfig) -> "TransformersBackend":
+    def from_pretrained(cls, config: EvaluationConfig) -> TransformersBackend:
         """The backend over ``config.model`` (with ``config.adapter`` on top when given); a model or adapter that
         cannot be loaded is a :class:`~procure_trl.errors.UserError`."""
         model, tokenizer = config.load()  # the ModelArguments block: model, adapter, dtype, device, 4-bit

@@ -46,7 +46,7 @@ def _worker_env() -> dict:
     return env
 
 
-_live_executors: "weakref.WeakSet[Executor]" = weakref.WeakSet()
+_live_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
 
 
 @atexit.register
@@ -206,7 +206,7 @@ class Executor:
         _live_executors.add(self)
 
     # ------------------------------------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc_info) -> None:

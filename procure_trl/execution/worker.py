@@ -870,17 +870,17 @@ def _warm_typing_cache() -> None:
     import typing
 
     atoms = (int, str, float, bool, typing.Any)
-    one_arg = (typing.List, typing.Set, typing.Optional, typing.Sequence, typing.Iterable, typing.Iterator, typing.Tuple)
+    one_arg = (list, set, typing.Optional, typing.Sequence, typing.Iterable, typing.Iterator, tuple)
     for atom in atoms:
         for generic in one_arg:
             generic[atom]
-        typing.Tuple[atom, ...]
-        typing.List[typing.List[atom]]
-        typing.List[typing.Tuple[atom, atom]]
-        typing.Optional[typing.List[atom]]
+        tuple[atom, ...]
+        list[list[atom]]
+        list[tuple[atom, atom]]
+        typing.Optional[list[atom]]
         for other in atoms:
-            typing.Tuple[atom, other]
-            typing.Dict[atom, other]
+            tuple[atom, other]
+            dict[atom, other]
             typing.Union[atom, other]
 
 

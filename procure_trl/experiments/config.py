@@ -395,7 +395,7 @@ class ExperimentConfig:
                 raise UserError(f"smoke models: {name!r} is not in models{did_you_mean(str(name), self.models)}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "experiment") -> "ExperimentConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "experiment") -> ExperimentConfig:
         """Build the config from a parsed YAML mapping, refusing unknown keys at every level."""
         data = _mapping(data, source)
         _check_names(data, _field_names(cls), source, "docs/experiments.md lists every field")
@@ -423,7 +423,7 @@ class ExperimentConfig:
                 raise UserError(f"{source}: {required} is missing")
         return cls(**values)
 
-    def smoke_version(self) -> "ExperimentConfig":
+    def smoke_version(self) -> ExperimentConfig:
         """The same experiment as ``--smoke`` runs it: ``smoke``'s settings over every run, a separate output folder,
         and every dataset the experiment builds limited and built under that folder (existing ones are kept)."""
         output_dir = f"{self.output_dir.rstrip('/')}-smoke"

@@ -121,12 +121,12 @@ class RowStructure:
                           for t, groups in zip(self.task_ids, self.groups)]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RowStructure":
+    def from_dict(cls, data: Mapping[str, Any]) -> RowStructure:
         tasks = data["tasks"]
         return cls(tuple(t["task_id"] for t in tasks), tuple(tuple(tuple(g) for g in t["groups"]) for t in tasks))
 
     @classmethod
-    def from_json(cls, path: str) -> "RowStructure":
+    def from_json(cls, path: str) -> RowStructure:
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
 

@@ -88,7 +88,7 @@ def _group(ids: Sequence[str]) -> dict[str, list[str]]:
     return {b: [t for t in ids if benchmark_of(t) == b] for b in _benchmarks(ids)}
 
 
-def main_table(result: "ExperimentResult", *, ks: Sequence[int] | None = None, n_bootstrap: int = 1000,
+def main_table(result: ExperimentResult, *, ks: Sequence[int] | None = None, n_bootstrap: int = 1000,
                confidence: float = 0.95) -> dict[str, Any]:
     """The blocks of the main table, one per (model, eval dataset): every variant's clustered estimates per
     benchmark and metric over its evaluated seeds, and each variant's paired difference against the baseline.

@@ -111,7 +111,11 @@ def prepare_datasets(config: ExperimentConfig) -> dict[str, str]:
     fields and the fingerprints of the inputs) is reused; one built with other settings, or holding files without
     such a record, stops the experiment with one line naming the difference."""
     from procure_trl.dataset.builder import (
-        BuildConfig, build_counterfactual_dataset, build_folder_state, build_settings, built_with_other_settings,
+        BuildConfig,
+        build_counterfactual_dataset,
+        build_folder_state,
+        build_settings,
+        built_with_other_settings,
     )
 
     paths = {}

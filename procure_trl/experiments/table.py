@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "write_experiment_report", "varying_fields"]
 
 
-def varying_fields(result: "ExperimentResult") -> list[str]:
+def varying_fields(result: ExperimentResult) -> list[str]:
     """The training fields whose value is not the same in every run (what the variants change), in the order the
     variants name them; the datasets too when variants train or evaluate on different ones. An untuned run trains
     with no setting at all: it is left out of the comparison, or every field would count as changed."""
@@ -37,7 +37,7 @@ def _setting(plan, name: str) -> Any:
     return getattr(plan, name) if name in ("train_dataset", "eval_dataset") else plan.settings.get(name)
 
 
-def experiment_rows(result: "ExperimentResult", fields: Sequence[str]) -> list[dict[str, Any]]:
+def experiment_rows(result: ExperimentResult, fields: Sequence[str]) -> list[dict[str, Any]]:
     """One dict per run: variant, seed, the settings named by ``fields`` (:func:`varying_fields`), state, training
     and evaluation numbers."""
     rows = []
@@ -76,7 +76,7 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
-def experiment_markdown(result: "ExperimentResult", rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
+def experiment_markdown(result: ExperimentResult, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
     """The table of runs (a column per setting in ``fields``), the variants' descriptions and the failures."""
     config = result.config
     ks = list(dict.fromkeys(k for row in rows for k in row["pass_at_k"])) or ["pass@1"]
@@ -122,7 +122,7 @@ def _label(row: dict[str, Any], seeds: int) -> str:
     return row["variant"] if seeds == 1 else f"{row['variant']} seed {row['seed']}"
 
 
-def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -> dict[str, Any]:
+def compare_experiment(result: ExperimentResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``procure compare`` over the evaluated runs, one comparison per eval dataset (runs on different datasets
     share no task to pair); each row then takes its scores and intervals from the comparison.
 
@@ -163,7 +163,7 @@ def compare_experiment(result: "ExperimentResult", rows: list[dict[str, Any]]) -
     return comparisons
 
 
-def _strength_section(result: "ExperimentResult", scored: Sequence[dict[str, Any]], files: dict[str, str]) -> str:
+def _strength_section(result: ExperimentResult, scored: Sequence[dict[str, Any]], files: dict[str, str]) -> str:
     """CCS against the number of changed sites (:mod:`procure_trl.experiments.strength`) when the runs hold
     several site counts; ``""`` otherwise."""
     from procure_trl.experiments.strength import write_strength
@@ -177,7 +177,7 @@ def _strength_section(result: "ExperimentResult", scored: Sequence[dict[str, Any
     return "\n" + section if section else ""
 
 
-def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
+def write_experiment_report(result: ExperimentResult) -> dict[str, str]:
     """Compare the runs and write ``experiment.md``, ``experiment.json`` and the plots into the output folder."""
     from procure_trl.experiments.paired import main_table, main_table_json, main_table_markdown
     from procure_trl.experiments.plots import plot_experiment_scores, plot_training_loss
@@ -213,7 +213,7 @@ def write_experiment_report(result: "ExperimentResult") -> dict[str, str]:
     return files
 
 
-def _bootstrap_settings(result: "ExperimentResult") -> dict[str, Any]:
+def _bootstrap_settings(result: ExperimentResult) -> dict[str, Any]:
     """The evaluations' confidence and resamples, for the main table's intervals."""
     settings = {**result.config.evaluation}
     return {key: settings[key] for key in ("confidence", "n_bootstrap") if key in settings}

@@ -12,16 +12,16 @@ import ast
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, Iterable, Sequence
 
 from procure_trl.concepts import AnyConcept, Concept, all_concepts
-from procure_trl.problems import InvalidProblem, Problem
+from procure_trl.errors import UserError
 from procure_trl.perturb.records import CounterfactualRecord, RecordWriter
+from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 from procure_trl.validation.pipeline import ValidationConfig
-from procure_trl.errors import UserError
 
 
 def default_num_workers() -> int:
@@ -180,7 +180,7 @@ def derive_seed(seed: int, task_id: str, concept: Concept | str, draw: int = 0) 
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def perturb_variants(source: str, task_id: str, concept: Concept, config: "GenerationConfig",
+def perturb_variants(source: str, task_id: str, concept: Concept, config: GenerationConfig,
                      protected: Sequence[str] = ()) -> list:
     """Up to ``config.variants`` results of ``concept`` on ``source`` with distinct programs, from draws
     0, 1, ... (:func:`derive_seed`); ``[result]`` holding the reason when the first draw does not apply.

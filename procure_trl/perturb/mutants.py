@@ -33,9 +33,9 @@ import io
 import random
 import re
 import tokenize
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
 
 from procure_trl.analysis.spans import Edit, OverlappingEditsError, SourceMap, Span, apply_edits
 from procure_trl.concepts import AnyConcept, Concept

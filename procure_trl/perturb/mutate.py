@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
 
 from procure_trl.concepts import all_concepts
 from procure_trl.errors import UserError
 from procure_trl.perturb.mutants import MutationKind, mutate_pair, mutation_kinds
-from procure_trl.problems import Problem
 from procure_trl.perturb.records import CounterfactualRecord, RecordWriter
+from procure_trl.problems import Problem
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 
 __all__ = ["MutationConfig", "SIDES", "format_mutation_table", "generate_mutants", "mutants_to_jsonl",

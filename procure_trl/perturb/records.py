@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from procure_trl.analysis.spans import validate_spans
 from procure_trl.concepts import AnyConcept, Concept, UserConcept
@@ -171,7 +172,7 @@ class CounterfactualRecord:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any], where: str = "row") -> "CounterfactualRecord":
+    def from_dict(cls, row: Mapping[str, Any], where: str = "row") -> CounterfactualRecord:
         """Validate one JSON object; errors name ``where`` (``file:line``), the field and the fix."""
         if not isinstance(row, Mapping):
             raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
@@ -393,7 +394,7 @@ class RecordWriter:
         """Keys of the lines kept from an earlier run."""
         return {r.key for r in self.existing}
 
-    def open(self) -> "RecordWriter":
+    def open(self) -> RecordWriter:
         check_output_path(self.path, resume=self.resume, overwrite=self.overwrite)
         if self.resume and self.path.exists():
             # one read: the records kept and the length cut to are then of the same bytes
@@ -494,7 +495,7 @@ class RecordWriter:
             self._handle.close()
             self._handle = None
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

@@ -8,7 +8,7 @@ perturbation does not apply. Unparsable code raises :class:`InvalidProgramError`
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from procure_trl.concepts import AnyConcept, Concept, UserConcept
 from procure_trl.perturbations.base import InvalidProgramError, PerturbationResult

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from procure_trl.analysis.program import InvalidProgramError, parse_program
 from procure_trl.analysis.spans import Span
@@ -47,7 +47,7 @@ class PerturbationResult:
         return 1
 
     @classmethod
-    def not_applicable(cls, concept: Concept, reason: str, **details) -> "PerturbationResult":
+    def not_applicable(cls, concept: Concept, reason: str, **details) -> PerturbationResult:
         return cls(concept=concept, code=None, changed_spans=(), reason=reason, details=dict(details))
 
     def to_dict(self) -> dict:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from procure_trl.concepts import UserConcept, register_concept
 from procure_trl.errors import UserError, first_line

@@ -10,11 +10,11 @@ its parameter, if it is one, keeps its name.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 from procure_trl.analysis.dataflow import redefinitions
-from procure_trl.analysis.scopes import is_valid_fresh_name, renameable_bindings
 from procure_trl.analysis.program import load_program
+from procure_trl.analysis.scopes import is_valid_fresh_name, renameable_bindings
 from procure_trl.concepts import Concept
 from procure_trl.perturbations._renaming import rename_checked
 from procure_trl.perturbations.base import PerturbationResult

@@ -22,14 +22,14 @@ from __future__ import annotations
 import ast
 import copy
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from procure_trl.analysis.branches import IfElseSite, if_else_sites, skip_trivia
-from procure_trl.analysis.spans import Edit, SourceMap, apply_edits, same_structure, top_level_index
-from procure_trl.analysis.scopes import ScopeAnalysis
-from procure_trl.analysis.values import INT, STR, expression_kind, kinds_at
 from procure_trl.analysis.program import load_program
+from procure_trl.analysis.scopes import ScopeAnalysis
+from procure_trl.analysis.spans import Edit, SourceMap, apply_edits, same_structure, top_level_index
+from procure_trl.analysis.values import INT, STR, expression_kind, kinds_at
 from procure_trl.concepts import Concept
 from procure_trl.perturbations.base import PerturbationResult, pick_sites
 

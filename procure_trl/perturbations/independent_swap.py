@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 from procure_trl.analysis.program import load_program
 from procure_trl.analysis.scopes import ScopeAnalysis

@@ -9,10 +9,10 @@ re-resolving every occurrence (:func:`~procure_trl.perturbations._renaming.check
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
-from procure_trl.analysis.scopes import renameable_bindings
 from procure_trl.analysis.program import load_program
+from procure_trl.analysis.scopes import renameable_bindings
 from procure_trl.concepts import Concept
 from procure_trl.perturbations._renaming import random_identifier, rename_checked
 from procure_trl.perturbations.base import PerturbationResult

@@ -14,8 +14,8 @@ checked by re-resolving all occurrences
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from procure_trl.analysis.program import load_program
 from procure_trl.analysis.scopes import Binding, Occurrence, ScopeAnalysis, renameable_bindings

@@ -8,8 +8,8 @@ import json
 import os
 import re
 import textwrap
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from procure_trl.hub import require_hub
 from procure_trl.problems.problem import Problem, comment_block, normalise_newlines

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from procure_trl.problems.problem import InvalidProblem, Problem
 

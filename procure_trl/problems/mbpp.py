@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from procure_trl.hub import require_hub
 from procure_trl.problems.problem import Problem, comment_block, normalise_newlines

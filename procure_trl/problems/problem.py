@@ -25,7 +25,7 @@ class Problem:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: dict, where: str = "row") -> "Problem":
+    def from_dict(cls, row: dict, where: str = "row") -> Problem:
         """Build a problem from a JSON object; a missing or non-string field names ``where`` and the fix."""
         if not isinstance(row, dict):
             raise ValueError(f"{where}: expected a JSON object with the fields of a problem, got {type(row).__name__}")

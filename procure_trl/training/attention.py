@@ -34,7 +34,7 @@ Registration: :func:`register_concept_attention` registers the function with tra
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 

@@ -13,7 +13,7 @@ from procure_trl.training.loss import TOKEN_LOSSES
 TRAIN_ON = ("all", "originals")
 
 
-def parse_attention_layers(value: "list[int] | int | str | None") -> "list[int] | int | None":
+def parse_attention_layers(value: list[int] | int | str | None) -> list[int] | int | None:
     """Normalise the ``attention_layers`` setting.
 
     Accepts ``None`` / ``"all"`` (every layer), an ``int`` ``k`` (the top ``k`` layers), a list of
@@ -52,7 +52,7 @@ def parse_attention_layers(value: "list[int] | int | str | None") -> "list[int] 
         ) from None
 
 
-def resolve_attention_layers(value: "list[int] | int | None", num_layers: int) -> list[int]:
+def resolve_attention_layers(value: list[int] | int | None, num_layers: int) -> list[int]:
     """The sorted decoder-layer indices selected by ``value`` for a model with ``num_layers`` layers.
 
     Raises ``ValueError`` naming the allowed range when a count or an index is out of range.

@@ -17,8 +17,9 @@ naming the row when something does not line up.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from procure_trl.dataset.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
 

@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 
-
 def tested_versions() -> str:
     """The trl and transformers versions the trainer is tested on: the bounds of the installed package's
     requirements (written once, in setup.cfg), e.g. ``"transformers<5.25,>=5.0 and trl<1.17,>=1.16"``."""
@@ -118,7 +117,7 @@ EXTENSION_POINTS: tuple[ExtensionPoint, ...] = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resolve(module: str, qualname: str) -> Any:
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):

@@ -25,7 +25,7 @@ _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.
            "float32": torch.float32, "fp32": torch.float32}
 
 
-def _dtype(value: "torch.dtype | str") -> torch.dtype:
+def _dtype(value: torch.dtype | str) -> torch.dtype:
     if isinstance(value, torch.dtype):
         return value
     try:
@@ -35,7 +35,7 @@ def _dtype(value: "torch.dtype | str") -> torch.dtype:
 
 
 def default_quantization_config(
-    compute_dtype: "torch.dtype | str" = torch.bfloat16,
+    compute_dtype: torch.dtype | str = torch.bfloat16,
     quant_type: str = "nf4",
     double_quant: bool = True,
 ):
@@ -62,10 +62,10 @@ def default_quantization_config(
 def load_model_4bit(
     name_or_path: str,
     *,
-    compute_dtype: "torch.dtype | str" = torch.bfloat16,
+    compute_dtype: torch.dtype | str = torch.bfloat16,
     attn_implementation: str = "sdpa",
     gradient_checkpointing: bool = True,
-    device_map: "str | dict | None" = "auto",
+    device_map: str | dict | None = "auto",
     quantization_config=None,
     **from_pretrained_kwargs: Any,
 ):
@@ -113,7 +113,7 @@ def default_lora_config(
     r: int = 16,
     lora_alpha: int = 32,
     lora_dropout: float = 0.05,
-    target_modules: "str | list[str]" = "all-linear",
+    target_modules: str | list[str] = "all-linear",
     **kwargs: Any,
 ):
     """A ``peft.LoraConfig`` for causal-LM QLoRA: adapters on every linear layer except the LM head.

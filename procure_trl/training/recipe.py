@@ -14,7 +14,6 @@ from typing import Any
 
 from procure_trl.errors import UserError
 
-
 #: Files that show a finished ``save_model``: a PEFT adapter, or a full model (single file or sharded).
 _ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 _MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")

@@ -64,7 +64,7 @@ def _module_file(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_ast(module: str) -> ast.Module:
     return ast.parse(_module_file(module).read_text(encoding="utf-8"))
 

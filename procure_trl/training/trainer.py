@@ -37,16 +37,16 @@ from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint, tra
 from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
 from procure_trl.training.collator import DataCollatorForConceptLM
 from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
-from procure_trl.training.extension_points import require_extension_points
 from procure_trl.training.data import (
     VersionedRowFunction,
     check_concept_row,
     concept_dataset_kind,
     keep_originals,
-    training_prompt_format,
     tokenize_concept_row,
+    training_prompt_format,
     truncate_mask,
 )
+from procure_trl.training.extension_points import require_extension_points
 from procure_trl.training.loss import (
     LossNormalizer,
     concept_sensitive_loss,

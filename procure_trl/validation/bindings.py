@@ -18,8 +18,9 @@ with the same tree shape number their scopes alike. Builtins use scope index ``-
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 #: scope index of names that no scope of the program binds (builtins, or undefined names)
 BUILTIN_SCOPE = -1
@@ -37,7 +38,7 @@ class Scope:
     index: int
     kind: str  # "module" | "function" | "class" | "comprehension"
     node: ast.AST
-    parent: "Scope | None"
+    parent: Scope | None
     bound: set[str] = field(default_factory=set)
     globals: set[str] = field(default_factory=set)
     nonlocals: set[str] = field(default_factory=set)

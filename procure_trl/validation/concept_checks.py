@@ -29,8 +29,8 @@ from __future__ import annotations
 import ast
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from procure_trl.concepts import Concept
 from procure_trl.validation.bindings import BUILTIN_SCOPE, Binding, ScopeInfo, identifiers

@@ -22,8 +22,8 @@ pool runs them in parallel.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from procure_trl.concepts import AnyConcept, UserConcept
 from procure_trl.problems import Problem
@@ -159,7 +159,7 @@ class Validator:
         self._original_verdicts: dict[str, str | None] = {}  # task_id -> None (passes) or reason
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def __enter__(self) -> "Validator":
+    def __enter__(self) -> Validator:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -172,7 +172,7 @@ class Validator:
 
     def _get_executor(self):
         if self._executor is None:
-            from procure_trl.execution import Executor, ExecutionLimits
+            from procure_trl.execution import ExecutionLimits, Executor
 
             self._executor = Executor(num_workers=self.config.num_workers,
                                       limits=ExecutionLimits(timeout=self.config.timeout))

@@ -13,7 +13,8 @@ normal exit), which only makes the check stricter.
 from __future__ import annotations
 
 import ast
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 State = Optional[frozenset]  # None: unreachable point
 _EMPTY: frozenset = frozenset()
@@ -48,7 +49,7 @@ class ReachingDefinitions:
         self._tries: list[list] = []  # states seen inside each enclosing try body
 
     # -- entry ---------------------------------------------------------------------------------
-    def run(self, scope_node: ast.AST) -> "ReachingDefinitions":
+    def run(self, scope_node: ast.AST) -> ReachingDefinitions:
         body = scope_node.body if isinstance(scope_node.body, list) else [ast.Return(scope_node.body)]  # lambda
         state: State = _EMPTY
         args = getattr(scope_node, "args", None)

@@ -9,7 +9,7 @@ chosen is not trusted but re-derived from the original (:func:`procure_trl.pertu
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from procure_trl.concepts import UserConcept
 

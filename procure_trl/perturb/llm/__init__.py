@@ -14,8 +14,9 @@ cold start).
 
 from __future__ import annotations
 
-from procure_trl._lazy import lazy_exports
 from typing import TYPE_CHECKING
+
+from procure_trl._lazy import lazy_exports
 
 _EXPORTS = {
     "LLMGenerator": "procure_trl.perturb.llm.generator",

@@ -17,8 +17,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 #: Bump when the stored entry format changes: old entries then miss instead of being misread.
 CACHE_FORMAT_VERSION = 1

@@ -26,15 +26,25 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from procure_trl.concepts import Concept, concept_names_in
-from procure_trl.perturb.engine import format_rejects_by_stage, format_totals_table, invalid_records, pair_order, protected_names
+from procure_trl.perturb.engine import (
+    format_rejects_by_stage,
+    format_totals_table,
+    invalid_records,
+    pair_order,
+    protected_names,
+)
 from procure_trl.perturb.llm.cache import ResponseCache
 from procure_trl.perturb.llm.client import ChatClient, ClientStats, LLMFatalError, LLMRequestError, Usage
+
+# The configuration lives in a module that imports no ``openai``, so ``procure perturb --help`` stays fast.
+from procure_trl.perturb.llm.config import DEFAULT_PRICES, LLMConfigError, LLMGeneratorConfig, parse_price  # noqa: E402,F401
 from procure_trl.perturb.llm.prompts import (
     FactsFn,
     build_messages,
@@ -44,14 +54,10 @@ from procure_trl.perturb.llm.prompts import (
     has_candidate_site,
 )
 from procure_trl.perturb.llm.spans import changed_spans
-from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.perturb.records import CounterfactualRecord, RecordWriter, sort_records
+from procure_trl.problems import InvalidProblem, Problem
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
-from procure_trl.validation import AcceptedCandidates, Candidate, ValidationConfig, Validator
-
-
-# The configuration lives in a module that imports no ``openai``, so ``procure perturb --help`` stays fast.
-from procure_trl.perturb.llm.config import DEFAULT_PRICES, LLMConfigError, LLMGeneratorConfig, parse_price  # noqa: E402,F401
+from procure_trl.validation import AcceptedCandidates, Candidate, Validator
 
 
 @dataclass
@@ -205,10 +211,10 @@ class LLMGenerator:
         analysis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procure-analysis")
         loop = asyncio.get_running_loop()
 
-        def on_analysis_thread(fn: Callable, *args, **kwargs) -> "asyncio.Future":
+        def on_analysis_thread(fn: Callable, *args, **kwargs) -> asyncio.Future:
             return loop.run_in_executor(analysis_thread, partial(fn, *args, **kwargs))
 
-        def validate(candidate: Candidate) -> "asyncio.Future":
+        def validate(candidate: Candidate) -> asyncio.Future:
             return on_analysis_thread(validator.validate_one, candidate, deduplicate=False)
 
         problem_rows = _ProblemRows(parsed, existing, sink)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 TEXT = "text"
 CONVERSATIONAL = "conversational"

@@ -25,10 +25,18 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from procure_trl.concepts import ORIGINAL, Concept
-from procure_trl.perturb.scale.formats import CONVERSATIONAL, DatasetFormat, code_texts, python_blocks, replace_text, tests_text
+from procure_trl.perturb.scale.formats import (
+    CONVERSATIONAL,
+    DatasetFormat,
+    code_texts,
+    python_blocks,
+    replace_text,
+    tests_text,
+)
 from procure_trl.statuses import NOT_APPLICABLE, REJECTED, VALID, Stage
 
 #: Columns the transform adds to the input's, in order (``changed_message`` for conversational formats only).

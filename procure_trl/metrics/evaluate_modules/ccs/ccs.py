@@ -8,9 +8,7 @@ package; in a clone also ``evaluation/metrics/ccs``).
 import datasets
 import evaluate
 
-from procure_trl.metrics.ccs import DEFAULT_PERMUTATIONS
-from procure_trl.metrics.ccs import check_rows
-from procure_trl.metrics.ccs import concept_consistency_score
+from procure_trl.metrics.ccs import DEFAULT_PERMUTATIONS, check_rows, concept_consistency_score
 
 _CITATION = """\
 @article{procure2025,

@@ -10,11 +10,13 @@ import datasets
 import evaluate
 
 from procure_trl.execution.limits import check_timeout
-from procure_trl.metrics.functional_correctness import check_candidates
-from procure_trl.metrics.functional_correctness import check_num_workers
-from procure_trl.metrics.functional_correctness import code_eval_results
-from procure_trl.metrics.functional_correctness import execute_candidates
-from procure_trl.metrics.functional_correctness import score_candidates
+from procure_trl.metrics.functional_correctness import (
+    check_candidates,
+    check_num_workers,
+    code_eval_results,
+    execute_candidates,
+    score_candidates,
+)
 from procure_trl.metrics.pass_at_k import check_ks
 
 _CITATION = """\
