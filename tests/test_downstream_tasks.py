@@ -219,3 +219,35 @@ def test_a_dataset_without_mutants_is_refused_in_one_line(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="not both"):
         EvaluationConfig(model="m", task="repair", dataset=str(tmp_path / "d"), mutants=str(fixture),
                          output_dir=str(tmp_path))
+
+
+def test_compare_puts_downstream_runs_side_by_side_with_paired_differences(tmp_path, mutants, monkeypatch):
+    from procure_trl.evaluation.compare import CompareConfig, compare_runs
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    runs = {}
+    for name, task, backend in (("bug", "repair", repairer(pairs, False)), ("fix", "repair", repairer(pairs, True)),
+                                ("says-correct", "detect", _detector(lambda p: False)),
+                                ("oracle", "detect", _detector(lambda p: any(
+                                    m.code.rstrip() + "\n\n# Is" in p for pair in pairs for m in pair)))):
+        cfg = config(tmp_path, path, task)
+        cfg.output_dir = str(tmp_path / name)
+        runs[name] = evaluate_model(cfg, problems=[PROBLEM], backend=backend)
+    repair = compare_runs(CompareConfig([str(tmp_path / "bug"), str(tmp_path / "fix")], str(tmp_path / "c1"),
+                                        labels=["bug", "fix"], n_bootstrap=200))
+    assert repair.task == "repair" and [r["pairs"] for r in repair.runs] == [len(pairs)] * 2
+    diff = repair.differences[0]["scores"]["repair_pass@1"]
+    assert diff["difference"] == pytest.approx(runs["fix"].metrics["repair_pass@1"]
+                                               - runs["bug"].metrics["repair_pass@1"]) == 1.0
+    assert tuple(diff["ci"]) == (1.0, 1.0)  # every pair fixed by one run, none by the other
+    assert repair.runs[1]["scores"]["consistency"]["value"] == runs["fix"].metrics["consistency"]
+    detect = compare_runs(CompareConfig([str(tmp_path / "says-correct"), str(tmp_path / "oracle")],
+                                        str(tmp_path / "c2"), n_bootstrap=200))
+    accuracy = detect.differences[0]["scores"]["accuracy"]
+    assert accuracy["difference"] == pytest.approx(runs["oracle"].metrics["accuracy"]
+                                                   - runs["says-correct"].metrics["accuracy"]) == 0.5
+    text = (tmp_path / "c2" / "comparison.md").read_text()
+    assert "# Comparison of `--task detect` runs" in text and "+0.500" in text
+    with pytest.raises(ValueError, match="different --task"):
+        compare_runs(CompareConfig([str(tmp_path / "bug"), str(tmp_path / "oracle")], str(tmp_path / "c3")))
