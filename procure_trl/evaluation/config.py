@@ -134,11 +134,6 @@ class EvaluationConfig(ModelArguments):
         seed (`int`, defaults to `0`):
             Seed of sampling and of the bootstrap. Each sample gets a seed of its own from it, its prompt and its
             index, so a completion does not depend on the batch it was generated in.
-        allow_train_overlap (`bool`, defaults to `False`):
-            Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them) or on near
-            duplicates of them (docs/datasets.md); refused by default.
-        allow_base_mismatch (`bool`, defaults to `False`):
-            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
         cache_file (`str`, *optional*):
             The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model (the same
             files: a model or adapter rewritten in place is sampled afresh) and sampling settings reuses it, so an
@@ -228,14 +223,6 @@ class EvaluationConfig(ModelArguments):
     confidence: float = field(default=0.95, metadata={"help": "coverage of the CCS bootstrap intervals"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
-    allow_train_overlap: bool = field(
-        default=False, metadata={"help": "score an adapter on tasks it was trained on, or near duplicates of them (refused by default)"}
-    )
-    allow_base_mismatch: bool = field(
-        default=False,
-        metadata={"help": "load an adapter on another base model than its adapter_config.json names (refused by "
-                          "default)"},
-    )
     cache_file: str | None = field(
         default=None, metadata={"help": "completion cache (default: OUTPUT/completions.jsonl); a rerun reuses it"}
     )
