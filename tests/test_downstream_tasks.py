@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mutant_rows import BODY, DOCSTRING, SIGNATURE, TESTS
 
 from procure_trl.concepts import Concept
 from procure_trl.dataset.prompt_format import TaskText
@@ -21,22 +22,7 @@ from procure_trl.perturbations import perturb
 from procure_trl.problems import Problem
 from procure_trl.statuses import VALID, Stage
 
-PROMPT = 'def clip_sum(values, limit):\n    """Sum the values clipped at limit, double it, add the count."""\n'
-SOLUTION = '''    total = 0
-    count = 0
-    for v in values:
-        if v > limit:
-            total = total + limit
-        else:
-            total = total + v
-        count += 1
-    scale = 2
-    total = total * scale
-    out = total + count
-    return out
-'''
-TESTS = ("assert clip_sum([1, 5, 2], 3) == 15\nassert clip_sum([], 3) == 0\n"
-         "assert clip_sum([4, 4], 4) == 18\nassert clip_sum([0, 9], 5) == 12\n")
+PROMPT, SOLUTION = SIGNATURE + DOCSTRING, BODY
 PROBLEM = Problem("Toy/0", PROMPT, SOLUTION, TESTS, "clip_sum")
 
 

@@ -7,6 +7,7 @@ import ast
 import json
 
 import pytest
+from mutant_rows import BODY, SIGNATURE, TESTS
 
 from procure_trl.cli import main
 from procure_trl.concepts import Concept
@@ -19,22 +20,7 @@ from procure_trl.problems import Problem, load_problems, write_jsonl
 from procure_trl.statuses import NOT_APPLICABLE, VALID, Stage
 from procure_trl.validation.pipeline import check_spans
 
-PROGRAM = '''def clip_sum(values, limit):
-    total = 0
-    count = 0
-    for v in values:
-        if v > limit:
-            total = total + limit
-        else:
-            total = total + v
-        count += 1
-    scale = 2
-    total = total * scale
-    out = total + count
-    return out
-'''
-TESTS = ("assert clip_sum([1, 5, 2], 3) == 15\nassert clip_sum([], 3) == 0\n"
-         "assert clip_sum([4, 4], 4) == 18\nassert clip_sum([0, 9], 5) == 12\n")
+PROGRAM = SIGNATURE + BODY
 PROBLEM = Problem("Toy/0", "", PROGRAM, TESTS, "clip_sum")
 
 
