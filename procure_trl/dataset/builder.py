@@ -109,12 +109,21 @@ class BuildConfig:
             interrupted build picks up the engine output it finished) and rebuilt.
     """
 
-    benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
-    input_jsonl: str | None = field(default=None, metadata={"help": "Comma-separated engine JSONL files; unset = run `procure perturb`."})
+    benchmarks: str = field(
+        default="humaneval,mbpp",
+        metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."}
+    )
+    input_jsonl: str | None = field(
+        default=None, metadata={"help": "Comma-separated engine JSONL files; unset = run `procure perturb`."}
+    )
     problems: str | None = field(default=None, metadata={"help": "Problems JSONL giving statements for other tasks."})
     output_dir: str = field(default="outputs/procure-counterfactuals", metadata={"help": "Local output directory."})
-    test_size: float = field(default=0.2, metadata={"help": "Fraction of each benchmark's tasks in the test split (0 to 1)."})
-    test_sizes: str | None = field(default=None, metadata={"help": "Per-benchmark test sizes, e.g. humaneval=0,mbpp=1."})
+    test_size: float = field(
+        default=0.2, metadata={"help": "Fraction of each benchmark's tasks in the test split (0 to 1)."}
+    )
+    test_sizes: str | None = field(
+        default=None, metadata={"help": "Per-benchmark test sizes, e.g. humaneval=0,mbpp=1."}
+    )
     near_duplicate_threshold: float = field(default=0.8, metadata={
         "help": "Statement word overlap (Jaccard) at which tasks are grouped and split together."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of the engine."})
@@ -128,10 +137,18 @@ class BuildConfig:
     repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repository id (with --push-to-hub)."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repository private."})
     pretty_name: str = field(default="ProCURE counterfactual code pairs", metadata={"help": "Card title."})
-    allow_unvalidated: bool = field(default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."})
-    limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
-    sites: str = field(default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
-    variants: int = field(default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."})
+    allow_unvalidated: bool = field(
+        default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."}
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."}
+    )
+    sites: str = field(
+        default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."}
+    )
+    variants: int = field(
+        default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."}
+    )
     overwrite: bool = field(default=False, metadata={
         "help": "Rebuild into an output folder built with other settings, removing its earlier configs and engine "
                 "output (without it such a folder is refused)."})
@@ -382,7 +399,8 @@ def _remove_earlier_build(folder: Path) -> None:
         if child.is_dir() and shards and len(shards) == len(list(child.iterdir())):
             shutil.rmtree(child)
         elif child.name == "engine" and child.is_dir() and all(
-                p.name.endswith(("_counterfactuals.jsonl", "_counterfactuals.jsonl.run.json")) for p in child.iterdir()):
+                p.name.endswith(("_counterfactuals.jsonl", "_counterfactuals.jsonl.run.json"))
+                for p in child.iterdir()):
             shutil.rmtree(child)
         elif child.name in ("README.md", BUILD_RECORD):
             child.unlink()
@@ -476,7 +494,9 @@ def push(built: BuiltDataset, args: BuildConfig, variables: Mapping[str, Any]) -
         existing = set(api.list_repo_files(repo_id, repo_type="dataset"))
         for config in stale:
             if any(f.startswith(f"{config}/") for f in existing):
-                api.delete_folder(config, repo_id=repo_id, repo_type="dataset", commit_message=f"Remove config {config}")
+                api.delete_folder(
+                    config, repo_id=repo_id, repo_type="dataset", commit_message=f"Remove config {config}"
+                )
     new_card = render_card(card.data, variables)
     info = new_card.push_to_hub(repo_id, repo_type="dataset", commit_message="Update dataset card")
     verify_hub_counts(repo_id, built)
@@ -490,7 +510,9 @@ def verify_hub_counts(repo_id: str, built: BuiltDataset) -> None:
     card = DatasetCard.load(repo_id, repo_type="dataset")
     infos = card.data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
-    on_hub = {i.get("config_name", "default"): {s["name"]: s["num_examples"] for s in i.get("splits", [])} for i in infos}
+    on_hub = {
+        i.get("config_name", "default"): {s["name"]: s["num_examples"] for s in i.get("splits", [])} for i in infos
+    }
     for config, counts in built.counts.items():
         if on_hub.get(config) != counts:
             raise RuntimeError(

@@ -132,7 +132,8 @@ def write_comparison(comparison: Comparison) -> dict[str, str]:
     if concepts:
         files["ccs_plot"] = plot_runs_grouped(
             ["all", *concepts],
-            [{"label": run["label"], "cells": {"all": run["ccs"], **run["ccs_per_concept"]}} for run in comparison.runs],
+            [{"label": run["label"], "cells": {"all": run["ccs"], **run["ccs_per_concept"]}}
+             for run in comparison.runs],
             os.path.join(output_dir, "ccs_per_concept.png"),
             title=_title(f"CCS per concept ({confidence})", labels), ylabel="Concept Consistency Score",
         )

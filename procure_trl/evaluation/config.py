@@ -47,8 +47,8 @@ def _ks(text: str) -> tuple[int, ...]:
 @dataclass
 class EvaluationConfig(ModelArguments):
     r"""Settings of one evaluation run (every field is a ``procure evaluate`` option). The model fields (`model`,
-    `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit`) are :class:`~procure_trl.evaluation.model_loading.ModelArguments`,
-    shared with ``procure attention-report``.
+    `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit`) are
+    :class:`~procure_trl.evaluation.model_loading.ModelArguments`, shared with ``procure attention-report``.
 
     Parameters:
         model (`str`):
@@ -229,7 +229,9 @@ class EvaluationConfig(ModelArguments):
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
     allow_train_overlap: bool = field(
-        default=False, metadata={"help": "score an adapter on tasks it was trained on, or near duplicates of them (refused by default)"}
+        default=False, metadata={
+            "help": "score an adapter on tasks it was trained on, or near duplicates of them (refused by default)"
+        }
     )
     allow_base_mismatch: bool = field(
         default=False,
@@ -277,7 +279,9 @@ class EvaluationConfig(ModelArguments):
         if self.task not in ("generate", "repair", "detect"):
             raise ValueError(f"task={self.task!r}; use one of generate, repair, detect")
         if self.task != "generate" and not self.mutants:
-            raise ValueError(f"task={self.task} needs mutants (--mutants MUTANTS.jsonl, the output of `procure mutate`)")
+            raise ValueError(
+                f"task={self.task} needs mutants (--mutants MUTANTS.jsonl, the output of `procure mutate`)"
+            )
         if self.mutants is not None and not os.path.isfile(self.mutants):
             raise ValueError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):
@@ -306,8 +310,8 @@ class EvaluationConfig(ModelArguments):
         """What makes two completions of one prompt interchangeable: the cache key besides prompt and index.
 
         The model and the adapter enter by what they are, not by their names
-        (:func:`procure_trl.evaluation.model_loading.model_fingerprint`: a local folder's config, tokenizer and weight files; a
-        Hub id at its revision), so a model retrained into the same folder never reuses the old one's
+        (:func:`procure_trl.evaluation.model_loading.model_fingerprint`: a local folder's config, tokenizer and weight
+        files; a Hub id at its revision), so a model retrained into the same folder never reuses the old one's
         completions. The seed enters when sampling: each sample is drawn with a seed of its own, derived from
         it (:func:`procure_trl.evaluation.sampling.request_seed`).
         """

@@ -122,7 +122,9 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
     if problems is None:
         from procure_trl.problems import problems_of_tasks
 
-        by_id = problems_of_tasks([o.task_id for o, _ in pairs], config.benchmark if config.benchmark != "humaneval" else None)
+        by_id = problems_of_tasks(
+            [o.task_id for o, _ in pairs], config.benchmark if config.benchmark != "humaneval" else None
+        )
     else:
         by_id = {p.task_id: p for p in problems}
     missing = sorted({o.task_id for o, _ in pairs if o.task_id not in by_id})

@@ -98,7 +98,10 @@ def cut_rows(
             )
         except TruncationError as exc:
             skipped.append(
-                {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
+                {
+                    "task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason,
+                    "message": str(exc)
+                }
             )
             continue
         # From the raw cuts, before any prompt format: what is left of each program to complete.
@@ -129,7 +132,9 @@ def row_accounting(
     for name in concept_names_in([*given, *scored, *(s["concept"] for s in skipped)]):
         reasons = Counter(s["reason"] for s in skipped if s["concept"] == name)
         if given_counts[name] or scored_counts[name] or reasons:
-            out[name] = {"given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))}
+            out[name] = {
+                "given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))
+            }
     return out
 
 

@@ -85,7 +85,8 @@ def experiment_markdown(result: ExperimentResult, rows: Sequence[dict[str, Any]]
         lines += [" ".join(config.description.split()), ""]
     lines += [
         f"Trained on the `{config.train_split}` split, evaluated on the `{config.eval_split}` split (held-out "
-        "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure compare` "
+        "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; "
+        "intervals from `procure compare` "
         "(bootstrap over the run's own problems and rows; the main table below pairs the seeds and clusters by "
         "task). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
         "the pass rate); pass gap: mean per-row pass rate, counterfactual minus reference, with the sign-flip "

@@ -33,7 +33,8 @@ from procure_trl.problems.mbpp import MBPP_DATASET, MBPP_DIR_ENV, MBPP_SPLITS, d
 from procure_trl.problems.problem import InvalidProblem, Problem
 
 __all__ = [
-    "BENCHMARKS", "TASK_PREFIX_BENCHMARKS", "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
+    "BENCHMARKS", "TASK_PREFIX_BENCHMARKS", "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET",
+    "MBPP_DIR_ENV", "MBPP_SPLITS",
     "InvalidProblem", "Problem", "codecontests_problem", "codecontests_problems", "default_mbpp_dir",
     "json_error_text", "load_codecontests", "load_humaneval", "load_jsonl", "load_mbpp", "load_problems",
     "oversize_reason", "problems_of_tasks", "read_jsonl", "write_jsonl",
