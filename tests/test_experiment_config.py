@@ -27,7 +27,9 @@ def test_ablation_holds_plain_sft_each_term_alone_and_both_in_both_readings():
         name: (t["concept_loss_weight"], t.get("perturbed_token_weight", 1.0), t.get("token_loss", "weighted"))
         for name, t in runs.items() if t.get("train_on", "all") == "all"
     }
-    lam_alpha = {(lam, alpha if reading == "weighted" else "perturbed_only") for lam, alpha, reading in settings.values()}
+    lam_alpha = {
+        (lam, alpha if reading == "weighted" else "perturbed_only") for lam, alpha, reading in settings.values()
+    }
     assert (0.0, 0.0) in lam_alpha  # plain SFT
     assert any(lam == 0 and alpha not in (0.0, "perturbed_only") for lam, alpha in lam_alpha)  # token term only
     assert any(lam > 0 and alpha == 0 for lam, alpha in lam_alpha)  # attention term only
@@ -211,6 +213,7 @@ def test_recipes_and_experiment_configs_are_read_by_one_loader_with_one_error_fo
         messages.setdefault(what, set()).add(message)
     assert len(messages["recipe"]) == 1  # the command's early check and the library say the same
     # one format: the two kinds differ only in what they are called and the example they point to
-    normalise = lambda m: m.replace("experiment config", "X").replace("recipe", "X").replace(
-        "experiments/ablation.yaml", "EX").replace("examples/procure_qlora.yaml", "EX")
+    def normalise(m):
+        return m.replace("experiment config", "X").replace("recipe", "X").replace(
+            "experiments/ablation.yaml", "EX").replace("examples/procure_qlora.yaml", "EX")
     assert {normalise(m) for ms in messages.values() for m in ms} == {normalise(next(iter(messages["recipe"])))}

@@ -142,7 +142,7 @@ def test_pushing_again_updates_instead_of_duplicating(hub, tmp_path):
 
     # Rebuild from fewer engine lines (name_shuffle gone) with another split seed, push again.
     reduced = tmp_path / "reduced.jsonl"
-    lines = [l for l in FIXTURE.read_text().splitlines() if json.loads(l)["concept"] != "name_shuffle"]
+    lines = [line for line in FIXTURE.read_text().splitlines() if json.loads(line)["concept"] != "name_shuffle"]
     reduced.write_text("\n".join(lines) + "\n")
     out_dir = _build(hub, tmp_path, "b", "--seed", "3", input_jsonl=reduced)
 

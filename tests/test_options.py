@@ -95,7 +95,9 @@ def test_a_field_without_help_or_with_an_unknown_type_is_refused():
 
 
 def test_did_you_mean():
-    assert did_you_mean("concept_los_weight", ["concept_loss_weight", "seed"]) == " (did you mean 'concept_loss_weight'?)"
+    assert did_you_mean(
+        "concept_los_weight", ["concept_loss_weight", "seed"]
+    ) == " (did you mean 'concept_loss_weight'?)"
     assert did_you_mean("zzz", ["concept_loss_weight"]) == ""
 
 
@@ -113,7 +115,9 @@ def _option_actions(parser: argparse.ArgumentParser):
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from _option_actions(sub)
-        elif action.option_strings and action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+        elif action.option_strings and action.help != argparse.SUPPRESS and not isinstance(
+            action, argparse._HelpAction
+        ):
             yield parser.prog, action
 
 
@@ -139,8 +143,8 @@ def test_perturb_llm_defaults_are_the_dataclass_defaults():
     args = parse_args(["perturb", "problems.jsonl", "-o", "out.jsonl", "--generator", "llm", "--model", "m"])
     config = perturb_llm.config_from_args(args)
     reference = LLMGeneratorConfig(model="m")
-    for field in cli_fields(LLMGeneratorConfig):
-        assert getattr(config, field.name) == getattr(reference, field.name), field.name
+    for option in cli_fields(LLMGeneratorConfig):
+        assert getattr(config, option.name) == getattr(reference, option.name), option.name
     assert config.validation.timeout == ValidationConfig().timeout  # the test timeout of both engines
 
 
