@@ -170,6 +170,25 @@ def test_mutate_refuses_rows_without_tests(tmp_path, capsys):
     assert "--problems" in capsys.readouterr().err
 
 
+def test_mutate_lists_bad_input_rows_and_strict_fails_on_them(tmp_path, capsys):
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl([PROBLEM], problems)
+    source = tmp_path / "source.jsonl"
+    source.write_text(problems.read_text() + "{not json\n")  # a bad row: perturb keeps it as stage input
+    cf = tmp_path / "cf.jsonl"
+    assert main(["perturb", str(source), "--output", str(cf), "--no-progress", "--num-workers", "1"]) == 0
+    bad = [r for r in read_records(cf) if r.stage == Stage.INPUT]
+    assert len({r.task_id for r in bad}) == 1  # one line per concept, one bad row
+    args = ["mutate", "--counterfactuals", str(cf), "--problems", str(problems), "--num-workers", "1",
+            "--no-progress", "--kinds", "negated_condition"]
+    assert main([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
+    assert "bad input: 1 row(s)" in capsys.readouterr().out
+    assert main([*args, "-o", str(tmp_path / "b.jsonl"), "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "bad input: 1 row(s)" in captured.out and "--strict" in captured.err
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()  # the rows are written alike
+
+
 @pytest.mark.slow
 def test_killed_humaneval_mutants_fail_when_rerun_independently(tmp_path):
     problems = load_problems("humaneval")[:25]

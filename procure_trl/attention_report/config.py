@@ -12,20 +12,16 @@ __all__ = ["AttentionReportConfig", "DTYPES"]
 @dataclass
 class AttentionReportConfig(ModelArguments):
     r"""Settings of one attention report (every field is a ``procure attention-report`` option). The model fields
-    (`model`, `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit`) are
-    :class:`~procure_trl.evaluation.model_loading.ModelArguments`, shared with ``procure evaluate``.
+    (`model`, `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit` and the adapter guards
+    `allow_train_overlap`, `allow_base_mismatch`) are :class:`~procure_trl.evaluation.model_loading.ModelArguments`,
+    documented there and shared with ``procure evaluate``.
 
     Parameters:
-        model (`str`):
-            A Hub model id or a local directory with a causal LM and its tokenizer (the base model).
         dataset (`str`):
             A counterfactual dataset made by `procure build`: its output folder, a `save_to_disk` folder, or a
             Hub id.
         output_dir (`str`, defaults to `"outputs/attention-report"`):
             Where `attention_report.json` and `attention_by_layer.png` are written.
-        adapter (`str`, *optional*):
-            A PEFT adapter directory trained on top of `model`; when given, both the base model and the model
-            with the adapter are measured.
         dataset_config (`str`, defaults to `"all"`):
             Config (subset) of the dataset: `all` or one concept.
         split (`str`, defaults to `"test"`):
@@ -36,19 +32,6 @@ class AttentionReportConfig(ModelArguments):
             Rows per forward pass.
         max_length (`int`, *optional*, defaults to `1024`):
             A longer row keeps its first `max_length` tokens (as the trainer cuts rows); `None`: no cut.
-        dtype (`str`, defaults to `"auto"`):
-            Weights' dtype: `auto` (the dtype the weights were saved in), `bfloat16`, `float16` or `float32`.
-        device (`str`, *optional*):
-            Torch device; `None`: CUDA when available, else CPU.
-        trust_remote_code (`bool`, defaults to `False`):
-            Allow model repositories with custom code.
-        load_in_4bit (`bool`, defaults to `False`):
-            Load the base model in 4-bit as QLoRA training does (NF4, bitsandbytes), the adapter on top.
-        allow_train_overlap (`bool`, defaults to `False`):
-            Measure an adapter on tasks it was trained on (its `procure_training_data.json` lists them); refused by
-            default.
-        allow_base_mismatch (`bool`, defaults to `False`):
-            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
     """
 
     # kw_only: a field without a default after the shared model block's fields with defaults
@@ -65,14 +48,6 @@ class AttentionReportConfig(ModelArguments):
     batch_size: int = field(default=8, metadata={"help": "rows per forward pass"})
     max_length: int | None = field(
         default=1024, metadata={"help": "a longer row keeps its first N tokens, as in training"}
-    )
-    allow_train_overlap: bool = field(
-        default=False, metadata={"help": "measure an adapter on tasks it was trained on (refused by default)"}
-    )
-    allow_base_mismatch: bool = field(
-        default=False,
-        metadata={"help": "load an adapter on another base model than its adapter_config.json names (refused by "
-                          "default)"},
     )
 
     def __post_init__(self) -> None:

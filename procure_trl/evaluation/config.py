@@ -47,26 +47,24 @@ def _ks(text: str) -> tuple[int, ...]:
 @dataclass
 class EvaluationConfig(ModelArguments):
     r"""Settings of one evaluation run (every field is a ``procure evaluate`` option). The model fields (`model`,
-    `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit`) are
-    :class:`~procure_trl.evaluation.model_loading.ModelArguments`, shared with ``procure attention-report``.
+    `adapter`, `dtype`, `device`, `trust_remote_code`, `load_in_4bit` and the adapter guards `allow_train_overlap`,
+    `allow_base_mismatch`) are :class:`~procure_trl.evaluation.model_loading.ModelArguments`, documented there and
+    shared with ``procure attention-report``.
 
     Parameters:
-        model (`str`):
-            A Hub model id or a local directory with a causal LM and its tokenizer.
         task (`str`, defaults to `"generate"`):
             `generate` (pass@k and CCS of written programs), `repair` (fix the buggy programs of `mutants`: repair
             pass@k and consistency across the two contexts of a bug) or `detect` (judge correct vs buggy by the
             likelihood of two fixed answers: accuracy and consistency); see docs/downstream.md.
         mutants (`str`, *optional*):
-            A `procure mutate` JSONL file: its killed mutant pairs are what `repair` and `detect` score.
+            A `procure mutate` JSONL file: its killed mutant pairs are what `repair` and `detect` score. With
+            `dataset` instead, they come from its `mutants` config (`procure build --mutants`), `split` only.
         benchmark (`str`, *optional*):
             `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path: the problems and their
             tests. `None`: `humaneval`, or with `dataset` the benchmarks its task ids come from (comma-separated
             names are accepted with `dataset`).
         output_dir (`str`, defaults to `"outputs/evaluation"`):
             Where `report.json`, `summary.md`, the plots and the completion cache go.
-        adapter (`str`, *optional*):
-            A PEFT adapter directory applied on top of `model` (e.g. a ProCURE LoRA run).
         counterfactuals (`str`, *optional*):
             A `procure perturb` JSONL for this benchmark; without it only pass@k on the originals is measured.
         dataset (`str`, *optional*):
@@ -108,16 +106,6 @@ class EvaluationConfig(ModelArguments):
             refused by default.
         backend (`str`, defaults to `"auto"`):
             `auto`, `transformers` or `vllm`.
-        dtype (`str`, defaults to `"auto"`):
-            Model weights' dtype for transformers (`auto`, `bfloat16`, `float16`, `float32`).
-        load_in_4bit (`bool`, defaults to `False`):
-            Load the base model with the 4-bit quantization `procure train` uses for QLoRA (NF4, double
-            quantization, compute in `dtype`, bfloat16 for `auto`), the adapter on top: a 13B model then needs
-            about 7 GB instead of 26 GB. Needs bitsandbytes and the transformers backend.
-        device (`str`, *optional*):
-            Torch device for transformers; `None`: CUDA when available, else CPU.
-        trust_remote_code (`bool`, defaults to `False`):
-            Allow model repositories with custom code.
         line_fraction (`float`, defaults to `0.75`):
             Share of a solution's lines kept in the prompt of non-if/else counterfactuals.
         if_else_at_branch (`bool`, defaults to `True`):
@@ -134,11 +122,6 @@ class EvaluationConfig(ModelArguments):
         seed (`int`, defaults to `0`):
             Seed of sampling and of the bootstrap. Each sample gets a seed of its own from it, its prompt and its
             index, so a completion does not depend on the batch it was generated in.
-        allow_train_overlap (`bool`, defaults to `False`):
-            Score an adapter on tasks it was trained on (its `procure_training_data.json` lists them) or on near
-            duplicates of them (docs/datasets.md); refused by default.
-        allow_base_mismatch (`bool`, defaults to `False`):
-            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
         cache_file (`str`, *optional*):
             The completion cache; `None`: `output_dir/completions.jsonl`. A rerun with the same model (the same
             files: a model or adapter rewritten in place is sampled afresh) and sampling settings reuses it, so an
@@ -152,7 +135,8 @@ class EvaluationConfig(ModelArguments):
                           "the likelihood of two fixed answers (accuracy, consistency); see docs/downstream.md"},
     )
     mutants: str | None = field(
-        default=None, metadata={"help": "`procure mutate` JSONL: the killed mutant pairs of --task repair/detect"}
+        default=None, metadata={"help": "`procure mutate` JSONL: the killed mutant pairs of --task repair/detect "
+                                        "(or --dataset: its mutants config)"}
     )
     benchmark: str | None = field(
         default=None,
@@ -228,16 +212,6 @@ class EvaluationConfig(ModelArguments):
     confidence: float = field(default=0.95, metadata={"help": "coverage of the CCS bootstrap intervals"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the CCS intervals"})
     seed: int = field(default=0, metadata={"help": "seed of sampling and of the bootstrap"})
-    allow_train_overlap: bool = field(
-        default=False, metadata={
-            "help": "score an adapter on tasks it was trained on, or near duplicates of them (refused by default)"
-        }
-    )
-    allow_base_mismatch: bool = field(
-        default=False,
-        metadata={"help": "load an adapter on another base model than its adapter_config.json names (refused by "
-                          "default)"},
-    )
     cache_file: str | None = field(
         default=None, metadata={"help": "completion cache (default: OUTPUT/completions.jsonl); a rerun reuses it"}
     )
@@ -278,10 +252,11 @@ class EvaluationConfig(ModelArguments):
             self.concepts = [c.value for c in Concept.parse_list(self.concepts)]
         if self.task not in ("generate", "repair", "detect"):
             raise ValueError(f"task={self.task!r}; use one of generate, repair, detect")
-        if self.task != "generate" and not self.mutants:
-            raise ValueError(
-                f"task={self.task} needs mutants (--mutants MUTANTS.jsonl, the output of `procure mutate`)"
-            )
+        if self.task != "generate" and not (self.mutants or self.dataset):
+            raise ValueError(f"task={self.task} needs mutant pairs: --mutants MUTANTS.jsonl (the output of `procure "
+                             "mutate`) or --dataset DIR (built with `procure build --mutants`: its mutants config)")
+        if self.mutants is not None and self.dataset is not None:
+            raise ValueError("pass either --dataset (its mutants config holds the pairs) or --mutants, not both")
         if self.mutants is not None and not os.path.isfile(self.mutants):
             raise ValueError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):

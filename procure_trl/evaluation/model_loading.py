@@ -47,6 +47,11 @@ class ModelArguments:
             Load the base model with the 4-bit quantization `procure train` uses for QLoRA (NF4, double
             quantization, compute in `dtype`, bfloat16 for `auto`), the adapter on top: a 13B model then needs
             about 7 GB instead of 26 GB. Needs bitsandbytes.
+        allow_train_overlap (`bool`, defaults to `False`):
+            Use an adapter on tasks it was trained on, or near duplicates of them (its `procure_training_data.json`
+            lists them); refused by default (:mod:`procure_trl.evaluation.guards`).
+        allow_base_mismatch (`bool`, defaults to `False`):
+            Load an adapter on another base model than the one in its `adapter_config.json`; refused by default.
     """
 
     model: str = field(metadata={"help": "Hub model id or local directory of a causal LM (the base model)"})
@@ -57,6 +62,10 @@ class ModelArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model repositories with custom code"})
     load_in_4bit: bool = field(default=False, metadata={
         "help": "load the base model in 4-bit as QLoRA training does (NF4, bitsandbytes)"})
+    allow_train_overlap: bool = field(default=False, metadata={
+        "help": "use an adapter on tasks it was trained on, or near duplicates of them (refused by default)"})
+    allow_base_mismatch: bool = field(default=False, metadata={
+        "help": "load an adapter on another base model than its adapter_config.json names (refused by default)"})
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
