@@ -104,7 +104,9 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
     except (ValueError, OSError) as err:  # LLMConfigError is a ValueError too
         raise UserError(str(err)) from err
     except LLMFatalError as err:
-        kept = f"; the rows written so far stay in {args.output} (rerun with --resume)" if _has_rows(args.output) else ""
+        kept = ""
+        if _has_rows(args.output):
+            kept = f"; the rows written so far stay in {args.output} (rerun with --resume)"
         print(f"procure perturb: error: {err}{kept}", file=sys.stderr)
         return 1
     print(format_llm_summary(report))
