@@ -246,7 +246,7 @@ class ClusteredEstimate:
                 "method": self.method}
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | np.ndarray) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 

@@ -48,7 +48,8 @@ def estimate_pass_at_k(n: int, c: int, k: int) -> float:
 
 def check_ks(ks: int | Iterable[int]) -> list[int]:
     """Normalise ``k`` (an int or a list of ints) to a list, refusing non-integers and values <= 0."""
-    values = [ks] if isinstance(ks, int) and not isinstance(ks, bool) else list(ks)
+    # a bool k stays in the list, so the loop below refuses it by name
+    values = [ks] if isinstance(ks, int) else list(ks)
     if not values:
         raise ValueError("k must name at least one value, e.g. k=[1, 10]")
     for k in values:
