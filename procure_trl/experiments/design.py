@@ -95,7 +95,9 @@ class RowStructure:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(row_task, row_group, group_task)`` index arrays: each row's task and reference group, each group's
         task."""
-        row_task, row_group, group_task = [], [], []
+        row_task: list[int] = []
+        row_group: list[int] = []
+        group_task: list[int] = []
         for t, task in enumerate(self.groups):
             for group in task:
                 for _ in group:
@@ -374,7 +376,7 @@ def detectable_differences(structure: RowStructure, model: OutcomeModel = Outcom
         for name in ses:
             estimate = clustered_difference(specs[name], SIMULATION_COLUMNS, base, other,
                                             n_bootstrap=n_bootstrap, confidence=confidence, seed=index)
-            if estimate.se is not None:
+            if estimate.se is not None and estimate.df is not None:  # set together
                 ses[name].append(estimate.se)
                 dfs[name].append(estimate.df)
     out = {}

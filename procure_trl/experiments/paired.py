@@ -122,7 +122,7 @@ def main_table(result: ExperimentResult, *, ks: Sequence[int] | None = None, n_b
             entries.append({"variant": name, "seeds": sorted(seeds), "metrics": _estimates(
                 specs, columns, ks, by_benchmark, [seeds[s] for s in sorted(seeds)], None, n_bootstrap, confidence)})
         differences = []
-        baseline = variants.get(config.baseline)
+        baseline = variants.get(config.baseline) if config.baseline is not None else None
         for name in [v.name for v in config.variants if v.name in variants and v.name != config.baseline]:
             if baseline is None:
                 break

@@ -221,7 +221,7 @@ def _train(plan: RunPlan, recipe: dict[str, Any], status: dict[str, Any], save) 
         {key: entry[key] for key in ("step", *_LOGGED) if key in entry}
         for entry in trainer.state.log_history if "loss" in entry
     ]
-    summary = next((e for e in reversed(trainer.state.log_history) if "train_loss" in e), {})
+    summary: dict[str, float] = next((e for e in reversed(trainer.state.log_history) if "train_loss" in e), {})
     del trainer
     _free_memory()
     status["train"] = {
