@@ -599,8 +599,9 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     settings = build_settings(args, problems)  # before anything is written: prompt_format "auto" is resolved below
     _prepare_folder(args, settings)
     if args.input_jsonl:
-        paths: list[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
+        paths: Sequence[str | Path] = [p.strip() for p in args.input_jsonl.split(",") if p.strip()]
     else:
+        assert problems is not None  # engine_problems ran above: --input-jsonl is not given
         paths = run_engine(problems, output_dir / "engine", args.seed, args.limit, args.site_counts, args.variants)
     records = read_record_files(paths)
     if any(r.mutation for r in records):

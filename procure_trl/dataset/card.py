@@ -99,7 +99,7 @@ def card_variables(args: BuildConfig, built: BuiltDataset, rows: Sequence[Mappin
             "originals": sum(c == ORIGINAL for c in concepts),
             "counterfactuals": sum(c != ORIGINAL for c in concepts),
         })
-    status = {}
+    status: dict[str, int] = {}
     for record in records:
         status[record.status] = status.get(record.status, 0) + 1
     engine_summary = ", ".join(f"{n} {s}" for s, n in sorted(status.items())) + " engine lines"

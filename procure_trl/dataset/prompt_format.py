@@ -174,7 +174,7 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def default_format(tokenizer: Any) -> str:
+def default_format(tokenizer: Any) -> PromptFormat:
     """``chat`` when the tokenizer has a chat template (an instruct model), else ``completion``."""
     return "chat" if has_chat_template(tokenizer) else "completion"
 

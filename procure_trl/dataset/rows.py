@@ -149,7 +149,8 @@ def problem_statement(prompt: str, entry_point: str | None = None) -> str:
 
 #: Engine stages whose lines never become rows: a bad input row (its ``original`` is the raw line, not a
 #: program) and a reference solution that fails its own tests (the whole task is left out).
-SKIPPED_STAGES = {Stage.INPUT: "invalid input row", Stage.ORIGINAL: "reference solution fails its own tests"}
+SKIPPED_STAGES: dict[Stage | str, str] = {
+    Stage.INPUT: "invalid input row", Stage.ORIGINAL: "reference solution fails its own tests"}
 
 
 def excluded_tasks(records: Iterable[CounterfactualRecord]) -> dict[str, str]:

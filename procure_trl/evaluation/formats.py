@@ -60,5 +60,5 @@ def resolve_prompt_format(config: EvaluationConfig, backend: Any = None) -> str:
             "--prompt-format completion" + (f" (and --allow-format-mismatch: {where} is in chat format)" if recorded
                                            else "")
         )
-    config.prompt_format = fmt
+    config.prompt_format = "chat" if fmt == "chat" else "completion"  # "auto" was resolved above
     return fmt
