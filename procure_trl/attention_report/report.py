@@ -68,9 +68,9 @@ def _mean_sem(values: torch.Tensor) -> dict[str, float | None]:
 
 def _columns(values: dict[str, torch.Tensor], rows: Sequence[int], matched: Sequence[int]) -> dict[str, torch.Tensor]:
     """The loss's quantity over ``rows``; the matched comparison over those of ``rows`` with matched queries."""
-    matched = set(matched)
+    matched_rows = set(matched)
     chosen = {"perturbed": list(rows)}
-    chosen["perturbed_matched"] = chosen["control"] = [i for i in rows if i in matched]
+    chosen["perturbed_matched"] = chosen["control"] = [i for i in rows if i in matched_rows]
     return {key: values[key][:, columns] for key, columns in chosen.items()}
 
 

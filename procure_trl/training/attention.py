@@ -35,6 +35,7 @@ Registration: :func:`register_concept_attention` registers the function with tra
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeGuard
 
 import torch
 
@@ -87,7 +88,7 @@ class ConceptAttentionProbe:
             self._channels[key] = torch.nn.functional.pad(delta[:, None], (0, width - len(self.key_masks)))
         return self._channels[key]
 
-    def wants(self, layer_idx: int | None) -> bool:
+    def wants(self, layer_idx: int | None) -> TypeGuard[int]:
         return layer_idx is not None and layer_idx in self.layers
 
     def record(self, layer_idx: int, mass: torch.Tensor) -> None:

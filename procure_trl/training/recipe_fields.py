@@ -144,7 +144,7 @@ def _class_fields(module: str, name: str) -> dict[str, tuple[str, str, str | Non
         value = node.value
         if isinstance(value, ast.Call) and getattr(value.func, "id", getattr(value.func, "attr", "")) == "field":
             keywords = {k.arg: k.value for k in value.keywords}
-            if isinstance(keywords.get("init"), ast.Constant) and keywords["init"].value is False:
+            if isinstance(init := keywords.get("init"), ast.Constant) and init.value is False:
                 fields.pop(node.target.id, None)
                 continue
             if "default" in keywords:
