@@ -12,7 +12,7 @@ Users add concepts of their own as ast-grep rules (``procure perturb --concept-r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -61,7 +61,7 @@ class Concept(str, Enum):
         ) from None
 
     @classmethod
-    def parse_list(cls, names: str | list[str] | None) -> list[AnyConcept]:
+    def parse_list(cls, names: str | Sequence[str | AnyConcept] | None) -> list[AnyConcept]:
         """Parse a comma-separated string (CLI style) or a list; ``None`` means all five, in order."""
         if names is None:
             return list(cls)

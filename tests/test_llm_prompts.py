@@ -155,3 +155,13 @@ def test_has_candidate_site(concept, facts, expected):
     from procure_trl.perturb.llm.prompts import has_candidate_site
 
     assert has_candidate_site(facts, concept) is expected
+
+
+def test_user_concept_is_refused_by_name_not_a_key_error():
+    from procure_trl.concepts import UserConcept
+    from procure_trl.errors import UserError
+    from procure_trl.perturb.llm.prompts import build_messages, builtin_concept
+
+    assert builtin_concept("name_random") is Concept.NAME_RANDOM
+    with pytest.raises(UserError, match="'swap_args' is user-defined"):
+        build_messages("def f(a, b):\n    return a - b\n", UserConcept("swap_args"), None, "f")

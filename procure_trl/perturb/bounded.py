@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 _HEADER = struct.Struct(">Q")
 #: Seconds the child gets to start (import the analyses) and say it is ready.
@@ -123,6 +123,13 @@ def _die_with_parent() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the parent
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """One of the worker's pipes, which ``Popen`` opens (``PIPE``) for stdin and stdout."""
+    if stream is None:
+        raise RuntimeError("the analysis worker process has no pipe to talk through")
+    return stream
+
+
 class BoundedPerturber:
     """Runs :func:`perturb_problem` in a worker process limited to ``memory_mb`` MiB of address space (0: no
     limit), each job within the ``timeout`` seconds :meth:`run` is given."""
@@ -135,11 +142,11 @@ class BoundedPerturber:
         """The outcomes of ``job``; raises :class:`OverLimit` (the worker is replaced) when a bound is passed."""
         process = self._ensure()
         try:
-            _write_frame(process.stdin.fileno(), job)
+            _write_frame(_pipe(process.stdin).fileno(), job)
         except OSError:  # the worker died between jobs
             self.close()
             process = self._ensure()
-            _write_frame(process.stdin.fileno(), job)
+            _write_frame(_pipe(process.stdin).fileno(), job)
         answer = self._answer(process, timeout)
         if answer is None:
             code = process.poll()
@@ -173,7 +180,7 @@ class BoundedPerturber:
     @staticmethod
     def _answer(process: subprocess.Popen, timeout: float):
         """The next frame from ``process``, or None when it has not come within ``timeout`` seconds or never will."""
-        fd = process.stdout.fileno()
+        fd = _pipe(process.stdout).fileno()
         deadline = time.monotonic() + timeout
         buffer = bytearray()
         need = _HEADER.size
@@ -198,6 +205,8 @@ class BoundedPerturber:
             process.kill()
         process.wait()
         for stream in (process.stdin, process.stdout):
+            if stream is None:
+                continue
             try:
                 stream.close()
             except OSError:

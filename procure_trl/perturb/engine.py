@@ -167,6 +167,13 @@ class GenerationConfig:
         if self.analysis_memory_mb < 0:
             raise UserError(f"analysis_memory_mb (--analysis-memory-mb) must be >= 0, got {self.analysis_memory_mb}")
 
+    @property
+    def concept_list(self) -> tuple[AnyConcept, ...]:
+        """``concepts`` as ``__post_init__`` resolved them: never ``None`` once the config exists."""
+        if self.concepts is None:  # only when set to None after construction
+            raise RuntimeError("GenerationConfig.concepts is None: set it before __post_init__ resolves it")
+        return tuple(self.concepts)
+
 
 #: draws per wanted variant before giving up on finding more distinct counterfactuals
 VARIANT_ATTEMPTS = 8
@@ -234,7 +241,7 @@ def row_id(problem: Problem | InvalidProblem) -> str:
 
 
 def pair_order(
-    problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None
+    problems: Sequence[Problem | InvalidProblem], concepts: Sequence[AnyConcept | str] | None
 ) -> list[tuple[str, str]]:
     """The ``(task_id, concept)`` keys of a run, in output order (input order, then concept order).
 
@@ -249,7 +256,7 @@ def pair_order(
     return [(i, c.value) for i in ids for c in parsed]
 
 
-def invalid_records(row: InvalidProblem, concepts: Sequence[Concept]) -> list[CounterfactualRecord]:
+def invalid_records(row: InvalidProblem, concepts: Sequence[AnyConcept]) -> list[CounterfactualRecord]:
     """The ``rejected`` records (stage ``input``) that report a bad input row once per concept."""
     reason = f"invalid input row: {row.reason}"
     return [CounterfactualRecord(row_id(row), c, REJECTED, reason, row.program or row.where, stage=Stage.INPUT)
@@ -327,7 +334,7 @@ def run_settings(problems: Sequence[Problem | InvalidProblem], config: Generatio
         except OSError:
             rules = str(config.concept_rules)
     return {"problems": f"{len(rows)} ({_fingerprint(rows)})", "generator": "rule", "seed": config.seed,
-            "concepts": [Concept.parse(c).value for c in config.concepts], "concept_rules": rules,
+            "concepts": [Concept.parse(c).value for c in config.concept_list], "concept_rules": rules,
             "sites": config.sites, "variants": config.variants, "validate": config.validate}
 
 
@@ -378,7 +385,7 @@ def _decide(
     from procure_trl.perturb.bounded import OverLimit, shared_perturber
     from procure_trl.validation import Candidate
 
-    concepts = [Concept.parse(c) for c in config.concepts]
+    concepts = [Concept.parse(c) for c in config.concept_list]
     perturber = shared_perturber(config.analysis_memory_mb)
     slots: list[CounterfactualRecord] = []
     candidates: list[Candidate] = []

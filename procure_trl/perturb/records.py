@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from procure_trl.analysis.spans import validate_spans
 from procure_trl.concepts import AnyConcept, Concept, UserConcept
@@ -204,6 +204,7 @@ class CounterfactualRecord:
                 )
         raw_spans = row.get("changed_spans") or []
         if status == VALID:  # training masks are built from these: check them against the code
+            assert code is not None  # a 'valid' line without code was refused above
             spans = validate_spans(raw_spans, len(code), where=f"{where}: changed_spans")
         else:  # kept to inspect a rejected candidate, whose spans may be what got it rejected
             try:
@@ -216,7 +217,7 @@ class CounterfactualRecord:
             )
         attempts = row.get("attempts")
         usage = row.get("usage")
-        counts = {}
+        counts: dict[str, Any] = {}  # int or None, then str or None: checked per field
         for name in ("sites", "variant"):
             value = row.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -393,7 +394,7 @@ class RecordWriter:
         """Lines kept from an earlier run."""
         self.written: list[CounterfactualRecord] = []
         """Lines written by this run."""
-        self._handle = None
+        self._handle: TextIO | None = None
 
     @property
     def done(self) -> set[tuple[str, str]]:

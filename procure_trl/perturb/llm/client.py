@@ -223,7 +223,8 @@ class ChatClient:
             try:
                 self.stats.requests += 1
                 completion = await self._client.chat.completions.create(
-                    model=self.model, messages=list(messages), **self.params
+                    # openai types messages as per-role TypedDicts; ours are plain role/content mappings
+                    model=self.model, messages=list(messages), **self.params  # type: ignore[arg-type]
                 )
                 self._answered = True
                 text, usage, finish = _read_completion(completion)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from procure_trl.concepts import Concept, concept_names_in
+from procure_trl.concepts import AnyConcept, Concept, concept_names_in
 from procure_trl.perturb.engine import (
     format_rejects_by_stage,
     format_totals_table,
@@ -49,6 +49,7 @@ from procure_trl.perturb.llm.prompts import (
     FactsFn,
     build_messages,
     build_repair_message,
+    builtin_concept,
     default_facts,
     extract_code,
     has_candidate_site,
@@ -180,15 +181,16 @@ class LLMGenerator:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        parsed = Concept.parse_list(list(concepts) if concepts is not None else None)
+        # the prompts know the built-in concepts only
+        parsed = [builtin_concept(c) for c in Concept.parse_list(list(concepts) if concepts is not None else None)]
         done = {r.key for r in existing}
         # Bad input rows are reported like the rule engine does (rejected, stage "input"), with no request.
         for bad in (p for p in problems if isinstance(p, InvalidProblem)):
             for record in invalid_records(bad, parsed):
                 if record.key not in done:
                     sink([replace(record, generator="llm", attempts=0, usage=Usage().to_dict())])
-        problems = [p for p in problems if not isinstance(p, InvalidProblem)]
-        pairs = [(p, c) for p in problems for c in parsed if (p.task_id, c.value) not in done]
+        runnable = [p for p in problems if not isinstance(p, InvalidProblem)]
+        pairs = [(p, c) for p in runnable for c in parsed if (p.task_id, c.value) not in done]
         todo, pending = iter(pairs), len(pairs)
         client = ChatClient(
             model=cfg.model,
@@ -219,7 +221,7 @@ class LLMGenerator:
             return on_analysis_thread(validator.validate_one, candidate, deduplicate=False)
 
         problem_rows = _ProblemRows(parsed, existing, sink)
-        for problem in problems:
+        for problem in runnable:
             problem_rows.expect(problem.task_id, sum((problem.task_id, c.value) not in done for c in parsed))
         bar = tqdm(total=pending, desc=f"llm {cfg.model}", unit="pair", disable=not cfg.show_progress,
                    file=sys.stderr)
@@ -268,10 +270,11 @@ class LLMGenerator:
         reason, stage = "", ""
         last_code: str | None = None
 
-        def row(status: str, why: str, code: str | None, decided_by: Stage) -> CounterfactualRecord:
+        def row(status: str, why: str, code: str | None, decided_by: Stage | str) -> CounterfactualRecord:
             return CounterfactualRecord(
                 task_id=problem.task_id, concept=concept, status=status, reason=why, original=original, code=code,
-                changed_spans=tuple(changed_spans(original, code)) if code is not None else (), stage=decided_by,
+                changed_spans=tuple((s, e) for s, e in changed_spans(original, code)) if code is not None else (),
+                stage=decided_by,
                 generator="llm", attempts=attempts, usage=usage.to_dict(),
             )
 
@@ -320,7 +323,7 @@ class _ProblemRows:
 
     def __init__(self, concepts: Sequence[Concept], existing: Sequence[CounterfactualRecord],
                  sink: Callable[[Sequence[CounterfactualRecord]], None]) -> None:
-        self._rank = {c: i for i, c in enumerate(concepts)}
+        self._rank: dict[AnyConcept, int] = {c: i for i, c in enumerate(concepts)}
         self._sink = sink
         self._expected: dict[str, int] = {}
         self._held: dict[str, list[CounterfactualRecord]] = {}
@@ -341,7 +344,8 @@ class _ProblemRows:
         self._sink([self._deduplicated(r) for r in sorted(held, key=lambda r: self._rank[r.concept])])
 
     def _deduplicated(self, row: CounterfactualRecord) -> CounterfactualRecord:
-        if row.status != VALID or row.stage == Stage.UNVALIDATED:  # --no-validate checks nothing
+        # --no-validate checks nothing; a row without code has nothing to compare
+        if row.status != VALID or row.stage == Stage.UNVALIDATED or row.code is None:
             return row
         duplicate = self.accepted.admit(row.task_id, row.concept.value, row.code)
         if duplicate is None:
@@ -412,7 +416,7 @@ def format_llm_summary(report: GenerationReport) -> str:
         f"from cache: {s.cached.prompt_tokens} + {s.cached.completion_tokens}"
     )
     cost = report.cost_usd
-    if cost is None:
+    if cost is None or report.price is None:  # no price, no cost
         lines.append(f"estimated cost: unknown (no price for model {report.model!r}; pass --price MODEL=IN,OUT)")
     else:
         lines.append(f"estimated cost: ${cost:.4f} (at ${report.price[0]}/{report.price[1]} per 1M tokens)")

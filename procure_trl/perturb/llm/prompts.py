@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept
+from procure_trl.errors import UserError
 
 #: A reply starting with this marker says the concept cannot be applied (no code block expected).
 NOT_APPLICABLE_MARKER = "NOT_APPLICABLE:"
@@ -199,7 +200,7 @@ def default_facts(program: str, concept: Concept, protected_names: Sequence[str]
     return facts.for_concept(concept)
 
 
-def has_candidate_site(facts: Mapping[str, Any] | None, concept: Concept | str) -> bool | None:
+def has_candidate_site(facts: Mapping[str, Any] | None, concept: AnyConcept | str) -> bool | None:
     """Whether the facts list a site where ``concept`` applies; ``None`` when they cannot tell.
 
     ``False`` lets the generator mark the pair ``not_applicable`` without paying for a request: the
@@ -256,9 +257,22 @@ def _task_message(
     )
 
 
-def system_prompt(concept: Concept) -> str:
+def builtin_concept(concept: AnyConcept | str) -> Concept:
+    """``concept`` parsed; the prompts (rules, worked examples) are written for the built-in concepts only.
+
+    Raises:
+        UserError: a user-defined concept, naming it and the generator that handles it.
+    """
+    parsed = Concept.parse(concept)
+    if not isinstance(parsed, Concept):
+        raise UserError(f"concept {parsed.value!r} is user-defined: the LLM generator has prompts for the built-in "
+                         "concepts only; perturb it with the rule generator (--concept-rules)")
+    return parsed
+
+
+def system_prompt(concept: Concept | str) -> str:
     """The task statement with the concept's rules and the answer format."""
-    concept = Concept.parse(concept)
+    concept = builtin_concept(concept)
     return (
         "You write counterfactual versions of Python programs: semantics-preserving transformations that "
         "change exactly one programming concept, used to test whether code models understand that concept.\n\n"
@@ -285,7 +299,7 @@ def build_messages(
         facts_fn: computes the worked example's facts so they have the same shape as ``facts``;
             ``None`` leaves the example without facts.
     """
-    concept = Concept.parse(concept)
+    concept = builtin_concept(concept)
     example = _EXAMPLES[concept]
     example_entry = example.program.split("def ", 1)[1].split("(", 1)[0]
     example_facts = facts_fn(example.program, concept, (example_entry,)) if facts_fn is not None else None

@@ -19,7 +19,7 @@ import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 TEXT = "text"
 CONVERSATIONAL = "conversational"
@@ -62,7 +62,7 @@ class DatasetFormat:
         return ", ".join(parts)
 
 
-def _is_messages(value: Any) -> bool:
+def _is_messages(value: Any) -> TypeGuard[list[Mapping[str, Any]]]:
     return isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m and "content" in m for m in value)
 
 

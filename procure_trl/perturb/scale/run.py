@@ -210,7 +210,7 @@ def _run_ray(dataset, transform, features, config: DatasetPerturbConfig, data_di
         # RAY_ADDRESS (set by `ray job submit` or by hand) connects to a cluster; otherwise a local one starts
         import os
 
-        local = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": config.num_proc}
+        local: dict[str, Any] = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": config.num_proc}
         ray.init(include_dashboard=False, log_to_driver=False, **local)
     try:
         # from_arrow, not from_huggingface: the latter re-loads the dataset by its builder name ("parquet",

@@ -28,7 +28,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from procure_trl.concepts import ORIGINAL, Concept
+from procure_trl.concepts import ORIGINAL, AnyConcept, Concept
 from procure_trl.perturb.scale.formats import (
     CONVERSATIONAL,
     DatasetFormat,
@@ -122,7 +122,8 @@ class CounterfactualBatchTransform:
         unique: dict[str, Mapping[str, Any]] = {}
         for pair_id, row in zip(ids, rows):
             unique.setdefault(pair_id, row)  # a repeated row is perturbed once, the same way
-        tested, static = [], []
+        tested: list[Problem] = []
+        static: list[Problem] = []
         tested_rows: set[str] = set()
         programs: dict[str, list[tuple[int, str, list[tuple[int, int, str]]]]] = {}
         for pair_id, row in unique.items():
@@ -184,7 +185,7 @@ class CounterfactualBatchTransform:
         return [original, *counterfactuals]
 
 
-def _outcome(concept: Concept, block_records) -> str:
+def _outcome(concept: AnyConcept, block_records) -> str:
     if any(r.status == VALID for r in block_records):
         return f"{concept.value}:{VALID}"
     rejected = [r for r in block_records if r.status == REJECTED]
@@ -196,7 +197,9 @@ def _outcome(concept: Concept, block_records) -> str:
 def _apply_blocks(text: str, changed) -> tuple[str, list[list[int]]]:
     """``text`` with each changed block ``(start, end, record)`` replaced by ``record.code``, and the record's
     spans moved to offsets into the new text."""
-    pieces, spans, cursor, shift = [], [], 0, 0
+    pieces: list[str] = []
+    spans: list[list[int]] = []
+    cursor, shift = 0, 0
     for start, end, record in changed:
         pieces.append(text[cursor:start])
         base = start + shift
