@@ -120,7 +120,7 @@ def mutate_pair(original: str, counterfactual: str, concept: AnyConcept, changed
         o_tree, c_tree = ast.parse(original), ast.parse(counterfactual)
     except (SyntaxError, ValueError) as err:
         return MutantPair(kind, None, None, f"a program does not parse: {err}")
-    site = _Site(original, counterfactual, o_tree, c_tree, tuple(tuple(s) for s in changed_spans), random.Random(seed))
+    site = _Site(original, counterfactual, o_tree, c_tree, tuple((s, e) for s, e in changed_spans), random.Random(seed))
     try:
         o_edits, c_edits, detail = _OPERATORS[kind](site)
         mutants = [_apply(source, tree, edits) for source, tree, edits in
@@ -158,7 +158,7 @@ class _Site:
 
     def changed_lines(self) -> set[int]:
         """1-based lines of the counterfactual that its changed spans touch."""
-        lines = set()
+        lines: set[int] = set()
         for start, end in self.spans:
             first = self.counterfactual.count("\n", 0, start) + 1
             last = self.counterfactual.count("\n", 0, max(start, end - 1)) + 1
@@ -208,12 +208,20 @@ def _blocks(tree: ast.AST) -> list[list[ast.stmt]]:
 def _line_span(source_map: SourceMap, source: str, stmt: ast.stmt) -> Span:
     """The whole lines of ``stmt``, from its first character to the end of its last line (no newline)."""
     start = source_map.offset(stmt.lineno, stmt.col_offset)
-    end = source.find("\n", source_map.offset(stmt.end_lineno, stmt.end_col_offset))
+    end = source.find("\n", source_map.offset(*_end(stmt)))
     return start, len(source) if end < 0 else end
 
 
+def _end(stmt: ast.stmt) -> tuple[int, int]:
+    """``stmt``'s end (line, column), which ``ast.parse`` always sets."""
+    if stmt.end_lineno is None or stmt.end_col_offset is None:
+        raise ValueError(f"line {stmt.lineno}: a statement without an end position (not from ast.parse)")
+    return stmt.end_lineno, stmt.end_col_offset
+
+
 def _names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
-    stores, loads = set(), set()
+    stores: set[str] = set()
+    loads: set[str] = set()
     for node in ast.walk(stmt):
         if isinstance(node, ast.Name):
             (loads if isinstance(node.ctx, ast.Load) else stores).add(node.id)
@@ -231,7 +239,7 @@ def _dependent(a: ast.stmt, b: ast.stmt) -> bool:
 def _own_lines(block: list[ast.stmt], source: str, source_map: SourceMap) -> bool:
     """Each statement of ``block`` sits on lines of its own (no ``;``, nothing after it on its last line)."""
     for stmt, after in zip(block, block[1:]):
-        if after.lineno <= stmt.end_lineno:
+        if after.lineno <= _end(stmt)[0]:
             return False
     return all(not getattr(s, "decorator_list", None) and
                source[source_map.line_start(s.lineno):source_map.offset(s.lineno, s.col_offset)].strip() == ""
@@ -288,7 +296,8 @@ def _parallel(site: _Site) -> list[tuple[ast.AST, ast.AST]]:
 def _stale_use(site: _Site):
     """A use reached by the split definition reads the old name; in the original the definition is split the same
     way (every other renamed name takes the counterfactual's name), so both mutants are one program."""
-    renamed = [(o, c) for o, c in _parallel(site) if isinstance(o, ast.Name) and o.id != c.id]
+    renamed = [(o, c) for o, c in _parallel(site)
+               if isinstance(o, ast.Name) and isinstance(c, ast.Name) and o.id != c.id]
     uses = [(o, c) for o, c in renamed if isinstance(o.ctx, ast.Load)]
     o_use, c_use = site.pick(uses, "no renamed use of a split definition")
     o_map, c_map = SourceMap(site.original), SourceMap(site.counterfactual)
@@ -315,9 +324,10 @@ def _name_collision(site: _Site):
     pairs = _parallel(site)
     rename: dict[str, str] = {}
     for o, c in pairs:
-        o_id, c_id = ((o.id, c.id) if isinstance(o, ast.Name)
-                      else (o.arg, c.arg) if isinstance(o, ast.arg) else (None, None))
-        if o_id is not None and o_id != c_id:
+        # _parallel's pairs have one node type: both sides are narrowed together
+        o_id, c_id = ((o.id, c.id) if isinstance(o, ast.Name) and isinstance(c, ast.Name)
+                      else (o.arg, c.arg) if isinstance(o, ast.arg) and isinstance(c, ast.arg) else (None, None))
+        if o_id is not None and c_id is not None and o_id != c_id:
             if rename.setdefault(o_id, c_id) != c_id:
                 raise _NotApplicable(f"{o_id} is renamed to more than one name")
     owner = _functions(site.o_tree)
@@ -325,12 +335,12 @@ def _name_collision(site: _Site):
     for o, _ in pairs:
         name = (o.arg if isinstance(o, ast.arg)
                 else o.id if isinstance(o, ast.Name) and not isinstance(o.ctx, ast.Load) else None)
-        if name in rename:
+        if name in rename and isinstance(o, (ast.arg, ast.Name)):  # a name is set for these two only
             key = (id(owner.get(id(o))), name)
             defined[key] = min(defined.get(key, o.lineno), o.lineno)
     options = []
     for o, c in pairs:
-        if isinstance(o, ast.Name) and isinstance(o.ctx, ast.Load) and o.id in rename:
+        if isinstance(o, ast.Name) and isinstance(c, ast.Name) and isinstance(o.ctx, ast.Load) and o.id in rename:
             scope = id(owner.get(id(o)))
             for (where, other), line in sorted(defined.items(), key=lambda kv: kv[0][1]):
                 if where == scope and other != o.id and line < o.lineno and rename[other] != c.id:
@@ -364,7 +374,7 @@ def _tokens(source: str) -> list[tuple[str, int, int, int]]:
     return out
 
 
-def _classic(replace):
+def _classic(kind: MutationKind, replace):
     def operator(site: _Site):
         o_toks, c_toks = _tokens(site.original), _tokens(site.counterfactual)
         lines = site.changed_lines()
@@ -376,7 +386,7 @@ def _classic(replace):
                 new = replace(c_tok[0], site.rng)
                 if c_tok[3] in lines and new is not None:
                     options.append((o_tok, c_tok, new))
-        o_tok, c_tok, new = site.pick(options, f"no {operator.kind} token on the changed lines in both programs")
+        o_tok, c_tok, new = site.pick(options, f"no {kind.value} token on the changed lines in both programs")
         return ([Edit(o_tok[1], o_tok[2], new)], [Edit(c_tok[1], c_tok[2], new)],
                 f"line {o_tok[3]}: {o_tok[0]!r} -> {new!r}")
     return operator
@@ -394,9 +404,7 @@ _OPERATORS = {
     MutationKind.DEPENDENT_SWAP: _dependent_swap,
     MutationKind.STALE_USE: _stale_use,
     MutationKind.NAME_COLLISION: _name_collision,
-    MutationKind.COMPARISON: _classic(lambda t, rng: _COMPARISON.get(t)),
-    MutationKind.OFF_BY_ONE: _classic(_off_by_one),
-    MutationKind.BOOLEAN: _classic(lambda t, rng: _BOOLEAN.get(t)),
+    MutationKind.COMPARISON: _classic(MutationKind.COMPARISON, lambda t, rng: _COMPARISON.get(t)),
+    MutationKind.OFF_BY_ONE: _classic(MutationKind.OFF_BY_ONE, _off_by_one),
+    MutationKind.BOOLEAN: _classic(MutationKind.BOOLEAN, lambda t, rng: _BOOLEAN.get(t)),
 }
-for _kind in CLASSIC_KINDS:
-    _OPERATORS[_kind].kind = _kind.value

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from procure_trl.concepts import all_concepts
 from procure_trl.errors import UserError
@@ -101,10 +102,12 @@ def _candidates(rows: Sequence[CounterfactualRecord], config: MutationConfig) ->
     """Every line of ``rows`` before execution: mutants carry stage ``killed`` until their tests say otherwise."""
     out = []
     for row in rows:
+        assert row.code is not None  # counterfactual_rows passes rows with code only
         for kind in row_kinds(row, config):
             pair = mutate_pair(row.original, row.code, row.concept, row.changed_spans, kind,
                                seed=mutation_seed(config.seed, row, kind))
             for side in SIDES:
+                common: dict[str, Any]  # the record fields both sides share, of several types
                 common = dict(task_id=row.task_id, concept=row.concept, original=row.original, generator=row.generator,
                               sites=row.sites, variant=row.variant, mutation=kind.value, mutant_of=side,
                               counterfactual=row.code)
@@ -132,6 +135,13 @@ def _verdict(record: CounterfactualRecord, result) -> CounterfactualRecord:
                                   + (f": {message[0][:200]}" if message else ""))
 
 
+def _job_key(line: CounterfactualRecord, problems: Mapping[str, Problem]) -> tuple[str, str]:
+    """The ``(program, tests)`` a valid mutant line is run with (:func:`_candidates` gives each its code)."""
+    if line.code is None:
+        raise ValueError(f"{line.task_id}: a valid mutant line without code")
+    return line.code, problems[line.task_id].tests
+
+
 def _decide(rows: Sequence[CounterfactualRecord], problems: Mapping[str, Problem], config: MutationConfig,
             executor) -> list[CounterfactualRecord]:
     """The lines of ``rows``: mutate, then run every distinct mutant's tests in one executor call."""
@@ -141,9 +151,9 @@ def _decide(rows: Sequence[CounterfactualRecord], problems: Mapping[str, Problem
     jobs: dict[tuple[str, str], int] = {}
     for line in lines:
         if line.status == VALID:
-            jobs.setdefault((line.code, problems[line.task_id].tests), len(jobs))
+            jobs.setdefault(_job_key(line, problems), len(jobs))
     results = executor.run([ExecutionJob(program, tests) for program, tests in jobs]) if jobs else []
-    return [_verdict(line, results[jobs[(line.code, problems[line.task_id].tests)]]) if line.status == VALID else line
+    return [_verdict(line, results[jobs[_job_key(line, problems)]]) if line.status == VALID else line
             for line in lines]
 
 
@@ -266,7 +276,9 @@ def mutation_summary(records: Iterable[CounterfactualRecord]) -> dict[tuple[str,
     mutant passes every test), ``timed_out`` (undecided) or ``not_applicable``; concepts in registry order."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for sides in _pairs(records).values():
-        entry = counts.setdefault((sides[0].concept.value, sides[0].mutation), dict.fromkeys(_COUNTS, 0))
+        kind = sides[0].mutation
+        assert kind is not None  # _pairs keeps mutant rows only
+        entry = counts.setdefault((sides[0].concept.value, kind), dict.fromkeys(_COUNTS, 0))
         entry["pairs"] += 1
         entry[_pair_outcome(sides)] += 1
     concepts = [c.value for c in all_concepts()]
