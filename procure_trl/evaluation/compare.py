@@ -281,7 +281,7 @@ def run_summary(run: RunScores, ks: Sequence[int], config: CompareConfig) -> dic
 # --------------------------------------------------------------------------------------------------
 
 
-def _ratio(consistent: Sequence[float], valid: Sequence[float]) -> float | None:
+def _ratio(consistent: Sequence[float] | np.ndarray, valid: Sequence[float] | np.ndarray) -> float | None:
     total = float(np.sum(valid))
     return float(np.sum(consistent)) / total if total > 0 else None
 

@@ -104,7 +104,7 @@ def _file_digest(path: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def folder_fingerprint(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+def folder_fingerprint(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """``{file name: {"size", "sha256"[, "mtime_ns"]}}`` for the files a model or adapter folder loads from.
 
     Every file at the top of the folder counts (configs, tokenizer files, weights, custom code), except hidden
@@ -203,7 +203,8 @@ def load_model_and_tokenizer(
     quantized = _quantized_loading(dtype, device) if load_in_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-        loaded = AutoModelForCausalLM.from_pretrained(
+        # Any: a PeftModel may wrap it below, and transformers types .to() through a decorator mypy misreads
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
             model, dtype=quantized.pop("dtype", dtype), attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code, **quantized,
         )

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from procure_trl.analysis.spans import SourceMap
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept, Concept
 
 __all__ = [
     "SKIP_REASONS",
@@ -249,7 +249,7 @@ def cut_at_then_branch(program: str, rank: int, what: str = "program") -> str:
     if isinstance(node, ast.IfExp):
         return program[: source_map.offset(node.orelse.lineno, node.orelse.col_offset)]
     first = node.body[0]
-    if first.lineno > node.test.end_lineno:
+    if node.test.end_lineno is not None and first.lineno > node.test.end_lineno:  # ast.parse sets it
         return program[: source_map.line_start(first.lineno)]
     return program[: source_map.offset(first.lineno, first.col_offset)]
 
@@ -257,7 +257,7 @@ def cut_at_then_branch(program: str, rank: int, what: str = "program") -> str:
 def counterfactual_prompt_pair(
     original: str,
     code: str,
-    concept: Concept | str,
+    concept: AnyConcept | str,
     changed_spans: Sequence[Sequence[int]],
     prompt_line_count: int,
     line_fraction: float = 0.75,

@@ -25,7 +25,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from procure_trl.concepts import concept_names_in
 from procure_trl.dataset.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
@@ -46,6 +46,9 @@ from procure_trl.evaluation.truncation import truncate_completion
 from procure_trl.hub import require_local_or_hub
 from procure_trl.problems import Problem
 
+if TYPE_CHECKING:
+    from procure_trl.evaluation.downstream import DownstreamReport
+
 __all__ = [
     "DEFINITIONS", "EvaluationReport", "PromptRow", "Requests", "cut_rows", "evaluate_model", "make_requests",
     "require_code_execution_opt_in", "row_accounting", "sample_completions", "score_rows",
@@ -57,7 +60,7 @@ def evaluate_model(
     *,
     problems: Sequence[Problem] | None = None,
     backend: GenerationBackend | None = None,
-) -> EvaluationReport:
+) -> EvaluationReport | DownstreamReport:
     """Run the whole evaluation of ``config`` and write its report, summary and plots to ``config.output_dir``.
 
     The stages, each a function of this package: :func:`~procure_trl.evaluation.selection.select_rows` (tasks and
@@ -202,7 +205,7 @@ def score_rows(selection: Selection, requests: Requests, completions: dict[str, 
 def _task_records(selection: Selection, original_sides: Sequence[ScoredPrompt],
                   row_sides: dict[int, dict[str, ScoredPrompt]]) -> list[dict[str, Any]]:
     """Per task: the original's scored prompt, every scored row's two sides, and the rows skipped."""
-    tasks = [{"task_id": p.task_id, "original": side.to_dict(), "variants": [], "skipped": []}
+    tasks: list[dict[str, Any]] = [{"task_id": p.task_id, "original": side.to_dict(), "variants": [], "skipped": []}
              for p, side in zip(selection.selected, original_sides)]
     by_task = {t["task_id"]: t for t in tasks}
     for i, row in enumerate(selection.rows):

@@ -174,7 +174,16 @@ def generate_completions(
                 cache.put_many([r for r, _ in new], [text for _, text in new])
             fresh.update(new)
             bar.update(len(batch))
-    return [fresh[r] if r in fresh else cache.get(r) for r in requests]  # type: ignore[union-attr]
+    return [fresh[r] if r in fresh else _cached(cache, r) for r in requests]
+
+
+def _cached(cache: CompletionCache | None, request: GenerationRequest) -> str:
+    """The completion of a request no batch generated: only batches holding a missing request ran."""
+    text = cache.get(request) if cache is not None else None
+    if text is None:
+        raise RuntimeError(f"request {request.sample_index} of prompt {request.prompt[:60]!r}: neither generated "
+                           "nor cached")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------- backends

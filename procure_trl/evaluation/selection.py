@@ -86,6 +86,8 @@ def cut_rows(
     """
     rows, skipped = [], []
     for variant in variants:
+        if variant.code is None:  # load_counterfactual_variants keeps valid rows, which hold their code
+            raise ValueError(f"{variant.task_id} ({variant.concept.value}): a valid counterfactual without code")
         try:
             pair = counterfactual_prompt_pair(
                 original=variant.original,
@@ -139,6 +141,8 @@ def _benchmark_tasks(
     config: EvaluationConfig, problems: Sequence[Problem] | None
 ) -> tuple[list[Problem], list[CounterfactualRecord]]:
     """Every problem of the benchmark, and the valid counterfactuals of ``config.counterfactuals``."""
+    if config.benchmark is None:  # EvaluationConfig sets humaneval when no --dataset is given
+        raise ValueError("no --benchmark to evaluate (and no --dataset)")
     if problems is None:
         problems = load_problems(config.benchmark, split=config.split)
     problems = list(problems)
@@ -175,6 +179,8 @@ def _dataset_tasks(
     """The problems of the tasks in ``config.split`` of ``config.dataset`` (in the dataset's order) and the
     counterfactuals of that split; the tests come from the benchmarks (``config.benchmark``, or those of the
     task ids)."""
+    if not config.dataset or config.split is None:  # select_rows calls this with a dataset, whose split is set
+        raise ValueError("a dataset evaluation needs --dataset and its --split")
     split = load_dataset_split(config.dataset, config.dataset_config, config.split)
     task_ids, variants = records_from_rows(split)
     source = f"dataset {config.dataset} (config {config.dataset_config}, split {config.split})"
