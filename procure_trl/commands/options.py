@@ -275,7 +275,7 @@ def _add_positional(parser, field: dataclasses.Field, hint: Any) -> None:
     if is_list and "parse" not in field.metadata:  # one value per word, not comma-separated
         parse, choices = _scalar_parser(_item_hint(hint), field.name)
     if is_list:
-        nargs = "+" if default is dataclasses.MISSING else "*"
+        nargs: str | None = "+" if default is dataclasses.MISSING else "*"
     else:
         nargs = None if default is dataclasses.MISSING else "?"
     kwargs: dict[str, Any] = {"type": _argparse_type(parse), "help": _help(field, default, shown=False),
@@ -324,6 +324,8 @@ class CommandParser(argparse.ArgumentParser):
     that matters. A misspelled flag or choice gets the closest known one from this parser. A flag is given in
     full (either spelling): no prefix of it is taken for it, so ``--output`` never means ``--output-dir``.
     """
+
+    chosen_subparser: argparse.ArgumentParser  # set by cli.build_parser: the subcommand being run
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
