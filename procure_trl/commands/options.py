@@ -337,7 +337,10 @@ class CommandParser(argparse.ArgumentParser):
         return namespace, extra
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
-        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}; see {self.prog} --help\n")
+        from procure_trl.errors import print_error
+
+        print_error(self.prog, f"{message}{self._suggestion(message)}; see {self.prog} --help")
+        self.exit(2)
 
     def _suggestion(self, message: str) -> str:
         from procure_trl.errors import did_you_mean
