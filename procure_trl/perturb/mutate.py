@@ -41,7 +41,7 @@ def _kinds(text: str) -> list[MutationKind]:
     try:
         return [MutationKind(n) for n in names]
     except ValueError:
-        raise ValueError(f"unknown mutation kind in {text!r}; use: {', '.join(k.value for k in MutationKind)}") from None
+        raise UserError(f"unknown mutation kind in {text!r}; use: {', '.join(k.value for k in MutationKind)}") from None
 
 
 @dataclass
