@@ -123,4 +123,5 @@ def require_local_or_hub(name: str, kind: str, label: str, *, probe: bool = Fals
     reason = f"{variable} is set" if variable else (hub_unreachable_reason() if probe else None)
     if reason and not in_hub_cache(name, kind):
         raise UserError(f"{label}: no such folder: {where}, and {name!r} is not in the Hugging Face cache to load "
-                        f"as a Hub id ({reason})")
+                        f"as a Hub id ({reason}); give a local {kind} folder, or download it once with the Hub "
+                        "reachable")
