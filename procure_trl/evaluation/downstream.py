@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procure_trl.dataset.prompt_format import chat_request
+from procure_trl.errors import UserError
 from procure_trl.perturb.records import CounterfactualRecord
 from procure_trl.problems import Problem
 
@@ -103,10 +104,10 @@ def killed_mutant_pairs(path: str | os.PathLike) -> list[tuple[CounterfactualRec
 
     records = read_records(path)
     if not any(r.mutation for r in records):
-        raise ValueError(f"{path} holds no mutant rows; give the output of `procure mutate` (--mutants)")
+        raise UserError(f"{path} holds no mutant rows; give the output of `procure mutate` (--mutants)")
     pairs = killed_pairs(records)
     if not pairs:
-        raise ValueError(f"{path}: no killed mutant pair to evaluate (see the table `procure mutate` printed)")
+        raise UserError(f"{path}: no killed mutant pair to evaluate (see the table `procure mutate` printed)")
     return pairs
 
 
@@ -117,7 +118,7 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
     from procure_trl.evaluation.guards import check_train_overlap
 
     if not config.mutants:
-        raise ValueError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`)")
+        raise UserError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`)")
     pairs = killed_mutant_pairs(config.mutants)
     if problems is None:
         from procure_trl.problems import problems_of_tasks
@@ -127,7 +128,7 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
         by_id = {p.task_id: p for p in problems}
     missing = sorted({o.task_id for o, _ in pairs if o.task_id not in by_id})
     if missing:
-        raise ValueError(f"{config.mutants}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
+        raise UserError(f"{config.mutants}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
                          "with those problems")
     if config.limit:
         keep = list(dict.fromkeys(o.task_id for o, _ in pairs))[: config.limit]
@@ -196,7 +197,7 @@ def _detect(config, fmt, pairs, by_id, statements, backend):
 
         backend = build_backend(config)
     if not hasattr(backend, "score"):
-        raise ValueError(f"--task detect compares answer likelihoods: the {type(backend).__name__} backend cannot "
+        raise UserError(f"--task detect compares answer likelihoods: the {type(backend).__name__} backend cannot "
                          "score answers; use --backend transformers")
     answers = detect_answers(fmt)
     programs = []  # per pair: (original, counterfactual, mutant of the original, mutant of the counterfactual)

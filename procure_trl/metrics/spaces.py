@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from procure_trl.errors import UserError
 from procure_trl.metrics import METRIC_MODULES, module_path
 
 __all__ = ["PublishMetricsConfig", "space_files", "publish_metric_space", "publish_metric_spaces"]
@@ -51,12 +52,12 @@ class PublishMetricsConfig:
 
     def __post_init__(self) -> None:
         if not self.namespace or "/" in self.namespace:
-            raise ValueError(
+            raise UserError(
                 f"namespace={self.namespace!r}: give a Hub user or organisation name without '/', e.g. --namespace me"
             )
         unknown = [m for m in self.metrics if m not in METRIC_MODULES]
         if unknown or not self.metrics:
-            raise ValueError(f"metrics={self.metrics!r}: choose among {', '.join(METRIC_MODULES)}")
+            raise UserError(f"metrics={self.metrics!r}: choose among {', '.join(METRIC_MODULES)}")
 
 
 def space_files(name: str, requirement: str = "procure_trl") -> dict[str, bytes]:
