@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, first_line
 
-__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push",
-           "require_local_or_hub", "in_hub_cache"]
+__all__ = ["CONNECT_TIMEOUT_S", "hub_operation", "hub_unreachable_reason", "offline_variable", "require_hub",
+           "require_hub_push", "require_local_or_hub", "in_hub_cache"]
 
 #: How long a TCP connection to the Hub may take before it counts as unreachable.
 CONNECT_TIMEOUT_S = 2.0
@@ -79,6 +81,32 @@ def require_hub_push(repo_id: str) -> None:
     if reason is not None:
         raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or leave out "
                         "--push-to-hub and push the folder later")
+
+
+#: Top-level packages whose exceptions mean a request to the Hub failed (HTTP clients, huggingface_hub itself).
+_NETWORK_PACKAGES = frozenset({"huggingface_hub", "httpx", "httpx2", "httpcore", "requests", "urllib3"})
+
+
+def _network_or_hub_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a failed connection or Hub request, not a bug or a local file error."""
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return any(cls.__module__.split(".")[0] in _NETWORK_PACKAGES for cls in type(err).__mro__)
+
+
+@contextmanager
+def hub_operation(what: str, fix: str) -> Iterator[None]:
+    """Turn a network or Hub failure inside the block (no route, a timeout, a refused or failed request) into one
+    :class:`UserError` line: ``"<what> failed (<error>); <fix>"``. Any other error passes unchanged, so a bug keeps
+    its traceback. For the work that cannot be checked before it starts, such as a push that fails half-way."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        if not _network_or_hub_failure(err):
+            raise
+        raise UserError(f"{what} failed ({type(err).__name__}: {first_line(err)}); {fix}") from err
 
 
 def _hub_id_shape(name: str) -> bool:

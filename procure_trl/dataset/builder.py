@@ -583,7 +583,11 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
           f"(card: {card_path})")
     print(json.dumps(built.counts, indent=1))
     if args.push_to_hub:
-        push(built, args, variables)
+        from procure_trl.hub import hub_operation
+
+        with hub_operation(f"the push to {args.repo_id}", f"the dataset is built in {output_dir}; rerun the same "
+                           "command to push it"):
+            push(built, args, variables)
         print(f"published {args.repo_id}")
     return built
 

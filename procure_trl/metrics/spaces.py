@@ -84,11 +84,15 @@ def publish_metric_space(
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    from procure_trl.hub import hub_operation
+
     api = HfApi(token=token)
     repo_id = f"{namespace}/{name}"
-    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     operations = [CommitOperationAdd(path, data) for path, data in space_files(name, requirement).items()]
-    api.create_commit(repo_id, operations, commit_message=f"Upload the {name} metric module", repo_type="space")
+    with hub_operation(f"publishing the Space {repo_id}", "check the network and the token (`hf auth login` or "
+                       "HF_TOKEN), then rerun"):
+        api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        api.create_commit(repo_id, operations, commit_message=f"Upload the {name} metric module", repo_type="space")
     return repo_id
 
 
