@@ -64,16 +64,16 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.perturb.records import OutputConfig, check_output_path, read_records
     from procure_trl.problems import problems_of_tasks
 
-    output = OutputConfig(**config_kwargs(OutputConfig, args, exclude=("strict",)))
-    config = MutationConfig(**config_kwargs(MutationConfig, args))
-    try:
-        check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
-        records = read_records(args.counterfactuals)
-        problems = problems_of_tasks([r.task_id for r in records], args.problems)
-        rows = counterfactual_rows(records, problems, args.counterfactuals)
-        check_variants(rows, problems, args.counterfactuals, args.problems or "the benchmarks of its task ids")
-    except (OSError, ValueError, RuntimeError) as err:
-        raise UserError(str(err)) from None
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
+        output = OutputConfig(**config_kwargs(OutputConfig, args, exclude=("strict",)))
+        config = MutationConfig(**config_kwargs(MutationConfig, args))
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
+    records = read_records(args.counterfactuals)
+    problems = problems_of_tasks([r.task_id for r in records], args.problems)
+    rows = counterfactual_rows(records, problems, args.counterfactuals)
+    check_variants(rows, problems, args.counterfactuals, args.problems or "the benchmarks of its task ids")
     try:
         with sigterm_as_interrupt():
             lines = mutants_to_jsonl(rows, problems, args.output, config, resume=output.resume,
@@ -81,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
         return INTERRUPTED_EXIT
-    except (ValueError, OSError) as err:
-        raise UserError(str(err)) from err
     print(format_mutation_table(lines))
     print(format_rejects_by_stage(lines) or "rejected by stage: none")
     print(f"wrote {len(lines)} lines ({len(killed_pairs(lines))} killed pairs) to {args.output}")
