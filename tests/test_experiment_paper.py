@@ -15,7 +15,6 @@ from procure_trl.experiments.runner import ExperimentResult, RunOutcome
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = os.path.join(ROOT, "experiments", "paper.yaml")
-CODECONTESTS = os.path.join(ROOT, "tests", "fixtures", "code_contests_sample.jsonl")
 
 
 def test_paper_config_has_the_papers_settings():
@@ -83,7 +82,7 @@ def test_paper_smoke_writes_one_block_per_model_and_a_column_group_per_benchmark
     from procure_trl.cli import main
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
-    monkeypatch.setenv("PROCURE_CODECONTESTS_FILE", CODECONTESTS)
+    monkeypatch.delenv("PROCURE_CODECONTESTS_FILE", raising=False)  # --smoke reads the sample shipped with the package
     with open(PAPER, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     data["output_dir"] = str(tmp_path / "paper")
@@ -135,3 +134,18 @@ def test_plan_prints_rows_per_concept_and_benchmark_and_detectable_differences(t
     assert not (tmp_path / "exp" / "runs").exists()  # nothing trained
     assert main(["experiment", "--plan", str(path), "--config", str(path)]) != 0
     assert "one of them" in capsys.readouterr().err
+
+
+def test_smoke_reads_the_shipped_samples_unless_copies_are_named(monkeypatch, tmp_path):
+    from procure_trl.experiments.runner import _shipped_samples_unless_given
+    from procure_trl.problems import SAMPLES_DIR, load_problems
+
+    monkeypatch.delenv("PROCURE_CODECONTESTS_FILE", raising=False)
+    monkeypatch.setenv("PROCURE_MBPP_DIR", str(tmp_path))  # the user's own copy wins
+    with _shipped_samples_unless_given(smoke=True):
+        assert os.environ["PROCURE_CODECONTESTS_FILE"] == str(SAMPLES_DIR / "codecontests.jsonl")
+        assert os.environ["PROCURE_MBPP_DIR"] == str(tmp_path)
+        assert load_problems("codecontests")  # offline: the shipped sample
+    assert "PROCURE_CODECONTESTS_FILE" not in os.environ  # nothing left behind
+    with _shipped_samples_unless_given(smoke=False):
+        assert "PROCURE_CODECONTESTS_FILE" not in os.environ  # a real run reads the real data

@@ -143,3 +143,8 @@ def test_a_fresh_clone_runs_the_demo_then_the_cpu_chain_as_written_then_the_fast
     # the fast suite, from the folder that now holds a finished chain, without the full MBPP copy
     fast = _make("test-fast", clone, env)
     assert fast.returncode == 0, f"{fast.stdout[-6000:]}\n{fast.stderr[-3000:]}"
+
+
+def test_the_readme_stays_short():
+    # what it is, the set-up, the chain, one table per stage, links: the details live in docs/
+    assert len(README.splitlines()) < 200

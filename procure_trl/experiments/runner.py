@@ -22,7 +22,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,12 +421,38 @@ def run_experiment(config: ExperimentConfig, *, smoke: bool = False) -> Experime
     except PermissionError as err:
         raise UserError(str(err)) from err
     os.makedirs(config.output_dir, exist_ok=True)
-    datasets = prepare_datasets(config)
-    extra = _smoke_model(config) if smoke else {}
-    runs = _resolved(config, datasets, extra)
-    check_inputs(runs)
+    with _shipped_samples_unless_given(smoke):
+        datasets = prepare_datasets(config)
+        extra = _smoke_model(config) if smoke else {}
+        runs = _resolved(config, datasets, extra)
+        check_inputs(runs)
+        outcomes = _run_all(runs, bool(extra))
+    result = ExperimentResult(config, outcomes)
+    result.files = write_experiment_report(result)
+    return result
+
+
+@contextlib.contextmanager
+def _shipped_samples_unless_given(smoke: bool) -> Iterator[None]:
+    """Under ``--smoke``, MBPP and CodeContests come from the rows shipped with the package
+    (:data:`procure_trl.problems.SAMPLES_DIR`) unless ``$PROCURE_MBPP_DIR`` / ``$PROCURE_CODECONTESTS_FILE`` name
+    other copies: a smoke run shows that the experiment connects, offline, and measures nothing."""
+    from procure_trl.problems import CODECONTESTS_FILE_ENV, MBPP_DIR_ENV, SAMPLES_DIR
+
+    defaults = {MBPP_DIR_ENV: str(SAMPLES_DIR / "mbpp"), CODECONTESTS_FILE_ENV: str(SAMPLES_DIR / "codecontests.jsonl")}
+    added = [name for name in defaults if smoke and name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _run_all(runs: list, tiny_model: bool) -> list[RunOutcome]:
+    """Every run in order; a failed run is reported and the others go on."""
     outcomes = []
-    with _few_threads_for_a_tiny_model(bool(extra)):
+    with _few_threads_for_a_tiny_model(tiny_model):
         for index, (plan, recipe, evaluation) in enumerate(runs, start=1):
             print(f"=== run {index}/{len(runs)}: {plan.name}", flush=True)
             outcome = _run_reporting_failure(plan, recipe, evaluation)
@@ -435,6 +461,4 @@ def run_experiment(config: ExperimentConfig, *, smoke: bool = False) -> Experime
             elif outcome.state == "skipped":
                 print(f"[{plan.name}] finished earlier: skipped", flush=True)
             outcomes.append(outcome)
-    result = ExperimentResult(config, outcomes)
-    result.files = write_experiment_report(result)
-    return result
+    return outcomes

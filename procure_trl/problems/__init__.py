@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from procure_trl.errors import UserError
 from procure_trl.problems.codecontests import (
@@ -34,11 +35,17 @@ from procure_trl.problems.mbpp import MBPP_DATASET, MBPP_DIR_ENV, MBPP_SPLITS, d
 from procure_trl.problems.problem import InvalidProblem, Problem
 
 __all__ = [
-    "BENCHMARKS", "TASK_PREFIX_BENCHMARKS", "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
+    "BENCHMARKS", "SAMPLES_DIR", "TASK_PREFIX_BENCHMARKS",
+    "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
     "InvalidProblem", "Problem", "codecontests_problem", "codecontests_problems", "default_mbpp_dir",
     "json_error_text", "load_codecontests", "load_humaneval", "load_jsonl", "load_mbpp", "load_problems",
     "oversize_reason", "problems_of_tasks", "read_jsonl", "write_jsonl",
 ]
+
+#: Shipped with the package: a few rows of MBPP (``mbpp/``, CC BY 4.0, see its SOURCE.md) and a hand-written sample
+#: in CodeContests' Hub schema (``codecontests.jsonl``), for runs that must work offline (``procure experiment
+#: --smoke``) and for the tests.
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 
 #: Benchmark names accepted by :func:`load_problems` (and ``procure perturb --benchmark``).
 BENCHMARKS = ("humaneval", "mbpp", "mbpp-sanitized", "codecontests")
