@@ -5,8 +5,10 @@ rules."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from mutant_rows import BODY, DOCSTRING, SIGNATURE, TESTS
 
 from procure_trl.concepts import Concept
 from procure_trl.dataset.prompt_format import TaskText
@@ -20,22 +22,7 @@ from procure_trl.perturbations import perturb
 from procure_trl.problems import Problem
 from procure_trl.statuses import VALID, Stage
 
-PROMPT = 'def clip_sum(values, limit):\n    """Sum the values clipped at limit, double it, add the count."""\n'
-SOLUTION = '''    total = 0
-    count = 0
-    for v in values:
-        if v > limit:
-            total = total + limit
-        else:
-            total = total + v
-        count += 1
-    scale = 2
-    total = total * scale
-    out = total + count
-    return out
-'''
-TESTS = ("assert clip_sum([1, 5, 2], 3) == 15\nassert clip_sum([], 3) == 0\n"
-         "assert clip_sum([4, 4], 4) == 18\nassert clip_sum([0, 9], 5) == 12\n")
+PROMPT, SOLUTION = SIGNATURE + DOCSTRING, BODY
 PROBLEM = Problem("Toy/0", PROMPT, SOLUTION, TESTS, "clip_sum")
 
 
@@ -128,3 +115,125 @@ def test_a_detector_that_knows_the_bugs_is_perfect_and_one_that_always_says_corr
 def test_repair_and_detect_need_a_mutants_file(tmp_path):
     with pytest.raises(ValueError, match="--mutants"):
         EvaluationConfig(model="m", task="repair", output_dir=str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, mutants):
+    """A dataset built from the toy counterfactuals and their mutants, every task in ``test``."""
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+    from procure_trl.perturb.records import read_records
+    from procure_trl.problems import write_jsonl
+
+    path, _ = mutants
+    folder = tmp_path_factory.mktemp("dataset")
+    problems = folder / "problems.jsonl"
+    write_jsonl([PROBLEM], problems)
+    counterfactuals = folder / "cf.jsonl"
+    rows = {}
+    for line in read_records(path):  # the counterfactual rows the mutants were made from
+        rows.setdefault(line.key[:2], CounterfactualRecord(
+            line.task_id, line.concept, VALID, original=line.original, code=line.counterfactual, stage=Stage.PASSED,
+            changed_spans=_spans(line.original, line.counterfactual)))
+    write_records(list(rows.values()), counterfactuals)
+    out = folder / "built"
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactuals), benchmarks="humaneval",
+                                             problems=str(problems), output_dir=str(out), test_size=1.0,
+                                             mutants=str(path)))
+    return out
+
+
+def _spans(original: str, code: str) -> list[list[int]]:
+    """One span over the part of ``code`` that differs from ``original`` (common prefix and suffix left out)."""
+    start = 0
+    while start < min(len(original), len(code)) and original[start] == code[start]:
+        start += 1
+    end = 0
+    while end < min(len(original), len(code)) - start and original[-1 - end] == code[-1 - end]:
+        end += 1
+    return [[start, len(code) - end]]
+
+
+def dataset_config(tmp_path, folder, task, name="", **kw) -> EvaluationConfig:
+    """A run of ``task`` on ``folder``'s test split; ``name`` gives it a folder (and completion cache) of its own."""
+    return EvaluationConfig(model="scripted", task=task, dataset=str(folder), output_dir=str(tmp_path / (task + name)),
+                            n=1,
+                            k=(1,), temperature=0.0, prompt_format="completion", num_workers=1, **kw)
+
+
+def test_repair_and_detect_from_the_test_split_of_a_dataset(tmp_path, mutants, dataset, monkeypatch):
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    _, pairs = mutants
+    config = dataset_config(tmp_path, dataset, "repair")
+    assert config.split == "test"
+    report = evaluate_model(config, problems=[PROBLEM], backend=repairer(pairs, True))
+    assert report.metrics["repair_pass@1"] == 1.0 and report.metrics["pairs"] == len(pairs)
+    broken = evaluate_model(dataset_config(tmp_path, dataset, "repair", "-broken"), problems=[PROBLEM],
+                            backend=repairer(pairs, False))
+    assert broken.metrics["repair_pass@1"] == 0.0
+    always = evaluate_model(dataset_config(tmp_path, dataset, "detect"), problems=[PROBLEM],
+                            backend=_detector(lambda p: False))
+    assert always.metrics["accuracy"] == 0.5 and always.metrics["pairs"] == len(pairs)
+    one = evaluate_model(dataset_config(tmp_path, dataset, "detect", "-one", dataset_config="name_random"),
+                         problems=[PROBLEM], backend=_detector(lambda p: False))
+    assert one.metrics["pairs"] == sum(o.concept == Concept.NAME_RANDOM for o, _ in pairs) > 0
+
+
+def test_an_adapter_is_not_scored_on_the_tasks_it_trained_on(tmp_path, mutants, dataset, monkeypatch):
+    from procure_trl.provenance import write_training_data
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    _, pairs = mutants
+    adapter = tmp_path / "adapter"
+    write_training_data(adapter, {"task_ids": [PROBLEM.task_id], "dataset": str(dataset), "split": "train"})
+    for task, backend in (("repair", repairer(pairs, True)), ("detect", _detector(lambda p: False))):
+        with pytest.raises(ValueError, match="trained on 1 of the tasks"):
+            evaluate_model(dataset_config(tmp_path, dataset, task, adapter=str(adapter)), problems=[PROBLEM],
+                           backend=backend)
+        allowed = dataset_config(tmp_path, dataset, task, adapter=str(adapter), allow_train_overlap=True)
+        assert evaluate_model(allowed, problems=[PROBLEM], backend=backend).metrics["pairs"] == len(pairs)
+
+
+def test_a_dataset_without_mutants_is_refused_in_one_line(tmp_path, monkeypatch):
+    from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    fixture = Path(__file__).parent / "fixtures" / "engine_counterfactuals.jsonl"
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(fixture), output_dir=str(tmp_path / "d"),
+                                             test_size=0.5))
+    with pytest.raises(ValueError, match="no mutants config.*procure build --mutants"):
+        evaluate_model(dataset_config(tmp_path, tmp_path / "d", "repair"), backend=_detector(lambda p: False))
+    with pytest.raises(ValueError, match="not both"):
+        EvaluationConfig(model="m", task="repair", dataset=str(tmp_path / "d"), mutants=str(fixture),
+                         output_dir=str(tmp_path))
+
+
+def test_compare_puts_downstream_runs_side_by_side_with_paired_differences(tmp_path, mutants, monkeypatch):
+    from procure_trl.evaluation.compare import CompareConfig, compare_runs
+
+    monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
+    path, pairs = mutants
+    runs = {}
+    for name, task, backend in (("bug", "repair", repairer(pairs, False)), ("fix", "repair", repairer(pairs, True)),
+                                ("says-correct", "detect", _detector(lambda p: False)),
+                                ("oracle", "detect", _detector(lambda p: any(
+                                    m.code.rstrip() + "\n\n# Is" in p for pair in pairs for m in pair)))):
+        cfg = config(tmp_path, path, task)
+        cfg.output_dir = str(tmp_path / name)
+        runs[name] = evaluate_model(cfg, problems=[PROBLEM], backend=backend)
+    repair = compare_runs(CompareConfig([str(tmp_path / "bug"), str(tmp_path / "fix")], str(tmp_path / "c1"),
+                                        labels=["bug", "fix"], n_bootstrap=200))
+    assert repair.task == "repair" and [r["pairs"] for r in repair.runs] == [len(pairs)] * 2
+    diff = repair.differences[0]["scores"]["repair_pass@1"]
+    assert diff["difference"] == pytest.approx(runs["fix"].metrics["repair_pass@1"]
+                                               - runs["bug"].metrics["repair_pass@1"]) == 1.0
+    assert tuple(diff["ci"]) == (1.0, 1.0)  # every pair fixed by one run, none by the other
+    assert repair.runs[1]["scores"]["consistency"]["value"] == runs["fix"].metrics["consistency"]
+    detect = compare_runs(CompareConfig([str(tmp_path / "says-correct"), str(tmp_path / "oracle")],
+                                        str(tmp_path / "c2"), n_bootstrap=200))
+    accuracy = detect.differences[0]["scores"]["accuracy"]
+    assert accuracy["difference"] == pytest.approx(runs["oracle"].metrics["accuracy"]
+                                                   - runs["says-correct"].metrics["accuracy"]) == 0.5
+    text = (tmp_path / "c2" / "comparison.md").read_text()
+    assert "# Comparison of `--task detect` runs" in text and "+0.500" in text
+    with pytest.raises(ValueError, match="different --task"):
+        compare_runs(CompareConfig([str(tmp_path / "bug"), str(tmp_path / "oracle")], str(tmp_path / "c3")))

@@ -27,7 +27,8 @@ def test_ablation_holds_plain_sft_each_term_alone_and_both_in_both_readings():
         name: (t["concept_loss_weight"], t.get("perturbed_token_weight", 1.0), t.get("token_loss", "weighted"))
         for name, t in runs.items() if t.get("train_on", "all") == "all"
     }
-    lam_alpha = {(lam, alpha if reading == "weighted" else "perturbed_only") for lam, alpha, reading in settings.values()}
+    lam_alpha = {(lam, alpha if reading == "weighted" else "perturbed_only")
+                 for lam, alpha, reading in settings.values()}
     assert (0.0, 0.0) in lam_alpha  # plain SFT
     assert any(lam == 0 and alpha not in (0.0, "perturbed_only") for lam, alpha in lam_alpha)  # token term only
     assert any(lam > 0 and alpha == 0 for lam, alpha in lam_alpha)  # attention term only
@@ -155,6 +156,9 @@ def _minimal(**changes):
         ({"smoke": {"evaluation": {"limt": 1}}}, "smoke evaluation: unknown field 'limt' (did you mean 'limit'?)"),
         ({"sweep": "concept_loss_wieght"}, "sweep: unknown field 'concept_loss_wieght'"),
         ({"training": {}}, "training sets no model_name_or_path"),
+        ({"tasks": ["generate", "repiar"]}, "tasks: unknown task 'repiar' (did you mean 'repair'?)"),
+        ({"tasks": ["detect"]}, "tasks: generate is always evaluated"),
+        ({"evaluation": {"task": "repair"}}, "'task' is set by the experiment"),
     ],
 )
 def test_bad_keys_are_one_line_naming_them(tmp_path, changes, expected):
@@ -211,6 +215,18 @@ def test_recipes_and_experiment_configs_are_read_by_one_loader_with_one_error_fo
         messages.setdefault(what, set()).add(message)
     assert len(messages["recipe"]) == 1  # the command's early check and the library say the same
     # one format: the two kinds differ only in what they are called and the example they point to
-    normalise = lambda m: m.replace("experiment config", "X").replace("recipe", "X").replace(
-        "experiments/ablation.yaml", "EX").replace("examples/procure_qlora.yaml", "EX")
+    def normalise(m):
+        return m.replace("experiment config", "X").replace("recipe", "X").replace(
+            "experiments/ablation.yaml", "EX").replace("examples/procure_qlora.yaml", "EX")
+
     assert {normalise(m) for ms in messages.values() for m in ms} == {normalise(next(iter(messages["recipe"])))}
+
+
+def test_tasks_default_to_generate_and_each_downstream_task_gets_a_folder_of_its_own(tmp_path):
+    plain = load_experiment(_write(tmp_path, _minimal()))
+    assert plain.tasks == ["generate"] and all(p.downstream_tasks == [] for p in plain.runs())
+    config = load_experiment(_write(tmp_path, _minimal(tasks=["generate", "repair", "detect", "repair"])))
+    plan = config.runs()[0]
+    assert plan.tasks == ["generate", "repair", "detect"] and plan.downstream_tasks == ["repair", "detect"]
+    assert plan.task_dir("generate") == plan.evaluation_dir
+    assert Path(plan.task_dir("repair")) == Path(plan.run_dir) / "evaluation-repair"

@@ -15,7 +15,7 @@ def _run(name: str, ccs: dict, state: str = "done") -> SimpleNamespace:
     report = SimpleNamespace(pass_at_k={"original": {"pass@1": 0.5}}, ccs=ccs)
     evaluation = {"state": "done", "seconds": 1.0, **_evaluation_summary(report)} if state == "done" else {}
     plan = SimpleNamespace(variant=SimpleNamespace(name=name, description=""), seed=0, settings={},
-                           run_dir=f"runs/{name}", evaluation_dir=f"runs/{name}/evaluation")
+                           run_dir=f"runs/{name}", evaluation_dir=f"runs/{name}/evaluation", downstream_tasks=[])
     return SimpleNamespace(plan=plan, state=state, error=None if state == "done" else "boom",
                            status={"train": {}, "evaluate": evaluation})
 

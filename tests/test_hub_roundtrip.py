@@ -142,7 +142,7 @@ def test_pushing_again_updates_instead_of_duplicating(hub, tmp_path):
 
     # Rebuild from fewer engine lines (name_shuffle gone) with another split seed, push again.
     reduced = tmp_path / "reduced.jsonl"
-    lines = [l for l in FIXTURE.read_text().splitlines() if json.loads(l)["concept"] != "name_shuffle"]
+    lines = [line for line in FIXTURE.read_text().splitlines() if json.loads(line)["concept"] != "name_shuffle"]
     reduced.write_text("\n".join(lines) + "\n")
     out_dir = _build(hub, tmp_path, "b", "--seed", "3", input_jsonl=reduced)
 
@@ -163,6 +163,31 @@ def test_pushing_again_updates_instead_of_duplicating(hub, tmp_path):
     assert [i["config_name"] for i in meta["dataset_info"]] == ["all", "name_random"]
     # this build has no token columns: the card says so (whatever an earlier push had)
     assert "There are no token columns" in remote["card"] and "`input_ids`" not in remote["card"]
+
+
+@pytest.mark.slow
+def test_the_mutants_config_is_published_and_loads_back(hub, tmp_path):
+    from procure_trl.perturb.mutate import MutationConfig, generate_mutants, killed_pairs
+    from procure_trl.perturb.records import read_records, write_records
+    from procure_trl.problems import problems_of_tasks
+
+    rows = [r for r in read_records(FIXTURE) if r.status == "valid"]
+    lines = generate_mutants(rows, problems_of_tasks([r.task_id for r in rows]),
+                             MutationConfig(num_workers=2, progress=False))
+    mutants = tmp_path / "mutants.jsonl"
+    write_records(lines, mutants)
+    out = tmp_path / "with-mutants"
+    _run([sys.executable, str(SCRIPT), "--input_jsonl", str(FIXTURE), "--benchmarks", "humaneval,mbpp", "--output_dir",
+          str(out), "--test_size", "0.34", "--mutants", str(mutants), "--push_to_hub", "--repo_id",
+          "tester/procure-mutants"], _env(hub, tmp_path / "home-mutants"))
+    local = _local(out)
+    remote = _load_from_hub(hub, tmp_path, "mutants", repo_id="tester/procure-mutants")
+    assert "mutants" in remote["configs"] and remote["mutants"] == local["mutants"]
+    assert sum(len(split) for split in remote["mutants"].values()) == len(killed_pairs(lines))
+    meta = _front_matter(remote["card"])
+    counts = {i["config_name"]: {s["name"]: s["num_examples"] for s in i["splits"]} for i in meta["dataset_info"]}
+    assert counts["mutants"] == {split: len(part) for split, part in local["mutants"].items()}
+    assert "## Mutants: repair and defect detection" in remote["card"]
 
 
 def test_server_speaks_the_hub_error_contract(hub):

@@ -7,6 +7,7 @@ import ast
 import json
 
 import pytest
+from mutant_rows import BODY, SIGNATURE, TESTS
 
 from procure_trl.cli import main
 from procure_trl.concepts import Concept
@@ -19,22 +20,7 @@ from procure_trl.problems import Problem, load_problems, write_jsonl
 from procure_trl.statuses import NOT_APPLICABLE, VALID, Stage
 from procure_trl.validation.pipeline import check_spans
 
-PROGRAM = '''def clip_sum(values, limit):
-    total = 0
-    count = 0
-    for v in values:
-        if v > limit:
-            total = total + limit
-        else:
-            total = total + v
-        count += 1
-    scale = 2
-    total = total * scale
-    out = total + count
-    return out
-'''
-TESTS = ("assert clip_sum([1, 5, 2], 3) == 15\nassert clip_sum([], 3) == 0\n"
-         "assert clip_sum([4, 4], 4) == 18\nassert clip_sum([0, 9], 5) == 12\n")
+PROGRAM = SIGNATURE + BODY
 PROBLEM = Problem("Toy/0", "", PROGRAM, TESTS, "clip_sum")
 
 
@@ -168,6 +154,25 @@ def test_mutate_refuses_rows_without_tests(tmp_path, capsys):
     assert main(["perturb", str(problems), "--output", str(cf), "--no-progress", "--num-workers", "1"]) == 0
     assert main(["mutate", "--counterfactuals", str(cf), "--output", str(tmp_path / "m.jsonl")]) == 2
     assert "--problems" in capsys.readouterr().err
+
+
+def test_mutate_lists_bad_input_rows_and_strict_fails_on_them(tmp_path, capsys):
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl([PROBLEM], problems)
+    source = tmp_path / "source.jsonl"
+    source.write_text(problems.read_text() + "{not json\n")  # a bad row: perturb keeps it as stage input
+    cf = tmp_path / "cf.jsonl"
+    assert main(["perturb", str(source), "--output", str(cf), "--no-progress", "--num-workers", "1"]) == 0
+    bad = [r for r in read_records(cf) if r.stage == Stage.INPUT]
+    assert len({r.task_id for r in bad}) == 1  # one line per concept, one bad row
+    args = ["mutate", "--counterfactuals", str(cf), "--problems", str(problems), "--num-workers", "1",
+            "--no-progress", "--kinds", "negated_condition"]
+    assert main([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
+    assert "bad input: 1 row(s)" in capsys.readouterr().out
+    assert main([*args, "-o", str(tmp_path / "b.jsonl"), "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "bad input: 1 row(s)" in captured.out and "--strict" in captured.err
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()  # the rows are written alike
 
 
 @pytest.mark.slow

@@ -95,7 +95,8 @@ def test_a_field_without_help_or_with_an_unknown_type_is_refused():
 
 
 def test_did_you_mean():
-    assert did_you_mean("concept_los_weight", ["concept_loss_weight", "seed"]) == " (did you mean 'concept_loss_weight'?)"
+    suggestion = did_you_mean("concept_los_weight", ["concept_loss_weight", "seed"])
+    assert suggestion == " (did you mean 'concept_loss_weight'?)"
     assert did_you_mean("zzz", ["concept_loss_weight"]) == ""
 
 
@@ -113,7 +114,8 @@ def _option_actions(parser: argparse.ArgumentParser):
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from _option_actions(sub)
-        elif action.option_strings and action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+        elif (action.option_strings and action.help != argparse.SUPPRESS
+              and not isinstance(action, argparse._HelpAction)):
             yield parser.prog, action
 
 
@@ -139,8 +141,8 @@ def test_perturb_llm_defaults_are_the_dataclass_defaults():
     args = parse_args(["perturb", "problems.jsonl", "-o", "out.jsonl", "--generator", "llm", "--model", "m"])
     config = perturb_llm.config_from_args(args)
     reference = LLMGeneratorConfig(model="m")
-    for field in cli_fields(LLMGeneratorConfig):
-        assert getattr(config, field.name) == getattr(reference, field.name), field.name
+    for option in cli_fields(LLMGeneratorConfig):
+        assert getattr(config, option.name) == getattr(reference, option.name), option.name
     assert config.validation.timeout == ValidationConfig().timeout  # the test timeout of both engines
 
 
@@ -213,6 +215,24 @@ def test_every_flag_of_every_subcommand_accepts_both_spellings(command):
             parsed.append(getattr(args, action.dest))
         assert parsed[0] == parsed[1] and parsed[0] != action.default, (
             f"procure {command} {action.option_strings}: {parsed} (default {action.default!r})")
+
+
+def test_mutate_flags_are_config_fields_in_both_spellings():
+    from procure_trl.commands.mutate import MutateArguments
+    from procure_trl.perturb.mutate import MutationConfig
+    from procure_trl.perturb.records import OutputConfig
+
+    dashed = parse_args(["mutate", "--counterfactuals", "c.jsonl", "-o", "m.jsonl", "--problems", "p.jsonl",
+                         "--num-workers", "2", "--strict"])
+    underscored = parse_args(["mutate", "--counterfactuals", "c.jsonl", "--output", "m.jsonl", "--problems",
+                              "p.jsonl", "--num_workers", "2", "--strict"])
+    for args in (dashed, underscored):
+        assert MutateArguments(**config_kwargs(MutateArguments, args)) == MutateArguments("c.jsonl", "m.jsonl",
+                                                                                          "p.jsonl")
+        assert MutationConfig(**config_kwargs(MutationConfig, args)).num_workers == 2
+        assert OutputConfig(**config_kwargs(OutputConfig, args)).strict is True
+    with pytest.raises(SystemExit):  # still required, in either spelling
+        parse_args(["mutate", "--output", "m.jsonl"])
 
 
 def test_train_forwards_unlisted_recipe_fields_in_both_spellings():

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, print_error
 
 _EPILOG = """\
 output (one JSON object a line, the lines of `procure perturb` plus three fields; two lines per valid
@@ -36,19 +37,38 @@ example:
 """
 
 
+@dataclass
+class MutateArguments:
+    r"""What ``procure mutate`` reads and where it writes (the mutation settings are :class:`MutationConfig`'s).
+
+    Parameters:
+        counterfactuals (`str`):
+            The counterfactual rows to mutate: a `procure perturb` JSONL file (its `valid` rows are used).
+        output (`str`):
+            The JSONL file the mutant rows are written to.
+        problems (`str`, *optional*):
+            Where the tests come from: a benchmark name (`humaneval`, `mbpp`, `mbpp-sanitized`) or a problems JSONL;
+            `None`: the benchmarks the task ids name.
+    """
+
+    counterfactuals: str = field(metadata={"help": "`procure perturb` output: the counterfactual rows to mutate",
+                                           "metavar": "CF.jsonl"})
+    output: str = field(metadata={"help": "the JSONL file to write the mutant rows to", "flags": ("--output", "-o"),
+                                  "metavar": "OUT.jsonl"})
+    problems: str | None = field(default=None, metadata={
+        "help": "benchmark name (humaneval, mbpp, mbpp-sanitized) or problems JSONL with the tests (default: the "
+                "benchmarks the task ids name)", "metavar": "NAME_OR_FILE"})
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from procure_trl.perturb.mutate import MutationConfig
     from procure_trl.perturb.records import OutputConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
-    parser.add_argument("--counterfactuals", required=True, metavar="CF.jsonl", help="`procure perturb` output")
-    parser.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="where to write the mutant rows")
-    parser.add_argument("--problems", metavar="NAME_OR_FILE",
-                        help="benchmark name (humaneval, mbpp, mbpp-sanitized) or problems JSONL with the tests "
-                             "(default: the benchmarks the task ids name)")
+    add_options(parser, MutateArguments)
     add_options(parser, MutationConfig)
-    add_options(parser, OutputConfig, exclude=("strict",))
+    add_options(parser, OutputConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,30 +85,52 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.problems import problems_of_tasks
 
     try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
-        output = OutputConfig(**config_kwargs(OutputConfig, args, exclude=("strict",)))
+        files = MutateArguments(**config_kwargs(MutateArguments, args))
+        output = OutputConfig(**config_kwargs(OutputConfig, args))
         config = MutationConfig(**config_kwargs(MutationConfig, args))
     except ValueError as err:
         raise UserError(str(err)) from err
-    check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
-    records = read_records(args.counterfactuals)
-    problems = problems_of_tasks([r.task_id for r in records], args.problems)
-    rows = counterfactual_rows(records, problems, args.counterfactuals)
-    check_variants(rows, problems, args.counterfactuals, args.problems or "the benchmarks of its task ids")
+    check_output_path(files.output, resume=output.resume, overwrite=output.overwrite)
+    records = read_records(files.counterfactuals)
+    problems = problems_of_tasks([r.task_id for r in records if not _bad_input(r)], files.problems)
+    rows = counterfactual_rows(records, problems, files.counterfactuals)
+    check_variants(rows, problems, files.counterfactuals, files.problems or "the benchmarks of its task ids")
     try:
         with sigterm_as_interrupt():
-            lines = mutants_to_jsonl(rows, problems, args.output, config, resume=output.resume,
-                                     overwrite=output.overwrite, inputs={"counterfactuals": _fingerprint(args)})
+            lines = mutants_to_jsonl(rows, problems, files.output, config, resume=output.resume,
+                                     overwrite=output.overwrite, inputs={"counterfactuals": _fingerprint(files)})
     except KeyboardInterrupt:
         print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
         return INTERRUPTED_EXIT
     print(format_mutation_table(lines))
     print(format_rejects_by_stage(lines) or "rejected by stage: none")
-    print(f"wrote {len(lines)} lines ({len(killed_pairs(lines))} killed pairs) to {args.output}")
+    print(f"wrote {len(lines)} lines ({len(killed_pairs(lines))} killed pairs) to {files.output}")
+    return _strict_status(records, files.counterfactuals, output.strict)
+
+
+def _bad_input(record) -> bool:
+    from procure_trl.statuses import REJECTED, Stage
+
+    return record.status == REJECTED and record.stage == Stage.INPUT
+
+
+def _strict_status(records: list, source: str, strict: bool) -> int:
+    """List the bad input rows of the counterfactuals file (``procure perturb`` kept them as ``rejected`` lines of
+    stage ``input``; they give no mutants); exit status 1 for them with ``strict``, as ``procure perturb``."""
+    from procure_trl.perturb.engine import bad_input_rows, format_bad_input
+
+    block = format_bad_input(records)
+    if block:
+        print(block)
+    if strict and block:
+        print_error("procure mutate", f"{len(bad_input_rows(records))} bad input row(s) in {source} and --strict; "
+                    "fix them (listed above) or drop --strict")
+        return 1
     return 0
 
 
-def _fingerprint(args: argparse.Namespace) -> str:
+def _fingerprint(files: MutateArguments) -> str:
     import hashlib
 
-    with open(args.counterfactuals, "rb") as handle:
+    with open(files.counterfactuals, "rb") as handle:
         return "sha256:" + hashlib.sha256(handle.read()).hexdigest()[:16]

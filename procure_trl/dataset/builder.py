@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from procure_trl.dataset.card import card_variables, render_card
+from procure_trl.dataset.mutant_rows import read_mutant_files
 from procure_trl.dataset.prompt_format import TaskText, default_format
 from procure_trl.dataset.rows import (
     BuiltDataset,
@@ -62,6 +63,11 @@ class BuildConfig:
             every benchmark first.
         problems (`str`, *optional*):
             A problems JSONL (the project's `Problem` format) giving statements for tasks not in `benchmarks`.
+        mutants (`str`, *optional*):
+            Comma-separated `procure mutate` JSONL files (made from the counterfactuals the dataset is built from):
+            their killed mutant pairs become the `mutants` config, one row per pair, linked to the other configs
+            by `pair_id` (`procure_trl.dataset.mutant_rows`); the card counts killed and survived pairs per concept
+            and mutation kind.
         output_dir (`str`, *optional*, defaults to `"outputs/procure-counterfactuals"`):
             Where the Parquet files (`<config>/<split>-00000-of-00001.parquet`) and `README.md` are written.
         test_size (`float`, *optional*, defaults to `0.2`):
@@ -109,12 +115,19 @@ class BuildConfig:
             interrupted build picks up the engine output it finished) and rebuilt.
     """
 
-    benchmarks: str = field(default="humaneval,mbpp", metadata={"help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
-    input_jsonl: str | None = field(default=None, metadata={"help": "Comma-separated engine JSONL files; unset = run `procure perturb`."})
+    benchmarks: str = field(default="humaneval,mbpp", metadata={
+        "help": "Comma-separated benchmarks (statements and, without --input-jsonl, programs)."})
+    input_jsonl: str | None = field(default=None, metadata={
+        "help": "Comma-separated engine JSONL files; unset = run `procure perturb`."})
     problems: str | None = field(default=None, metadata={"help": "Problems JSONL giving statements for other tasks."})
+    mutants: str | None = field(default=None, metadata={
+        "help": "Comma-separated `procure mutate` JSONL files: their killed pairs become the mutants config.",
+        "metavar": "FILE[,FILE]"})
     output_dir: str = field(default="outputs/procure-counterfactuals", metadata={"help": "Local output directory."})
-    test_size: float = field(default=0.2, metadata={"help": "Fraction of each benchmark's tasks in the test split (0 to 1)."})
-    test_sizes: str | None = field(default=None, metadata={"help": "Per-benchmark test sizes, e.g. humaneval=0,mbpp=1."})
+    test_size: float = field(default=0.2, metadata={
+        "help": "Fraction of each benchmark's tasks in the test split (0 to 1)."})
+    test_sizes: str | None = field(default=None, metadata={
+        "help": "Per-benchmark test sizes, e.g. humaneval=0,mbpp=1."})
     near_duplicate_threshold: float = field(default=0.8, metadata={
         "help": "Statement word overlap (Jaccard) at which tasks are grouped and split together."})
     seed: int = field(default=0, metadata={"help": "Seed of the split and of the engine."})
@@ -128,10 +141,14 @@ class BuildConfig:
     repo_id: str | None = field(default=None, metadata={"help": "Hub dataset repository id (with --push-to-hub)."})
     private: bool = field(default=False, metadata={"help": "Create the Hub repository private."})
     pretty_name: str = field(default="ProCURE counterfactual code pairs", metadata={"help": "Card title."})
-    allow_unvalidated: bool = field(default=False, metadata={"help": "Accept lines from `procure perturb --no-validate`."})
-    limit: int | None = field(default=None, metadata={"help": "Engine run only: the first N problems of each benchmark."})
-    sites: str = field(default="1", metadata={"help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
-    variants: int = field(default=1, metadata={"help": "Engine run only: distinct counterfactuals per (problem, concept)."})
+    allow_unvalidated: bool = field(default=False, metadata={
+        "help": "Accept lines from `procure perturb --no-validate`."})
+    limit: int | None = field(default=None, metadata={
+        "help": "Engine run only: the first N problems of each benchmark."})
+    sites: str = field(default="1", metadata={
+        "help": "Engine run only: places changed at once; 1,2,3 runs it per value."})
+    variants: int = field(default=1, metadata={
+        "help": "Engine run only: distinct counterfactuals per (problem, concept)."})
     overwrite: bool = field(default=False, metadata={
         "help": "Rebuild into an output folder built with other settings, removing its earlier configs and engine "
                 "output (without it such a folder is refused)."})
@@ -159,6 +176,10 @@ class BuildConfig:
             if self.prompt_format == "completion":
                 raise UserError("--chat-template asks for --prompt-format chat; drop one of them")
             self.prompt_format = "chat"
+
+    @property
+    def mutant_files(self) -> list[str]:
+        return [p.strip() for p in (self.mutants or "").split(",") if p.strip()]
 
     @property
     def benchmark_list(self) -> list[str]:
@@ -324,6 +345,8 @@ def build_settings(config: BuildConfig, problems: Mapping[str, Sequence] | None 
             inputs[benchmark] = run_settings(rows, _engine_config(config, 1))["problems"]
     if config.problems:
         inputs[config.problems] = _file_digest(config.problems)
+    for path in config.mutant_files:
+        inputs[path] = _file_digest(path)
     settings["inputs"] = inputs
     return json.loads(json.dumps(settings))  # as a reload gives it back (tuples become lists)
 
@@ -382,7 +405,8 @@ def _remove_earlier_build(folder: Path) -> None:
         if child.is_dir() and shards and len(shards) == len(list(child.iterdir())):
             shutil.rmtree(child)
         elif child.name == "engine" and child.is_dir() and all(
-                p.name.endswith(("_counterfactuals.jsonl", "_counterfactuals.jsonl.run.json")) for p in child.iterdir()):
+                p.name.endswith(("_counterfactuals.jsonl", "_counterfactuals.jsonl.run.json"))
+                for p in child.iterdir()):
             shutil.rmtree(child)
         elif child.name in ("README.md", BUILD_RECORD):
             child.unlink()
@@ -476,7 +500,8 @@ def push(built: BuiltDataset, args: BuildConfig, variables: Mapping[str, Any]) -
         existing = set(api.list_repo_files(repo_id, repo_type="dataset"))
         for config in stale:
             if any(f.startswith(f"{config}/") for f in existing):
-                api.delete_folder(config, repo_id=repo_id, repo_type="dataset", commit_message=f"Remove config {config}")
+                api.delete_folder(config, repo_id=repo_id, repo_type="dataset",
+                                  commit_message=f"Remove config {config}")
     new_card = render_card(card.data, variables)
     info = new_card.push_to_hub(repo_id, repo_type="dataset", commit_message="Update dataset card")
     verify_hub_counts(repo_id, built)
@@ -490,7 +515,8 @@ def verify_hub_counts(repo_id: str, built: BuiltDataset) -> None:
     card = DatasetCard.load(repo_id, repo_type="dataset")
     infos = card.data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
-    on_hub = {i.get("config_name", "default"): {s["name"]: s["num_examples"] for s in i.get("splits", [])} for i in infos}
+    on_hub = {i.get("config_name", "default"): {s["name"]: s["num_examples"] for s in i.get("splits", [])}
+              for i in infos}
     for config, counts in built.counts.items():
         if on_hub.get(config) != counts:
             raise RuntimeError(
@@ -540,6 +566,26 @@ def split_summary(split: TaskSplit, texts: Mapping[str, Any], args: BuildConfig)
 # ------------------------------------------------------------------------------------------------
 
 
+def _add_mutants_config(built: BuiltDataset, records: Sequence[CounterfactualRecord],
+                        rows: Sequence[dict[str, Any]], split: TaskSplit, source: str) -> None:
+    """Add the ``mutants`` config (:mod:`procure_trl.dataset.mutant_rows`) to ``built``, split like the other rows."""
+    from datasets import Dataset, DatasetDict
+
+    from procure_trl.dataset.mutant_rows import MUTANTS_CONFIG, mutant_features, mutant_rows
+
+    mutants, left_out = mutant_rows(records, rows, f"--mutants {source}")
+    if left_out:
+        print(f"--mutants: {left_out} killed pair(s) of tasks not in the dataset left out", flush=True)
+    if not mutants:
+        raise UserError(f"--mutants {source}: no killed mutant pair of the dataset's tasks; run `procure mutate` on "
+                         "the counterfactuals the dataset is built from")
+    features = mutant_features()
+    parts = {name: Dataset.from_list(part, features=features)
+             for name, part in rows_of_split(mutants, split).items() if part}
+    built.configs[MUTANTS_CONFIG] = DatasetDict(parts)
+    built.counts[MUTANTS_CONFIG] = {name: len(ds) for name, ds in parts.items()}
+
+
 def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     """Engine output (given, or made by the rule engine) -> rows -> task-level splits -> Parquet + card in
     ``args.output_dir``, and on the Hub with ``args.push_to_hub``.
@@ -557,6 +603,10 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     else:
         paths = run_engine(problems, output_dir / "engine", args.seed, args.limit, args.site_counts, args.variants)
     records = read_record_files(paths)
+    if any(r.mutation for r in records):
+        raise UserError("--input-jsonl holds mutant rows (written by `procure mutate`); pass them with --mutants and "
+                         "the counterfactuals they were made from with --input-jsonl")
+    mutant_records = read_mutant_files(args.mutant_files) if args.mutants else []
     tokenizer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
@@ -575,8 +625,11 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
     split = split_without_near_duplicates(rows, statements, args)
     splits = rows_of_split(rows, split)
     built = build_dataset_dict(splits, tokenized=bool(args.tokenizer))
+    if args.mutants:
+        _add_mutants_config(built, mutant_records, rows, split, args.mutants)
     variables = card_variables(args, built, rows, records, args.repo_id or "NAMESPACE/NAME",
-                               split=split_summary(split, task_texts(rows, statements), args))
+                               split=split_summary(split, task_texts(rows, statements), args),
+                               mutants=mutant_records)
     card_path = write_local(built, output_dir, variables)
     _write_build_record(output_dir, settings, finished=True)
     print(f"wrote {len(rows)} rows ({args.prompt_format} format) in {len(built.configs)} configs to {output_dir} "

@@ -17,7 +17,7 @@ from procure_trl.perturb.records import CounterfactualRecord
 if TYPE_CHECKING:
     from procure_trl.dataset.builder import BuildConfig
 
-__all__ = ["TEMPLATE_PATH", "SOURCE_LICENSES", "card_variables", "render_card"]
+__all__ = ["TEMPLATE_PATH", "SOURCE_LICENSES", "card_variables", "mutant_table", "render_card"]
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "dataset_card.md"
 
@@ -58,11 +58,29 @@ def split_text(split: Mapping[str, Any] | None) -> str:
     return text
 
 
+def mutant_table(records: Sequence[CounterfactualRecord]) -> list[dict[str, Any]]:
+    """The card's table of mutant pairs per concept and kind (killed, survived, timed out, not applicable), then the
+    total, from every line of the ``procure mutate`` files (:func:`~procure_trl.perturb.mutate.mutation_summary`)."""
+    from procure_trl.perturb.mutate import mutation_summary
+
+    summary = mutation_summary(records)
+    if not summary:
+        return []
+    table: list[dict[str, Any]] = [{"concept": concept, "mutation": kind, **counts}
+                                   for (concept, kind), counts in summary.items()]
+    total = {key: sum(counts[key] for counts in summary.values()) for key in next(iter(summary.values()))}
+    return [*table, {"concept": "total", "mutation": "", **total}]
+
+
 def card_variables(args: BuildConfig, built: BuiltDataset, rows: Sequence[Mapping[str, Any]],
                    records: Sequence[CounterfactualRecord], repo_id: str,
-                   split: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   split: Mapping[str, Any] | None = None,
+                   mutants: Sequence[CounterfactualRecord] = ()) -> dict[str, Any]:
     """Everything the card template needs, computed from the built data (no hand-typed numbers); ``split`` is the
-    builder's :func:`~procure_trl.dataset.builder.split_summary`."""
+    builder's :func:`~procure_trl.dataset.builder.split_summary`, ``mutants`` the lines of the ``procure mutate``
+    files (the ``mutants`` config holds their killed pairs)."""
+    from procure_trl.dataset.mutant_rows import MUTANTS_CONFIG
+
     task_ids = sorted({r["task_id"] for r in rows})
     prefixes = _sources(task_ids)
     unknown = [t for t in task_ids if not any(t.startswith(p) for p in SOURCE_LICENSES)]
@@ -72,6 +90,8 @@ def card_variables(args: BuildConfig, built: BuiltDataset, rows: Sequence[Mappin
     split_names = sorted({s for counts in built.counts.values() for s in counts}, key=lambda s: (s != "train", s))
     count_rows = []
     for config, dd in built.configs.items():
+        if config == MUTANTS_CONFIG:  # not program rows: its own table below
+            continue
         concepts = [c for split in dd.values() for c in split["concept"]]
         count_rows.append({
             "config": config,
@@ -112,7 +132,9 @@ def card_variables(args: BuildConfig, built: BuiltDataset, rows: Sequence[Mappin
         "tokenizer": args.tokenizer,
         "prompt_format": args.prompt_format,
         "repo_id": repo_id,
-        "example_config": next((c for c in built.configs if c != "all"), None),
+        "example_config": next((c for c in built.configs if c not in ("all", MUTANTS_CONFIG)), None),
+        "mutant_splits": [built.counts.get(MUTANTS_CONFIG, {}).get(s, 0) for s in split_names],
+        "mutant_table": mutant_table(mutants) if MUTANTS_CONFIG in built.configs else [],
         "license_text": "\n".join(f"- {line}" for line in license_lines),
         "_licenses": sorted({SOURCE_LICENSES[p][0] for p in prefixes}) or ["other"],
         "_n_rows": len(rows),

@@ -28,14 +28,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from procure_trl.errors import MissingInputError, UserError
+from procure_trl.errors import MissingInputError, UserError, first_line
 from procure_trl.evaluation.report import run_label
 from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, pooled_ratio_samples, resample_counts
 from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
 from procure_trl.metrics.ccs_gap import expected_pair_counts, pair_counts, pass_counts
 from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
 
-__all__ = ["CompareConfig", "RunScores", "Comparison", "load_run", "compare_runs", "paired_difference"]
+__all__ = ["CompareConfig", "RunScores", "Comparison", "load_run", "compare_runs", "paired_difference", "read_report"]
 
 class RowKey(NamedTuple):
     """Key of one scored counterfactual row. A (task, concept) can hold several rows (``procure perturb --variants N``
@@ -154,10 +154,31 @@ class Comparison:
     runs: list[dict[str, Any]]
     differences: list[dict[str, Any]]
     files: dict[str, str] = field(default_factory=dict)
+    #: ``generate``, or the downstream task of every run (:mod:`procure_trl.evaluation.compare_downstream`)
+    task: str = "generate"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "ks": self.ks, "runs": self.runs, "differences": self.differences,
-                "files": self.files}
+        return {"config": asdict(self.config), "task": self.task, "ks": self.ks, "runs": self.runs,
+                "differences": self.differences, "files": self.files}
+
+
+def read_report(run_dir: str) -> dict[str, Any]:
+    """The ``report.json`` of a ``procure evaluate`` output folder.
+
+    Raises:
+        FileNotFoundError: the folder holds none (the run did not finish, or it is another folder).
+    """
+    path = os.path.join(run_dir, "report.json")
+    if not os.path.isfile(path):
+        raise MissingInputError(
+            f"{run_dir!r} holds no report.json: pass the --output-dir folder of a finished `procure evaluate` run"
+        )
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return json.load(handle)
+        except ValueError as err:  # a cut-off or edited file
+            raise UserError(f"{path} is not valid JSON ({first_line(err)}); re-run `procure evaluate` into "
+                            f"{run_dir!r}") from None
 
 
 def load_run(run_dir: str) -> RunScores:
@@ -168,12 +189,7 @@ def load_run(run_dir: str) -> RunScores:
         ValueError: a ``report.json`` without per-completion results.
     """
     path = os.path.join(run_dir, "report.json")
-    if not os.path.isfile(path):
-        raise MissingInputError(
-            f"{run_dir!r} holds no report.json: pass the --output-dir folder of a finished `procure evaluate` run"
-        )
-    with open(path, encoding="utf-8") as handle:
-        report = json.load(handle)
+    report = read_report(run_dir)
     try:
         config, tasks = report["config"], report["tasks"]
         original = {t["task_id"]: list(t["original"]["passed"]) for t in tasks}
@@ -389,6 +405,15 @@ def compare_runs(config: CompareConfig) -> Comparison:
     """Compare the runs of ``config`` and write ``comparison.md``, ``comparison.json`` and the plots."""
     from procure_trl.evaluation.compare_report import write_comparison
 
+    tasks = {run_dir: read_report(run_dir).get("task", "generate") for run_dir in config.runs}
+    if len(set(tasks.values())) > 1:
+        named = ", ".join(f"{run_dir}: {task}" for run_dir, task in tasks.items())
+        raise UserError(f"the runs are of different --task values ({named}); compare runs of one task")
+    task = next(iter(tasks.values()))
+    if task != "generate":
+        comparison = _compare_downstream(config, task)
+        write_comparison(comparison)
+        return comparison
     runs = [load_run(run_dir) for run_dir in config.runs]
     for run, label in zip(runs, config.labels or ()):
         run.label = label
@@ -400,3 +425,19 @@ def compare_runs(config: CompareConfig) -> Comparison:
     write_comparison(comparison)
     return comparison
 
+
+def _compare_downstream(config: CompareConfig, task: str) -> Comparison:
+    """The :class:`Comparison` of ``--task repair`` or ``--task detect`` runs (:mod:`.compare_downstream`)."""
+    from procure_trl.evaluation.compare_downstream import downstream_difference, downstream_run, downstream_summary
+
+    reports = [read_report(run_dir) for run_dir in config.runs]
+    scores = [RunScores(run_dir, run_label(r["config"]["model"], r["config"].get("adapter")), "", 0, [], {}, {})
+              for run_dir, r in zip(config.runs, reports)]
+    for run, label in zip(scores, config.labels or ()):
+        run.label = label
+    _unique_labels(scores)
+    runs = [downstream_run(run_dir, report, run.label) for run_dir, report, run in zip(config.runs, reports, scores)]
+    settings = (config.confidence, config.n_bootstrap, config.seed)
+    summaries = [downstream_summary(run, *settings) for run in runs]
+    differences = [downstream_difference(runs[0], run, *settings) for run in runs[1:]]
+    return Comparison(config, [], summaries, differences, task=task)

@@ -54,8 +54,14 @@ def _concepts(comparison: Comparison) -> list[str]:
 
 
 def comparison_markdown(comparison: Comparison) -> str:
-    """The tables: one row per run (pass@k, CCS, CCS per concept), then each run's paired difference to the first."""
+    """The tables: one row per run (pass@k, CCS, CCS per concept), then each run's paired difference to the first
+    (for runs of a downstream task: :func:`~procure_trl.evaluation.compare_downstream.downstream_markdown`)."""
     config = comparison.config
+    if comparison.task != "generate":
+        from procure_trl.evaluation.compare_downstream import downstream_markdown
+
+        return downstream_markdown(comparison.task, comparison.runs, comparison.differences, config.confidence,
+                                   config.n_bootstrap, config.seed)
     concepts = _concepts(comparison)
     keys = [f"pass@{k}" for k in comparison.ks]
     lines = [
@@ -122,6 +128,8 @@ def write_comparison(comparison: Comparison) -> dict[str, str]:
     files = comparison.files
     labels = [run["label"] for run in comparison.runs]
     confidence = f"{comparison.config.confidence:.0%} intervals"
+    if comparison.task != "generate":
+        return _write_downstream(comparison, confidence)
     keys = [f"pass@{k}" for k in comparison.ks]
     files["pass_at_k_plot"] = plot_runs_grouped(
         keys, [{"label": run["label"], "cells": run["pass_at_k"]} for run in comparison.runs],
@@ -132,7 +140,8 @@ def write_comparison(comparison: Comparison) -> dict[str, str]:
     if concepts:
         files["ccs_plot"] = plot_runs_grouped(
             ["all", *concepts],
-            [{"label": run["label"], "cells": {"all": run["ccs"], **run["ccs_per_concept"]}} for run in comparison.runs],
+            [{"label": run["label"], "cells": {"all": run["ccs"], **run["ccs_per_concept"]}}
+             for run in comparison.runs],
             os.path.join(output_dir, "ccs_per_concept.png"),
             title=_title(f"CCS per concept ({confidence})", labels), ylabel="Concept Consistency Score",
         )
@@ -143,6 +152,24 @@ def write_comparison(comparison: Comparison) -> dict[str, str]:
             os.path.join(output_dir, f"difference_{index}.png"),
             title=_title(f"paired difference ({confidence})", [diff["baseline"], diff["other"]]),
         )
+    return _write_tables(comparison)
+
+
+def _write_downstream(comparison: Comparison, confidence: str) -> dict[str, str]:
+    """The plot of each run's downstream scores, and the tables."""
+    from procure_trl.evaluation.compare_downstream import DOWNSTREAM_TASKS
+
+    labels = [run["label"] for run in comparison.runs]
+    comparison.files["scores_plot"] = plot_runs_grouped(
+        list(DOWNSTREAM_TASKS[comparison.task]),
+        [{"label": run["label"], "cells": run["scores"]} for run in comparison.runs],
+        os.path.join(comparison.config.output_dir, f"{comparison.task}.png"),
+        title=_title(f"--task {comparison.task} ({confidence})", labels), ylabel="score")
+    return _write_tables(comparison)
+
+
+def _write_tables(comparison: Comparison) -> dict[str, str]:
+    files, output_dir = comparison.files, comparison.config.output_dir
     files["summary"] = os.path.join(output_dir, "comparison.md")
     files["report"] = os.path.join(output_dir, "comparison.json")
     with open(files["summary"], "w", encoding="utf-8") as handle:

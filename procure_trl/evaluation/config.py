@@ -58,7 +58,8 @@ class EvaluationConfig(ModelArguments):
             pass@k and consistency across the two contexts of a bug) or `detect` (judge correct vs buggy by the
             likelihood of two fixed answers: accuracy and consistency); see docs/downstream.md.
         mutants (`str`, *optional*):
-            A `procure mutate` JSONL file: its killed mutant pairs are what `repair` and `detect` score.
+            A `procure mutate` JSONL file: its killed mutant pairs are what `repair` and `detect` score. With
+            `dataset` instead, they come from its `mutants` config (`procure build --mutants`), `split` only.
         benchmark (`str`, *optional*):
             `humaneval`, `mbpp`, `mbpp-sanitized`, `codecontests` or a problems JSONL path: the problems and their
             tests. `None`: `humaneval`, or with `dataset` the benchmarks its task ids come from (comma-separated
@@ -135,7 +136,8 @@ class EvaluationConfig(ModelArguments):
                           "the likelihood of two fixed answers (accuracy, consistency); see docs/downstream.md"},
     )
     mutants: str | None = field(
-        default=None, metadata={"help": "`procure mutate` JSONL: the killed mutant pairs of --task repair/detect"}
+        default=None, metadata={"help": "`procure mutate` JSONL: the killed mutant pairs of --task repair/detect "
+                                        "(or --dataset: its mutants config)"}
     )
     benchmark: str | None = field(
         default=None,
@@ -251,8 +253,11 @@ class EvaluationConfig(ModelArguments):
             self.concepts = [c.value for c in Concept.parse_list(self.concepts)]
         if self.task not in ("generate", "repair", "detect"):
             raise UserError(f"task={self.task!r}; use one of generate, repair, detect")
-        if self.task != "generate" and not self.mutants:
-            raise UserError(f"task={self.task} needs mutants (--mutants MUTANTS.jsonl, the output of `procure mutate`)")
+        if self.task != "generate" and not (self.mutants or self.dataset):
+            raise UserError(f"task={self.task} needs mutant pairs: --mutants MUTANTS.jsonl (the output of `procure "
+                            "mutate`) or --dataset DIR (built with `procure build --mutants`: its mutants config)")
+        if self.mutants is not None and self.dataset is not None:
+            raise UserError("pass either --dataset (its mutants config holds the pairs) or --mutants, not both")
         if self.mutants is not None and not os.path.isfile(self.mutants):
             raise UserError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):
@@ -281,8 +286,8 @@ class EvaluationConfig(ModelArguments):
         """What makes two completions of one prompt interchangeable: the cache key besides prompt and index.
 
         The model and the adapter enter by what they are, not by their names
-        (:func:`procure_trl.evaluation.model_loading.model_fingerprint`: a local folder's config, tokenizer and weight files; a
-        Hub id at its revision), so a model retrained into the same folder never reuses the old one's
+        (:func:`procure_trl.evaluation.model_loading.model_fingerprint`: a local folder's config, tokenizer and weight
+        files; a Hub id at its revision), so a model retrained into the same folder never reuses the old one's
         completions. The seed enters when sampling: each sample is drawn with a seed of its own, derived from
         it (:func:`procure_trl.evaluation.sampling.request_seed`).
         """

@@ -63,7 +63,8 @@ def detect_prompt(fmt: str, statement: str, program: str) -> str:
 
 
 def detect_answers(fmt: str) -> tuple[str, str]:
-    return DETECT_ANSWERS if fmt == "chat" else tuple(f" {a}" for a in DETECT_ANSWERS)
+    correct, buggy = DETECT_ANSWERS
+    return (correct, buggy) if fmt == "chat" else (f" {correct}", f" {buggy}")
 
 
 @dataclass
@@ -112,29 +113,32 @@ def killed_mutant_pairs(path: str | os.PathLike) -> list[tuple[CounterfactualRec
 
 
 def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, backend=None) -> DownstreamReport:
-    """Run ``config.task`` (``repair`` or ``detect``) on the killed pairs of ``config.mutants``; write the report."""
+    """Run ``config.task`` (``repair`` or ``detect``) on the killed pairs of ``config.mutants``, or of the ``mutants``
+    config of ``config.dataset`` (its ``config.split``: held-out tasks); write the report. The adapter guards of
+    :mod:`procure_trl.evaluation.guards` apply as for ``generate``."""
     from procure_trl.dataset.prompt_format import TaskText
     from procure_trl.evaluation.formats import resolve_prompt_format
-    from procure_trl.evaluation.guards import check_train_overlap
 
-    if not config.mutants:
-        raise UserError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`)")
-    pairs = killed_mutant_pairs(config.mutants)
-    if problems is None:
-        from procure_trl.problems import problems_of_tasks
+    if not (config.mutants or config.dataset):
+        raise UserError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`) or "
+                        "--dataset DIR with a mutants config")
+    if config.adapter and not config.allow_base_mismatch:
+        from procure_trl.evaluation.guards import check_adapter_base
 
-        by_id = problems_of_tasks([o.task_id for o, _ in pairs], config.benchmark if config.benchmark != "humaneval" else None)
-    else:
-        by_id = {p.task_id: p for p in problems}
+        check_adapter_base(config.adapter, config.model)
+    pairs, by_id, source = _dataset_pairs(config, problems) if config.dataset else _file_pairs(config, problems)
     missing = sorted({o.task_id for o, _ in pairs if o.task_id not in by_id})
     if missing:
-        raise UserError(f"{config.mutants}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
+        raise UserError(f"{source}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
                          "with those problems")
+    if config.concepts:
+        pairs = [p for p in pairs if p[0].concept.value in config.concepts]
+        if not pairs:
+            raise UserError(f"{source}: no killed pair of the concepts {', '.join(config.concepts)}")
     if config.limit:
         keep = list(dict.fromkeys(o.task_id for o, _ in pairs))[: config.limit]
         pairs = [p for p in pairs if p[0].task_id in keep]
-    if config.adapter and not config.allow_train_overlap:
-        check_train_overlap(config.adapter, sorted({o.task_id for o, _ in pairs}))
+    _check_held_out(config, [by_id[t] for t in dict.fromkeys(o.task_id for o, _ in pairs)], list(by_id.values()))
     fmt = resolve_prompt_format(config, backend)
     statements = {t: TaskText.from_problem(by_id[t]).statement for t in {o.task_id for o, _ in pairs}}
     run = _repair if config.task == "repair" else _detect
@@ -148,6 +152,63 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
         handle.write(report.summary() + "\n")
     report.files["report"] = path
     return report
+
+
+Pairs = list[tuple[CounterfactualRecord, CounterfactualRecord]]
+
+
+def _file_pairs(config, problems: Sequence[Problem] | None) -> tuple[Pairs, dict[str, Problem], str]:
+    """The killed pairs of ``config.mutants`` and the problems of their tasks (``problems``, else the benchmark
+    ``config.benchmark`` names, else those of the task ids)."""
+    pairs = killed_mutant_pairs(config.mutants)
+    if problems is None:
+        from procure_trl.problems import problems_of_tasks
+
+        source = config.benchmark if config.benchmark != "humaneval" else None
+        return pairs, problems_of_tasks([o.task_id for o, _ in pairs], source), str(config.mutants)
+    return pairs, {p.task_id: p for p in problems}, str(config.mutants)
+
+
+def _dataset_pairs(config, problems: Sequence[Problem] | None) -> tuple[Pairs, dict[str, Problem], str]:
+    """The pairs of the ``mutants`` config of ``config.dataset`` (split ``config.split``; a concept config of
+    ``dataset_config`` keeps that concept's pairs) and the problems of their tasks (``problems``, else
+    ``config.benchmark``, else the benchmarks of the task ids)."""
+    from procure_trl.dataset.mutant_rows import MUTANTS_CONFIG, mutant_pairs_from_rows
+    from procure_trl.dataset.rows import load_dataset_split
+    from procure_trl.evaluation.selection import benchmarks_of
+    from procure_trl.problems import load_problems
+
+    source = f"dataset {config.dataset} (config {MUTANTS_CONFIG}, split {config.split})"
+    try:
+        rows = load_dataset_split(config.dataset, MUTANTS_CONFIG, config.split)
+    except ValueError as err:
+        if f"no split {config.split!r}" in str(err):
+            raise
+        raise UserError(f"dataset {config.dataset} has no {MUTANTS_CONFIG} config to score --task {config.task} on: "
+                         "build it with `procure build --mutants MUTANTS.jsonl` (the output of `procure mutate`)"
+                         ) from err
+    pairs = mutant_pairs_from_rows(rows)
+    if config.dataset_config != "all":
+        pairs = [p for p in pairs if p[0].concept.value == config.dataset_config]
+    if not pairs:
+        raise UserError(f"{source}: no mutant pair" + (f" of {config.dataset_config}" if config.dataset_config != "all"
+                                                        else ""))
+    task_ids = list(dict.fromkeys(o.task_id for o, _ in pairs))
+    if problems is None:
+        names = config.benchmark.split(",") if config.benchmark else benchmarks_of(task_ids, config.dataset)
+        config.benchmark = ",".join(names)  # the report names what the tests came from
+        problems = [p for name in names for p in load_problems(name.strip())]
+    config.benchmark = config.benchmark or "the given problems"
+    return pairs, {p.task_id: p for p in problems}, source
+
+
+def _check_held_out(config, selected: Sequence[Problem], known: Sequence[Problem]) -> None:
+    """The refusals of ``generate``: an adapter scored on tasks it trained on, or on near duplicates of them."""
+    from procure_trl.evaluation.guards import check_near_duplicate_overlap, check_train_overlap
+
+    if config.adapter and not config.allow_train_overlap:
+        check_train_overlap(config.adapter, [p.task_id for p in selected])
+        check_near_duplicate_overlap(config.adapter, selected, known)
 
 
 def _group_names(pair: Sequence[CounterfactualRecord]) -> list[str]:
@@ -173,7 +234,7 @@ def _repair(config, fmt, pairs, by_id, statements, backend):
 
     def scores(index: list[int]) -> dict[str, Any]:
         both = [originals[i] for i in index] + [counterfactuals[i] for i in index]
-        out = {"pairs": len(index)}
+        out: dict[str, Any] = {"pairs": len(index)}
         for key, value in pass_at_k([len(r) for r in both], [sum(r) for r in both], config.k).items():
             out[f"repair_{key}"] = float(value)
         ccs = concept_consistency_score([counterfactuals[i] for i in index], [originals[i] for i in index],
@@ -186,8 +247,9 @@ def _repair(config, fmt, pairs, by_id, statements, backend):
         for name in _group_names(pair):
             groups.setdefault(name, []).append(i)
     metrics = scores(list(range(len(pairs))))
-    details = [{"task_id": o.task_id, "concept": o.concept.value, "mutation": o.mutation, "original": originals[i],
-                "counterfactual": counterfactuals[i]} for i, (o, _) in enumerate(pairs)]
+    details = [{"task_id": o.task_id, "concept": o.concept.value, "mutation": o.mutation, "sites": o.sites,
+                "variant": o.variant, "original": originals[i], "counterfactual": counterfactuals[i]}
+               for i, (o, _) in enumerate(pairs)]
     return metrics, {name: scores(index) for name, index in groups.items()}, details
 
 
@@ -220,8 +282,8 @@ def _detect(config, fmt, pairs, by_id, statements, backend):
     for i, pair in enumerate(pairs):
         for name in _group_names(pair):
             groups.setdefault(name, []).append(i)
-    details = [{"task_id": o.task_id, "concept": o.concept.value, "mutation": o.mutation,
-                "judged_buggy": judged[i]} for i, (o, _) in enumerate(pairs)]
+    details = [{"task_id": o.task_id, "concept": o.concept.value, "mutation": o.mutation, "sites": o.sites,
+                "variant": o.variant, "judged_buggy": judged[i]} for i, (o, _) in enumerate(pairs)]
     return scores(list(range(len(pairs)))), {name: scores(index) for name, index in groups.items()}, details
 
 

@@ -27,7 +27,7 @@ from procure_trl.problems import TASK_PREFIX_BENCHMARKS, Problem, load_problems
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Selection", "cut_rows", "row_accounting", "select_rows"]
+__all__ = ["Selection", "benchmarks_of", "cut_rows", "row_accounting", "select_rows"]
 
 
 @dataclass
@@ -99,7 +99,8 @@ def cut_rows(
             )
         except TruncationError as exc:
             skipped.append(
-                {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason, "message": str(exc)}
+                {"task_id": variant.task_id, "concept": variant.concept.value, "reason": exc.reason,
+                 "message": str(exc)}
             )
             continue
         # From the raw cuts, before any prompt format: what is left of each program to complete.
@@ -130,7 +131,8 @@ def row_accounting(
     for name in concept_names_in([*given, *scored, *(s["concept"] for s in skipped)]):
         reasons = Counter(s["reason"] for s in skipped if s["concept"] == name)
         if given_counts[name] or scored_counts[name] or reasons:
-            out[name] = {"given": given_counts[name], "scored": scored_counts[name], "skipped": dict(sorted(reasons.items()))}
+            out[name] = {"given": given_counts[name], "scored": scored_counts[name],
+                         "skipped": dict(sorted(reasons.items()))}
     return out
 
 
@@ -152,7 +154,7 @@ def _benchmark_tasks(
 
 
 
-def _benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:
+def benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:
     names, unknown = [], []
     for task_id in task_ids:
         name = next((b for prefix, b in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), None)
@@ -180,7 +182,7 @@ def _dataset_tasks(
     if not task_ids:
         raise UserError(f"{source} has no rows")
     if problems is None:
-        benchmarks = config.benchmark.split(",") if config.benchmark else _benchmarks_of(task_ids, config.dataset)
+        benchmarks = config.benchmark.split(",") if config.benchmark else benchmarks_of(task_ids, str(config.dataset))
         config.benchmark = ",".join(benchmarks)  # the report names what the tests came from
         problems = [p for name in benchmarks for p in load_problems(name.strip())]
     config.benchmark = config.benchmark or "the given problems"

@@ -30,7 +30,8 @@ __all__ = [
 #: Recipe fields the experiment sets itself for each run (a YAML file that sets them is refused).
 EXPERIMENT_SET_TRAINING = ("output_dir", "dataset_name", "dataset_train_split", "seed")
 #: Evaluation fields the experiment sets itself for each run.
-EXPERIMENT_SET_EVALUATION = ("model", "adapter", "dataset", "split", "output_dir", "counterfactuals")
+EXPERIMENT_SET_EVALUATION = ("model", "adapter", "dataset", "split", "output_dir", "counterfactuals", "task",
+                             "mutants")
 
 #: What ``--smoke`` changes by default: a few steps on the CPU, a few problems, short completions.
 SMOKE_TRAINING: dict[str, Any] = {
@@ -106,7 +107,8 @@ def _check_evaluation_keys(values: Mapping[str, Any], where: str) -> None:
 
     _check_section(values, where, _field_names(EvaluationConfig), "`procure evaluate --help` lists every field",
                    EXPERIMENT_SET_EVALUATION,
-                   "the trained model or adapter, the dataset's eval split, a folder under output_dir")
+                   "the trained model or adapter, the dataset's eval split, a folder under output_dir, the task from "
+                   "tasks")
 
 
 def _check_build_keys(values: Mapping[str, Any], where: str) -> None:
@@ -227,6 +229,7 @@ class RunPlan:
     evaluation: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
+    tasks: list[str] = field(default_factory=lambda: ["generate"])
 
     @property
     def name(self) -> str:
@@ -239,6 +242,15 @@ class RunPlan:
     @property
     def evaluation_dir(self) -> str:
         return os.path.join(self.run_dir, "evaluation")
+
+    @property
+    def downstream_tasks(self) -> list[str]:
+        """The tasks besides ``generate`` this run is evaluated on (``repair``, ``detect``)."""
+        return [task for task in self.tasks if task != "generate"]
+
+    def task_dir(self, task: str) -> str:
+        """Where the evaluation of ``task`` goes: ``evaluation/`` for ``generate``, else ``evaluation-<task>/``."""
+        return self.evaluation_dir if task == "generate" else os.path.join(self.run_dir, f"evaluation-{task}")
 
     @property
     def untuned(self) -> bool:
@@ -307,6 +319,10 @@ class ExperimentConfig:
             `model_name_or_path` of `training`.
         sweep (`str`, *optional*):
             A recipe field the variants vary (e.g. `concept_loss_weight`): the plots put its value on the x axis.
+        tasks (`list[str]`, defaults to `["generate"]`):
+            The `procure evaluate --task` values every run is evaluated on: `generate` (always; the table's pass@k
+            and CCS), plus `repair` and/or `detect` on the eval dataset's `mutants` config (build it with the
+            `mutants` field of `procure build`; docs/downstream.md). Each goes to `evaluation-<task>/` of the run.
         smoke (`SmokeConfig`, *optional*):
             What `--smoke` changes (tiny local model, few steps, few problems).
     """
@@ -331,6 +347,8 @@ class ExperimentConfig:
         default_factory=dict, metadata={"help": "evaluation fields shared by every variant"}
     )
     sweep: str | None = field(default=None, metadata={"help": "recipe field on the x axis of the sweep plot"})
+    tasks: list[str] = field(default_factory=lambda: ["generate"], metadata={
+        "help": "evaluation tasks of every run: generate, plus repair and/or detect"})
     smoke: SmokeConfig = field(default_factory=SmokeConfig, metadata={"help": "what --smoke changes"})
 
     def __post_init__(self) -> None:
@@ -365,6 +383,7 @@ class ExperimentConfig:
                                     f"{did_you_mean(str(chosen), self.datasets)} (names: {', '.join(self.datasets)})")
         if self.sweep is not None:
             _check_training_keys({self.sweep: None}, "sweep")
+        self._check_tasks()
         self._check_baseline_and_models(names)
         if self.models:
             return
@@ -372,6 +391,19 @@ class ExperimentConfig:
             "model_name_or_path" in v.training for v in self.variants
         ):
             raise UserError("training sets no model_name_or_path: name the model every variant fine-tunes")
+
+    def _check_tasks(self) -> None:
+        if not isinstance(self.tasks, list) or not self.tasks:
+            raise UserError(f"tasks={self.tasks!r}: give a list, e.g. [generate, repair, detect]")
+        known = ("generate", "repair", "detect")
+        for task in self.tasks:
+            if task not in known:
+                raise UserError(f"tasks: unknown task {task!r}{did_you_mean(str(task), known)}; use "
+                                f"{', '.join(known)}")
+        if "generate" not in self.tasks:
+            raise UserError("tasks: generate is always evaluated (the table's pass@k and CCS): add it, e.g. "
+                            "[generate, repair]")
+        self.tasks = list(dict.fromkeys(self.tasks))
 
     def _check_baseline_and_models(self, names: list[str]) -> None:
         self.baseline = self.baseline or names[0]
@@ -475,6 +507,7 @@ class ExperimentConfig:
                         training={**self.training, **model_training, **variant.training},
                         evaluation={**self.evaluation, **variant.evaluation},
                         model=model,
+                        tasks=list(self.tasks),
                     ))
         return plans
 

@@ -307,8 +307,36 @@ def run_one(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -
         print(f"[{plan.name}] evaluating", flush=True)
         _evaluate(plan, evaluation, fingerprint, status, save)
         evaluated = True
+    for task in plan.downstream_tasks:
+        evaluated = _evaluate_task(plan, task, evaluation, status, save) or evaluated
     state = "done" if trained or evaluated else "skipped"
     return RunOutcome(plan, state, trained=trained, evaluated=evaluated, status=status)
+
+
+def _evaluate_task(plan: RunPlan, task: str, evaluation: dict[str, Any], status: dict[str, Any], save) -> bool:
+    """Evaluate ``task`` (``repair``, ``detect``) into ``plan.task_dir(task)`` unless finished with these settings;
+    its headline numbers go to ``status["evaluate_<task>"]``. Whether it evaluated."""
+    from procure_trl.evaluation.config import EvaluationConfig
+    from procure_trl.evaluation.downstream import evaluate_downstream  # what evaluate_model runs for these tasks
+
+    kwargs = {**evaluation, "task": task, "output_dir": plan.task_dir(task)}
+    fingerprint = _canonical({**kwargs, "trained_at": status["train"].get("finished_at")})
+    key = f"evaluate_{task}"
+    done = status.get(key) or {}
+    if done.get("state") == "done" and done.get("fingerprint") == fingerprint and os.path.isfile(
+            os.path.join(plan.task_dir(task), "report.json")):
+        return False
+    print(f"[{plan.name}] evaluating --task {task}", flush=True)
+    status[key] = {"state": "running", "fingerprint": fingerprint}
+    save()
+    start = time.perf_counter()
+    report = evaluate_downstream(EvaluationConfig(**kwargs))  # code execution was allowed before the first run
+    _free_memory()
+    status[key] = {"state": "done", "fingerprint": fingerprint, "seconds": round(time.perf_counter() - start, 2),
+                   "report": report.files.get("report"),
+                   "metrics": _canonical({k: v for k, v in report.metrics.items() if not isinstance(v, dict)})}
+    save()
+    return True
 
 
 def _run_reporting_failure(plan: RunPlan, recipe: dict[str, Any], evaluation: dict[str, Any]) -> RunOutcome:
@@ -320,7 +348,7 @@ def _run_reporting_failure(plan: RunPlan, recipe: dict[str, Any], evaluation: di
             traceback.print_exc(file=sys.stderr)
         status_path = os.path.join(plan.run_dir, "status.json")
         status = _read_json(status_path)
-        for step in ("train", "evaluate"):
+        for step in ("train", "evaluate", *(f"evaluate_{task}" for task in plan.downstream_tasks)):
             if (status.get(step) or {}).get("state") == "running":
                 status[step].update(state="failed", error=_one_line(err))
                 _write_json(status_path, status)
@@ -359,7 +387,8 @@ def _resolved(config: ExperimentConfig, datasets: Mapping[str, str],
         plan.settings = {key: None if plan.untuned else next(getattr(args, key) for args in parsed
                                                                if hasattr(args, key)) for key in shown}
         try:
-            EvaluationConfig(**evaluation)
+            for task in plan.tasks:
+                EvaluationConfig(**{**evaluation, "task": task})
         except (TypeError, ValueError) as err:
             raise UserError(f"variant {plan.variant.name!r} evaluation: {err}") from err
         resolved.append((plan, recipe, evaluation))

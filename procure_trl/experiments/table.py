@@ -16,7 +16,8 @@ from procure_trl.metrics.ccs import GAP_KEYS
 if TYPE_CHECKING:
     from procure_trl.experiments.runner import ExperimentResult
 
-__all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "write_experiment_report", "varying_fields"]
+__all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "downstream_markdown",
+           "write_experiment_report", "varying_fields"]
 
 
 def varying_fields(result: ExperimentResult) -> list[str]:
@@ -64,8 +65,26 @@ def experiment_rows(result: ExperimentResult, fields: Sequence[str]) -> list[dic
             **{key: evaluation.get(key) if finished else None for key in GAP_KEYS},
             "run_dir": outcome.plan.run_dir,
             "evaluation_dir": outcome.plan.evaluation_dir if finished else None,
+            "downstream": {task: (outcome.status.get(f"evaluate_{task}") or {}).get("metrics")
+                           for task in outcome.plan.downstream_tasks},
         })
     return rows
+
+
+def downstream_markdown(result: ExperimentResult, rows: Sequence[dict[str, Any]]) -> str:
+    """One table per downstream task of the experiment (``tasks``): each run's scores; ``""`` without any."""
+    from procure_trl.evaluation.compare_downstream import DOWNSTREAM_TASKS
+
+    lines: list[str] = []
+    for task in (t for t in result.config.tasks if t in DOWNSTREAM_TASKS):
+        scores = DOWNSTREAM_TASKS[task]
+        lines += ["", f"## `--task {task}` on the `{result.config.eval_split}` split's mutant pairs", "",
+                  "| variant | seed | pairs | " + " | ".join(scores) + " |", "|---|---|---|" + "---|" * len(scores)]
+        for row in rows:
+            metrics = row["downstream"].get(task) or {}
+            lines.append("| " + " | ".join([row["variant"], str(row["seed"]), _cell(metrics.get("pairs")),
+                                            *(_cell(metrics.get(s)) for s in scores)]) + " |")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _cell(value: Any) -> str:
@@ -85,9 +104,9 @@ def experiment_markdown(result: ExperimentResult, rows: Sequence[dict[str, Any]]
         lines += [" ".join(config.description.split()), ""]
     lines += [
         f"Trained on the `{config.train_split}` split, evaluated on the `{config.eval_split}` split (held-out "
-        "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure compare` "
-        "(bootstrap over the run's own problems and rows; the main table below pairs the seeds and clusters by "
-        "task). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
+        "tasks). pass@k over the split's problems, CCS over its (problem, concept) rows; intervals from `procure "
+        "compare` (bootstrap over the run's own problems and rows; the main table below pairs the seeds and clusters "
+        "by task). CCS gap: CCS minus the CCS expected if each row's two sides were exchangeable (raw CCS follows "
         "the pass rate); pass gap: mean per-row pass rate, counterfactual minus reference, with the sign-flip "
         "test's p.",
         "",
@@ -200,6 +219,7 @@ def write_experiment_report(result: ExperimentResult) -> dict[str, str]:
     main = main_table(result, **{key: value for key, value in _bootstrap_settings(result).items()})
     text += "\n" + main_table_markdown(main)
     text += _strength_section(result, scored, files)
+    text += downstream_markdown(result, rows)
     for name, comparison in comparisons.items():
         # procure compare's per-run figures; its paired differences (rows resampled, one seed pair) stay in
         # comparison.md: the main table's pairs are seed by seed with task-clustered intervals
