@@ -1,14 +1,15 @@
 # Entry points, each doing its own set-up on a fresh machine:
 #   make demo   perturb HumanEval with all five concepts (rule-based, offline), validate, print the table
-#   make test       run the whole test suite (what CI runs)
-#   make test-fast  leave out the tests marked slow or gpu (a few minutes on a laptop CPU)
+#   make lint       ruff (lint + import order) and mypy on the package (pyproject.toml configures both)
+#   make test       lint, then run the whole test suite (what CI runs)
+#   make test-fast  ruff only (mypy takes ~40 s), then the tests not marked slow or gpu (a few minutes on a laptop CPU)
 #   make test-newest-allowed  the trainer tests on the newest trl/transformers setup.cfg allows (CI runs it)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-newest-allowed clean
+.PHONY: install demo lint ruff test test-fast test-newest-allowed clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +24,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/procure perturb --benchmark humaneval --output outputs/demo/humaneval_counterfactuals.jsonl --seed 0 --overwrite
 
+LINTED := procure_trl tests benchmarks datasets_scripts examples
+ruff: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+
+lint: ruff
+	$(VENV)/bin/mypy
+
 # pytest exits 5 when it collects no tests: that is not a failure of the code under test.
 PYTEST := HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(PY) -m pytest
-test: $(STAMP)
+test: lint
 	$(PYTEST) tests; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
-test-fast: $(STAMP)
+test-fast: ruff
 	$(PYTEST) tests -m "not slow and not gpu"; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 test-newest-allowed: $(STAMP)

@@ -149,10 +149,12 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_dataset_scale_"))
-    variants = [("no tests", write_parquet(synthetic_rows(args.rows, False, args.mbpp_dir), work / "plain.parquet"), args.rows)]
+    variants = [
+        ("no tests", write_parquet(synthetic_rows(args.rows, False, args.mbpp_dir), work / "plain.parquet"), args.rows)
+    ]
     if not args.no_tests:
-        variants.append(("tests", write_parquet(synthetic_rows(args.tested_rows, True, args.mbpp_dir), work / "tested.parquet"),
-                         args.tested_rows))
+        tested = write_parquet(synthetic_rows(args.tested_rows, True, args.mbpp_dir), work / "tested.parquet")
+        variants.append(("tests", tested, args.tested_rows))
     engines = [("one process", {"num_proc": 1}), ("num_proc=2", {"num_proc": 2})]
     if not args.no_ray:
         engines.append(("Ray local (2 CPUs)", {"engine": "ray", "num_proc": 2}))

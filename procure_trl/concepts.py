@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 from procure_trl.errors import UserError
 
@@ -112,7 +112,7 @@ class UserConcept:
 
 
 #: a built-in or a user-defined concept
-AnyConcept = Union[Concept, UserConcept]
+AnyConcept = Concept | UserConcept
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _USER_CONCEPTS: dict[str, UserConcept] = {}
@@ -140,7 +140,7 @@ def concept_names_in(concepts: Iterable[str | AnyConcept]) -> list[str]:
     report order: the built-in ones in :class:`Concept` order, then the others (user-defined, registered or
     only named in the rows) in first-seen order. Every per-concept loop over rows iterates this, so rows of a
     user-defined concept are never dropped."""
-    names = dict.fromkeys(getattr(c, "value", c) for c in concepts)
+    names = dict.fromkeys(c.value if isinstance(c, (Concept, UserConcept)) else c for c in concepts)
     return [c.value for c in Concept if c.value in names] + [n for n in names if n not in Concept._value2member_map_]
 
 

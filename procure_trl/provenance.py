@@ -2,8 +2,8 @@
 
 * **Training data.** Next to every saved model (and checkpoint), the concept-aware trainer writes
   ``procure_training_data.json``: the dataset (Hub id or path), config, split, a fingerprint of its rows
-  (:func:`dataset_fingerprint`) and the task ids it trained on. Nothing else: no argument, token or key (adapters get pushed to the Hub).
-  Evaluation refuses to score an adapter on its own training tasks or near duplicates of them
+  (:func:`dataset_fingerprint`) and the task ids it trained on. Nothing else: no argument, token or key (adapters get
+  pushed to the Hub). Evaluation refuses to score an adapter on its own training tasks or near duplicates of them
   (:mod:`procure_trl.evaluation.guards`).
 * **Tokenizer.** A pre-tokenized dataset stores the tokenizer's name and a fingerprint of its vocabulary
   (:func:`tokenizer_fingerprint`); the trainer refuses token ids made by another tokenizer.

@@ -1,4 +1,5 @@
-"""The ``status`` and ``stage`` of an engine output line (``procure perturb``, rule-based or LLM): one definition for all.
+"""The ``status`` and ``stage`` of an engine output line (``procure perturb``, rule-based or LLM): one definition
+for all.
 
 Statuses:
 

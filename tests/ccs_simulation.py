@@ -60,7 +60,9 @@ def split_test_rows() -> SplitRows:
     # The split depends only on the set of tasks with rows: every task whose program parses (the unvalidated
     # engine drops only those that do not). So the test tasks are known before perturbing, and only they are.
     parsed = [p for p in problems if _parses(p.program)]
-    test_tasks = {r["task_id"] for r in split_by_task([{"task_id": p.task_id} for p in parsed], **split_settings)["test"]}
+    test_tasks = {
+        r["task_id"] for r in split_by_task([{"task_id": p.task_id} for p in parsed], **split_settings)["test"]
+    }
     test_problems = [p for p in parsed if p.task_id in test_tasks]
     records = generate_counterfactuals(test_problems, GenerationConfig(validate=False, progress=False))
     rows = build_rows(records, load_tasks(BENCHMARKS), allow_unvalidated=True)

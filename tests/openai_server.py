@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class Reply:
 
 
 #: What a script returns: the assistant's text, a :class:`Reply`, or a fault to answer this request with.
-ScriptResult = Union[str, Reply, Fault]
+ScriptResult = str | Reply | Fault
 Script = Callable[[dict], ScriptResult]
 
 

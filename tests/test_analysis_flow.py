@@ -291,7 +291,7 @@ def _reference_pairs(analysis) -> set[tuple[int, int]]:
         stmts = block.statements[:live]
         effects = [analyzer.effects(s, block.scope) for s in stmts]
 
-        def commute(i, j):
+        def commute(i, j, effects=effects, stmts=stmts, block=block):  # this iteration's block (called within it)
             ok, _ = independent(effects[i], effects[j], inside_try=block.inside_try)
             return ok or exclusive_guards(stmts[i], stmts[j], analysis.shadowed_builtins)
 

@@ -19,7 +19,10 @@ from procure_trl.analysis.scopes import (
 )
 from procure_trl.analysis.spans import Edit, SourceMap, apply_edits
 
-_SYMTABLE_NAMES = {"ListComp": "listcomp", "SetComp": "setcomp", "DictComp": "dictcomp", "GeneratorExp": "genexpr", "<lambda>": "lambda"}
+_SYMTABLE_NAMES = {
+    "ListComp": "listcomp", "SetComp": "setcomp", "DictComp": "dictcomp", "GeneratorExp": "genexpr",
+    "<lambda>": "lambda"
+}
 
 
 def _symtable_scopes(source: str) -> Counter:
@@ -105,7 +108,9 @@ def test_resolution_rules():
     assert b_in_inner and all(o.binding is method.bindings["b"] for o in b_in_inner)
     # global g: method's g is the module's g
     assert "g" not in method.bindings
-    assert all(o.binding is analysis.module.bindings["g"] for o in analysis.occurrences if o.scope is method and o.name == "g")
+    assert all(
+        o.binding is analysis.module.bindings["g"] for o in analysis.occurrences if o.scope is method and o.name == "g"
+    )
     # the walrus inside the comprehension binds in method
     assert "found" in method.bindings
     # default value c=g is evaluated in the class scope; C.attr's g is the module g

@@ -67,7 +67,8 @@ def workspace(tmp_path_factory):
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_llama(tokenizer, num_hidden_layers=2)
     with torch.no_grad():  # sharper queries and keys: a freshly initialised model attends almost evenly, which would
-        for layer in model.model.layers:  # leave perturbed and control equal and the comparison unable to tell them apart
+        # leave perturbed and control equal and the comparison unable to tell them apart
+        for layer in model.model.layers:
             layer.self_attn.q_proj.weight.mul_(6.0)
             layer.self_attn.k_proj.weight.mul_(6.0)
     model.save_pretrained(root / "model")
@@ -148,7 +149,7 @@ def test_report_equals_eager_attention_for_base_and_adapter(workspace, capsys):
         layers = report["results"][name]["layers"]
         for key in ("perturbed", "perturbed_matched", "control"):
             per_row = torch.tensor([e[name][key] for e in report["per_row"]])
-            torch.testing.assert_close(torch.tensor([l[key]["mean"] for l in layers]), per_row.mean(dim=0),
+            torch.testing.assert_close(torch.tensor([layer[key]["mean"] for layer in layers]), per_row.mean(dim=0),
                                        rtol=0, atol=1e-6)
         difference = torch.tensor([e[name]["perturbed_matched"] for e in report["per_row"]]) - torch.tensor(
             [e[name]["control"] for e in report["per_row"]])
@@ -225,7 +226,9 @@ def test_an_adapter_of_another_base_or_trained_on_the_split_is_refused(workspace
 
     common = ["--model", str(workspace / "model"), "--dataset", str(workspace / "data"), "--output-dir",
               str(tmp_path / "out"), "--device", "cpu"]
-    other_base = _adapter_copy(workspace, tmp_path, "other-base", adapter_config={"base_model_name_or_path": "org/other"})
+    other_base = _adapter_copy(
+        workspace, tmp_path, "other-base", adapter_config={"base_model_name_or_path": "org/other"}
+    )
     assert main(["attention-report", *common, "--adapter", other_base]) == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and "org/other" in err[0] and "--allow-base-mismatch" in err[0]
@@ -246,7 +249,8 @@ def test_pre_tokenized_rows_give_the_same_numbers_and_other_tokenizers_are_refus
 
     engine_rows = str(workspace / "humaneval.jsonl")
     build_counterfactual_dataset(BuildConfig(input_jsonl=engine_rows, benchmarks="humaneval", test_size=0.5, seed=0,
-                                             output_dir=str(tmp_path / "tokenized"), tokenizer=str(workspace / "model")))
+                                             output_dir=str(tmp_path / "tokenized"),
+                                             tokenizer=str(workspace / "model")))
     tokenized, spans = (
         run_attention_report(AttentionReportConfig(model=str(workspace / "model"), dataset=str(dataset),
                                                    output_dir=str(tmp_path / f"out-{dataset.name}"), device="cpu"))

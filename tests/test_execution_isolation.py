@@ -75,7 +75,9 @@ def test_early_exit_is_not_a_pass(executor, program, tests, error_type):
 
 def test_exit_after_the_last_test_statement_still_passes(executor):
     # The verdict is sent after the last statement of the tests; what the program does at exit cannot undo it.
-    job = ExecutionJob("import atexit, os\natexit.register(lambda: os._exit(3))\ndef f():\n    return 2\n", "assert f() == 2")
+    job = ExecutionJob(
+        "import atexit, os\natexit.register(lambda: os._exit(3))\ndef f():\n    return 2\n", "assert f() == 2"
+    )
     (result,) = run_between_good_jobs(executor, job)
     assert result.passed, result
 
@@ -158,7 +160,9 @@ def test_killing_the_parent_without_privilege_drop_loses_only_that_job():
     with Executor(num_workers=2, limits=limits) as ex:
         assert ex.isolation  # starts the workers
         jobdirs = [d for w in ex._workers for d in w.hello["jobdirs"]]
-        results = run_between_good_jobs(ex, ExecutionJob("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", "assert True"))
+        results = run_between_good_jobs(
+            ex, ExecutionJob("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", "assert True")
+        )
     assert results[0].status == Status.FAILED and results[0].error_type in {"WorkerLost", "PermissionError"}, results
     # The killed worker could not clean up after itself; the host did.
     assert jobdirs and not [d for d in jobdirs if os.path.exists(d)]
@@ -174,7 +178,9 @@ def test_a_worker_failing_in_the_middle_of_a_job_leaves_nothing_behind(tmp_path,
     hook = "                    elif fd == self.output:\n"
     assert source.count(hook) == 1, "the injection point moved; update this test"
     faulty = tmp_path / "faulty_worker.py"
-    faulty.write_text(source.replace(hook, hook + '                        if b"BOOM" in output: raise RuntimeError("injected")\n'))
+    faulty.write_text(
+        source.replace(hook, hook + '                        if b"BOOM" in output: raise RuntimeError("injected")\n')
+    )
     monkeypatch.setattr(pool, "WORKER_SCRIPT", str(faulty))
     token = f"PROCURE_TEST_MARK_{uuid.uuid4().hex}"
     monkeypatch.setenv(token, "1")
@@ -256,7 +262,8 @@ def test_flooding_output_is_capped_and_does_not_block(executor):
     limits = executor.limits
     results = run_between_good_jobs(
         executor,
-        ExecutionJob("import sys\nfor _ in range(2000):\n    sys.stdout.write('x' * 10_000)\n    sys.stderr.write('y' * 10_000)\n", "assert True"),
+        ExecutionJob("import sys\nfor _ in range(2000):\n    sys.stdout.write('x' * 10_000)\n"
+                     "    sys.stderr.write('y' * 10_000)\n", "assert True"),
         ExecutionJob("import os\nwhile True:\n    os.write(1, b'z' * 65536)\n", "assert True", timeout=0.5),
     )
     assert results[0].passed, results[0]  # 40 MB of output, then the tests pass
@@ -274,7 +281,8 @@ def test_unbounded_allocation_is_a_memory_error(executor):
 def test_file_size_limit(executor):
     program = "with open('big.bin', 'wb') as f:\n    f.write(b'0' * (64 * 1024 * 1024))\n"
     (result,) = run_between_good_jobs(executor, ExecutionJob(program, "assert True"))
-    assert result.status == Status.FAILED and result.error_type == "OSError" and "too large" in result.message.lower(), result
+    assert result.status == Status.FAILED and result.error_type == "OSError", result
+    assert "too large" in result.message.lower(), result
 
 
 # -------------------------------------------------------------------------------------- children, forks
@@ -295,7 +303,9 @@ def test_forked_children_are_killed_even_when_they_escape_the_process_group(exec
         time.sleep(0.2)
         """
     )
-    results = run_between_good_jobs(executor, ExecutionJob(program, "assert True"), ExecutionJob(program, "while True: pass", timeout=0.5))
+    results = run_between_good_jobs(
+        executor, ExecutionJob(program, "assert True"), ExecutionJob(program, "while True: pass", timeout=0.5)
+    )
     assert results[0].passed and results[1].status == Status.TIMED_OUT, results
     pids = [int(p) for r in results for p in re.findall(r"CHILD (\d+)", r.output)]
     assert len(pids) == 4, results
@@ -351,7 +361,9 @@ def test_job_directory_changed_by_a_job_is_not_reused():
     # A worker keeps its (empty) job directory for the next job only when the job left it exactly as created: a
     # job that changed its mode or extended attributes (ACLs are ones) must not hand that on. One worker, so
     # each pair of jobs runs back to back in the same directory path.
-    change_mode = ExecutionJob("import os\nos.chmod('.', 0o755)\n", "assert oct(os.stat('.').st_mode & 0o777) == '0o755'")
+    change_mode = ExecutionJob(
+        "import os\nos.chmod('.', 0o755)\n", "assert oct(os.stat('.').st_mode & 0o777) == '0o755'"
+    )
     set_xattr = ExecutionJob(
         "import os\ntry:\n    os.setxattr('.', 'user.procure', b'left behind')\nexcept OSError:\n    pass\n", "")
     check = ExecutionJob(
@@ -387,7 +399,8 @@ def test_cannot_write_host_files(executor):
 def test_no_network(executor):
     programs = [
         "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)\n",
-        "import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\ns.settimeout(1)\ns.connect(('1.1.1.1', 53))\n",
+        "import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\ns.settimeout(1)\n"
+        "s.connect(('1.1.1.1', 53))\n",
         "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=1)\n",
     ]
     results = run_between_good_jobs(executor, *[ExecutionJob(p, "assert True") for p in programs])
@@ -427,11 +440,15 @@ def _marked_processes(token: str) -> list[int]:
     return [p for p in found if _alive(p)]
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["interrupted", "terminated", "killed"])
+@pytest.mark.parametrize(
+    "how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["interrupted", "terminated", "killed"]
+)
 def test_nothing_left_when_the_caller_is_interrupted_or_killed(how):
     token = f"PROCURE_TEST_MARK_{uuid.uuid4().hex}"
     env = {**os.environ, token: "1"}
-    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST_SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         assert host.stdout.readline().strip() == b"READY"
         deadline = time.monotonic() + 20

@@ -1,4 +1,5 @@
-"""The private TRL/transformers hooks the trainer relies on: matched on the installed versions, named when they change."""
+"""The private TRL/transformers hooks the trainer relies on: matched on the installed versions, named when they
+change."""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def test_a_dataclass_that_lost_a_field_is_named(monkeypatch):
         def torch_call(self, examples):
             return examples
 
-    assert ep.check_extension_point(point, Stub) == f"{point.name} (used by ConceptAwareSFTTrainer: {point.use}) lost return_position_ids"
+    expected = f"{point.name} (used by ConceptAwareSFTTrainer: {point.use}) lost return_position_ids"
+    assert ep.check_extension_point(point, Stub) == expected
 
 
 def test_the_trainer_refuses_to_start_naming_the_changed_hook(monkeypatch):

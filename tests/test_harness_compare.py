@@ -23,7 +23,10 @@ from procure_trl.evaluation.sampling import ScriptedBackend
 from procure_trl.metrics.ccs import concept_consistency_score
 
 # The "fine-tuned" model: like the base one, but it reads the flipped `if` right and solves `double` every time.
-TUNED = {**COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2, "def double(x):\n": ["    return x + x\n"] * 2}
+TUNED = {
+    **COMPLETIONS, SIGN_PROMPT + "    if not x > 0:\n": [SWAP_BRANCHES] * 2,
+    "def double(x):\n": ["    return x + x\n"] * 2
+}
 
 
 @pytest.fixture(scope="module")

@@ -62,9 +62,13 @@ def rows_file(tmp_path):
 
 
 def test_row_facts_of_the_toy_rows():
-    swap = row_dependence(ORIGINAL, SWAPPED, PROMPT + KEPT, SWAPPED[: len(PROMPT + KEPT)], [[len(PROMPT), len(PROMPT) + 28]])
+    swap = row_dependence(
+        ORIGINAL, SWAPPED, PROMPT + KEPT, SWAPPED[: len(PROMPT + KEPT)], [[len(PROMPT), len(PROMPT) + 28]]
+    )
     assert (swap.remainder_differs, swap.dependent) == (False, False)
-    rename = row_dependence(ORIGINAL, RENAMED, PROMPT + KEPT, RENAMED[: len(PROMPT + KEPT)], _span(RENAMED, ORIGINAL, RENAMED))
+    rename = row_dependence(
+        ORIGINAL, RENAMED, PROMPT + KEPT, RENAMED[: len(PROMPT + KEPT)], _span(RENAMED, ORIGINAL, RENAMED)
+    )
     assert (rename.remainder_differs, rename.dependent) == (True, True)
 
 
@@ -74,7 +78,9 @@ def test_report_scores_all_rows_and_dependent_rows(tmp_path, rows_file, monkeypa
                               counterfactuals=str(rows_file), n=2, k=(1,), timeout=2.0, num_workers=1, n_bootstrap=200)
     report = evaluate_model(config, problems=[PROBLEM], backend=ScriptedBackend(COMPLETIONS))
     variants = {v["concept"]: v for v in report.tasks[0]["variants"]}
-    assert (variants["independent_swap"]["remainder_differs"], variants["independent_swap"]["dependent"]) == (False, False)
+    assert (
+        variants["independent_swap"]["remainder_differs"], variants["independent_swap"]["dependent"]
+    ) == (False, False)
     assert (variants["name_random"]["remainder_differs"], variants["name_random"]["dependent"]) == (True, True)
 
     # The report's numbers are the metric's over the report's own per-completion results.
@@ -92,9 +98,12 @@ def test_report_scores_all_rows_and_dependent_rows(tmp_path, rows_file, monkeypa
     assert report.ccs["pass_gap"] == pytest.approx(-0.5)
 
     by_concept = {row["concept"]: row for row in report.per_concept}
-    assert (by_concept["independent_swap"]["dependent_rows"], by_concept["independent_swap"]["remainder_differs_rows"]) == (0, 0)
+    assert (
+        by_concept["independent_swap"]["dependent_rows"], by_concept["independent_swap"]["remainder_differs_rows"]
+    ) == (0, 0)
     assert by_concept["independent_swap"]["dependent"]["ccs"] is None  # no dependent row of this concept
-    assert by_concept["name_random"]["dependent"]["ccs_gap"] == report.ccs_dependent["ccs_gap_per_concept"]["name_random"]
+    per_concept_gap = report.ccs_dependent["ccs_gap_per_concept"]["name_random"]
+    assert by_concept["name_random"]["dependent"]["ccs_gap"] == per_concept_gap
     assert by_concept["name_random"]["ccs_expected"] == everything["ccs_expected_per_concept"]["name_random"]
 
     saved = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -164,13 +164,14 @@ def test_unknown_concept_is_an_error():
 def test_cut_positions_follow_ast_lines_with_form_feeds_and_non_ascii_text():
     # ast counts lines only at \n / \r\n / \r and columns in UTF-8 bytes; str.splitlines also breaks at \x0c,
     # which once shifted every offset after such a line.
-    code = 'def f(x):\n    s = "éé"; t = 1\x0c\n    if x > 0 and s == "é":\n        return 1\n    else:\n        return 2\n'
+    code = ('def f(x):\n    s = "éé"; t = 1\x0c\n    if x > 0 and s == "é":\n        return 1\n    else:\n'
+            '        return 2\n')
     start = code.index("x > 0")
     rank = find_flipped_conditional(code, [(start, start + len("x > 0"))])
     assert cut_at_then_branch(code, rank) == code[: code.index("        return 1")]
 
 
-# ---------------------------------------------------------------------------------------------- the cut holds the change
+# ----------------------------------------------------------------------------------------- the cut holds the change
 
 EIGHT = "".join(f"    v{i} = {i}\n" for i in range(8))  # 75 % of 8 solution lines: the cut keeps 6
 

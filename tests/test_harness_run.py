@@ -18,8 +18,12 @@ def counterfactual_file(tmp_path):
     lines = [
         counterfactual_line(SIGN, "if_else_flip", FLIPPED),
         counterfactual_line(SIGN, "name_random", RENAMED),
-        counterfactual_line(DOUBLE, "if_else_flip", "def double(x):\n    return x * 2\n"),  # no if: skipped with a reason
-        {**counterfactual_line(DOUBLE, "name_shuffle", "def double(x):\n    return 2 * x\n"), "status": "not_applicable",
+        counterfactual_line(
+            DOUBLE, "if_else_flip", "def double(x):\n    return x * 2\n"
+        ),  # no if: skipped with a reason
+        {**counterfactual_line(
+            DOUBLE, "name_shuffle", "def double(x):\n    return 2 * x\n"
+        ), "status": "not_applicable",
          "code": None, "changed_spans": None},
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -61,7 +65,9 @@ def test_scores_match_hand_computed_values(tmp_path, counterfactual_file, allow_
     assert report.pass_at_k["counterfactual"]["if_else_flip"]["pass@1"] == pytest.approx(0.5)
     assert [(s["task_id"], s["reason"]) for s in report.skipped] == [("toy/double", "no_conditional")]
     assert "no if statement" in report.skipped[0]["message"]
-    assert double["skipped"] == [{"concept": "if_else_flip", "reason": "no_conditional", "message": report.skipped[0]["message"]}]
+    assert double["skipped"] == [
+        {"concept": "if_else_flip", "reason": "no_conditional", "message": report.skipped[0]["message"]}
+    ]
     by_concept = {row["concept"]: row for row in report.per_concept}
     assert by_concept["if_else_flip"]["skipped_by_reason"] == {"no_conditional": 1}
     assert (by_concept["if_else_flip"]["rows_given"], by_concept["if_else_flip"]["rows"]) == (2, 1)
@@ -241,7 +247,8 @@ def test_a_missing_model_or_adapter_folder_is_one_line_naming_it(tmp_path, capsy
     capsys.readouterr()  # what saving the tiny model printed
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"procure evaluate: error: {flag}: no such folder: {tmp_path / name}") and err.count("\n") == 1
+    assert err.startswith(f"procure evaluate: error: {flag}: no such folder: {tmp_path / name}")
+    assert err.count("\n") == 1
 
 
 def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfactual_file, allow_exec):
@@ -251,8 +258,8 @@ def test_a_dataset_split_gives_the_tasks_and_counterfactuals(tmp_path, counterfa
     problems = tmp_path / "toy.jsonl"
     problems.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in PROBLEMS))
     dataset = str(tmp_path / "cf")
-    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactual_file), benchmarks="", problems=str(problems),
-                                             output_dir=dataset, test_size=0.5))
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(counterfactual_file), benchmarks="",
+                                             problems=str(problems), output_dir=dataset, test_size=0.5))
     for split in ("train", "test"):
         rows = load_dataset_split(dataset, "all", split)
         config = _config(tmp_path, None, counterfactuals=None, dataset=dataset, split=split, benchmark=str(problems),

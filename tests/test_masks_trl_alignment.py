@@ -67,7 +67,9 @@ def test_chat_template_matches_sft_trainer(add_bos, tmp_path):
     tokenizer = build_tiny_tokenizer("bpe", add_bos=add_bos)
     tokenizer.chat_template = CHAT_TEMPLATE
     out = prompt_completion_mask(PROMPT, COMPLETION, SPANS, tokenizer, chat_template=True)
-    row = {"prompt": [{"role": "user", "content": PROMPT}], "completion": [{"role": "assistant", "content": COMPLETION}]}
+    row = {
+        "prompt": [{"role": "user", "content": PROMPT}], "completion": [{"role": "assistant", "content": COMPLETION}]
+    }
     sft_ids, labels = _sft_input_ids(tokenizer, row, tmp_path)
 
     assert out["input_ids"] == sft_ids

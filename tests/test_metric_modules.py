@@ -50,8 +50,8 @@ where, inputs_path, out_path = sys.argv[1], sys.argv[2], sys.argv[3]
 inputs = json.load(open(inputs_path))
 ccs = evaluate.load(where.format(name="ccs")).compute(**inputs["ccs"])
 scores, results = evaluate.load(where.format(name="pass_at_k")).compute(**inputs["pass_at_k"])
-json.dump({"ccs": ccs, "pass_at_k": scores, "passed": {str(t): [r["passed"] for _, r in sorted(v)] for t, v in results.items()}},
-          open(out_path, "w"))
+passed = {str(t): [r["passed"] for _, r in sorted(v)] for t, v in results.items()}
+json.dump({"ccs": ccs, "pass_at_k": scores, "passed": passed}, open(out_path, "w"))
 """
 
 

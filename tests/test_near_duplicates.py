@@ -154,7 +154,9 @@ def test_default_split_of_humaneval_and_mbpp_has_no_near_duplicates_across_it():
     assert side["HumanEval/23"] == side["MBPP/813"]
     assert 0.18 <= len(split.test) / len(rows) <= 0.22 and not split.left_out
     for source in ("humaneval", "mbpp"):
-        share = Counter(task_source(t) for t in split.test)[source] / sum(task_source(r["task_id"]) == source for r in rows)
+        share = Counter(task_source(t) for t in split.test)[source] / sum(
+            task_source(r["task_id"]) == source for r in rows
+        )
         assert 0.18 <= share <= 0.22
     # the same proportion split by task id alone leaks: the check above can fail
     plain = split_tasks(sorted(statements), 0.2, 0)

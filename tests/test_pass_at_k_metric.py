@@ -28,7 +28,9 @@ def test_scores_and_results_shape(metric, allow_code_eval):
         ["def add(a, b): return a * b", "def add(a, b): return a + b"],
         ["def inc(x): return x + 1", "def inc(x):\n    while True: pass", "def inc(x): return x"],
     ]
-    scores, results = metric.compute(predictions=predictions, references=references, k=[1, 2], num_workers=2, timeout=1.0)
+    scores, results = metric.compute(
+        predictions=predictions, references=references, k=[1, 2], num_workers=2, timeout=1.0
+    )
     assert scores["pass@1"] == pytest.approx((1 / 2 + 1 / 3) / 2)
     assert scores["pass@2"] == pytest.approx((1.0 + (1 - 1 / 3)) / 2)
     assert sorted(results) == [0, 1]

@@ -23,7 +23,9 @@ ORDINARY = Problem("ok/add", "def add(a, b):\n", "    s = a + b\n    t = 0\n    
 def _straight_line(n: int, name: str = "longf") -> Problem:
     """A function of ``n`` statements: independent constants alternating with dependent ones."""
     body = "".join(f"    v{i} = {i}\n" if i % 2 == 0 else f"    v{i} = v{i - 1} + 1\n" for i in range(n))
-    return Problem(f"long/{n}", "", f"def {name}():\n{body}    return v{n - 1}\n", f"assert {name}() == {n - 1}\n", name)
+    return Problem(
+        f"long/{n}", "", f"def {name}():\n{body}    return v{n - 1}\n", f"assert {name}() == {n - 1}\n", name
+    )
 
 
 def _huge(megabytes: float) -> Problem:

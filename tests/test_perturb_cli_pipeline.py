@@ -54,7 +54,9 @@ def toy_output(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     source = _write(tmp, [TOY.to_dict()])
     out = tmp / "out.jsonl"
-    assert main(["perturb", str(source), "--output", str(out), "--seed", "3", "--num-workers", "2", "--no-progress"]) == 0
+    assert main(
+        ["perturb", str(source), "--output", str(out), "--seed", "3", "--num-workers", "2", "--no-progress"]
+    ) == 0
     return source, out, [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -136,7 +138,9 @@ def test_bad_rows_are_reported_and_do_not_abort_the_batch(tmp_path, capsys):
 
 def test_cli_errors_name_the_fix(tmp_path, capsys):
     # a name that is not built in may come from --concept-rules: it is checked once that file is read
-    assert main(["perturb", "--benchmark", "humaneval", "-o", str(tmp_path / "o.jsonl"), "--concepts", "name_randm"]) == 2
+    assert main(
+        ["perturb", "--benchmark", "humaneval", "-o", str(tmp_path / "o.jsonl"), "--concepts", "name_randm"]
+    ) == 2
     err = capsys.readouterr().err
     assert "unknown concept 'name_randm' (did you mean 'name_random'?)" in err and err.count("\n") == 1
     assert main(["perturb", "-o", str(tmp_path / "o.jsonl")]) == 2
@@ -147,7 +151,9 @@ def test_cli_errors_name_the_fix(tmp_path, capsys):
 
 def test_llm_options_are_refused_with_the_rule_generator(tmp_path, capsys):
     out = tmp_path / "o.jsonl"
-    assert main(["perturb", "--benchmark", "humaneval", "-o", str(out), "--model", "gpt-4o", "--repair-rounds", "1"]) == 2
+    assert main(
+        ["perturb", "--benchmark", "humaneval", "-o", str(out), "--model", "gpt-4o", "--repair-rounds", "1"]
+    ) == 2
     err = capsys.readouterr().err
     assert "--model, --repair-rounds apply to --generator llm only" in err
     assert not out.exists()
@@ -157,8 +163,8 @@ def test_help_documents_options_and_output(capsys):
     with pytest.raises(SystemExit):
         main(["perturb", "--help"])
     text = capsys.readouterr().out
-    for word in ("--benchmark", "--concepts", "--seed", "--no-validate", "--num-workers", "--generator", "changed_spans",
-                 "not_applicable", "PROCURE_MBPP_DIR"):
+    for word in ("--benchmark", "--concepts", "--seed", "--no-validate", "--num-workers", "--generator",
+                 "changed_spans", "not_applicable", "PROCURE_MBPP_DIR"):
         assert word in text
 
 

@@ -163,7 +163,9 @@ def test_existing_output_is_refused_without_resume_or_overwrite(tmp_path, capsys
     # --overwrite replaces it (if_else_flip has no site here: no request is needed)
     assert main([*args, "--overwrite"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["concept"], r["status"], r["generator"]) for r in rows] == [("if_else_flip", "not_applicable", generator)]
+    assert [
+        (r["concept"], r["status"], r["generator"]) for r in rows
+    ] == [("if_else_flip", "not_applicable", generator)]
 
 
 @pytest.mark.parametrize("generator", ["rule", "llm"])

@@ -179,7 +179,8 @@ def test_no_swap_across_a_statement_either_one_depends_on():
 
 
 def test_exclusive_equality_guards_swap_but_overlapping_ones_do_not():
-    guards = "def f(n):\n    if n == 0:\n        return 0\n    if n == 1:\n        return 1\n    return f(n - 1) + f(n - 2)\n"
+    guards = ("def f(n):\n    if n == 0:\n        return 0\n    if n == 1:\n        return 1\n"
+              "    return f(n - 1) + f(n - 2)\n")
     result = independent_swap(guards)
     assert result.code == guards.replace("n == 0:\n        return 0", "TMP").replace(
         "n == 1:\n        return 1", "n == 0:\n        return 0").replace("TMP", "n == 1:\n        return 1")
@@ -231,7 +232,9 @@ def test_name_random_renames_every_local_consistently():
     result = name_random(source, 3)
     renames = {r["old"]: r["new"] for r in result.details["renames"]}
     assert set(renames) == {"acc", "v"}
-    expected = source.replace("acc", renames["acc"]).replace(" v ", f" {renames['v']} ").replace("+= v", f"+= {renames['v']}")
+    expected = source.replace("acc", renames["acc"]).replace(" v ", f" {renames['v']} ").replace(
+        "+= v", f"+= {renames['v']}"
+    )
     assert result.code == expected
     assert "def total(values):" in result.code  # a public parameter keeps its name
     assert all(text in renames.values() for text in _changed(result))

@@ -357,7 +357,8 @@ CASES = [
             else:
                 return -count
         """, "(f([1, -2, 3]), f([1]))"),
-    ("non_ascii_crlf_tabs", "def f(s):\r\n\tnom = 'é' + s  # café\r\n\tn = len(nom)\r\n\tif n > 2:\r\n\t\tr = nom\r\n\telse:\r\n\t\tr = 'ü'\r\n\treturn r, n\r\n",
+    ("non_ascii_crlf_tabs", "def f(s):\r\n\tnom = 'é' + s  # café\r\n\tn = len(nom)\r\n\tif n > 2:\r\n\t\tr = nom\r\n"
+                            "\telse:\r\n\t\tr = 'ü'\r\n\treturn r, n\r\n",
      "(f('ab'), f(''))"),
     ("trailing_semicolons", """
         def f(a, b):
@@ -727,6 +728,7 @@ def test_augmented_assignments_count_as_uses():
 
 def test_loop_carried_and_branch_merged_definitions_are_not_split():
     assert not perturb(_case("loop_carried"), Concept.DEF_USE_BREAK, 0).applied
-    lines = {perturb(_case("redefinition_in_branches"), Concept.DEF_USE_BREAK, s).details.get("definition_line") for s in SEEDS}
+    case = _case("redefinition_in_branches")
+    lines = {perturb(case, Concept.DEF_USE_BREAK, s).details.get("definition_line") for s in SEEDS}
     # v = 1 and v = 2 both reach "w = v * 10": neither may be split; only "v = w + 1" (line 7) can
     assert lines == {7}

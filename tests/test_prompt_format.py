@@ -1,8 +1,8 @@
 """One prompt format from training to evaluation: what the model reads for a task is the start of what it trained on.
 
 Every original program of HumanEval and MBPP (all 974 when the full copy is present, the fixture rows otherwise) is
-made into a training row (:func:`procure_trl.dataset.prompt_format.training_example`), tokenized by the trainer's own path
-(:func:`procure_trl.training.data.tokenize_concept_row`), and compared with the tokens the harness gives the model
+made into a training row (:func:`procure_trl.dataset.prompt_format.training_example`), tokenized by the trainer's own
+path (:func:`procure_trl.training.data.tokenize_concept_row`), and compared with the tokens the harness gives the model
 for that task (:func:`procure_trl.dataset.prompt_format.model_input_ids` of its request prompt): in both formats, with a
 tokenizer that has a chat template and one that has none.
 """
@@ -115,7 +115,9 @@ def test_chat_requests_render_the_same_user_turn_and_continue_the_assistant_turn
 
 def test_chat_without_a_chat_template_is_refused(tokenizers):
     task = TaskText("T/0", "def f(x):\n", "Return x.")
-    with pytest.raises(ValueError, match="needs a tokenizer with a chat template.*has none; use --prompt-format completion"):
+    with pytest.raises(
+        ValueError, match="needs a tokenizer with a chat template.*has none; use --prompt-format completion"
+    ):
         model_input_ids(tokenizers[False], request_prompt("chat", task, ""))
 
 

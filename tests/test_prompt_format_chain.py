@@ -36,7 +36,9 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     assert main(["build", "--input-jsonl", str(cf), "--benchmarks", "humaneval", "--tokenizer", model,
                  "--output-dir", str(data)]) == 0  # auto: chat, the tokenizer has a template
     adapter = tmp_path / "procure-qlora"
-    assert main(["train", "--config", str(ROOT / "examples" / "cpu_smoke.yaml"), "--model_name_or_path", model, "--dataset_name", str(data),
+    assert main(["train", "--config", str(
+        ROOT / "examples" / "cpu_smoke.yaml"
+    ), "--model_name_or_path", model, "--dataset_name", str(data),
                  "--output_dir", str(adapter), "--max_steps", "2", "--max_length", "2048"]) == 0
     assert json.loads((adapter / "procure_training_data.json").read_text())["prompt_format"] == "chat"
 

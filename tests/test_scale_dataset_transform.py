@@ -119,7 +119,9 @@ def test_tests_column_runs_in_the_executor_and_can_reject(tmp_path):
     assert "name_random:rejected:execution" in rejected
     counts = result.counts.concepts
     assert (counts["if_else_flip"].rows, counts["if_else_flip"].test_validated) == (3, 2)
-    assert (counts["name_random"].rows, counts["name_random"].test_validated, counts["name_random"].rejected) == (2, 1, 1)
+    assert (
+        counts["name_random"].rows, counts["name_random"].test_validated, counts["name_random"].rejected
+    ) == (2, 1, 1)
 
 
 def test_streaming_and_num_proc_give_the_same_rows(tmp_path):

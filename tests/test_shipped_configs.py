@@ -18,7 +18,9 @@ def test_the_checkout_folders_show_the_shipped_files():
         for name in shipped_names(kind):
             assert (ROOT / folder / f"{name}.yaml").resolve() == (SHIPPED_DIR / kind / f"{name}.yaml").resolve()
     assert {"cpu_smoke", "procure_qlora"} <= set(shipped_names("recipes"))
-    assert {"ablation", "alpha_sweep", "generalization", "lambda_sweep", "strength"} <= set(shipped_names("experiments"))
+    assert {
+        "ablation", "alpha_sweep", "generalization", "lambda_sweep", "strength"
+    } <= set(shipped_names("experiments"))
 
 
 def test_a_name_finds_the_shipped_file_and_an_existing_path_wins(tmp_path, monkeypatch):

@@ -77,7 +77,10 @@ print(rc, sorted(m for m in ("torch", "transformers", "trl") if m in sys.modules
 
 @pytest.mark.parametrize("typo, expected", [
     (["--config", "RECIPE"], "recipe RECIPE: unknown field 'concept_los_weight' (did you mean 'concept_loss_weight'?)"),
-    (["--config", "OK", "--", "--lerning_rate", "1e-4"], "unknown recipe option --lerning_rate (did you mean 'learning_rate'?)"),
+    (
+        ["--config", "OK", "--", "--lerning_rate", "1e-4"],
+        "unknown recipe option --lerning_rate (did you mean 'learning_rate'?)"
+    ),
 ])
 def test_recipe_typos_are_refused_with_a_suggestion_before_importing_trl(tmp_path, typo, expected):
     import subprocess

@@ -18,7 +18,9 @@ from procure_trl.training.attention import ConceptAttentionProbe, enable_concept
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_mass_and_outputs_on_cuda(tiny_tokenizer, dtype):
-    model = build_tiny_llama(tiny_tokenizer, hidden_size=128, num_attention_heads=2, num_key_value_heads=2).to("cuda", dtype).eval()
+    model = build_tiny_llama(
+        tiny_tokenizer, hidden_size=128, num_attention_heads=2, num_key_value_heads=2
+    ).to("cuda", dtype).eval()
     torch.manual_seed(0)
     ids = torch.randint(5, len(tiny_tokenizer), (2, 256), device="cuda")
     delta = (torch.rand(2, 256, device="cuda") < 0.1).float()
@@ -26,7 +28,9 @@ def test_mass_and_outputs_on_cuda(tiny_tokenizer, dtype):
         reference = model(input_ids=ids).logits
         model.config._attn_implementation = "eager"
         eager = model(input_ids=ids, output_attentions=True)
-        expected = torch.stack([(a.float() * delta[:, None, None, :]).sum(-1).mean(1) for a in eager.attentions]).mean(0)
+        expected = torch.stack(
+            [(a.float() * delta[:, None, None, :]).sum(-1).mean(1) for a in eager.attentions]
+        ).mean(0)
         model.config._attn_implementation = "sdpa"
         enable_concept_attention(model)
         probe = ConceptAttentionProbe(delta, [0, 1])

@@ -96,7 +96,9 @@ def test_window_reduction_is_invariant_to_the_split():
         token_weight=sum(p.token_weight for p in parts), counterfactuals=sum(p.counterfactuals for p in parts)
     )
     split = sum(
-        concept_sensitive_loss(nll[i : i + 2], labels[i : i + 2], mask[i : i + 2], mass[i : i + 2], normalizer=normalizer, **kwargs).loss
+        concept_sensitive_loss(
+            nll[i : i + 2], labels[i : i + 2], mask[i : i + 2], mass[i : i + 2], normalizer=normalizer, **kwargs
+        ).loss
         for i in range(0, 6, 2)
     )
     g_split = torch.autograd.grad(split, (nll, mass))

@@ -125,7 +125,9 @@ def test_originals_only_batch_equals_sft_trainer(tmp_path, tiny_tokenizer):
     ours = _trainer_loss(trainer, batch)
     sft.model.train()
     sft_batch = sft.data_collator([sft.train_dataset[i] for i in range(4)])
-    theirs = sft.compute_loss(sft.model, sft_batch, num_items_in_batch=sft._get_num_items_in_batch([sft_batch], torch.device("cpu")))
+    theirs = sft.compute_loss(
+        sft.model, sft_batch, num_items_in_batch=sft._get_num_items_in_batch([sft_batch], torch.device("cpu"))
+    )
     assert abs(ours.item() - theirs.item()) < 1e-6
 
 
@@ -161,8 +163,9 @@ def test_plain_sft_setting_trains_exactly_like_sft_trainer(tmp_path, tiny_tokeni
 
 def _train_one_step(tmp_path, tokenizer, rows, batch_size, grad_accum, name):
     trainer = _trainer(
-        tmp_path / name, tokenizer, rows, per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-        max_steps=1, learning_rate=1.0, optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
+        tmp_path / name, tokenizer, rows, per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum, max_steps=1, learning_rate=1.0, optim="sgd",
+        lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
         logging_steps=1,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -190,9 +193,9 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_tokenizer):
 def test_mask_survives_truncation_and_padding(tmp_path, tiny_tokenizer):
     rows = make_rows()
     trainer = _trainer(tmp_path, tiny_tokenizer, rows, max_length=20)
-    for i, row in enumerate(trainer.train_dataset):
+    for row in trainer.train_dataset:
         assert len(row["perturbation_mask"]) == len(row["input_ids"]) == len(row["labels"]) <= 20
-        assert not any(m and l == -100 for m, l in zip(row["perturbation_mask"], row["labels"]))
+        assert not any(m and label == -100 for m, label in zip(row["perturbation_mask"], row["labels"]))
     # the mask marks exactly the renamed identifiers' tokens of row 1
     row = trainer.train_dataset[1]
     text = "".join(tiny_tokenizer.decode([t]) for t, m in zip(row["input_ids"], row["perturbation_mask"]) if m)

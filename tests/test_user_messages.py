@@ -33,10 +33,11 @@ def test_the_known_library_messages_are_filtered_and_nothing_else():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             silence_known_library_messages()
-            warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6. Use x", FutureWarning)
+            warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6. Use x", FutureWarning,
+                          stacklevel=1)
             warnings.warn("`gradient_checkpointing_enable` is deprecated and will be removed in v6. Use y",
-                          FutureWarning)
-            warnings.warn("something else is deprecated", FutureWarning)
+                          FutureWarning, stacklevel=1)
+            warnings.warn("something else is deprecated", FutureWarning, stacklevel=1)
         assert [str(w.message) for w in caught] == ["something else is deprecated"]
         make = lambda msg: logging.LogRecord(logger.name, logging.WARNING, __file__, 1, msg, (), None)  # noqa: E731
         assert not logger.filter(make("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please"))
@@ -96,7 +97,9 @@ def test_train_and_evaluate_print_no_library_messages(tmp_path):
     from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     dataset = tmp_path / "dataset"
-    build_counterfactual_dataset(BuildConfig(input_jsonl=str(ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"),
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(
+        ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
+    ),
                                              output_dir=str(dataset), test_size=1.0))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ALLOW_CODE_EVAL": "1"}
     commands = [["train", "--config", str(recipe)],

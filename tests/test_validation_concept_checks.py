@@ -162,10 +162,13 @@ def test_flip_needs_negated_condition_and_swapped_branches():
 
 
 def test_flip_of_conditional_expression_and_of_two_ifs():
-    original = "def f(a):\n    b = 1 if a else 2\n    if a:\n        c = 1\n    else:\n        c = 2\n    return b + c\n"
+    original = ("def f(a):\n    b = 1 if a else 2\n    if a:\n        c = 1\n    else:\n        c = 2\n"
+                "    return b + c\n")
     one = original.replace("1 if a else 2", "2 if not a else 1")
     assert check(original, one, Concept.IF_ELSE_FLIP) is None
-    two = one.replace("if a:\n        c = 1\n    else:\n        c = 2", "if not a:\n        c = 2\n    else:\n        c = 1")
+    two = one.replace(
+        "if a:\n        c = 1\n    else:\n        c = 2", "if not a:\n        c = 2\n    else:\n        c = 1"
+    )
     assert "expected exactly one" in check(original, two, Concept.IF_ELSE_FLIP)
 
 
@@ -188,8 +191,11 @@ def test_swap_of_mutation_io_and_return_is_rejected():
 
 
 def test_swap_of_an_inert_assignment_across_an_early_return():
-    original = "def f(a):\n    if not a:\n        return 0\n    acc = []\n    for v in a:\n        acc.append(v)\n    return len(acc)\n"
-    moved = original.replace("    if not a:\n        return 0\n    acc = []\n", "    acc = []\n    if not a:\n        return 0\n")
+    original = ("def f(a):\n    if not a:\n        return 0\n    acc = []\n    for v in a:\n        acc.append(v)\n"
+                "    return len(acc)\n")
+    moved = original.replace(
+        "    if not a:\n        return 0\n    acc = []\n", "    acc = []\n    if not a:\n        return 0\n"
+    )
     assert check(original, moved, Concept.INDEPENDENT_SWAP) is None
     for empty, verdict in (("list()", None), ("make()", "control dependence")):  # make() may act
         calls = original.replace("acc = []", f"acc = {empty}")
@@ -200,15 +206,19 @@ def test_swap_of_an_inert_assignment_across_an_early_return():
     moved_shadowed = "list = print\n" + moved.replace("acc = []", "acc = list()")
     assert "control dependence" in check(shadowed, moved_shadowed, Concept.INDEPENDENT_SWAP)
     loop = "def f(a):\n    for v in a:\n        if v:\n            break\n        y = 1\n    return 0\n"
-    moved_loop = loop.replace("        if v:\n            break\n        y = 1\n", "        y = 1\n        if v:\n            break\n")
+    moved_loop = loop.replace(
+        "        if v:\n            break\n        y = 1\n", "        y = 1\n        if v:\n            break\n"
+    )
     assert "break" in check(loop, moved_loop, Concept.INDEPENDENT_SWAP)
 
 
 def test_swap_with_pure_methods_and_in_two_blocks():
-    original = "def f(s, t):\n    a = s.split()\n    b = s.strip()\n    c = t.lower()\n    d = t.upper()\n    return a, b, c, d\n"
+    original = ("def f(s, t):\n    a = s.split()\n    b = s.strip()\n    c = t.lower()\n    d = t.upper()\n"
+                "    return a, b, c, d\n")
     one = original.replace("    a = s.split()\n    b = s.strip()\n", "    b = s.strip()\n    a = s.split()\n")
     assert check(original, one, Concept.INDEPENDENT_SWAP) is None
-    original2 = "def f(s):\n    if s:\n        a = 1\n        b = 2\n    else:\n        a = 3\n        b = 4\n    return a + b\n"
+    original2 = ("def f(s):\n    if s:\n        a = 1\n        b = 2\n    else:\n        a = 3\n        b = 4\n"
+                 "    return a + b\n")
     two = original2.replace("a = 1\n        b = 2", "b = 2\n        a = 1").replace(
         "a = 3\n        b = 4", "b = 4\n        a = 3")
     assert "2 blocks" in check(original2, two, Concept.INDEPENDENT_SWAP)
@@ -253,12 +263,16 @@ def test_swap_of_arithmetic_that_cannot_fail_across_an_early_return():
         ("x, y = n", "control dependence"),
     ):
         before = template.format(statement)
-        after = before.replace(f"    if a:\n        return 0\n    {statement}\n", f"    {statement}\n    if a:\n        return 0\n")
+        after = before.replace(
+            f"    if a:\n        return 0\n    {statement}\n", f"    {statement}\n    if a:\n        return 0\n"
+        )
         result = check(before, after, Concept.INDEPENDENT_SWAP)
         assert result is None if verdict is None else verdict in result, (statement, result)
     # a name is int-only when every binding in the function makes it one
     rebound = template.format("x = k + 1").replace("    return x\n", "    k = n\n    return x\n")
-    moved = rebound.replace("    if a:\n        return 0\n    x = k + 1\n", "    x = k + 1\n    if a:\n        return 0\n")
+    moved = rebound.replace(
+        "    if a:\n        return 0\n    x = k + 1\n", "    x = k + 1\n    if a:\n        return 0\n"
+    )
     assert "control dependence" in check(rebound, moved, Concept.INDEPENDENT_SWAP)
 
 

@@ -38,7 +38,9 @@ def verdicts():
         Candidate(PROBLEM, Concept.NAME_RANDOM, "def total(xs:\n", None),                  # 4 parse
         Candidate(PROBLEM, Concept.NAME_RANDOM, renamed.replace("s_q = 0", "s_q = 1"), None),  # 5 concept
         Candidate(PROBLEM, Concept.NAME_RANDOM, PROBLEM.program.replace("acc", "t_q"), ((0, 1),)),  # 6 spans
-        Candidate(PROBLEM, Concept.NAME_RANDOM, PROBLEM.program.replace("xs", "total"), None),  # 7 concept: shadows entry
+        Candidate(
+            PROBLEM, Concept.NAME_RANDOM, PROBLEM.program.replace("xs", "total"), None
+        ),  # 7 concept: shadows entry
         Candidate(BROKEN, Concept.NAME_RANDOM, "def one():\n    return 2 + 0\n", None),      # 8 concept (not a rename)
         Candidate(BROKEN, Concept.IF_ELSE_FLIP, "def one():\n    return (2)\n", None),        # 9 no-op
         Candidate(PROBLEM, Concept.INDEPENDENT_SWAP, slow, None),                           # 10 concept (added code)

@@ -59,7 +59,8 @@ def _working_tree_copy(destination: Path) -> Path:
 
 def _run(args, cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (f"{' '.join(map(str, args))} failed:\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
 
 

@@ -16,10 +16,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _PROGRAMS = [
-    ("Write a function that adds two numbers.\n", "def add(a, b):\n    total = a + b\n    return total\n", {"a": "x", "b": "y"}),
-    ("Return True when n is even.\n", "def is_even(n):\n    if n % 2 == 0:\n        return True\n    else:\n        return False\n", {"n": "value"}),
-    ("Sum the numbers below ten.\n", "def total_below(limit):\n    total = 0\n    for i in range(limit):\n        total = total + i\n    return total\n", {"total": "acc", "i": "k"}),
-    ("Return the largest value of a list.\n", "def largest(values):\n    best = values[0]\n    for v in values:\n        if v > best:\n            best = v\n    return best\n", {"best": "top"}),
+    (
+        "Write a function that adds two numbers.\n", "def add(a, b):\n    total = a + b\n    return total\n",
+        {"a": "x", "b": "y"}
+    ),
+    (
+        "Return True when n is even.\n",
+        "def is_even(n):\n    if n % 2 == 0:\n        return True\n    else:\n        return False\n", {"n": "value"}
+    ),
+    ("Sum the numbers below ten.\n", "def total_below(limit):\n    total = 0\n    for i in range(limit):\n"
+                                     "        total = total + i\n    return total\n", {"total": "acc", "i": "k"}),
+    ("Return the largest value of a list.\n", "def largest(values):\n    best = values[0]\n    for v in values:\n"
+                                               "        if v > best:\n            best = v\n    return best\n",
+     {"best": "top"}),
 ]
 
 
@@ -82,10 +91,14 @@ def main(out_path: str, steps: int, batch_size: int, grad_accum: int) -> None:
         dataloader_drop_last=False,
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
-    trainer = ConceptAwareSFTTrainer(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = ConceptAwareSFTTrainer(
+        model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
     trainer.train()
     if trainer.accelerator.is_main_process:
-        state = {k: v.detach().cpu().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+        state = {
+            k: v.detach().cpu().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()
+        }
         losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
         torch.save({"params": state, "losses": losses, "world_size": trainer.accelerator.num_processes}, out_path)
 

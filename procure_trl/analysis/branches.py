@@ -77,7 +77,12 @@ def if_else_sites(tree: ast.AST, smap: SourceMap) -> list[IfElseSite]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and node.orelse:
             first = node.orelse[0]
-            if isinstance(first, ast.If) and len(node.orelse) == 1 and id(first) in elif_nodes and _is_elif(source, smap, first):
+            if (
+                isinstance(first, ast.If)
+                and len(node.orelse) == 1
+                and id(first) in elif_nodes
+                and _is_elif(source, smap, first)
+            ):
                 continue  # its else is an elif: not a block we can swap in place
             test_span = smap.node_span(node.test)
             colon = _header_colon(source, test_span[1])

@@ -13,7 +13,14 @@ identifier occurrences onto nodes.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass, field
+
+# the try statements: ``try/except*`` (ast.TryStar) exists from Python 3.11 on
+if sys.version_info >= (3, 11):
+    TRY_STATEMENTS: tuple[type[ast.Try] | type[ast.TryStar], ...] = (ast.Try, ast.TryStar)
+else:
+    TRY_STATEMENTS = (ast.Try,)
 
 ENTRY = "entry"
 EXIT = "exit"
@@ -120,7 +127,7 @@ class _Builder:
         if isinstance(s, (ast.With, ast.AsyncWith)):
             n = self._node("with", s, preds)
             return self.seq(s.body, [n])
-        if isinstance(s, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        if isinstance(s, TRY_STATEMENTS):
             return self._try(s, preds)
         if isinstance(s, ast.Match):
             n = self._node("match", s, preds)

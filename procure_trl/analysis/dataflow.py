@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ast
 import heapq
-from collections.abc import Iterator, Set
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass, field
 
-from procure_trl.analysis.cfg import CFG, build_cfg, node_parts
+from procure_trl.analysis.cfg import CFG, TRY_STATEMENTS, build_cfg, node_parts
 from procure_trl.analysis.scopes import Binding, Occurrence, OccurrenceKind, Scope, ScopeAnalysis, ScopeKind
 
 #: the id of the pseudo-definition "the variable is unbound here" (and of parameters' definitions)
@@ -157,10 +157,10 @@ def eager_arguments(function_node: ast.AST, analysis: ScopeAnalysis) -> set[int]
     return eager
 
 
-def _enclosing_lazy(occ: Occurrence, function: Scope, eager: set[int] = frozenset()) -> bool:
+def _enclosing_lazy(occ: Occurrence, function: Scope, eager: Set[int] = frozenset()) -> bool:
     """True when the occurrence may run later than its statement: inside a nested function, or a lambda
     or generator expression that is not run on the spot (list/set/dict comprehensions always are)."""
-    scope = occ.scope
+    scope: Scope | None = occ.scope
     while scope is not function and scope is not None:
         if scope.kind is ScopeKind.COMPREHENSION and not isinstance(scope.node, ast.GeneratorExp):
             pass
@@ -181,7 +181,7 @@ def function_flows(analysis: ScopeAnalysis, function: Scope, candidates: list[Bi
     hard: set[int] = set()  # finally blocks: the CFG does not model "finally, then resume the jump"
     target_loads: dict[int, ast.Assign] = {}  # loads inside assignment targets -> their statement
     for node in ast.walk(func_node):
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        if isinstance(node, TRY_STATEMENTS):
             for stmt in node.finalbody:
                 hard.update(id(n) for n in ast.walk(stmt))
         elif isinstance(node, ast.Assign):
@@ -242,7 +242,8 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
         if occ.kind is OccurrenceKind.LOAD:
             statement = target_loads.get(id(occ.node))
             if statement is not None and any(
-                o.kind is OccurrenceKind.STORE and any(o.node is n for n in ast.walk(statement)) for o in binding.occurrences
+                o.kind is OccurrenceKind.STORE and any(o.node is n for n in ast.walk(statement))
+                for o in binding.occurrences
             ):
                 why = "read inside the target of an assignment that also binds it"
                 break
@@ -275,13 +276,14 @@ def _variable_flow(binding, function, cfg, where, hard, target_loads, aug_target
     definitions: list[Definition] = []
     if has_param:
         definitions.append(Definition(binding.name, PARAMETER, function.node.lineno))
-    for nid in sorted(stores, key=lambda n: stores[n][0].span):
+    # every stored occurrence has a span (checked above); (0, 0) only satisfies the type checker
+    for nid in sorted(stores, key=lambda n: stores[n][0].span or (0, 0)):
         definitions.append(Definition(binding.name, nid, stores[nid][0].line, stores=stores[nid]))
     by_id = {d.cfg_node: d for d in definitions}
     for u in uses:
-        for d in reaching[id(u)]:
-            if d in by_id:
-                by_id[d].uses.append(u)
+        for reaching_node in reaching[id(u)]:
+            if reaching_node in by_id:
+                by_id[reaching_node].uses.append(u)
     reachable = _reachable(cfg)
     for d in definitions:
         if d.cfg_node == PARAMETER:
@@ -313,7 +315,9 @@ def redefinitions(analysis: ScopeAnalysis, bindings: list[Binding]) -> list[Vari
     for scope_id, group in by_function.items():
         defined_twice = [b for b in group if _definition_count(b) >= 2]
         if defined_twice:
-            flows.extend(f for f in function_flows(analysis, scopes[scope_id], defined_twice) if f.eligible and f.is_redefined)
+            flows.extend(
+                f for f in function_flows(analysis, scopes[scope_id], defined_twice) if f.eligible and f.is_redefined
+            )
     return flows
 
 
@@ -336,7 +340,9 @@ class NameSet(Set):
         self._names, self._index, self._mask = names, index, mask
 
     def __contains__(self, name: object) -> bool:
-        bit = self._index.get(name)  # type: ignore[arg-type]
+        if not isinstance(name, str):
+            return False
+        bit = self._index.get(name)
         return bit is not None and bool(self._mask >> bit & 1)
 
     def __iter__(self) -> Iterator[str]:
@@ -349,7 +355,8 @@ class NameSet(Set):
         return self._hash()
 
     @classmethod
-    def _from_iterable(cls, names) -> frozenset[str]:
+    def _from_iterable(cls, names: Iterable[str]) -> frozenset[str]:  # type: ignore[override]
+        # (Set's own signature returns an instance of the class; here it deliberately does not)
         # results of set operators (``a | b``, ``a - b``) are plain frozensets: they need no shared table
         return frozenset(names)
 
@@ -377,7 +384,11 @@ def definitely_bound(analysis: ScopeAnalysis, function: Scope) -> dict[int, Name
     for binding in function.bindings.values():
         bit = 1 << index[binding.name]
         for occ in binding.occurrences:
-            if occ.kind is OccurrenceKind.PARAMETER or occ.scope is not function and _enclosing_lazy(occ, function, eager):
+            if (
+                occ.kind is OccurrenceKind.PARAMETER
+                or occ.scope is not function
+                and _enclosing_lazy(occ, function, eager)
+            ):
                 continue
             nid = where.get(id(occ.node))
             if nid is None or id(occ.node) in conditional:

@@ -39,7 +39,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from procure_trl.analysis.scopes import BUILTIN_NAMES, BindingKind, Scope, ScopeAnalysis, ScopeKind
-from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds, pairs_up
+from procure_trl.analysis.values import INT, STR, expression_kind, function_value_kinds, unpacked_pairs
 
 #: Builtins that neither mutate their arguments nor call back into user code (beyond dunder methods of
 #: the arguments, assumed free of side effects) and do not consume iterators.
@@ -49,7 +49,9 @@ PURE_BUILTINS = frozenset({
     "bytes", "format", "ascii",
 })
 #: Builtins that iterate (consume) their arguments: pure on collections, a mutation of an iterator.
-ITERATING_BUILTINS = frozenset({"list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any", "all"})
+ITERATING_BUILTINS = frozenset(
+    {"list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any", "all"}
+)
 #: Builtins that build lazy iterators over their arguments (consume nothing until iterated).
 LAZY_BUILTINS = frozenset({"enumerate", "zip", "reversed", "iter"})
 IO_BUILTINS = frozenset({"print", "input", "open"})
@@ -124,7 +126,7 @@ class EffectAnalyzer:
         self.captured: set[tuple] = set()
         for binding in analysis.bindings():
             for occ in binding.occurrences:
-                scope = occ.scope
+                scope: Scope | None = occ.scope
                 while scope is not binding.scope and scope is not None:
                     if scope.kind is not ScopeKind.COMPREHENSION or isinstance(scope.node, ast.GeneratorExp):
                         self.captured.add(_key(binding, binding.name))
@@ -168,7 +170,9 @@ class EffectAnalyzer:
             eff.may_raise = self._may_raise(stmt, scope, kinds)
         return eff
 
-    def _visit(self, node: ast.AST, scope: Scope, kinds: dict[str, str], eff: StatementEffects, consumed: set[int]) -> None:
+    def _visit(
+        self, node: ast.AST, scope: Scope, kinds: dict[str, str], eff: StatementEffects, consumed: set[int]
+    ) -> None:
         analysis = self.analysis
         if isinstance(node, _CONTROL):
             eff.control = True
@@ -178,7 +182,8 @@ class EffectAnalyzer:
             args = node.args
             parts = [*node.decorator_list, *args.defaults, *[d for d in args.kw_defaults if d is not None]]
             if not analysis.future_annotations:
-                parts += [a.annotation for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg) if a is not None and a.annotation is not None]
+                every = (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg)
+                parts += [a.annotation for a in every if a is not None and a.annotation is not None]
                 parts += [node.returns] if node.returns is not None else []
             for part in parts:
                 self._visit(part, scope, kinds, eff, consumed)
@@ -195,7 +200,8 @@ class EffectAnalyzer:
             eff.heap_write = eff.io = True  # lazy: it runs whenever someone consumes it
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-            stdlib = all(m.split(".")[0] in sys.stdlib_module_names and m.split(".")[0] not in _IMPORTS_WITH_OUTPUT for m in modules)
+            tops = [m.split(".")[0] for m in modules]
+            stdlib = all(top in sys.stdlib_module_names and top not in _IMPORTS_WITH_OUTPUT for top in tops)
             if not stdlib or any(a.name == "*" for a in node.names) or isinstance(node, ast.ImportFrom) and node.level:
                 eff.heap_write = eff.io = eff.may_raise = True
             for alias in node.names:
@@ -311,8 +317,8 @@ class EffectAnalyzer:
             if all(isinstance(t, ast.Name) for t in stmt.targets):
                 return not safe(stmt.value)
             # ``i, j = 0, len(s) - 1``: names unpacked from a tuple display of as many elements
-            return not (len(stmt.targets) == 1 and pairs_up(stmt.targets[0], stmt.value)
-                                                and all(isinstance(t, ast.Name) for t in stmt.targets[0].elts) and safe(stmt.value))
+            pairs = unpacked_pairs(stmt.targets[0], stmt.value) if len(stmt.targets) == 1 else None
+            return not (pairs is not None and all(isinstance(t, ast.Name) for t, _ in pairs) and safe(stmt.value))
         if isinstance(stmt, ast.AnnAssign):
             return not (isinstance(stmt.target, ast.Name) and stmt.value is not None and safe(stmt.value))
         if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
@@ -346,13 +352,19 @@ class _LazyNames:
 
 def _surely_not_iterator(arg: ast.AST, analyzer: EffectAnalyzer) -> bool:
     """True when ``arg`` cannot be an iterator (iterating it changes nothing)."""
-    if isinstance(arg, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.Constant, ast.JoinedStr)):
+    if isinstance(
+        arg,
+        (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.Constant, ast.JoinedStr)
+    ):
         return True
     if isinstance(arg, ast.GeneratorExp):
         return True  # created and consumed right here
-    if isinstance(arg, ast.Call) and analyzer._builtin(arg.func, frozenset({"range", "list", "sorted", "set", "tuple", "str", "dict"})):
+    if isinstance(arg, ast.Call) and analyzer._builtin(
+        arg.func, frozenset({"range", "list", "sorted", "set", "tuple", "str", "dict"})
+    ):
         return True
-    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in {"split", "keys", "values", "items"}:
+    if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr in {"split", "keys", "values", "items"}):
         return True  # lists and dict views are re-iterable
     return False
 
@@ -362,7 +374,9 @@ def _safe_local(name: str, scope: Scope) -> bool:
     return binding is not None and BindingKind.DELETE not in binding.kinds
 
 
-_CONSTANT_FOLDABLE = frozenset({"int", "float", "str", "bool", "complex", "abs", "ord", "chr", "len", "tuple", "frozenset"})
+_CONSTANT_FOLDABLE = frozenset(
+    {"int", "float", "str", "bool", "complex", "abs", "ord", "chr", "len", "tuple", "frozenset"}
+)
 
 
 def _small_int_constant(node: ast.AST) -> bool:
@@ -376,7 +390,9 @@ def _folds_without_error(node: ast.AST) -> bool:
     """``node`` is arithmetic on int/float literals (small enough to evaluate at once) that does not raise."""
 
     def number(n: ast.AST):
-        if isinstance(n, ast.Constant) and type(n.value) in (int, float) and abs(n.value) <= 10**6:
+        # ints and floats, not bools (ast.Constant holds no other int subclass)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool) \
+                and abs(n.value) <= 10**6:
             return n.value
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
             value = number(n.operand)
@@ -405,7 +421,9 @@ _FOLD = {
 _EMPTY_CONSTRUCTORS = frozenset({"set", "list", "dict", "tuple", "str", "int", "float", "bool", "frozenset"})
 
 
-def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, shadowed: frozenset[str] = frozenset()) -> bool:
+def _safe_expression(
+    node: ast.AST, scope: Scope, kinds: dict[str, str], bound, shadowed: frozenset[str] = frozenset()
+) -> bool:
     """Evaluating ``node`` cannot raise: literals, empty builtin containers (``set()``), locals bound on
     every path (never deleted), and int/str operations that cannot fail on such values."""
 
@@ -436,7 +454,11 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
             return True  # 22 / 7, 10 ** 9 + 7: arithmetic on number literals, tried now
         if not (safe(node.left) and safe(node.right)):
             return False
-        if isinstance(node.op, ast.Mult) and _small_int_constant(node.right) and isinstance(node.left, (ast.List, ast.Tuple)):
+        if (
+            isinstance(node.op, ast.Mult)
+            and _small_int_constant(node.right)
+            and isinstance(node.left, (ast.List, ast.Tuple))
+        ):
             return True  # [0] * 26
         left, right = kind(node.left), kind(node.right)
         if left == INT and right == INT:
@@ -462,10 +484,14 @@ def _safe_expression(node: ast.AST, scope: Scope, kinds: dict[str, str], bound, 
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in shadowed:
         if node.func.id in _EMPTY_CONSTRUCTORS and not node.args and not node.keywords:
             return True
-        if node.func.id in _CONSTANT_FOLDABLE and not node.keywords and all(isinstance(a, ast.Constant) for a in node.args):
+        if (
+            node.func.id in _CONSTANT_FOLDABLE
+            and not node.keywords
+            and all(isinstance(a, ast.Constant) for a in node.args)
+        ):
             # float('inf'), int('12'), str(5): deterministic builtins of constants -- try them now
             try:
-                getattr(builtins, node.func.id)(*[a.value for a in node.args])
+                getattr(builtins, node.func.id)(*[a.value for a in node.args if isinstance(a, ast.Constant)])
             except Exception:
                 return False
             return True

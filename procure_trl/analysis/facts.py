@@ -47,15 +47,15 @@ class ProgramFacts:
 
     def for_concept(self, concept: Concept | str) -> dict:
         """The facts relevant to one concept, as a JSON-able dict an LLM prompt can render."""
-        concept = Concept.parse(concept)
-        if concept is Concept.IF_ELSE_FLIP:
-            return {"concept": concept.value, "if_else": self.if_else}
-        if concept is Concept.INDEPENDENT_SWAP:
-            return {"concept": concept.value, "independent_pairs": self.independent_pairs}
-        if concept is Concept.DEF_USE_BREAK:
-            return {"concept": concept.value, "redefinitions": self.redefinitions}
+        parsed = Concept.parse(concept)
+        if parsed is Concept.IF_ELSE_FLIP:
+            return {"concept": parsed.value, "if_else": self.if_else}
+        if parsed is Concept.INDEPENDENT_SWAP:
+            return {"concept": parsed.value, "independent_pairs": self.independent_pairs}
+        if parsed is Concept.DEF_USE_BREAK:
+            return {"concept": parsed.value, "redefinitions": self.redefinitions}
         return {
-            "concept": concept.value,
+            "concept": parsed.value,
             "renameable_names": self.renameable_names,
             "protected_names": self.protected_names,
         }
@@ -82,7 +82,9 @@ def analyze(source: str, protected_names: frozenset[str] | set[str] = frozenset(
     protected = sorted(
         {b.name for b in analysis.bindings() if b.key not in renameable_keys} | set(protected_names)
     )
-    flows = redefinitions(analysis, renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True))
+    flows = redefinitions(
+        analysis, renameable_bindings(analysis, frozenset(protected_names), allow_public_parameters=True)
+    )
     pairs = [
         {
             "lines": [c.first.lineno, c.second.lineno],

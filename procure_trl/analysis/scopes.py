@@ -285,7 +285,10 @@ class _ScopeBuilder(ast.NodeVisitor):
         self.visit(node.value)
         target_scope = self._binding_scope_for_walrus()
         target_scope._bind(node.target.id, BindingKind.ASSIGNMENT)
-        self._record(node.target.id, OccurrenceKind.STORE, node.target, self._name_span(node.target, node.target.id), target_scope)
+        self._record(
+            node.target.id, OccurrenceKind.STORE, node.target, self._name_span(node.target, node.target.id),
+            target_scope
+        )
 
     def visit_Global(self, node: ast.Global) -> None:
         for name in node.names:
@@ -377,13 +380,12 @@ class _ScopeBuilder(ast.NodeVisitor):
             scope.positional_only.add(arg.arg)
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
             scope.parameters.append(arg.arg)
-        for arg in (args.vararg, args.kwarg):
-            if arg is not None:
-                scope.parameters.append(arg.arg)
-                scope.star_parameters.add(arg.arg)
-        for arg in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg):
-            if arg is None:
-                continue
+        for star in (args.vararg, args.kwarg):
+            if star is not None:
+                scope.parameters.append(star.arg)
+                scope.star_parameters.add(star.arg)
+        every = (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg)
+        for arg in [a for a in every if a is not None]:
             scope._bind(arg.arg, BindingKind.PARAMETER)
             self._record(arg.arg, OccurrenceKind.PARAMETER, arg, self._name_span(arg, arg.arg), scope)
 
@@ -456,8 +458,11 @@ class _ScopeBuilder(ast.NodeVisitor):
     def visit_ListComp(self, node: ast.ListComp) -> None:
         self._visit_comprehension(node, [node.elt])
 
-    visit_SetComp = visit_ListComp
-    visit_GeneratorExp = visit_ListComp
+    def visit_SetComp(self, node: ast.SetComp) -> None:
+        self._visit_comprehension(node, [node.elt])
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> None:
+        self._visit_comprehension(node, [node.elt])
 
     def visit_DictComp(self, node: ast.DictComp) -> None:
         self._visit_comprehension(node, [node.key, node.value])

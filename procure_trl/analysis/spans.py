@@ -127,7 +127,9 @@ def _where(where: str) -> str:
     return f"{where}: " if where else ""
 
 
-def validate_spans(spans: Sequence[Sequence[int]], text_length: int | None = None, where: str = "") -> list[tuple[int, int]]:
+def validate_spans(
+    spans: Sequence[Sequence[int]], text_length: int | None = None, where: str = ""
+) -> list[tuple[int, int]]:
     """Check that every span is a pair of integers ``0 <= start < end <= text_length``.
 
     Returns the spans as a list of tuples. ``text_length=None`` skips the upper bound. The error names
@@ -139,7 +141,10 @@ def validate_spans(spans: Sequence[Sequence[int]], text_length: int | None = Non
             raise ValueError(f"{_where(where)}span #{i} {span!r} is not a [start, end) pair of integers")
         start, end = span
         if isinstance(start, bool) or isinstance(end, bool) or not (_is_int(start) and _is_int(end)):
-            raise ValueError(f"{_where(where)}span #{i} {list(span)!r} must hold integers, got {type(start).__name__}/{type(end).__name__}")
+            raise ValueError(
+                f"{_where(where)}span #{i} {list(span)!r} must hold integers, "
+                f"got {type(start).__name__}/{type(end).__name__}"
+            )
         start, end = int(start), int(end)
         if not 0 <= start < end:
             raise ValueError(

@@ -100,7 +100,9 @@ def exclusive_guards(a: ast.stmt, b: ast.stmt, shadowed: frozenset[str] = frozen
     no effects and evaluate the same operand first, so if one raises the other raises the same error.
     The two guards therefore commute: ``if n == 0: return 0`` / ``if n == 1: return 1``.
     """
-    if not all(isinstance(s, ast.If) and not s.orelse and _leaves_function(s.body) for s in (a, b)):
+    if not (isinstance(a, ast.If) and isinstance(b, ast.If)):
+        return False
+    if not all(not s.orelse and _leaves_function(s.body) for s in (a, b)):
         return False
     ta, tb = _equality_test(a.test, shadowed), _equality_test(b.test, shadowed)
     if ta is None or tb is None:
@@ -119,7 +121,9 @@ def _live_statements(block: Block) -> int:
     return len(block.statements)
 
 
-def _commutation(analyzer: EffectAnalyzer, analysis: ScopeAnalysis, block: Block, live: int) -> Callable[[int, int], bool]:
+def _commutation(
+    analyzer: EffectAnalyzer, analysis: ScopeAnalysis, block: Block, live: int
+) -> Callable[[int, int], bool]:
     """``commute(i, j)``: statements ``i`` and ``j`` (``i < j < live``) may trade places; each pair is decided
     once (the forward and backward scans of :func:`independent_pairs` ask for many of the same pairs)."""
     statements = block.statements[:live]
@@ -175,7 +179,8 @@ def independent_pairs(analysis: ScopeAnalysis, *, adjacent_only: bool = False) -
         statements = block.statements
         dumps: dict[int, str] = {}
 
-        def dump(index: int) -> str:
+        # this iteration's table and statements bound as defaults (the function is called within the iteration only)
+        def dump(index: int, dumps: dict[int, str] = dumps, statements: list[ast.stmt] = statements) -> str:
             if index not in dumps:
                 dumps[index] = ast.dump(statements[index])
             return dumps[index]

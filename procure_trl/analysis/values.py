@@ -15,8 +15,13 @@ STR = "str"
 # (not round(): it calls __round__, which may return anything, e.g. a NaN numpy float)
 _INT_CALLS = frozenset({"len", "ord", "int"})
 _STR_CALLS = frozenset({"str", "chr", "repr", "hex", "oct", "bin", "format"})
-_STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "title", "capitalize", "swapcase", "replace", "join", "zfill", "casefold"})
-_INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.LShift, ast.RShift, ast.BitAnd, ast.BitOr, ast.BitXor)
+_STR_METHODS = frozenset({
+    "lower", "upper", "strip", "lstrip", "rstrip", "title", "capitalize", "swapcase", "replace", "join", "zfill",
+    "casefold"
+})
+_INT_OPS = (
+    ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.LShift, ast.RShift, ast.BitAnd, ast.BitOr, ast.BitXor
+)
 
 
 def expression_kind(node: ast.AST, names: dict[str, str], shadowed: frozenset[str] = frozenset()) -> str | None:
@@ -64,14 +69,19 @@ def expression_kind(node: ast.AST, names: dict[str, str], shadowed: frozenset[st
     return None
 
 
-def pairs_up(target: ast.AST, value: ast.AST) -> bool:
-    """``a, b = x, y``: names unpacked element by element from a display of the same length."""
-    return (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
-            and len(target.elts) == len(value.elts)
-            and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts)))
+def unpacked_pairs(target: ast.AST, value: ast.AST) -> list[tuple[ast.expr, ast.expr]] | None:
+    """``a, b = x, y``: the (target, value) element pairs when names are unpacked element by element from a
+    display of the same length, else None."""
+    if not (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))):
+        return None
+    if len(target.elts) != len(value.elts) or any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts)):
+        return None
+    return list(zip(target.elts, value.elts))
 
 
-def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple[dict[str, list[ast.AST | str]], set[str]]:
+def _assignments(
+    func: ast.AST, shadowed: frozenset[str] = frozenset()
+) -> tuple[dict[str, list[ast.AST | str]], set[str]]:
     """Every value assigned to each plain local name of ``func`` (not descending into nested scopes).
 
     Returns (name -> list of value nodes or the marker "unknown"), and names that must be unknown.
@@ -98,8 +108,9 @@ def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple
             continue  # comprehension variables are their own scope
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                if pairs_up(target, node.value):
-                    for name, value in zip(target.elts, node.value.elts):  # i, j = 0, len(s) - 1
+                pairs = unpacked_pairs(target, node.value)
+                if pairs is not None:
+                    for name, value in pairs:  # i, j = 0, len(s) - 1
                         add(name, value)
                 else:
                     add(target, node.value if isinstance(target, ast.Name) else "unknown")
@@ -112,7 +123,8 @@ def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple
             add(node.target, node.value)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             it = node.iter
-            is_range = isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range" and "range" not in shadowed
+            is_range = (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                        and "range" not in shadowed)
             add(node.target, ("range",) if is_range and isinstance(node.target, ast.Name) else "unknown")
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
@@ -135,7 +147,9 @@ def _assignments(func: ast.AST, shadowed: frozenset[str] = frozenset()) -> tuple
     return values, unknown
 
 
-def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, shadowed: frozenset[str] = frozenset()) -> dict[str, str]:
+def local_value_kinds(
+    func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, shadowed: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """Names of ``func`` (parameters excluded: callers choose them) that hold an int, resp. a str, after
     every assignment -- a greatest fixpoint over the assignments, so ``i = 0; i += 1`` is ``int``."""
     values, unknown = _assignments(func, shadowed)
@@ -153,12 +167,12 @@ def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
         grew = False
         for name in sorted(candidates - kinds.keys()):
             for v in values[name]:
-                if v == ("range",):
-                    kinds[name] = INT
-                elif isinstance(v, ast.AST) and expression_kind(v, kinds, shadowed):
-                    kinds[name] = expression_kind(v, kinds, shadowed)  # type: ignore[assignment]
-                else:
+                kind = (
+                    INT if v == ("range",) else expression_kind(v, kinds, shadowed) if isinstance(v, ast.AST) else None
+                )
+                if not kind:
                     continue
+                kinds[name] = kind
                 grew = True
                 break
     changed = True
@@ -167,6 +181,7 @@ def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
         for name in list(kinds):
             ok = True
             for v in values[name]:
+                k: str | None
                 if v == ("range",):
                     k = INT
                 elif isinstance(v, tuple) and v and v[0] == "aug":
@@ -185,7 +200,7 @@ def local_value_kinds(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
     return kinds
 
 
-def function_value_kinds(analysis, function: ast.AST) -> dict[str, str]:
+def function_value_kinds(analysis, function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> dict[str, str]:
     """:func:`local_value_kinds` of ``function`` (a def node of ``analysis``), computed once per program."""
     key = ("value_kinds", id(function))
     if key not in analysis.memo:

@@ -36,7 +36,9 @@ class AttentionReportConfig(ModelArguments):
     """
 
     # kw_only: a field without a default after the shared model block's fields with defaults
-    dataset: str = field(kw_only=True, metadata={"help": "counterfactual dataset from `procure build`: folder or Hub id"})
+    dataset: str = field(
+        kw_only=True, metadata={"help": "counterfactual dataset from `procure build`: folder or Hub id"}
+    )
     output_dir: str = field(
         default="outputs/attention-report",
         metadata={"help": "output directory (attention_report.json, attention_by_layer.png)"},
@@ -45,7 +47,9 @@ class AttentionReportConfig(ModelArguments):
     split: str = field(default="test", metadata={"help": "dataset split to measure on"})
     limit: int | None = field(default=None, metadata={"help": "measure only the first N counterfactual rows"})
     batch_size: int = field(default=8, metadata={"help": "rows per forward pass"})
-    max_length: int | None = field(default=1024, metadata={"help": "a longer row keeps its first N tokens, as in training"})
+    max_length: int | None = field(
+        default=1024, metadata={"help": "a longer row keeps its first N tokens, as in training"}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -27,7 +27,9 @@ def plot_attention_by_layer(results: Mapping[str, Mapping[str, Any]], path: str,
     for name, result in results.items():
         color = _COLORS.get(name)
         for panel, key, style, label in _LINES:
-            points = [(e["layer"], e[key]["mean"], e[key]["sem"]) for e in result["layers"] if e[key]["mean"] is not None]
+            points = [
+                (e["layer"], e[key]["mean"], e[key]["sem"]) for e in result["layers"] if e[key]["mean"] is not None
+            ]
             if not points:
                 continue
             xs, ys, sem = zip(*points)

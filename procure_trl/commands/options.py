@@ -53,7 +53,9 @@ __all__ = ["CommandParser", "add_options", "config_kwargs", "cli_fields", "flag_
 _SEQUENCE_ORIGINS = (list, tuple, Sequence, typing.Sequence, Iterable, frozenset, set)
 
 
-def cli_fields(config_cls: type, *, only: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> list[dataclasses.Field]:
+def cli_fields(
+    config_cls: type, *, only: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> list[dataclasses.Field]:
     """The fields of ``config_cls`` that are command-line options, in declaration (or ``only``) order."""
     by_name = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
     exclude = set(exclude)

@@ -62,7 +62,9 @@ def _benchmark(text: str) -> str:
     if text not in BENCHMARKS:
         from procure_trl.errors import did_you_mean
 
-        raise ValueError(f"invalid choice {text!r}{did_you_mean(text, BENCHMARKS)} (choose from {', '.join(BENCHMARKS)})")
+        raise ValueError(
+            f"invalid choice {text!r}{did_you_mean(text, BENCHMARKS)} (choose from {', '.join(BENCHMARKS)})"
+        )
     return text
 
 
@@ -131,7 +133,9 @@ def _run_dataset(args) -> int:
     from procure_trl.perturb.scale.run import perturb_dataset
 
     if args.input or args.benchmark or args.output:
-        raise UserError("--dataset writes a dataset folder: give --output-dir, not INPUT.jsonl, --benchmark or --output")
+        raise UserError(
+            "--dataset writes a dataset folder: give --output-dir, not INPUT.jsonl, --benchmark or --output"
+        )
     if args.generator != "rule":
         raise UserError("--dataset runs the rule-based generator; drop --generator llm")
     jsonl_only = [flag for flag in ("--resume", "--overwrite", "--strict") if getattr(args, flag[2:])]

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
         report = generator.generate_to_jsonl(problems, concepts, Path(args.output), resume=output.resume,
                                              overwrite=output.overwrite)
     except LLMFatalError as err:
-        kept = f"; the rows written so far stay in {args.output} (rerun with --resume)" if _has_rows(args.output) else ""
+        kept = ""
+        if _has_rows(args.output):
+            kept = f"; the rows written so far stay in {args.output} (rerun with --resume)"
         print_error("procure perturb", f"{err}{kept}")
         return 1
     print(format_llm_summary(report))

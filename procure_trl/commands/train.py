@@ -46,7 +46,10 @@ def add_recipe_field(group, field) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from procure_trl.training.recipe_fields import COMMON_FIELDS, recipe_fields
 
-    parser.add_argument("--config", metavar="RECIPE.yaml", help="YAML recipe: a file, or the name of a shipped recipe (cpu_smoke, procure_qlora)")
+    parser.add_argument(
+        "--config", metavar="RECIPE.yaml",
+        help="YAML recipe: a file, or the name of a shipped recipe (cpu_smoke, procure_qlora)"
+    )
     parser.add_argument(
         *flag_spellings("--show-options"), action="store_true", dest="show_options",
         help="list every recipe field (dataset, training, model) with its help and default, and exit",

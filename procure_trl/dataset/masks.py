@@ -94,7 +94,9 @@ def _require_fast(tokenizer: Any, caller: str) -> None:
         )
 
 
-def _encode_with_offsets(tokenizer: Any, text: str, add_special_tokens: bool) -> tuple[list[int], list[tuple[int, int]]]:
+def _encode_with_offsets(
+    tokenizer: Any, text: str, add_special_tokens: bool
+) -> tuple[list[int], list[tuple[int, int]]]:
     encoding = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     return list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
 

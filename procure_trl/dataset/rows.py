@@ -95,7 +95,9 @@ CONFIG_NAMES: tuple[str, ...] = ("all", *(c.value for c in Concept))
 
 def _user_concepts(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """Concept names of ``rows`` that are neither ``original`` nor built in, in first-seen order."""
-    return list(dict.fromkeys(r["concept"] for r in rows if r["concept"] not in CONFIG_NAMES and r["concept"] != ORIGINAL))
+    return list(
+        dict.fromkeys(r["concept"] for r in rows if r["concept"] not in CONFIG_NAMES and r["concept"] != ORIGINAL)
+    )
 
 
 def config_names(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -165,8 +167,8 @@ def build_rows(
 ) -> list[dict[str, Any]]:
     """Rows of the schema: one ``original`` per distinct (task, program), one row per valid counterfactual.
 
-    ``tasks`` maps task ids to their :class:`~procure_trl.dataset.prompt_format.TaskText` (a plain string is taken as the
-    statement of a task whose program start is unknown: its ``completion`` rows have an empty prompt); a task
+    ``tasks`` maps task ids to their :class:`~procure_trl.dataset.prompt_format.TaskText` (a plain string is taken as
+    the statement of a task whose program start is unknown: its ``completion`` rows have an empty prompt); a task
     without one raises, naming the task and how to provide it. ``prompt`` and ``completion`` are written in
     ``prompt_format`` (:func:`procure_trl.dataset.prompt_format.training_example`). Tasks in :func:`excluded_tasks` give
     no rows. ``valid`` lines the engine did not validate (``procure perturb --no-validate``) raise unless
@@ -370,14 +372,16 @@ def add_token_columns(
     ids with another tokenizer).
 
     Uses :func:`procure_trl.dataset.masks.prompt_completion_mask` for string rows (EOS appended, as TRL does;
-    ``chat_template``: rendered as a user/assistant conversation) and :func:`procure_trl.dataset.masks.conversation_mask`
-    for chat rows, so the stored tokens are exactly the trainer's.
+    ``chat_template``: rendered as a user/assistant conversation) and
+    :func:`procure_trl.dataset.masks.conversation_mask` for chat rows, so the stored tokens are exactly the trainer's.
     """
     from tqdm.auto import tqdm
 
     from procure_trl.dataset.masks import conversation_mask
 
-    identity = {"tokenizer_name": str(tokenizer.name_or_path), "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
+    identity = {
+        "tokenizer_name": str(tokenizer.name_or_path), "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)
+    }
     out = []
     for row in tqdm(rows, desc="tokenizing", disable=not progress):
         if isinstance(row["prompt"], list):  # a chat row: its spans index the assistant message
@@ -514,8 +518,8 @@ def _names_a_local_path(name: str) -> bool:
 
 
 def check_dataset_name(name: str) -> None:
-    """Refuse a dataset name that is a local path (``outputs/procure-counterfactuals``, ``./data``) to a folder that does not
-    exist, before ``datasets`` would look it up on the Hub and report a connection error instead.
+    """Refuse a dataset name that is a local path (``outputs/procure-counterfactuals``, ``./data``) to a folder that
+    does not exist, before ``datasets`` would look it up on the Hub and report a connection error instead.
 
     Raises:
         FileNotFoundError: naming the path and the fix.
@@ -583,8 +587,8 @@ def card_prompt_format(name: str) -> str | None:
 
 
 def dataset_prompt_format(name: str, config: str | None = "all", split: str = "test") -> str | None:
-    """The prompt format a dataset was built in (:mod:`procure_trl.dataset.prompt_format`): the one its card records, else
-    the format of its rows (``None`` when the split does not exist)."""
+    """The prompt format a dataset was built in (:mod:`procure_trl.dataset.prompt_format`): the one its card records,
+    else the format of its rows (``None`` when the split does not exist)."""
     from procure_trl.dataset.prompt_format import rows_format
 
     recorded = card_prompt_format(name)

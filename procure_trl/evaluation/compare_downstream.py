@@ -68,7 +68,8 @@ def downstream_run(run_dir: str, report: Mapping[str, Any], label: str) -> Downs
             occurrence = sum(key[:-1] == base for key in pairs)
             values = ((list(item["original"]), list(item["counterfactual"])) if task == "repair"
                       else (list(item["judged_buggy"]),))
-            pairs[(*base, occurrence)] = values
+            key = (*base, occurrence)  # (mypy reads a starred tuple inside [] as Python 3.11 syntax)
+            pairs[key] = values
     except (KeyError, TypeError) as err:
         raise UserError(f"{run_dir}/report.json lacks the per-pair results of --task {task} ({err}); re-run "
                          "`procure evaluate` with this version") from None

@@ -70,7 +70,9 @@ def remainder_holds_change(code: str, cut: int, changed_spans: Sequence[Sequence
     return _overlaps(cut, max(len(code), cut + 1), changed_spans)
 
 
-def _touched_definitions(analysis: ScopeAnalysis, changed_spans: Sequence[Sequence[int]]) -> dict[int, list[Occurrence]]:
+def _touched_definitions(
+    analysis: ScopeAnalysis, changed_spans: Sequence[Sequence[int]]
+) -> dict[int, list[Occurrence]]:
     """id(binding) -> its definitions (stores, parameters) that lie in a changed span."""
     out: dict[int, list[Occurrence]] = {}
     for occ in analysis.occurrences:
@@ -93,7 +95,8 @@ def _mutated_in_change(analysis: ScopeAnalysis, changed_spans: Sequence[Sequence
         if not isinstance(parent, (ast.Attribute, ast.Subscript)) or parent.value is not occ.node:
             continue
         grandparent = parents.get(id(parent))
-        method_call = isinstance(parent, ast.Attribute) and isinstance(grandparent, ast.Call) and grandparent.func is parent
+        method_call = (isinstance(parent, ast.Attribute) and isinstance(grandparent, ast.Call)
+                       and grandparent.func is parent)
         if method_call or isinstance(parent.ctx, (ast.Store, ast.Del)):
             out[id(occ.binding)] = occ.binding
     return out
@@ -103,7 +106,9 @@ def _reads_after(binding: Binding, cut: int) -> list[Occurrence]:
     return [o for o in binding.occurrences if o.kind is OccurrenceKind.LOAD and o.span is not None and o.span[0] >= cut]
 
 
-def _reached_by(analysis: ScopeAnalysis, binding: Binding, definitions: list[Occurrence], reads: list[Occurrence]) -> bool:
+def _reached_by(
+    analysis: ScopeAnalysis, binding: Binding, definitions: list[Occurrence], reads: list[Occurrence]
+) -> bool:
     """Some read is reached by one of ``definitions`` (def-use chains), or, where the flow cannot be followed,
     the binding has a read at all."""
     if binding.scope.kind is not ScopeKind.FUNCTION:

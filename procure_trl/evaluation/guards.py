@@ -118,8 +118,8 @@ def _same_model(base: str, model: str, adapter: str) -> bool:
 def check_adapter_base(adapter: str, model: str) -> None:
     """Refuse to load ``adapter`` on ``model`` when its ``adapter_config.json`` names another base model.
 
-    Local paths are compared resolved (:func:`procure_trl.evaluation.model_loading.resolve_model_name`): an absolute and a
-    relative path to one folder name one model.
+    Local paths are compared resolved (:func:`procure_trl.evaluation.model_loading.resolve_model_name`): an absolute
+    and a relative path to one folder name one model.
 
     Raises:
         ValueError: one line naming both models and the fixes.

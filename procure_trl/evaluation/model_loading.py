@@ -2,8 +2,8 @@
 
 ``procure evaluate`` (the transformers backend) and ``procure attention-report`` both load through
 :func:`load_model_and_tokenizer`, so a model or adapter that cannot be loaded reads the same in both. Whether the
-adapter was trained on this base model is checked by the callers (:func:`procure_trl.evaluation.guards.check_adapter_base`)
-before any weights load.
+adapter was trained on this base model is checked by the callers
+(:func:`procure_trl.evaluation.guards.check_adapter_base`) before any weights load.
 
 :func:`model_fingerprint` says *what* a model name stands for (a local folder's files, or a Hub id at its
 revision), so that what a model wrote is never credited to another model kept under the same name.

@@ -7,14 +7,18 @@ from typing import Any
 
 from procure_trl.plotting import pyplot
 
-__all__ = ["plot_ccs_by_sites", "plot_ccs_per_concept", "plot_pass_at_k", "plot_runs_grouped", "plot_paired_differences"]
+__all__ = [
+    "plot_ccs_by_sites", "plot_ccs_per_concept", "plot_pass_at_k", "plot_runs_grouped", "plot_paired_differences"
+]
 
 
 def plot_ccs_per_concept(per_concept: Sequence[Mapping[str, Any]], path: str, title: str = "") -> str:
     """Bar chart of CCS per concept with its bootstrap interval; concepts without a CCS are marked n/a."""
     plt = pyplot()
     names = [row["concept"] for row in per_concept]
-    values, low, high = _interval_errors([row["ccs"] for row in per_concept], [row.get("ccs_ci") for row in per_concept])
+    values, low, high = _interval_errors(
+        [row["ccs"] for row in per_concept], [row.get("ccs_ci") for row in per_concept]
+    )
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1.5), 3.6))
     bars = ax.bar(names, values, yerr=[low, high], capsize=4, color="#4C72B0")
     for bar, row in zip(bars, per_concept):
@@ -144,7 +148,7 @@ def plot_paired_differences(
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.6))
-    for y, (name, cell) in enumerate(zip(names, cells)):
+    for y, (_name, cell) in enumerate(zip(names, cells)):
         diff = (cell or {}).get("difference")
         ci = (cell or {}).get("ci")
         if diff is None:

@@ -78,8 +78,9 @@ def _consistency_lines(report: EvaluationReport) -> list[str]:
         cells = [row["concept"], row["rows"], row["dependent_rows"], row["remainder_differs_rows"],
                  format_value(row["ccs"]), format_value(row["ccs_expected"]),
                  format_signed(row["ccs_gap"], row["ccs_gap_ci"]), format_signed(row["pass_gap"], row["pass_gap_ci"]),
-                 format_p(row["pass_gap_p"]), format_value(dep["ccs"]), format_signed(dep["ccs_gap"], dep["ccs_gap_ci"]),
-                 format_signed(dep["pass_gap"], dep["pass_gap_ci"]), format_p(dep["pass_gap_p"])]
+                 format_p(row["pass_gap_p"]), format_value(dep["ccs"]),
+                 format_signed(dep["ccs_gap"], dep["ccs_gap_ci"]), format_signed(dep["pass_gap"], dep["pass_gap_ci"]),
+                 format_p(dep["pass_gap_p"])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Gap: CCS minus the CCS expected by chance (about 0 for a model whose answers do not depend on "
               "the concept, whatever its pass rate; raw CCS follows the pass rate). Pass gap: mean per-row pass rate, "
@@ -99,14 +100,17 @@ def markdown_summary(report: EvaluationReport) -> str:
         "",
         "| prompts | " + " | ".join(ks) + " |",
         "|---|" + "---|" * len(ks),
-        "| original (benchmark prompt) | " + " | ".join(format_value(report.pass_at_k["original"].get(k)) for k in ks) + " |",
+        "| original (benchmark prompt) | "
+        + " | ".join(format_value(report.pass_at_k["original"].get(k)) for k in ks) + " |",
     ]
     if report.per_concept:
         ccs = report.ccs or {}
         lines += [
             "",
-            f"**CCS {format_value(ccs.get('ccs'))}** (interval {format_value(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
-            f"AME {format_value(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs over {ccs.get('rows', 0)} rows.",
+            f"**CCS {format_value(ccs.get('ccs'))}** "
+            f"(interval {format_value(ccs.get('ccs_ci'))} at {config.confidence:.0%}), "
+            f"AME {format_value(ccs.get('ame'))}, {ccs.get('valid_pairs', 0)} valid pairs "
+            f"over {ccs.get('rows', 0)} rows.",
             "",
             "| concept | rows given | scored | skipped | CCS | interval | AME | "
             + " | ".join(f"{k} original (cut) | {k} counterfactual" for k in ks)
@@ -117,7 +121,10 @@ def markdown_summary(report: EvaluationReport) -> str:
             cells = [row["concept"], row["rows_given"], row["rows"], row["skipped"]]
             cells += [format_value(row["ccs"]), format_value(row["ccs_ci"]), format_value(row["ame"])]
             for k in ks:
-                cells += [format_value(row["pass_at_k_reference"].get(k)), format_value(row["pass_at_k_counterfactual"].get(k))]
+                cells += [
+                    format_value(row["pass_at_k_reference"].get(k)),
+                    format_value(row["pass_at_k_counterfactual"].get(k))
+                ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines += [
             "",
@@ -128,8 +135,8 @@ def markdown_summary(report: EvaluationReport) -> str:
         if len({row["sites"] for row in report.per_sites}) > 1:
             lines += ["", "CCS by site count (places the counterfactual changed):", "",
                       "| concept | sites | rows | CCS | interval |", "|---|---|---|---|---|"]
-            lines += [f"| {row['concept']} | {row['sites']} | {row['rows']} | {format_value(row['ccs'])} | {format_value(row['ccs_ci'])} |"
-                      for row in report.per_sites]
+            lines += [f"| {row['concept']} | {row['sites']} | {row['rows']} | {format_value(row['ccs'])} "
+                      f"| {format_value(row['ccs_ci'])} |" for row in report.per_sites]
     timeouts = report.timeouts or {}
     n_timeouts = timeouts.get("original", 0) + sum(timeouts.get("reference", {}).values()) + sum(
         timeouts.get("counterfactual", {}).values()

@@ -45,7 +45,8 @@ class PromptRow:
     sites: int = 1
     """How many places the counterfactual changed (the row's ``sites``; 1 when the file does not say)."""
     variant: int | None = None
-    """Which of the (problem, concept)'s counterfactuals this is (``procure perturb --variants N``); ``None`` for one."""
+    """Which of the (problem, concept)'s counterfactuals this is (``procure perturb --variants N``); ``None`` for
+    one."""
     remainder_differs: bool = True
     """The text left to complete differs between the two sides (:mod:`procure_trl.evaluation.dependence`)."""
     dependent: bool = True

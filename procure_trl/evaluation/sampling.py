@@ -219,7 +219,8 @@ class ScriptedBackend:
 
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
-        """The scripted log-likelihood of each answer after its prompt (``--task detect``): ``scorer(prompt, answer)``."""
+        """The scripted log-likelihood of each answer after its prompt (``--task detect``): ``scorer(prompt,
+        answer)``."""
         if self.scorer is None:
             raise ValueError("this ScriptedBackend has no scorer: pass scorer=(prompt, answer) -> log-likelihood")
         return [float(self.scorer(p, a)) for p, a in zip(prompts, answers)]

@@ -75,8 +75,11 @@ class _Worker:
             close_fds=True,
             env=_worker_env(),
         )
-        self.fd = self.process.stdout.fileno()
-        self.stdin_fd = self.process.stdin.fileno()
+        if self.process.stdin is None or self.process.stdout is None:  # (both are pipes: PIPE above)
+            raise RuntimeError("the worker process was started without its pipes")
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        self.fd = self.stdout.fileno()
+        self.stdin_fd = self.stdin.fileno()
         os.set_blocking(self.fd, False)
         self.buffer = bytearray()
         self.alive = True
@@ -110,7 +113,7 @@ class _Worker:
             # A queued frame must fit in the pipe buffer: a blocking write here while the worker blocks writing
             # a large result would deadlock. Big jobs wait until the worker is idle (and reading).
             return False
-        if self.process.stdin.closed:  # never write to a descriptor number that may have been reused
+        if self.stdin.closed:  # never write to a descriptor number that may have been reused
             raise BrokenPipeError(f"the pipe to worker {self.process.pid} is closed")
         # Straight to the descriptor (the BufferedWriter around it is always empty): one system call per job.
         _worker_module._write_all(self.stdin_fd, frame)
@@ -129,7 +132,7 @@ class _Worker:
     def close(self, grace: float = CLOSE_GRACE) -> None:
         """Ask the worker to finish (EOF on its stdin: it kills its job and cleans up), then make sure."""
         try:
-            self.process.stdin.close()
+            self.stdin.close()
         except OSError:
             pass
         try:
@@ -137,7 +140,7 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.process.stdout.close()
+        self.stdout.close()
         # A worker that was killed (e.g. by its job) could not remove its job directories.
         for jobdir in (self.hello or {}).get("jobdirs", []):
             if os.path.lexists(jobdir):
@@ -149,8 +152,9 @@ class Executor:
 
     ``num_workers`` long-lived worker processes are started on first use (``python -I worker.py``: a clean
     interpreter, not a fork of the caller, so threads in the caller, e.g. from torch or tokenizers, are no
-    hazard). Each worker has a zygote process fork a fresh child per job; see :mod:`procure_trl.execution.worker` for the isolation
-    layers. Use it as a context manager, or call :meth:`close`; it is reusable across :meth:`run` calls.
+    hazard). Each worker has a zygote process fork a fresh child per job; see :mod:`procure_trl.execution.worker`
+    for the isolation layers. Use it as a context manager, or call :meth:`close`; it is reusable across
+    :meth:`run` calls.
 
     This is defence in depth for model-written code, **not a security boundary**: run untrusted or hostile code
     inside a container or VM (see docs/execution.md).
@@ -191,7 +195,9 @@ class Executor:
             # Fail loudly: without fork, /proc and rlimits the promises below would silently not hold.
             raise NotImplementedError(f"the executor needs Linux (fork, /proc, rlimits); this is {sys.platform}")
         if isinstance(code_cache_mb, bool) or not isinstance(code_cache_mb, int) or code_cache_mb < 0:
-            raise ValueError(f"code_cache_mb must be a non-negative integer (0 disables the cache), got {code_cache_mb!r}")
+            raise ValueError(
+                f"code_cache_mb must be a non-negative integer (0 disables the cache), got {code_cache_mb!r}"
+            )
         if workdir is not None and not os.path.isdir(workdir):
             raise ValueError(f"workdir {workdir!r} is not a directory; create it or pass None for the default")
         self.num_workers = num_workers
@@ -226,7 +232,7 @@ class Executor:
             return  # a forked copy of the process that started the workers: they are not ours to stop
         for w in workers:  # close all stdins first so the workers clean up in parallel
             try:
-                w.process.stdin.close()
+                w.stdin.close()
             except OSError:
                 pass
         for w in workers:
@@ -236,7 +242,10 @@ class Executor:
     def isolation(self) -> dict:
         """What the workers could set up (network namespace, subreaper, per-worker user id); starts them."""
         self._ensure_workers()
-        hello = dict(self._workers[0].hello)
+        first = self._workers[0].hello
+        if first is None:  # _ensure_workers waits for every worker's hello
+            raise RuntimeError("the first worker has not said hello")
+        hello = dict(first)
         for private in ("hello", "pid", "jobdirs"):
             hello.pop(private, None)
         return hello

@@ -137,7 +137,9 @@ def _checked_prctl(option: int, value: int) -> None:
 # capset(2) arguments, built once: the child only passes pointers (building ctypes objects there costs page copies).
 _CAP_HEADER = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
 # two {effective, permitted, inheritable} triples: capabilities 0-31, then 32-63
-_CAP_DATA = (ctypes.c_uint32 * 6)(1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 0, 0, 0)
+_CAP_DATA = (ctypes.c_uint32 * 6)(
+    1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 1 << _CAP_DAC_READ_SEARCH, 0, 0, 0
+)
 _CAP_ARGS = (ctypes.byref(_CAP_HEADER), ctypes.byref(_CAP_DATA))
 
 
@@ -344,15 +346,13 @@ def _deny_network_sockets() -> None:
     """
     import socket
 
-    real = socket.socket
-
-    class _NoNetworkSocket(real):
+    class _NoNetworkSocket(socket.socket):
         def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
             if fileno is None and family in (-1, socket.AF_INET, socket.AF_INET6):
                 raise OSError(errno.ENETUNREACH, "network access is disabled for programs run by procure_trl")
             super().__init__(family, type, proto, fileno)
 
-    socket.socket = _NoNetworkSocket
+    socket.socket = _NoNetworkSocket  # type: ignore[misc]  # (replacing the class is the point of the fallback)
 
 
 def _describe(exc: BaseException) -> str:
@@ -521,6 +521,8 @@ def _zygote(request_fd: int, record_fd: int, verdict_fd: int, output_fd: int, jo
             if header is None:  # the worker closed the pipe: done
                 break
             request = _read_exact(request_fd, _HEADER.unpack(header)[0])
+            if request is None:
+                raise EOFError("the worker closed the pipe in the middle of a request")
             program, tests, rlimits, uid, nonce, passed_record = loads(request)
             program, tests = loads(program), loads(tests)
             del request
@@ -739,6 +741,8 @@ class Worker:
                             deadline = 0.0
             if self.host_gone:
                 raise _HostGone
+            if pid is None:  # (the record that ends the loop holds the pid)
+                raise _ZygoteLost("the zygote reported a job's end without its pid")
             _kill_group(pid)  # processes the job left in its group
             duration = time.monotonic() - start
             _reap_leftovers(uid, keep=self.zygote)
@@ -871,17 +875,19 @@ def _warm_typing_cache() -> None:
 
     atoms = (int, str, float, bool, typing.Any)
     one_arg = (list, set, typing.Optional, typing.Sequence, typing.Iterable, typing.Iterator, tuple)
+    # run-time subscriptions that fill typing's caches (typing.Optional/Union on purpose: what programs use);
+    # the type checker would read them as (invalid) types
     for atom in atoms:
         for generic in one_arg:
             generic[atom]
-        tuple[atom, ...]
-        list[list[atom]]
-        list[tuple[atom, atom]]
-        typing.Optional[list[atom]]
+        tuple[atom, ...]  # type: ignore[valid-type]
+        list[list[atom]]  # type: ignore[valid-type]
+        list[tuple[atom, atom]]  # type: ignore[valid-type]
+        typing.Optional[list[atom]]  # type: ignore[valid-type]  # noqa: UP045
         for other in atoms:
-            tuple[atom, other]
-            dict[atom, other]
-            typing.Union[atom, other]
+            tuple[atom, other]  # type: ignore[valid-type]
+            dict[atom, other]  # type: ignore[valid-type]
+            typing.Union[atom, other]  # noqa: UP007
 
 
 def _install_unbuffered_streams() -> None:

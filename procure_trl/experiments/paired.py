@@ -174,7 +174,9 @@ def main_table_markdown(table: Mapping[str, Any]) -> str:
             title += f" (`{block['model_id']}`)"
         lines += [f"### {title}, evaluated on `{block['eval_dataset']}`", ""]
         groups = block["benchmarks"]
-        header = "| run | seeds | " + " | ".join(f"{_TITLES.get(b, b)} {_METRIC_TITLES.get(m, m)}" for b in groups for m in metrics) + " |"
+        header = "| run | seeds | " + " | ".join(
+            f"{_TITLES.get(b, b)} {_METRIC_TITLES.get(m, m)}" for b in groups for m in metrics
+        ) + " |"
         lines += [header, "|---|---|" + "---|" * (len(groups) * len(metrics))]
         for entry in block["variants"]:
             cells = [_cell(entry["metrics"][b].get(m)) for b in groups for m in metrics]

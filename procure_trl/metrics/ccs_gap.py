@@ -109,10 +109,14 @@ def ccs_expected(a: np.ndarray, n: np.ndarray, b: np.ndarray, m: np.ndarray) -> 
 
 def row_pass_gaps(a: np.ndarray, n: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Per row: counterfactual pass rate minus reference pass rate, ``b / m - a / n``."""
-    return np.asarray(b, dtype=float) / np.asarray(m, dtype=float) - np.asarray(a, dtype=float) / np.asarray(n, dtype=float)
+    passed_cf, total_cf = np.asarray(b, dtype=float), np.asarray(m, dtype=float)
+    passed_ref, total_ref = np.asarray(a, dtype=float), np.asarray(n, dtype=float)
+    return passed_cf / total_cf - passed_ref / total_ref
 
 
-def sign_flip_p_value(differences: Sequence[float] | np.ndarray, n_permutations: int = 10000, seed: int = 0) -> float | None:
+def sign_flip_p_value(
+    differences: Sequence[float] | np.ndarray, n_permutations: int = 10000, seed: int = 0
+) -> float | None:
     """Two-sided p-value of the sign-flip permutation test of ``mean(differences) == 0``.
 
     Rows with difference 0 do not change under a flip and are left out. Up to :data:`EXACT_SIGN_FLIP_ROWS`
@@ -176,7 +180,9 @@ def gap_summary(
     if weights is None or not gaps.size:
         return out
     # Every resample's totals in one product: the resampled rows carry their observed and expected counts.
-    totals = np.asarray(weights, dtype=float) @ np.column_stack([consistent, valid, expected_consistent, expected_valid, gaps])
+    totals = np.asarray(weights, dtype=float) @ np.column_stack(
+        [consistent, valid, expected_consistent, expected_valid, gaps]
+    )
     if observed is not None:
         ccs_samples = _resampled_ratio(totals, 0, 1)
         out["ccs_ci"] = percentile_interval(ccs_samples, confidence)

@@ -73,7 +73,8 @@ def pass_at_k(num_samples: Sequence[int], num_correct: Sequence[int], ks: int | 
     num_samples, num_correct = list(num_samples), list(num_correct)
     if len(num_samples) != len(num_correct):
         raise ValueError(
-            f"num_samples and num_correct must have one entry per problem; got {len(num_samples)} and {len(num_correct)}"
+            "num_samples and num_correct must have one entry per problem; "
+            f"got {len(num_samples)} and {len(num_correct)}"
         )
     if not num_samples:
         raise ValueError("pass@k needs at least one problem")

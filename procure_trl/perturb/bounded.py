@@ -33,8 +33,9 @@ class OverLimit(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one concept gave on one problem: ``results`` (from :func:`procure_trl.perturb.engine.perturb_variants`), or the
-    ``error`` kind (``"invalid"``: the program is not valid; ``"crash"``: the perturbation raised) and its message."""
+    """What one concept gave on one problem: ``results`` (from :func:`procure_trl.perturb.engine.perturb_variants`), or
+    the ``error`` kind (``"invalid"``: the program is not valid; ``"crash"``: the perturbation raised) and its
+    message."""
 
     results: tuple = ()
     error: str | None = None
@@ -43,7 +44,8 @@ class Outcome:
 
 def perturb_problem(job: dict) -> list[Outcome]:
     """Every concept of ``job`` on its program, in order (pure; runs in the worker). ``job`` holds ``source``,
-    ``task_id``, ``concepts``, ``config`` (a :class:`~procure_trl.perturb.engine.GenerationConfig`) and ``protected``."""
+    ``task_id``, ``concepts``, ``config`` (a :class:`~procure_trl.perturb.engine.GenerationConfig`) and
+    ``protected``."""
     from procure_trl.perturb.engine import perturb_variants
     from procure_trl.perturbations import InvalidProgramError
 

@@ -233,7 +233,9 @@ def row_id(problem: Problem | InvalidProblem) -> str:
     return problem.task_id if isinstance(problem, Problem) else (problem.task_id or problem.where)
 
 
-def pair_order(problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None) -> list[tuple[str, str]]:
+def pair_order(
+    problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept | str] | None
+) -> list[tuple[str, str]]:
     """The ``(task_id, concept)`` keys of a run, in output order (input order, then concept order).
 
     Raises:
@@ -368,7 +370,9 @@ def _over_limit(problem: Problem, reason: str) -> InvalidProblem:
                           problem.program)
 
 
-def _decide(problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator) -> list[CounterfactualRecord]:
+def _decide(
+    problems: Sequence[Problem | InvalidProblem], config: GenerationConfig, validator
+) -> list[CounterfactualRecord]:
     """The lines of ``problems``: perturb every (problem, concept) in the bounded worker
     (:mod:`procure_trl.perturb.bounded`), then validate the candidates in one batch."""
     from procure_trl.perturb.bounded import OverLimit, shared_perturber
@@ -453,7 +457,9 @@ def format_rejects_by_stage(records: Iterable[CounterfactualRecord]) -> str:
             stages[stage] = stages.get(stage, 0) + 1
     if not stages:
         return ""
-    return "rejected by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0])))
+    return "rejected by stage: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 _COUNTS = ("problems", "applicable", "valid", "rejected", "bad_input", "not_applicable")

@@ -71,7 +71,8 @@ CLASSIC_KINDS = (MutationKind.COMPARISON, MutationKind.OFF_BY_ONE, MutationKind.
 
 
 def mutation_kinds(concept: AnyConcept) -> tuple[MutationKind, ...]:
-    """The kinds tried on a counterfactual of ``concept``: its own operator (built-in concepts), then the classic ones."""
+    """The kinds tried on a counterfactual of ``concept``: its own operator (built-in concepts), then the classic
+    ones."""
     own = CONCEPT_KINDS.get(concept) if isinstance(concept, Concept) else None
     return ((own,) if own else ()) + CLASSIC_KINDS
 
@@ -258,7 +259,8 @@ def _dependent_swap(site: _Site):
     pairs = []
     for i in range(len(o_block)):
         for j in range(i + 1, len(o_block)):
-            if not _dependent(o_block[i], o_block[j]) or o_texts.count(o_texts[i]) != 1 or o_texts.count(o_texts[j]) != 1:
+            if (not _dependent(o_block[i], o_block[j])
+                    or o_texts.count(o_texts[i]) != 1 or o_texts.count(o_texts[j]) != 1):
                 continue
             ci, cj = c_texts.index(o_texts[i]), c_texts.index(o_texts[j])
             if ci < cj:  # the same order in the counterfactual: swapping reverses it in both
@@ -313,14 +315,16 @@ def _name_collision(site: _Site):
     pairs = _parallel(site)
     rename: dict[str, str] = {}
     for o, c in pairs:
-        o_id, c_id = (o.id, c.id) if isinstance(o, ast.Name) else (o.arg, c.arg) if isinstance(o, ast.arg) else (None, None)
+        o_id, c_id = ((o.id, c.id) if isinstance(o, ast.Name)
+                      else (o.arg, c.arg) if isinstance(o, ast.arg) else (None, None))
         if o_id is not None and o_id != c_id:
             if rename.setdefault(o_id, c_id) != c_id:
                 raise _NotApplicable(f"{o_id} is renamed to more than one name")
     owner = _functions(site.o_tree)
     defined: dict[tuple[int, str], int] = {}  # (scope, name) -> first line that binds it
     for o, _ in pairs:
-        name = o.arg if isinstance(o, ast.arg) else o.id if isinstance(o, ast.Name) and not isinstance(o.ctx, ast.Load) else None
+        name = (o.arg if isinstance(o, ast.arg)
+                else o.id if isinstance(o, ast.Name) and not isinstance(o.ctx, ast.Load) else None)
         if name in rename:
             key = (id(owner.get(id(o))), name)
             defined[key] = min(defined.get(key, o.lineno), o.lineno)

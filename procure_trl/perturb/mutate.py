@@ -41,7 +41,9 @@ def _kinds(text: str) -> list[MutationKind]:
     try:
         return [MutationKind(n) for n in names]
     except ValueError:
-        raise UserError(f"unknown mutation kind in {text!r}; use: {', '.join(k.value for k in MutationKind)}") from None
+        raise UserError(
+            f"unknown mutation kind in {text!r}; use: {', '.join(k.value for k in MutationKind)}"
+        ) from None
 
 
 @dataclass
@@ -275,7 +277,8 @@ def mutation_summary(records: Iterable[CounterfactualRecord]) -> dict[tuple[str,
 
 
 def format_mutation_table(records: Iterable[CounterfactualRecord]) -> str:
-    """Pairs per concept and kind: killed, survived, timed out, not applicable, and the kill rate of applicable pairs."""
+    """Pairs per concept and kind: killed, survived, timed out, not applicable, and the kill rate of applicable
+    pairs."""
     from procure_trl.perturb.engine import format_totals_table
 
     summary = mutation_summary(records)

@@ -211,8 +211,9 @@ class CounterfactualRecord:
             except (TypeError, ValueError):
                 raise UserError(f"{where}: changed_spans must be a list of [start, end) integer pairs") from None
         if status == VALID and not spans and stage != Stage.UNVALIDATED:
-            raise UserError(f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes "
-                            "some code")
+            raise UserError(
+                f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code"
+            )
         attempts = row.get("attempts")
         usage = row.get("usage")
         counts = {}
@@ -305,7 +306,9 @@ def write_records(records: Iterable[CounterfactualRecord], path: str | os.PathLi
     os.replace(tmp, path)
 
 
-def sort_records(records: Iterable[CounterfactualRecord], order: Sequence[tuple[str, str]]) -> list[CounterfactualRecord]:
+def sort_records(
+    records: Iterable[CounterfactualRecord], order: Sequence[tuple[str, str]]
+) -> list[CounterfactualRecord]:
     """``records`` in ``order`` of ``(task_id, concept)`` keys, the variants of a key by number; records whose
     key is not in ``order`` follow, as they came."""
     rank = {key: i for i, key in enumerate(order)}
@@ -325,8 +328,9 @@ def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrit
     if resume and overwrite:
         OutputConfig(resume=resume, overwrite=overwrite)  # raises, naming both flags
     if path.is_dir():
-        raise NotPermittedError(f"cannot write the output {path}: it is a folder; give a file path such as "
-                                f"{path / 'out.jsonl'}")
+        raise NotPermittedError(
+            f"cannot write the output {path}: it is a folder; give a file path such as {path / 'out.jsonl'}"
+        )
     if path.exists() and path.stat().st_size > 0 and not (resume or overwrite):
         raise ExistingOutputError(
             f"{path} already exists; pass --resume to keep its rows and add the missing ones, "
@@ -427,7 +431,8 @@ class RecordWriter:
         return self
 
     def _check_settings(self) -> None:
-        """With ``resume``: the earlier run had the same :attr:`settings` (raises ``ValueError`` naming what differs)."""
+        """With ``resume``: the earlier run had the same :attr:`settings` (raises ``ValueError`` naming what
+        differs)."""
         if self.settings is None:
             return
         record = settings_path(self.path)

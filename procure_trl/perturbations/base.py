@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from procure_trl.analysis.program import InvalidProgramError, parse_program
 from procure_trl.analysis.spans import Span
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class PerturbationResult:
         details: JSON-able facts about what was done (rename map, swapped lines, flipped line, ...).
     """
 
-    concept: Concept
+    concept: AnyConcept
     code: str | None
     changed_spans: tuple[Span, ...] = ()
     reason: str = ""
@@ -47,7 +47,7 @@ class PerturbationResult:
         return 1
 
     @classmethod
-    def not_applicable(cls, concept: Concept, reason: str, **details) -> PerturbationResult:
+    def not_applicable(cls, concept: AnyConcept, reason: str, **details) -> PerturbationResult:
         return cls(concept=concept, code=None, changed_spans=(), reason=reason, details=dict(details))
 
     def to_dict(self) -> dict:

@@ -49,7 +49,9 @@ def _pick(options: list, sites: int, seed: int) -> list:
     return chosen
 
 
-def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1) -> PerturbationResult:
+def def_use_break(
+    source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
+) -> PerturbationResult:
     """Split ``sites`` redefinitions (chosen with ``seed``) of variables of ``source`` into fresh variables.
 
     Args:
@@ -91,6 +93,6 @@ def def_use_break(source: str, seed: int = 0, *, protected_names: Iterable[str] 
     code, spans, problem = rename_checked(analysis, renames)
     if problem:
         return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")
-    details = dict(splits[0]) if sites == 1 else {"splits": splits}
+    details: dict[str, object] = dict(splits[0]) if sites == 1 else {"splits": splits}
     details.update(candidates=len(options), sites=len(chosen))
     return PerturbationResult(CONCEPT, code, spans, details=details)

@@ -69,7 +69,7 @@ class _Context:
         return self.analysis.shadowed_builtins
 
 
-def _complement(compare: ast.Compare, ctx: _Context) -> type | None:
+def _complement(compare: ast.Compare, ctx: _Context) -> type[ast.cmpop] | None:
     """The operator class whose result is exactly ``not compare``, or None."""
     if len(compare.ops) != 1:
         return None
@@ -161,12 +161,12 @@ def _negation_edits(node: ast.expr, ctx: _Context) -> tuple[list[Edit], str]:
             previous_end = v_end
         return edits, new_op
     if isinstance(node, ast.Compare):
-        new_op = _complement(node, ctx)
-        if new_op is not None:
+        complement = _complement(node, ctx)
+        if complement is not None:
             left_end = ctx.smap.node_span(node.left)[1]
             right_start = ctx.smap.node_span(node.comparators[0])[0]
             o_start, o_end = _find_operator(ctx, left_end, right_start, (_OP_TEXT[type(node.ops[0])],))
-            return [Edit(o_start, o_end, _OP_TEXT[new_op])], "atom"
+            return [Edit(o_start, o_end, _OP_TEXT[complement])], "atom"
     if isinstance(node, _ATOMS):
         return [Edit(start, start, "not ")], "not"
     paren = _open_paren(node, ctx)
@@ -214,7 +214,9 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1) -> PerturbationResult:
+def if_else_flip(
+    source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
+) -> PerturbationResult:
     """Flip ``sites`` if/else statements (chosen with ``seed`` among all flippable ones) of ``source``.
 
     With ``sites > 1`` the flipped statements do not nest (their texts do not overlap), so each flip is
@@ -225,7 +227,9 @@ def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] =
     tree, smap = analysis.tree, analysis.source_map
     candidates = if_else_sites(tree, smap)
     if not candidates:
-        return PerturbationResult.not_applicable(CONCEPT, "no if statement with an else block and no conditional expression")
+        return PerturbationResult.not_applicable(
+            CONCEPT, "no if statement with an else block and no conditional expression"
+        )
     order = list(range(len(candidates)))
     random.Random(seed).shuffle(order)
     reasons = []
@@ -273,7 +277,7 @@ def if_else_flip(source: str, seed: int = 0, *, protected_names: Iterable[str] =
         }
         for site, _, _ in chosen
     ]
-    out = dict(details[0]) if sites == 1 else {"flips": details}
+    out: dict[str, object] = dict(details[0]) if sites == 1 else {"flips": details}
     out["candidates"] = len(candidates)
     out["sites"] = len(chosen)
     return PerturbationResult(CONCEPT, code, spans, details=out)

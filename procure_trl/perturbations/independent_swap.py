@@ -85,10 +85,14 @@ def _compatible(a: SwapCandidate, b: SwapCandidate, analysis: ScopeAnalysis) -> 
         return False
     if a.block.statements is b.block.statements:
         return True
-    return not (_overlap(_reach(a, analysis), _extent(b, analysis)) or _overlap(_reach(b, analysis), _extent(a, analysis)))
+    return not (
+        _overlap(_reach(a, analysis), _extent(b, analysis)) or _overlap(_reach(b, analysis), _extent(a, analysis))
+    )
 
 
-def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1) -> PerturbationResult:
+def independent_swap(
+    source: str, seed: int = 0, *, protected_names: Iterable[str] = (), sites: int = 1
+) -> PerturbationResult:
     """Swap ``sites`` pairs of commuting statements of ``source`` (chosen with ``seed``).
 
     With ``sites > 1`` the pairs do not overlap: the text from one pair's first statement to its second
@@ -130,6 +134,6 @@ def independent_swap(source: str, seed: int = 0, *, protected_names: Iterable[st
          "statements": [statement_text(analysis, c.first), statement_text(analysis, c.second)]}
         for c in chosen
     ]
-    details = dict(pairs[0]) if sites == 1 else {"swaps": pairs}
+    details: dict[str, object] = dict(pairs[0]) if sites == 1 else {"swaps": pairs}
     details.update(candidates=len(candidates), sites=len(chosen))
     return PerturbationResult(CONCEPT, code, spans, details=details)

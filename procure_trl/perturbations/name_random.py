@@ -41,7 +41,9 @@ def name_random(source: str, seed: int = 0, *, protected_names: Iterable[str] = 
         taken.add(new)
         for occ in binding.occurrences:
             renames[occ] = new
-        mapping.append({"scope": binding.scope.name, "line": binding.occurrences[0].line, "old": binding.name, "new": new})
+        mapping.append(
+            {"scope": binding.scope.name, "line": binding.occurrences[0].line, "old": binding.name, "new": new}
+        )
     code, spans, problem = rename_checked(analysis, renames)
     if problem:
         return PerturbationResult.not_applicable(CONCEPT, f"rename check failed: {problem}")

@@ -109,7 +109,9 @@ def _mbpp_hub_rows(sanitized: bool) -> list[tuple[Mapping, str]]:
     import datasets
 
     config = "sanitized" if sanitized else "full"
-    require_hub(f"MBPP ({MBPP_DATASET!r})", f"set ${MBPP_DIR_ENV} to a folder holding mbpp.jsonl and sanitized-mbpp.json")
+    require_hub(
+        f"MBPP ({MBPP_DATASET!r})", f"set ${MBPP_DIR_ENV} to a folder holding mbpp.jsonl and sanitized-mbpp.json"
+    )
     try:
         splits = datasets.load_dataset(MBPP_DATASET, config)
     except Exception as err:  # offline, no cache: say how to use a local copy instead

@@ -31,7 +31,9 @@ class DataCollatorForConceptLM(DataCollatorForLanguageModeling):
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if self.padding_free:
-            raise ValueError("DataCollatorForConceptLM does not support padding_free: the loss needs one sample per row")
+            raise ValueError(
+                "DataCollatorForConceptLM does not support padding_free: the loss needs one sample per row"
+            )
         masks = []
         stripped = []
         for i, example in enumerate(examples):

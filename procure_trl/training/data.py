@@ -31,7 +31,9 @@ BUILD_HINT = (
 )
 
 
-def concept_dataset_kind(column_names: Sequence[str], mask_column: str, spans_column: str, dataset_name: str = "train") -> str:
+def concept_dataset_kind(
+    column_names: Sequence[str], mask_column: str, spans_column: str, dataset_name: str = "train"
+) -> str:
     """Return ``"tokenized"`` or ``"spans"`` for a dataset's columns, or raise naming what is missing."""
     columns = set(column_names)
     if "input_ids" in columns:
@@ -157,8 +159,9 @@ def check_concept_row(
         )
     check_mask_alignment(example["input_ids"], example[mask_column], where=f"row {idx}")
     if "labels" in example and len(example["labels"]) != len(example["input_ids"]):
-        raise UserError(f"row {idx}: 'labels' has {len(example['labels'])} entries but 'input_ids' has "
-                        f"{len(example['input_ids'])}")
+        raise UserError(
+            f"row {idx}: 'labels' has {len(example['labels'])} entries but 'input_ids' has {len(example['input_ids'])}"
+        )
     return {}
 
 

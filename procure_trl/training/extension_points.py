@@ -27,7 +27,9 @@ def tested_versions() -> str:
         requirements = requires("procure_trl") or []
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "the trl and transformers versions setup.cfg allows"
-    return " and ".join(r for r in requirements if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] in ("trl", "transformers"))
+    return " and ".join(
+        r for r in requirements if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] in ("trl", "transformers")
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,7 +61,9 @@ BATCH_MASK_KEY = "perturbation_mask"
 #: Key of the collator's count of counterfactual rows (a plain int) in a collated batch.
 BATCH_COUNTERFACTUALS_KEY = "num_counterfactuals"
 # plain-int counts DataCollatorForConceptLM adds to a batch
-_COLLATOR_COUNTS = (BATCH_COUNTERFACTUALS_KEY, "num_label_tokens", "num_perturbed_label_tokens", "num_original_label_tokens")
+_COLLATOR_COUNTS = (
+    BATCH_COUNTERFACTUALS_KEY, "num_label_tokens", "num_perturbed_label_tokens", "num_original_label_tokens"
+)
 
 
 class _ProbedForward:
@@ -265,7 +267,9 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         if all(k in b for b in batch_samples for k in _COLLATOR_COUNTS):
             # the collator counted on the CPU
             weight = sum(
-                token_weight_total(b["num_label_tokens"], b["num_perturbed_label_tokens"], b["num_original_label_tokens"],
+                token_weight_total(b["num_label_tokens"], b[
+                    "num_perturbed_label_tokens"
+                ], b["num_original_label_tokens"],
                                    alpha, token_loss)
                 for b in batch_samples
             )
@@ -295,8 +299,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         labels = inputs["labels"]
         if delta.shape != labels.shape:
             raise ValueError(
-                f"perturbation_mask {tuple(delta.shape)} and labels {tuple(labels.shape)} differ in shape; the mask must "
-                "be padded together with input_ids"
+                f"perturbation_mask {tuple(delta.shape)} and labels {tuple(labels.shape)} differ in shape; "
+                "the mask must be padded together with input_ids"
             )
         lam = self.args.concept_loss_weight
         if num_counterfactuals is None:  # a custom collator: count on the device (one sync)

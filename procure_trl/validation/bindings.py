@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 #: scope index of names that no scope of the program binds (builtins, or undefined names)
 BUILTIN_SCOPE = -1
@@ -137,7 +137,7 @@ class _Collector(ast.NodeVisitor):
         scope = self.current
         while scope is not None and scope.kind == "comprehension":
             scope = scope.parent
-        self._bind(node.target.id, scope)  # type: ignore[union-attr]
+        self._bind(node.target.id, scope)
 
     def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
         for alias in node.names:
@@ -223,8 +223,10 @@ class _Resolver(ast.NodeVisitor):
 
     def _record(self, node: ast.AST, field_name: str, name: str, is_def: bool, scope: Scope | None = None) -> None:
         scope = scope or self.current
+        if scope is None:
+            raise ValueError(f"{name!r} (line {getattr(node, 'lineno', '?')}) is outside every scope")
         self.info.sites[(id(node), field_name)] = NameSite(
-            node, field_name, name, scope.index, self.info.resolve(name, scope), is_def  # type: ignore[union-attr]
+            node, field_name, name, scope.index, self.info.resolve(name, scope), is_def
         )
 
     def _in(self, node: ast.AST, children) -> None:
@@ -286,7 +288,7 @@ class _Resolver(ast.NodeVisitor):
         scope = self.current
         while scope is not None and scope.kind == "comprehension":
             scope = scope.parent
-        self._record(node.target, "id", node.target.id, True, scope)  # type: ignore[union-attr]
+        self._record(node.target, "id", node.target.id, True, scope)
 
     def visit_Import(self, node) -> None:
         for alias in node.names:
@@ -334,7 +336,18 @@ def identifiers(tree: ast.AST) -> set[str]:
     return out
 
 
-def _visit_comprehension(visitor: ast.NodeVisitor, node: ast.AST, enter: Callable[[ast.AST], Any]) -> None:
+class _ScopeVisitor(Protocol):
+    """What both passes share: a node visitor that tracks the scope it is in."""
+
+    current: Scope | None
+
+    def visit(self, node: ast.AST) -> Any: ...
+
+
+_Comprehension = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+
+
+def _visit_comprehension(visitor: _ScopeVisitor, node: _Comprehension, enter: Callable[[ast.AST], Any]) -> None:
     """Visit a comprehension in evaluation order, for both passes (binding and resolving).
 
     The first iterable is evaluated in the enclosing scope; ``enter(node)`` then gives the comprehension's

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 from procure_trl.concepts import Concept
@@ -62,7 +62,8 @@ def _docstring_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
                 out.add(id(first.value))
     return out
 
@@ -180,7 +181,7 @@ def rename_diff(original: ast.AST, candidate: ast.AST, *, consistent: bool = Tru
                 continue  # formatting details (u-prefix, type comments)
             else:
                 walk(va, vb, parent)
-        if isinstance(a, ast.alias) and a.name != "*":
+        if isinstance(a, ast.alias) and isinstance(b, ast.alias) and a.name != "*":  # (b: same type as a)
             if a.name != b.name:
                 raise Mismatch(f"{_where(a)}: the imported module/name {a.name!r} became {b.name!r}")
             a_bound = a.asname or a.name.split(".")[0]
@@ -211,7 +212,7 @@ def check_rename(original: ast.AST, candidate: ast.AST, concept: Concept,
     if not renamed:
         return "no variable was renamed"
     protected = set(protected_names)
-    for (scope, old), (_, new) in sorted(renamed.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    for scope, old in sorted(renamed):
         if scope == BUILTIN_SCOPE:
             return f"renames {old!r}, which no scope of the program defines (a builtin or undefined name)"
         if scope == 0 and old in protected:
@@ -269,7 +270,9 @@ def _structural_changes(a, b, allow) -> list[_Change]:
                 return
             if len(x) != len(y):
                 where = _where(x[0] if x else parent)  # type: ignore[arg-type]
-                changes.append(_Change("other", x, y, f"{where}: a block or list has {len(y)} items instead of {len(x)}"))
+                changes.append(
+                    _Change("other", x, y, f"{where}: a block or list has {len(y)} items instead of {len(x)}")
+                )
                 return
             for p, q in zip(x, y):
                 walk(p, q, field_name, parent)
@@ -277,9 +280,12 @@ def _structural_changes(a, b, allow) -> list[_Change]:
         if not (isinstance(x, ast.AST) and isinstance(y, ast.AST)) or type(x) is not type(y):
             what = type(x).__name__ if isinstance(x, ast.AST) else _short(x)
             into = type(y).__name__ if isinstance(y, ast.AST) else _short(y)
-            changes.append(_Change("other", x, y, f"{_where(parent) if parent else 'the module'}: {what} became {into}"))
+            changes.append(
+                _Change("other", x, y, f"{_where(parent) if parent else 'the module'}: {what} became {into}")
+            )
             return
-        if allow("flip") and isinstance(x, (ast.If, ast.IfExp)) and _is_flip(x, y):
+        if allow("flip") and isinstance(x, (ast.If, ast.IfExp)) and isinstance(y, (ast.If, ast.IfExp)) \
+                and _is_flip(x, y):
             changes.append(_Change("flip", x, y))
             return
         for name in x._fields:
@@ -320,7 +326,7 @@ def is_negation(cond: ast.expr, negated: ast.expr) -> bool:
 def _is_flip(x: ast.If | ast.IfExp, y: ast.If | ast.IfExp) -> bool:
     if not is_negation(x.test, y.test):
         return False
-    if isinstance(x, ast.IfExp):
+    if isinstance(x, ast.IfExp) or isinstance(y, ast.IfExp):  # (the callers pass two nodes of one type)
         return _dump(x.body) == _dump(y.orelse) and _dump(x.orelse) == _dump(y.body)
     if not x.orelse:  # `if c: A` -> `if not c: pass else: A`
         return (len(y.body) == 1 and isinstance(y.body[0], ast.Pass)) and _dump(y.orelse) == _dump(x.body)
@@ -437,7 +443,7 @@ def _effects(stmt: ast.stmt) -> _Effects:
 _EMPTY_BUILTINS = {"set", "list", "dict", "tuple", "frozenset", "str", "int", "float", "bool"}
 
 
-def _bound_names(tree: ast.AST, skip: set[int] = frozenset()) -> set[str]:
+def _bound_names(tree: ast.AST, skip: Set[int] = frozenset()) -> set[str]:
     """Every name the program binds anywhere (so a builtin of that name may be rebound), leaving out the
     name nodes whose ids are in ``skip``."""
     out: set[str] = set()
@@ -458,7 +464,7 @@ def _bound_names(tree: ast.AST, skip: set[int] = frozenset()) -> set[str]:
     return out
 
 
-def _is_inert_assignment(stmt: ast.stmt, rebound: set[str] = frozenset(), ints: set[str] = frozenset()) -> bool:
+def _is_inert_assignment(stmt: ast.stmt, rebound: Set[str] = frozenset(), ints: Set[str] = frozenset()) -> bool:
     """``x = <literal, name, empty builtin container such as set(), arithmetic on number literals, or
     + - * // (by a literal) of names that only ever hold ints>`` (also ``a, b = <two such>``): cannot
     raise (bar an unbound name) or act on anything but the names it binds. ``rebound``: names the
@@ -495,7 +501,7 @@ def _number_arithmetic(node: ast.AST) -> bool:
         return False
     for sub in ast.walk(node):
         if not isinstance(sub, allowed) or isinstance(sub, ast.Constant) and (
-                type(sub.value) not in (int, float) or abs(sub.value) > 1000):
+                not isinstance(sub.value, (int, float)) or isinstance(sub.value, bool) or abs(sub.value) > 1000):
             return False  # small literals only: 1000 ** 1000 would take a while
     try:
         eval(compile(ast.Expression(node), "<constant>", "eval"), {"__builtins__": {}})
@@ -507,7 +513,7 @@ def _number_arithmetic(node: ast.AST) -> bool:
 _INT_OPS = (ast.Add, ast.Sub, ast.Mult, ast.BitAnd, ast.BitOr, ast.BitXor)
 
 
-def _int_arithmetic(node: ast.AST, ints: set[str], rebound: set[str] | None = None) -> bool:
+def _int_arithmetic(node: ast.AST, ints: Set[str], rebound: Set[str] | None = None) -> bool:
     """``node`` combines int literals and int-only names with operations that cannot fail on ints
     (``//`` and ``%`` only by a non-zero literal). With ``rebound`` (the names the program binds),
     ``len(...)`` also counts: the value is an int, but computing it may fail."""
@@ -520,7 +526,9 @@ def _int_arithmetic(node: ast.AST, ints: set[str], rebound: set[str] | None = No
                 and len(node.args) == 1 and not node.keywords)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Invert)):
         return _int_arithmetic(node.operand, ints, rebound)
-    if isinstance(node, ast.BinOp) and _int_arithmetic(node.left, ints, rebound) and _int_arithmetic(node.right, ints, rebound):
+    if isinstance(node, ast.BinOp) and _int_arithmetic(node.left, ints, rebound) and _int_arithmetic(
+        node.right, ints, rebound
+    ):
         if isinstance(node.op, (ast.FloorDiv, ast.Mod)):
             return isinstance(node.right, ast.Constant) and node.right.value != 0
         return isinstance(node.op, _INT_OPS)
@@ -547,7 +555,7 @@ def _int_names(function: ast.AST, rebound: set[str]) -> set[str]:
     bindings: dict[str, list] = {}
     plain: set[int] = set()  # ids of the Name targets of the bindings above
     for node in _own_nodes(function):
-        pairs = []
+        pairs: list[tuple[ast.Name, ast.expr | str | None]] = []
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Name):
@@ -621,13 +629,14 @@ def _data_clash(first: ast.stmt, second: ast.stmt, a: _Effects, b: _Effects) -> 
     a_reads, b_reads = (e.reads - {copied[id(s)]} for s, e in ((first, a), (second, b)))
     clash = (a.writes & (b_reads | b.writes)) | (b.writes & a_reads)
     for stmt, other in ((first, b), (second, a)):
-        if copied[id(stmt)] in other.binds:
-            clash.add(copied[id(stmt)])
+        name = copied[id(stmt)]
+        if name is not None and name in other.binds:
+            clash.add(name)
     return clash
 
 
-def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: set[str] = frozenset(),
-                   ints: set[str] = frozenset()) -> str | None:
+def _swap_conflict(first: ast.stmt, second: ast.stmt, rebound: Set[str] = frozenset(),
+                   ints: Set[str] = frozenset()) -> str | None:
     a, b = _effects(first), _effects(second)
     if a.control or b.control:
         return "moves a break/continue/yield/await or a global/nonlocal declaration"
@@ -702,6 +711,8 @@ def check_swap(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str | N
     moved = 0
     for change in changes:
         before, after = change.original, change.candidate
+        if not (isinstance(before, list) and isinstance(after, list)):
+            raise TypeError(f"a reorder change must hold two statement lists, got {before!r} and {after!r}")
         position = _positions(before, after)
         moved += sum(p != i for i, p in enumerate(position))
         owner = _owner(original, before)
@@ -737,12 +748,15 @@ def check_def_use(original: ast.AST, candidate: ast.AST, sites: int = 1) -> str 
         return f"{_where(node)}: renames a {type(node).__name__} (parameter, function, import...), not a variable"
     groups: dict[str, list] = {}
     for occurrence in occurrences:
-        groups.setdefault(occurrence[1].id, []).append(occurrence)
+        new = occurrence[1]
+        if not isinstance(new, ast.Name):  # rename_diff pairs nodes of one type; the original is a Name
+            raise TypeError(f"a renamed Name became a {type(new).__name__}")
+        groups.setdefault(new.id, []).append(occurrence)
     if sites > 1:
         if len(groups) != sites:
             return f"{len(groups)} definition(s) got a fresh name; expected {sites}"
-    elif len(groups) != 1 or len({a.id for a, _, _ in occurrences}) != 1:
-        old_names = {a.id for a, _, _ in occurrences}
+    elif len(groups) != 1 or len({a.id for a, _, _ in occurrences if isinstance(a, ast.Name)}) != 1:
+        old_names = {a.id for a, _, _ in occurrences if isinstance(a, ast.Name)}  # (all are, checked above)
         return (f"renames several variables ({', '.join(sorted(old_names))} -> {', '.join(sorted(groups))}); "
                 "expected one definition of one variable")
     info = ScopeInfo(original)
@@ -773,7 +787,8 @@ def _check_split(original: ast.AST, info: ScopeInfo, sites: list) -> str | None:
     # a variable read by a nested function is read when that function runs: def-use order is unknowable
     for site in info.sites.values():
         if site.binding == binding and site.scope != scope.index and info.scopes[site.scope].kind != "comprehension":
-            return f"{old!r} is used inside a nested function or class ({_where(site.node)}), so its uses cannot be ordered"
+            return (f"{old!r} is used inside a nested function or class ({_where(site.node)}), "
+                    "so its uses cannot be ordered")
 
     def is_var(node: ast.AST) -> bool:
         for fld in ("id", "arg", "name", "bound", "rest"):
@@ -828,14 +843,14 @@ def check_concept(original: ast.AST, candidate: ast.AST, concept: Concept | str,
     ``sites``: how many places the candidate claims to change (if/else flips, swapped pairs, split
     definitions); the renaming checks ignore it (a renaming covers every name it renames).
     """
-    concept = Concept.parse(concept)
-    if not isinstance(concept, Concept):  # a user concept is checked on text and spans (rule_checks)
-        raise ValueError(f"{concept} is defined by ast-grep rules: check it with "
+    parsed = Concept.parse(concept)
+    if not isinstance(parsed, Concept):  # a user concept is checked on text and spans (rule_checks)
+        raise ValueError(f"{parsed} is defined by ast-grep rules: check it with "
                          "procure_trl.validation.rule_checks.check_rule_rewrite")
-    if concept in (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE):
-        return check_rename(original, candidate, concept, protected_names)
-    if concept == Concept.IF_ELSE_FLIP:
+    if parsed in (Concept.NAME_RANDOM, Concept.NAME_SHUFFLE):
+        return check_rename(original, candidate, parsed, protected_names)
+    if parsed == Concept.IF_ELSE_FLIP:
         return check_flip(original, candidate, sites)
-    if concept == Concept.INDEPENDENT_SWAP:
+    if parsed == Concept.INDEPENDENT_SWAP:
         return check_swap(original, candidate, sites)
     return check_def_use(original, candidate, sites)

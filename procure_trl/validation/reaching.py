@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Optional
 
-State = Optional[frozenset]  # None: unreachable point
+State = frozenset | None  # None: unreachable point
 _EMPTY: frozenset = frozenset()
 
 
@@ -50,6 +49,10 @@ class ReachingDefinitions:
 
     # -- entry ---------------------------------------------------------------------------------
     def run(self, scope_node: ast.AST) -> ReachingDefinitions:
+        if not isinstance(scope_node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            raise TypeError(f"reaching definitions run over a module, class, function or lambda, "
+                            f"not a {type(scope_node).__name__}")
+        body: list[ast.stmt]
         body = scope_node.body if isinstance(scope_node.body, list) else [ast.Return(scope_node.body)]  # lambda
         state: State = _EMPTY
         args = getattr(scope_node, "args", None)

@@ -37,11 +37,11 @@ def check_rule_rewrite(original: str, code: str, spans: Sequence[Sequence[int]] 
         if original[position:position + len(gap)] != gap:
             return f"text before changed span #{index} differs from the original (a change outside the rule's sites)"
         position += len(gap)
-        site = next((s for s in by_start.get(position, ()) if s.replacement == code[start:end]), None)
-        if site is None:
+        rewritten = next((s for s in by_start.get(position, ()) if s.replacement == code[start:end]), None)
+        if rewritten is None:
             return (f"changed span #{index} {code[start:end]!r} is not the rewrite of a match of rule(s) "
                     f"{', '.join(r.id for r in concept.rules)} at that place")
-        position, previous_end = site.end, end
+        position, previous_end = rewritten.end, end
     if original[position:] != code[previous_end:]:
         return "text after the last changed span differs from the original (a change outside the rule's sites)"
     if sites is not None and sites != len(spans):

@@ -132,7 +132,8 @@ class LLMGenerator:
         resume: bool = False,
         overwrite: bool = False,
     ) -> GenerationReport:
-        """Append one row per missing pair to ``path`` (JSONL) as each finishes; see :mod:`procure_trl.perturb.records`."""
+        """Append one row per missing pair to ``path`` (JSONL) as each finishes; see
+        :mod:`procure_trl.perturb.records`."""
         return _run_sync(self.agenerate_to_jsonl(problems, concepts, path, resume=resume, overwrite=overwrite))
 
     async def agenerate_to_jsonl(
@@ -373,7 +374,9 @@ def format_llm_summary(report: GenerationReport) -> str:
     for r in report.rows:
         by_concept.setdefault(r.concept.value, []).append(r)
     order = concept_names_in(by_concept)  # every concept of the rows, built-in ones first
-    head = ["concept", "pairs", "valid", "n/a", "rejected", "bad input", "valid%"] + [f"<=r{k}" for k in range(rounds + 1)]
+    head = ["concept", "pairs", "valid", "n/a", "rejected", "bad input", "valid%"] + [
+        f"<=r{k}" for k in range(rounds + 1)
+    ]
     lines = []
 
     def line(name: str, rows: list[CounterfactualRecord]) -> list[str]:
@@ -383,7 +386,9 @@ def format_llm_summary(report: GenerationReport) -> str:
         cells = [name, str(len(rows)), str(len(valid)), str(sum(r.status == NOT_APPLICABLE for r in rows)),
                  str(sum(r.status == REJECTED for r in rows) - bad), str(bad), _pct(len(valid), n)]
         # "<=rk": share of pairs valid after at most k repair rounds (attempts <= k + 1).
-        cells += [_pct(sum((1 if r.attempts is None else r.attempts) <= k + 1 for r in valid), n) for k in range(rounds + 1)]
+        cells += [
+            _pct(sum((1 if r.attempts is None else r.attempts) <= k + 1 for r in valid), n) for k in range(rounds + 1)
+        ]
         return cells
 
     if report.endpoint_errors:

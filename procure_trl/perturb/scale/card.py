@@ -109,7 +109,8 @@ perturbation. Rows keep the input's format; added columns:
   get static validation only (parse, de-duplication, an AST check of the concept's change);
 - `outcomes` (original rows): `concept:status[:stage]` of each attempted perturbation.
 
-Original rows: {counts.originals} ({counts.originals_tested} ran their tests). Counterfactual rows: {counts.counterfactuals}.
+Original rows: {counts.originals} ({counts.originals_tested} ran their tests). \
+Counterfactual rows: {counts.counterfactuals}.
 
 {format_counts_table(counts)}
 

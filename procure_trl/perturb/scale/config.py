@@ -56,12 +56,14 @@ class DatasetPerturbConfig:
     dataset: str = field(default="", metadata={"help": "Hub id, local folder, or a Parquet/JSONL file to read "
                                                        "(instead of INPUT.jsonl or --benchmark)",
                                                "metavar": "ID_OR_PATH"})
-    output_dir: str = field(default="", metadata={"metavar": "DIR", "help": "folder for the output dataset (Parquet shards + README "
+    output_dir: str = field(default="", metadata={"metavar": "DIR",
+                                                  "help": "folder for the output dataset (Parquet shards + README "
                                                           "card) that datasets.load_dataset(DIR) reads"})
     dataset_config: str | None = field(default=None, metadata={"help": "the dataset's config (subset) name"})
     split: str = field(default="train", metadata={"help": "split to read; the output has one split of that name"})
-    engine: Literal["datasets", "ray"] = field(default="datasets", metadata={"help": "datasets: Dataset.map on this machine; ray: Ray Data "
-                                                              "(pip install procure_trl[ray]), local or a cluster"})
+    engine: Literal["datasets", "ray"] = field(default="datasets", metadata={
+        "help": "datasets: Dataset.map on this machine; ray: Ray Data (pip install procure_trl[ray]), "
+                "local or a cluster"})
     num_proc: int = field(default=1, metadata={"help": "processes (datasets) or Ray workers (ray) that run the "
                                                        "transform, each with its own test executor"})
     batch_size: int = field(default=64, metadata={"help": "input rows per call of the per-batch transform"})
@@ -78,7 +80,9 @@ class DatasetPerturbConfig:
     concepts: list = field(default_factory=lambda: list(Concept), metadata={
         "help": "comma-separated concepts to apply (default: all five)"})
     seed: int = field(default=0, metadata={"help": "base seed; each program and concept derive theirs from it"})
-    timeout: float = field(default=ValidationConfig.timeout, metadata={"help": "seconds allowed for one program's tests"})
+    timeout: float = field(
+        default=ValidationConfig.timeout, metadata={"help": "seconds allowed for one program's tests"}
+    )
     test_workers: int = field(default=1, metadata={"help": "test executor processes per transform process"})
     limit: int | None = field(default=None, metadata={"help": "only the first N rows"})
 

@@ -22,7 +22,8 @@ from procure_trl.metrics.pass_at_k import check_ks
 _CITATION = """\
 @misc{chen2021codex,
       title={Evaluating Large Language Models Trained on Code},
-      author={Mark Chen and Jerry Tworek and Heewoo Jun and Qiming Yuan and Henrique Ponde de Oliveira Pinto and others},
+      author={Mark Chen and Jerry Tworek and Heewoo Jun and Qiming Yuan and Henrique Ponde de Oliveira Pinto
+              and others},
       year={2021},
       eprint={2107.03374},
       archivePrefix={arXiv},
@@ -109,7 +110,7 @@ class PassAtK(evaluate.Metric):
         check_num_workers(kwargs.get("num_workers", 4))
         return super().compute(predictions=predictions, references=references, **kwargs)
 
-    def _compute(self, predictions, references, k=[1, 10, 100], num_workers=4, timeout=3.0):
+    def _compute(self, predictions, references, k=(1, 10, 100), num_workers=4, timeout=3.0):
         if os.getenv("HF_ALLOW_CODE_EVAL", "0") != "1":
             raise ValueError(_WARNING)
         outcomes = execute_candidates(predictions, references, num_workers=num_workers, timeout=timeout)
