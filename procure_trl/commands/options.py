@@ -255,7 +255,7 @@ def add_options(
             if kwargs.get("action") == "append":  # argparse appends to the default itself: never share it
                 kwargs["default"] = None
             shown = default is not dataclasses.MISSING and default is not None and field.name not in required
-            kwargs["help"] = _help(field, default, shown=shown)
+            kwargs["help"] = _help(field, default, shown=shown) + (" (required)" if check_given else "")
         action = parser.add_argument(*flags, **kwargs)
         action.procure_required = check_given
         _add_underscore_aliases(parser, flags, kwargs)
