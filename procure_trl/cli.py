@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import CommandParser
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, print_error
 
 #: subcommand -> one-line help. The module ``procure_trl.commands.<subcommand>`` implements it.
 SUBCOMMANDS = {
@@ -101,7 +101,7 @@ def run_reporting_errors(prog: str, function: Callable[[], int | None], *, debug
     except UserError as err:
         if debug or os.environ.get("PROCURE_DEBUG", "") not in ("", "0"):
             raise
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, whatever it quotes
+        print_error(prog, str(err))
         return 2
 
 

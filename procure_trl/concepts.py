@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from procure_trl.errors import UserError
+
 
 class Concept(str, Enum):
     """One semantics-preserving perturbation family, aimed at one programming concept."""
@@ -56,7 +58,7 @@ class Concept(str, Enum):
         from procure_trl.errors import did_you_mean
 
         valid = [c.value for c in all_concepts()]
-        raise ValueError(
+        raise UserError(
             f"unknown concept {name!r}{did_you_mean(text, valid)}; valid concepts are: {', '.join(valid)}"
         ) from None
 
@@ -95,12 +97,12 @@ class UserConcept:
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, str) or not _NAME.match(self.value) or self.value == ORIGINAL:
-            raise ValueError(
+            raise UserError(
                 f"concept name {self.value!r} is not usable: use lowercase letters, digits and '_', starting with a "
                 f"letter, and not {ORIGINAL!r}"
             )
         if self.value in Concept._value2member_map_:
-            raise ValueError(f"concept name {self.value!r} is a built-in concept; give the rule's concept another name")
+            raise UserError(f"concept name {self.value!r} is a built-in concept; give the rule's concept another name")
 
     def __str__(self) -> str:
         return self.value
@@ -123,7 +125,7 @@ def register_concept(concept: UserConcept) -> UserConcept:
     """
     existing = _USER_CONCEPTS.get(concept.value)
     if existing is not None and existing != concept:
-        raise ValueError(f"a different concept {concept.value!r} is already registered; give this one another name")
+        raise UserError(f"a different concept {concept.value!r} is already registered; give this one another name")
     _USER_CONCEPTS[concept.value] = concept
     return concept
 

@@ -3,18 +3,45 @@
 Library code raises :class:`UserError` (a ``ValueError``, so existing ``except ValueError`` callers keep
 working) with a message that names the bad input and the fix; :func:`procure_trl.cli.main` prints it
 without a traceback unless ``--debug`` is given. :func:`did_you_mean` suggests the closest known name.
+A programming error (a bug, a broken internal invariant) is not a ``UserError``: it keeps its own type and shows its
+traceback. Every ``error:`` line of ``procure`` is written by :func:`print_error`.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
 
-__all__ = ["UserError", "did_you_mean", "first_line", "require_folder_path", "short_list"]
+__all__ = ["ExistingOutputError", "MissingInputError", "NotPermittedError", "UserError", "did_you_mean",
+           "error_line", "first_line", "print_error", "require_folder_path", "short_list"]
 
 
 class UserError(ValueError):
     """Bad input (a flag, a file, a recipe field): the message names it and says how to fix it."""
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """An input file or folder the user named does not exist (also a ``FileNotFoundError`` for callers that
+    catch that)."""
+
+
+class ExistingOutputError(UserError, FileExistsError):
+    """The output the user named exists already and the run may not replace or continue it."""
+
+
+class NotPermittedError(UserError, PermissionError):
+    """The run needs a permission the user has to give (an opt-in variable, a writable place)."""
+
+
+def error_line(prog: str, message: str) -> str:
+    """``"<prog>: error: <message>"`` on one line, whatever line breaks ``message`` quotes."""
+    return f"{prog}: error: {' '.join(str(message).split())}"
+
+
+def print_error(prog: str, message: str) -> None:
+    """Write :func:`error_line` to stderr: the one printer of every ``error:`` line of ``procure``."""
+    print(error_line(prog, message), file=sys.stderr)
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:

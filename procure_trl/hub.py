@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, first_line
 
-__all__ = ["CONNECT_TIMEOUT_S", "hub_unreachable_reason", "offline_variable", "require_hub", "require_hub_push",
-           "require_local_or_hub", "in_hub_cache"]
+__all__ = ["CONNECT_TIMEOUT_S", "hub_operation", "hub_unreachable_reason", "offline_variable", "require_hub",
+           "require_hub_push", "require_local_or_hub", "in_hub_cache"]
 
 #: How long a TCP connection to the Hub may take before it counts as unreachable.
 CONNECT_TIMEOUT_S = 2.0
@@ -81,6 +83,32 @@ def require_hub_push(repo_id: str) -> None:
                         "--push-to-hub and push the folder later")
 
 
+#: Top-level packages whose exceptions mean a request to the Hub failed (HTTP clients, huggingface_hub itself).
+_NETWORK_PACKAGES = frozenset({"huggingface_hub", "httpx", "httpx2", "httpcore", "requests", "urllib3"})
+
+
+def _network_or_hub_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a failed connection or Hub request, not a bug or a local file error."""
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return any(cls.__module__.split(".")[0] in _NETWORK_PACKAGES for cls in type(err).__mro__)
+
+
+@contextmanager
+def hub_operation(what: str, fix: str) -> Iterator[None]:
+    """Turn a network or Hub failure inside the block (no route, a timeout, a refused or failed request) into one
+    :class:`UserError` line: ``"<what> failed (<error>); <fix>"``. Any other error passes unchanged, so a bug keeps
+    its traceback. For the work that cannot be checked before it starts, such as a push that fails half-way."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        if not _network_or_hub_failure(err):
+            raise
+        raise UserError(f"{what} failed ({type(err).__name__}: {first_line(err)}); {fix}") from err
+
+
 def _hub_id_shape(name: str) -> bool:
     """Whether ``name`` can be a Hub repository id (``name`` or ``namespace/name``)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -123,4 +151,5 @@ def require_local_or_hub(name: str, kind: str, label: str, *, probe: bool = Fals
     reason = f"{variable} is set" if variable else (hub_unreachable_reason() if probe else None)
     if reason and not in_hub_cache(name, kind):
         raise UserError(f"{label}: no such folder: {where}, and {name!r} is not in the Hugging Face cache to load "
-                        f"as a Hub id ({reason})")
+                        f"as a Hub id ({reason}); give a local {kind} folder, or download it once with the Hub "
+                        "reachable")

@@ -21,7 +21,6 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     from transformers import AutoTokenizer
 
     from procure_trl.cli import main
-    from procure_trl.dataset.prompt_format import decode_request
     from procure_trl.testing_utils import save_tiny_model
 
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
@@ -48,9 +47,10 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--output-dir", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["prompt_format"] == "chat" and report["tasks"]
-    # what the model was asked for an original: the user turn with the task's statement, an empty assistant turn
-    user, assistant = decode_request(report["tasks"][0]["original"]["prompt"])
-    assert user is not None and assistant == ""
+    # what the model was asked for an original, as readable text: the user turn with the task's statement, and an
+    # empty program start (the assistant writes the whole program)
+    original = report["tasks"][0]["original"]
+    assert original["user"] and "<procure-chat-request>" not in original["user"] and original["prompt"] == ""
 
     capsys.readouterr()
     refused = main(["evaluate", "--model", model, "--adapter", str(adapter), *common, "--prompt-format",

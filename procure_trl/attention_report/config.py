@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from procure_trl.errors import UserError
 from procure_trl.evaluation.model_loading import DTYPES, ModelArguments
 
 __all__ = ["AttentionReportConfig", "DTYPES"]
@@ -53,8 +54,8 @@ class AttentionReportConfig(ModelArguments):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit={self.limit} must be >= 1, or None for every row")
+            raise UserError(f"limit={self.limit} must be >= 1, or None for every row")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+            raise UserError(f"batch_size={self.batch_size} must be >= 1")
         if self.max_length is not None and self.max_length < 2:
-            raise ValueError(f"max_length={self.max_length} must be >= 2 tokens, or None for no cut")
+            raise UserError(f"max_length={self.max_length} must be >= 2 tokens, or None for no cut")

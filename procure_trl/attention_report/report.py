@@ -15,6 +15,7 @@ from procure_trl.attention_report.config import AttentionReportConfig
 from procure_trl.attention_report.examples import AttentionExample, collate_left, prepare_examples
 from procure_trl.attention_report.measure import measure_batch
 from procure_trl.attention_report.plot import plot_attention_by_layer
+from procure_trl.errors import UserError
 
 __all__ = ["run_attention_report", "measure_examples", "summarize", "format_summary", "CONTROL_DESCRIPTION"]
 
@@ -138,7 +139,7 @@ def run_attention_report(config: AttentionReportConfig) -> dict[str, Any]:
     prepared = prepare_examples(dataset, dataset.column_names, tokenizer, max_length=config.max_length,
                                 limit=config.limit, dataset_name=config.split)
     if not prepared.examples:
-        raise ValueError(
+        raise UserError(
             f"dataset {config.dataset!r} ({config.dataset_config}/{config.split}): no counterfactual row to measure "
             f"({prepared.rows} rows, {prepared.originals} originals, skipped: {prepared.skipped or 'none'})"
         )

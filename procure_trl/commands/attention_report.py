@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from procure_trl.attention_report.report import format_summary, run_attention_report
 
-    try:
-        report = run_attention_report(AttentionReportConfig(**config_kwargs(AttentionReportConfig, args)))
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input (a model, adapter or dataset that cannot be used): one line that says what to fix.
-        raise UserError(" ".join(str(err).split())) from err
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
+        config = AttentionReportConfig(**config_kwargs(AttentionReportConfig, args))
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    report = run_attention_report(config)
     print(format_summary(report))
     print(f"report: {report['files']['report']}\nplot: {report['files']['plot']}")
     return 0

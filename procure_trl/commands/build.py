@@ -44,12 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
     from procure_trl.hub import require_hub_push
 
-    try:
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
         config = BuildConfig(**config_kwargs(BuildConfig, args))
-        if config.push_to_hub:
-            require_hub_push(config.repo_id)  # before perturbing and building, not after
-        build_counterfactual_dataset(config)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input (flags, engine lines, a missing file): one line that says what to fix.
+    except ValueError as err:
         raise UserError(str(err)) from err
+    if config.push_to_hub:
+        require_hub_push(config.repo_id)  # before perturbing and building, not after
+    build_counterfactual_dataset(config)
     return 0

@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.evaluation.compare import CompareConfig, compare_runs
     from procure_trl.evaluation.compare_report import comparison_markdown
 
-    try:
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
         config = CompareConfig(**config_kwargs(CompareConfig, args))
-        require_folder_path(config.output_dir, "--output-dir")
-        comparison = compare_runs(config)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         raise UserError(str(err)) from err
+    require_folder_path(config.output_dir, "--output-dir")
+    comparison = compare_runs(config)
     print(comparison_markdown(comparison))
     print(f"comparison: {comparison.files['report']}")
     return 0

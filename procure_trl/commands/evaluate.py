@@ -46,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.evaluation.run import evaluate_model
 
     config = config_from_args(args)
-    try:
-        report = evaluate_model(config)
-    except (ValueError, PermissionError, FileNotFoundError) as exc:
-        # Bad input (flags, files, missing opt-in): one line that says what to fix, no traceback.
-        raise UserError(str(exc)) from exc
+    report = evaluate_model(config)  # raises UserError for bad input; a bug keeps its traceback
     print(report.summary() if config.task != "generate" else markdown_summary(report))
     print(f"report: {report.files['report']}")
     return 0

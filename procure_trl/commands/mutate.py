@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, print_error
 
 _EPILOG = """\
 output (one JSON object a line, the lines of `procure perturb` plus three fields; two lines per valid
@@ -84,17 +84,17 @@ def run(args: argparse.Namespace) -> int:
     from procure_trl.perturb.records import OutputConfig, check_output_path, read_records
     from procure_trl.problems import problems_of_tasks
 
-    files = MutateArguments(**config_kwargs(MutateArguments, args))
-    output = OutputConfig(**config_kwargs(OutputConfig, args))
-    config = MutationConfig(**config_kwargs(MutationConfig, args))
-    try:
-        check_output_path(files.output, resume=output.resume, overwrite=output.overwrite)
-        records = read_records(files.counterfactuals)
-        problems = problems_of_tasks([r.task_id for r in records if not _bad_input(r)], files.problems)
-        rows = counterfactual_rows(records, problems, files.counterfactuals)
-        check_variants(rows, problems, files.counterfactuals, files.problems or "the benchmarks of its task ids")
-    except (OSError, ValueError, RuntimeError) as err:
-        raise UserError(str(err)) from None
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
+        files = MutateArguments(**config_kwargs(MutateArguments, args))
+        output = OutputConfig(**config_kwargs(OutputConfig, args))
+        config = MutationConfig(**config_kwargs(MutationConfig, args))
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    check_output_path(files.output, resume=output.resume, overwrite=output.overwrite)
+    records = read_records(files.counterfactuals)
+    problems = problems_of_tasks([r.task_id for r in records if not _bad_input(r)], files.problems)
+    rows = counterfactual_rows(records, problems, files.counterfactuals)
+    check_variants(rows, problems, files.counterfactuals, files.problems or "the benchmarks of its task ids")
     try:
         with sigterm_as_interrupt():
             lines = mutants_to_jsonl(rows, problems, files.output, config, resume=output.resume,
@@ -102,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
         return INTERRUPTED_EXIT
-    except (ValueError, OSError) as err:
-        raise UserError(str(err)) from err
     print(format_mutation_table(lines))
     print(format_rejects_by_stage(lines) or "rejected by stage: none")
     print(f"wrote {len(lines)} lines ({len(killed_pairs(lines))} killed pairs) to {files.output}")
@@ -125,8 +123,8 @@ def _strict_status(records: list, source: str, strict: bool) -> int:
     if block:
         print(block)
     if strict and block:
-        print(f"procure mutate: error: {len(bad_input_rows(records))} bad input row(s) in {source} and --strict; "
-              "fix them (listed above) or drop --strict", file=sys.stderr)
+        print_error("procure mutate", f"{len(bad_input_rows(records))} bad input row(s) in {source} and --strict; "
+                    "fix them (listed above) or drop --strict")
         return 1
     return 0
 

@@ -255,7 +255,7 @@ def add_options(
             if kwargs.get("action") == "append":  # argparse appends to the default itself: never share it
                 kwargs["default"] = None
             shown = default is not dataclasses.MISSING and default is not None and field.name not in required
-            kwargs["help"] = _help(field, default, shown=shown)
+            kwargs["help"] = _help(field, default, shown=shown) + (" (required)" if check_given else "")
         action = parser.add_argument(*flags, **kwargs)
         action.procure_required = check_given
         _add_underscore_aliases(parser, flags, kwargs)
@@ -341,7 +341,10 @@ class CommandParser(argparse.ArgumentParser):
         return namespace, extra
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
-        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}; see {self.prog} --help\n")
+        from procure_trl.errors import print_error
+
+        print_error(self.prog, f"{message}{self._suggestion(message)}; see {self.prog} --help")
+        self.exit(2)
 
     def _suggestion(self, message: str) -> str:
         from procure_trl.errors import did_you_mean

@@ -15,7 +15,7 @@ from typing import Literal
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, print_error
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -144,10 +144,13 @@ def _run_dataset(args) -> int:
     if args.concept_rules:
         raise UserError("--concept-rules applies to --benchmark and INPUT.jsonl, not to --dataset")
     # --concepts, --seed and --timeout are the engine's (GenerationConfig); --split and --limit this command's
-    engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
-    config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
-                                  concepts=list(engine.concepts), seed=engine.seed, timeout=engine.timeout,
-                                  split=args.split or DatasetPerturbConfig.split, limit=args.limit)
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
+        engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
+        config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
+                                      concepts=list(engine.concepts), seed=engine.seed, timeout=engine.timeout,
+                                      split=args.split or DatasetPerturbConfig.split, limit=args.limit)
+    except ValueError as err:
+        raise UserError(str(err)) from err
     result = perturb_dataset(config)
     print(f"format: {result.format.describe()}")
     print(format_counts_table(result.counts))
@@ -180,10 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if args.generator == "rule" and llm_only:
         raise UserError(f"{', '.join(llm_only)} apply to --generator llm only; add --generator llm or drop them")
     if args.dataset:
-        try:
-            return _run_dataset(args)
-        except (ValueError, FileNotFoundError) as err:
-            raise UserError(str(err)) from err
+        return _run_dataset(args)
     dataset_only = [flag for flag, value in (("--output-dir", args.output_dir), ("--code-column", args.code_column),
                                              ("--tests-column", args.tests_column)) if value]
     if dataset_only:
@@ -191,10 +191,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         raise UserError("give --output OUT.jsonl (or --dataset ID_OR_PATH --output-dir DIR)")
     output = OutputConfig(**config_kwargs(OutputConfig, args))
-    try:  # before any work: a run must not fail at its end for want of a place to write
-        check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
-    except OSError as err:
-        raise UserError(str(err)) from None
+    # before any work: a run must not fail at its end for want of a place to write
+    check_output_path(args.output, resume=output.resume, overwrite=output.overwrite)
     config = None  # the concepts before the problems load: a bad name fails fast
     if args.generator == "llm":
         if args.concept_rules:
@@ -208,10 +206,7 @@ def run(args: argparse.Namespace) -> int:
 
         config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
         concepts = list(config.concepts)
-    try:
-        problems = _load(args, config.max_source_kb if config is not None else None)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        raise UserError(str(err)) from err
+    problems = _load(args, config.max_source_kb if config is not None else None)
     total = len(problems) * len(concepts)
     try:
         with sigterm_as_interrupt():
@@ -227,11 +222,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
     from procure_trl.perturb.engine import format_summary_table, generate_to_jsonl
 
-    try:
-        records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,
-                                    inputs=_inputs(args))
-    except (ValueError, OSError) as err:  # e.g. --resume on another generator's file, a corrupt line
-        raise UserError(str(err)) from err
+    records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,
+                                inputs=_inputs(args))
     print(format_summary_table(records))
     return report_run(records, args.output, output.strict)
 
@@ -253,8 +245,8 @@ def report_run(records: list, path: str, strict: bool) -> int:
         print(block)
     print(f"wrote {len(records)} lines to {path}")
     if strict and block:
-        print(f"procure perturb: error: {len(bad_input_rows(records))} bad input row(s) and --strict; "
-              "fix them (listed above) or drop --strict", file=sys.stderr)
+        print_error("procure perturb", f"{len(bad_input_rows(records))} bad input row(s) and --strict; "
+                    "fix them (listed above) or drop --strict")
         return 1
     return 0
 

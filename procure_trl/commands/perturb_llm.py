@@ -10,14 +10,13 @@ imported only when the LLM generator runs).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
-from procure_trl.errors import UserError
+from procure_trl.errors import UserError, print_error
 from procure_trl.perturb.records import OutputConfig
 from procure_trl.problems import InvalidProblem, Problem
 
@@ -96,24 +95,25 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
     from procure_trl.perturb.llm.client import LLMFatalError
     from procure_trl.perturb.llm.generator import LLMGenerator, format_llm_summary
 
-    try:
+    try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
         config = config_from_args(args)
+    except ValueError as err:  # LLMConfigError is a UserError already
+        raise UserError(str(err)) from err
+    try:
         generator = LLMGenerator(config)
         report = generator.generate_to_jsonl(problems, concepts, Path(args.output), resume=output.resume,
                                              overwrite=output.overwrite)
-    except (ValueError, OSError) as err:  # LLMConfigError is a ValueError too
-        raise UserError(str(err)) from err
     except LLMFatalError as err:
         kept = ""
         if _has_rows(args.output):
             kept = f"; the rows written so far stay in {args.output} (rerun with --resume)"
-        print(f"procure perturb: error: {err}{kept}", file=sys.stderr)
+        print_error("procure perturb", f"{err}{kept}")
         return 1
     print(format_llm_summary(report))
     status = report_run(report.rows, args.output, output.strict)
     if report.endpoint_errors and not config.allow_endpoint_errors:
-        print(f"procure perturb: error: {report.endpoint_errors} pair(s) got no answer from the endpoint after all "
-              f"retries; rerun with --resume to ask again (or pass --allow-endpoint-errors)", file=sys.stderr)
+        print_error("procure perturb", f"{report.endpoint_errors} pair(s) got no answer from the endpoint after all "
+                    "retries; rerun with --resume to ask again (or pass --allow-endpoint-errors)")
         return 1
     return status
 

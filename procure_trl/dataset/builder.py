@@ -163,18 +163,18 @@ class BuildConfig:
                     f"list of {', '.join(BENCHMARKS)} (statements of other tasks come from --problems FILE.jsonl)"
                 )
         if self.push_to_hub and not self.repo_id:
-            raise ValueError("--push-to-hub needs --repo-id NAMESPACE/NAME")
+            raise UserError("--push-to-hub needs --repo-id NAMESPACE/NAME")
         if not 0 <= self.test_size <= 1:
-            raise ValueError(f"--test-size must be in [0, 1], got {self.test_size}")
+            raise UserError(f"--test-size must be in [0, 1], got {self.test_size}")
         if not 0 < self.near_duplicate_threshold <= 1:
-            raise ValueError(f"--near-duplicate-threshold must be in (0, 1], got {self.near_duplicate_threshold}")
+            raise UserError(f"--near-duplicate-threshold must be in (0, 1], got {self.near_duplicate_threshold}")
         self.test_size_map  # noqa: B018 - parsed now, so a bad --test-sizes fails before any work
         self.site_counts  # noqa: B018 - likewise --sites
         if self.variants < 1:
-            raise ValueError(f"--variants must be >= 1, got {self.variants}")
+            raise UserError(f"--variants must be >= 1, got {self.variants}")
         if self.chat_template:
             if self.prompt_format == "completion":
-                raise ValueError("--chat-template asks for --prompt-format chat; drop one of them")
+                raise UserError("--chat-template asks for --prompt-format chat; drop one of them")
             self.prompt_format = "chat"
 
     @property
@@ -193,7 +193,7 @@ class BuildConfig:
         except ValueError:
             counts = []
         if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
-            raise ValueError(f"--sites must be distinct positive integers, e.g. 1 or 1,2,3; got {self.sites!r}")
+            raise UserError(f"--sites must be distinct positive integers, e.g. 1 or 1,2,3; got {self.sites!r}")
         return counts
 
     @property
@@ -220,10 +220,10 @@ def parse_test_sizes(text: str | None) -> dict[str, float]:
         except ValueError:
             size = -1.0
         if not name or not 0 <= size <= 1:
-            raise ValueError(f"--test-sizes: {entry.strip()!r} is not BENCHMARK=SIZE with a size in [0, 1]; "
+            raise UserError(f"--test-sizes: {entry.strip()!r} is not BENCHMARK=SIZE with a size in [0, 1]; "
                              "e.g. --test-sizes humaneval=0,mbpp=1")
         if name in sizes:
-            raise ValueError(f"--test-sizes names {name!r} twice; give each benchmark once")
+            raise UserError(f"--test-sizes names {name!r} twice; give each benchmark once")
         sizes[name] = size
     return sizes
 
@@ -539,7 +539,7 @@ def split_without_near_duplicates(rows: Sequence[Mapping[str, Any]], statements:
     texts = task_texts(rows, statements)
     unknown = sorted(set(args.test_size_map) - {task_source(t) for t in texts})
     if unknown:
-        raise ValueError(f"--test-sizes names {unknown[0]!r}, but no task comes from it (sources: "
+        raise UserError(f"--test-sizes names {unknown[0]!r}, but no task comes from it (sources: "
                          f"{', '.join(sorted({task_source(t) for t in texts}))})")
     groups = near_duplicate_groups(texts, args.near_duplicate_threshold)
     return split_tasks(sorted(texts), args.test_size, args.seed, groups=groups, test_sizes=args.test_size_map)
@@ -577,7 +577,7 @@ def _add_mutants_config(built: BuiltDataset, records: Sequence[CounterfactualRec
     if left_out:
         print(f"--mutants: {left_out} killed pair(s) of tasks not in the dataset left out", flush=True)
     if not mutants:
-        raise ValueError(f"--mutants {source}: no killed mutant pair of the dataset's tasks; run `procure mutate` on "
+        raise UserError(f"--mutants {source}: no killed mutant pair of the dataset's tasks; run `procure mutate` on "
                          "the counterfactuals the dataset is built from")
     features = mutant_features()
     parts = {name: Dataset.from_list(part, features=features)
@@ -605,7 +605,7 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
         paths = run_engine(problems, output_dir / "engine", args.seed, args.limit, args.site_counts, args.variants)
     records = read_record_files(paths)
     if any(r.mutation for r in records):
-        raise ValueError("--input-jsonl holds mutant rows (written by `procure mutate`); pass them with --mutants and "
+        raise UserError("--input-jsonl holds mutant rows (written by `procure mutate`); pass them with --mutants and "
                          "the counterfactuals they were made from with --input-jsonl")
     mutant_records = read_mutant_files(args.mutant_files) if args.mutants else []
     tokenizer = None
@@ -637,7 +637,11 @@ def build_counterfactual_dataset(args: BuildConfig) -> BuiltDataset:
           f"(card: {card_path})")
     print(json.dumps(built.counts, indent=1))
     if args.push_to_hub:
-        push(built, args, variables)
+        from procure_trl.hub import hub_operation
+
+        with hub_operation(f"the push to {args.repo_id}", f"the dataset is built in {output_dir}; rerun the same "
+                           "command to push it"):
+            push(built, args, variables)
         print(f"published {args.repo_id}")
     return built
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from procure_trl.analysis.spans import validate_spans
 from procure_trl.dataset.prompt_format import segment_texts
+from procure_trl.errors import UserError
 
 __all__ = [
     "spans_to_token_mask",
@@ -87,7 +88,7 @@ def spans_to_token_mask(
 
 def _require_fast(tokenizer: Any, caller: str) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
+        raise UserError(
             f"{caller} {_FAST_TOKENIZER_HINT}; got {type(tokenizer).__name__}, which has no offset mapping. "
             f"{_SLOW_TOKENIZER_FIX}"
         )
@@ -225,7 +226,7 @@ def conversation_mask(
     """
     _require_fast(tokenizer, "conversation_mask")
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise UserError(
             "a conversational row needs a tokenizer with a chat template; set tokenizer.chat_template (a Jinja "
             "string), or use prompt/completion strings with chat_template=False"
         )
@@ -275,7 +276,7 @@ def conversation_mask(
 def _content_offset(messages: list[dict], index: int, rendered: str, tokenizer: Any) -> int:
     """Where the content of ``messages[index]`` starts in the rendered conversation."""
     if not 0 <= index < len(messages) or not isinstance(messages[index].get("content"), str):
-        raise ValueError(f"changed_message {index} is not a message with text content (the row has "
+        raise UserError(f"changed_message {index} is not a message with text content (the row has "
                          f"{len(messages)} messages)")
     content = messages[index]["content"]
     # Search after the rendering of the messages before it (plus the next turn's header): an earlier
@@ -286,7 +287,7 @@ def _content_offset(messages: list[dict], index: int, rendered: str, tokenizer: 
         start_from = _common_prefix_length(before, rendered)  # type: ignore[arg-type]
     where = rendered.find(content, start_from)
     if where < 0:
-        raise ValueError(
+        raise UserError(
             "the chat template changed the message text (e.g. stripped or escaped it), so the changed spans cannot "
             "be located in the rendered conversation; use a template that inserts message content verbatim"
         )

@@ -32,6 +32,7 @@ from typing import Any
 
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.dataset.prompt_format import row_program
+from procure_trl.errors import UserError
 from procure_trl.perturb.records import AST_GREP, CounterfactualRecord, read_records
 from procure_trl.statuses import VALID, Stage
 
@@ -50,7 +51,7 @@ def read_mutant_files(paths: Sequence[str | Path]) -> list[CounterfactualRecord]
     for path in paths:
         lines = read_records(path)
         if not any(r.mutation for r in lines):
-            raise ValueError(f"--mutants {path} holds no mutant rows; give the output of `procure mutate` (the "
+            raise UserError(f"--mutants {path} holds no mutant rows; give the output of `procure mutate` (the "
                              "counterfactuals themselves go to --input-jsonl)")
         records += lines
     return records
@@ -86,7 +87,7 @@ def mutant_rows(records: Iterable[CounterfactualRecord], rows: Sequence[Mapping[
             continue
         pair_id = pair_id_for(original.task_id, original.original)
         if original.counterfactual not in programs.get(pair_id, ()):
-            raise ValueError(
+            raise UserError(
                 f"{source}: the mutants of {original.task_id} / {original.concept.value} mutate a counterfactual that "
                 "is not in the dataset; run `procure mutate` on the counterfactuals the dataset is built from")
         out.append({
@@ -120,7 +121,7 @@ def mutant_pairs_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Coun
     for row in rows:
         missing = [c for c in MUTANT_COLUMNS if c not in row]
         if missing:
-            raise ValueError(f"row {row.get('task_id')}: no column(s) {', '.join(missing)}; load the "
+            raise UserError(f"row {row.get('task_id')}: no column(s) {', '.join(missing)}; load the "
                              f"'{MUTANTS_CONFIG}' config of a dataset built with `procure build --mutants`")
         generator = "rule" if row["concept"] in Concept._value2member_map_ else AST_GREP
         common = {"task_id": row["task_id"], "concept": row["concept"], "status": VALID, "original": row["original"],

@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from procure_trl.errors import UserError
+
 __all__ = [
     "PromptFormat",
     "PROMPT_FORMATS",
@@ -152,7 +154,7 @@ def row_program(row: Mapping[str, Any]) -> tuple[str, int]:
 
 def _check_name(fmt: str) -> str:
     if fmt not in PROMPT_FORMATS:
-        raise ValueError(f"unknown prompt format {fmt!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
+        raise UserError(f"unknown prompt format {fmt!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
     return fmt
 
 
@@ -192,11 +194,11 @@ def check_format(requested: str, recorded: str | None, where: str, allow_mismatc
         ValueError: one line naming both formats and the fixes.
     """
     if requested not in PROMPT_FORMAT_CHOICES:
-        raise ValueError(f"prompt format {requested!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
+        raise UserError(f"prompt format {requested!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
     if requested == "auto":
         return recorded or "auto"
     if recorded and recorded != requested and not allow_mismatch:
-        raise ValueError(
+        raise UserError(
             f"--prompt-format {requested}, but {where} is in the {recorded} format; evaluate with --prompt-format "
             f"{recorded} (or auto), or pass --allow-format-mismatch to use {requested} anyway"
         )
@@ -239,7 +241,7 @@ def program_prefix(prompt: str) -> str:
 
 def _require_template(tokenizer: Any) -> None:
     if not has_chat_template(tokenizer):
-        raise ValueError(
+        raise UserError(
             f"the chat prompt format needs a tokenizer with a chat template, and "
             f"{getattr(tokenizer, 'name_or_path', 'this tokenizer')!r} has none; use --prompt-format completion, "
             "or give the tokenizer a chat template"
@@ -306,7 +308,7 @@ def segment_texts(row: Mapping[str, Any], tokenizer: Any, add_eos: bool = True) 
     head = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     if not full.startswith(head):
-        raise ValueError(
+        raise UserError(
             "the chat template renders the prompt with its generation prompt differently from the start of the whole "
             "conversation, so the prompt the model reads at evaluation is not the start of the trained text; use a "
             "template whose generation prompt opens the assistant turn as the conversation does"

@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any
 from procure_trl.concepts import ORIGINAL, Concept
 from procure_trl.dataset.masks import prompt_completion_mask
 from procure_trl.dataset.prompt_format import row_program
-from procure_trl.errors import first_line
-from procure_trl.hub import require_hub
+from procure_trl.errors import MissingInputError, UserError, first_line
+from procure_trl.hub import require_hub, require_local_or_hub
 from procure_trl.perturb.records import AST_GREP, CounterfactualRecord
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint
 from procure_trl.statuses import REJECTED, VALID, Stage
@@ -186,13 +186,13 @@ def build_rows(
         if record.task_id in excluded:
             continue
         if record.status == VALID and record.stage == Stage.UNVALIDATED and not allow_unvalidated:
-            raise ValueError(
+            raise UserError(
                 f"task {record.task_id!r}, concept {record.concept}: the counterfactual was not validated "
                 "(written by `procure perturb --no-validate`); re-run the engine with validation, or pass "
                 "--allow_unvalidated to build from unchecked programs"
             )
         if record.task_id not in tasks:
-            raise ValueError(
+            raise UserError(
                 f"no problem statement for task {record.task_id!r}; pass the benchmark it comes from "
                 "(--benchmarks humaneval,mbpp) or a problems JSONL (--problems PATH) that contains it"
             )
@@ -493,7 +493,7 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], lis
         if row["concept"] == ORIGINAL:
             continue
         if row["pair_id"] not in originals:
-            raise ValueError(
+            raise UserError(
                 f"row {row['task_id']} / {row['concept']}: no 'original' row with pair_id {row['pair_id']!r}; "
                 "load a whole config split of the dataset (each config holds the originals its rows pair with)"
             )
@@ -527,7 +527,7 @@ def check_dataset_name(name: str) -> None:
     """
     path = os.path.expanduser(name)
     if not os.path.exists(path) and _names_a_local_path(name):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"dataset folder {name!r} does not exist ({os.path.abspath(path)}); build it first (`procure build "
             "--output-dir ...`) or fix the path"
         )
@@ -549,6 +549,7 @@ def load_dataset_dict(name: str, config: str | None = "all", *, streaming: bool 
     check_dataset_name(name)
     local = os.path.isdir(path)
     if not local:
+        require_local_or_hub(name, "dataset", f"dataset {name!r}")  # offline without a cached copy: one line now
         require_hub(f"dataset {name!r}", "build it locally with `procure build --output-dir DIR` and pass DIR")
     try:
         # A local folder is read afresh: datasets' cache key of a folder ignores its files' contents, so a folder
@@ -557,14 +558,14 @@ def load_dataset_dict(name: str, config: str | None = "all", *, streaming: bool 
                             download_mode="force_redownload" if local else None)
     except Exception as err:  # datasets raises many types (connection, offline, not found, bad config)
         where = "local folder" if local else "no such local folder; Hub id"
-        raise ValueError(f"dataset {name!r} ({where}), config {config!r}: {first_line(err)}") from err
+        raise UserError(f"dataset {name!r} ({where}), config {config!r}: {first_line(err)}") from err
 
 
 def select_split(dataset: Any, name: str, split: str, config: str | None = None) -> Any:
     """``dataset[split]``, or a one-line ValueError naming ``name`` (and ``config``) and the splits there are."""
     if split not in dataset:
         which = f"dataset {name!r}" + (f" config {config!r}" if config is not None else "")
-        raise ValueError(f"{which} has no split {split!r} (splits: {', '.join(dataset)})")
+        raise UserError(f"{which} has no split {split!r} (splits: {', '.join(dataset)})")
     return dataset[split]
 
 

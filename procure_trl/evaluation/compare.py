@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from procure_trl.errors import MissingInputError, UserError, first_line
 from procure_trl.evaluation.report import run_label
 from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, pooled_ratio_samples, resample_counts
 from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
@@ -97,15 +98,15 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         if len(self.runs) < 2:
-            raise ValueError(f"compare needs at least two runs, got {len(self.runs)}: pass two or more RUN_DIRs")
+            raise UserError(f"compare needs at least two runs, got {len(self.runs)}: pass two or more RUN_DIRs")
         if self.labels is not None and len(self.labels) != len(self.runs):
-            raise ValueError(f"labels: {len(self.labels)} given for {len(self.runs)} runs; give one label per run")
+            raise UserError(f"labels: {len(self.labels)} given for {len(self.runs)} runs; give one label per run")
         if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence={self.confidence} must lie strictly between 0 and 1 (e.g. 0.95)")
+            raise UserError(f"confidence={self.confidence} must lie strictly between 0 and 1 (e.g. 0.95)")
         if self.n_bootstrap < 1:
-            raise ValueError(f"n_bootstrap={self.n_bootstrap} must be >= 1")
+            raise UserError(f"n_bootstrap={self.n_bootstrap} must be >= 1")
         if self.k is not None and (not self.k or any(k < 1 for k in self.k)):
-            raise ValueError(f"k={self.k} must be one or more positive integers, e.g. 1,5")
+            raise UserError(f"k={self.k} must be one or more positive integers, e.g. 1,5")
 
 
 @dataclass
@@ -169,11 +170,15 @@ def read_report(run_dir: str) -> dict[str, Any]:
     """
     path = os.path.join(run_dir, "report.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{run_dir!r} holds no report.json: pass the --output-dir folder of a finished `procure evaluate` run"
         )
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except ValueError as err:  # a cut-off or edited file
+            raise UserError(f"{path} is not valid JSON ({first_line(err)}); re-run `procure evaluate` into "
+                            f"{run_dir!r}") from None
 
 
 def load_run(run_dir: str) -> RunScores:
@@ -192,7 +197,7 @@ def load_run(run_dir: str) -> RunScores:
         rows = {key: (list(v["reference"]["passed"]), list(v["counterfactual"]["passed"])) for key, v in keyed}
         flags = [(key, v.get("dependent")) for key, v in keyed]
     except (KeyError, TypeError) as err:
-        raise ValueError(
+        raise UserError(
             f"{path} lacks the per-completion results ({err}); re-run `procure evaluate` with this version"
         ) from None
     benchmark = config["benchmark"] + (f" ({config['split']})" if config.get("split") else "")
@@ -391,7 +396,7 @@ def _common_ks(runs: Sequence[RunScores], requested: Sequence[int] | None) -> li
         return [k for k in runs[0].ks if all(k in run.ks for run in runs)] or [1]
     too_big = [k for k in requested if k > smallest_n]
     if too_big:
-        raise ValueError(f"k={too_big} exceeds the completions per prompt of some run (n={smallest_n}); "
+        raise UserError(f"k={too_big} exceeds the completions per prompt of some run (n={smallest_n}); "
                          f"pass k <= {smallest_n}")
     return list(requested)
 
@@ -403,7 +408,7 @@ def compare_runs(config: CompareConfig) -> Comparison:
     tasks = {run_dir: read_report(run_dir).get("task", "generate") for run_dir in config.runs}
     if len(set(tasks.values())) > 1:
         named = ", ".join(f"{run_dir}: {task}" for run_dir, task in tasks.items())
-        raise ValueError(f"the runs are of different --task values ({named}); compare runs of one task")
+        raise UserError(f"the runs are of different --task values ({named}); compare runs of one task")
     task = next(iter(tasks.values()))
     if task != "generate":
         comparison = _compare_downstream(config, task)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from procure_trl.errors import UserError
 from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, resample_counts
 from procure_trl.metrics.pass_at_k import estimate_pass_at_k
 
@@ -70,7 +71,7 @@ def downstream_run(run_dir: str, report: Mapping[str, Any], label: str) -> Downs
             key = (*base, occurrence)  # (mypy reads a starred tuple inside [] as Python 3.11 syntax)
             pairs[key] = values
     except (KeyError, TypeError) as err:
-        raise ValueError(f"{run_dir}/report.json lacks the per-pair results of --task {task} ({err}); re-run "
+        raise UserError(f"{run_dir}/report.json lacks the per-pair results of --task {task} ({err}); re-run "
                          "`procure evaluate` with this version") from None
     source = config.get("dataset") or config.get("mutants") or config.get("benchmark") or "?"
     split = f" ({config['split']})" if config.get("dataset") and config.get("split") else ""

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 
 from procure_trl.concepts import Concept
 from procure_trl.dataset.prompt_format import PROMPT_FORMAT_CHOICES
+from procure_trl.errors import UserError
 from procure_trl.evaluation.model_loading import ModelArguments
 
 __all__ = ["EvaluationConfig", "DEFAULT_STOP_SEQUENCES", "BACKENDS", "parse_stop_sequences"]
@@ -41,7 +42,7 @@ def _ks(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"takes comma-separated integers like 1,5, not {text!r}") from None
+        raise UserError(f"takes comma-separated integers like 1,5, not {text!r}") from None
 
 
 @dataclass
@@ -221,49 +222,49 @@ class EvaluationConfig(ModelArguments):
         self.k = tuple(int(v) for v in self.k)
         self.stop_sequences = tuple(self.stop_sequences)
         if self.n < 1:
-            raise ValueError(f"n={self.n} must be >= 1 (completions sampled per prompt)")
+            raise UserError(f"n={self.n} must be >= 1 (completions sampled per prompt)")
         if not self.k or any(v < 1 for v in self.k):
-            raise ValueError(f"k={self.k} must be one or more positive integers, e.g. k=(1, 5)")
+            raise UserError(f"k={self.k} must be one or more positive integers, e.g. k=(1, 5)")
         too_big = [v for v in self.k if v > self.n]
         if too_big:
-            raise ValueError(
+            raise UserError(
                 f"pass@k needs at least k samples: k={too_big} exceeds n={self.n}; raise n or drop those k"
             )
         if self.temperature < 0:
-            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 is greedy decoding)")
+            raise UserError(f"temperature={self.temperature} must be >= 0 (0 is greedy decoding)")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p={self.top_p} must lie in (0, 1]")
+            raise UserError(f"top_p={self.top_p} must lie in (0, 1]")
         if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("max_new_tokens and batch_size must be >= 1")
+            raise UserError("max_new_tokens and batch_size must be >= 1")
         if self.prompt_format not in PROMPT_FORMAT_CHOICES:
-            raise ValueError(f"prompt_format={self.prompt_format!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
+            raise UserError(f"prompt_format={self.prompt_format!r}; use one of {', '.join(PROMPT_FORMAT_CHOICES)}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend={self.backend!r}; use one of {', '.join(BACKENDS)}")
+            raise UserError(f"backend={self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.load_in_4bit and self.backend == "vllm":
-            raise ValueError("load_in_4bit loads the model with transformers and bitsandbytes: use backend "
+            raise UserError("load_in_4bit loads the model with transformers and bitsandbytes: use backend "
                              "transformers (or auto), or drop load_in_4bit")
         if not 0.0 <= self.line_fraction <= 1.0:
-            raise ValueError(f"line_fraction={self.line_fraction} must lie in [0, 1] (0.75 keeps 75 % of lines)")
+            raise UserError(f"line_fraction={self.line_fraction} must lie in [0, 1] (0.75 keeps 75 % of lines)")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit={self.limit} must be >= 1, or None for every problem")
+            raise UserError(f"limit={self.limit} must be >= 1, or None for every problem")
         if self.timeout <= 0 or self.num_workers < 1:
-            raise ValueError("timeout must be > 0 seconds and num_workers >= 1")
+            raise UserError("timeout must be > 0 seconds and num_workers >= 1")
         if self.concepts is not None:
             self.concepts = [c.value for c in Concept.parse_list(self.concepts)]
         if self.task not in ("generate", "repair", "detect"):
-            raise ValueError(f"task={self.task!r}; use one of generate, repair, detect")
+            raise UserError(f"task={self.task!r}; use one of generate, repair, detect")
         if self.task != "generate" and not (self.mutants or self.dataset):
-            raise ValueError(f"task={self.task} needs mutant pairs: --mutants MUTANTS.jsonl (the output of `procure "
-                             "mutate`) or --dataset DIR (built with `procure build --mutants`: its mutants config)")
+            raise UserError(f"task={self.task} needs mutant pairs: --mutants MUTANTS.jsonl (the output of `procure "
+                            "mutate`) or --dataset DIR (built with `procure build --mutants`: its mutants config)")
         if self.mutants is not None and self.dataset is not None:
-            raise ValueError("pass either --dataset (its mutants config holds the pairs) or --mutants, not both")
+            raise UserError("pass either --dataset (its mutants config holds the pairs) or --mutants, not both")
         if self.mutants is not None and not os.path.isfile(self.mutants):
-            raise ValueError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
+            raise UserError(f"mutants={self.mutants!r} is not a file; run `procure mutate` first")
         if self.counterfactuals is not None and not os.path.isfile(self.counterfactuals):
-            raise ValueError(f"counterfactuals={self.counterfactuals!r} is not a file; run `procure perturb` first")
+            raise UserError(f"counterfactuals={self.counterfactuals!r} is not a file; run `procure perturb` first")
         if self.dataset is not None:
             if self.counterfactuals is not None:
-                raise ValueError(
+                raise UserError(
                     "pass either --dataset (its split holds the counterfactuals) or --counterfactuals, not both"
                 )
             self.split = self.split or "test"

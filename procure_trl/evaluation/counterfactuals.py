@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from procure_trl.concepts import AnyConcept
+from procure_trl.errors import UserError
 from procure_trl.perturb.records import CounterfactualRecord, read_records
 from procure_trl.problems import Problem
 from procure_trl.statuses import VALID
@@ -41,7 +42,7 @@ def load_counterfactual_variants(
     records = read_records(path)
     variants = [r for r in records if r.status == VALID]
     if not variants:
-        raise ValueError(
+        raise UserError(
             f"{path}: no 'valid' counterfactual among its {len(records)} line(s); nothing to evaluate "
             "(check the perturbation run's rejection reasons)"
         )
@@ -74,7 +75,7 @@ def check_variants(
     unknown = sorted({v.task_id for v in variants if v.task_id not in problems})
     if unknown:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise ValueError(
+        raise UserError(
             f"{source}: {len(unknown)} task id(s) are not in {benchmark} ({shown}); it was made for another "
             "benchmark: pass the --benchmark it was generated from, or regenerate it with `procure perturb`"
         )
@@ -82,7 +83,7 @@ def check_variants(
     mismatched = sorted({v.task_id for v in variants if not v.original.startswith(problems[v.task_id].prompt)})
     if mismatched:
         shown = ", ".join(mismatched[:5]) + (", ..." if len(mismatched) > 5 else "")
-        raise ValueError(
+        raise UserError(
             f"{source}: the original program of {len(mismatched)} task(s) ({shown}) does not start with that "
             f"problem's prompt in {benchmark}; it was made from another version of the benchmark "
             "(e.g. mbpp vs mbpp-sanitized): pass the --benchmark it was generated from"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procure_trl.dataset.prompt_format import chat_request
+from procure_trl.errors import UserError
 from procure_trl.perturb.records import CounterfactualRecord
 from procure_trl.problems import Problem
 
@@ -104,10 +105,10 @@ def killed_mutant_pairs(path: str | os.PathLike) -> list[tuple[CounterfactualRec
 
     records = read_records(path)
     if not any(r.mutation for r in records):
-        raise ValueError(f"{path} holds no mutant rows; give the output of `procure mutate` (--mutants)")
+        raise UserError(f"{path} holds no mutant rows; give the output of `procure mutate` (--mutants)")
     pairs = killed_pairs(records)
     if not pairs:
-        raise ValueError(f"{path}: no killed mutant pair to evaluate (see the table `procure mutate` printed)")
+        raise UserError(f"{path}: no killed mutant pair to evaluate (see the table `procure mutate` printed)")
     return pairs
 
 
@@ -119,8 +120,8 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
     from procure_trl.evaluation.formats import resolve_prompt_format
 
     if not (config.mutants or config.dataset):
-        raise ValueError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`) or "
-                         "--dataset DIR with a mutants config")
+        raise UserError(f"--task {config.task} needs --mutants MUTANTS.jsonl (the output of `procure mutate`) or "
+                        "--dataset DIR with a mutants config")
     if config.adapter and not config.allow_base_mismatch:
         from procure_trl.evaluation.guards import check_adapter_base
 
@@ -128,12 +129,12 @@ def evaluate_downstream(config, *, problems: Sequence[Problem] | None = None, ba
     pairs, by_id, source = _dataset_pairs(config, problems) if config.dataset else _file_pairs(config, problems)
     missing = sorted({o.task_id for o, _ in pairs if o.task_id not in by_id})
     if missing:
-        raise ValueError(f"{source}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
+        raise UserError(f"{source}: no problem (tests) for task(s) {', '.join(missing[:5])}; pass --benchmark "
                          "with those problems")
     if config.concepts:
         pairs = [p for p in pairs if p[0].concept.value in config.concepts]
         if not pairs:
-            raise ValueError(f"{source}: no killed pair of the concepts {', '.join(config.concepts)}")
+            raise UserError(f"{source}: no killed pair of the concepts {', '.join(config.concepts)}")
     if config.limit:
         keep = list(dict.fromkeys(o.task_id for o, _ in pairs))[: config.limit]
         pairs = [p for p in pairs if p[0].task_id in keep]
@@ -183,14 +184,14 @@ def _dataset_pairs(config, problems: Sequence[Problem] | None) -> tuple[Pairs, d
     except ValueError as err:
         if f"no split {config.split!r}" in str(err):
             raise
-        raise ValueError(f"dataset {config.dataset} has no {MUTANTS_CONFIG} config to score --task {config.task} on: "
+        raise UserError(f"dataset {config.dataset} has no {MUTANTS_CONFIG} config to score --task {config.task} on: "
                          "build it with `procure build --mutants MUTANTS.jsonl` (the output of `procure mutate`)"
                          ) from err
     pairs = mutant_pairs_from_rows(rows)
     if config.dataset_config != "all":
         pairs = [p for p in pairs if p[0].concept.value == config.dataset_config]
     if not pairs:
-        raise ValueError(f"{source}: no mutant pair" + (f" of {config.dataset_config}" if config.dataset_config != "all"
+        raise UserError(f"{source}: no mutant pair" + (f" of {config.dataset_config}" if config.dataset_config != "all"
                                                         else ""))
     task_ids = list(dict.fromkeys(o.task_id for o, _ in pairs))
     if problems is None:
@@ -258,7 +259,7 @@ def _detect(config, fmt, pairs, by_id, statements, backend):
 
         backend = build_backend(config)
     if not hasattr(backend, "score"):
-        raise ValueError(f"--task detect compares answer likelihoods: the {type(backend).__name__} backend cannot "
+        raise UserError(f"--task detect compares answer likelihoods: the {type(backend).__name__} backend cannot "
                          "score answers; use --backend transformers")
     answers = detect_answers(fmt)
     programs = []  # per pair: (original, counterfactual, mutant of the original, mutant of the counterfactual)

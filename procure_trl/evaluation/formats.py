@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from procure_trl.dataset.prompt_format import PROMPT_FORMATS, check_format, default_format, has_chat_template
+from procure_trl.errors import UserError
 from procure_trl.evaluation.config import EvaluationConfig
 
 __all__ = ["recorded_format", "resolve_prompt_format"]
@@ -55,7 +56,7 @@ def resolve_prompt_format(config: EvaluationConfig, backend: Any = None) -> str:
     if fmt == "auto":
         fmt = default_format(tokenizer) if tokenizer is not None else "completion"
     if fmt == "chat" and tokenizer is not None and not has_chat_template(tokenizer):
-        raise ValueError(
+        raise UserError(
             f"--prompt-format chat needs a tokenizer with a chat template, and {config.model}'s has none; use "
             "--prompt-format completion" + (f" (and --allow-format-mismatch: {where} is in chat format)" if recorded
                                            else "")

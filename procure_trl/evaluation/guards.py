@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from procure_trl.errors import short_list
+from procure_trl.errors import UserError, short_list
 from procure_trl.provenance import TRAINING_DATA_FILE, read_adapter_file
 
 __all__ = ["check_train_overlap", "check_near_duplicate_overlap", "check_adapter_base"]
@@ -32,7 +32,7 @@ def check_train_overlap(adapter: str, task_ids: Iterable[str]) -> None:
     overlap = sorted(set(task_ids) & set(record["task_ids"]))
     if overlap:
         source = f"{record.get('dataset')} (config {record.get('config')}, split {record.get('split')})"
-        raise ValueError(
+        raise UserError(
             f"adapter {adapter} was trained on {len(overlap)} of the tasks to score ({short_list(overlap)}) from "
             f"{source}; score held-out tasks (e.g. --dataset {record.get('dataset')} --split test), or pass "
             "--allow-train-overlap to score them anyway"
@@ -89,7 +89,7 @@ def check_near_duplicate_overlap(adapter: str, problems: Iterable[Any], known: I
     found = near_duplicates_of(queries, corpus, DEFAULT_THRESHOLD if threshold is None else threshold)
     if found:
         pairs = [f"{task} ~ {others[0][0]} ({others[0][1]})" for task, others in sorted(found.items())]
-        raise ValueError(
+        raise UserError(
             f"adapter {adapter} was trained on near duplicates of {len(found)} of the tasks to score "
             f"({short_list(pairs, 3)}) from {record.get('dataset')}; score a split built by `procure build` (it keeps "
             "near duplicates on one side), or pass --allow-train-overlap to score them anyway"
@@ -127,7 +127,7 @@ def check_adapter_base(adapter: str, model: str) -> None:
     adapter_config = read_adapter_file(adapter, "adapter_config.json") or {}
     base = adapter_config.get("base_model_name_or_path")
     if base and not _same_model(str(base), model, adapter):
-        raise ValueError(
+        raise UserError(
             f"adapter {adapter} was trained on base model {base} (its adapter_config.json) but --model is {model}; "
             f"evaluate with --model {base}, or pass --allow-base-mismatch to load it anyway"
         )

@@ -69,7 +69,7 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r}; use one of {', '.join(DTYPES)}")
+            raise UserError(f"dtype={self.dtype!r}; use one of {', '.join(DTYPES)}")
 
     def load(self, **kwargs: Any) -> tuple[Any, Any]:
         """``(model, tokenizer)`` as :func:`load_model_and_tokenizer` loads them with these settings (``kwargs``:

@@ -69,7 +69,13 @@ class ScoredPrompt:
         return [v["status"] for v in self.verdicts]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "passed": self.passed, "completions": self.verdicts}
+        """The report's record: ``prompt`` is the program start the completions continue; in the chat format
+        ``user`` is the user turn the model read before it (the two as readable text, not the request key)."""
+        from procure_trl.dataset.prompt_format import decode_request
+
+        user, program_start = decode_request(self.prompt)
+        return {"prompt": program_start, **({"user": user} if user is not None else {}), "passed": self.passed,
+                "completions": self.verdicts}
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from procure_trl.concepts import concept_names_in
 from procure_trl.dataset.prompt_format import TaskText, original_prefix, program_prefix, request_prompt
-from procure_trl.errors import require_folder_path
+from procure_trl.errors import NotPermittedError, require_folder_path
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.formats import resolve_prompt_format
 from procure_trl.evaluation.results import DEFINITIONS, EvaluationReport, PromptRow, ScoredPrompt
@@ -107,7 +107,7 @@ def evaluate_model(
 def require_code_execution_opt_in() -> None:
     # Checked before any model is loaded: failing after an hour of generation would waste the run.
     if os.environ.get("HF_ALLOW_CODE_EVAL") != "1":
-        raise PermissionError(
+        raise NotPermittedError(
             "evaluation executes model-written code; read docs/execution.md, then set HF_ALLOW_CODE_EVAL=1 "
             "to allow it (the pass_at_k metric refuses to run otherwise)"
         )

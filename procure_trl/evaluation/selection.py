@@ -15,6 +15,7 @@ from typing import Any
 
 from procure_trl.concepts import AnyConcept, Concept, concept_names_in
 from procure_trl.dataset.rows import load_dataset_split, records_from_rows
+from procure_trl.errors import UserError
 from procure_trl.evaluation.config import EvaluationConfig
 from procure_trl.evaluation.counterfactuals import check_variants, keep_concepts, load_counterfactual_variants
 from procure_trl.evaluation.dependence import row_dependence
@@ -166,7 +167,7 @@ def benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:
         elif name not in names:
             names.append(name)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"dataset {dataset}: task {unknown[0]!r} comes from no known benchmark; pass --benchmark with the "
             "problems (and tests) of its tasks, e.g. a problems JSONL"
         )
@@ -185,7 +186,7 @@ def _dataset_tasks(
     task_ids, variants = records_from_rows(split)
     source = f"dataset {config.dataset} (config {config.dataset_config}, split {config.split})"
     if not task_ids:
-        raise ValueError(f"{source} has no rows")
+        raise UserError(f"{source} has no rows")
     if problems is None:
         benchmarks = config.benchmark.split(",") if config.benchmark else benchmarks_of(task_ids, str(config.dataset))
         config.benchmark = ",".join(benchmarks)  # the report names what the tests came from
@@ -194,7 +195,7 @@ def _dataset_tasks(
     by_id = {p.task_id: p for p in problems}
     missing = [t for t in task_ids if t not in by_id]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"{source}: {len(missing)} task(s) ({', '.join(missing[:5])}) are not in {config.benchmark}; pass the "
             "--benchmark the dataset was built from"
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from procure_trl.errors import UserError
+
 __all__ = ["METRIC_MODULES", "module_path"]
 
 #: The ``evaluate`` modules this package ships (each is a folder holding ``<name>.py`` and its card).
@@ -26,7 +28,7 @@ def module_path(name: str) -> str:
     >>> ccs = evaluate.load(module_path("ccs"))  # doctest: +SKIP
     """
     if name not in METRIC_MODULES:
-        raise ValueError(f"unknown metric module {name!r}; procure_trl ships {', '.join(METRIC_MODULES)}")
+        raise UserError(f"unknown metric module {name!r}; procure_trl ships {', '.join(METRIC_MODULES)}")
     path = _MODULES_DIR / name
     if not (path / f"{name}.py").is_file():
         raise FileNotFoundError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from procure_trl.errors import UserError
 from procure_trl.metrics import METRIC_MODULES, module_path
 
 __all__ = ["PublishMetricsConfig", "space_files", "publish_metric_space", "publish_metric_spaces"]
@@ -51,12 +52,12 @@ class PublishMetricsConfig:
 
     def __post_init__(self) -> None:
         if not self.namespace or "/" in self.namespace:
-            raise ValueError(
+            raise UserError(
                 f"namespace={self.namespace!r}: give a Hub user or organisation name without '/', e.g. --namespace me"
             )
         unknown = [m for m in self.metrics if m not in METRIC_MODULES]
         if unknown or not self.metrics:
-            raise ValueError(f"metrics={self.metrics!r}: choose among {', '.join(METRIC_MODULES)}")
+            raise UserError(f"metrics={self.metrics!r}: choose among {', '.join(METRIC_MODULES)}")
 
 
 def space_files(name: str, requirement: str = "procure_trl") -> dict[str, bytes]:
@@ -83,11 +84,15 @@ def publish_metric_space(
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    from procure_trl.hub import hub_operation
+
     api = HfApi(token=token)
     repo_id = f"{namespace}/{name}"
-    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     operations = [CommitOperationAdd(path, data) for path, data in space_files(name, requirement).items()]
-    api.create_commit(repo_id, operations, commit_message=f"Upload the {name} metric module", repo_type="space")
+    with hub_operation(f"publishing the Space {repo_id}", "check the network and the token (`hf auth login` or "
+                       "HF_TOKEN), then rerun"):
+        api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        api.create_commit(repo_id, operations, commit_message=f"Upload the {name} metric module", repo_type="space")
     return repo_id
 
 

@@ -34,7 +34,7 @@ def _concepts(text: str) -> list[AnyConcept | str]:
     :class:`GenerationConfig` has loaded ``--concept-rules`` (which may define them)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise ValueError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
+        raise UserError("no concept given; pass a comma-separated list such as name_random,if_else_flip")
     return [Concept.parse(n) if n in Concept._value2member_map_ else n for n in names]
 
 

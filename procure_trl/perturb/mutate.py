@@ -42,7 +42,7 @@ def _kinds(text: str) -> list[MutationKind]:
     try:
         return [MutationKind(n) for n in names]
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"unknown mutation kind in {text!r}; use: {', '.join(k.value for k in MutationKind)}"
         ) from None
 

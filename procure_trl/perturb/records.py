@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from procure_trl.analysis.spans import validate_spans
 from procure_trl.concepts import AnyConcept, Concept, UserConcept
-from procure_trl.errors import UserError
+from procure_trl.errors import ExistingOutputError, MissingInputError, NotPermittedError, UserError
 from procure_trl.problems import json_error_text
 from procure_trl.statuses import STATUSES, VALID, Stage
 
@@ -175,31 +175,31 @@ class CounterfactualRecord:
     def from_dict(cls, row: Mapping[str, Any], where: str = "row") -> CounterfactualRecord:
         """Validate one JSON object; errors name ``where`` (``file:line``), the field and the fix."""
         if not isinstance(row, Mapping):
-            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
         missing = [name for name in RECORD_FIELDS if name not in row]
         if missing:
-            raise ValueError(
+            raise UserError(
                 f"{where}: missing field(s) {', '.join(missing)}; lines need {', '.join(RECORD_FIELDS)} "
                 "(and code + changed_spans when status is 'valid') -- was the file written by `procure perturb`?"
             )
         try:
             concept = Concept.parse(row["concept"], unregistered=row.get("generator") == AST_GREP)
         except (ValueError, AttributeError) as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise UserError(f"{where}: {err}") from None
         status = row["status"]
         if status not in STATUSES:
-            raise ValueError(f"{where}: unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+            raise UserError(f"{where}: unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         for name in ("task_id", "original"):
             if not isinstance(row[name], str) or not row[name]:
-                raise ValueError(f"{where}: field {name!r} must be a non-empty string")
+                raise UserError(f"{where}: field {name!r} must be a non-empty string")
         code = row.get("code")
         if code is not None and not isinstance(code, str):
-            raise ValueError(f"{where}: field 'code' must be a string or null")
+            raise UserError(f"{where}: field 'code' must be a string or null")
         stage = str(row.get("stage") or "")
         if status == VALID:
             missing = [name for name in ("code", "changed_spans") if row.get(name) is None]
             if missing:
-                raise ValueError(
+                raise UserError(
                     f"{where}: a 'valid' line needs field(s) {', '.join(missing)} (the perturbed program and its spans)"
                 )
         raw_spans = row.get("changed_spans") or []
@@ -210,9 +210,9 @@ class CounterfactualRecord:
             try:
                 spans = [(int(s), int(e)) for s, e in raw_spans]
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: changed_spans must be a list of [start, end) integer pairs") from None
+                raise UserError(f"{where}: changed_spans must be a list of [start, end) integer pairs") from None
         if status == VALID and not spans and stage != Stage.UNVALIDATED:
-            raise ValueError(
+            raise UserError(
                 f"{where}: a 'valid' counterfactual has no changed_spans; every perturbation changes some code"
             )
         attempts = row.get("attempts")
@@ -221,15 +221,15 @@ class CounterfactualRecord:
         for name in ("sites", "variant"):
             value = row.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise ValueError(f"{where}: field {name!r} must be a non-negative integer or absent, got {value!r}")
+                raise UserError(f"{where}: field {name!r} must be a non-negative integer or absent, got {value!r}")
             counts[name] = value
         for name in MUTANT_FIELDS:
             value = row.get(name)
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{where}: field {name!r} must be a string or absent, got {value!r}")
+                raise UserError(f"{where}: field {name!r} must be a string or absent, got {value!r}")
             counts[name] = value
         if counts["mutant_of"] not in (None, "original", "counterfactual"):
-            raise ValueError(f"{where}: field 'mutant_of' must be 'original' or 'counterfactual', "
+            raise UserError(f"{where}: field 'mutant_of' must be 'original' or 'counterfactual', "
                              f"got {counts['mutant_of']!r}")
         return cls(
             task_id=row["task_id"], concept=concept, status=status, reason=str(row.get("reason") or ""),
@@ -255,7 +255,12 @@ def read_records(path: str | os.PathLike, *, allow_empty: bool = False,
         torn_tail: ignore bytes after the last newline (a write cut short by a kill), as a resumed
             run does; otherwise they are read as a line.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MissingInputError(f"{path} does not exist; give a file written by `procure perturb`") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path} ({err.strerror or type(err).__name__}); give a JSONL file") from None
     return _parse_records(_whole_lines(data) if torn_tail else data, path, allow_empty=allow_empty)
 
 
@@ -267,17 +272,21 @@ def _whole_lines(data: bytes) -> bytes:
 def _parse_records(data: bytes, path: str | os.PathLike, *, allow_empty: bool) -> list[CounterfactualRecord]:
     """The records of the JSONL bytes ``data`` read from ``path`` (named in errors); see :func:`read_records`."""
     records = []
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}); give a JSONL file") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({json_error_text(err)}); fix or remove that line") from None
+            raise UserError(f"{where}: not valid JSON ({json_error_text(err)}); fix or remove that line") from None
         records.append(CounterfactualRecord.from_dict(row, where))
     if not records and not allow_empty:
-        raise ValueError(f"{path}: no lines; run `procure perturb` first")
+        raise UserError(f"{path}: no lines; run `procure perturb` first")
     return records
 
 
@@ -320,11 +329,11 @@ def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrit
     if resume and overwrite:
         OutputConfig(resume=resume, overwrite=overwrite)  # raises, naming both flags
     if path.is_dir():
-        raise PermissionError(
+        raise NotPermittedError(
             f"cannot write the output {path}: it is a folder; give a file path such as {path / 'out.jsonl'}"
         )
     if path.exists() and path.stat().st_size > 0 and not (resume or overwrite):
-        raise FileExistsError(
+        raise ExistingOutputError(
             f"{path} already exists; pass --resume to keep its rows and add the missing ones, "
             "--overwrite to replace it, or choose another --output"
         )
@@ -334,7 +343,7 @@ def check_output_path(path: str | os.PathLike, *, resume: bool = False, overwrit
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
             pass
     except OSError as err:
-        raise PermissionError(
+        raise NotPermittedError(
             f"cannot write the output {path}: its folder {path.parent} is not writable "
             f"({err.strerror or type(err).__name__}); choose another --output"
         ) from None
@@ -412,7 +421,7 @@ class RecordWriter:
                 os.truncate(self.path, len(whole))
             foreign = [r for r in self.existing if self.generator and r.generator != self.generator]
             if foreign:
-                raise ValueError(
+                raise UserError(
                     f"{self.path} holds rows of --generator {foreign[0].generator} (e.g. {foreign[0].task_id}); "
                     f"--resume continues a run of --generator {self.generator} only: choose another --output"
                 )
@@ -431,11 +440,11 @@ class RecordWriter:
         try:
             then = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise ValueError(f"--resume: {self.path} has no readable record of the settings that made it ({record}); "
+            raise UserError(f"--resume: {self.path} has no readable record of the settings that made it ({record}); "
                              "rerun with --overwrite to start again, or choose another --output") from None
         difference = settings_difference(then, self.settings)
         if difference:
-            raise ValueError(f"--resume continues the same run only, and {self.path} was made with other settings: "
+            raise UserError(f"--resume continues the same run only, and {self.path} was made with other settings: "
                              f"{difference}; rerun with those settings, or with --overwrite to start again")
 
     def _record_settings(self) -> None:

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from procure_trl.errors import UserError
 from procure_trl.problems.codecontests import (
     CODECONTESTS_DATASET,
     CODECONTESTS_FILE_ENV,
@@ -60,7 +61,7 @@ def load_problems(source: str | os.PathLike, *, split: str | None = None,
     name = str(source)
     if name == "humaneval":
         if split not in (None, "test"):
-            raise ValueError(f"HumanEval has only the 'test' split, not {split!r}")
+            raise UserError(f"HumanEval has only the 'test' split, not {split!r}")
         return load_humaneval()
     if name == "mbpp":
         return load_mbpp(mbpp_dir, split=split)
@@ -70,7 +71,7 @@ def load_problems(source: str | os.PathLike, *, split: str | None = None,
         return load_codecontests(split or "test")
     if name.endswith((".jsonl", ".json")) or os.path.exists(name):
         return load_jsonl(name)
-    raise ValueError(f"unknown problem source {name!r}; use one of {', '.join(BENCHMARKS)} or a path to a JSONL file")
+    raise UserError(f"unknown problem source {name!r}; use one of {', '.join(BENCHMARKS)} or a path to a JSONL file")
 
 
 #: The benchmark a task id comes from, by prefix (the id formats of the benchmark loaders).

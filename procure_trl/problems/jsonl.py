@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from procure_trl.errors import MissingInputError, UserError
 from procure_trl.problems.problem import InvalidProblem, Problem
 
 
@@ -23,10 +24,10 @@ def check_parses(problem: Problem, where: str) -> None:
     try:
         ast.parse(problem.program)
     except SyntaxError as err:
-        raise ValueError(f"{where}: the program (prompt + solution) does not parse: {err.msg} (line {err.lineno}); "
+        raise UserError(f"{where}: the program (prompt + solution) does not parse: {err.msg} (line {err.lineno}); "
                          "fix the row's prompt or solution") from None
     except ValueError as err:  # null bytes
-        raise ValueError(f"{where}: the program (prompt + solution) does not parse: {err}; "
+        raise UserError(f"{where}: the program (prompt + solution) does not parse: {err}; "
                          "fix the row's prompt or solution") from None
 
 
@@ -61,7 +62,7 @@ def read_jsonl(path: str | os.PathLike, *, max_program_kb: int | None = None) ->
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"problem file {str(path)!r} does not exist; pass a JSONL file with one problem a line")
+        raise MissingInputError(f"problem file {str(path)!r} does not exist; pass a JSONL file with one problem a line")
     out: list[Problem | InvalidProblem] = []
     seen: dict[str, str] = {}
     with path.open("rb") as handle:
@@ -88,7 +89,7 @@ def read_jsonl(path: str | os.PathLike, *, max_program_kb: int | None = None) ->
                 problem = Problem.from_dict(row, where=where)
                 too_big = oversize_reason(problem.program, max_program_kb, where)
                 if too_big:
-                    raise ValueError(too_big)
+                    raise UserError(too_big)
                 check_parses(problem, where)
             except ValueError as err:
                 out.append(InvalidProblem(where, task_id, str(err), program))
@@ -108,7 +109,7 @@ def load_jsonl(path: str | os.PathLike) -> list[Problem]:
     rows = read_jsonl(path)
     for row in rows:
         if isinstance(row, InvalidProblem):
-            raise ValueError(row.reason)
+            raise UserError(row.reason)
     return rows  # type: ignore[return-value]
 
 

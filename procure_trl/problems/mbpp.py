@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from procure_trl.errors import MissingInputError, UserError, first_line
 from procure_trl.hub import require_hub
 from procure_trl.problems.problem import Problem, comment_block, normalise_newlines
 
@@ -51,14 +52,14 @@ def _guess_entry_point(code: str, tests: Sequence[str], where: str) -> str:
     try:
         tree = ast.parse(code)
     except SyntaxError as err:
-        raise ValueError(f"{where}: the reference code does not parse ({err.msg}, line {err.lineno})") from None
+        raise UserError(f"{where}: the reference code does not parse ({err.msg}, line {err.lineno})") from None
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     for name in _called_functions(tests):
         if name in defined:
             return name
     if defined:
         return defined[-1]
-    raise ValueError(f"{where}: no top-level function in the reference code; cannot tell the entry point")
+    raise UserError(f"{where}: no top-level function in the reference code; cannot tell the entry point")
 
 
 def _mbpp_problem(task_id: int, text: str, code: str, test_list: Sequence[str], setup: str, where: str) -> Problem:
@@ -86,13 +87,13 @@ def _select_split(task_id: int, split: str | None) -> bool:
 def _mbpp_local_rows(data_dir: Path, sanitized: bool) -> list[tuple[Mapping, str]]:
     """(row, where) of a local copy: ``mbpp.jsonl`` (full) or ``sanitized-mbpp.json``."""
     if not data_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"MBPP folder {str(data_dir)!r} (from data_dir= or ${MBPP_DIR_ENV}) does not exist; point it at a folder "
             f"holding mbpp.jsonl and sanitized-mbpp.json, or unset ${MBPP_DIR_ENV} to load {MBPP_DATASET} from the Hub"
         )
     path = data_dir / ("sanitized-mbpp.json" if sanitized else "mbpp.jsonl")
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"MBPP file {str(path)!r} does not exist; put mbpp.jsonl and sanitized-mbpp.json in {str(data_dir)!r}, "
             f"or point ${MBPP_DIR_ENV} (or data_dir=) at the folder that holds them"
         )
@@ -114,8 +115,8 @@ def _mbpp_hub_rows(sanitized: bool) -> list[tuple[Mapping, str]]:
     try:
         splits = datasets.load_dataset(MBPP_DATASET, config)
     except Exception as err:  # offline, no cache: say how to use a local copy instead
-        raise FileNotFoundError(
-            f"could not load {MBPP_DATASET!r} (config {config!r}) from the Hub: {err}. Offline, set "
+        raise MissingInputError(
+            f"could not load {MBPP_DATASET!r} (config {config!r}) from the Hub: {first_line(err)}. Offline, set "
             f"${MBPP_DIR_ENV} to a folder holding mbpp.jsonl and sanitized-mbpp.json"
         ) from err
     rows = [(row, f"{MBPP_DATASET}:{config}:{name}[{index}]")
@@ -146,7 +147,7 @@ def load_mbpp(
     ``prompt + solution`` is a program. ``tests`` is the setup code/imports followed by the asserts.
     """
     if split is not None and split not in MBPP_SPLITS:
-        raise ValueError(f"unknown MBPP split {split!r}; choose one of {', '.join(MBPP_SPLITS)} or None for all")
+        raise UserError(f"unknown MBPP split {split!r}; choose one of {', '.join(MBPP_SPLITS)} or None for all")
     local = Path(data_dir) if data_dir is not None else default_mbpp_dir()
     rows = _mbpp_local_rows(local, sanitized) if local is not None else _mbpp_hub_rows(sanitized)
     problems = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from procure_trl.errors import UserError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -28,19 +30,19 @@ class Problem:
     def from_dict(cls, row: dict, where: str = "row") -> Problem:
         """Build a problem from a JSON object; a missing or non-string field names ``where`` and the fix."""
         if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected a JSON object with the fields of a problem, got {type(row).__name__}")
+            raise UserError(f"{where}: expected a JSON object with the fields of a problem, got {type(row).__name__}")
         names = [f.name for f in fields(cls)]
         missing = [n for n in names if n not in row]
         if missing:
-            raise ValueError(
+            raise UserError(
                 f"{where}: missing field(s) {', '.join(missing)}; every problem needs {', '.join(names)}"
             )
         bad = [n for n in names if not isinstance(row[n], str)]
         if bad:
-            raise ValueError(f"{where}: field(s) {', '.join(bad)} must be strings")
+            raise UserError(f"{where}: field(s) {', '.join(bad)} must be strings")
         empty = [n for n in ("task_id", "entry_point") if not row[n].strip()]
         if empty:
-            raise ValueError(f"{where}: field(s) {', '.join(empty)} must not be empty "
+            raise UserError(f"{where}: field(s) {', '.join(empty)} must not be empty "
                              "(task_id keys the outputs; entry_point names the function the tests call)")
         return cls(**{n: row[n] for n in names})
 

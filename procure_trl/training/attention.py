@@ -39,6 +39,8 @@ from typing import TypeGuard
 
 import torch
 
+from procure_trl.errors import UserError
+
 #: Name under which the concept-aware SDPA attention function is registered in transformers.
 CONCEPT_ATTENTION_NAME = "procure_concept_sdpa"
 
@@ -212,7 +214,7 @@ def enable_concept_attention(model) -> None:
     if current == CONCEPT_ATTENTION_NAME:
         return
     if current != "sdpa":
-        raise ValueError(
+        raise UserError(
             f"the model uses attn_implementation={current!r}, which cannot provide the attention term of the "
             "concept-aware loss from a fused kernel (eager would store batch x heads x L x L per layer; flash and "
             "flex attention cannot return attention mass). Load the model with attn_implementation='sdpa' "
@@ -223,7 +225,7 @@ def enable_concept_attention(model) -> None:
     # transformers' public switch: dispatches to the sub-models (text config of multimodal models too)
     model.set_attn_implementation(CONCEPT_ATTENTION_NAME)
     if config._attn_implementation != CONCEPT_ATTENTION_NAME:
-        raise ValueError(
+        raise UserError(
             f"{type(model).__name__} does not let transformers switch its attention function (it does not use "
             "AttentionInterface), so the attention term cannot be computed; set concept_loss_weight=0"
         )

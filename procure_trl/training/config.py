@@ -7,6 +7,7 @@ from typing import Literal
 
 from trl import SFTConfig
 
+from procure_trl.errors import UserError
 from procure_trl.training.loss import TOKEN_LOSSES
 
 #: Values of ``train_on``: every row, or the original programs only.
@@ -22,7 +23,7 @@ def parse_attention_layers(value: list[int] | int | str | None) -> list[int] | i
     """
     if value is None or isinstance(value, bool):
         if isinstance(value, bool):
-            raise ValueError(f"attention_layers must be a layer count, a list of indices or 'all', got {value!r}")
+            raise UserError(f"attention_layers must be a layer count, a list of indices or 'all', got {value!r}")
         return None
     if isinstance(value, int):
         return value
@@ -35,19 +36,19 @@ def parse_attention_layers(value: list[int] | int | str | None) -> list[int] | i
         try:
             numbers = [int(p) for p in parts]
         except ValueError:
-            raise ValueError(
+            raise UserError(
                 f"attention_layers={value!r} is not understood; use 'all', a count such as '4' (the top 4 layers) "
                 "or indices such as '0,2,5' or '[-1]'"
             ) from None
         if is_list:
             return numbers
         if len(numbers) != 1:
-            raise ValueError(f"attention_layers={value!r}: separate layer indices with commas, e.g. '0,2,5'")
+            raise UserError(f"attention_layers={value!r}: separate layer indices with commas, e.g. '0,2,5'")
         return numbers[0]
     try:
         return [int(i) for i in value]
     except (TypeError, ValueError):
-        raise ValueError(
+        raise UserError(
             f"attention_layers must be a layer count, a list of indices or 'all', got {value!r}"
         ) from None
 
@@ -62,17 +63,17 @@ def resolve_attention_layers(value: list[int] | int | None, num_layers: int) -> 
         return list(range(num_layers))
     if isinstance(value, int):
         if not 1 <= value <= num_layers:
-            raise ValueError(
+            raise UserError(
                 f"attention_layers={value} asks for the top {value} layers but the model has {num_layers} decoder "
                 f"layers; use a count between 1 and {num_layers}, a list of indices, or None for all layers"
             )
         return list(range(num_layers - value, num_layers))
     if not value:
-        raise ValueError("attention_layers is an empty list; give at least one layer index, or None for all layers")
+        raise UserError("attention_layers is an empty list; give at least one layer index, or None for all layers")
     resolved = set()
     for index in value:
         if not -num_layers <= index < num_layers:
-            raise ValueError(
+            raise UserError(
                 f"attention_layers contains layer index {index}, out of range for a model with {num_layers} decoder "
                 f"layers (valid: 0..{num_layers - 1}, or -{num_layers}..-1 counting from the top)"
             )
@@ -189,28 +190,28 @@ class ConceptAwareSFTConfig(SFTConfig):
         self._resolve_checkpointing_aliases()
         super().__post_init__()
         if self.concept_loss_weight is None or self.concept_loss_weight < 0:
-            raise ValueError(
+            raise UserError(
                 f"concept_loss_weight (lambda) must be >= 0, got {self.concept_loss_weight}; use 0 to disable the "
                 "attention term"
             )
         if self.perturbed_token_weight is None or self.perturbed_token_weight < 0:
-            raise ValueError(
+            raise UserError(
                 f"perturbed_token_weight (alpha) must be >= 0, got {self.perturbed_token_weight}; use 0 for "
                 "unweighted tokens"
             )
         if self.train_on not in TRAIN_ON:
-            raise ValueError(f"train_on={self.train_on!r} is not one of {', '.join(TRAIN_ON)}")
+            raise UserError(f"train_on={self.train_on!r} is not one of {', '.join(TRAIN_ON)}")
         if self.token_loss not in TOKEN_LOSSES:
-            raise ValueError(f"token_loss={self.token_loss!r} is not one of {', '.join(TOKEN_LOSSES)}")
+            raise UserError(f"token_loss={self.token_loss!r} is not one of {', '.join(TOKEN_LOSSES)}")
         if not self.attention_loss_eps > 0:
-            raise ValueError(f"attention_loss_eps must be > 0, got {self.attention_loss_eps}")
+            raise UserError(f"attention_loss_eps must be > 0, got {self.attention_loss_eps}")
         self.attention_layers = parse_attention_layers(self.attention_layers)
         if isinstance(self.attention_layers, int) and self.attention_layers < 1:
-            raise ValueError(
+            raise UserError(
                 f"attention_layers={self.attention_layers}: a layer count must be >= 1 (or use a list of indices)"
             )
         if self.packing or self.padding_free:
-            raise ValueError(
+            raise UserError(
                 "ConceptAwareSFTTrainer does not support packing or padding_free: the attention term is per sample "
                 "and needs each sample in its own row. Set packing=False and padding_free=False."
             )

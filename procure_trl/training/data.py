@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from procure_trl.dataset.masks import check_mask_alignment, conversation_mask, prompt_completion_mask
+from procure_trl.errors import UserError
 
 BUILD_HINT = (
     "Build a counterfactual dataset with `procure build` (rows with prompt, "
@@ -37,7 +38,7 @@ def concept_dataset_kind(
     columns = set(column_names)
     if "input_ids" in columns:
         if mask_column not in columns:
-            raise ValueError(
+            raise UserError(
                 f"the {dataset_name} dataset is pre-tokenized (has 'input_ids') but has no {mask_column!r} column; "
                 f"columns: {sorted(columns)}. {BUILD_HINT}. If the mask lives under another name, set "
                 "perturbation_mask_column in ConceptAwareSFTConfig."
@@ -46,7 +47,7 @@ def concept_dataset_kind(
     text = ("messages",) if "messages" in columns else ("prompt", "completion")
     missing = [c for c in (*text, spans_column) if c not in columns]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"the {dataset_name} dataset lacks the column(s) {missing} (columns: {sorted(columns)}). "
             f"ConceptAwareSFTTrainer needs prompt/completion or messages rows with {spans_column!r}, or pre-tokenized "
             f"rows with 'input_ids' and {mask_column!r}. {BUILD_HINT}."
@@ -75,7 +76,7 @@ def keep_originals(dataset: Any, *, spans_column: str, mask_column: str) -> Any:
     kept = dataset.filter(is_original_row, fn_kwargs={"spans_column": spans_column, "mask_column": mask_column},
                           **kwargs)
     if hasattr(kept, "num_rows") and kept.num_rows == 0:
-        raise ValueError("train_on='originals' but the train dataset holds no original program (no row with concept "
+        raise UserError("train_on='originals' but the train dataset holds no original program (no row with concept "
                          "'original' or without changed spans); train on a dataset built by `procure build`")
     return kept
 
@@ -126,12 +127,12 @@ def tokenize_concept_row(
         elif isinstance(example["prompt"], str) and isinstance(example["completion"], str):
             tokenized = prompt_completion_mask(example["prompt"], example["completion"], spans, tokenizer)
         else:
-            raise ValueError(
+            raise UserError(
                 f"'prompt' and 'completion' must both be strings or both be lists of messages (got "
                 f"{type(example['prompt']).__name__}/{type(example['completion']).__name__})"
             )
     except ValueError as err:
-        raise ValueError(f"row {idx} ({spans_column}={spans!r}): {err}") from err
+        raise UserError(f"row {idx} ({spans_column}={spans!r}): {err}") from err
     out = {"input_ids": tokenized["input_ids"], mask_column: tokenized["perturbation_mask"]}
     for key in ("completion_mask", "assistant_masks"):
         if key in tokenized:
@@ -150,7 +151,7 @@ def check_concept_row(
     """
     made_by = example.get("tokenizer_fingerprint")
     if tokenizer and made_by and made_by != tokenizer["tokenizer_fingerprint"]:
-        raise ValueError(
+        raise UserError(
             f"row {idx}: the dataset was tokenized with {example.get('tokenizer_name')!r} (vocabulary "
             f"{made_by}) but the trainer's tokenizer is {tokenizer['tokenizer_name']!r} (vocabulary "
             f"{tokenizer['tokenizer_fingerprint']}); rebuild the dataset with --tokenizer "
@@ -158,7 +159,7 @@ def check_concept_row(
         )
     check_mask_alignment(example["input_ids"], example[mask_column], where=f"row {idx}")
     if "labels" in example and len(example["labels"]) != len(example["input_ids"]):
-        raise ValueError(
+        raise UserError(
             f"row {idx}: 'labels' has {len(example['labels'])} entries but 'input_ids' has {len(example['input_ids'])}"
         )
     return {}

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from procure_trl.errors import UserError
+
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
            "float32": torch.float32, "fp32": torch.float32}
 
@@ -31,7 +33,7 @@ def _dtype(value: torch.dtype | str) -> torch.dtype:
     try:
         return _DTYPES[str(value).lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {value!r}; use one of {sorted(_DTYPES)}") from None
+        raise UserError(f"unknown dtype {value!r}; use one of {sorted(_DTYPES)}") from None
 
 
 def default_quantization_config(
@@ -50,7 +52,7 @@ def default_quantization_config(
     from transformers import BitsAndBytesConfig
 
     if quant_type not in ("nf4", "fp4"):
-        raise ValueError(f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
+        raise UserError(f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=quant_type,

@@ -33,6 +33,7 @@ from trl import SFTConfig, SFTTrainer
 from trl.data_utils import get_dataset_column_names
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from procure_trl.errors import UserError
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint, training_data_record, write_training_data
 from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
 from procure_trl.training.collator import DataCollatorForConceptLM
@@ -148,12 +149,12 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("ConceptAwareSFTTrainer computes its own loss; do not pass compute_loss_func")
         if args.label_smoothing_factor > 0 or args.loss_type != "nll":
-            raise ValueError(
+            raise UserError(
                 "ConceptAwareSFTTrainer supports loss_type='nll' without label smoothing (got "
                 f"loss_type={args.loss_type!r}, label_smoothing_factor={args.label_smoothing_factor})"
             )
         if args.gradient_checkpointing and (args.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
-            raise ValueError(
+            raise UserError(
                 "reentrant gradient checkpointing runs the forward without autograd, so the attention term would get "
                 "no gradient; set gradient_checkpointing_kwargs={'use_reentrant': False} (the default)"
             )

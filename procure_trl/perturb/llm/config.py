@@ -200,7 +200,7 @@ def parse_price(text: str) -> tuple[str, tuple[float, float]]:
             raise ValueError
         return model.strip(), (float(parts[0]), float(parts[1]))
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"bad --price {text!r}: expected MODEL=IN,OUT in USD per 1M prompt and completion tokens, "
             "e.g. gpt-4o-mini=0.15,0.60"
         ) from None

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from procure_trl.concepts import Concept
+from procure_trl.errors import UserError
 from procure_trl.validation.pipeline import ValidationConfig
 
 ENGINES = ("datasets", "ray")
@@ -88,9 +89,9 @@ class DatasetPerturbConfig:
     def __post_init__(self) -> None:
         self.concepts = [Concept.parse(c) for c in self.concepts]
         if self.engine not in ENGINES:
-            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+            raise UserError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         for name in ("num_proc", "batch_size", "test_workers"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.streaming and self.engine != "datasets":
-            raise ValueError("streaming applies to the datasets engine; Ray Data reads its input in blocks already")
+            raise UserError("streaming applies to the datasets engine; Ray Data reads its input in blocks already")

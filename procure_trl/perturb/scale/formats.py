@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from procure_trl.errors import UserError
+
 TEXT = "text"
 CONVERSATIONAL = "conversational"
 
@@ -82,14 +84,14 @@ def detect_format(
     for option, value in (("--code-column", code_column), ("--prompt-column", prompt_column),
                           ("--tests-column", tests_column)):
         if value is not None and value not in names:
-            raise ValueError(f"{option} {value!r} is not a column of the dataset (columns: {', '.join(names)})")
+            raise UserError(f"{option} {value!r} is not a column of the dataset (columns: {', '.join(names)})")
     if code_column is None:
         if "messages" in names:
             code_column = "messages"
         else:
             code_column = next((c for c in CODE_COLUMN_CANDIDATES if c in names), None)
         if code_column is None:
-            raise ValueError(f"no code column found among {', '.join(names)}; name it with --code-column "
+            raise UserError(f"no code column found among {', '.join(names)}; name it with --code-column "
                              "(and the prompt with --prompt-column)")
     if prompt_column is None and code_column != "messages":
         prompt_column = next((c for c in PROMPT_COLUMN_CANDIDATES if c in names and c != code_column), None)
@@ -101,7 +103,7 @@ def detect_format(
     elif isinstance(sample, str) or sample is None:
         kind = TEXT
     else:
-        raise ValueError(f"column {code_column!r} holds {type(sample).__name__}, not code text or a list of "
+        raise UserError(f"column {code_column!r} holds {type(sample).__name__}, not code text or a list of "
                          "{'role', 'content'} messages; pass the code column with --code-column")
     return DatasetFormat(kind, code_column, prompt_column, tests_column)
 

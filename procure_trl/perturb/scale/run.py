@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from procure_trl.errors import UserError
 from procure_trl.perturb.scale.card import DatasetCounts, count_output, write_card
 from procure_trl.perturb.scale.config import DatasetPerturbConfig
 from procure_trl.perturb.scale.formats import CONVERSATIONAL, DatasetFormat, detect_format
@@ -57,21 +58,25 @@ def load_input(config: DatasetPerturbConfig):
     """The input split as a ``Dataset`` (or ``IterableDataset`` when streaming); raises ``ValueError`` naming it."""
     from datasets import load_dataset
 
+    from procure_trl.hub import require_local_or_hub
+
     path = Path(config.dataset)
     try:
         if path.is_file():
             loader = _FILE_LOADERS.get(path.suffix.lower())
             if loader is None:
-                raise ValueError(f"--dataset {config.dataset!r}: a file must be .parquet, .jsonl or .json")
+                raise UserError(f"--dataset {config.dataset!r}: a file must be .parquet, .jsonl or .json")
             dataset = load_dataset(loader, data_files={config.split: str(path)}, split=config.split,
                                    streaming=config.streaming, **_reader_options(loader))
         else:
+            # a Hub id offline or out of reach: one line now, not a retrying download that ends in a traceback
+            require_local_or_hub(config.dataset, "dataset", "--dataset", probe=True)
             dataset = load_dataset(config.dataset, config.dataset_config, split=config.split,
                                    streaming=config.streaming)
-    except ValueError:
+    except UserError:
         raise
     except Exception as err:  # datasets raises many types; all mean "this input cannot be read"
-        raise ValueError(f"--dataset {config.dataset!r} (config {config.dataset_config!r}, split {config.split!r}) "
+        raise UserError(f"--dataset {config.dataset!r} (config {config.dataset_config!r}, split {config.split!r}) "
                          f"cannot be read: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}; "
                          "pass a Hub id, a local dataset folder, or a Parquet/JSONL file") from None
     if config.limit is not None:
@@ -99,7 +104,7 @@ def _first_row(dataset) -> dict[str, Any] | None:
 def perturb_dataset(config: DatasetPerturbConfig) -> PerturbDatasetResult:
     """Read ``config.dataset``, add the counterfactuals, write ``config.output_dir``; see the module docstring."""
     if not config.output_dir:
-        raise ValueError("--output-dir is required: the folder the output dataset is written to")
+        raise UserError("--output-dir is required: the folder the output dataset is written to")
     dataset = load_input(config)
     features = dataset.features
     if features is None:  # a stream of JSON without declared features: resolve them from the first rows
@@ -204,7 +209,7 @@ def _run_ray(dataset, transform, features, config: DatasetPerturbConfig, data_di
     try:
         import ray
     except ImportError:
-        raise ValueError("--engine ray needs Ray Data: pip install 'procure_trl[ray]'") from None
+        raise UserError("--engine ray needs Ray Data: pip install 'procure_trl[ray]'") from None
     started = not ray.is_initialized()
     if started:
         # RAY_ADDRESS (set by `ray job submit` or by hand) connects to a cluster; otherwise a local one starts
