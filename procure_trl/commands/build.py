@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(str(err)) from err
     if config.push_to_hub:
+        assert config.repo_id is not None  # BuildConfig requires it with push_to_hub
         require_hub_push(config.repo_id)  # before perturbing and building, not after
     build_counterfactual_dataset(config)
     return 0

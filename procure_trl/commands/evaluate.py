@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     report = evaluate_model(config)  # raises UserError for bad input; a bug keeps its traceback
-    print(report.summary() if config.task != "generate" else markdown_summary(report))
+    from procure_trl.evaluation.results import EvaluationReport
+
+    print(markdown_summary(report) if isinstance(report, EvaluationReport) else report.summary())
     print(f"report: {report.files['report']}")
     return 0

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     options = ExperimentArguments(**config_kwargs(ExperimentArguments, args))
     if (options.config is None) == (options.plan is None):
         raise UserError("give --config FILE to run an experiment, or --plan FILE to print its design (one of them)")
-    experiment = load_experiment(resolve_config("experiments", options.config or options.plan))
+    path = options.config or options.plan
+    assert path is not None  # exactly one of them, checked above
+    experiment = load_experiment(resolve_config("experiments", path))
     if options.output_dir:
         experiment = dataclasses.replace(experiment, output_dir=options.output_dir)
     if options.smoke:

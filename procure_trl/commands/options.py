@@ -257,7 +257,8 @@ def add_options(
             shown = default is not dataclasses.MISSING and default is not None and field.name not in required
             kwargs["help"] = _help(field, default, shown=shown) + (" (required)" if check_given else "")
         action = parser.add_argument(*flags, **kwargs)
-        action.procure_required = check_given
+        # our mark on argparse's Action, read back in parse_known_args
+        action.procure_required = check_given  # type: ignore[attr-defined]
         _add_underscore_aliases(parser, flags, kwargs)
         added.append(field.name)
     return added

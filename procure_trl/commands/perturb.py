@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
 from procure_trl.concepts import Concept
 from procure_trl.errors import UserError, print_error
+
+if TYPE_CHECKING:
+    from procure_trl.problems import InvalidProblem, Problem
 
 _EPILOG = """\
 output (one JSON object a line, per (problem, concept), in input order then concept order):
@@ -147,7 +151,7 @@ def _run_dataset(args) -> int:
     try:  # the settings only: the library raises UserError for bad input, and a bug keeps its traceback
         engine = GenerationConfig(**config_kwargs(GenerationConfig, args))
         config = DatasetPerturbConfig(**config_kwargs(DatasetPerturbConfig, args, exclude=SHARED_WITH_GENERATION),
-                                      concepts=list(engine.concepts), seed=engine.seed, timeout=engine.timeout,
+                                      concepts=list(engine.concept_list), seed=engine.seed, timeout=engine.timeout,
                                       split=args.split or DatasetPerturbConfig.split, limit=args.limit)
     except ValueError as err:
         raise UserError(str(err)) from err
@@ -159,11 +163,12 @@ def _run_dataset(args) -> int:
     return 0
 
 
-def _load(args, max_program_kb: int | None = None) -> list:
+def _load(args, max_program_kb: int | None = None) -> Sequence[Problem | InvalidProblem]:
     from procure_trl.problems import load_problems, read_jsonl
 
     if bool(args.input) == bool(args.benchmark):
         raise UserError("give exactly one of INPUT.jsonl or --benchmark NAME")
+    problems: Sequence[Problem | InvalidProblem]
     if args.input:
         if args.split:
             raise UserError("--split applies to --benchmark only")
@@ -205,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         from procure_trl.perturb.engine import GenerationConfig
 
         config = GenerationConfig(**config_kwargs(GenerationConfig, args))  # loads --concept-rules
-        concepts = list(config.concepts)
+        concepts = list(config.concept_list)
     problems = _load(args, config.max_source_kb if config is not None else None)
     total = len(problems) * len(concepts)
     try:
@@ -219,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         return INTERRUPTED_EXIT
 
 
-def _run_rule_engine(args: argparse.Namespace, problems: list, output, config) -> int:
+def _run_rule_engine(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], output,
+                     config) -> int:
     from procure_trl.perturb.engine import format_summary_table, generate_to_jsonl
 
     records = generate_to_jsonl(problems, args.output, config, resume=output.resume, overwrite=output.overwrite,

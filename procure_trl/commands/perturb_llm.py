@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procure_trl.commands.options import add_options, config_kwargs
-from procure_trl.concepts import Concept
+from procure_trl.concepts import AnyConcept
 from procure_trl.errors import UserError, print_error
 from procure_trl.perturb.records import OutputConfig
 from procure_trl.problems import InvalidProblem, Problem
@@ -85,7 +85,7 @@ def config_from_args(args: argparse.Namespace):
     return LLMGeneratorConfig(**kwargs)
 
 
-def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[Concept],
+def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], concepts: Sequence[AnyConcept],
         output: OutputConfig) -> int:
     """Generate counterfactuals with the LLM into ``args.output``, print the summary; exit status.
 
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace, problems: Sequence[Problem | InvalidProblem], 
         raise UserError(str(err)) from err
     try:
         generator = LLMGenerator(config)
-        report = generator.generate_to_jsonl(problems, concepts, Path(args.output), resume=output.resume,
-                                             overwrite=output.overwrite)
+        report = generator.generate_to_jsonl(problems, [c.value for c in concepts], Path(args.output),
+                                             resume=output.resume, overwrite=output.overwrite)
     except LLMFatalError as err:
         kept = ""
         if _has_rows(args.output):
