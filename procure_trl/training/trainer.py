@@ -37,7 +37,7 @@ from procure_trl.errors import UserError
 from procure_trl.provenance import TOKENIZER_COLUMNS, tokenizer_fingerprint, training_data_record, write_training_data
 from procure_trl.training.attention import ConceptAttentionProbe, enable_concept_attention
 from procure_trl.training.collator import DataCollatorForConceptLM
-from procure_trl.training.config import ConceptAwareSFTConfig, resolve_attention_layers
+from procure_trl.training.config import ConceptAwareSFTConfig, parse_attention_layers, resolve_attention_layers
 from procure_trl.training.data import (
     VersionedRowFunction,
     check_concept_row,
@@ -112,7 +112,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
     _tag_names = ["trl", "sft", "procure"]
     _name = "ConceptAwareSFT"
     # compute_loss divides by totals of the whole accumulation window (see _get_num_items_in_batch)
-    loss_is_scaled_for_ga = True
+    loss_is_scaled_for_ga = True  # type: ignore[assignment]  # transformers declares the opt-in as None-typed
+    args: ConceptAwareSFTConfig  # __init__ turns whatever it is given into one
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         **kwargs,
     ):
         require_extension_points()
-        if getattr(args, "train_on", "all") == "originals" and train_dataset is not None:
+        if isinstance(args, ConceptAwareSFTConfig) and args.train_on == "originals" and train_dataset is not None:
             # the plain-SFT baseline without counterfactual data: the rows go before anything is recorded or tokenized
             train_dataset = keep_originals(train_dataset, spans_column=args.changed_spans_column,
                                            mask_column=args.perturbation_mask_column)
@@ -153,7 +154,8 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 "ConceptAwareSFTTrainer supports loss_type='nll' without label smoothing (got "
                 f"loss_type={args.loss_type!r}, label_smoothing_factor={args.label_smoothing_factor})"
             )
-        if args.gradient_checkpointing and (args.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+        checkpointing = args.gradient_checkpointing_kwargs
+        if args.gradient_checkpointing and isinstance(checkpointing, dict) and checkpointing.get("use_reentrant"):
             raise UserError(
                 "reentrant gradient checkpointing runs the forward without autograd, so the attention term would get "
                 "no gradient; set gradient_checkpointing_kwargs={'use_reentrant': False} (the default)"
@@ -186,9 +188,11 @@ class ConceptAwareSFTTrainer(SFTTrainer):
                 perturbation_mask_key=args.perturbation_mask_column,
             )
 
-        base_model = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        # a PeftModel (untyped in transformers' Trainer.model) or the model itself
+        base_model: Any = self.model.get_base_model() if is_peft_model(self.model) else self.model  # type: ignore[union-attr,operator]
         num_layers = base_model.config.get_text_config().num_hidden_layers
-        self.attention_layers = resolve_attention_layers(args.attention_layers, num_layers)
+        # the config normalised the setting already; parsing again narrows its declared type (str is a CLI form)
+        self.attention_layers = resolve_attention_layers(parse_attention_layers(args.attention_layers), num_layers)
         if args.concept_loss_weight > 0:
             enable_concept_attention(base_model)
 
@@ -250,7 +254,9 @@ class ConceptAwareSFTTrainer(SFTTrainer):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
         if self._training_data is not None and self.args.should_save:
-            write_training_data(output_dir or self.args.output_dir, self._training_data)
+            target = output_dir or self.args.output_dir
+            assert target is not None  # TrainingArguments always sets output_dir
+            write_training_data(target, self._training_data)
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
@@ -258,7 +264,9 @@ class ConceptAwareSFTTrainer(SFTTrainer):
             self._signature_columns = [*self._signature_columns, self.args.perturbation_mask_column]
 
     # ----------------------------------------------------------------------------------------- loss
-    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> LossNormalizer | None:
+    def _get_num_items_in_batch(  # type: ignore[override]  # the totals our compute_loss reads, not a count
+        self, batch_samples: list, device: torch.device
+    ) -> LossNormalizer | None:
         """Window totals of the loss: ``sum w_t`` and the number of counterfactuals, over all micro-batches
         of the accumulation window and (with ``average_tokens_across_devices``) over all processes."""
         if not batch_samples or "labels" not in batch_samples[0] or BATCH_MASK_KEY not in batch_samples[0]:
@@ -286,7 +294,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         return LossNormalizer(token_weight=totals[0].float(), counterfactuals=totals[1].float())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if self.model is not None and self.model.training else "eval"
         if BATCH_MASK_KEY not in inputs:
             raise KeyError(
                 f"the batch has no {BATCH_MASK_KEY!r} (keys: {sorted(inputs)}); a custom data_collator must pad the "
@@ -380,7 +388,7 @@ class ConceptAwareSFTTrainer(SFTTrainer):
         return metrics
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if self.model is not None and self.model.training else "eval"
         prefix = "eval_" if mode == "eval" else ""  # evaluation logs carry the prefix (as TRL adds it)
         logs.update({prefix + key: value for key, value in self._concept_metrics(mode).items()})
         super().log(logs, start_time)
