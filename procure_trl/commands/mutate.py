@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT, sigterm_as_interrupt
 from procure_trl.commands.options import add_options, config_kwargs
-from procure_trl.errors import UserError, print_error
+from procure_trl.errors import UserError
 
 _EPILOG = """\
 output (one JSON object a line, the lines of `procure perturb` plus three fields; two lines per valid
@@ -105,28 +105,16 @@ def run(args: argparse.Namespace) -> int:
     print(format_mutation_table(lines))
     print(format_rejects_by_stage(lines) or "rejected by stage: none")
     print(f"wrote {len(lines)} lines ({len(killed_pairs(lines))} killed pairs) to {files.output}")
-    return _strict_status(records, files.counterfactuals, output.strict)
+    from procure_trl.commands.perturb import report_bad_input
+
+    # procure perturb kept the bad rows as `rejected` lines of stage `input`; they give no mutants
+    return report_bad_input(records, "procure mutate", output.strict, source=files.counterfactuals)
 
 
 def _bad_input(record) -> bool:
     from procure_trl.statuses import REJECTED, Stage
 
     return record.status == REJECTED and record.stage == Stage.INPUT
-
-
-def _strict_status(records: list, source: str, strict: bool) -> int:
-    """List the bad input rows of the counterfactuals file (``procure perturb`` kept them as ``rejected`` lines of
-    stage ``input``; they give no mutants); exit status 1 for them with ``strict``, as ``procure perturb``."""
-    from procure_trl.perturb.engine import bad_input_rows, format_bad_input
-
-    block = format_bad_input(records)
-    if block:
-        print(block)
-    if strict and block:
-        print_error("procure mutate", f"{len(bad_input_rows(records))} bad input row(s) in {source} and --strict; "
-                    "fix them (listed above) or drop --strict")
-        return 1
-    return 0
 
 
 def _fingerprint(files: MutateArguments) -> str:

@@ -244,14 +244,22 @@ def _inputs(args: argparse.Namespace) -> dict:
 
 def report_run(records: list, path: str, strict: bool) -> int:
     """Print the bad input rows and where the lines went; the exit status (1 for bad input with ``strict``)."""
+    return report_bad_input(records, "procure perturb", strict, wrote=f"wrote {len(records)} lines to {path}")
+
+
+def report_bad_input(records: list, prog: str, strict: bool, source: str = "", wrote: str = "") -> int:
+    """Print the bad input rows of ``records`` (then ``wrote``, if given); exit status 1 when there are some and
+    ``strict``, else 0 (``procure perturb`` and ``procure mutate`` alike)."""
     from procure_trl.perturb.engine import bad_input_rows, format_bad_input
 
     block = format_bad_input(records)
     if block:
         print(block)
-    print(f"wrote {len(records)} lines to {path}")
+    if wrote:
+        print(wrote)
     if strict and block:
-        print_error("procure perturb", f"{len(bad_input_rows(records))} bad input row(s) and --strict; "
+        where = f" in {source}" if source else ""
+        print_error(prog, f"{len(bad_input_rows(records))} bad input row(s){where} and --strict; "
                     "fix them (listed above) or drop --strict")
         return 1
     return 0
