@@ -49,3 +49,31 @@ def tiny_llama(tiny_tokenizer):
     from procure_trl.testing_utils import build_tiny_llama
 
     return build_tiny_llama(tiny_tokenizer)
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, tiny_tokenizer):
+    """``write(**fields) -> path``: a CPU LoRA recipe for a tiny Llama (saved under ``tmp_path/tiny``) trained on a
+    few original/counterfactual pairs (``tmp_path/pairs.jsonl``); ``fields`` add to or replace its defaults."""
+    import json
+
+    import yaml
+    from training_ddp_worker import make_rows
+
+    from procure_trl.testing_utils import build_tiny_llama
+
+    model_dir = tmp_path / "tiny"
+    build_tiny_llama(tiny_tokenizer).save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows()))
+
+    def write(**fields) -> str:
+        recipe = {"dataset_name": str(data), "model_name_or_path": str(model_dir), "dtype": "float32",
+                  "use_peft": True, "lora_r": 4, "lora_alpha": 8, "per_device_train_batch_size": 4, "use_cpu": True,
+                  "bf16": False, "report_to": "none", "disable_tqdm": True, **fields}
+        path = tmp_path / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        return str(path)
+
+    return write

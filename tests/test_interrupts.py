@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import time
 
 import pytest
-import yaml
 
 from procure_trl.cli import run_reporting_errors
 from procure_trl.commands.interrupts import INTERRUPTED_EXIT
@@ -43,23 +41,10 @@ def test_every_long_command_says_what_an_interrupt_keeps(command):
 
 
 @pytest.mark.slow
-def test_train_saves_a_resumable_checkpoint_on_sigterm(tmp_path, tiny_tokenizer):
-    from training_ddp_worker import make_rows
-
-    from procure_trl.testing_utils import build_tiny_llama
-
-    model_dir = tmp_path / "tiny"
-    build_tiny_llama(tiny_tokenizer).save_pretrained(model_dir)
-    tiny_tokenizer.save_pretrained(model_dir)
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows()))
+def test_train_saves_a_resumable_checkpoint_on_sigterm(tmp_path, tiny_recipe):
     out = tmp_path / "out"
-    recipe = {"dataset_name": str(data), "model_name_or_path": str(model_dir), "use_peft": True, "dtype": "float32",
-              "lora_r": 4, "lora_alpha": 8, "concept_loss_weight": 0.1, "attention_layers": "1",
-              "output_dir": str(out), "max_steps": 400, "per_device_train_batch_size": 2, "use_cpu": True,
-              "report_to": "none", "save_strategy": "no", "disable_tqdm": True, "logging_steps": 1}
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path = tiny_recipe(concept_loss_weight=0.1, attention_layers="1", output_dir=str(out), max_steps=400,
+                       per_device_train_batch_size=2, save_strategy="no", logging_steps=1)
     command = [sys.executable, "-m", "procure_trl.cli", "train", "--config", str(path)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -7,30 +7,15 @@ import json
 import os
 
 import pytest
-import yaml
-from training_ddp_worker import make_rows
 
 from procure_trl.cli import main
-from procure_trl.testing_utils import build_tiny_llama
 
 pytestmark = pytest.mark.slow  # imports TRL and trains a tiny model for a few steps
 
 
 @pytest.fixture
-def recipe(tmp_path, tiny_tokenizer):
-    model_dir = tmp_path / "tiny"
-    build_tiny_llama(tiny_tokenizer).save_pretrained(model_dir)
-    tiny_tokenizer.save_pretrained(model_dir)
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows()))
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({
-        "dataset_name": str(data), "model_name_or_path": str(model_dir), "dtype": "float32", "use_peft": True,
-        "lora_r": 4, "lora_alpha": 8, "output_dir": str(tmp_path / "out"), "max_steps": 2,
-        "per_device_train_batch_size": 4, "use_cpu": True, "bf16": False, "report_to": "none",
-        "save_strategy": "steps", "save_steps": 1, "disable_tqdm": True,
-    }))
-    return str(path)
+def recipe(tmp_path, tiny_recipe):
+    return tiny_recipe(output_dir=str(tmp_path / "out"), max_steps=2, save_strategy="steps", save_steps=1)
 
 
 def _error(capsys) -> str:

@@ -5,7 +5,6 @@ RuntimeWarning the report already states) do not reach the terminal."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -79,28 +78,14 @@ def _messages(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow  # trains and evaluates the tiny model in subprocesses (about 40 s here)
-def test_train_and_evaluate_print_no_library_messages(tmp_path):
-    from training_ddp_worker import make_rows
-
-    from procure_trl.testing_utils import save_tiny_model
-
-    model = tmp_path / "tiny"
-    save_tiny_model(str(model))
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows()))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "dataset_name": str(data), "model_name_or_path": str(model), "dtype": "float32", "use_peft": True,
-        "lora_r": 4, "lora_alpha": 8, "output_dir": str(tmp_path / "adapter"), "max_steps": 1,
-        "per_device_train_batch_size": 4, "use_cpu": True, "bf16": False, "report_to": "none",
-        "save_strategy": "no", "disable_tqdm": True}))
+def test_train_and_evaluate_print_no_library_messages(tmp_path, tiny_recipe):
+    model = tmp_path / "tiny"  # what tiny_recipe saves
+    recipe = tiny_recipe(output_dir=str(tmp_path / "adapter"), max_steps=1, save_strategy="no")
     from procure_trl.dataset.builder import BuildConfig, build_counterfactual_dataset
 
     dataset = tmp_path / "dataset"
-    build_counterfactual_dataset(BuildConfig(input_jsonl=str(
-        ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
-    ),
-                                             output_dir=str(dataset), test_size=1.0))
+    engine_rows = ROOT / "tests" / "fixtures" / "engine_counterfactuals.jsonl"
+    build_counterfactual_dataset(BuildConfig(input_jsonl=str(engine_rows), output_dir=str(dataset), test_size=1.0))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ALLOW_CODE_EVAL": "1"}
     commands = [["train", "--config", str(recipe)],
                 # a tiny random model passes no test: no valid pair, so CCS is undefined (the metric warns)
