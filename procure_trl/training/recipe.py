@@ -123,17 +123,21 @@ def parse_recipe(recipe: str | Mapping[str, Any] | None, overrides: list[str], s
     parser = recipe_parser()
 
     def one_line(message: str):  # argparse would print the usage of all the recipe fields first
-        raise UserError(f"{_name_recipe_field(message, source, overrides)}; `procure train --show-options` "
-                        "lists every field and its type")
+        raise _FieldError(f"{_name_recipe_field(message, source, overrides)}; `procure train --show-options` "
+                          "lists every field and its type")
 
     parser.error = one_line
     parser.set_defaults_with_config(**values)  # every key is a field (checked above)
     try:
         return parser.parse_args_into_dataclasses(args=list(overrides))
-    except UserError:
-        raise
-    except ValueError as err:
+    except _FieldError:
+        raise  # names its source already
+    except ValueError as err:  # the configs' own checks (UserError included): say which recipe
         raise UserError(f"{source}: {' '.join(str(err).split())}") from err
+
+
+class _FieldError(UserError):
+    """A recipe value argparse refused, already named with its recipe and field."""
 
 
 def check_dataset_columns(dataset, training_args, dataset_name: str = "train") -> str:
