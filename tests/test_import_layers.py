@@ -121,3 +121,15 @@ def test_the_architecture_doc_names_every_module():
     unnamed = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                      if p.name != "__init__.py" and p.name not in doc)
     assert not unnamed, f"docs/architecture.md does not list {unnamed}"
+
+
+def test_no_test_module_imports_another():
+    """Shared test material lives in helper modules (conftest.py, mbpp_data.py, harness_rows.py, ...), so a test
+    module can be read, moved or deleted on its own."""
+    tests = PACKAGE.parent / "tests"
+    imported = [f"{path.name}: {name}" for path in sorted(tests.glob("*.py"))
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                for name in ([a.name for a in node.names] if isinstance(node, ast.Import)
+                             else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if name.split(".")[0].startswith("test_")]
+    assert not imported, imported

@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 
 from procure_trl.dataset.masks import prompt_completion_mask
+from procure_trl.testing_utils import TINY_CHAT_TEMPLATE
 
 # A minimal chat template in the usual shape: BOS, role headers, an end-of-turn token after each turn.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
 
 PROMPT = "Write a python function to add two numbers.\n"
 COMPLETION = "def add(a, b):\n    total = a + b\n    return total\n"
@@ -65,7 +62,7 @@ def test_chat_template_matches_sft_trainer(add_bos, tmp_path):
     from procure_trl.testing_utils import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer("bpe", add_bos=add_bos)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
     out = prompt_completion_mask(PROMPT, COMPLETION, SPANS, tokenizer, chat_template=True)
     row = {
         "prompt": [{"role": "user", "content": PROMPT}], "completion": [{"role": "assistant", "content": COMPLETION}]
@@ -82,7 +79,7 @@ def test_chat_template_locates_completion_even_when_prompt_quotes_it():
     from procure_trl.testing_utils import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer("bpe")
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
     prompt = "Rename variables in:\n" + COMPLETION  # the same code appears in the prompt first
     out = prompt_completion_mask(prompt, COMPLETION, SPANS, tokenizer, chat_template=True)
     # all perturbed tokens are in the assistant turn, none in the quoted copy

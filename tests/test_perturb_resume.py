@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from llm_cli_rows import cli_args, rename_reply, write_problems  # noqa: E402
 from openai_server import ChatServer  # noqa: E402
 from plugin_process_guard import TOKEN_VARIABLE, leftover_processes  # noqa: E402
-from test_llm_cli import cli_args, rename_reply, write_problems  # noqa: E402
 
 from procure_trl.cli import main  # noqa: E402
 

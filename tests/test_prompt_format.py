@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-from test_masks_trl_alignment import CHAT_TEMPLATE
 
 from procure_trl.dataset.prompt_format import (
     CHAT_INSTRUCTION,
@@ -25,6 +24,7 @@ from procure_trl.dataset.prompt_format import (
     request_prompt,
     training_example,
 )
+from procure_trl.testing_utils import TINY_CHAT_TEMPLATE
 from procure_trl.training.data import tokenize_concept_row
 
 #: (prompt format, does the tokenizer have a chat template): chat needs one, completion works with either.
@@ -45,7 +45,7 @@ def tokenizers():
     # BOS in front of every plain text, as Llama tokenizers do: the special tokens of both sides must agree too.
     plain = build_tiny_tokenizer("bpe", add_bos=True)
     chat = build_tiny_tokenizer("bpe", add_bos=True)
-    chat.chat_template = CHAT_TEMPLATE
+    chat.chat_template = TINY_CHAT_TEMPLATE
     return {False: plain, True: chat}
 
 

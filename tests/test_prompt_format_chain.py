@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_masks_trl_alignment import CHAT_TEMPLATE
+
+from procure_trl.testing_utils import TINY_CHAT_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ def test_the_chain_in_chat_format_connects(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_ALLOW_CODE_EVAL", "1")
     model = str(save_tiny_model(str(tmp_path / "tiny-chat-model")))
     tokenizer = AutoTokenizer.from_pretrained(model)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
     tokenizer.save_pretrained(model)
 
     cf = tmp_path / "cf.jsonl"

@@ -10,11 +10,9 @@ import json
 
 import pytest
 
+from procure_trl.testing_utils import TINY_CHAT_TEMPLATE
+
 # The usual shape of a chat template: BOS, role headers, an end-of-turn token after each turn.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
 
 CODE = (
     "def running_total{k}(values):\n"
@@ -56,7 +54,7 @@ def chat_tokenizer():
     from procure_trl.testing_utils import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer("bpe", add_bos=True)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
     return tokenizer
 
 
