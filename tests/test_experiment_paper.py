@@ -11,7 +11,7 @@ import yaml
 
 from procure_trl.experiments.config import ExperimentConfig, load_experiment
 from procure_trl.experiments.paired import main_table
-from procure_trl.experiments.runner import ExperimentResult, RunOutcome
+from procure_trl.experiments.results import ExperimentResult, RunOutcome
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = os.path.join(ROOT, "experiments", "paper.yaml")

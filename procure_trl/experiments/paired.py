@@ -23,7 +23,7 @@ from procure_trl.metrics.clustered import (
 )
 
 if TYPE_CHECKING:
-    from procure_trl.experiments.runner import ExperimentResult
+    from procure_trl.experiments.results import ExperimentResult
 
 __all__ = ["task_results", "main_table", "main_table_markdown", "BENCHMARK_ORDER"]
 

@@ -23,50 +23,17 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from procure_trl.errors import UserError
 from procure_trl.experiments.config import ExperimentConfig, RunPlan
+from procure_trl.experiments.results import ExperimentResult, RunOutcome
 from procure_trl.training.recipe import saved_weights
 
 __all__ = ["RunOutcome", "ExperimentResult", "run_experiment", "prepare_datasets", "saved_weights"]
 
 #: Per-step training logs kept in status.json (the ProCURE trainer logs its two loss terms beside TRL's loss).
 _LOGGED = ("loss", "loss_token", "loss_att")
-
-
-@dataclass
-class RunOutcome:
-    """What happened to one (variant, seed) run.
-
-    Attributes:
-        plan: the run.
-        state: ``"done"`` (trained and evaluated), ``"skipped"`` (both were complete already) or ``"failed"``.
-        trained / evaluated: whether this call trained / evaluated (``False`` when reused or failed).
-        error: the failure, one line (``None`` unless failed).
-        status: the run's ``status.json`` content.
-    """
-
-    plan: RunPlan
-    state: str
-    trained: bool = False
-    evaluated: bool = False
-    error: str | None = None
-    status: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ExperimentResult:
-    """Every run's outcome and the files written (table, comparison, plots)."""
-
-    config: ExperimentConfig
-    outcomes: list[RunOutcome]
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if o.state == "failed"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from procure_trl.evaluation.report import format_value
 from procure_trl.metrics.ccs import GAP_KEYS
 
 if TYPE_CHECKING:
-    from procure_trl.experiments.runner import ExperimentResult
+    from procure_trl.experiments.results import ExperimentResult
 
 __all__ = ["experiment_rows", "experiment_markdown", "compare_experiment", "downstream_markdown",
            "write_experiment_report", "varying_fields"]
