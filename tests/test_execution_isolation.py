@@ -287,9 +287,12 @@ def test_file_size_limit(executor):
 
 # -------------------------------------------------------------------------------------- children, forks
 def test_forked_children_are_killed_even_when_they_escape_the_process_group(executor):
+    # Each child (and the orphaned grandchild) writes a byte to a pipe once it has printed its pid, and the program
+    # reads both before it goes on: the pids are all in the output however slow the machine, not after a sleep.
     program = textwrap.dedent(
         """
         import os, time
+        ready_r, ready_w = os.pipe()
         for escape in (False, True):
             pid = os.fork()
             if pid == 0:
@@ -298,19 +301,25 @@ def test_forked_children_are_killed_even_when_they_escape_the_process_group(exec
                     if os.fork() != 0:  # daemonise: the grandchild is orphaned
                         os._exit(0)
                 print("CHILD", os.getpid(), flush=True)
+                os.write(ready_w, b"x")
                 time.sleep(600)
                 os._exit(0)
-        time.sleep(0.2)
+        got = b""
+        while len(got) < 2:
+            got += os.read(ready_r, 2 - len(got))
         """
     )
     results = run_between_good_jobs(
-        executor, ExecutionJob(program, "assert True"), ExecutionJob(program, "while True: pass", timeout=0.5)
+        executor, ExecutionJob(program, "assert True"), ExecutionJob(program, "while True: pass", timeout=2.0)
     )
     assert results[0].passed and results[1].status == Status.TIMED_OUT, results
     pids = [int(p) for r in results for p in re.findall(r"CHILD (\d+)", r.output)]
     assert len(pids) == 4, results
-    # The pids are in the worker's namespace view; the worker shares our pid namespace.
-    time.sleep(0.2)
+    # The pids are in the worker's namespace view; the worker shares our pid namespace. Killed processes may take
+    # a moment to be reaped: wait for that, up to a bound, rather than for a fixed time.
+    deadline = time.monotonic() + 10
+    while [p for p in pids if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not [p for p in pids if _alive(p)]
 
 
