@@ -52,8 +52,8 @@ CPU_SETUP = [["source", ".venv/bin/activate"], ["export", "PROCURE_MBPP_DIR=test
 
 def test_the_cpu_chain_is_the_full_chain_with_the_model_swapped():
     full, cpu = _commands(_block("full")), _commands(_block("cpu"))
-    assert cpu[:2] == CPU_SETUP
-    cpu = cpu[2:]
+    assert full[0] == CPU_SETUP[0] and cpu[:2] == CPU_SETUP  # both activate the environment first
+    full, cpu = full[1:], cpu[2:]
     assert cpu[0] == ["python", "-m", "procure_trl.testing_utils", TINY_MODEL]  # how the tiny model is made
     swapped = [
         [TINY_MODEL if a == BASE_MODEL else "examples/cpu_smoke.yaml" if a == "examples/procure_qlora.yaml" else a
