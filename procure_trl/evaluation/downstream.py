@@ -216,14 +216,14 @@ def _group_names(pair: Sequence[CounterfactualRecord]) -> list[str]:
 
 
 def _repair(config, fmt, pairs, by_id, statements, backend):
-    from procure_trl.evaluation.run import sample_completions as _sample
+    from procure_trl.evaluation.run import sample_completions
     from procure_trl.metrics.ccs import concept_consistency_score
     from procure_trl.metrics.functional_correctness import execute_candidates
     from procure_trl.metrics.pass_at_k import pass_at_k
 
     prompts = [[repair_prompt(fmt, statements[m.task_id], m.code) for m in pair] for pair in pairs]
     entry = {p: by_id[pair[0].task_id].entry_point for pair, two in zip(pairs, prompts) for p in two}
-    completions = _sample(list(dict.fromkeys(p for two in prompts for p in two)), config, backend, entry)
+    completions = sample_completions(list(dict.fromkeys(p for two in prompts for p in two)), config, backend, entry)
     from procure_trl.dataset.prompt_format import program_prefix
 
     flat = [(p, by_id[pair[0].task_id].tests) for pair, two in zip(pairs, prompts) for p in two]

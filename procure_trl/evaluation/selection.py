@@ -23,7 +23,7 @@ from procure_trl.evaluation.guards import check_adapter_base, check_near_duplica
 from procure_trl.evaluation.prompts import TruncationError, counterfactual_prompt_pair
 from procure_trl.evaluation.results import PromptRow
 from procure_trl.perturb.records import CounterfactualRecord
-from procure_trl.problems import TASK_PREFIX_BENCHMARKS, Problem, load_problems
+from procure_trl.problems import Problem, benchmark_of, load_problems
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _benchmark_tasks(
 def benchmarks_of(task_ids: Sequence[str], dataset: str) -> list[str]:
     names, unknown = [], []
     for task_id in task_ids:
-        name = next((b for prefix, b in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), None)
+        name = benchmark_of(task_id)
         if name is None:
             unknown.append(task_id)
         elif name not in names:

@@ -59,9 +59,9 @@ SIMULATION_COLUMNS = ("problems", "rows", "pass@1", "consistent", "valid")
 
 def benchmark_of(task_id: str) -> str:
     """The benchmark a task id comes from (by the loaders' id prefixes), ``"other"`` when none matches."""
-    from procure_trl.problems import TASK_PREFIX_BENCHMARKS
+    from procure_trl.problems import benchmark_of as known_benchmark_of
 
-    return next((name for prefix, name in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), "other")
+    return known_benchmark_of(task_id) or "other"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from procure_trl.problems.mbpp import MBPP_DATASET, MBPP_DIR_ENV, MBPP_SPLITS, d
 from procure_trl.problems.problem import InvalidProblem, Problem
 
 __all__ = [
-    "BENCHMARKS", "SAMPLES_DIR", "TASK_PREFIX_BENCHMARKS",
+    "BENCHMARKS", "SAMPLES_DIR", "TASK_PREFIX_BENCHMARKS", "benchmark_of",
     "CODECONTESTS_DATASET", "CODECONTESTS_FILE_ENV", "MBPP_DATASET", "MBPP_DIR_ENV", "MBPP_SPLITS",
     "InvalidProblem", "Problem", "codecontests_problem", "codecontests_problems", "default_mbpp_dir",
     "json_error_text", "load_codecontests", "load_humaneval", "load_jsonl", "load_mbpp", "load_problems",
@@ -78,12 +78,13 @@ def load_problems(source: str | os.PathLike, *, split: str | None = None,
 TASK_PREFIX_BENCHMARKS = {"HumanEval/": "humaneval", "MBPP/": "mbpp", "CodeContests/": "codecontests"}
 
 
+def benchmark_of(task_id: str) -> str | None:
+    """The benchmark ``task_id`` comes from, by its prefix (:data:`TASK_PREFIX_BENCHMARKS`); ``None`` for none."""
+    return next((name for prefix, name in TASK_PREFIX_BENCHMARKS.items() if task_id.startswith(prefix)), None)
+
+
 def problems_of_tasks(task_ids: Iterable[str], source: str | None = None) -> dict[str, Problem]:
     """Task id -> :class:`Problem` from ``source`` (a benchmark name or a JSONL path), or else from every
-    benchmark the ids name by prefix (:data:`TASK_PREFIX_BENCHMARKS`); ids of no known benchmark are left out."""
-    if source:
-        names = [source]
-    else:
-        names = list(dict.fromkeys(b for t in task_ids for prefix, b in TASK_PREFIX_BENCHMARKS.items()
-                                   if t.startswith(prefix)))
+    benchmark the ids name by prefix (:func:`benchmark_of`); ids of no known benchmark are left out."""
+    names = [source] if source else [n for n in dict.fromkeys(map(benchmark_of, task_ids)) if n is not None]
     return {p.task_id: p for name in names for p in load_problems(name)}
