@@ -18,8 +18,16 @@ if "HF_DATASETS_CACHE" not in os.environ:
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="procure-tests-datasets-")
     atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
+import signal
+
 import pytest
 from mbpp_data import use_fixture_rows_if_needed
+
+# A shell starts background jobs (`make test &`, nohup, some CI runners) with SIGINT ignored, and an ignored signal
+# stays ignored in every process started from it: Ctrl-C would then never reach the code the interrupt tests
+# exercise. The tests run as in a terminal: Python's own SIGINT handler here, the default in the processes started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 use_fixture_rows_if_needed()
 
