@@ -30,7 +30,13 @@ import numpy as np
 
 from procure_trl.errors import MissingInputError, UserError, first_line
 from procure_trl.evaluation.report import run_label
-from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, pooled_ratio_samples, resample_counts
+from procure_trl.metrics.bootstrap import (
+    mean_interval,
+    paired_mean_difference,
+    percentile_interval,
+    pooled_ratio_samples,
+    resample_counts,
+)
 from procure_trl.metrics.ccs import GAP_KEYS, concept_consistency_score
 from procure_trl.metrics.ccs_gap import expected_pair_counts, pair_counts, pass_counts
 from procure_trl.metrics.pass_at_k import estimate_pass_at_k, pass_at_k
@@ -225,9 +231,8 @@ def pass_at_k_with_interval(
     """pass@k over problems (``results[i]``: 0/1 of problem i's completions) and its bootstrap interval."""
     if not results:
         return {"value": None, "ci": None, "problems": 0}
-    value = _pass_at_k_value(results, k)
-    samples = mean_samples(_per_problem(results, k), resample_counts(len(results), n_bootstrap, seed))
-    return {"value": value, "ci": percentile_interval(samples, confidence), "problems": len(results)}
+    _, ci = mean_interval(_per_problem(results, k), confidence, n_bootstrap, seed)
+    return {"value": _pass_at_k_value(results, k), "ci": ci, "problems": len(results)}
 
 
 def _ccs(rows: dict[RowKey, tuple[list[int], list[int]]], config: CompareConfig) -> dict[str, Any] | None:
@@ -340,10 +345,8 @@ def paired_pass_at_k_difference(
 ) -> dict[str, Any]:
     """pass@k(other) - pass@k(baseline) over the same problems, with a paired bootstrap interval."""
     base, new = _pass_at_k_value(baseline, k), _pass_at_k_value(other, k)
-    weights = resample_counts(len(baseline), n_bootstrap, seed)
-    diff = mean_samples(_per_problem(other, k), weights) - mean_samples(_per_problem(baseline, k), weights)
-    return {"problems": len(baseline), "baseline": base, "other": new, "difference": new - base,
-            "ci": percentile_interval(diff, confidence)}
+    _, ci = paired_mean_difference(_per_problem(baseline, k), _per_problem(other, k), confidence, n_bootstrap, seed)
+    return {"problems": len(baseline), "baseline": base, "other": new, "difference": new - base, "ci": ci}
 
 
 def paired_difference(baseline: RunScores, other: RunScores, config: CompareConfig) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from procure_trl.errors import UserError
-from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, resample_counts
+from procure_trl.metrics.bootstrap import mean_interval, paired_mean_difference
 from procure_trl.metrics.pass_at_k import estimate_pass_at_k
 
 __all__ = ["DOWNSTREAM_TASKS", "DownstreamRun", "downstream_difference", "downstream_markdown", "downstream_run",
@@ -107,8 +107,8 @@ def _repair_consistency(run: DownstreamRun, keys: Sequence[tuple], confidence: f
 def _mean_with_interval(values: Sequence[float], confidence: float, n_bootstrap: int, seed: int) -> dict[str, Any]:
     if not values:
         return {"value": None, "ci": None}
-    samples = mean_samples(values, resample_counts(len(values), n_bootstrap, seed))
-    return {"value": float(np.mean(values)), "ci": percentile_interval(samples, confidence)}
+    value, ci = mean_interval(values, confidence, n_bootstrap, seed)
+    return {"value": value, "ci": ci}
 
 
 def downstream_summary(run: DownstreamRun, confidence: float, n_bootstrap: int, seed: int) -> dict[str, Any]:
@@ -134,7 +134,6 @@ def downstream_difference(baseline: DownstreamRun, other: DownstreamRun, confide
     out: dict[str, Any] = {"baseline": baseline.label, "other": other.label, "pairs": len(keys), "scores": {}}
     if not keys:
         return out
-    weights = resample_counts(len(keys), n_bootstrap, seed)
     for score in DOWNSTREAM_TASKS[baseline.task]:
         if baseline.task == "repair" and score == "consistency":
             rows = [[(list(run.pairs[k][0]), list(run.pairs[k][1])) for k in keys] for run in (baseline, other)]
@@ -142,10 +141,9 @@ def downstream_difference(baseline: DownstreamRun, other: DownstreamRun, confide
             out["scores"][score] = {key: diff[key] for key in ("baseline", "other", "difference", "ci")}
             continue
         base, new = _per_pair(baseline, keys, score), _per_pair(other, keys, score)
-        samples = mean_samples(new, weights) - mean_samples(base, weights)
+        difference, ci = paired_mean_difference(base, new, confidence, n_bootstrap, seed)
         out["scores"][score] = {"baseline": float(np.mean(base)), "other": float(np.mean(new)),
-                                "difference": float(np.mean(new) - np.mean(base)),
-                                "ci": percentile_interval(samples, confidence)}
+                                "difference": difference, "ci": ci}
     return out
 
 

@@ -283,10 +283,9 @@ def _problem_bootstrap_interval(base: np.ndarray, other: np.ndarray, n_bootstrap
                                 seed: int) -> tuple[float, float] | None:
     """The per-problem paired pass@1 interval of one seed pair (``procure compare``'s method): the same
     resample for both runs, seeds not in it."""
-    from procure_trl.metrics.bootstrap import mean_samples, percentile_interval, resample_counts
+    from procure_trl.metrics.bootstrap import paired_mean_difference
 
-    weights = resample_counts(len(base), n_bootstrap, seed)
-    return percentile_interval(mean_samples(other, weights) - mean_samples(base, weights), confidence)
+    return paired_mean_difference(base, other, confidence, n_bootstrap, seed)[1]
 
 
 def _covers(interval: tuple[float, float] | None, truth: float) -> bool:

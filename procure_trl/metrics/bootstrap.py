@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["resample_counts", "percentile_interval", "pooled_ratio_samples", "mean_samples"]
+__all__ = ["resample_counts", "percentile_interval", "pooled_ratio_samples", "mean_samples", "mean_interval",
+           "paired_mean_difference"]
 
 
 def resample_counts(n_items: int, n_bootstrap: int, seed: int) -> np.ndarray:
@@ -53,3 +54,18 @@ def mean_samples(values: Sequence[float] | np.ndarray, weights: np.ndarray) -> n
     values = np.asarray(values, dtype=float)
     return (weights @ values) / len(values)
 
+
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float, n_bootstrap: int,
+                  seed: int) -> tuple[float, tuple[float, float] | None]:
+    """The mean of ``values`` (at least one) and its percentile bootstrap interval over the items."""
+    samples = mean_samples(values, resample_counts(len(values), n_bootstrap, seed))
+    return float(np.mean(values)), percentile_interval(samples, confidence)
+
+
+def paired_mean_difference(baseline: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray,
+                           confidence: float, n_bootstrap: int, seed: int) -> tuple[float, tuple[float, float] | None]:
+    """``mean(other) - mean(baseline)`` over the same items and its paired bootstrap interval (each resample draws
+    the same items for both)."""
+    weights = resample_counts(len(baseline), n_bootstrap, seed)
+    samples = mean_samples(other, weights) - mean_samples(baseline, weights)
+    return float(np.mean(other) - np.mean(baseline)), percentile_interval(samples, confidence)
