@@ -300,7 +300,9 @@ def test_forked_children_are_killed_even_when_they_escape_the_process_group(exec
                     os.setsid()
                     if os.fork() != 0:  # daemonise: the grandchild is orphaned
                         os._exit(0)
-                print("CHILD", os.getpid(), flush=True)
+                # One write per line: print() makes four (word, space, pid, newline), which two children that
+                # print at once interleave ("CHILD CHILD 12 13"); a pipe write under PIPE_BUF is atomic.
+                os.write(1, f"CHILD {os.getpid()}\\n".encode())
                 os.write(ready_w, b"x")
                 time.sleep(600)
                 os._exit(0)
