@@ -30,6 +30,7 @@ This module imports neither ``transformers`` nor ``trl``: tokenizers are used th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -55,6 +56,7 @@ __all__ = [
     "original_prefix",
     "render_request",
     "model_input_ids",
+    "aligned_input",
     "segment_texts",
 ]
 
@@ -285,6 +287,52 @@ def model_input_ids(tokenizer: Any, prompt: str) -> list[int]:
     head, rest = render_request(tokenizer, prompt)
     chat = decode_request(prompt)[0] is not None
     return _ids(tokenizer, head, not chat) + _ids(tokenizer, rest, False)
+
+
+#: What is given back to the model at the end of a cut (see aligned_input): its last word (run of non-space
+#: characters) with the white space on both sides of it: only the last pieces of a text can tokenize otherwise
+#: once the text goes on.
+_CUT_TAIL = re.compile(r"\s*\S*\s*\Z")
+
+
+def aligned_input(tokenizer: Any, prompt: str, head: int | None = None, heal: bool = True) -> tuple[list[int], str]:
+    """The token ids a model reads for a request prompt, and the text it must write first.
+
+    For an original task's prompt this is :func:`model_input_ids` and ``""``: the trained prompt segment, exactly.
+    A *cut* prompt (part of a program) stops where the trained text went on, so two things would differ from
+    training. (1) Segments: ``completion``-format training tokenized the task prompt apart from the rest of the
+    program; ``head`` is where that split lies in the cut program
+    (:func:`prompt_split`), and the two parts are tokenized apart here too (``None``: the whole program start is the
+    prompt segment, as for an original task). (2) The cut's end: a tokenizer that merges a line break with the
+    indentation after it tokenizes the cut text's last characters otherwise than the whole program's. With
+    ``heal`` (token healing), the tokens of the cut's tail (its last word with the white space around it,
+    :data:`_CUT_TAIL`) are left out and returned as text for generation to write first, in the tokens the model
+    prefers (:class:`~procure_trl.evaluation.sampling.ForcedPrefix`), so the model reads a token prefix of the
+    trained text and may write the trained tokens across the cut.
+
+    Returns:
+        ``(input ids, forced text)``; the prompt's program start is the text of the ids followed by the forced text.
+    """
+    user, prefix = decode_request(prompt)
+    if user is not None:
+        head_text, rest = render_request(tokenizer, prompt)
+        head_ids = _ids(tokenizer, head_text, False)
+    else:
+        split = len(prefix) if head is None else min(max(int(head), 0), len(prefix))
+        head_text, rest = prefix[:split], prefix[split:]
+        # with the special tokens even when empty (a change in the first line splits there): as training does
+        head_ids = list(tokenizer(head_text, add_special_tokens=True)["input_ids"])
+    rest_ids = _ids(tokenizer, rest, False)
+    if not heal or not rest:
+        return head_ids + rest_ids, ""
+    keep_chars = _CUT_TAIL.search(rest).start()  # type: ignore[union-attr]  # (the pattern matches any text)
+    keep = len(rest_ids)
+    while keep:  # the longest token prefix of the rest that spells a start of it, up to keep_chars characters
+        kept = tokenizer.decode(rest_ids[:keep], skip_special_tokens=False)
+        if len(kept) <= keep_chars and rest.startswith(kept):
+            return head_ids + rest_ids[:keep], rest[len(kept):]
+        keep -= 1
+    return head_ids, rest
 
 
 def segment_texts(row: Mapping[str, Any], tokenizer: Any, add_eos: bool = True) -> tuple[str, str, int]:

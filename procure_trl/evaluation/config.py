@@ -303,6 +303,8 @@ class EvaluationConfig(ModelArguments):
             "top_p": self.top_p if self.temperature > 0 else None,
             "max_new_tokens": self.max_new_tokens,
             "stop_sequences": list(self.stop_sequences),
+            # How a cut prompt is read: in its trained segments, healed at the cut (prompt_format.aligned_input).
+            "cut_prompts": "aligned-healed",
         }
 
     def to_dict(self) -> dict[str, Any]:

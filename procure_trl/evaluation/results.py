@@ -51,6 +51,11 @@ class PromptRow:
     """The text left to complete differs between the two sides (:mod:`procure_trl.evaluation.dependence`)."""
     dependent: bool = True
     """The counterfactual's text left to complete uses a name or value the change touched."""
+    reference_head: int | None = None
+    """Where the reference program's trained prompt segment ends in ``reference_prompt`` (characters;
+    :func:`~procure_trl.dataset.prompt_format.prompt_split`): the harness tokenizes the cut as training did."""
+    counterfactual_head: int | None = None
+    """The same for ``counterfactual_prompt`` and the counterfactual program."""
 
 
 @dataclass

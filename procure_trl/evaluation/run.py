@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from procure_trl.concepts import concept_names_in
@@ -97,7 +97,7 @@ def evaluate_model(
         require_local_or_hub(config.adapter, "model", "--adapter")
     selection = select_rows(config, problems)
     requests = make_requests(selection, resolve_prompt_format(config, backend))
-    completions = sample_completions(requests.unique(), config, backend, requests.entry_points)
+    completions = sample_completions(requests.unique(), config, backend, requests.entry_points, requests.heads)
     report = score_rows(selection, requests, completions, config)
     report.files["completions"] = config.completion_cache_path
     write_report(report, config.output_dir)
@@ -117,11 +117,13 @@ def require_code_execution_opt_in() -> None:
 class Requests:
     """The prompts of one evaluation as the model reads them (in the run's prompt format): one per selected task
     (its benchmark prompt), two per cut row (``{"reference": ..., "counterfactual": ...}``), and the entry point of
-    each prompt's task (where a completion's program must end)."""
+    each prompt's task (where a completion's program must end), and in ``completion`` format the trained prompt
+    segment's end in each cut (:attr:`GenerationRequest.head`)."""
 
     originals: list[str]
     sides: list[dict[str, str]]
     entry_points: dict[str, str]
+    heads: dict[str, int] = field(default_factory=dict)
 
     def unique(self) -> list[str]:
         """Every distinct prompt, in order (a cut shared by two rows is sampled once)."""
@@ -138,19 +140,27 @@ def make_requests(selection: Selection, fmt: str) -> Requests:
     sides = [{side: request_prompt(fmt, texts[r.task_id], getattr(r, f"{side}_prompt"))
               for side in ("reference", "counterfactual")} for r in selection.rows]
     entry_points = dict(zip(originals, (p.entry_point for p in selection.selected)))
+    heads: dict[str, int] = {}
     for row, pair in zip(selection.rows, sides):
         entry_points.update(dict.fromkeys(pair.values(), by_id[row.task_id].entry_point))
-    return Requests(originals, sides, entry_points)
+        if fmt == "completion":  # (a chat cut is the assistant turn's start: one segment, as trained)
+            for side, prompt in pair.items():
+                head = getattr(row, f"{side}_head")
+                if head is not None:
+                    heads[prompt] = head
+    return Requests(originals, sides, entry_points, heads)
 
 
 def sample_completions(
     prompts: Sequence[str], config: EvaluationConfig, backend: GenerationBackend | None,
-    entry_points: dict[str, str] | None = None,
+    entry_points: dict[str, str] | None = None, heads: Mapping[str, int] | None = None,
 ) -> dict[str, list[str]]:
     """``config.n`` completions of every request prompt, from the cache where possible (the run resumes), each
     truncated where its program ends (:func:`~procure_trl.evaluation.truncation.truncate_completion`, with the
-    entry point of the prompt's task from ``entry_points``)."""
-    requests = [GenerationRequest(prompt, i) for prompt in prompts for i in range(config.n)]
+    entry point of the prompt's task from ``entry_points``); ``heads``: the cut prompts' trained prompt segments
+    (:attr:`~procure_trl.evaluation.sampling.GenerationRequest.head`)."""
+    heads = heads or {}
+    requests = [GenerationRequest(prompt, i, heads.get(prompt)) for prompt in prompts for i in range(config.n)]
     cache = CompletionCache(config.completion_cache_path, config.sampling_fingerprint())
     if any(r not in cache for r in requests):
         backend = backend or build_backend(config)  # a finished run reloads no model at all

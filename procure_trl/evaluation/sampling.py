@@ -13,12 +13,13 @@ resumed batch holds the same requests (the same padding, the same numerics) as i
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
@@ -39,15 +40,22 @@ __all__ = [
     "build_backend",
     "request_seed",
     "SeededSampler",
+    "ForcedPrefix",
 ]
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Sample number ``sample_index`` of the completion of ``prompt``."""
+    """Sample number ``sample_index`` of the completion of ``prompt``.
+
+    ``head``: for a cut program in ``completion`` format, where its trained prompt segment ends (characters into
+    the program start; :func:`~procure_trl.dataset.prompt_format.aligned_input`). Not part of the request's
+    identity: one prompt has one head.
+    """
 
     prompt: str
     sample_index: int
+    head: int | None = field(default=None, compare=False)
 
 
 class GenerationBackend(Protocol):
@@ -278,6 +286,88 @@ class SeededSampler:
         return out.scatter_(-1, chosen, 0.0)
 
 
+class _VocabText:
+    """Each token's text, indexed to find the tokens that spell a start of a text or extend it (for ForcedPrefix).
+
+    Only for tokenizers whose tokens' texts, concatenated, are the decoded text (byte-level BPE: GPT-2, Llama 3,
+    Qwen, DeepSeek-Coder); :meth:`for_tokenizer` returns None for others (SentencePiece drops a token's leading
+    space when it is decoded alone). Tokens that decode to nothing (special tokens) or to part of a character are
+    never offered.
+    """
+
+    _PROBE = "def f(x, y):\n    if x >= 10:\n\t\treturn [y, 'a b']\n\n    return None  # x\n"
+
+    def __init__(self, texts: Sequence[str]):
+        # "" for a token never offered; by_text and sorted_texts find the tokens of a text and those extending it
+        self.texts = [t if t and "\ufffd" not in t else "" for t in texts]
+        self.by_text: dict[str, list[int]] = {}
+        for token, text in enumerate(self.texts):
+            if text:
+                self.by_text.setdefault(text, []).append(token)
+        self.sorted_texts = sorted(self.by_text)
+        self.allowed: dict[str, list[int]] = {}
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> _VocabText | None:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+        probe = tokenizer(cls._PROBE, add_special_tokens=False)["input_ids"]
+        if "".join(texts[i] for i in probe) != tokenizer.decode(probe, skip_special_tokens=True):
+            return None
+        return cls(texts)
+
+    def spells(self, text: str, tokenizer) -> bool:
+        """Whether offered tokens can write ``text`` (one way: the tokenizer's own tokens of it)."""
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return "".join(self.texts[i] for i in ids) == text
+
+    def written(self, tokens: Sequence[int]) -> str:
+        return "".join(self.texts[t] for t in tokens)
+
+    def tokens_towards(self, remaining: str) -> list[int]:
+        """Tokens whose text is a start of ``remaining`` or starts with it (cached per text)."""
+        if remaining not in self.allowed:
+            found = [t for k in range(1, len(remaining) + 1) for t in self.by_text.get(remaining[:k], ())]
+            start = bisect.bisect_left(self.sorted_texts, remaining)
+            for text in self.sorted_texts[start:]:
+                if not text.startswith(remaining):
+                    break
+                if text != remaining:  # (counted above)
+                    found.extend(self.by_text[text])
+            self.allowed[remaining] = found
+        return self.allowed[remaining]
+
+
+class ForcedPrefix:
+    """A logits processor that makes row ``i`` write ``texts[i]`` first, in whatever tokens the model prefers.
+
+    At each step only tokens whose text is a start of what is left to write, or that write all of it and more, keep
+    their scores; the others get ``-inf`` (so EOS waits too). Once a row has written its text, it is left alone.
+    Token healing (:func:`~procure_trl.dataset.prompt_format.aligned_input`): a cut prompt's last tokens are left
+    out of the input and written again, so that the model may write across the cut the tokens it trained on.
+
+    Args:
+        texts: per row, the text to write first (``""``: none).
+        vocab: the tokenizer's token texts (:class:`_VocabText`).
+        width: the prompts' width in the batch (where the generated tokens start).
+    """
+
+    def __init__(self, texts: Sequence[str], vocab: _VocabText, width: int):
+        self.texts, self.vocab, self.width = list(texts), vocab, width
+
+    def __call__(self, input_ids, scores):
+        for row, text in enumerate(self.texts):
+            written = self.vocab.written(input_ids[row, self.width:].tolist())
+            if len(written) >= len(text):
+                continue
+            allowed = self.vocab.tokens_towards(text[len(written):])
+            if not allowed:  # (cannot happen for the ASCII texts the backend forces: every character is a token)
+                continue
+            keep = scores[row, allowed]
+            scores[row] = float("-inf")
+            scores[row, allowed] = keep
+        return scores
+
+
 class TransformersBackend:
     """Batched sampling with ``model.generate``: prompts rendered in their format, left padding, stop strings,
     optional PEFT adapter.
@@ -310,27 +400,54 @@ class TransformersBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         import torch
+        from transformers import LogitsProcessorList
 
-        batch = self._encode([r.prompt for r in requests])
+        rows, forced = zip(*(self._input(r) for r in requests))
+        batch = self._pad(rows)
+        width = batch["input_ids"].shape[1]
         kwargs: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.config.max_new_tokens}
+        processors: list[Any] = []
+        vocab = self._vocab() if any(forced) else None  # (a forced text implies a vocabulary: see _input)
+        if vocab is not None:  # ahead of the sampler: it samples among the tokens left
+            processors.append(ForcedPrefix(forced, vocab, width))
         if self.config.temperature > 0:
             # Greedy search over one-hot scores: each row samples from a random stream of its own (SeededSampler).
-            from transformers import LogitsProcessorList
-
-            sampler = SeededSampler([request_seed(self.config.seed, r) for r in requests],
-                                    self.config.temperature, self.config.top_p)
-            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+            processors.append(SeededSampler([request_seed(self.config.seed, r) for r in requests],
+                                            self.config.temperature, self.config.top_p))
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         if self.config.stop_sequences:
             kwargs.update(stop_strings=list(self.config.stop_sequences), tokenizer=self.tokenizer)
         with torch.inference_mode():
             output = self.model.generate(**batch, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
-        width = batch["input_ids"].shape[1]
         completions = []
-        for row, prompt_ids, mask in zip(output, batch["input_ids"], batch["attention_mask"]):
+        for row, prompt_ids, mask, text in zip(output, batch["input_ids"], batch["attention_mask"], forced):
             # Left padding: the mask, not the pad id (which may equal EOS), tells the prompt's real tokens.
             real_prompt = prompt_ids[mask.bool()].tolist()
-            completions.append(self._decode_completion(real_prompt, row[width:].tolist()))
+            completions.append(_after_forced(text, self._decode_completion(real_prompt, row[width:].tolist())))
         return completions
+
+    def _input(self, request: GenerationRequest) -> tuple[list[int], str]:
+        """The ids the model reads for a request and the text it writes first
+        (:func:`~procure_trl.dataset.prompt_format.aligned_input`): a cut is healed where the tokenizer's tokens can
+        write its tail again (:class:`_VocabText`), else read unhealed (in its trained segments)."""
+        from procure_trl.dataset.prompt_format import aligned_input
+
+        ids, tail = aligned_input(self.tokenizer, request.prompt, request.head)
+        vocab = self._vocab() if tail else None
+        # ASCII only: every prefix of an ASCII text can be written on (byte-level BPE has each character as a token),
+        # which a text with a character that only merged tokens spell cannot promise.
+        if tail and (vocab is None or not tail.isascii() or not vocab.spells(tail, self.tokenizer)):
+            ids, tail = aligned_input(self.tokenizer, request.prompt, request.head, heal=False)
+        return ids, tail
+
+    def _vocab(self) -> _VocabText | None:
+        if not hasattr(self, "_vocab_text"):  # built at the first cut prompt: a pass over the whole vocabulary
+            self._vocab_text = _VocabText.for_tokenizer(self.tokenizer)
+            if self._vocab_text is None:
+                logger.info("%s: its tokens' texts do not spell the decoded text, so cut prompts are read without "
+                            "token healing", getattr(self.tokenizer, "name_or_path", "the tokenizer"))
+        return self._vocab_text
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
         """Log-likelihood of each answer after its prompt (``--task detect``)."""
@@ -338,14 +455,10 @@ class TransformersBackend:
 
         return score_answers(self.model, self.tokenizer, prompts, answers)
 
-    def _encode(self, prompts: Sequence[str]) -> dict[str, Any]:
-        """Left-padded ``input_ids`` and ``attention_mask`` of request prompts, each rendered in its format
-        (:func:`procure_trl.dataset.prompt_format.model_input_ids`: the tokens the model was trained to read)."""
+    def _pad(self, rows: Sequence[list[int]]) -> dict[str, Any]:
+        """Left-padded ``input_ids`` and ``attention_mask`` of token rows."""
         import torch
 
-        from procure_trl.dataset.prompt_format import model_input_ids
-
-        rows = [model_input_ids(self.tokenizer, prompt) for prompt in prompts]
         width = max(len(row) for row in rows)
         pad = self.tokenizer.pad_token_id
         ids = [[pad] * (width - len(row)) + row for row in rows]
@@ -370,6 +483,16 @@ class TransformersBackend:
         if full.startswith(prefix):
             return full[len(prefix) :]
         return self.tokenizer.decode(kept, skip_special_tokens=True)
+
+
+def _after_forced(forced: str, text: str) -> str:
+    """The completion after the prompt's program start, from the text generated after the healed input: that text
+    starts with the forced tail (or is part of it, when the tokens ran out first)."""
+    if text.startswith(forced):
+        return text[len(forced):]
+    if forced.startswith(text):
+        return ""
+    raise RuntimeError(f"generation was to start with {forced!r} but wrote {text[:80]!r}")
 
 
 class VLLMBackend:
@@ -408,10 +531,11 @@ class VLLMBackend:
             )
             for r in requests
         ]
-        from procure_trl.dataset.prompt_format import model_input_ids
+        from procure_trl.dataset.prompt_format import aligned_input
 
+        # Cut prompts keep their trained segments, but are not healed (no per-request logits processor here).
         tokenizer = self.llm.get_tokenizer()
-        inputs = [{"prompt_token_ids": model_input_ids(tokenizer, r.prompt)} for r in requests]
+        inputs = [{"prompt_token_ids": aligned_input(tokenizer, r.prompt, r.head, heal=False)[0]} for r in requests]
         outputs = self.llm.generate(inputs, params, lora_request=self.lora, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procure_trl.concepts import AnyConcept, Concept, concept_names_in
+from procure_trl.dataset.prompt_format import prompt_split
 from procure_trl.dataset.rows import load_dataset_split, records_from_rows
 from procure_trl.errors import UserError
 from procure_trl.evaluation.config import EvaluationConfig
@@ -108,8 +109,11 @@ def cut_rows(
         # From the raw cuts, before any prompt format: what is left of each program to complete.
         facts = row_dependence(variant.original, variant.code, pair.reference, pair.counterfactual,
                                variant.changed_spans)
+        task_prompt = problems[variant.task_id].prompt
+        heads = (prompt_split(task_prompt, variant.original), prompt_split(task_prompt, variant.code,
+                                                                          variant.changed_spans))
         rows.append(PromptRow(variant.task_id, variant.concept, pair.reference, pair.counterfactual,
-                              variant.sites or 1, variant.variant, facts.remainder_differs, facts.dependent))
+                              variant.sites or 1, variant.variant, facts.remainder_differs, facts.dependent, *heads))
     return rows, skipped
 
 
