@@ -66,7 +66,12 @@ def _trained_ids(fmt, task, program, spans, tokenizer):
 @pytest.mark.slow  # rule-engine counterfactuals of all of HumanEval and MBPP first (about 30 s here)
 @pytest.mark.parametrize("fmt", ["completion", "chat"])
 def test_every_cut_prompt_reads_a_token_prefix_of_its_trained_text(cuts, tokenizer, fmt):
+    from procure_trl.evaluation.sampling import _after_forced
+    from procure_trl.testing_utils import build_tiny_llama
+
     assert len(cuts) > 500
+    vocab = _VocabText.for_tokenizer(tokenizer)
+    backend = TransformersBackend(build_tiny_llama(tokenizer), tokenizer, EvaluationConfig(model="m"))
     misread, unaligned = [], 0
     for task, program, spans, cut, head in cuts:
         trained = _trained_ids(fmt, task, program, spans, tokenizer)
@@ -76,6 +81,15 @@ def test_every_cut_prompt_reads_a_token_prefix_of_its_trained_text(cuts, tokeniz
             misread.append((task.task_id, cut[-40:], forced))
         if fmt == "completion":  # the ids and the forced text spell the cut program, nothing lost or added
             assert tokenizer.decode(read, skip_special_tokens=True) + forced == cut
+            # An oracle that writes the trained tokens after the input is let through while the forced text is
+            # written, and the backend turns its tokens into exactly the rest of the program.
+            written = ""
+            for token in trained[len(read):]:
+                if len(written) >= len(forced):
+                    break
+                assert token in vocab.tokens_towards(forced[len(written):]), (task.task_id, forced)
+                written += vocab.texts[token]
+            assert _after_forced(forced, backend._decode_completion(read, trained[len(read):])) == program[len(cut):]
         one_segment = model_input_ids(tokenizer, request)
         unaligned += trained[: len(one_segment)] != one_segment
     assert not misread, f"{len(misread)} of {len(cuts)} cut prompts: {misread[:3]}"
