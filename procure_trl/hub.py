@@ -65,22 +65,23 @@ def require_hub(what: str, fix: str) -> None:
                         "HF_HUB_OFFLINE=1 to use a copy in the Hugging Face cache)")
 
 
-def require_hub_push(repo_id: str) -> None:
+def require_hub_push(repo_id: str, later: str = "leave out --push-to-hub and push the folder later",
+                     token: str | None = None) -> None:
     """Raise a one-line :class:`UserError` when a push to ``repo_id`` cannot succeed: the libraries are offline,
     no token is configured, or the Hub cannot be reached. Called before the work that ends in the push, so a
-    build does not run for minutes to fail at its last step."""
+    build does not run for minutes to fail at its last step, and a push does not wait out the client's retries.
+    ``later`` ends the message: how to go on without pushing now; ``token``: the one the push will use, if not
+    the configured one."""
     from huggingface_hub import get_token
 
     variable = offline_variable()
     if variable is not None:
-        raise UserError(f"cannot push to {repo_id!r}: {variable} is set (offline); unset it, or leave out "
-                        "--push-to-hub and push the folder later")
-    if get_token() is None:
+        raise UserError(f"cannot push to {repo_id!r}: {variable} is set (offline); unset it, or {later}")
+    if (token or get_token()) is None:
         raise UserError(f"cannot push to {repo_id!r}: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
     reason = hub_unreachable_reason()
     if reason is not None:
-        raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or leave out "
-                        "--push-to-hub and push the folder later")
+        raise UserError(f"cannot push to {repo_id!r}: {reason}; check the network (or HF_ENDPOINT), or {later}")
 
 
 #: Top-level packages whose exceptions mean a request to the Hub failed (HTTP clients, huggingface_hub itself).

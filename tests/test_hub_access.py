@@ -61,6 +61,7 @@ def test_offline_mode_does_not_probe(monkeypatch, unreachable_hub):
     ["evaluate", "--model", "m", "--dataset", "someone/no-such-dataset", "--output-dir", "{tmp}/eval"],
     ["build", "--benchmarks", "humaneval", "--limit", "2", "--output-dir", "{tmp}/built", "--push-to-hub",
      "--repo-id", "me/cf"],
+    ["publish-metrics", "--namespace", "me"],
 ])
 def test_commands_that_need_the_hub_stop_within_seconds(argv, tmp_path):
     env = {k: v for k, v in os.environ.items()
@@ -89,3 +90,18 @@ def test_a_push_is_refused_before_the_work_when_offline_or_without_a_token(monke
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match="'me/cf': HF_HUB_OFFLINE is set"):
         require_hub_push("me/cf")
+
+
+def test_publishing_the_metric_spaces_is_refused_before_any_request(monkeypatch, unreachable_hub):
+    from huggingface_hub import HfApi, constants
+
+    from procure_trl.metrics.spaces import PublishMetricsConfig, publish_metric_spaces
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda *a, **k: pytest.fail("a request was made"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with pytest.raises(UserError, match=r"'me/pass_at_k': 127.0.0.1:[0-9]+ cannot be reached.*rerun when the Hub"):
+        publish_metric_spaces(PublishMetricsConfig(namespace="me"))
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(unreachable_hub / "token"))
+    with pytest.raises(UserError, match="'me/pass_at_k': no Hugging Face token"):
+        publish_metric_spaces(PublishMetricsConfig(namespace="me"))

@@ -97,7 +97,12 @@ def publish_metric_space(
 
 
 def publish_metric_spaces(config: PublishMetricsConfig, token: str | None = None) -> list[str]:
-    """Publish every module of ``config``; returns the Space ids, in order."""
+    """Publish every module of ``config``; returns the Space ids, in order. Offline, without a token or without
+    the Hub, fails in one line before any request."""
+    from procure_trl.hub import require_hub_push
+
+    require_hub_push(f"{config.namespace}/{config.metrics[0]}", later="rerun when the Hub can be reached",
+                     token=token)
     return [
         publish_metric_space(name, config.namespace, private=config.private, requirement=config.requirement,
                              token=token)
