@@ -97,6 +97,20 @@ def test_every_cut_prompt_reads_a_token_prefix_of_its_trained_text(cuts, tokeniz
     assert unaligned > len(cuts) // 4, unaligned
 
 
+def test_a_cut_inside_the_task_prompt_is_healed_there_and_keeps_the_bos(tokenizer):
+    # A flipped conditional expression in a helper the task prompt gives: the cut lies inside the trained prompt
+    prompt = "def helper(g):\n    return g[1:] if len(g) == 3 else g\n\n\ndef f(s):\n    \"\"\"Doc.\"\"\"\n"
+    program = prompt + "    return helper(s)\n"
+    cut = prompt[: prompt.index("g\n\n\n")]  # "... if len(g) == 3 else "
+    task = TaskText("T/0", prompt, "Doc.")
+    read, forced = aligned_input(tokenizer, cut, head=len(prompt))
+    assert read[0] == tokenizer.bos_token_id and forced == " else "
+    assert tokenizer.decode(read, skip_special_tokens=True) + forced == cut
+    trained = _trained_ids("completion", task, program, [], tokenizer)
+    assert trained[: len(read)] == read
+    assert aligned_input(tokenizer, prompt, head=len(prompt)) == (tokenizer(prompt)["input_ids"], "")  # the task
+
+
 def test_forced_prefix_offers_exactly_the_tokens_that_spell_the_rest(tokenizer):
     import torch
 

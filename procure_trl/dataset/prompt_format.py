@@ -301,10 +301,11 @@ def aligned_input(tokenizer: Any, prompt: str, head: int | None = None, heal: bo
     For an original task's prompt this is :func:`model_input_ids` and ``""``: the trained prompt segment, exactly.
     A *cut* prompt (part of a program) stops where the trained text went on, so two things would differ from
     training. (1) Segments: ``completion``-format training tokenized the task prompt apart from the rest of the
-    program; ``head`` is where that split lies in the cut program
-    (:func:`prompt_split`), and the two parts are tokenized apart here too (``None``: the whole program start is the
-    prompt segment, as for an original task). (2) The cut's end: a tokenizer that merges a line break with the
-    indentation after it tokenizes the cut text's last characters otherwise than the whole program's. With
+    program; ``head`` is where that split lies in the program that was cut (:func:`prompt_split`), and the two parts
+    are tokenized apart here too (``None``: the whole program start is the prompt segment, as for an original task;
+    a ``head`` beyond the cut: the cut lies inside the trained prompt segment). (2) The cut's end: a tokenizer that
+    merges a line break with the indentation after it tokenizes the cut text's last characters otherwise than the
+    whole program's. With
     ``heal`` (token healing), the tokens of the cut's tail (its last word with the white space around it,
     :data:`_CUT_TAIL`) are left out and returned as text for generation to write first, in the tokens the model
     prefers (:class:`~procure_trl.evaluation.sampling.ForcedPrefix`), so the model reads a token prefix of the
@@ -323,16 +324,28 @@ def aligned_input(tokenizer: Any, prompt: str, head: int | None = None, heal: bo
         # with the special tokens even when empty (a change in the first line splits there): as training does
         head_ids = list(tokenizer(head_text, add_special_tokens=True)["input_ids"])
     rest_ids = _ids(tokenizer, rest, False)
-    if not heal or not rest:
-        return head_ids + rest_ids, ""
-    keep_chars = _CUT_TAIL.search(rest).start()  # type: ignore[union-attr]  # (the pattern matches any text)
-    keep = len(rest_ids)
-    while keep:  # the longest token prefix of the rest that spells a start of it, up to keep_chars characters
-        kept = tokenizer.decode(rest_ids[:keep], skip_special_tokens=False)
-        if len(kept) <= keep_chars and rest.startswith(kept):
-            return head_ids + rest_ids[:keep], rest[len(kept):]
-        keep -= 1
-    return head_ids, rest
+    if heal and rest:
+        kept, tail = _healed(tokenizer, rest_ids, rest)
+        return head_ids + kept, tail
+    if heal and user is None and head is not None and head > len(prefix):
+        # the cut lies inside the trained prompt segment (a change in a helper the task prompt gives): heal it there,
+        # keeping the special tokens in front
+        special = set(getattr(tokenizer, "all_special_ids", ()))
+        lead = next((i for i, token in enumerate(head_ids) if token not in special), len(head_ids))
+        kept, tail = _healed(tokenizer, head_ids[lead:], head_text)
+        return head_ids[:lead] + kept, tail
+    return head_ids + rest_ids, ""
+
+
+def _healed(tokenizer: Any, ids: list[int], text: str) -> tuple[list[int], str]:
+    """The longest token prefix of ``ids`` (the tokens of ``text``) that spells a start of ``text`` ending before its
+    tail (:data:`_CUT_TAIL`), and the rest of ``text``."""
+    keep_chars = _CUT_TAIL.search(text).start()  # type: ignore[union-attr]  # (the pattern matches any text)
+    for keep in range(len(ids), 0, -1):
+        kept = tokenizer.decode(ids[:keep], skip_special_tokens=False)
+        if len(kept) <= keep_chars and text.startswith(kept):
+            return ids[:keep], text[len(kept):]
+    return [], text
 
 
 def segment_texts(row: Mapping[str, Any], tokenizer: Any, add_eos: bool = True) -> tuple[str, str, int]:
