@@ -124,10 +124,21 @@ def _hub_id_shape(name: str) -> bool:
 
 
 def in_hub_cache(name: str, kind: str) -> bool:
-    """Whether the Hugging Face cache holds a copy of the Hub ``kind`` (``model`` or ``dataset``) ``name``."""
+    """Whether a Hugging Face cache holds a copy of the Hub ``kind`` (``model`` or ``dataset``) ``name``: the
+    huggingface_hub cache, or for a dataset also the ``datasets`` cache, which ``load_dataset`` reads offline
+    even when the downloaded files are gone (it names the folder ``namespace___snake_case_name``)."""
     from huggingface_hub import constants
 
-    return os.path.isdir(os.path.join(constants.HF_HUB_CACHE, f"{kind}s--{name.replace('/', '--')}"))
+    if os.path.isdir(os.path.join(constants.HF_HUB_CACHE, f"{kind}s--{name.replace('/', '--')}")):
+        return True
+    if kind != "dataset":
+        return False
+    import datasets
+    from datasets.naming import camelcase_to_snakecase
+
+    *namespace, dataset = name.split("/")
+    return os.path.isdir(os.path.join(datasets.config.HF_DATASETS_CACHE,
+                                      "___".join([*namespace, camelcase_to_snakecase(dataset)])))
 
 
 def require_local_or_hub(name: str, kind: str, label: str, *, probe: bool = False) -> None:

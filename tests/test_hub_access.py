@@ -105,3 +105,34 @@ def test_publishing_the_metric_spaces_is_refused_before_any_request(monkeypatch,
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(unreachable_hub / "token"))
     with pytest.raises(UserError, match="'me/pass_at_k': no Hugging Face token"):
         publish_metric_spaces(PublishMetricsConfig(namespace="me"))
+
+
+def test_a_dataset_that_only_the_datasets_cache_holds_is_accepted_offline(tmp_path, monkeypatch):
+    """`load_dataset` reads its own cache offline even when the downloaded files are gone: so must the check."""
+    import shutil
+
+    import datasets
+    from hub_server import LoopbackHub
+    from huggingface_hub import constants
+
+    from procure_trl.hub import require_local_or_hub
+
+    home = tmp_path / "home"
+    push = "from datasets import Dataset; Dataset.from_list([{'a': 1}, {'a': 2}]).push_to_hub('tester/TinyRows')"
+    load = "from datasets import load_dataset; print(load_dataset('tester/TinyRows')['train'].to_list())"
+    with LoopbackHub() as hub:
+        env = {**os.environ, **hub.client_env(HF_HOME=str(home), HF_DATASETS_CACHE=str(home / "datasets"))}
+        for code in (push, load):  # pushed, then loaded once online: both caches hold it
+            done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+    shutil.rmtree(home / "hub" / "datasets--tester--TinyRows")  # the downloaded files are gone
+    offline = {**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", load], env=offline, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "'a': 2" in done.stdout, done.stderr[-2000:]  # datasets still loads it
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(home / "datasets"))
+    require_local_or_hub("tester/TinyRows", "dataset", "--dataset")  # accepted: datasets can load it
+    with pytest.raises(UserError, match="'tester/OtherRows' is not in the Hugging Face cache"):
+        require_local_or_hub("tester/OtherRows", "dataset", "--dataset")
