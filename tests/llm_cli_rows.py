@@ -17,8 +17,13 @@ def scale_problem(i: int) -> Problem:
     return Problem(f"Test/scale{i}", prompt, solution, tests, f"scale{i}")
 
 
+def renamed(program: str) -> str:
+    """A correct name_random answer for a scale problem: ``out`` renamed to a fresh name."""
+    return program.replace("out", "r_x1")
+
+
 def rename_reply(body: dict) -> str:
-    return fenced(task_program(body).replace("out", "r_x1"))
+    return fenced(renamed(task_program(body)))
 
 
 def write_problems(path: Path, n: int) -> list[Problem]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from llm_cli_rows import renamed, scale_problem  # noqa: E402
 from openai_server import (  # noqa: E402
     ChatServer,
     Fault,
@@ -47,17 +48,6 @@ FLIP_OK = CLAMP.program.replace(
 FLIP_NAN_BUG = FLIP_OK.replace("if not (x < lo):", "if x >= lo:")
 FLIP_SYNTAX_ERROR = FLIP_OK.replace("if not (x < lo):", "if not (x < lo)")
 RENAME_OK = CLAMP.program.replace("result", "v_q7")
-
-
-def _scale_problem(i: int) -> Problem:
-    prompt = f'def scale{i}(values, k):\n    """Multiply each value by k."""\n'
-    solution = "    out = []\n    for v in values:\n        out.append(v * k)\n    return out\n"
-    tests = f"assert scale{i}([1, 2], 3) == [3, 6]\nassert scale{i}([], 2) == []\n"
-    return Problem(f"Test/scale{i}", prompt, solution, tests, f"scale{i}")
-
-
-def renamed(program: str) -> str:
-    return program.replace("out", "r_x1")
 
 
 def script_from(replies: dict):
@@ -155,7 +145,7 @@ def test_model_not_applicable_claim(config_factory):
 
 
 def test_no_site_in_the_facts_costs_no_request(config_factory):
-    problem = _scale_problem(0)  # a loop, no if/else: the analysis finds no site to flip
+    problem = scale_problem(0)  # a loop, no if/else: the analysis finds no site to flip
     with ChatServer() as srv:
         rows = LLMGenerator(config_factory(srv.url)).generate([problem], ["if_else_flip"])
         assert srv.request_count == 0
@@ -167,7 +157,7 @@ def test_no_site_in_the_facts_costs_no_request(config_factory):
 
 
 def test_faults_then_cached_rerun_sends_zero_requests(config_factory, tmp_path):
-    problems = [_scale_problem(i) for i in range(4)]
+    problems = [scale_problem(i) for i in range(4)]
     replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
     with ChatServer(script_from(replies)) as srv:
         srv.inject(Fault.error(429, retry_after=0.05), Fault.error(500), Fault.hang(5.0), Fault.malformed(),
@@ -196,12 +186,12 @@ def test_unreachable_endpoint_stops_the_run_at_once(config_factory, tmp_path):
     started = time.monotonic()
     with pytest.raises(LLMFatalError, match=f"endpoint {url} .*cannot be reached: connection refused"):
         LLMGenerator(config_factory(url, initial_backoff=1.0, max_backoff=5.0, use_cache=False)).generate_to_jsonl(
-            [CLAMP, _scale_problem(0)], ["name_random"], tmp_path / "o.jsonl")
+            [CLAMP, scale_problem(0)], ["name_random"], tmp_path / "o.jsonl")
     assert time.monotonic() - started < 10  # no retries with backoff on a wrong URL
 
 
 def test_endpoint_errors_are_not_done_and_resume_asks_again(config_factory, tmp_path):
-    problems = [_scale_problem(i) for i in range(3)]
+    problems = [scale_problem(i) for i in range(3)]
     replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
     answer = script_from(replies)
     failing = {problems[1].program}  # this problem's requests fail, retries included
@@ -366,7 +356,7 @@ def test_all_ast_work_of_a_run_happens_on_one_thread(config_factory):
             threads.add(threading.current_thread().name)
             return super().validate_one(*args, **kwargs)
 
-    problems = [_scale_problem(i) for i in range(3)]
+    problems = [scale_problem(i) for i in range(3)]
     replies = {(p.program, "name_random"): [fenced(renamed(p.program))] for p in problems}
     with ChatServer(script_from(replies)) as srv:
         config = config_factory(srv.url)
