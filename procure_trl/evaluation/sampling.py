@@ -353,11 +353,16 @@ class ForcedPrefix:
 
     def __init__(self, texts: Sequence[str], vocab: _VocabText, width: int):
         self.texts, self.vocab, self.width = list(texts), vocab, width
+        # rows that have written their text (tokens are only ever appended): not looked at again
+        self.done = [not text for text in self.texts]
 
     def __call__(self, input_ids, scores):
         for row, text in enumerate(self.texts):
+            if self.done[row]:
+                continue
             written = self.vocab.written(input_ids[row, self.width:].tolist())
             if len(written) >= len(text):
+                self.done[row] = True
                 continue
             allowed = self.vocab.tokens_towards(text[len(written):])
             if not allowed:  # (cannot happen for the ASCII texts the backend forces: every character is a token)
